@@ -1,0 +1,345 @@
+//! The shared dispatch of the gender models (the seed's `dispatch` template method): decode and
+//! validate a shard's batch, dead-letter what is bad, aggregate per cid, apply each cid's change
+//! exactly once, publish the decisions. See `docs/exactly-once.md` for the reasoning.
+
+use std::collections::BTreeMap;
+
+use base64::Engine;
+use chrono::{DateTime, Utc};
+use futures::stream::{self, StreamExt};
+
+use crate::model::{GenderCounts, GenderModel, LatestVisit, StateSpec};
+use crate::ports::{Applied, DeadLetterSink, ModelStateStore, PortError, ResultPublisher, StateChange, StateKey, StoredState};
+use crate::record::{DeadLetter, Rejection, StreamRecord};
+use crate::result::GenderResult;
+use crate::sequence::SequenceNumber;
+use crate::visit::{Cid, Visit, VisitDecoder};
+
+/// How many cids of a batch are written at once.
+pub const DEFAULT_CONCURRENCY: usize = 16;
+/// How often an optimistic (revision-checked) write is tried before the batch is retried instead.
+const MAX_CAS_ATTEMPTS: usize = 5;
+/// How often results that Kinesis did not accept are re-sent within one invocation.
+const MAX_PUBLISH_ATTEMPTS: usize = 3;
+
+/// A visit with the position of its record.
+#[derive(Debug, Clone)]
+pub struct SequencedVisit {
+    pub sequence_number: SequenceNumber,
+    pub visit: Visit,
+}
+
+/// One shard's valid visits of one cid, in sequence order.
+#[derive(Debug, Clone)]
+pub struct CidBatch {
+    pub shard_id: String,
+    pub cid: Cid,
+    pub visits: Vec<SequencedVisit>,
+}
+
+impl CidBatch {
+    pub fn first(&self) -> &SequenceNumber {
+        &self.visits[0].sequence_number
+    }
+    pub fn last(&self) -> &SequenceNumber {
+        &self.visits[self.visits.len() - 1].sequence_number
+    }
+}
+
+/// How the batch is grouped before writing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Aggregation {
+    /// One write per distinct cid per batch (the normal mode).
+    #[default]
+    PerCid,
+    /// One write per record, no in-batch aggregation: the baseline the benchmarks compare with.
+    PerRecord,
+}
+
+/// Groups decoded visits by (shard, cid), keeping sequence order inside each group.
+pub fn group_by_cid(visits: Vec<(String, SequencedVisit)>, aggregation: Aggregation) -> Vec<CidBatch> {
+    let mut groups: BTreeMap<(String, Cid), Vec<SequencedVisit>> = BTreeMap::new();
+    for (shard, v) in visits {
+        groups.entry((shard, v.visit.cid.clone())).or_default().push(v);
+    }
+    let mut out = Vec::new();
+    for ((shard_id, cid), mut visits) in groups {
+        visits.sort_by(|a, b| a.sequence_number.cmp(&b.sequence_number));
+        match aggregation {
+            Aggregation::PerCid => out.push(CidBatch { shard_id, cid, visits }),
+            Aggregation::PerRecord => out.extend(visits.into_iter().map(|v| CidBatch {
+                shard_id: shard_id.clone(),
+                cid: cid.clone(),
+                visits: vec![v],
+            })),
+        }
+    }
+    out
+}
+
+/// The change that `visits` make to a model's state as of `now`; `None` when they change nothing
+/// (for example visits already outside MODEL3's window).
+pub fn fold_change(spec: &StateSpec, shard_id: &str, visits: &[SequencedVisit], now: DateTime<Utc>) -> Option<StateChange> {
+    let last = visits.last()?;
+    let mut counts: BTreeMap<_, GenderCounts> = BTreeMap::new();
+    let mut latest: Option<LatestVisit> = None;
+    let mut latest_day = None;
+    for v in visits {
+        if let Some(bucket) = spec.bucket_for(v.visit.day(), now) {
+            counts.entry(bucket).or_default().add(v.visit.gender, 1);
+            latest_day = latest_day.max(Some(v.visit.day().max(now.date_naive())));
+        }
+        if spec.keeps_latest {
+            let candidate = LatestVisit {
+                ts: v.visit.event_time,
+                arrival: v.sequence_number.ordered_key(),
+                gndr: v.visit.gender,
+            };
+            latest = LatestVisit::newer_of(latest, Some(candidate));
+        }
+    }
+    if counts.is_empty() && latest.is_none() {
+        return None;
+    }
+    Some(StateChange {
+        shard_id: shard_id.to_string(),
+        applies_through: last.sequence_number.clone(),
+        counts,
+        latest,
+        expires_at: latest_day.and_then(|d| spec.expires_at(d)),
+    })
+}
+
+/// What one invocation did, for logs, metrics and the batch response.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DispatchReport {
+    pub records: usize,
+    pub visits: usize,
+    pub rejected: BTreeMap<&'static str, u64>,
+    pub cids: usize,
+    pub writes: usize,
+    /// Writes whose condition failed (redelivered or out-of-order records).
+    pub conflicts: usize,
+    pub published: usize,
+    /// The lowest sequence number that must be retried: Lambda resumes the shard from there.
+    pub retry_from: Option<SequenceNumber>,
+    pub errors: Vec<String>,
+}
+
+impl DispatchReport {
+    pub fn fail(&mut self, at: &SequenceNumber, error: String) {
+        if self.retry_from.as_ref().is_none_or(|s| at < s) {
+            self.retry_from = Some(at.clone());
+        }
+        self.errors.push(error);
+    }
+}
+
+/// Sends rejected records to the dead-letter sink; a record whose dead letter cannot be written is
+/// retried, never dropped.
+pub async fn dead_letter_all<D: DeadLetterSink>(
+    sink: &D,
+    source: &str,
+    rejected: Vec<(&StreamRecord, Rejection)>,
+    report: &mut DispatchReport,
+) {
+    let letters: Vec<(SequenceNumber, DeadLetter)> = rejected
+        .into_iter()
+        .map(|(r, why)| {
+            *report.rejected.entry(why.code()).or_default() += 1;
+            let letter = DeadLetter {
+                source: source.to_string(),
+                reason: why.to_string(),
+                reason_code: why.code(),
+                shard_id: r.shard_id.clone(),
+                sequence_number: r.sequence_number.to_string(),
+                partition_key: r.partition_key.clone(),
+                approximate_arrival: r.arrival,
+                data_base64: base64::engine::general_purpose::STANDARD.encode(&r.data),
+            };
+            (r.sequence_number.clone(), letter)
+        })
+        .collect();
+    let outcomes: Vec<_> = stream::iter(letters)
+        .map(|(seq, letter)| async move { (seq, sink.put(&letter).await) })
+        .buffer_unordered(DEFAULT_CONCURRENCY)
+        .collect()
+        .await;
+    for (seq, outcome) in outcomes {
+        if let Err(e) = outcome {
+            report.fail(&seq, format!("dead letter for record {seq} not written: {e}"));
+        }
+    }
+}
+
+/// Runs one gender model over a batch.
+pub struct ModelDispatch<'a, S, P, D> {
+    pub model: &'a dyn GenderModel,
+    pub store: &'a S,
+    pub publisher: &'a P,
+    pub dead_letters: &'a D,
+    pub decoder: VisitDecoder,
+    pub aggregation: Aggregation,
+    pub concurrency: usize,
+}
+
+impl<'a, S: ModelStateStore, P: ResultPublisher, D: DeadLetterSink> ModelDispatch<'a, S, P, D> {
+    pub fn new(model: &'a dyn GenderModel, store: &'a S, publisher: &'a P, dead_letters: &'a D) -> Self {
+        Self {
+            model,
+            store,
+            publisher,
+            dead_letters,
+            decoder: VisitDecoder::default(),
+            aggregation: Aggregation::PerCid,
+            concurrency: DEFAULT_CONCURRENCY,
+        }
+    }
+
+    pub async fn run(&self, records: &[StreamRecord], now: DateTime<Utc>) -> DispatchReport {
+        let mut report = DispatchReport { records: records.len(), ..Default::default() };
+        let mut visits = Vec::with_capacity(records.len());
+        let mut rejected = Vec::new();
+        for r in records {
+            match self.decoder.decode(r) {
+                Ok(visit) => visits.push((r.shard_id.clone(), SequencedVisit { sequence_number: r.sequence_number.clone(), visit })),
+                Err(why) => rejected.push((r, why)),
+            }
+        }
+        report.visits = visits.len();
+        dead_letter_all(self.dead_letters, self.model.name(), rejected, &mut report).await;
+
+        let batches = group_by_cid(visits, self.aggregation);
+        report.cids = batches.len();
+        // Per-record mode writes the same cid several times: keep those writes in order.
+        let concurrency = if self.aggregation == Aggregation::PerRecord { 1 } else { self.concurrency.max(1) };
+        let outcomes: Vec<(CidBatch, Result<CidOutcome, PortError>)> = stream::iter(batches)
+            .map(|b| async move {
+                let outcome = self.apply(&b, now).await;
+                (b, outcome)
+            })
+            .buffered(concurrency)
+            .collect()
+            .await;
+
+        let mut to_publish: Vec<(GenderResult, SequenceNumber)> = Vec::new();
+        for (batch, outcome) in outcomes {
+            match outcome {
+                Ok(o) => {
+                    report.writes += o.writes;
+                    report.conflicts += o.conflicts;
+                    if let Some(result) = o.result {
+                        to_publish.push((result, batch.first().clone()));
+                    }
+                }
+                Err(e) => report.fail(batch.first(), format!("state of {} not updated: {e}", batch.cid)),
+            }
+        }
+        self.publish(to_publish, &mut report).await;
+        report
+    }
+
+    /// Applies one cid's visits exactly once and returns the result to publish.
+    async fn apply(&self, batch: &CidBatch, now: DateTime<Utc>) -> Result<CidOutcome, PortError> {
+        let spec = self.model.state_spec();
+        let key = StateKey { model: self.model.name().to_string(), cid: batch.cid.clone() };
+        let mut outcome = CidOutcome::default();
+        let Some(change) = fold_change(&spec, &batch.shard_id, &batch.visits, now) else {
+            return Ok(outcome); // nothing that could change an answer
+        };
+
+        // Fast path: nothing of this batch applied yet (the normal case), one conditional write.
+        outcome.writes += 1;
+        let mut current = match self.store.apply_if_fresh(&key, batch.first(), &change).await? {
+            Applied::Done(new) => return Ok(self.finish(outcome, &key, &batch.cid, new, now).await),
+            Applied::Conflict(current) => current,
+        };
+        outcome.conflicts += 1;
+
+        // Slow path: part or all of it was applied before (redelivery, retry after a crash), or the
+        // stored latest visit is newer. Recompute from the records the item has not seen and write
+        // only if nobody changed the item meanwhile.
+        for _ in 0..MAX_CAS_ATTEMPTS {
+            let stored = current.clone().unwrap_or_default();
+            let watermark = stored.watermarks.get(&batch.shard_id);
+            let unseen: Vec<SequencedVisit> = batch
+                .visits
+                .iter()
+                .filter(|v| watermark.is_none_or(|w| &v.sequence_number > w))
+                .cloned()
+                .collect();
+            let change = fold_change(&spec, &batch.shard_id, &unseen, now).map(|mut c| {
+                // Keep the stored latest visit when it is newer than this batch's.
+                c.latest = LatestVisit::newer_of(stored.state.latest.clone(), c.latest);
+                c
+            });
+            let Some(change) = change.filter(|c| !c.counts.is_empty() || c.latest != stored.state.latest) else {
+                // Everything is applied already: publish the stored state again (the last attempt
+                // may have crashed between its write and its publish). Same rev, same result.
+                return Ok(self.finish(outcome, &key, &batch.cid, stored, now).await);
+            };
+            outcome.writes += 1;
+            match self.store.apply_if_unchanged(&key, current.as_ref().map(|s| s.rev), &change).await? {
+                Applied::Done(new) => return Ok(self.finish(outcome, &key, &batch.cid, new, now).await),
+                Applied::Conflict(now_stored) => {
+                    outcome.conflicts += 1;
+                    current = now_stored;
+                }
+            }
+        }
+        Err(PortError::Transient(format!("{key:?} kept changing during {MAX_CAS_ATTEMPTS} attempts")))
+    }
+
+    async fn finish(&self, mut outcome: CidOutcome, key: &StateKey, cid: &Cid, stored: StoredState, now: DateTime<Utc>) -> CidOutcome {
+        let expired = self.model.state_spec().expired_buckets(&stored.state, now);
+        if !expired.is_empty() {
+            // Housekeeping only: answers already ignore expired days, so a failure here is harmless.
+            outcome.writes += 1;
+            if let Err(e) = self.store.remove_buckets(key, &expired).await {
+                tracing::warn!(%cid, error = %e, "could not remove expired buckets");
+            }
+        }
+        outcome.result = Some(GenderResult::from_state(self.model, cid, &stored, now));
+        outcome
+    }
+
+    async fn publish(&self, mut pending: Vec<(GenderResult, SequenceNumber)>, report: &mut DispatchReport) {
+        for attempt in 1..=MAX_PUBLISH_ATTEMPTS {
+            if pending.is_empty() {
+                return;
+            }
+            let results: Vec<GenderResult> = pending.iter().map(|(r, _)| r.clone()).collect();
+            match self.publisher.publish(&results).await {
+                Ok(failed) => {
+                    report.published += pending.len() - failed.len();
+                    let mut keep = vec![false; pending.len()];
+                    for i in failed {
+                        keep[i] = true;
+                    }
+                    let mut i = 0;
+                    pending.retain(|_| {
+                        i += 1;
+                        keep[i - 1]
+                    });
+                }
+                Err(e) if attempt == MAX_PUBLISH_ATTEMPTS || !e.is_retryable() => {
+                    for (r, seq) in &pending {
+                        report.fail(seq, format!("result {} not published: {e}", r.id));
+                    }
+                    return;
+                }
+                Err(_) => {}
+            }
+        }
+        for (r, seq) in &pending {
+            report.fail(seq, format!("result {} not accepted by the stream after {MAX_PUBLISH_ATTEMPTS} attempts", r.id));
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+struct CidOutcome {
+    writes: usize,
+    conflicts: usize,
+    result: Option<GenderResult>,
+}

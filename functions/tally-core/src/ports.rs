@@ -1,0 +1,121 @@
+//! The operations the dispatch and handlers need from the outside world, one small trait each.
+//! AWS adapters implement them in `tally-aws`; unit tests use in-memory fakes.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+
+use crate::model::{Bucket, GenderCounts, LatestVisit, ModelState};
+use crate::record::DeadLetter;
+use crate::result::GenderResult;
+use crate::sequence::SequenceNumber;
+use crate::visit::Cid;
+use chrono::{DateTime, Utc};
+
+/// A failure of an outside system. Retryable ones (throttling, timeouts) make the records retry;
+/// the others are configuration or permission errors that retrying will not fix, but the records
+/// still retry (and reach the on-failure destination) rather than being lost.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PortError {
+    #[error("throttled: {0}")]
+    Throttled(String),
+    #[error("transient failure: {0}")]
+    Transient(String),
+    #[error("{0}")]
+    Fatal(String),
+}
+
+impl PortError {
+    pub fn is_retryable(&self) -> bool {
+        !matches!(self, PortError::Fatal(_))
+    }
+}
+
+/// The key of one model's state for one cid.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct StateKey {
+    pub model: String,
+    pub cid: Cid,
+}
+
+impl StateKey {
+    /// `MODEL2#C124`: the model leads, so IAM can confine each model function to its own items.
+    pub fn partition_key(&self) -> String {
+        format!("{}#{}", self.model, self.cid)
+    }
+}
+
+/// A model's stored state with its bookkeeping.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StoredState {
+    /// Incremented by every applied change: the version of the state, and of results built from it.
+    pub rev: u64,
+    /// Per shard, the sequence number of the last record applied to this item.
+    pub watermarks: BTreeMap<String, SequenceNumber>,
+    pub state: ModelState,
+}
+
+/// One change to a model's state, covering a shard's records up to `applies_through`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StateChange {
+    pub shard_id: String,
+    pub applies_through: SequenceNumber,
+    pub counts: BTreeMap<Bucket, GenderCounts>,
+    pub latest: Option<LatestVisit>,
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+/// The outcome of a conditional change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Applied {
+    /// The change was applied; this is the state after it.
+    Done(StoredState),
+    /// The condition did not hold; this is the state as stored (`None`: no item).
+    Conflict(Option<StoredState>),
+}
+
+/// Conditional writes of model state (DynamoDB `UpdateItem`).
+pub trait ModelStateStore: Send + Sync {
+    /// Apply `change` only if no record of its shard at or after `first` has been applied yet
+    /// (watermark absent or below `first`) and, when the change carries a latest visit, only if it
+    /// is newer than the stored one. One request; the stored state comes back either way.
+    fn apply_if_fresh(
+        &self,
+        key: &StateKey,
+        first: &SequenceNumber,
+        change: &StateChange,
+    ) -> impl Future<Output = Result<Applied, PortError>> + Send;
+
+    /// Apply `change` only if the stored revision is still `expected_rev` (`None`: no item yet).
+    /// Sets the latest visit and the watermark as given.
+    fn apply_if_unchanged(
+        &self,
+        key: &StateKey,
+        expected_rev: Option<u64>,
+        change: &StateChange,
+    ) -> impl Future<Output = Result<Applied, PortError>> + Send;
+
+    /// Remove buckets that can no longer count (expired days).
+    fn remove_buckets(&self, key: &StateKey, buckets: &[Bucket]) -> impl Future<Output = Result<(), PortError>> + Send;
+}
+
+/// Publishing results (Kinesis `PutRecords`).
+pub trait ResultPublisher: Send + Sync {
+    /// Publish; returns the indices of the results that were not accepted.
+    fn publish(&self, results: &[GenderResult]) -> impl Future<Output = Result<Vec<usize>, PortError>> + Send;
+}
+
+/// The dead-letter location (S3 `PutObject`).
+pub trait DeadLetterSink: Send + Sync {
+    fn put(&self, letter: &DeadLetter) -> impl Future<Output = Result<(), PortError>> + Send;
+}
+
+/// Upserting results into the results table, newest revision wins.
+pub trait ResultsUpsert: Send + Sync {
+    /// Returns false when the table already holds this or a newer revision.
+    fn upsert_if_newer(&self, result: &GenderResult) -> impl Future<Output = Result<bool, PortError>> + Send;
+}
+
+/// Looking a result up by `_id`.
+pub trait ResultLookup: Send + Sync {
+    fn get(&self, id: &str) -> impl Future<Output = Result<Option<GenderResult>, PortError>> + Send;
+}

@@ -27,6 +27,9 @@ pub struct GenderResult {
     /// The state's revision: a newer result always has a higher one.
     pub rev: u64,
     pub as_of: DateTime<Utc>,
+    /// When the result stops mattering (windowed models): the results table's TTL.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<DateTime<Utc>>,
     pub state: ModelState,
 }
 
@@ -42,6 +45,11 @@ impl GenderResult {
 
     fn build(model: &dyn GenderModel, cid: &Cid, rev: u64, state: ModelState, now: DateTime<Utc>) -> Self {
         let shown = displayed_counts(model, &state, now);
+        let latest_day = state.counts.keys().filter_map(|b| match b {
+            Bucket::Day(d) => Some(*d),
+            Bucket::AllTime => None,
+        });
+        let expires_at = latest_day.max().and_then(|d| model.state_spec().expires_at(d));
         GenderResult {
             id: result_id(cid, model.name()),
             model: model.name().to_string(),
@@ -51,6 +59,7 @@ impl GenderResult {
             female: shown.map(|c| c.female),
             rev,
             as_of: now,
+            expires_at,
             state,
         }
     }
@@ -58,15 +67,6 @@ impl GenderResult {
     /// The same decision made again as of `now` (the API does this at every lookup).
     pub fn as_of(&self, model: &dyn GenderModel, now: DateTime<Utc>) -> Self {
         Self::build(model, &self.cid, self.rev, self.state.clone(), now)
-    }
-
-    /// When the stored result stops mattering (for the results table's TTL).
-    pub fn expires_at(&self, model: &dyn GenderModel) -> Option<DateTime<Utc>> {
-        let latest_day = self.state.counts.keys().filter_map(|b| match b {
-            Bucket::Day(d) => Some(*d),
-            Bucket::AllTime => None,
-        });
-        latest_day.max().and_then(|d| model.state_spec().expires_at(d))
     }
 }
 

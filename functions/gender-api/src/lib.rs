@@ -1,0 +1,192 @@
+//! The lookup API Lambda (API Gateway HTTP API -> Lambda). Routes and errors follow
+//! `shared/DESIGN.md`: bad input is a 4xx with a JSON error, never a 5xx.
+
+use chrono::{DateTime, Utc};
+use lambda_http::http::{Method, StatusCode};
+use lambda_http::{Body, Error, Request, RequestExt, Response};
+use serde::Serialize;
+use tally_core::ports::ResultLookup;
+use tally_core::result::result_id;
+use tally_core::{model_by_name, Cid, Gender, ModelSettings};
+
+pub const SERVICE: &str = "tally";
+pub const DEFAULT_MODEL: &str = "MODEL1";
+
+pub struct GenderApi<L> {
+    pub lookup: L,
+    pub settings: ModelSettings,
+}
+
+/// The answer to a lookup.
+#[derive(Debug, Serialize)]
+pub struct GenderAnswer {
+    #[serde(rename = "_id")]
+    pub id: String,
+    pub cid: String,
+    pub model: String,
+    pub gndr: Gender,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub male: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub female: Option<u64>,
+    /// Event time of the visit MODEL1 answers from.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_visit: Option<DateTime<Utc>>,
+    pub as_of: DateTime<Utc>,
+}
+
+/// A response before it becomes HTTP: status and JSON body.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: StatusCode,
+    pub body: serde_json::Value,
+}
+
+impl Reply {
+    fn ok(body: impl Serialize) -> Self {
+        Reply { status: StatusCode::OK, body: serde_json::to_value(body).unwrap_or_default() }
+    }
+    fn error(status: StatusCode, message: impl Into<String>) -> Self {
+        Reply { status, body: serde_json::json!({ "error": message.into(), "status": status.as_u16() }) }
+    }
+}
+
+impl<L: ResultLookup> GenderApi<L> {
+    pub async fn handle(&self, request: Request) -> Result<Response<Body>, Error> {
+        let model = request.query_string_parameters_ref().and_then(|q| q.first("model").map(str::to_string));
+        let reply = self.route(request.method(), request.uri().path(), model.as_deref(), Utc::now()).await;
+        Ok(Response::builder()
+            .status(reply.status)
+            .header("content-type", "application/json")
+            .body(Body::Text(reply.body.to_string()))?)
+    }
+
+    pub async fn route(&self, method: &Method, path: &str, model: Option<&str>, now: DateTime<Utc>) -> Reply {
+        let path = if path.len() > 1 { path.trim_end_matches('/') } else { path };
+        let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+        let known = match segments.as_slice() {
+            [""] => Some(Route::Root),
+            ["api", "v1", "getGender", cid] => Some(Route::Gender(cid)),
+            _ => None,
+        };
+        let Some(route) = known else {
+            return Reply::error(StatusCode::NOT_FOUND, format!("no route for {path}: try GET /api/v1/getGender/{{cid}}?model=MODEL1"));
+        };
+        if method != Method::GET {
+            return Reply::error(StatusCode::METHOD_NOT_ALLOWED, format!("method {method} not allowed: use GET"));
+        }
+        match route {
+            Route::Root => Reply::ok(serde_json::json!({ "service": SERVICE, "version": env!("CARGO_PKG_VERSION") })),
+            Route::Gender(raw_cid) => self.gender(raw_cid, model, now).await,
+        }
+    }
+
+    async fn gender(&self, raw_cid: &str, model: Option<&str>, now: DateTime<Utc>) -> Reply {
+        let Some(decoded) = percent_decode(raw_cid) else {
+            return Reply::error(StatusCode::BAD_REQUEST, format!("invalid cid {raw_cid:?}: bad percent-encoding"));
+        };
+        let cid = match Cid::parse(&decoded) {
+            Ok(c) => c,
+            Err(e) => return Reply::error(StatusCode::BAD_REQUEST, format!("invalid cid: {e}")),
+        };
+        let model = match model_by_name(model.unwrap_or(DEFAULT_MODEL), self.settings) {
+            Ok(m) => m,
+            Err(e) => return Reply::error(StatusCode::BAD_REQUEST, e.to_string()),
+        };
+        let id = result_id(&cid, model.name());
+        let stored = match self.lookup.get(&id).await {
+            Ok(Some(r)) => r,
+            Ok(None) => return Reply::error(StatusCode::NOT_FOUND, format!("unknown cid {cid} for {}", model.name())),
+            // Not bad input: the table could not be read. Say so, and let the client retry.
+            Err(e) => {
+                tracing::error!(error = %e, "results table lookup failed");
+                return Reply::error(StatusCode::SERVICE_UNAVAILABLE, "results are unavailable, retry later");
+            }
+        };
+        // Decide again as of now: MODEL3's window moves even when no visit comes.
+        let current = stored.as_of(model.as_ref(), now);
+        let Some(gndr) = current.gndr else {
+            return Reply::error(StatusCode::NOT_FOUND, format!("no {} answer for cid {cid}: no visits in its window", model.name()));
+        };
+        Reply::ok(GenderAnswer {
+            id: current.id,
+            cid: cid.to_string(),
+            model: current.model,
+            gndr,
+            male: current.male,
+            female: current.female,
+            last_visit: current.state.latest.as_ref().map(|l| l.ts),
+            as_of: now,
+        })
+    }
+}
+
+enum Route<'a> {
+    Root,
+    Gender(&'a str),
+}
+
+/// Decodes `%XX` escapes; `None` for a malformed escape or a result that is not UTF-8.
+fn percent_decode(s: &str) -> Option<String> {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+    use tally_core::ports::PortError;
+    use tally_core::GenderResult;
+
+    struct Fixed(HashMap<String, GenderResult>);
+    impl ResultLookup for Fixed {
+        async fn get(&self, id: &str) -> Result<Option<GenderResult>, PortError> {
+            Ok(self.0.get(id).cloned())
+        }
+    }
+
+    fn api() -> GenderApi<Fixed> {
+        GenderApi { lookup: Fixed(HashMap::new()), settings: ModelSettings::default() }
+    }
+
+    #[tokio::test]
+    async fn bad_input_is_4xx_json() {
+        let now = Utc::now();
+        let a = api();
+        let r = a.route(&Method::GET, "/api/v1/getGender/C1", Some("MODEL9"), now).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST);
+        assert!(r.body["error"].as_str().unwrap().contains("unknown model"));
+        let r = a.route(&Method::GET, "/api/v1/getGender/a%20b", None, now).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST);
+        let r = a.route(&Method::GET, "/api/v1/getGender/%zz", None, now).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST);
+        let r = a.route(&Method::GET, "/api/v1/getGender/C1", None, now).await;
+        assert_eq!(r.status, StatusCode::NOT_FOUND);
+        let r = a.route(&Method::GET, "/nope", None, now).await;
+        assert_eq!(r.status, StatusCode::NOT_FOUND);
+        let r = a.route(&Method::POST, "/", None, now).await;
+        assert_eq!(r.status, StatusCode::METHOD_NOT_ALLOWED);
+        let r = a.route(&Method::GET, "/", None, now).await;
+        assert_eq!(r.body["service"], "tally");
+    }
+
+    #[test]
+    fn percent_decoding() {
+        assert_eq!(percent_decode("C%31"), Some("C1".into()));
+        assert_eq!(percent_decode("%4"), None);
+        assert_eq!(percent_decode("%ff"), None);
+    }
+}

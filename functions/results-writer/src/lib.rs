@@ -1,0 +1,23 @@
+//! The results writer Lambda: `GenderResultsStream` -> results table, newest revision per `_id`.
+
+use aws_lambda_events::event::kinesis::KinesisEvent;
+use aws_lambda_events::event::streams::KinesisEventResponse;
+use lambda_runtime::{Error, LambdaEvent};
+use tally_aws::kinesis_event::{batch_response, stream_records};
+use tally_aws::telemetry::emit_metrics;
+use tally_core::ports::{DeadLetterSink, ResultsUpsert};
+use tally_core::results_writer::{write_results, SOURCE};
+
+pub struct ResultsWriterFunction<U, D> {
+    pub table: U,
+    pub dead_letters: D,
+}
+
+impl<U: ResultsUpsert, D: DeadLetterSink> ResultsWriterFunction<U, D> {
+    pub async fn handle(&self, event: LambdaEvent<KinesisEvent>) -> Result<KinesisEventResponse, Error> {
+        let records = stream_records(&event.payload)?;
+        let report = write_results(&self.table, &self.dead_letters, &records).await;
+        emit_metrics(SOURCE, &report);
+        Ok(batch_response(&report))
+    }
+}

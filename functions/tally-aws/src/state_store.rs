@@ -1,0 +1,214 @@
+//! Model state in DynamoDB: one item per model and cid, updated with conditional `UpdateItem`s.
+//!
+//! Item layout (`pk` = `MODEL2#C124`):
+//! - `rev` (N): revision, +1 per applied change
+//! - `wm_<shardId>` (S): ordered key of the last applied sequence number of that shard
+//! - `c_<bucket>_<gender>` (N): counts, bucket `all` or a UTC day `2026-11-22`
+//! - `lt` (S), `lg` (S): latest visit order key (event time, arrival) and its gender
+//! - `expires_at` (N): TTL, epoch seconds, for windowed models
+
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure};
+use aws_sdk_dynamodb::Client;
+use chrono::{TimeZone, Utc};
+use tally_core::model::{Bucket, GenderCounts, LatestVisit};
+use tally_core::ports::{Applied, ModelStateStore, PortError, StateChange, StateKey, StoredState};
+use tally_core::{Gender, SequenceNumber};
+
+use crate::errors::port_error;
+
+pub const PK: &str = "pk";
+
+#[derive(Clone)]
+pub struct DynamoStateStore {
+    client: Client,
+    table: String,
+}
+
+impl DynamoStateStore {
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        Self { client, table: table.into() }
+    }
+
+    fn count_attr(bucket: &Bucket, gender: Gender) -> String {
+        format!("c_{}_{}", bucket.label(), gender.as_str())
+    }
+
+    fn watermark_attr(shard_id: &str) -> String {
+        format!("wm_{shard_id}")
+    }
+
+    async fn update(&self, key: &StateKey, change: &StateChange, condition: Condition<'_>) -> Result<Applied, PortError> {
+        let mut names: HashMap<String, String> = HashMap::new();
+        let mut values: HashMap<String, AttributeValue> = HashMap::new();
+        names.insert("#rev".into(), "rev".into());
+        names.insert("#wm".into(), Self::watermark_attr(&change.shard_id));
+        values.insert(":one".into(), AttributeValue::N("1".into()));
+        values.insert(":wm".into(), AttributeValue::S(change.applies_through.ordered_key()));
+        let mut sets = vec!["#wm = :wm".to_string()];
+        let mut adds = vec!["#rev :one".to_string()];
+        if let Some(latest) = &change.latest {
+            names.insert("#lt".into(), "lt".into());
+            names.insert("#lg".into(), "lg".into());
+            values.insert(":lt".into(), AttributeValue::S(latest.order_key()));
+            values.insert(":lg".into(), AttributeValue::S(latest.gndr.as_str().into()));
+            sets.push("#lt = :lt, #lg = :lg".into());
+        }
+        if let Some(exp) = change.expires_at {
+            names.insert("#exp".into(), "expires_at".into());
+            values.insert(":exp".into(), AttributeValue::N(exp.timestamp().to_string()));
+            sets.push("#exp = :exp".into());
+        }
+        let mut i = 0;
+        for (bucket, counts) in &change.counts {
+            for (gender, n) in [(Gender::Male, counts.male), (Gender::Female, counts.female)] {
+                if n > 0 {
+                    names.insert(format!("#c{i}"), Self::count_attr(bucket, gender));
+                    values.insert(format!(":c{i}"), AttributeValue::N(n.to_string()));
+                    adds.push(format!("#c{i} :c{i}"));
+                    i += 1;
+                }
+            }
+        }
+        let condition = match condition {
+            Condition::Fresh { first } => {
+                values.insert(":first".into(), AttributeValue::S(first.ordered_key()));
+                let mut c = "(attribute_not_exists(#wm) OR #wm < :first)".to_string();
+                if change.latest.is_some() {
+                    c.push_str(" AND (attribute_not_exists(#lt) OR #lt < :lt)");
+                }
+                c
+            }
+            Condition::Revision(None) => {
+                names.insert("#pk".into(), PK.into());
+                "attribute_not_exists(#pk)".to_string()
+            }
+            Condition::Revision(Some(rev)) => {
+                values.insert(":rev".into(), AttributeValue::N(rev.to_string()));
+                "#rev = :rev".to_string()
+            }
+        };
+        let outcome = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key(PK, AttributeValue::S(key.partition_key()))
+            .update_expression(format!("SET {} ADD {}", sets.join(", "), adds.join(", ")))
+            .condition_expression(condition)
+            .set_expression_attribute_names(Some(names))
+            .set_expression_attribute_values(Some(values))
+            .return_values(ReturnValue::AllNew)
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .send()
+            .await;
+        match outcome {
+            Ok(out) => Ok(Applied::Done(parse_item(out.attributes().unwrap_or(&HashMap::new()))?)),
+            Err(err) => match err.as_service_error() {
+                Some(UpdateItemError::ConditionalCheckFailedException(e)) => match e.item() {
+                    Some(item) => Ok(Applied::Conflict(Some(parse_item(item)?))),
+                    // Older emulators do not return the item on a failed condition: read it.
+                    None => self.read(key).await.map(Applied::Conflict),
+                },
+                _ => Err(port_error("UpdateItem", err)),
+            },
+        }
+    }
+
+    /// A strongly consistent read of the stored state.
+    pub async fn read(&self, key: &StateKey) -> Result<Option<StoredState>, PortError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key(PK, AttributeValue::S(key.partition_key()))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| port_error("GetItem", e))?;
+        out.item().map(parse_item).transpose()
+    }
+}
+
+enum Condition<'a> {
+    Fresh { first: &'a SequenceNumber },
+    Revision(Option<u64>),
+}
+
+fn bad_item(detail: String) -> PortError {
+    PortError::Fatal(format!("state item is malformed: {detail}"))
+}
+
+/// Parses a stored item back into the core's state.
+pub fn parse_item(item: &HashMap<String, AttributeValue>) -> Result<StoredState, PortError> {
+    let mut stored = StoredState::default();
+    let number = |name: &str, v: &AttributeValue| -> Result<u64, PortError> {
+        v.as_n().ok().and_then(|n| n.parse().ok()).ok_or_else(|| bad_item(format!("{name} is not a number")))
+    };
+    let mut latest_gender = None;
+    let mut latest_key = None;
+    for (name, value) in item {
+        if name == "rev" {
+            stored.rev = number(name, value)?;
+        } else if let Some(shard) = name.strip_prefix("wm_") {
+            let s = value.as_s().map_err(|_| bad_item(format!("{name} is not a string")))?;
+            let seq = SequenceNumber::from_ordered_key(s).map_err(|e| bad_item(e.to_string()))?;
+            stored.watermarks.insert(shard.to_string(), seq);
+        } else if let Some(rest) = name.strip_prefix("c_") {
+            let (label, gender) = rest.rsplit_once('_').ok_or_else(|| bad_item(format!("count {name}")))?;
+            let bucket = Bucket::from_label(label).ok_or_else(|| bad_item(format!("bucket of {name}")))?;
+            let gender = Gender::parse(gender).ok_or_else(|| bad_item(format!("gender of {name}")))?;
+            let entry: &mut GenderCounts = stored.state.counts.entry(bucket).or_default();
+            entry.add(gender, number(name, value)?);
+        } else if name == "lt" {
+            latest_key = value.as_s().ok().cloned();
+        } else if name == "lg" {
+            latest_gender = value.as_s().ok().and_then(|g| Gender::parse(g));
+        }
+    }
+    if let (Some(key), Some(gndr)) = (latest_key, latest_gender) {
+        let (ms, arrival) = key.split_once('#').ok_or_else(|| bad_item(format!("lt {key:?}")))?;
+        let ms: i64 = ms.parse().map_err(|_| bad_item(format!("lt {key:?}")))?;
+        let ts = Utc.timestamp_millis_opt(ms).single().ok_or_else(|| bad_item(format!("lt {key:?}")))?;
+        stored.state.latest = Some(LatestVisit { ts, arrival: arrival.to_string(), gndr });
+    }
+    Ok(stored)
+}
+
+impl ModelStateStore for DynamoStateStore {
+    async fn apply_if_fresh(&self, key: &StateKey, first: &SequenceNumber, change: &StateChange) -> Result<Applied, PortError> {
+        self.update(key, change, Condition::Fresh { first }).await
+    }
+
+    async fn apply_if_unchanged(&self, key: &StateKey, expected_rev: Option<u64>, change: &StateChange) -> Result<Applied, PortError> {
+        self.update(key, change, Condition::Revision(expected_rev)).await
+    }
+
+    async fn remove_buckets(&self, key: &StateKey, buckets: &[Bucket]) -> Result<(), PortError> {
+        let mut names = HashMap::from([("#pk".to_string(), PK.to_string())]);
+        let mut removes = Vec::new();
+        for (i, bucket) in buckets.iter().enumerate() {
+            for (j, gender) in [Gender::Male, Gender::Female].into_iter().enumerate() {
+                names.insert(format!("#r{i}_{j}"), Self::count_attr(bucket, gender));
+                removes.push(format!("#r{i}_{j}"));
+            }
+        }
+        let outcome = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key(PK, AttributeValue::S(key.partition_key()))
+            .update_expression(format!("REMOVE {}", removes.join(", ")))
+            // Never create an item just to remove attributes from it.
+            .condition_expression("attribute_exists(#pk)")
+            .set_expression_attribute_names(Some(names))
+            .send()
+            .await;
+        match outcome {
+            Ok(_) => Ok(()),
+            Err(err) if matches!(err.as_service_error(), Some(UpdateItemError::ConditionalCheckFailedException(_))) => Ok(()),
+            Err(err) => Err(port_error("UpdateItem", err)),
+        }
+    }
+}

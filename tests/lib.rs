@@ -1,1 +1,338 @@
+//! Support for the integration tests: the emulators (started once per test process, behind the
+//! local cloud's edge router), a freshly provisioned stack per test, and helpers to read what the
+//! functions wrote.
 
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use aws_config::SdkConfig;
+use aws_lambda_events::event::kinesis::KinesisEvent;
+use tally_aws::Env;
+use tally_infra::clients::{local_config, Clients, Endpoints};
+use tally_infra::edge::{EdgeRouter, Routes};
+use tally_infra::emulators::{project_root, EmulatorPorts, Emulators};
+use tally_infra::provision::provision;
+use tally_infra::template::Template;
+
+pub struct LocalAws {
+    pub endpoint: String,
+    pub router: Arc<EdgeRouter>,
+    pub root: PathBuf,
+}
+
+static LOCAL: OnceLock<Result<LocalAws, String>> = OnceLock::new();
+
+/// The emulators and the edge router, started on first use. They run on a thread that lives as
+/// long as the test process, and die with it.
+pub fn local_aws() -> &'static LocalAws {
+    let started = LOCAL.get_or_init(|| {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::Builder::new()
+            .name("local-aws".into())
+            .spawn(move || {
+                let root = match project_root(Path::new(env!("CARGO_MANIFEST_DIR"))) {
+                    Ok(r) => r,
+                    Err(e) => return tx.send(Err(e.to_string())).unwrap(),
+                };
+                let emulators = EmulatorPorts::any_free()
+                    .map_err(|e| e.to_string())
+                    .and_then(|ports| {
+                        Emulators::start(&root, ports, &root.join("target/test-logs"))
+                            .map_err(|e| e.to_string())
+                    });
+                let emulators = match emulators {
+                    Ok(e) => e,
+                    Err(e) => return tx.send(Err(e)).unwrap(),
+                };
+                let rt = tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(2)
+                    .enable_all()
+                    .build()
+                    .unwrap();
+                rt.block_on(async move {
+                    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+                    let endpoint = format!("http://{}", listener.local_addr().unwrap());
+                    let p = emulators.ports;
+                    let router = EdgeRouter::new(Routes {
+                        dynamodb: p.dynamodb,
+                        kinesis: p.kinesis,
+                        moto: p.moto,
+                    });
+                    tx.send(Ok(LocalAws {
+                        endpoint,
+                        router: router.clone(),
+                        root,
+                    }))
+                    .unwrap();
+                    let _keep = emulators;
+                    router.serve(listener).await;
+                });
+            })
+            .unwrap();
+        rx.recv().unwrap_or_else(|e| Err(e.to_string()))
+    });
+    match started {
+        Ok(l) => l,
+        Err(e) => panic!("local AWS emulators unavailable: {e}"),
+    }
+}
+
+/// One test's own copy of the application's resources.
+pub struct Stack {
+    pub template: Template,
+    pub clients: Clients,
+    pub sdk: SdkConfig,
+}
+
+static STACKS: AtomicUsize = AtomicUsize::new(0);
+
+impl Stack {
+    /// Provisions `template.yaml` under a fresh stack name, with parameter overrides.
+    pub async fn new(params: &[(&str, &str)]) -> Stack {
+        let local = local_aws();
+        let n = STACKS.fetch_add(1, Ordering::SeqCst);
+        let name = format!("t{}-{n}", std::process::id());
+        let overrides: BTreeMap<String, String> = params
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let mut template = Template::load(&local.root.join("template.yaml"), &name, &overrides)
+            .expect("template.yaml loads");
+        template.queue_endpoint = local.endpoint.clone();
+        let clients = Clients::new(&Endpoints::all(&local.endpoint)).await;
+        provision(&template, &clients)
+            .await
+            .expect("template.yaml provisions");
+        let sdk = local_config(&local.endpoint).await;
+        Stack {
+            template,
+            clients,
+            sdk,
+        }
+    }
+
+    pub fn name(&self, logical_id: &str) -> String {
+        self.template.physical_name(logical_id)
+    }
+
+    /// The environment the template gives a function (Globals merged with its own variables).
+    pub fn function_env(&self, logical_id: &str) -> Env {
+        let mut vars = HashMap::new();
+        let globals = self
+            .template
+            .resolve(&self.template.globals, "Globals")
+            .unwrap();
+        let function = &self.template.resources[logical_id];
+        let props = self.template.resolved_properties(function).unwrap();
+        for source in [
+            &globals["Function"]["Environment"]["Variables"],
+            &props["Environment"]["Variables"],
+        ] {
+            if let Some(m) = source.as_object() {
+                for (k, v) in m {
+                    vars.insert(k.clone(), tally_infra::template::scalar_string(v));
+                }
+            }
+        }
+        Env::from_map(vars)
+    }
+
+    /// Every record of a stream, in shard order, from the beginning.
+    pub async fn read_stream(&self, logical_id: &str) -> Vec<StoredRecord> {
+        let name = self.name(logical_id);
+        let shards = self
+            .clients
+            .kinesis
+            .list_shards()
+            .stream_name(&name)
+            .send()
+            .await
+            .unwrap();
+        let mut out = Vec::new();
+        for shard in shards.shards() {
+            let mut iterator = self
+                .clients
+                .kinesis
+                .get_shard_iterator()
+                .stream_name(&name)
+                .shard_id(shard.shard_id())
+                .shard_iterator_type(aws_sdk_kinesis::types::ShardIteratorType::TrimHorizon)
+                .send()
+                .await
+                .unwrap()
+                .shard_iterator
+                .unwrap();
+            loop {
+                let page = self
+                    .clients
+                    .kinesis
+                    .get_records()
+                    .shard_iterator(&iterator)
+                    .limit(10_000)
+                    .send()
+                    .await
+                    .unwrap();
+                for r in page.records() {
+                    out.push(StoredRecord {
+                        shard_id: shard.shard_id().to_string(),
+                        sequence_number: r.sequence_number().to_string(),
+                        partition_key: r.partition_key().unwrap_or_default().to_string(),
+                        data: r.data().as_ref().to_vec(),
+                        arrival: r
+                            .approximate_arrival_timestamp()
+                            .map(|t| t.secs() as f64 + t.subsec_nanos() as f64 / 1e9)
+                            .unwrap_or_default(),
+                    });
+                }
+                if page.records().is_empty()
+                    || page.millis_behind_latest() == Some(0) && page.records().len() < 10_000
+                {
+                    break;
+                }
+                match page.next_shard_iterator() {
+                    Some(next) => iterator = next.to_string(),
+                    None => break,
+                }
+            }
+        }
+        out
+    }
+
+    /// Puts lines to a stream, each with its partition key; returns nothing until all are accepted.
+    pub async fn put_records(&self, logical_id: &str, records: &[(String, Vec<u8>)]) {
+        let name = self.name(logical_id);
+        for chunk in records.chunks(500) {
+            let entries = chunk
+                .iter()
+                .map(|(k, d)| {
+                    aws_sdk_kinesis::types::PutRecordsRequestEntry::builder()
+                        .partition_key(k)
+                        .data(aws_sdk_kinesis::primitives::Blob::new(d.clone()))
+                        .build()
+                        .unwrap()
+                })
+                .collect();
+            let out = self
+                .clients
+                .kinesis
+                .put_records()
+                .stream_name(&name)
+                .set_records(Some(entries))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(out.failed_record_count(), Some(0));
+        }
+    }
+
+    /// Objects under a prefix of a bucket, with their bodies.
+    pub async fn objects(
+        &self,
+        bucket_logical_id: &str,
+        prefix: &str,
+    ) -> BTreeMap<String, Vec<u8>> {
+        let bucket = self.name(bucket_logical_id);
+        let listed = self
+            .clients
+            .s3
+            .list_objects_v2()
+            .bucket(&bucket)
+            .prefix(prefix)
+            .send()
+            .await
+            .unwrap();
+        let mut out = BTreeMap::new();
+        for o in listed.contents() {
+            let key = o.key().unwrap().to_string();
+            let body = self
+                .clients
+                .s3
+                .get_object()
+                .bucket(&bucket)
+                .key(&key)
+                .send()
+                .await
+                .unwrap()
+                .body
+                .collect()
+                .await
+                .unwrap()
+                .into_bytes()
+                .to_vec();
+            out.insert(key, body);
+        }
+        out
+    }
+}
+
+/// A record as read back from a stream.
+#[derive(Debug, Clone)]
+pub struct StoredRecord {
+    pub shard_id: String,
+    pub sequence_number: String,
+    pub partition_key: String,
+    pub data: Vec<u8>,
+    pub arrival: f64,
+}
+
+/// The Lambda event that delivers `records` (as the event source mapping would).
+pub fn kinesis_event(stream_arn: &str, records: &[StoredRecord]) -> KinesisEvent {
+    use base64::Engine;
+    let records: Vec<serde_json::Value> = records
+        .iter()
+        .map(|r| {
+            serde_json::json!({
+                "kinesis": {
+                    "kinesisSchemaVersion": "1.0",
+                    "partitionKey": r.partition_key,
+                    "sequenceNumber": r.sequence_number,
+                    "data": base64::engine::general_purpose::STANDARD.encode(&r.data),
+                    "approximateArrivalTimestamp": r.arrival,
+                },
+                "eventSource": "aws:kinesis",
+                "eventVersion": "1.0",
+                "eventID": format!("{}:{}", r.shard_id, r.sequence_number),
+                "eventName": "aws:kinesis:record",
+                "invokeIdentityArn": "arn:aws:iam::000000000000:role/local",
+                "awsRegion": "us-east-1",
+                "eventSourceARN": stream_arn,
+            })
+        })
+        .collect();
+    serde_json::from_value(serde_json::json!({ "Records": records })).unwrap()
+}
+
+/// A file of `events/`.
+pub fn event_file(name: &str) -> serde_json::Value {
+    let path = local_root().join("events").join(name);
+    serde_json::from_str(
+        &std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display())),
+    )
+    .unwrap()
+}
+
+pub fn local_root() -> PathBuf {
+    project_root(Path::new(env!("CARGO_MANIFEST_DIR"))).unwrap()
+}
+
+/// Waits until `check` returns `Some`, polling; panics with `what` after `timeout`.
+pub async fn wait_for<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}

@@ -1,1 +1,8 @@
+//! Integration tests: the real functions against DynamoDB Local, kinesalite and moto, with the
+//! resources provisioned from template.yaml. One test binary, a module per concern.
 
+mod api;
+mod events_files;
+mod exactly_once;
+mod oracle;
+mod template_lint;

@@ -1,10 +1,12 @@
 //! The lookup API Lambda (API Gateway HTTP API -> Lambda). Routes and errors follow
 //! `shared/DESIGN.md`: bad input is a 4xx with a JSON error, never a 5xx.
 
+use aws_config::SdkConfig;
 use chrono::{DateTime, Utc};
 use lambda_http::http::{Method, StatusCode};
 use lambda_http::{Body, Error, Request, RequestExt, Response};
 use serde::Serialize;
+use tally_aws::{DynamoResultsTable, Env};
 use tally_core::ports::ResultLookup;
 use tally_core::result::result_id;
 use tally_core::{model_by_name, Cid, Gender, ModelSettings};
@@ -44,25 +46,63 @@ pub struct Reply {
 
 impl Reply {
     fn ok(body: impl Serialize) -> Self {
-        Reply { status: StatusCode::OK, body: serde_json::to_value(body).unwrap_or_default() }
+        Reply {
+            status: StatusCode::OK,
+            body: serde_json::to_value(body).unwrap_or_default(),
+        }
     }
     fn error(status: StatusCode, message: impl Into<String>) -> Self {
-        Reply { status, body: serde_json::json!({ "error": message.into(), "status": status.as_u16() }) }
+        Reply {
+            status,
+            body: serde_json::json!({ "error": message.into(), "status": status.as_u16() }),
+        }
+    }
+}
+
+impl GenderApi<DynamoResultsTable> {
+    /// Reads `RESULTS_TABLE` and `WINDOW_DAYS`.
+    pub fn from_env(config: &SdkConfig, env: &Env) -> Result<Self, Error> {
+        Ok(GenderApi {
+            lookup: DynamoResultsTable::new(
+                aws_sdk_dynamodb::Client::new(config),
+                env.var("RESULTS_TABLE")?,
+            ),
+            settings: env.model_settings()?,
+        })
     }
 }
 
 impl<L: ResultLookup> GenderApi<L> {
     pub async fn handle(&self, request: Request) -> Result<Response<Body>, Error> {
-        let model = request.query_string_parameters_ref().and_then(|q| q.first("model").map(str::to_string));
-        let reply = self.route(request.method(), request.uri().path(), model.as_deref(), Utc::now()).await;
+        let model = request
+            .query_string_parameters_ref()
+            .and_then(|q| q.first("model").map(str::to_string));
+        let reply = self
+            .route(
+                request.method(),
+                request.uri().path(),
+                model.as_deref(),
+                Utc::now(),
+            )
+            .await;
         Ok(Response::builder()
             .status(reply.status)
             .header("content-type", "application/json")
             .body(Body::Text(reply.body.to_string()))?)
     }
 
-    pub async fn route(&self, method: &Method, path: &str, model: Option<&str>, now: DateTime<Utc>) -> Reply {
-        let path = if path.len() > 1 { path.trim_end_matches('/') } else { path };
+    pub async fn route(
+        &self,
+        method: &Method,
+        path: &str,
+        model: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Reply {
+        let path = if path.len() > 1 {
+            path.trim_end_matches('/')
+        } else {
+            path
+        };
         let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
         let known = match segments.as_slice() {
             [""] => Some(Route::Root),
@@ -70,20 +110,31 @@ impl<L: ResultLookup> GenderApi<L> {
             _ => None,
         };
         let Some(route) = known else {
-            return Reply::error(StatusCode::NOT_FOUND, format!("no route for {path}: try GET /api/v1/getGender/{{cid}}?model=MODEL1"));
+            return Reply::error(
+                StatusCode::NOT_FOUND,
+                format!("no route for {path}: try GET /api/v1/getGender/{{cid}}?model=MODEL1"),
+            );
         };
         if method != Method::GET {
-            return Reply::error(StatusCode::METHOD_NOT_ALLOWED, format!("method {method} not allowed: use GET"));
+            return Reply::error(
+                StatusCode::METHOD_NOT_ALLOWED,
+                format!("method {method} not allowed: use GET"),
+            );
         }
         match route {
-            Route::Root => Reply::ok(serde_json::json!({ "service": SERVICE, "version": env!("CARGO_PKG_VERSION") })),
+            Route::Root => Reply::ok(
+                serde_json::json!({ "service": SERVICE, "version": env!("CARGO_PKG_VERSION") }),
+            ),
             Route::Gender(raw_cid) => self.gender(raw_cid, model, now).await,
         }
     }
 
     async fn gender(&self, raw_cid: &str, model: Option<&str>, now: DateTime<Utc>) -> Reply {
         let Some(decoded) = percent_decode(raw_cid) else {
-            return Reply::error(StatusCode::BAD_REQUEST, format!("invalid cid {raw_cid:?}: bad percent-encoding"));
+            return Reply::error(
+                StatusCode::BAD_REQUEST,
+                format!("invalid cid {raw_cid:?}: bad percent-encoding"),
+            );
         };
         let cid = match Cid::parse(&decoded) {
             Ok(c) => c,
@@ -96,17 +147,31 @@ impl<L: ResultLookup> GenderApi<L> {
         let id = result_id(&cid, model.name());
         let stored = match self.lookup.get(&id).await {
             Ok(Some(r)) => r,
-            Ok(None) => return Reply::error(StatusCode::NOT_FOUND, format!("unknown cid {cid} for {}", model.name())),
+            Ok(None) => {
+                return Reply::error(
+                    StatusCode::NOT_FOUND,
+                    format!("unknown cid {cid} for {}", model.name()),
+                )
+            }
             // Not bad input: the table could not be read. Say so, and let the client retry.
             Err(e) => {
                 tracing::error!(error = %e, "results table lookup failed");
-                return Reply::error(StatusCode::SERVICE_UNAVAILABLE, "results are unavailable, retry later");
+                return Reply::error(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "results are unavailable, retry later",
+                );
             }
         };
         // Decide again as of now: MODEL3's window moves even when no visit comes.
         let current = stored.as_of(model.as_ref(), now);
         let Some(gndr) = current.gndr else {
-            return Reply::error(StatusCode::NOT_FOUND, format!("no {} answer for cid {cid}: no visits in its window", model.name()));
+            return Reply::error(
+                StatusCode::NOT_FOUND,
+                format!(
+                    "no {} answer for cid {cid}: no visits in its window",
+                    model.name()
+                ),
+            );
         };
         Reply::ok(GenderAnswer {
             id: current.id,
@@ -159,21 +224,32 @@ mod tests {
     }
 
     fn api() -> GenderApi<Fixed> {
-        GenderApi { lookup: Fixed(HashMap::new()), settings: ModelSettings::default() }
+        GenderApi {
+            lookup: Fixed(HashMap::new()),
+            settings: ModelSettings::default(),
+        }
     }
 
     #[tokio::test]
     async fn bad_input_is_4xx_json() {
         let now = Utc::now();
         let a = api();
-        let r = a.route(&Method::GET, "/api/v1/getGender/C1", Some("MODEL9"), now).await;
+        let r = a
+            .route(&Method::GET, "/api/v1/getGender/C1", Some("MODEL9"), now)
+            .await;
         assert_eq!(r.status, StatusCode::BAD_REQUEST);
         assert!(r.body["error"].as_str().unwrap().contains("unknown model"));
-        let r = a.route(&Method::GET, "/api/v1/getGender/a%20b", None, now).await;
+        let r = a
+            .route(&Method::GET, "/api/v1/getGender/a%20b", None, now)
+            .await;
         assert_eq!(r.status, StatusCode::BAD_REQUEST);
-        let r = a.route(&Method::GET, "/api/v1/getGender/%zz", None, now).await;
+        let r = a
+            .route(&Method::GET, "/api/v1/getGender/%zz", None, now)
+            .await;
         assert_eq!(r.status, StatusCode::BAD_REQUEST);
-        let r = a.route(&Method::GET, "/api/v1/getGender/C1", None, now).await;
+        let r = a
+            .route(&Method::GET, "/api/v1/getGender/C1", None, now)
+            .await;
         assert_eq!(r.status, StatusCode::NOT_FOUND);
         let r = a.route(&Method::GET, "/nope", None, now).await;
         assert_eq!(r.status, StatusCode::NOT_FOUND);

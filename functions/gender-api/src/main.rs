@@ -1,16 +1,14 @@
 use gender_api::GenderApi;
 use lambda_http::{run, service_fn, Error, Request};
-use tally_aws::config::{env_var, model_settings, sdk_config};
-use tally_aws::DynamoResultsTable;
+use tally_aws::{sdk_config, Env};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     tally_aws::telemetry::init_tracing();
-    let config = sdk_config().await;
-    let api = GenderApi {
-        lookup: DynamoResultsTable::new(aws_sdk_dynamodb::Client::new(&config), env_var("RESULTS_TABLE")?),
-        settings: model_settings()?,
-    };
+    let api = GenderApi::from_env(&sdk_config().await, &Env::process())?;
     let api = &api;
-    run(service_fn(move |request: Request| async move { api.handle(request).await })).await
+    run(service_fn(move |request: Request| async move {
+        api.handle(request).await
+    }))
+    .await
 }

@@ -1,13 +1,16 @@
 //! A gender model Lambda: `VisitsStream` -> model state -> `GenderResultsStream`.
 //! Which model it runs comes from the `MODEL` environment variable; the dispatch is shared.
 
+use aws_config::SdkConfig;
 use aws_lambda_events::event::kinesis::KinesisEvent;
 use aws_lambda_events::event::streams::KinesisEventResponse;
 use lambda_runtime::{Error, LambdaEvent};
+use tally_aws::config::s3_client;
 use tally_aws::kinesis_event::{batch_response, stream_records};
 use tally_aws::telemetry::emit_metrics;
+use tally_aws::{DynamoStateStore, Env, KinesisResultPublisher, S3DeadLetters};
 use tally_core::ports::{DeadLetterSink, ModelStateStore, ResultPublisher};
-use tally_core::{Aggregation, GenderModel, ModelDispatch};
+use tally_core::{model_by_name, Aggregation, GenderModel, ModelDispatch};
 
 /// What the handler needs, built once per execution environment.
 pub struct ModelFunction<S, P, D> {
@@ -18,10 +21,49 @@ pub struct ModelFunction<S, P, D> {
     pub aggregation: Aggregation,
 }
 
+pub type AwsModelFunction = ModelFunction<DynamoStateStore, KinesisResultPublisher, S3DeadLetters>;
+
+impl AwsModelFunction {
+    /// Reads `MODEL`, `WINDOW_DAYS`, `STATE_TABLE`, `RESULTS_STREAM`, `DEAD_LETTER_BUCKET`,
+    /// `DEAD_LETTER_PREFIX` and `AGGREGATION` (`per-cid`, the default, or `per-record`).
+    pub fn from_env(config: &SdkConfig, env: &Env) -> Result<Self, Error> {
+        let aggregation = match env.get("AGGREGATION").as_deref() {
+            None | Some("per-cid") => Aggregation::PerCid,
+            Some("per-record") => Aggregation::PerRecord,
+            Some(other) => return Err(format!("environment variable AGGREGATION={other:?} is invalid: expected per-cid or per-record").into()),
+        };
+        Ok(ModelFunction {
+            model: model_by_name(&env.var("MODEL")?, env.model_settings()?)?,
+            store: DynamoStateStore::new(
+                aws_sdk_dynamodb::Client::new(config),
+                env.var("STATE_TABLE")?,
+            ),
+            publisher: KinesisResultPublisher::new(
+                aws_sdk_kinesis::Client::new(config),
+                env.var("RESULTS_STREAM")?,
+            ),
+            dead_letters: S3DeadLetters::new(
+                s3_client(config),
+                env.var("DEAD_LETTER_BUCKET")?,
+                env.var("DEAD_LETTER_PREFIX")?,
+            ),
+            aggregation,
+        })
+    }
+}
+
 impl<S: ModelStateStore, P: ResultPublisher, D: DeadLetterSink> ModelFunction<S, P, D> {
-    pub async fn handle(&self, event: LambdaEvent<KinesisEvent>) -> Result<KinesisEventResponse, Error> {
+    pub async fn handle(
+        &self,
+        event: LambdaEvent<KinesisEvent>,
+    ) -> Result<KinesisEventResponse, Error> {
         let records = stream_records(&event.payload)?;
-        let mut dispatch = ModelDispatch::new(self.model.as_ref(), &self.store, &self.publisher, &self.dead_letters);
+        let mut dispatch = ModelDispatch::new(
+            self.model.as_ref(),
+            &self.store,
+            &self.publisher,
+            &self.dead_letters,
+        );
         dispatch.aggregation = self.aggregation;
         let report = dispatch.run(&records, chrono::Utc::now()).await;
         emit_metrics(self.model.name(), &report);

@@ -1,5 +1,7 @@
 //! Configuration from the environment the template gives each function.
 
+use std::collections::HashMap;
+
 use aws_config::{BehaviorVersion, SdkConfig};
 
 #[derive(Debug, thiserror::Error)]
@@ -7,34 +9,70 @@ pub enum ConfigError {
     #[error("missing environment variable {0}: the template must set it for this function")]
     Missing(&'static str),
     #[error("environment variable {name}={value:?} is invalid: {reason}")]
-    Invalid { name: &'static str, value: String, reason: String },
+    Invalid {
+        name: &'static str,
+        value: String,
+        reason: String,
+    },
 }
 
-pub fn env_var(name: &'static str) -> Result<String, ConfigError> {
-    match std::env::var(name) {
-        Ok(v) if !v.trim().is_empty() => Ok(v),
-        _ => Err(ConfigError::Missing(name)),
-    }
-}
+/// Where configuration comes from: the process environment in Lambda, a map in tests (the
+/// variables the template gives the function).
+#[derive(Debug, Clone, Default)]
+pub struct Env(Option<HashMap<String, String>>);
 
-/// A variable parsed with `FromStr`, with a default when it is unset.
-pub fn env_parse<T: std::str::FromStr>(name: &'static str, default: T) -> Result<T, ConfigError>
-where
-    T::Err: std::fmt::Display,
-{
-    match std::env::var(name) {
-        Ok(v) if !v.trim().is_empty() => v.trim().parse().map_err(|e: T::Err| ConfigError::Invalid { name, value: v, reason: e.to_string() }),
-        _ => Ok(default),
+impl Env {
+    pub fn process() -> Self {
+        Env(None)
     }
-}
 
-/// The model settings (`WINDOW_DAYS`, default 7).
-pub fn model_settings() -> Result<tally_core::ModelSettings, ConfigError> {
-    let window_days: u32 = env_parse("WINDOW_DAYS", 7)?;
-    if window_days == 0 {
-        return Err(ConfigError::Invalid { name: "WINDOW_DAYS", value: "0".into(), reason: "must be at least 1".into() });
+    pub fn from_map(vars: HashMap<String, String>) -> Self {
+        Env(Some(vars))
     }
-    Ok(tally_core::ModelSettings { window_days })
+
+    pub fn get(&self, name: &str) -> Option<String> {
+        let v = match &self.0 {
+            None => std::env::var(name).ok(),
+            Some(m) => m.get(name).cloned(),
+        };
+        v.filter(|v| !v.trim().is_empty())
+    }
+
+    pub fn var(&self, name: &'static str) -> Result<String, ConfigError> {
+        self.get(name).ok_or(ConfigError::Missing(name))
+    }
+
+    /// A variable parsed with `FromStr`, with a default when it is unset.
+    pub fn parse<T: std::str::FromStr>(
+        &self,
+        name: &'static str,
+        default: T,
+    ) -> Result<T, ConfigError>
+    where
+        T::Err: std::fmt::Display,
+    {
+        match self.get(name) {
+            Some(v) => v.trim().parse().map_err(|e: T::Err| ConfigError::Invalid {
+                name,
+                value: v,
+                reason: e.to_string(),
+            }),
+            None => Ok(default),
+        }
+    }
+
+    /// The model settings (`WINDOW_DAYS`, default 7).
+    pub fn model_settings(&self) -> Result<tally_core::ModelSettings, ConfigError> {
+        let window_days: u32 = self.parse("WINDOW_DAYS", 7)?;
+        if window_days == 0 {
+            return Err(ConfigError::Invalid {
+                name: "WINDOW_DAYS",
+                value: "0".into(),
+                reason: "must be at least 1".into(),
+            });
+        }
+        Ok(tally_core::ModelSettings { window_days })
+    }
 }
 
 /// The SDK configuration. Honours `AWS_ENDPOINT_URL` (the local cloud's edge endpoint).

@@ -17,7 +17,11 @@ pub struct S3DeadLetters {
 
 impl S3DeadLetters {
     pub fn new(client: Client, bucket: impl Into<String>, prefix: impl Into<String>) -> Self {
-        Self { client, bucket: bucket.into(), prefix: prefix.into() }
+        Self {
+            client,
+            bucket: bucket.into(),
+            prefix: prefix.into(),
+        }
     }
 }
 

@@ -10,11 +10,21 @@ where
 {
     let detail = format!("{operation}: {}", DisplayErrorContext(&err));
     match &err {
-        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => PortError::Transient(detail),
+        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
+            PortError::Transient(detail)
+        }
         SdkError::ServiceError(se) => match se.err().code().unwrap_or_default() {
-            "ThrottlingException" | "ProvisionedThroughputExceededException" | "RequestLimitExceeded" | "LimitExceededException"
-            | "SlowDown" | "KMSThrottlingException" => PortError::Throttled(detail),
-            "InternalServerError" | "InternalFailure" | "ServiceUnavailable" | "ServiceUnavailableException" | "InternalError"
+            "ThrottlingException"
+            | "ProvisionedThroughputExceededException"
+            | "RequestLimitExceeded"
+            | "LimitExceededException"
+            | "SlowDown"
+            | "KMSThrottlingException" => PortError::Throttled(detail),
+            "InternalServerError"
+            | "InternalFailure"
+            | "ServiceUnavailable"
+            | "ServiceUnavailableException"
+            | "InternalError"
             | "TransactionConflictException" => PortError::Transient(detail),
             _ => PortError::Fatal(detail),
         },

@@ -14,7 +14,10 @@ pub enum EventError {
 /// The shard id from an event id (`shardId-000000000000:4959...`), or from the source ARN's
 /// absence, a placeholder: the watermark needs a stable name per shard.
 fn shard_of(event_id: Option<&str>) -> String {
-    event_id.and_then(|id| id.split_once(':')).map(|(shard, _)| shard.to_string()).unwrap_or_else(|| "shardId-unknown".into())
+    event_id
+        .and_then(|id| id.split_once(':'))
+        .map(|(shard, _)| shard.to_string())
+        .unwrap_or_else(|| "shardId-unknown".into())
 }
 
 pub fn stream_records(event: &KinesisEvent) -> Result<Vec<StreamRecord>, EventError> {
@@ -24,8 +27,12 @@ pub fn stream_records(event: &KinesisEvent) -> Result<Vec<StreamRecord>, EventEr
         .enumerate()
         .map(|(index, r)| {
             let k = &r.kinesis;
-            let sequence_number = SequenceNumber::parse(&k.sequence_number)
-                .map_err(|_| EventError::BadSequenceNumber { index, value: k.sequence_number.clone() })?;
+            let sequence_number = SequenceNumber::parse(&k.sequence_number).map_err(|_| {
+                EventError::BadSequenceNumber {
+                    index,
+                    value: k.sequence_number.clone(),
+                }
+            })?;
             Ok(StreamRecord {
                 shard_id: shard_of(r.event_id.as_deref()),
                 sequence_number,

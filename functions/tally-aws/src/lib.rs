@@ -10,7 +10,7 @@ pub mod results_table;
 pub mod state_store;
 pub mod telemetry;
 
-pub use config::{env_var, sdk_config, ConfigError};
+pub use config::{sdk_config, ConfigError, Env};
 pub use dead_letters::S3DeadLetters;
 pub use publisher::KinesisResultPublisher;
 pub use results_table::DynamoResultsTable;

@@ -20,7 +20,10 @@ pub struct KinesisResultPublisher {
 impl KinesisResultPublisher {
     /// `stream` is a stream name or ARN (the template passes the name).
     pub fn new(client: Client, stream: impl Into<String>) -> Self {
-        Self { client, stream: stream.into() }
+        Self {
+            client,
+            stream: stream.into(),
+        }
     }
 }
 
@@ -30,7 +33,8 @@ impl ResultPublisher for KinesisResultPublisher {
         let mut chunk: Vec<(usize, PutRecordsRequestEntry)> = Vec::new();
         let mut chunk_bytes = 0;
         for (i, result) in results.iter().enumerate() {
-            let data = serde_json::to_vec(result).map_err(|e| PortError::Fatal(format!("result not serialisable: {e}")))?;
+            let data = serde_json::to_vec(result)
+                .map_err(|e| PortError::Fatal(format!("result not serialisable: {e}")))?;
             let key = result.cid.as_str().to_string();
             let size = data.len() + key.len();
             if chunk.len() == MAX_RECORDS || chunk_bytes + size > MAX_BYTES {
@@ -53,8 +57,12 @@ impl ResultPublisher for KinesisResultPublisher {
 }
 
 impl KinesisResultPublisher {
-    async fn put(&self, chunk: Vec<(usize, PutRecordsRequestEntry)>) -> Result<Vec<usize>, PortError> {
-        let (indices, entries): (Vec<usize>, Vec<PutRecordsRequestEntry>) = chunk.into_iter().unzip();
+    async fn put(
+        &self,
+        chunk: Vec<(usize, PutRecordsRequestEntry)>,
+    ) -> Result<Vec<usize>, PortError> {
+        let (indices, entries): (Vec<usize>, Vec<PutRecordsRequestEntry>) =
+            chunk.into_iter().unzip();
         let out = self
             .client
             .put_records()
@@ -64,6 +72,12 @@ impl KinesisResultPublisher {
             .await
             .map_err(|e| port_error("PutRecords", e))?;
         // Entries come back in request order; the failed ones carry an error code.
-        Ok(out.records().iter().zip(indices).filter(|(r, _)| r.error_code().is_some()).map(|(_, i)| i).collect())
+        Ok(out
+            .records()
+            .iter()
+            .zip(indices)
+            .filter(|(r, _)| r.error_code().is_some())
+            .map(|(_, i)| i)
+            .collect())
     }
 }

@@ -20,7 +20,10 @@ pub struct DynamoResultsTable {
 
 impl DynamoResultsTable {
     pub fn new(client: Client, table: impl Into<String>) -> Self {
-        Self { client, table: table.into() }
+        Self {
+            client,
+            table: table.into(),
+        }
     }
 }
 
@@ -32,14 +35,20 @@ impl ResultsUpsert for DynamoResultsTable {
             ("model".to_string(), AttributeValue::S(result.model.clone())),
             ("cid".to_string(), AttributeValue::S(result.cid.to_string())),
             ("rev".to_string(), AttributeValue::N(result.rev.to_string())),
-            ("as_of".to_string(), AttributeValue::S(result.as_of.to_rfc3339())),
+            (
+                "as_of".to_string(),
+                AttributeValue::S(result.as_of.to_rfc3339()),
+            ),
             ("body".to_string(), AttributeValue::S(body)),
         ]);
         if let Some(g) = result.gndr {
             item.insert("gndr".into(), AttributeValue::S(g.as_str().into()));
         }
         if let Some(exp) = result.expires_at {
-            item.insert("expires_at".into(), AttributeValue::N(exp.timestamp().to_string()));
+            item.insert(
+                "expires_at".into(),
+                AttributeValue::N(exp.timestamp().to_string()),
+            );
         }
         let outcome = self
             .client
@@ -54,7 +63,14 @@ impl ResultsUpsert for DynamoResultsTable {
             .await;
         match outcome {
             Ok(_) => Ok(true),
-            Err(err) if matches!(err.as_service_error(), Some(PutItemError::ConditionalCheckFailedException(_))) => Ok(false),
+            Err(err)
+                if matches!(
+                    err.as_service_error(),
+                    Some(PutItemError::ConditionalCheckFailedException(_))
+                ) =>
+            {
+                Ok(false)
+            }
             Err(err) => Err(port_error("PutItem", err)),
         }
     }
@@ -70,8 +86,15 @@ impl ResultLookup for DynamoResultsTable {
             .send()
             .await
             .map_err(|e| port_error("GetItem", e))?;
-        let Some(item) = out.item() else { return Ok(None) };
-        let body = item.get("body").and_then(|b| b.as_s().ok()).ok_or_else(|| PortError::Fatal(format!("result {id} has no body")))?;
-        serde_json::from_str(body).map(Some).map_err(|e| PortError::Fatal(format!("result {id} is malformed: {e}")))
+        let Some(item) = out.item() else {
+            return Ok(None);
+        };
+        let body = item
+            .get("body")
+            .and_then(|b| b.as_s().ok())
+            .ok_or_else(|| PortError::Fatal(format!("result {id} has no body")))?;
+        serde_json::from_str(body)
+            .map(Some)
+            .map_err(|e| PortError::Fatal(format!("result {id} is malformed: {e}")))
     }
 }

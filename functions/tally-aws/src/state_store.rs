@@ -29,7 +29,10 @@ pub struct DynamoStateStore {
 
 impl DynamoStateStore {
     pub fn new(client: Client, table: impl Into<String>) -> Self {
-        Self { client, table: table.into() }
+        Self {
+            client,
+            table: table.into(),
+        }
     }
 
     fn count_attr(bucket: &Bucket, gender: Gender) -> String {
@@ -40,13 +43,21 @@ impl DynamoStateStore {
         format!("wm_{shard_id}")
     }
 
-    async fn update(&self, key: &StateKey, change: &StateChange, condition: Condition<'_>) -> Result<Applied, PortError> {
+    async fn update(
+        &self,
+        key: &StateKey,
+        change: &StateChange,
+        condition: Condition<'_>,
+    ) -> Result<Applied, PortError> {
         let mut names: HashMap<String, String> = HashMap::new();
         let mut values: HashMap<String, AttributeValue> = HashMap::new();
         names.insert("#rev".into(), "rev".into());
         names.insert("#wm".into(), Self::watermark_attr(&change.shard_id));
         values.insert(":one".into(), AttributeValue::N("1".into()));
-        values.insert(":wm".into(), AttributeValue::S(change.applies_through.ordered_key()));
+        values.insert(
+            ":wm".into(),
+            AttributeValue::S(change.applies_through.ordered_key()),
+        );
         let mut sets = vec!["#wm = :wm".to_string()];
         let mut adds = vec!["#rev :one".to_string()];
         if let Some(latest) = &change.latest {
@@ -58,7 +69,10 @@ impl DynamoStateStore {
         }
         if let Some(exp) = change.expires_at {
             names.insert("#exp".into(), "expires_at".into());
-            values.insert(":exp".into(), AttributeValue::N(exp.timestamp().to_string()));
+            values.insert(
+                ":exp".into(),
+                AttributeValue::N(exp.timestamp().to_string()),
+            );
             sets.push("#exp = :exp".into());
         }
         let mut i = 0;
@@ -104,7 +118,9 @@ impl DynamoStateStore {
             .send()
             .await;
         match outcome {
-            Ok(out) => Ok(Applied::Done(parse_item(out.attributes().unwrap_or(&HashMap::new()))?)),
+            Ok(out) => Ok(Applied::Done(parse_item(
+                out.attributes().unwrap_or(&HashMap::new()),
+            )?)),
             Err(err) => match err.as_service_error() {
                 Some(UpdateItemError::ConditionalCheckFailedException(e)) => match e.item() {
                     Some(item) => Ok(Applied::Conflict(Some(parse_item(item)?))),
@@ -144,7 +160,10 @@ fn bad_item(detail: String) -> PortError {
 pub fn parse_item(item: &HashMap<String, AttributeValue>) -> Result<StoredState, PortError> {
     let mut stored = StoredState::default();
     let number = |name: &str, v: &AttributeValue| -> Result<u64, PortError> {
-        v.as_n().ok().and_then(|n| n.parse().ok()).ok_or_else(|| bad_item(format!("{name} is not a number")))
+        v.as_n()
+            .ok()
+            .and_then(|n| n.parse().ok())
+            .ok_or_else(|| bad_item(format!("{name} is not a number")))
     };
     let mut latest_gender = None;
     let mut latest_key = None;
@@ -152,13 +171,19 @@ pub fn parse_item(item: &HashMap<String, AttributeValue>) -> Result<StoredState,
         if name == "rev" {
             stored.rev = number(name, value)?;
         } else if let Some(shard) = name.strip_prefix("wm_") {
-            let s = value.as_s().map_err(|_| bad_item(format!("{name} is not a string")))?;
+            let s = value
+                .as_s()
+                .map_err(|_| bad_item(format!("{name} is not a string")))?;
             let seq = SequenceNumber::from_ordered_key(s).map_err(|e| bad_item(e.to_string()))?;
             stored.watermarks.insert(shard.to_string(), seq);
         } else if let Some(rest) = name.strip_prefix("c_") {
-            let (label, gender) = rest.rsplit_once('_').ok_or_else(|| bad_item(format!("count {name}")))?;
-            let bucket = Bucket::from_label(label).ok_or_else(|| bad_item(format!("bucket of {name}")))?;
-            let gender = Gender::parse(gender).ok_or_else(|| bad_item(format!("gender of {name}")))?;
+            let (label, gender) = rest
+                .rsplit_once('_')
+                .ok_or_else(|| bad_item(format!("count {name}")))?;
+            let bucket =
+                Bucket::from_label(label).ok_or_else(|| bad_item(format!("bucket of {name}")))?;
+            let gender =
+                Gender::parse(gender).ok_or_else(|| bad_item(format!("gender of {name}")))?;
             let entry: &mut GenderCounts = stored.state.counts.entry(bucket).or_default();
             entry.add(gender, number(name, value)?);
         } else if name == "lt" {
@@ -168,21 +193,41 @@ pub fn parse_item(item: &HashMap<String, AttributeValue>) -> Result<StoredState,
         }
     }
     if let (Some(key), Some(gndr)) = (latest_key, latest_gender) {
-        let (ms, arrival) = key.split_once('#').ok_or_else(|| bad_item(format!("lt {key:?}")))?;
+        let (ms, arrival) = key
+            .split_once('#')
+            .ok_or_else(|| bad_item(format!("lt {key:?}")))?;
         let ms: i64 = ms.parse().map_err(|_| bad_item(format!("lt {key:?}")))?;
-        let ts = Utc.timestamp_millis_opt(ms).single().ok_or_else(|| bad_item(format!("lt {key:?}")))?;
-        stored.state.latest = Some(LatestVisit { ts, arrival: arrival.to_string(), gndr });
+        let ts = Utc
+            .timestamp_millis_opt(ms)
+            .single()
+            .ok_or_else(|| bad_item(format!("lt {key:?}")))?;
+        stored.state.latest = Some(LatestVisit {
+            ts,
+            arrival: arrival.to_string(),
+            gndr,
+        });
     }
     Ok(stored)
 }
 
 impl ModelStateStore for DynamoStateStore {
-    async fn apply_if_fresh(&self, key: &StateKey, first: &SequenceNumber, change: &StateChange) -> Result<Applied, PortError> {
+    async fn apply_if_fresh(
+        &self,
+        key: &StateKey,
+        first: &SequenceNumber,
+        change: &StateChange,
+    ) -> Result<Applied, PortError> {
         self.update(key, change, Condition::Fresh { first }).await
     }
 
-    async fn apply_if_unchanged(&self, key: &StateKey, expected_rev: Option<u64>, change: &StateChange) -> Result<Applied, PortError> {
-        self.update(key, change, Condition::Revision(expected_rev)).await
+    async fn apply_if_unchanged(
+        &self,
+        key: &StateKey,
+        expected_rev: Option<u64>,
+        change: &StateChange,
+    ) -> Result<Applied, PortError> {
+        self.update(key, change, Condition::Revision(expected_rev))
+            .await
     }
 
     async fn remove_buckets(&self, key: &StateKey, buckets: &[Bucket]) -> Result<(), PortError> {
@@ -207,7 +252,14 @@ impl ModelStateStore for DynamoStateStore {
             .await;
         match outcome {
             Ok(_) => Ok(()),
-            Err(err) if matches!(err.as_service_error(), Some(UpdateItemError::ConditionalCheckFailedException(_))) => Ok(()),
+            Err(err)
+                if matches!(
+                    err.as_service_error(),
+                    Some(UpdateItemError::ConditionalCheckFailedException(_))
+                ) =>
+            {
+                Ok(())
+            }
             Err(err) => Err(port_error("UpdateItem", err)),
         }
     }

@@ -3,15 +3,30 @@
 use tally_core::DispatchReport;
 
 pub fn init_tracing() {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("RUST_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt().json().with_env_filter(filter).with_target(false).without_time().try_init();
+    let filter = tracing_subscriber::EnvFilter::try_from_env("RUST_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .json()
+        .with_env_filter(filter)
+        .with_target(false)
+        .without_time()
+        .try_init();
 }
 
 /// The EMF line for one invocation: records, rejections (total and per reason), writes, conflicts,
 /// published results and retried records.
 pub fn metrics_line(function: &str, report: &DispatchReport) -> serde_json::Value {
     let rejected: u64 = report.rejected.values().sum();
-    let mut metrics: Vec<String> = ["Records", "Rejected", "Writes", "Conflicts", "Published", "RetriedBatches"].map(String::from).to_vec();
+    let mut metrics: Vec<String> = [
+        "Records",
+        "Rejected",
+        "Writes",
+        "Conflicts",
+        "Published",
+        "RetriedBatches",
+    ]
+    .map(String::from)
+    .to_vec();
     let mut line = serde_json::json!({
         "Function": function,
         "Records": report.records,

@@ -9,7 +9,10 @@ use chrono::{DateTime, Utc};
 use futures::stream::{self, StreamExt};
 
 use crate::model::{GenderCounts, GenderModel, LatestVisit, StateSpec};
-use crate::ports::{Applied, DeadLetterSink, ModelStateStore, PortError, ResultPublisher, StateChange, StateKey, StoredState};
+use crate::ports::{
+    Applied, DeadLetterSink, ModelStateStore, PortError, ResultPublisher, StateChange, StateKey,
+    StoredState,
+};
 use crate::record::{DeadLetter, Rejection, StreamRecord};
 use crate::result::GenderResult;
 use crate::sequence::SequenceNumber;
@@ -57,16 +60,26 @@ pub enum Aggregation {
 }
 
 /// Groups decoded visits by (shard, cid), keeping sequence order inside each group.
-pub fn group_by_cid(visits: Vec<(String, SequencedVisit)>, aggregation: Aggregation) -> Vec<CidBatch> {
+pub fn group_by_cid(
+    visits: Vec<(String, SequencedVisit)>,
+    aggregation: Aggregation,
+) -> Vec<CidBatch> {
     let mut groups: BTreeMap<(String, Cid), Vec<SequencedVisit>> = BTreeMap::new();
     for (shard, v) in visits {
-        groups.entry((shard, v.visit.cid.clone())).or_default().push(v);
+        groups
+            .entry((shard, v.visit.cid.clone()))
+            .or_default()
+            .push(v);
     }
     let mut out = Vec::new();
     for ((shard_id, cid), mut visits) in groups {
         visits.sort_by(|a, b| a.sequence_number.cmp(&b.sequence_number));
         match aggregation {
-            Aggregation::PerCid => out.push(CidBatch { shard_id, cid, visits }),
+            Aggregation::PerCid => out.push(CidBatch {
+                shard_id,
+                cid,
+                visits,
+            }),
             Aggregation::PerRecord => out.extend(visits.into_iter().map(|v| CidBatch {
                 shard_id: shard_id.clone(),
                 cid: cid.clone(),
@@ -79,7 +92,12 @@ pub fn group_by_cid(visits: Vec<(String, SequencedVisit)>, aggregation: Aggregat
 
 /// The change that `visits` make to a model's state as of `now`; `None` when they change nothing
 /// (for example visits already outside MODEL3's window).
-pub fn fold_change(spec: &StateSpec, shard_id: &str, visits: &[SequencedVisit], now: DateTime<Utc>) -> Option<StateChange> {
+pub fn fold_change(
+    spec: &StateSpec,
+    shard_id: &str,
+    visits: &[SequencedVisit],
+    now: DateTime<Utc>,
+) -> Option<StateChange> {
     let last = visits.last()?;
     let mut counts: BTreeMap<_, GenderCounts> = BTreeMap::new();
     let mut latest: Option<LatestVisit> = None;
@@ -167,7 +185,10 @@ pub async fn dead_letter_all<D: DeadLetterSink>(
         .await;
     for (seq, outcome) in outcomes {
         if let Err(e) = outcome {
-            report.fail(&seq, format!("dead letter for record {seq} not written: {e}"));
+            report.fail(
+                &seq,
+                format!("dead letter for record {seq} not written: {e}"),
+            );
         }
     }
 }
@@ -184,7 +205,12 @@ pub struct ModelDispatch<'a, S, P, D> {
 }
 
 impl<'a, S: ModelStateStore, P: ResultPublisher, D: DeadLetterSink> ModelDispatch<'a, S, P, D> {
-    pub fn new(model: &'a dyn GenderModel, store: &'a S, publisher: &'a P, dead_letters: &'a D) -> Self {
+    pub fn new(
+        model: &'a dyn GenderModel,
+        store: &'a S,
+        publisher: &'a P,
+        dead_letters: &'a D,
+    ) -> Self {
         Self {
             model,
             store,
@@ -197,12 +223,21 @@ impl<'a, S: ModelStateStore, P: ResultPublisher, D: DeadLetterSink> ModelDispatc
     }
 
     pub async fn run(&self, records: &[StreamRecord], now: DateTime<Utc>) -> DispatchReport {
-        let mut report = DispatchReport { records: records.len(), ..Default::default() };
+        let mut report = DispatchReport {
+            records: records.len(),
+            ..Default::default()
+        };
         let mut visits = Vec::with_capacity(records.len());
         let mut rejected = Vec::new();
         for r in records {
             match self.decoder.decode(r) {
-                Ok(visit) => visits.push((r.shard_id.clone(), SequencedVisit { sequence_number: r.sequence_number.clone(), visit })),
+                Ok(visit) => visits.push((
+                    r.shard_id.clone(),
+                    SequencedVisit {
+                        sequence_number: r.sequence_number.clone(),
+                        visit,
+                    },
+                )),
                 Err(why) => rejected.push((r, why)),
             }
         }
@@ -212,7 +247,11 @@ impl<'a, S: ModelStateStore, P: ResultPublisher, D: DeadLetterSink> ModelDispatc
         let batches = group_by_cid(visits, self.aggregation);
         report.cids = batches.len();
         // Per-record mode writes the same cid several times: keep those writes in order.
-        let concurrency = if self.aggregation == Aggregation::PerRecord { 1 } else { self.concurrency.max(1) };
+        let concurrency = if self.aggregation == Aggregation::PerRecord {
+            1
+        } else {
+            self.concurrency.max(1)
+        };
         let outcomes: Vec<(CidBatch, Result<CidOutcome, PortError>)> = stream::iter(batches)
             .map(|b| async move {
                 let outcome = self.apply(&b, now).await;
@@ -232,7 +271,10 @@ impl<'a, S: ModelStateStore, P: ResultPublisher, D: DeadLetterSink> ModelDispatc
                         to_publish.push((result, batch.first().clone()));
                     }
                 }
-                Err(e) => report.fail(batch.first(), format!("state of {} not updated: {e}", batch.cid)),
+                Err(e) => report.fail(
+                    batch.first(),
+                    format!("state of {} not updated: {e}", batch.cid),
+                ),
             }
         }
         self.publish(to_publish, &mut report).await;
@@ -242,7 +284,10 @@ impl<'a, S: ModelStateStore, P: ResultPublisher, D: DeadLetterSink> ModelDispatc
     /// Applies one cid's visits exactly once and returns the result to publish.
     async fn apply(&self, batch: &CidBatch, now: DateTime<Utc>) -> Result<CidOutcome, PortError> {
         let spec = self.model.state_spec();
-        let key = StateKey { model: self.model.name().to_string(), cid: batch.cid.clone() };
+        let key = StateKey {
+            model: self.model.name().to_string(),
+            cid: batch.cid.clone(),
+        };
         let mut outcome = CidOutcome::default();
         let Some(change) = fold_change(&spec, &batch.shard_id, &batch.visits, now) else {
             return Ok(outcome); // nothing that could change an answer
@@ -250,8 +295,14 @@ impl<'a, S: ModelStateStore, P: ResultPublisher, D: DeadLetterSink> ModelDispatc
 
         // Fast path: nothing of this batch applied yet (the normal case), one conditional write.
         outcome.writes += 1;
-        let mut current = match self.store.apply_if_fresh(&key, batch.first(), &change).await? {
-            Applied::Done(new) => return Ok(self.finish(outcome, &key, &batch.cid, new, now).await),
+        let mut current = match self
+            .store
+            .apply_if_fresh(&key, batch.first(), &change)
+            .await?
+        {
+            Applied::Done(new) => {
+                return Ok(self.finish(outcome, &key, &batch.cid, new, now).await)
+            }
             Applied::Conflict(current) => current,
         };
         outcome.conflicts += 1;
@@ -273,24 +324,41 @@ impl<'a, S: ModelStateStore, P: ResultPublisher, D: DeadLetterSink> ModelDispatc
                 c.latest = LatestVisit::newer_of(stored.state.latest.clone(), c.latest);
                 c
             });
-            let Some(change) = change.filter(|c| !c.counts.is_empty() || c.latest != stored.state.latest) else {
+            let Some(change) =
+                change.filter(|c| !c.counts.is_empty() || c.latest != stored.state.latest)
+            else {
                 // Everything is applied already: publish the stored state again (the last attempt
                 // may have crashed between its write and its publish). Same rev, same result.
                 return Ok(self.finish(outcome, &key, &batch.cid, stored, now).await);
             };
             outcome.writes += 1;
-            match self.store.apply_if_unchanged(&key, current.as_ref().map(|s| s.rev), &change).await? {
-                Applied::Done(new) => return Ok(self.finish(outcome, &key, &batch.cid, new, now).await),
+            match self
+                .store
+                .apply_if_unchanged(&key, current.as_ref().map(|s| s.rev), &change)
+                .await?
+            {
+                Applied::Done(new) => {
+                    return Ok(self.finish(outcome, &key, &batch.cid, new, now).await)
+                }
                 Applied::Conflict(now_stored) => {
                     outcome.conflicts += 1;
                     current = now_stored;
                 }
             }
         }
-        Err(PortError::Transient(format!("{key:?} kept changing during {MAX_CAS_ATTEMPTS} attempts")))
+        Err(PortError::Transient(format!(
+            "{key:?} kept changing during {MAX_CAS_ATTEMPTS} attempts"
+        )))
     }
 
-    async fn finish(&self, mut outcome: CidOutcome, key: &StateKey, cid: &Cid, stored: StoredState, now: DateTime<Utc>) -> CidOutcome {
+    async fn finish(
+        &self,
+        mut outcome: CidOutcome,
+        key: &StateKey,
+        cid: &Cid,
+        stored: StoredState,
+        now: DateTime<Utc>,
+    ) -> CidOutcome {
         let expired = self.model.state_spec().expired_buckets(&stored.state, now);
         if !expired.is_empty() {
             // Housekeeping only: answers already ignore expired days, so a failure here is harmless.
@@ -303,7 +371,11 @@ impl<'a, S: ModelStateStore, P: ResultPublisher, D: DeadLetterSink> ModelDispatc
         outcome
     }
 
-    async fn publish(&self, mut pending: Vec<(GenderResult, SequenceNumber)>, report: &mut DispatchReport) {
+    async fn publish(
+        &self,
+        mut pending: Vec<(GenderResult, SequenceNumber)>,
+        report: &mut DispatchReport,
+    ) {
         for attempt in 1..=MAX_PUBLISH_ATTEMPTS {
             if pending.is_empty() {
                 return;
@@ -332,7 +404,13 @@ impl<'a, S: ModelStateStore, P: ResultPublisher, D: DeadLetterSink> ModelDispatc
             }
         }
         for (r, seq) in &pending {
-            report.fail(seq, format!("result {} not accepted by the stream after {MAX_PUBLISH_ATTEMPTS} attempts", r.id));
+            report.fail(
+                seq,
+                format!(
+                    "result {} not accepted by the stream after {MAX_PUBLISH_ATTEMPTS} attempts",
+                    r.id
+                ),
+            );
         }
     }
 }

@@ -8,7 +8,9 @@ use chrono::{DateTime, Duration, TimeZone, Utc};
 
 use crate::dispatch::{Aggregation, ModelDispatch};
 use crate::fakes::*;
-use crate::model::{Bucket, GenderCounts, GenderModel, LastVisitModel, RecentTopGenderModel, TopGenderModel};
+use crate::model::{
+    Bucket, GenderCounts, GenderModel, LastVisitModel, RecentTopGenderModel, TopGenderModel,
+};
 use crate::record::StreamRecord;
 use crate::sequence::SequenceNumber;
 use crate::visit::Gender;
@@ -21,7 +23,10 @@ fn now() -> DateTime<Utc> {
 
 /// A 56-digit sequence number, like Kinesis's, for position `i`.
 fn seq(i: u64) -> SequenceNumber {
-    SequenceNumber::parse(&format!("4959033827149025660855969253836157109592157598{i:010}")).unwrap()
+    SequenceNumber::parse(&format!(
+        "4959033827149025660855969253836157109592157598{i:010}"
+    ))
+    .unwrap()
 }
 
 fn record(i: u64, data: &str) -> StreamRecord {
@@ -35,14 +40,23 @@ fn record(i: u64, data: &str) -> StreamRecord {
 }
 
 fn visit(i: u64, cid: &str, g: &str, ts: DateTime<Utc>) -> StreamRecord {
-    record(i, &format!(r#"{{"cid":"{cid}","gndr":"{g}","ts":"{}"}}"#, ts.to_rfc3339()))
+    record(
+        i,
+        &format!(
+            r#"{{"cid":"{cid}","gndr":"{g}","ts":"{}"}}"#,
+            ts.to_rfc3339()
+        ),
+    )
 }
 
 /// A small deterministic generator, so a failing case can be replayed.
 struct Lcg(u64);
 impl Lcg {
     fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         self.0 >> 33
     }
     fn below(&mut self, n: u64) -> u64 {
@@ -69,10 +83,21 @@ fn random_visits(rng: &mut Lcg, n: u64, cids: u64) -> Vec<StreamRecord> {
 fn expected_answers(records: &[StreamRecord], model: &str) -> BTreeMap<String, Gender> {
     let mut by_cid: BTreeMap<String, Vec<(DateTime<Utc>, u64, Gender)>> = BTreeMap::new();
     for (i, r) in records.iter().enumerate() {
-        let Ok(v) = serde_json::from_slice::<serde_json::Value>(&r.data) else { continue };
-        let g = if v["gndr"].as_str().unwrap().eq_ignore_ascii_case("male") { Gender::Male } else { Gender::Female };
-        let ts = DateTime::parse_from_rfc3339(v["ts"].as_str().unwrap()).unwrap().with_timezone(&Utc);
-        by_cid.entry(v["cid"].as_str().unwrap().to_string()).or_default().push((ts, i as u64, g));
+        let Ok(v) = serde_json::from_slice::<serde_json::Value>(&r.data) else {
+            continue;
+        };
+        let g = if v["gndr"].as_str().unwrap().eq_ignore_ascii_case("male") {
+            Gender::Male
+        } else {
+            Gender::Female
+        };
+        let ts = DateTime::parse_from_rfc3339(v["ts"].as_str().unwrap())
+            .unwrap()
+            .with_timezone(&Utc);
+        by_cid
+            .entry(v["cid"].as_str().unwrap().to_string())
+            .or_default()
+            .push((ts, i as u64, g));
     }
     let top = |m: usize, f: usize| if m > f { Gender::Male } else { Gender::Female };
     let mut out = BTreeMap::new();
@@ -113,7 +138,12 @@ fn answers(publisher: &MemoryPublisher, model: &dyn GenderModel) -> BTreeMap<Str
 
 /// Delivers `records` the way Lambda does: in batches of `batch`, resuming from the reported
 /// failure after an error, redelivering every batch `repeats` times.
-async fn deliver(dispatch: &ModelDispatch<'_, MemoryStateStore, MemoryPublisher, MemoryDeadLetters>, records: &[StreamRecord], batch: usize, repeats: usize) {
+async fn deliver(
+    dispatch: &ModelDispatch<'_, MemoryStateStore, MemoryPublisher, MemoryDeadLetters>,
+    records: &[StreamRecord],
+    batch: usize,
+    repeats: usize,
+) {
     let mut pos = 0;
     let mut attempts = 0;
     while pos < records.len() {
@@ -136,52 +166,98 @@ async fn deliver(dispatch: &ModelDispatch<'_, MemoryStateStore, MemoryPublisher,
 
 #[tokio::test]
 async fn one_write_per_distinct_cid() {
-    let records: Vec<_> = (0..100).map(|i| visit(i, &format!("C{}", i % 4), "male", now())).collect();
-    let (store, publisher, dl) = (MemoryStateStore::new(), MemoryPublisher::default(), MemoryDeadLetters::default());
-    let report = ModelDispatch::new(&TopGenderModel, &store, &publisher, &dl).run(&records, now()).await;
+    let records: Vec<_> = (0..100)
+        .map(|i| visit(i, &format!("C{}", i % 4), "male", now()))
+        .collect();
+    let (store, publisher, dl) = (
+        MemoryStateStore::new(),
+        MemoryPublisher::default(),
+        MemoryDeadLetters::default(),
+    );
+    let report = ModelDispatch::new(&TopGenderModel, &store, &publisher, &dl)
+        .run(&records, now())
+        .await;
     assert_eq!(report.writes, 4);
     assert_eq!(store.requests.load(Ordering::SeqCst), 4);
     assert_eq!(report.published, 4);
     let items = store.items.lock().unwrap();
-    assert_eq!(items["MODEL2#C0"].state.counts[&Bucket::AllTime], GenderCounts { male: 25, female: 0 });
+    assert_eq!(
+        items["MODEL2#C0"].state.counts[&Bucket::AllTime],
+        GenderCounts {
+            male: 25,
+            female: 0
+        }
+    );
 }
 
 #[tokio::test]
 async fn per_record_mode_writes_once_per_record_with_the_same_answers() {
     let mut rng = Lcg(7);
     let records = random_visits(&mut rng, 200, 10);
-    let (store, publisher, dl) = (MemoryStateStore::new(), MemoryPublisher::default(), MemoryDeadLetters::default());
+    let (store, publisher, dl) = (
+        MemoryStateStore::new(),
+        MemoryPublisher::default(),
+        MemoryDeadLetters::default(),
+    );
     let mut d = ModelDispatch::new(&TopGenderModel, &store, &publisher, &dl);
     d.aggregation = Aggregation::PerRecord;
     let report = d.run(&records, now()).await;
     assert_eq!(report.writes, report.visits);
-    assert_eq!(answers(&publisher, &TopGenderModel), expected_answers(&records, "MODEL2"));
+    assert_eq!(
+        answers(&publisher, &TopGenderModel),
+        expected_answers(&records, "MODEL2")
+    );
 }
 
 #[tokio::test]
 async fn bad_records_are_dead_lettered_with_reasons_and_do_not_fail_the_batch() {
-    let records = vec![visit(1, "C1", "male", now()), record(2, "{oops"), record(3, r#"{"cid":"C1","gndr":"x"}"#)];
-    let (store, publisher, dl) = (MemoryStateStore::new(), MemoryPublisher::default(), MemoryDeadLetters::default());
-    let report = ModelDispatch::new(&TopGenderModel, &store, &publisher, &dl).run(&records, now()).await;
+    let records = vec![
+        visit(1, "C1", "male", now()),
+        record(2, "{oops"),
+        record(3, r#"{"cid":"C1","gndr":"x"}"#),
+    ];
+    let (store, publisher, dl) = (
+        MemoryStateStore::new(),
+        MemoryPublisher::default(),
+        MemoryDeadLetters::default(),
+    );
+    let report = ModelDispatch::new(&TopGenderModel, &store, &publisher, &dl)
+        .run(&records, now())
+        .await;
     assert_eq!(report.retry_from, None);
     assert_eq!(report.rejected.values().sum::<u64>(), 2);
     let letters = dl.letters.lock().unwrap();
     assert_eq!(letters.len(), 2);
     let reasons: Vec<_> = letters.values().map(|l| l.reason.clone()).collect();
-    assert!(reasons.iter().any(|r| r.starts_with("malformed json")), "{reasons:?}");
-    assert!(reasons.iter().any(|r| r.contains("unknown gender \"x\"")), "{reasons:?}");
+    assert!(
+        reasons.iter().any(|r| r.starts_with("malformed json")),
+        "{reasons:?}"
+    );
+    assert!(
+        reasons.iter().any(|r| r.contains("unknown gender \"x\"")),
+        "{reasons:?}"
+    );
 }
 
 #[tokio::test]
 async fn redelivered_batch_counts_once_and_republishes_the_same_revision() {
-    let records: Vec<_> = (0..10).map(|i| visit(i, "C1", if i < 6 { "male" } else { "female" }, now())).collect();
-    let (store, publisher, dl) = (MemoryStateStore::new(), MemoryPublisher::default(), MemoryDeadLetters::default());
+    let records: Vec<_> = (0..10)
+        .map(|i| visit(i, "C1", if i < 6 { "male" } else { "female" }, now()))
+        .collect();
+    let (store, publisher, dl) = (
+        MemoryStateStore::new(),
+        MemoryPublisher::default(),
+        MemoryDeadLetters::default(),
+    );
     let d = ModelDispatch::new(&TopGenderModel, &store, &publisher, &dl);
     d.run(&records, now()).await;
     let again = d.run(&records, now()).await;
     assert_eq!(again.conflicts, 1);
     let items = store.items.lock().unwrap();
-    assert_eq!(items["MODEL2#C1"].state.counts[&Bucket::AllTime], GenderCounts { male: 6, female: 4 });
+    assert_eq!(
+        items["MODEL2#C1"].state.counts[&Bucket::AllTime],
+        GenderCounts { male: 6, female: 4 }
+    );
     let published = publisher.published.lock().unwrap();
     assert_eq!(published.len(), 2);
     assert_eq!(published[0].rev, published[1].rev);
@@ -192,7 +268,11 @@ async fn redelivered_batch_counts_once_and_republishes_the_same_revision() {
 async fn overlapping_retry_applies_only_the_unseen_records() {
     // First delivery covers records 0..6; the retry starts at 3 and runs to 10 (bisected or resumed).
     let records: Vec<_> = (0..10).map(|i| visit(i, "C1", "male", now())).collect();
-    let (store, publisher, dl) = (MemoryStateStore::new(), MemoryPublisher::default(), MemoryDeadLetters::default());
+    let (store, publisher, dl) = (
+        MemoryStateStore::new(),
+        MemoryPublisher::default(),
+        MemoryDeadLetters::default(),
+    );
     let d = ModelDispatch::new(&TopGenderModel, &store, &publisher, &dl);
     d.run(&records[0..6], now()).await;
     d.run(&records[3..10], now()).await;
@@ -205,21 +285,44 @@ async fn overlapping_retry_applies_only_the_unseen_records() {
 async fn crash_after_any_write_then_retry_equals_one_delivery() {
     let mut rng = Lcg(42);
     let records = random_visits(&mut rng, 120, 15);
-    for model in [&LastVisitModel as &dyn GenderModel, &TopGenderModel, &RecentTopGenderModel { days: 7 }] {
+    for model in [
+        &LastVisitModel as &dyn GenderModel,
+        &TopGenderModel,
+        &RecentTopGenderModel { days: 7 },
+    ] {
         let clean_writes = {
-            let (store, publisher, dl) = (MemoryStateStore::new(), MemoryPublisher::default(), MemoryDeadLetters::default());
-            ModelDispatch::new(model, &store, &publisher, &dl).run(&records, now()).await.writes
+            let (store, publisher, dl) = (
+                MemoryStateStore::new(),
+                MemoryPublisher::default(),
+                MemoryDeadLetters::default(),
+            );
+            ModelDispatch::new(model, &store, &publisher, &dl)
+                .run(&records, now())
+                .await
+                .writes
         };
         assert!(clean_writes > 10);
         for crash_after in 0..clean_writes {
-            let (store, publisher, dl) = (MemoryStateStore::new(), MemoryPublisher::default(), MemoryDeadLetters::default());
+            let (store, publisher, dl) = (
+                MemoryStateStore::new(),
+                MemoryPublisher::default(),
+                MemoryDeadLetters::default(),
+            );
             let d = ModelDispatch::new(model, &store, &publisher, &dl);
             store.fail_after(crash_after);
             let report = d.run(&records, now()).await;
-            assert!(report.retry_from.is_some(), "an injected failure must be reported");
+            assert!(
+                report.retry_from.is_some(),
+                "an injected failure must be reported"
+            );
             store.fail_after(usize::MAX);
             deliver(&d, &records, records.len(), 1).await;
-            assert_eq!(answers(&publisher, model), expected_answers(&records, model.name()), "{} crash after {crash_after}", model.name());
+            assert_eq!(
+                answers(&publisher, model),
+                expected_answers(&records, model.name()),
+                "{} crash after {crash_after}",
+                model.name()
+            );
         }
     }
 }
@@ -227,7 +330,11 @@ async fn crash_after_any_write_then_retry_equals_one_delivery() {
 #[tokio::test]
 async fn publish_failure_is_retried_and_the_result_arrives() {
     let records: Vec<_> = (0..5).map(|i| visit(i, "C1", "female", now())).collect();
-    let (store, publisher, dl) = (MemoryStateStore::new(), MemoryPublisher::default(), MemoryDeadLetters::default());
+    let (store, publisher, dl) = (
+        MemoryStateStore::new(),
+        MemoryPublisher::default(),
+        MemoryDeadLetters::default(),
+    );
     publisher.failures_left.store(3, Ordering::SeqCst); // more than one invocation retries
     let d = ModelDispatch::new(&TopGenderModel, &store, &publisher, &dl);
     let first = d.run(&records, now()).await;
@@ -235,7 +342,10 @@ async fn publish_failure_is_retried_and_the_result_arrives() {
     let second = d.run(&records, now()).await;
     assert_eq!(second.retry_from, None);
     assert_eq!(answers(&publisher, &TopGenderModel)["C1"], Gender::Female);
-    assert_eq!(store.items.lock().unwrap()["MODEL2#C1"].state.counts[&Bucket::AllTime].female, 5);
+    assert_eq!(
+        store.items.lock().unwrap()["MODEL2#C1"].state.counts[&Bucket::AllTime].female,
+        5
+    );
 }
 
 #[tokio::test]
@@ -246,7 +356,11 @@ async fn model1_keeps_the_latest_event_time_whatever_the_arrival_order() {
         visit(1, "C1", "female", t),
         visit(2, "C1", "female", t + Duration::minutes(10)),
     ];
-    let (store, publisher, dl) = (MemoryStateStore::new(), MemoryPublisher::default(), MemoryDeadLetters::default());
+    let (store, publisher, dl) = (
+        MemoryStateStore::new(),
+        MemoryPublisher::default(),
+        MemoryDeadLetters::default(),
+    );
     let d = ModelDispatch::new(&LastVisitModel, &store, &publisher, &dl);
     for r in &records {
         d.run(std::slice::from_ref(r), now()).await; // one batch each: later batches are older
@@ -261,17 +375,31 @@ async fn model1_keeps_the_latest_event_time_whatever_the_arrival_order() {
 
 #[tokio::test]
 async fn model3_drops_visits_outside_the_window_and_prunes_expired_days() {
-    let (store, publisher, dl) = (MemoryStateStore::new(), MemoryPublisher::default(), MemoryDeadLetters::default());
+    let (store, publisher, dl) = (
+        MemoryStateStore::new(),
+        MemoryPublisher::default(),
+        MemoryDeadLetters::default(),
+    );
     let model = RecentTopGenderModel { days: 7 };
     let d = ModelDispatch::new(&model, &store, &publisher, &dl);
-    let report = d.run(&[visit(0, "C1", "male", now() - Duration::days(8))], now()).await;
-    assert_eq!(report.writes, 0, "a visit that can never count is not written");
-    d.run(&[visit(1, "C1", "male", now() - Duration::days(6))], now()).await;
+    let report = d
+        .run(&[visit(0, "C1", "male", now() - Duration::days(8))], now())
+        .await;
+    assert_eq!(
+        report.writes, 0,
+        "a visit that can never count is not written"
+    );
+    d.run(&[visit(1, "C1", "male", now() - Duration::days(6))], now())
+        .await;
     let later = now() + Duration::days(3);
     d.run(&[visit(2, "C1", "female", later)], later).await;
     let items = store.items.lock().unwrap();
     let days: Vec<_> = items["MODEL3#C1"].state.counts.keys().copied().collect();
-    assert_eq!(days, vec![Bucket::Day(later.date_naive())], "the expired day was removed");
+    assert_eq!(
+        days,
+        vec![Bucket::Day(later.date_naive())],
+        "the expired day was removed"
+    );
 }
 
 #[tokio::test]
@@ -279,13 +407,26 @@ async fn same_input_same_answers_whatever_the_batching_and_redelivery() {
     for seed in 0..6u64 {
         let mut rng = Lcg(seed);
         let records = random_visits(&mut rng, 300, 25);
-        for model in [&LastVisitModel as &dyn GenderModel, &TopGenderModel, &RecentTopGenderModel { days: 7 }] {
+        for model in [
+            &LastVisitModel as &dyn GenderModel,
+            &TopGenderModel,
+            &RecentTopGenderModel { days: 7 },
+        ] {
             let expected = expected_answers(&records, model.name());
             for (batch, repeats) in [(1, 1), (7, 2), (100, 1), (300, 3)] {
-                let (store, publisher, dl) = (MemoryStateStore::new(), MemoryPublisher::default(), MemoryDeadLetters::default());
+                let (store, publisher, dl) = (
+                    MemoryStateStore::new(),
+                    MemoryPublisher::default(),
+                    MemoryDeadLetters::default(),
+                );
                 let d = ModelDispatch::new(model, &store, &publisher, &dl);
                 deliver(&d, &records, batch, repeats).await;
-                assert_eq!(answers(&publisher, model), expected, "seed {seed} {} batch {batch} x{repeats}", model.name());
+                assert_eq!(
+                    answers(&publisher, model),
+                    expected,
+                    "seed {seed} {} batch {batch} x{repeats}",
+                    model.name()
+                );
             }
         }
     }

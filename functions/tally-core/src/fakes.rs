@@ -21,7 +21,10 @@ pub struct MemoryStateStore {
 
 impl MemoryStateStore {
     pub fn new() -> Self {
-        Self { writes_left: AtomicUsize::new(usize::MAX), ..Default::default() }
+        Self {
+            writes_left: AtomicUsize::new(usize::MAX),
+            ..Default::default()
+        }
     }
 
     pub fn fail_after(&self, writes: usize) {
@@ -42,7 +45,9 @@ impl MemoryStateStore {
 
     fn apply(stored: &mut StoredState, change: &StateChange, set_latest: bool) {
         stored.rev += 1;
-        stored.watermarks.insert(change.shard_id.clone(), change.applies_through.clone());
+        stored
+            .watermarks
+            .insert(change.shard_id.clone(), change.applies_through.clone());
         for (b, c) in &change.counts {
             stored.state.counts.entry(*b).or_default().merge(*c);
         }
@@ -53,12 +58,23 @@ impl MemoryStateStore {
 }
 
 impl ModelStateStore for MemoryStateStore {
-    async fn apply_if_fresh(&self, key: &StateKey, first: &SequenceNumber, change: &StateChange) -> Result<Applied, PortError> {
+    async fn apply_if_fresh(
+        &self,
+        key: &StateKey,
+        first: &SequenceNumber,
+        change: &StateChange,
+    ) -> Result<Applied, PortError> {
         self.gate()?;
         let mut items = self.items.lock().unwrap();
         let current = items.get(&key.partition_key()).cloned();
-        let fresh = current.as_ref().and_then(|s| s.watermarks.get(&change.shard_id)).is_none_or(|w| w < first);
-        let newer = match (&change.latest, current.as_ref().and_then(|s| s.state.latest.as_ref())) {
+        let fresh = current
+            .as_ref()
+            .and_then(|s| s.watermarks.get(&change.shard_id))
+            .is_none_or(|w| w < first);
+        let newer = match (
+            &change.latest,
+            current.as_ref().and_then(|s| s.state.latest.as_ref()),
+        ) {
             (Some(new), Some(old)) => new.order_key() > old.order_key(),
             _ => true,
         };
@@ -71,7 +87,12 @@ impl ModelStateStore for MemoryStateStore {
         Ok(Applied::Done(stored))
     }
 
-    async fn apply_if_unchanged(&self, key: &StateKey, expected_rev: Option<u64>, change: &StateChange) -> Result<Applied, PortError> {
+    async fn apply_if_unchanged(
+        &self,
+        key: &StateKey,
+        expected_rev: Option<u64>,
+        change: &StateChange,
+    ) -> Result<Applied, PortError> {
         self.gate()?;
         let mut items = self.items.lock().unwrap();
         let current = items.get(&key.partition_key()).cloned();
@@ -120,12 +141,20 @@ pub struct MemoryDeadLetters {
 
 impl DeadLetterSink for MemoryDeadLetters {
     async fn put(&self, letter: &DeadLetter) -> Result<(), PortError> {
-        self.letters.lock().unwrap().insert(letter.object_key("dead-letter"), letter.clone());
+        self.letters
+            .lock()
+            .unwrap()
+            .insert(letter.object_key("dead-letter"), letter.clone());
         Ok(())
     }
 }
 
 /// The newest latest visit, for assertions.
 pub fn latest_of(store: &MemoryStateStore, pk: &str) -> Option<LatestVisit> {
-    store.items.lock().unwrap().get(pk).and_then(|s| s.state.latest.clone())
+    store
+        .items
+        .lock()
+        .unwrap()
+        .get(pk)
+        .and_then(|s| s.state.latest.clone())
 }

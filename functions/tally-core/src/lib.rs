@@ -11,9 +11,9 @@ pub mod sequence;
 pub mod visit;
 
 #[cfg(test)]
-mod fakes;
-#[cfg(test)]
 mod dispatch_tests;
+#[cfg(test)]
+mod fakes;
 
 pub use dispatch::{Aggregation, DispatchReport, ModelDispatch};
 pub use model::{model_by_name, models, GenderModel, ModelSettings};

@@ -28,7 +28,9 @@ impl Bucket {
         if s == "all" {
             return Some(Bucket::AllTime);
         }
-        NaiveDate::parse_from_str(s, "%Y-%m-%d").ok().map(Bucket::Day)
+        NaiveDate::parse_from_str(s, "%Y-%m-%d")
+            .ok()
+            .map(Bucket::Day)
     }
 }
 
@@ -137,7 +139,9 @@ impl StateSpec {
         match self.counting {
             Counting::None => None,
             Counting::AllTime => Some(Bucket::AllTime),
-            Counting::UtcDays { days } => (day >= window_start(now, days)).then_some(Bucket::Day(day)),
+            Counting::UtcDays { days } => {
+                (day >= window_start(now, days)).then_some(Bucket::Day(day))
+            }
         }
     }
 
@@ -146,7 +150,12 @@ impl StateSpec {
         match self.counting {
             Counting::UtcDays { days } => {
                 let start = window_start(now, days);
-                state.counts.keys().filter(|b| matches!(b, Bucket::Day(d) if *d < start)).copied().collect()
+                state
+                    .counts
+                    .keys()
+                    .filter(|b| matches!(b, Bucket::Day(d) if *d < start))
+                    .copied()
+                    .collect()
             }
             _ => Vec::new(),
         }
@@ -168,7 +177,9 @@ impl StateSpec {
 /// The first day of a window of `days` UTC calendar days ending today (today included).
 pub fn window_start(now: DateTime<Utc>, days: u32) -> NaiveDate {
     let today = now.date_naive();
-    today.checked_sub_days(Days::new(days.saturating_sub(1) as u64)).unwrap_or(NaiveDate::MIN)
+    today
+        .checked_sub_days(Days::new(days.saturating_sub(1) as u64))
+        .unwrap_or(NaiveDate::MIN)
 }
 
 /// Sum of the day buckets inside the window as of `now`. Days outside it never count, whether or
@@ -205,7 +216,10 @@ impl GenderModel for LastVisitModel {
         "MODEL1"
     }
     fn state_spec(&self) -> StateSpec {
-        StateSpec { counting: Counting::None, keeps_latest: true }
+        StateSpec {
+            counting: Counting::None,
+            keeps_latest: true,
+        }
     }
     fn identify(&self, state: &ModelState, _now: DateTime<Utc>) -> Option<Gender> {
         state.latest.as_ref().map(|l| l.gndr)
@@ -220,10 +234,16 @@ impl GenderModel for TopGenderModel {
         "MODEL2"
     }
     fn state_spec(&self) -> StateSpec {
-        StateSpec { counting: Counting::AllTime, keeps_latest: false }
+        StateSpec {
+            counting: Counting::AllTime,
+            keeps_latest: false,
+        }
     }
     fn identify(&self, state: &ModelState, _now: DateTime<Utc>) -> Option<Gender> {
-        state.counts.get(&Bucket::AllTime).and_then(GenderCounts::top)
+        state
+            .counts
+            .get(&Bucket::AllTime)
+            .and_then(GenderCounts::top)
     }
 }
 
@@ -238,7 +258,10 @@ impl GenderModel for RecentTopGenderModel {
         "MODEL3"
     }
     fn state_spec(&self) -> StateSpec {
-        StateSpec { counting: Counting::UtcDays { days: self.days }, keeps_latest: false }
+        StateSpec {
+            counting: Counting::UtcDays { days: self.days },
+            keeps_latest: false,
+        }
     }
     fn identify(&self, state: &ModelState, now: DateTime<Utc>) -> Option<Gender> {
         counts_in_window(state, now, self.days).top()
@@ -262,7 +285,9 @@ pub fn models(settings: ModelSettings) -> Vec<Box<dyn GenderModel>> {
     vec![
         Box::new(LastVisitModel),
         Box::new(TopGenderModel),
-        Box::new(RecentTopGenderModel { days: settings.window_days }),
+        Box::new(RecentTopGenderModel {
+            days: settings.window_days,
+        }),
     ]
 }
 
@@ -274,12 +299,18 @@ pub struct UnknownModel {
 }
 
 /// The model called `name` (exact, upper case as in the contract).
-pub fn model_by_name(name: &str, settings: ModelSettings) -> Result<Box<dyn GenderModel>, UnknownModel> {
+pub fn model_by_name(
+    name: &str,
+    settings: ModelSettings,
+) -> Result<Box<dyn GenderModel>, UnknownModel> {
     let all = models(settings);
     let known = all.iter().map(|m| m.name()).collect::<Vec<_>>().join(", ");
     all.into_iter()
         .find(|m| m.name() == name)
-        .ok_or_else(|| UnknownModel { name: name.to_string(), known })
+        .ok_or_else(|| UnknownModel {
+            name: name.to_string(),
+            known,
+        })
 }
 
 #[cfg(test)]
@@ -297,9 +328,18 @@ mod tests {
 
     #[test]
     fn tie_answers_female_and_nothing_answers_none() {
-        assert_eq!(GenderCounts { male: 2, female: 2 }.top(), Some(Gender::Female));
-        assert_eq!(GenderCounts { male: 3, female: 2 }.top(), Some(Gender::Male));
-        assert_eq!(GenderCounts { male: 0, female: 1 }.top(), Some(Gender::Female));
+        assert_eq!(
+            GenderCounts { male: 2, female: 2 }.top(),
+            Some(Gender::Female)
+        );
+        assert_eq!(
+            GenderCounts { male: 3, female: 2 }.top(),
+            Some(Gender::Male)
+        );
+        assert_eq!(
+            GenderCounts { male: 0, female: 1 }.top(),
+            Some(Gender::Female)
+        );
         assert_eq!(GenderCounts::default().top(), None);
     }
 
@@ -312,9 +352,19 @@ mod tests {
     #[test]
     fn model3_ignores_days_outside_the_window_even_if_stored() {
         let mut state = ModelState::default();
-        state.counts.insert(Bucket::Day(day(15)), GenderCounts { male: 100, female: 0 });
-        state.counts.insert(Bucket::Day(day(16)), GenderCounts { male: 0, female: 1 });
-        state.counts.insert(Bucket::Day(day(23)), GenderCounts { male: 5, female: 0 }); // future-dated
+        state.counts.insert(
+            Bucket::Day(day(15)),
+            GenderCounts {
+                male: 100,
+                female: 0,
+            },
+        );
+        state
+            .counts
+            .insert(Bucket::Day(day(16)), GenderCounts { male: 0, female: 1 });
+        state
+            .counts
+            .insert(Bucket::Day(day(23)), GenderCounts { male: 5, female: 0 }); // future-dated
         let m = RecentTopGenderModel { days: 7 };
         assert_eq!(m.identify(&state, now()), Some(Gender::Female));
         // A day later, the 16th leaves the window too; the 23rd enters it.
@@ -327,32 +377,77 @@ mod tests {
     #[test]
     fn buckets_and_expiry_follow_the_window() {
         let spec = RecentTopGenderModel { days: 7 }.state_spec();
-        assert_eq!(spec.bucket_for(day(15), now()), None, "can never count again");
+        assert_eq!(
+            spec.bucket_for(day(15), now()),
+            None,
+            "can never count again"
+        );
         assert_eq!(spec.bucket_for(day(16), now()), Some(Bucket::Day(day(16))));
-        assert_eq!(spec.expires_at(day(22)), Some(Utc.with_ymd_and_hms(2026, 11, 29, 0, 0, 0).unwrap()));
+        assert_eq!(
+            spec.expires_at(day(22)),
+            Some(Utc.with_ymd_and_hms(2026, 11, 29, 0, 0, 0).unwrap())
+        );
         let mut state = ModelState::default();
-        state.counts.insert(Bucket::Day(day(10)), GenderCounts::default());
-        state.counts.insert(Bucket::Day(day(20)), GenderCounts::default());
-        assert_eq!(spec.expired_buckets(&state, now()), vec![Bucket::Day(day(10))]);
-        assert_eq!(TopGenderModel.state_spec().bucket_for(day(1), now()), Some(Bucket::AllTime));
+        state
+            .counts
+            .insert(Bucket::Day(day(10)), GenderCounts::default());
+        state
+            .counts
+            .insert(Bucket::Day(day(20)), GenderCounts::default());
+        assert_eq!(
+            spec.expired_buckets(&state, now()),
+            vec![Bucket::Day(day(10))]
+        );
+        assert_eq!(
+            TopGenderModel.state_spec().bucket_for(day(1), now()),
+            Some(Bucket::AllTime)
+        );
         assert_eq!(TopGenderModel.state_spec().expires_at(day(1)), None);
     }
 
     #[test]
     fn latest_orders_by_time_then_arrival() {
         let t = Utc.with_ymd_and_hms(2026, 11, 22, 10, 0, 0).unwrap();
-        let a = LatestVisit { ts: t, arrival: "002:10".into(), gndr: Gender::Male };
-        let b = LatestVisit { ts: t, arrival: "002:11".into(), gndr: Gender::Female };
-        let c = LatestVisit { ts: t - chrono::Duration::seconds(1), arrival: "003:999".into(), gndr: Gender::Male };
-        assert_eq!(LatestVisit::newer_of(Some(a.clone()), Some(b.clone())), Some(b.clone()));
-        assert_eq!(LatestVisit::newer_of(Some(b.clone()), Some(c.clone())), Some(b));
+        let a = LatestVisit {
+            ts: t,
+            arrival: "002:10".into(),
+            gndr: Gender::Male,
+        };
+        let b = LatestVisit {
+            ts: t,
+            arrival: "002:11".into(),
+            gndr: Gender::Female,
+        };
+        let c = LatestVisit {
+            ts: t - chrono::Duration::seconds(1),
+            arrival: "003:999".into(),
+            gndr: Gender::Male,
+        };
+        assert_eq!(
+            LatestVisit::newer_of(Some(a.clone()), Some(b.clone())),
+            Some(b.clone())
+        );
+        assert_eq!(
+            LatestVisit::newer_of(Some(b.clone()), Some(c.clone())),
+            Some(b)
+        );
         assert_eq!(LatestVisit::newer_of(None, Some(c.clone())), Some(c));
     }
 
     #[test]
     fn registry_finds_models_and_explains_unknown_names() {
-        assert_eq!(model_by_name("MODEL3", ModelSettings::default()).unwrap().name(), "MODEL3");
-        let err = model_by_name("MODEL9", ModelSettings::default()).err().unwrap();
-        assert_eq!(err.to_string(), "unknown model \"MODEL9\": expected one of MODEL1, MODEL2, MODEL3");
+        assert_eq!(
+            model_by_name("MODEL3", ModelSettings::default())
+                .unwrap()
+                .name(),
+            "MODEL3"
+        );
+        let err = model_by_name("MODEL9", ModelSettings::default())
+            .err()
+            .unwrap();
+        assert_eq!(
+            err.to_string(),
+            "unknown model \"MODEL9\": expected one of MODEL1, MODEL2, MODEL3"
+        );
     }
 }

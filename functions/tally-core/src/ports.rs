@@ -95,13 +95,20 @@ pub trait ModelStateStore: Send + Sync {
     ) -> impl Future<Output = Result<Applied, PortError>> + Send;
 
     /// Remove buckets that can no longer count (expired days).
-    fn remove_buckets(&self, key: &StateKey, buckets: &[Bucket]) -> impl Future<Output = Result<(), PortError>> + Send;
+    fn remove_buckets(
+        &self,
+        key: &StateKey,
+        buckets: &[Bucket],
+    ) -> impl Future<Output = Result<(), PortError>> + Send;
 }
 
 /// Publishing results (Kinesis `PutRecords`).
 pub trait ResultPublisher: Send + Sync {
     /// Publish; returns the indices of the results that were not accepted.
-    fn publish(&self, results: &[GenderResult]) -> impl Future<Output = Result<Vec<usize>, PortError>> + Send;
+    fn publish(
+        &self,
+        results: &[GenderResult],
+    ) -> impl Future<Output = Result<Vec<usize>, PortError>> + Send;
 }
 
 /// The dead-letter location (S3 `PutObject`).
@@ -112,10 +119,14 @@ pub trait DeadLetterSink: Send + Sync {
 /// Upserting results into the results table, newest revision wins.
 pub trait ResultsUpsert: Send + Sync {
     /// Returns false when the table already holds this or a newer revision.
-    fn upsert_if_newer(&self, result: &GenderResult) -> impl Future<Output = Result<bool, PortError>> + Send;
+    fn upsert_if_newer(
+        &self,
+        result: &GenderResult,
+    ) -> impl Future<Output = Result<bool, PortError>> + Send;
 }
 
 /// Looking a result up by `_id`.
 pub trait ResultLookup: Send + Sync {
-    fn get(&self, id: &str) -> impl Future<Output = Result<Option<GenderResult>, PortError>> + Send;
+    fn get(&self, id: &str)
+        -> impl Future<Output = Result<Option<GenderResult>, PortError>> + Send;
 }

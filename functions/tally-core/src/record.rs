@@ -30,13 +30,21 @@ pub enum Rejection {
     #[error("missing field {0}")]
     MissingField(&'static str),
     #[error("field {field} must be {expected}, got {got}")]
-    WrongType { field: &'static str, expected: &'static str, got: &'static str },
+    WrongType {
+        field: &'static str,
+        expected: &'static str,
+        got: &'static str,
+    },
     #[error("invalid field {field}: {reason}")]
     InvalidField { field: &'static str, reason: String },
 }
 
 impl Rejection {
-    pub fn wrong_type(field: &'static str, expected: &'static str, got: &serde_json::Value) -> Self {
+    pub fn wrong_type(
+        field: &'static str,
+        expected: &'static str,
+        got: &serde_json::Value,
+    ) -> Self {
         let got = match got {
             serde_json::Value::Null => "null",
             serde_json::Value::Bool(_) => "a boolean",
@@ -45,7 +53,11 @@ impl Rejection {
             serde_json::Value::Array(_) => "an array",
             serde_json::Value::Object(_) => "an object",
         };
-        Rejection::WrongType { field, expected, got }
+        Rejection::WrongType {
+            field,
+            expected,
+            got,
+        }
     }
 
     /// A short stable code, used as the metric dimension.
@@ -79,6 +91,12 @@ pub struct DeadLetter {
 impl DeadLetter {
     /// Deterministic per record, so a redelivered bad record overwrites its own dead letter.
     pub fn object_key(&self, prefix: &str) -> String {
-        format!("{}/{}/{}/{}.json", prefix.trim_end_matches('/'), self.source, self.shard_id, self.sequence_number)
+        format!(
+            "{}/{}/{}/{}.json",
+            prefix.trim_end_matches('/'),
+            self.source,
+            self.shard_id,
+            self.sequence_number
+        )
     }
 }

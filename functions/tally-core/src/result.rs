@@ -39,17 +39,30 @@ pub fn result_id(cid: &Cid, model: &str) -> String {
 }
 
 impl GenderResult {
-    pub fn from_state(model: &dyn GenderModel, cid: &Cid, stored: &StoredState, now: DateTime<Utc>) -> Self {
+    pub fn from_state(
+        model: &dyn GenderModel,
+        cid: &Cid,
+        stored: &StoredState,
+        now: DateTime<Utc>,
+    ) -> Self {
         Self::build(model, cid, stored.rev, stored.state.clone(), now)
     }
 
-    fn build(model: &dyn GenderModel, cid: &Cid, rev: u64, state: ModelState, now: DateTime<Utc>) -> Self {
+    fn build(
+        model: &dyn GenderModel,
+        cid: &Cid,
+        rev: u64,
+        state: ModelState,
+        now: DateTime<Utc>,
+    ) -> Self {
         let shown = displayed_counts(model, &state, now);
         let latest_day = state.counts.keys().filter_map(|b| match b {
             Bucket::Day(d) => Some(*d),
             Bucket::AllTime => None,
         });
-        let expires_at = latest_day.max().and_then(|d| model.state_spec().expires_at(d));
+        let expires_at = latest_day
+            .max()
+            .and_then(|d| model.state_spec().expires_at(d));
         GenderResult {
             id: result_id(cid, model.name()),
             model: model.name().to_string(),
@@ -70,10 +83,20 @@ impl GenderResult {
     }
 }
 
-fn displayed_counts(model: &dyn GenderModel, state: &ModelState, now: DateTime<Utc>) -> Option<GenderCounts> {
+fn displayed_counts(
+    model: &dyn GenderModel,
+    state: &ModelState,
+    now: DateTime<Utc>,
+) -> Option<GenderCounts> {
     match model.state_spec().counting {
         Counting::None => None,
-        Counting::AllTime => Some(state.counts.get(&Bucket::AllTime).copied().unwrap_or_default()),
+        Counting::AllTime => Some(
+            state
+                .counts
+                .get(&Bucket::AllTime)
+                .copied()
+                .unwrap_or_default(),
+        ),
         Counting::UtcDays { days } => Some(counts_in_window(state, now, days)),
     }
 }

@@ -16,24 +16,41 @@ pub const SOURCE: &str = "results-writer";
 
 /// Decodes one `GenderResultsStream` record.
 pub fn decode_result(record: &StreamRecord) -> Result<GenderResult, Rejection> {
-    let text = std::str::from_utf8(&record.data).map_err(|e| Rejection::NotUtf8 { at: e.valid_up_to() })?;
-    let value: serde_json::Value = serde_json::from_str(text).map_err(|e| Rejection::MalformedJson(e.to_string()))?;
+    let text = std::str::from_utf8(&record.data).map_err(|e| Rejection::NotUtf8 {
+        at: e.valid_up_to(),
+    })?;
+    let value: serde_json::Value =
+        serde_json::from_str(text).map_err(|e| Rejection::MalformedJson(e.to_string()))?;
     if !value.is_object() {
         return Err(Rejection::NotAnObject);
     }
-    let result: GenderResult = serde_json::from_value(value).map_err(|e| Rejection::InvalidField {
-        field: "result",
-        reason: e.to_string(),
-    })?;
+    let result: GenderResult =
+        serde_json::from_value(value).map_err(|e| Rejection::InvalidField {
+            field: "result",
+            reason: e.to_string(),
+        })?;
     let expected = crate::result::result_id(&result.cid, &result.model);
     if result.id != expected {
-        return Err(Rejection::InvalidField { field: "_id", reason: format!("{:?} does not match cid and model ({expected:?})", result.id) });
+        return Err(Rejection::InvalidField {
+            field: "_id",
+            reason: format!(
+                "{:?} does not match cid and model ({expected:?})",
+                result.id
+            ),
+        });
     }
     Ok(result)
 }
 
-pub async fn write_results<U: ResultsUpsert, D: DeadLetterSink>(table: &U, dead_letters: &D, records: &[StreamRecord]) -> DispatchReport {
-    let mut report = DispatchReport { records: records.len(), ..Default::default() };
+pub async fn write_results<U: ResultsUpsert, D: DeadLetterSink>(
+    table: &U,
+    dead_letters: &D,
+    records: &[StreamRecord],
+) -> DispatchReport {
+    let mut report = DispatchReport {
+        records: records.len(),
+        ..Default::default()
+    };
     // Newest revision per _id; remember the first record of each id for retries.
     let mut newest: BTreeMap<String, (GenderResult, SequenceNumber)> = BTreeMap::new();
     let mut rejected = Vec::new();
@@ -43,7 +60,9 @@ pub async fn write_results<U: ResultsUpsert, D: DeadLetterSink>(table: &U, dead_
                 report.visits += 1;
                 match newest.get_mut(&result.id) {
                     Some((kept, first)) => {
-                        if result.rev > kept.rev || (result.rev == kept.rev && result.as_of > kept.as_of) {
+                        if result.rev > kept.rev
+                            || (result.rev == kept.rev && result.as_of > kept.as_of)
+                        {
                             *kept = result;
                         }
                         if r.sequence_number < *first {

@@ -16,13 +16,18 @@ impl SequenceNumber {
     pub const MAX_DIGITS: usize = 128;
 
     pub fn parse(s: &str) -> Result<Self, InvalidSequenceNumber> {
-        let ok = !s.is_empty() && s.len() <= Self::MAX_DIGITS && s.bytes().all(|b| b.is_ascii_digit());
+        let ok =
+            !s.is_empty() && s.len() <= Self::MAX_DIGITS && s.bytes().all(|b| b.is_ascii_digit());
         if !ok {
             return Err(InvalidSequenceNumber(s.to_string()));
         }
         // Leading zeros would break "longer is larger"; Kinesis never emits them, but normalise anyway.
         let trimmed = s.trim_start_matches('0');
-        Ok(Self(if trimmed.is_empty() { "0".into() } else { trimmed.into() }))
+        Ok(Self(if trimmed.is_empty() {
+            "0".into()
+        } else {
+            trimmed.into()
+        }))
     }
 
     pub fn as_str(&self) -> &str {
@@ -38,7 +43,9 @@ impl SequenceNumber {
     /// Inverse of [`SequenceNumber::ordered_key`].
     pub fn from_ordered_key(key: &str) -> Result<Self, InvalidSequenceNumber> {
         match key.split_once(':') {
-            Some((len, digits)) if len.parse::<usize>().ok() == Some(digits.len()) => Self::parse(digits),
+            Some((len, digits)) if len.parse::<usize>().ok() == Some(digits.len()) => {
+                Self::parse(digits)
+            }
             _ => Err(InvalidSequenceNumber(key.to_string())),
         }
     }
@@ -46,7 +53,10 @@ impl SequenceNumber {
 
 impl Ord for SequenceNumber {
     fn cmp(&self, other: &Self) -> Ordering {
-        self.0.len().cmp(&other.0.len()).then_with(|| self.0.cmp(&other.0))
+        self.0
+            .len()
+            .cmp(&other.0.len())
+            .then_with(|| self.0.cmp(&other.0))
     }
 }
 
@@ -79,7 +89,10 @@ mod tests {
     #[test]
     fn orders_by_length_then_digits() {
         assert!(seq("9") < seq("10"));
-        assert!(seq("49590338271490256608559692538361571095921575989136588898") > seq("4959033827149025660855969253836157109592157598913658889"));
+        assert!(
+            seq("49590338271490256608559692538361571095921575989136588898")
+                > seq("4959033827149025660855969253836157109592157598913658889")
+        );
         assert!(seq("123") < seq("124"));
         let big = "9".repeat(128);
         assert!(seq(&big) > seq(&"9".repeat(127)));
@@ -87,13 +100,23 @@ mod tests {
 
     #[test]
     fn ordered_key_sorts_like_numbers() {
-        let mut nums = ["10", "9", "100", "99", "49590338271490256608559692538361571095921575989136588898", "1"]
-            .map(seq)
-            .to_vec();
+        let mut nums = [
+            "10",
+            "9",
+            "100",
+            "99",
+            "49590338271490256608559692538361571095921575989136588898",
+            "1",
+        ]
+        .map(seq)
+        .to_vec();
         let mut keys: Vec<String> = nums.iter().map(|s| s.ordered_key()).collect();
         nums.sort();
         keys.sort();
-        let from_keys: Vec<SequenceNumber> = keys.iter().map(|k| SequenceNumber::from_ordered_key(k).unwrap()).collect();
+        let from_keys: Vec<SequenceNumber> = keys
+            .iter()
+            .map(|k| SequenceNumber::from_ordered_key(k).unwrap())
+            .collect();
         assert_eq!(nums, from_keys);
     }
 

@@ -65,7 +65,10 @@ impl Cid {
         if s.chars().count() > Self::MAX_LEN {
             return Err(InvalidCid::TooLong(s.chars().count()));
         }
-        if !s.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b)) {
+        if !s
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b))
+        {
             return Err(InvalidCid::BadCharacter(s.to_string()));
         }
         Ok(Cid(s.to_string()))
@@ -127,55 +130,87 @@ impl Default for VisitDecoder {
 impl VisitDecoder {
     pub fn decode(&self, record: &StreamRecord) -> Result<Visit, Rejection> {
         if record.data.len() > self.max_bytes {
-            return Err(Rejection::Oversized { bytes: record.data.len(), limit: self.max_bytes });
+            return Err(Rejection::Oversized {
+                bytes: record.data.len(),
+                limit: self.max_bytes,
+            });
         }
-        let text = std::str::from_utf8(&record.data).map_err(|e| Rejection::NotUtf8 { at: e.valid_up_to() })?;
+        let text = std::str::from_utf8(&record.data).map_err(|e| Rejection::NotUtf8 {
+            at: e.valid_up_to(),
+        })?;
         let value: serde_json::Value =
             serde_json::from_str(text).map_err(|e| Rejection::MalformedJson(e.to_string()))?;
         let obj = value.as_object().ok_or(Rejection::NotAnObject)?;
 
         let cid = match obj.get("cid") {
             None | Some(serde_json::Value::Null) => return Err(Rejection::MissingField("cid")),
-            Some(serde_json::Value::String(s)) => Cid::parse(s).map_err(|e| Rejection::InvalidField {
-                field: "cid",
-                reason: e.to_string(),
-            })?,
+            Some(serde_json::Value::String(s)) => {
+                Cid::parse(s).map_err(|e| Rejection::InvalidField {
+                    field: "cid",
+                    reason: e.to_string(),
+                })?
+            }
             Some(other) => return Err(Rejection::wrong_type("cid", "a string", other)),
         };
         let gender = match obj.get("gndr") {
             None | Some(serde_json::Value::Null) => return Err(Rejection::MissingField("gndr")),
-            Some(serde_json::Value::String(s)) => Gender::parse(s).ok_or_else(|| Rejection::InvalidField {
-                field: "gndr",
-                reason: format!("unknown gender {s:?}: expected \"male\" or \"female\""),
-            })?,
+            Some(serde_json::Value::String(s)) => {
+                Gender::parse(s).ok_or_else(|| Rejection::InvalidField {
+                    field: "gndr",
+                    reason: format!("unknown gender {s:?}: expected \"male\" or \"female\""),
+                })?
+            }
             Some(other) => return Err(Rejection::wrong_type("gndr", "a string", other)),
         };
         let event_time = match obj.get("ts") {
             None | Some(serde_json::Value::Null) => record.arrival,
             Some(v) => parse_event_time(v)?,
         };
-        Ok(Visit { cid, gender, event_time })
+        Ok(Visit {
+            cid,
+            gender,
+            event_time,
+        })
     }
 }
 
 /// `ts`: an RFC 3339 string or epoch milliseconds (a JSON integer, or a string of digits).
 pub fn parse_event_time(v: &serde_json::Value) -> Result<DateTime<Utc>, Rejection> {
-    let invalid = |reason: String| Rejection::InvalidField { field: "ts", reason };
+    let invalid = |reason: String| Rejection::InvalidField {
+        field: "ts",
+        reason,
+    };
     match v {
         serde_json::Value::String(s) => {
             if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) {
-                let ms: i64 = s.parse().map_err(|_| invalid(format!("epoch milliseconds {s:?} out of range")))?;
-                return from_epoch_ms(ms).ok_or_else(|| invalid(format!("epoch milliseconds {ms} out of range")));
+                let ms: i64 = s
+                    .parse()
+                    .map_err(|_| invalid(format!("epoch milliseconds {s:?} out of range")))?;
+                return from_epoch_ms(ms)
+                    .ok_or_else(|| invalid(format!("epoch milliseconds {ms} out of range")));
             }
             DateTime::parse_from_rfc3339(s)
                 .map(|t| t.with_timezone(&Utc))
-                .map_err(|e| invalid(format!("{s:?} is not RFC 3339 ({e}) nor epoch milliseconds")))
+                .map_err(|e| {
+                    invalid(format!(
+                        "{s:?} is not RFC 3339 ({e}) nor epoch milliseconds"
+                    ))
+                })
         }
         serde_json::Value::Number(n) => {
-            let ms = n.as_i64().ok_or_else(|| invalid(format!("{n} is not an integer number of epoch milliseconds")))?;
-            from_epoch_ms(ms).ok_or_else(|| invalid(format!("epoch milliseconds {ms} out of range")))
+            let ms = n.as_i64().ok_or_else(|| {
+                invalid(format!(
+                    "{n} is not an integer number of epoch milliseconds"
+                ))
+            })?;
+            from_epoch_ms(ms)
+                .ok_or_else(|| invalid(format!("epoch milliseconds {ms} out of range")))
         }
-        other => Err(Rejection::wrong_type("ts", "an RFC 3339 string or epoch milliseconds", other)),
+        other => Err(Rejection::wrong_type(
+            "ts",
+            "an RFC 3339 string or epoch milliseconds",
+            other,
+        )),
     }
 }
 
@@ -195,7 +230,10 @@ mod tests {
     fn rec(data: &[u8]) -> StreamRecord {
         StreamRecord {
             shard_id: "shardId-000000000000".into(),
-            sequence_number: SequenceNumber::parse("49590338271490256608559692538361571095921575989136588898").unwrap(),
+            sequence_number: SequenceNumber::parse(
+                "49590338271490256608559692538361571095921575989136588898",
+            )
+            .unwrap(),
             partition_key: "C124".into(),
             data: data.to_vec(),
             arrival: Utc.with_ymd_and_hms(2026, 11, 22, 10, 0, 0).unwrap(),
@@ -211,14 +249,21 @@ mod tests {
         let v = decode(r#"{"cid":"C124","gndr":"female","ts":"2026-11-22T10:00:00Z"}"#).unwrap();
         assert_eq!(v.cid.as_str(), "C124");
         assert_eq!(v.gender, Gender::Female);
-        assert_eq!(v.event_time, Utc.with_ymd_and_hms(2026, 11, 22, 10, 0, 0).unwrap());
+        assert_eq!(
+            v.event_time,
+            Utc.with_ymd_and_hms(2026, 11, 22, 10, 0, 0).unwrap()
+        );
     }
 
     #[test]
     fn gender_is_case_insensitive_and_ts_is_optional() {
         let v = decode(r#"{"cid":"C1","gndr":"MaLe"}"#).unwrap();
         assert_eq!(v.gender, Gender::Male);
-        assert_eq!(v.event_time, rec(b"").arrival, "absent ts means arrival time");
+        assert_eq!(
+            v.event_time,
+            rec(b"").arrival,
+            "absent ts means arrival time"
+        );
     }
 
     #[test]
@@ -228,7 +273,11 @@ mod tests {
         let v = decode(r#"{"cid":"C1","gndr":"male","ts":"1795341600000"}"#).unwrap();
         assert_eq!(v.event_time.timestamp_millis(), 1795341600000);
         let v = decode(r#"{"cid":"C1","gndr":"male","ts":"2026-11-22T01:00:00+05:00"}"#).unwrap();
-        assert_eq!(v.day(), NaiveDate::from_ymd_opt(2026, 11, 21).unwrap(), "days are UTC days");
+        assert_eq!(
+            v.day(),
+            NaiveDate::from_ymd_opt(2026, 11, 21).unwrap(),
+            "days are UTC days"
+        );
     }
 
     #[test]
@@ -243,22 +292,33 @@ mod tests {
             (r#"{"cid":"C1","gndr":true}"#, "field gndr must be a string"),
             (r#"{"cid":"","gndr":"male"}"#, "cid is empty"),
             (r#"{"cid":"a b","gndr":"male"}"#, "has a character"),
-            (r#"{"cid":"C1","gndr":"male","ts":"yesterday"}"#, "not RFC 3339"),
+            (
+                r#"{"cid":"C1","gndr":"male","ts":"yesterday"}"#,
+                "not RFC 3339",
+            ),
             (r#"{"cid":"C1","gndr":"male","ts":1.5}"#, "not an integer"),
             (r#"{"cid":"C1","gndr":"male","ts":-5}"#, "out of range"),
             (r#"{"cid":"C1","gndr":"male","ts":[1]}"#, "field ts must be"),
         ];
         for (input, expected) in cases {
             let err = decode(input).unwrap_err().to_string();
-            assert!(err.contains(expected), "{input}: {err:?} should mention {expected:?}");
+            assert!(
+                err.contains(expected),
+                "{input}: {err:?} should mention {expected:?}"
+            );
         }
     }
 
     #[test]
     fn rejects_non_utf8_and_oversized() {
-        let err = VisitDecoder::default().decode(&rec(b"{\"cid\":\"\xff\"}")).unwrap_err();
+        let err = VisitDecoder::default()
+            .decode(&rec(b"{\"cid\":\"\xff\"}"))
+            .unwrap_err();
         assert_eq!(err.code(), "not_utf8");
-        let big = format!(r#"{{"cid":"C1","gndr":"male","pad":"{}"}}"#, "x".repeat(5000));
+        let big = format!(
+            r#"{{"cid":"C1","gndr":"male","pad":"{}"}}"#,
+            "x".repeat(5000)
+        );
         let err = decode(&big).unwrap_err();
         assert_eq!(err.code(), "oversized");
         assert!(err.to_string().contains("limit is 4096"));

@@ -1,0 +1,106 @@
+#!/usr/bin/env python3
+"""Regenerates the sample events (one per function, named by the template's logical IDs).
+
+Kinesis records carry realistic 56-digit sequence numbers; data is base64 as Lambda delivers it.
+Run: python3 events/generate.py
+"""
+import base64, json, pathlib, datetime
+
+HERE = pathlib.Path(__file__).parent
+ARRIVAL = datetime.datetime(2026, 11, 22, 10, 0, 0, tzinfo=datetime.timezone.utc).timestamp()
+SEQ_BASE = 49590338271490256608559692538361571095921575989136588800
+
+
+def kinesis_event(stream, records):
+    out = []
+    for i, (key, data) in enumerate(records):
+        seq = str(SEQ_BASE + i * 7)
+        raw = data if isinstance(data, bytes) else data.encode()
+        out.append({
+            "kinesis": {
+                "kinesisSchemaVersion": "1.0",
+                "partitionKey": key,
+                "sequenceNumber": seq,
+                "data": base64.b64encode(raw).decode(),
+                "approximateArrivalTimestamp": ARRIVAL + i / 1000,
+            },
+            "eventSource": "aws:kinesis",
+            "eventVersion": "1.0",
+            "eventID": f"shardId-000000000000:{seq}",
+            "eventName": "aws:kinesis:record",
+            "invokeIdentityArn": "arn:aws:iam::123456789012:role/tally-function-role",
+            "awsRegion": "us-east-1",
+            "eventSourceARN": f"arn:aws:kinesis:us-east-1:123456789012:stream/{stream}",
+        })
+    return {"Records": out}
+
+
+def visit(cid, gndr, ts=None):
+    v = {"cid": cid, "gndr": gndr}
+    if ts:
+        v["ts"] = ts
+    return (cid, json.dumps(v))
+
+
+events = {
+    # MODEL1: the latest visit by event time wins, even when it arrives first.
+    "Model1Function": kinesis_event("VisitsStream", [
+        visit("C124", "female", "2026-11-22T10:00:00Z"),
+        visit("C124", "male", "2026-11-22T09:00:00Z"),
+        visit("C125", "Male"),
+        ("C126", "{not json"),
+    ]),
+    # MODEL2: most visits of all time; C125 is a tie, which answers female.
+    "Model2Function": kinesis_event("VisitsStream", [
+        visit("C124", "male", "2026-11-20T08:00:00Z"),
+        visit("C124", "male", "2026-11-21T08:00:00Z"),
+        visit("C124", "female", "2026-11-22T08:00:00Z"),
+        visit("C125", "male", 1795341600000),
+        visit("C125", "female", 1795341600001),
+        visit("C126", "other"),
+    ]),
+    # MODEL3: most visits in the last WindowDays days; the 2026-11-01 visits are outside it.
+    "Model3Function": kinesis_event("VisitsStream", [
+        visit("C124", "male", "2026-11-01T08:00:00Z"),
+        visit("C124", "male", "2026-11-01T09:00:00Z"),
+        visit("C124", "female", "2026-11-21T08:00:00Z"),
+        visit("C125", "female"),
+        ("C126", b"\xff\xfe not utf-8"),
+    ]),
+    "ResultsWriterFunction": kinesis_event("GenderResultsStream", [
+        ("C124", json.dumps({"_id": "C124_MODEL2", "model": "MODEL2", "cid": "C124", "gndr": "male", "male": 2, "female": 1,
+                             "rev": 3, "as_of": "2026-11-22T10:00:01Z", "state": {"counts": {"all": {"male": 2, "female": 1}}}})),
+        ("C124", json.dumps({"_id": "C124_MODEL2", "model": "MODEL2", "cid": "C124", "gndr": "female", "male": 1, "female": 1,
+                             "rev": 2, "as_of": "2026-11-22T10:00:00Z", "state": {"counts": {"all": {"male": 1, "female": 1}}}})),
+        ("C124", json.dumps({"_id": "C124_MODEL1", "model": "MODEL1", "cid": "C124", "gndr": "female", "rev": 1,
+                             "as_of": "2026-11-22T10:00:00Z",
+                             "state": {"latest": {"ts": "2026-11-22T10:00:00Z", "arrival": "056:49590338271490256608559692538361571095921575989136588800", "gndr": "female"}}})),
+        ("C999", json.dumps({"_id": "C999_MODEL2", "model": "MODEL2"})),
+    ]),
+    "GenderApiFunction": {
+        "version": "2.0",
+        "routeKey": "ANY /{proxy+}",
+        "rawPath": "/api/v1/getGender/C124",
+        "rawQueryString": "model=MODEL2",
+        "headers": {"accept": "application/json", "host": "127.0.0.1:5000", "user-agent": "curl/8.5.0"},
+        "queryStringParameters": {"model": "MODEL2"},
+        "pathParameters": {"proxy": "api/v1/getGender/C124"},
+        "requestContext": {
+            "accountId": "123456789012",
+            "apiId": "local",
+            "domainName": "127.0.0.1",
+            "domainPrefix": "local",
+            "http": {"method": "GET", "path": "/api/v1/getGender/C124", "protocol": "HTTP/1.1", "sourceIp": "127.0.0.1", "userAgent": "curl/8.5.0"},
+            "requestId": "c6af9ac6-7b61-11e6-9a41-93e8deadbeef",
+            "routeKey": "ANY /{proxy+}",
+            "stage": "$default",
+            "time": "22/Nov/2026:10:00:00 +0000",
+            "timeEpoch": 1795341600000,
+        },
+        "isBase64Encoded": False,
+    },
+}
+
+for name, event in events.items():
+    (HERE / f"{name}.json").write_text(json.dumps(event, indent=2) + "\n")
+    print(f"wrote events/{name}.json")

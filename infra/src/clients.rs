@@ -1,0 +1,58 @@
+//! SDK clients for the local cloud: fixed test credentials, one region, local endpoints.
+
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_sdk_dynamodb::config::Credentials;
+
+/// Endpoints of each service (all the edge endpoint in the local cloud; emulators in tests).
+#[derive(Debug, Clone)]
+pub struct Endpoints {
+    pub dynamodb: String,
+    pub kinesis: String,
+    pub s3: String,
+    pub sqs: String,
+}
+
+impl Endpoints {
+    pub fn all(url: &str) -> Self {
+        Self {
+            dynamodb: url.into(),
+            kinesis: url.into(),
+            s3: url.into(),
+            sqs: url.into(),
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct Clients {
+    pub dynamodb: aws_sdk_dynamodb::Client,
+    pub kinesis: aws_sdk_kinesis::Client,
+    pub s3: aws_sdk_s3::Client,
+    pub sqs: aws_sdk_sqs::Client,
+}
+
+pub async fn local_config(endpoint: &str) -> SdkConfig {
+    aws_config::defaults(BehaviorVersion::latest())
+        .region(Region::new(crate::template::REGION))
+        .credentials_provider(Credentials::new("test", "test", None, None, "tally-local"))
+        .endpoint_url(endpoint)
+        .load()
+        .await
+}
+
+impl Clients {
+    pub async fn new(endpoints: &Endpoints) -> Self {
+        let s3_config = local_config(&endpoints.s3).await;
+        let s3 = aws_sdk_s3::Client::from_conf(
+            aws_sdk_s3::config::Builder::from(&s3_config)
+                .force_path_style(true)
+                .build(),
+        );
+        Clients {
+            dynamodb: aws_sdk_dynamodb::Client::new(&local_config(&endpoints.dynamodb).await),
+            kinesis: aws_sdk_kinesis::Client::new(&local_config(&endpoints.kinesis).await),
+            s3,
+            sqs: aws_sdk_sqs::Client::new(&local_config(&endpoints.sqs).await),
+        }
+    }
+}

@@ -1,0 +1,203 @@
+//! The edge endpoint (127.0.0.1:4566 in the local cloud): one address for every AWS API. Each
+//! request goes to the emulator of its service, read from the SigV4 credential scope
+//! (`Credential=KEY/DATE/REGION/SERVICE/aws4_request`), so any AWS SDK or CLI works with
+//! `AWS_ENDPOINT_URL`. It also counts requests per operation, for the benchmarks.
+
+use std::collections::BTreeMap;
+use std::convert::Infallible;
+use std::sync::{Arc, Mutex};
+
+use http_body_util::{combinators::BoxBody, BodyExt, Full};
+use hyper::body::{Bytes, Incoming};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Request, Response, StatusCode};
+use hyper_util::client::legacy::{connect::HttpConnector, Client};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use tokio::net::TcpListener;
+
+pub type Body = BoxBody<Bytes, hyper::Error>;
+
+/// Where each service's requests go.
+#[derive(Debug, Clone)]
+pub struct Routes {
+    pub dynamodb: u16,
+    pub kinesis: u16,
+    /// moto serves every other service (S3, SQS, Firehose, STS, ...).
+    pub moto: u16,
+}
+
+pub struct EdgeRouter {
+    routes: Routes,
+    client: Client<HttpConnector, Incoming>,
+    counts: Mutex<BTreeMap<String, u64>>,
+}
+
+/// The service a request is for.
+pub fn service_of<B>(req: &Request<B>) -> String {
+    let header = |name: &str| {
+        req.headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+    };
+    let from_scope = |scope: &str| scope.split('/').nth(3).map(str::to_string);
+    if let Some(auth) = header("authorization") {
+        if let Some(cred) = auth.split("Credential=").nth(1) {
+            if let Some(s) = from_scope(cred.split(',').next().unwrap_or_default()) {
+                return s;
+            }
+        }
+    }
+    if let Some(q) = req.uri().query() {
+        for pair in q.split('&') {
+            if let Some(v) = pair.strip_prefix("X-Amz-Credential=") {
+                if let Some(s) = from_scope(&v.replace("%2F", "/")) {
+                    return s;
+                }
+            }
+        }
+    }
+    match header("x-amz-target")
+        .as_deref()
+        .and_then(|t| t.split('.').next())
+    {
+        Some(t) if t.starts_with("DynamoDB") => "dynamodb".into(),
+        Some(t) if t.starts_with("Kinesis") => "kinesis".into(),
+        Some(t) if t.starts_with("Firehose") => "firehose".into(),
+        _ => "s3".into(),
+    }
+}
+
+/// `dynamodb:UpdateItem`, `kinesis:PutRecords`, `s3:PUT` ...
+pub fn operation_of<B>(service: &str, req: &Request<B>) -> String {
+    match req
+        .headers()
+        .get("x-amz-target")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|t| t.split('.').nth(1))
+    {
+        Some(op) => format!("{service}:{op}"),
+        None => format!("{service}:{}", req.method()),
+    }
+}
+
+impl EdgeRouter {
+    pub fn new(routes: Routes) -> Arc<Self> {
+        Arc::new(Self {
+            routes,
+            client: Client::builder(TokioExecutor::new()).build_http(),
+            counts: Mutex::new(BTreeMap::new()),
+        })
+    }
+
+    /// Requests seen so far, per operation.
+    pub fn counts(&self) -> BTreeMap<String, u64> {
+        self.counts.lock().unwrap().clone()
+    }
+
+    pub fn reset_counts(&self) {
+        self.counts.lock().unwrap().clear();
+    }
+
+    fn port_for(&self, service: &str) -> u16 {
+        match service {
+            "dynamodb" => self.routes.dynamodb,
+            "kinesis" => self.routes.kinesis,
+            _ => self.routes.moto,
+        }
+    }
+
+    async fn forward(
+        self: Arc<Self>,
+        mut req: Request<Incoming>,
+    ) -> Result<Response<Body>, Infallible> {
+        let service = service_of(&req);
+        *self
+            .counts
+            .lock()
+            .unwrap()
+            .entry(operation_of(&service, &req))
+            .or_default() += 1;
+        let port = self.port_for(&service);
+        let path = req
+            .uri()
+            .path_and_query()
+            .map(|p| p.as_str().to_string())
+            .unwrap_or_else(|| "/".into());
+        *req.uri_mut() = match format!("http://127.0.0.1:{port}{path}").parse() {
+            Ok(u) => u,
+            Err(e) => {
+                return Ok(error_response(
+                    StatusCode::BAD_REQUEST,
+                    &format!("bad request path: {e}"),
+                ))
+            }
+        };
+        match self.client.request(req).await {
+            Ok(resp) => Ok(resp.map(|b| b.boxed())),
+            Err(e) => Ok(error_response(
+                StatusCode::BAD_GATEWAY,
+                &format!("{service} emulator on port {port} did not answer: {e}"),
+            )),
+        }
+    }
+
+    /// Serves until the listener fails or the task is dropped.
+    pub async fn serve(self: Arc<Self>, listener: TcpListener) {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                continue;
+            };
+            let router = self.clone();
+            tokio::spawn(async move {
+                let service = service_fn(move |req| router.clone().forward(req));
+                let _ = http1::Builder::new()
+                    .keep_alive(true)
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    }
+}
+
+pub fn error_response(status: StatusCode, message: &str) -> Response<Body> {
+    let body = serde_json::json!({ "__type": "LocalCloudError", "message": message }).to_string();
+    Response::builder()
+        .status(status)
+        .header("content-type", "application/json")
+        .body(
+            Full::new(Bytes::from(body))
+                .map_err(|never| match never {})
+                .boxed(),
+        )
+        .expect("static response parts are valid")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn service_comes_from_the_credential_scope() {
+        let req = Request::builder()
+            .header("authorization", "AWS4-HMAC-SHA256 Credential=test/20261122/us-east-1/dynamodb/aws4_request, SignedHeaders=host, Signature=abc")
+            .header("x-amz-target", "DynamoDB_20120810.UpdateItem")
+            .body(())
+            .unwrap();
+        assert_eq!(service_of(&req), "dynamodb");
+        assert_eq!(operation_of("dynamodb", &req), "dynamodb:UpdateItem");
+        let s3 = Request::builder()
+            .method("PUT")
+            .uri("/bucket/key")
+            .body(())
+            .unwrap();
+        assert_eq!(service_of(&s3), "s3");
+        assert_eq!(operation_of("s3", &s3), "s3:PUT");
+        let presigned = Request::builder()
+            .uri("/b/k?X-Amz-Credential=test%2F20261122%2Fus-east-1%2Fsqs%2Faws4_request")
+            .body(())
+            .unwrap();
+        assert_eq!(service_of(&presigned), "sqs");
+    }
+}

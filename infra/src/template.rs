@@ -117,18 +117,19 @@ impl Template {
         let mut parameters = BTreeMap::new();
         if let Some(params) = doc.get("Parameters").and_then(Json::as_object) {
             for (name, spec) in params {
-                let value =
-                    match overrides.get(name) {
-                        Some(v) => v.clone(),
-                        None => match spec.get("Default") {
-                            Some(Json::String(s)) => s.clone(),
-                            Some(Json::Number(n)) => n.to_string(),
-                            Some(other) => other.to_string(),
-                            None => return Err(TemplateError::Invalid(format!(
+                let value = match overrides.get(name) {
+                    Some(v) => v.clone(),
+                    None => match spec.get("Default") {
+                        Some(Json::String(s)) => s.clone(),
+                        Some(Json::Number(n)) => n.to_string(),
+                        Some(other) => other.to_string(),
+                        None => {
+                            return Err(TemplateError::Invalid(format!(
                                 "parameter {name} has no Default: pass --parameter {name}=VALUE"
-                            ))),
-                        },
-                    };
+                            )))
+                        }
+                    },
+                };
                 parameters.insert(name.clone(), value);
             }
         }

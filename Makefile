@@ -4,7 +4,7 @@ CARGO ?= cargo
 VENV := .venv
 STAMP := target/.setup
 
-.PHONY: setup test demo up bench lint fmt clean
+.PHONY: setup test release demo up lint fmt clean
 
 # Emulators and tools into the project's own folders (infra/node_modules, .venv), pinned.
 setup: $(STAMP)/npm $(STAMP)/pip
@@ -22,19 +22,25 @@ $(STAMP)/pip: infra/requirements.txt
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r infra/requirements.txt
 	@touch $@
 
-# Every test: unit, handler tests against the emulators, template lint.
+# Every test: unit, handler tests against the emulators, template lint, end to end on the local
+# cloud (which runs the debug builds of the function binaries).
 test: setup
+	$(CARGO) build --workspace --bins --locked
 	SAM_CLI_TELEMETRY=0 $(CARGO) test --workspace --locked 2>&1 | tee target/test.log | grep -vE '^test result: ok. 0 passed'; \
 	status=$${PIPESTATUS[0]}; \
 	echo; echo "summary:"; \
 	awk '/^test result:/ { gsub(";", ""); p += $$4; f += $$6; i += $$8 } END { printf "%d passed, %d failed, %d skipped\n", p, f, i }' target/test.log; \
 	exit $$status
 
-demo: setup
-	$(CARGO) run --release --locked -p tally-infra --bin tally -- demo
+# Release builds of the functions (tuned for Lambda) and of the tally CLI.
+release: setup
+	$(CARGO) build --release --workspace --bins --locked
 
-up: setup
-	$(CARGO) run --release --locked -p tally-infra --bin tally -- up
+demo: release
+	target/release/tally demo
+
+up: release
+	target/release/tally up
 
 lint: setup
 	$(CARGO) fmt --all -- --check

@@ -43,54 +43,110 @@ pub struct MappingSpec {
 }
 
 fn number(props: &Json, key: &str) -> Option<f64> {
-    props.get(key).map(scalar_string).and_then(|s| s.parse().ok())
+    props
+        .get(key)
+        .map(scalar_string)
+        .and_then(|s| s.parse().ok())
 }
 
 fn flag(props: &Json, key: &str) -> bool {
-    matches!(props.get(key), Some(Json::Bool(true))) || props.get(key).and_then(Json::as_str) == Some("true")
+    matches!(props.get(key), Some(Json::Bool(true)))
+        || props.get(key).and_then(Json::as_str) == Some("true")
 }
 
 impl MappingSpec {
     /// From an `AWS::Lambda::EventSourceMapping` (resolved properties) or a SAM `Kinesis` event.
-    pub fn from_properties(template: &Template, logical_id: &str, function: &str, props: &Json) -> Result<Self, TemplateError> {
+    pub fn from_properties(
+        template: &Template,
+        logical_id: &str,
+        function: &str,
+        props: &Json,
+    ) -> Result<Self, TemplateError> {
         let at = format!("Resources.{logical_id}");
-        let unsupported = |what: &str| TemplateError::Unsupported { what: what.to_string(), at: at.clone() };
-        let arn = props.get("EventSourceArn").or(props.get("Stream")).and_then(Json::as_str).ok_or_else(|| unsupported("event source without a Kinesis stream ARN"))?;
-        let stream_id = template.logical_id_of(arn).ok_or_else(|| unsupported(&format!("event source {arn} that is not a stream of this template")))?;
+        let unsupported = |what: &str| TemplateError::Unsupported {
+            what: what.to_string(),
+            at: at.clone(),
+        };
+        let arn = props
+            .get("EventSourceArn")
+            .or(props.get("Stream"))
+            .and_then(Json::as_str)
+            .ok_or_else(|| unsupported("event source without a Kinesis stream ARN"))?;
+        let stream_id = template.logical_id_of(arn).ok_or_else(|| {
+            unsupported(&format!(
+                "event source {arn} that is not a stream of this template"
+            ))
+        })?;
         if template.resources[stream_id].kind != "AWS::Kinesis::Stream" {
-            return Err(unsupported(&format!("event source of type {}", template.resources[stream_id].kind)));
+            return Err(unsupported(&format!(
+                "event source of type {}",
+                template.resources[stream_id].kind
+            )));
         }
-        for key in ["ParallelizationFactor", "TumblingWindowInSeconds", "DestinationConfig.OnSuccess"] {
+        for key in [
+            "ParallelizationFactor",
+            "TumblingWindowInSeconds",
+            "DestinationConfig.OnSuccess",
+        ] {
             let present = match key.split_once('.') {
                 Some((a, b)) => props.get(a).and_then(|v| v.get(b)).is_some(),
-                None => number(props, key).is_some_and(|n| n > 1.0 || key == "TumblingWindowInSeconds"),
+                None => {
+                    number(props, key).is_some_and(|n| n > 1.0 || key == "TumblingWindowInSeconds")
+                }
             };
             if present {
                 return Err(unsupported(key));
             }
         }
-        let starting_position = match props.get("StartingPosition").and_then(Json::as_str).unwrap_or("LATEST") {
+        let starting_position = match props
+            .get("StartingPosition")
+            .and_then(Json::as_str)
+            .unwrap_or("LATEST")
+        {
             "TRIM_HORIZON" => StartingPosition::TrimHorizon,
             "LATEST" => StartingPosition::Latest,
-            "AT_TIMESTAMP" => StartingPosition::AtTimestamp(number(props, "StartingPositionTimestamp").unwrap_or_default()),
+            "AT_TIMESTAMP" => StartingPosition::AtTimestamp(
+                number(props, "StartingPositionTimestamp").unwrap_or_default(),
+            ),
             other => return Err(unsupported(&format!("StartingPosition {other}"))),
         };
-        let on_failure_queue = match props.get("DestinationConfig").and_then(|d| d.get("OnFailure")).and_then(|o| o.get("Destination")).and_then(Json::as_str) {
+        let on_failure_queue = match props
+            .get("DestinationConfig")
+            .and_then(|d| d.get("OnFailure"))
+            .and_then(|o| o.get("Destination"))
+            .and_then(Json::as_str)
+        {
             None => None,
             Some(dest) => {
-                let id = template.logical_id_of(dest).ok_or_else(|| unsupported(&format!("on-failure destination {dest} outside the template")))?;
+                let id = template.logical_id_of(dest).ok_or_else(|| {
+                    unsupported(&format!(
+                        "on-failure destination {dest} outside the template"
+                    ))
+                })?;
                 if template.resources[id].kind != "AWS::SQS::Queue" {
-                    return Err(unsupported(&format!("on-failure destination of type {} (only SQS locally)", template.resources[id].kind)));
+                    return Err(unsupported(&format!(
+                        "on-failure destination of type {} (only SQS locally)",
+                        template.resources[id].kind
+                    )));
                 }
                 Some(template.physical_name(id))
             }
         };
         let mut filters = Vec::new();
-        if let Some(list) = props.get("FilterCriteria").and_then(|f| f.get("Filters")).and_then(Json::as_array) {
+        if let Some(list) = props
+            .get("FilterCriteria")
+            .and_then(|f| f.get("Filters"))
+            .and_then(Json::as_array)
+        {
             for f in list {
                 let text = f.get("Pattern").and_then(Json::as_str).unwrap_or("{}");
-                let pattern: Json = serde_json::from_str(text).map_err(|e| TemplateError::Invalid(format!("{at}: filter pattern is not JSON: {e}")))?;
-                check_pattern(&pattern).map_err(|what| TemplateError::Unsupported { what, at: at.clone() })?;
+                let pattern: Json = serde_json::from_str(text).map_err(|e| {
+                    TemplateError::Invalid(format!("{at}: filter pattern is not JSON: {e}"))
+                })?;
+                check_pattern(&pattern).map_err(|what| TemplateError::Unsupported {
+                    what,
+                    at: at.clone(),
+                })?;
                 filters.push(pattern);
             }
         }
@@ -99,15 +155,23 @@ impl MappingSpec {
             Some(n) if n < 0.0 => None,
             Some(n) => Some(n as u32),
         };
-        let max_record_age = number(props, "MaximumRecordAgeInSeconds").filter(|n| *n >= 0.0).map(Duration::from_secs_f64);
-        let responses = props.get("FunctionResponseTypes").and_then(Json::as_array).cloned().unwrap_or_default();
+        let max_record_age = number(props, "MaximumRecordAgeInSeconds")
+            .filter(|n| *n >= 0.0)
+            .map(Duration::from_secs_f64);
+        let responses = props
+            .get("FunctionResponseTypes")
+            .and_then(Json::as_array)
+            .cloned()
+            .unwrap_or_default();
         Ok(MappingSpec {
             logical_id: logical_id.to_string(),
             function: function.to_string(),
             stream_name: template.physical_name(stream_id),
             stream_arn: template.arn(stream_id)?,
             batch_size: number(props, "BatchSize").unwrap_or(100.0).max(1.0) as usize,
-            batching_window: Duration::from_secs_f64(number(props, "MaximumBatchingWindowInSeconds").unwrap_or(0.0)),
+            batching_window: Duration::from_secs_f64(
+                number(props, "MaximumBatchingWindowInSeconds").unwrap_or(0.0),
+            ),
             starting_position,
             report_batch_item_failures: responses.iter().any(|r| r == "ReportBatchItemFailures"),
             bisect: flag(props, "BisectBatchOnFunctionError"),
@@ -126,11 +190,22 @@ impl MappingSpec {
             if props.get("Enabled") == Some(&Json::Bool(false)) {
                 continue;
             }
-            let name = props.get("FunctionName").and_then(Json::as_str).unwrap_or_default();
-            let function = template
-                .logical_id_of(name)
-                .ok_or_else(|| TemplateError::Invalid(format!("Resources.{}: FunctionName {name} is not a function of this template", r.logical_id)))?;
-            out.push(Self::from_properties(template, &r.logical_id, function, &props)?);
+            let name = props
+                .get("FunctionName")
+                .and_then(Json::as_str)
+                .unwrap_or_default();
+            let function = template.logical_id_of(name).ok_or_else(|| {
+                TemplateError::Invalid(format!(
+                    "Resources.{}: FunctionName {name} is not a function of this template",
+                    r.logical_id
+                ))
+            })?;
+            out.push(Self::from_properties(
+                template,
+                &r.logical_id,
+                function,
+                &props,
+            )?);
         }
         for f in template.of_kind("AWS::Serverless::Function") {
             out.extend(sam_kinesis_events(template, f)?);
@@ -139,16 +214,27 @@ impl MappingSpec {
     }
 }
 
-fn sam_kinesis_events(template: &Template, f: &Resource) -> Result<Vec<MappingSpec>, TemplateError> {
+fn sam_kinesis_events(
+    template: &Template,
+    f: &Resource,
+) -> Result<Vec<MappingSpec>, TemplateError> {
     let props = template.resolved_properties(f)?;
     let mut out = Vec::new();
     if let Some(events) = props.get("Events").and_then(Json::as_object) {
         for (name, e) in events {
             match e.get("Type").and_then(Json::as_str) {
-                Some("Kinesis") => out.push(MappingSpec::from_properties(template, &format!("{}.Events.{name}", f.logical_id), &f.logical_id, &e["Properties"])?),
+                Some("Kinesis") => out.push(MappingSpec::from_properties(
+                    template,
+                    &format!("{}.Events.{name}", f.logical_id),
+                    &f.logical_id,
+                    &e["Properties"],
+                )?),
                 Some("HttpApi") | Some("Api") | None => {}
                 Some(other) => {
-                    return Err(TemplateError::Unsupported { what: format!("event type {other}"), at: format!("Resources.{}.Properties.Events.{name}", f.logical_id) })
+                    return Err(TemplateError::Unsupported {
+                        what: format!("event type {other}"),
+                        at: format!("Resources.{}.Properties.Events.{name}", f.logical_id),
+                    })
                 }
             }
         }
@@ -209,7 +295,9 @@ fn matches_values(matchers: &[Json], value: Option<&Json>) -> bool {
 
 /// Event-pattern matching of a record (`data` decoded from JSON, plus the record's metadata).
 pub fn pattern_matches(pattern: &Json, record: &Json) -> bool {
-    let Some(fields) = pattern.as_object() else { return false };
+    let Some(fields) = pattern.as_object() else {
+        return false;
+    };
     fields.iter().all(|(k, p)| match p {
         Json::Object(_) => record.get(k).is_some_and(|r| pattern_matches(p, r)),
         Json::Array(m) => matches_values(m, record.get(k)),
@@ -308,7 +396,16 @@ impl Mapping {
         queue_endpoint: String,
         idle_poll: Duration,
     ) -> Arc<Self> {
-        Arc::new(Mapping { spec, host, kinesis, sqs, queue_endpoint, idle_poll, stats: Mutex::new(MappingStats::default()), idle_shards: Mutex::default() })
+        Arc::new(Mapping {
+            spec,
+            host,
+            kinesis,
+            sqs,
+            queue_endpoint,
+            idle_poll,
+            stats: Mutex::new(MappingStats::default()),
+            idle_shards: Mutex::default(),
+        })
     }
 
     /// True when every shard is read to its end and nothing is being processed.
@@ -322,10 +419,19 @@ impl Mapping {
         let started: Arc<Mutex<BTreeSet<String>>> = Arc::default();
         let finished: Arc<Mutex<BTreeSet<String>>> = Arc::default();
         loop {
-            if let Ok(out) = self.kinesis.list_shards().stream_name(&self.spec.stream_name).send().await {
+            if let Ok(out) = self
+                .kinesis
+                .list_shards()
+                .stream_name(&self.spec.stream_name)
+                .send()
+                .await
+            {
                 for shard in out.shards() {
                     let id = shard.shard_id().to_string();
-                    let parent_done = shard.parent_shard_id().is_none_or(|p| finished.lock().unwrap().contains(p) || !out.shards().iter().any(|s| s.shard_id() == p));
+                    let parent_done = shard.parent_shard_id().is_none_or(|p| {
+                        finished.lock().unwrap().contains(p)
+                            || !out.shards().iter().any(|s| s.shard_id() == p)
+                    });
                     if parent_done && started.lock().unwrap().insert(id.clone()) {
                         let (me, rx, done) = (self.clone(), shutdown.clone(), finished.clone());
                         tokio::spawn(async move {
@@ -343,14 +449,22 @@ impl Mapping {
     }
 
     async fn iterator(&self, shard_id: &str, after: Option<&str>) -> Option<String> {
-        let mut req = self.kinesis.get_shard_iterator().stream_name(&self.spec.stream_name).shard_id(shard_id);
+        let mut req = self
+            .kinesis
+            .get_shard_iterator()
+            .stream_name(&self.spec.stream_name)
+            .shard_id(shard_id);
         req = match (after, &self.spec.starting_position) {
-            (Some(seq), _) => req.shard_iterator_type(ShardIteratorType::AfterSequenceNumber).starting_sequence_number(seq),
-            (None, StartingPosition::TrimHorizon) => req.shard_iterator_type(ShardIteratorType::TrimHorizon),
-            (None, StartingPosition::Latest) => req.shard_iterator_type(ShardIteratorType::Latest),
-            (None, StartingPosition::AtTimestamp(t)) => {
-                req.shard_iterator_type(ShardIteratorType::AtTimestamp).timestamp(aws_sdk_kinesis::primitives::DateTime::from_secs_f64(*t))
+            (Some(seq), _) => req
+                .shard_iterator_type(ShardIteratorType::AfterSequenceNumber)
+                .starting_sequence_number(seq),
+            (None, StartingPosition::TrimHorizon) => {
+                req.shard_iterator_type(ShardIteratorType::TrimHorizon)
             }
+            (None, StartingPosition::Latest) => req.shard_iterator_type(ShardIteratorType::Latest),
+            (None, StartingPosition::AtTimestamp(t)) => req
+                .shard_iterator_type(ShardIteratorType::AtTimestamp)
+                .timestamp(aws_sdk_kinesis::primitives::DateTime::from_secs_f64(*t)),
         };
         req.send().await.ok().and_then(|o| o.shard_iterator)
     }
@@ -381,7 +495,14 @@ impl Mapping {
                     break;
                 };
                 let limit = (self.spec.batch_size - pending.len()).clamp(1, 10_000) as i32;
-                match self.kinesis.get_records().shard_iterator(&it).limit(limit).send().await {
+                match self
+                    .kinesis
+                    .get_records()
+                    .shard_iterator(&it)
+                    .limit(limit)
+                    .send()
+                    .await
+                {
                     Ok(out) => {
                         iterator = out.next_shard_iterator().map(String::from);
                         for r in out.records() {
@@ -391,9 +512,18 @@ impl Mapping {
                                 sequence_number: r.sequence_number().to_string(),
                                 partition_key: r.partition_key().unwrap_or_default().to_string(),
                                 data: r.data().as_ref().to_vec(),
-                                arrival: r.approximate_arrival_timestamp().map(|t| t.secs() as f64 + f64::from(t.subsec_nanos()) / 1e9).unwrap_or_default(),
+                                arrival: r
+                                    .approximate_arrival_timestamp()
+                                    .map(|t| t.secs() as f64 + f64::from(t.subsec_nanos()) / 1e9)
+                                    .unwrap_or_default(),
                             };
-                            if self.spec.filters.is_empty() || self.spec.filters.iter().any(|f| pattern_matches(f, &filter_view(&rec))) {
+                            if self.spec.filters.is_empty()
+                                || self
+                                    .spec
+                                    .filters
+                                    .iter()
+                                    .any(|f| pattern_matches(f, &filter_view(&rec)))
+                            {
                                 pending.push_back(rec);
                             } else {
                                 let mut s = self.stats.lock().unwrap();
@@ -401,8 +531,12 @@ impl Mapping {
                                 s.completed += 1;
                             }
                         }
-                        if out.records().is_empty() && out.millis_behind_latest().unwrap_or(0) == 0 {
-                            self.idle_shards.lock().unwrap().insert(shard_id.to_string(), pending.is_empty());
+                        if out.records().is_empty() && out.millis_behind_latest().unwrap_or(0) == 0
+                        {
+                            self.idle_shards
+                                .lock()
+                                .unwrap()
+                                .insert(shard_id.to_string(), pending.is_empty());
                             if pending.is_empty() {
                                 window_start = None;
                                 if *shutdown.borrow() {
@@ -415,7 +549,12 @@ impl Mapping {
                             if started.elapsed() >= self.spec.batching_window {
                                 break;
                             }
-                            tokio::time::sleep(self.idle_poll.min(self.spec.batching_window.saturating_sub(started.elapsed()))).await;
+                            tokio::time::sleep(
+                                self.idle_poll.min(
+                                    self.spec.batching_window.saturating_sub(started.elapsed()),
+                                ),
+                            )
+                            .await;
                         } else if !pending.is_empty() {
                             window_start.get_or_insert_with(Instant::now);
                         }
@@ -435,7 +574,10 @@ impl Mapping {
             }
             let n = pending.len().min(self.spec.batch_size);
             let batch: Vec<ShardRecord> = pending.drain(..n).collect();
-            self.idle_shards.lock().unwrap().insert(shard_id.to_string(), false);
+            self.idle_shards
+                .lock()
+                .unwrap()
+                .insert(shard_id.to_string(), false);
             self.process(batch).await;
         }
     }
@@ -446,10 +588,14 @@ impl Mapping {
         while let Some((mut batch, attempts)) = work.pop_front() {
             if let Some(max_age) = self.spec.max_record_age {
                 let now = chrono::Utc::now().timestamp_millis() as f64 / 1000.0;
-                let cut = batch.iter().position(|r| now - r.arrival <= max_age.as_secs_f64()).unwrap_or(batch.len());
+                let cut = batch
+                    .iter()
+                    .position(|r| now - r.arrival <= max_age.as_secs_f64())
+                    .unwrap_or(batch.len());
                 if cut > 0 {
                     let old: Vec<ShardRecord> = batch.drain(..cut).collect();
-                    self.to_destination(&old, "RecordAgeExceeded", attempts, None).await;
+                    self.to_destination(&old, "RecordAgeExceeded", attempts, None)
+                        .await;
                 }
                 if batch.is_empty() {
                     continue;
@@ -461,7 +607,10 @@ impl Mapping {
                 s.records += batch.len() as u64;
             }
             let event = kinesis_event(&self.spec.stream_arn, &batch);
-            let outcome = self.host.invoke(serde_json::to_vec(&event).unwrap_or_default()).await;
+            let outcome = self
+                .host
+                .invoke(serde_json::to_vec(&event).unwrap_or_default())
+                .await;
             let failed_from = match &outcome {
                 Ok(body) if self.spec.report_batch_item_failures => first_failure(body, &batch),
                 Ok(_) => Ok(None),
@@ -481,7 +630,8 @@ impl Mapping {
                     // the first record again is a retry attempt.
                     let attempts = if i > 0 { attempts } else { attempts + 1 };
                     if i == 0 && exhausted {
-                        self.to_destination(&rest, "RetryAttemptsExhausted", attempts, None).await;
+                        self.to_destination(&rest, "RetryAttemptsExhausted", attempts, None)
+                            .await;
                     } else {
                         self.backoff(attempts).await;
                         work.push_front((rest, attempts));
@@ -490,7 +640,13 @@ impl Mapping {
                 Err(()) => {
                     let error = outcome.err();
                     if exhausted {
-                        self.to_destination(&batch, "RetryAttemptsExhausted", attempts + 1, error.as_ref()).await;
+                        self.to_destination(
+                            &batch,
+                            "RetryAttemptsExhausted",
+                            attempts + 1,
+                            error.as_ref(),
+                        )
+                        .await;
                     } else if self.spec.bisect && batch.len() > 1 {
                         self.stats.lock().unwrap().bisections += 1;
                         let second = batch.split_off(batch.len() / 2);
@@ -511,14 +667,24 @@ impl Mapping {
         tokio::time::sleep(Duration::from_millis(ms)).await;
     }
 
-    async fn to_destination(&self, records: &[ShardRecord], condition: &str, invokes: u32, error: Option<&InvokeError>) {
+    async fn to_destination(
+        &self,
+        records: &[ShardRecord],
+        condition: &str,
+        invokes: u32,
+        error: Option<&InvokeError>,
+    ) {
         {
             let mut s = self.stats.lock().unwrap();
             s.sent_to_destination += records.len() as u64;
             s.completed += records.len() as u64;
         }
         let (first, last) = (records.first(), records.last());
-        let iso = |t: f64| chrono::DateTime::from_timestamp_millis((t * 1000.0) as i64).map(|d| d.to_rfc3339()).unwrap_or_default();
+        let iso = |t: f64| {
+            chrono::DateTime::from_timestamp_millis((t * 1000.0) as i64)
+                .map(|d| d.to_rfc3339())
+                .unwrap_or_default()
+        };
         let message = serde_json::json!({
             "requestContext": {
                 "requestId": uuid::Uuid::new_v4().to_string(),
@@ -545,12 +711,31 @@ impl Mapping {
         });
         match &self.spec.on_failure_queue {
             Some(queue) => {
-                let url = format!("{}/{}/{queue}", self.queue_endpoint.trim_end_matches('/'), crate::template::ACCOUNT);
-                if let Err(e) = self.sqs.send_message().queue_url(&url).message_body(message.to_string()).send().await {
-                    eprintln!("{}: could not send a failed batch to {queue}: {}", self.spec.logical_id, aws_sdk_sqs::error::DisplayErrorContext(e));
+                let url = format!(
+                    "{}/{}/{queue}",
+                    self.queue_endpoint.trim_end_matches('/'),
+                    crate::template::ACCOUNT
+                );
+                if let Err(e) = self
+                    .sqs
+                    .send_message()
+                    .queue_url(&url)
+                    .message_body(message.to_string())
+                    .send()
+                    .await
+                {
+                    eprintln!(
+                        "{}: could not send a failed batch to {queue}: {}",
+                        self.spec.logical_id,
+                        aws_sdk_sqs::error::DisplayErrorContext(e)
+                    );
                 }
             }
-            None => eprintln!("{}: {} records discarded after {condition} (no on-failure destination)", self.spec.logical_id, records.len()),
+            None => eprintln!(
+                "{}: {} records discarded after {condition} (no on-failure destination)",
+                self.spec.logical_id,
+                records.len()
+            ),
         }
     }
 }
@@ -562,9 +747,15 @@ fn first_failure(body: &[u8], batch: &[ShardRecord]) -> Result<Option<usize>, ()
         Ok(v) => v,
         Err(_) => return Ok(None), // not a JSON object: a plain success
     };
-    let Some(failures) = v.get("batchItemFailures").and_then(Json::as_array) else { return Ok(None) };
+    let Some(failures) = v.get("batchItemFailures").and_then(Json::as_array) else {
+        return Ok(None);
+    };
     let mut lowest: Option<usize> = None;
-    let index: HashMap<&str, usize> = batch.iter().enumerate().map(|(i, r)| (r.sequence_number.as_str(), i)).collect();
+    let index: HashMap<&str, usize> = batch
+        .iter()
+        .enumerate()
+        .map(|(i, r)| (r.sequence_number.as_str(), i))
+        .collect();
     for f in failures {
         let id = f.get("itemIdentifier").and_then(Json::as_str).ok_or(())?;
         let i = *index.get(id).ok_or(())?;
@@ -581,12 +772,27 @@ mod tests {
     fn event_patterns_match_like_lambda_filters() {
         let rec = serde_json::json!({"partitionKey": "1", "data": {"event": "Interaction", "user_id": 7, "tags": ["a", "b"]}});
         let p = |s: &str| serde_json::from_str::<Json>(s).unwrap();
-        assert!(pattern_matches(&p(r#"{"data":{"event":["Interaction"]}}"#), &rec));
+        assert!(pattern_matches(
+            &p(r#"{"data":{"event":["Interaction"]}}"#),
+            &rec
+        ));
         assert!(!pattern_matches(&p(r#"{"data":{"event":["View"]}}"#), &rec));
-        assert!(pattern_matches(&p(r#"{"data":{"event":[{"prefix":"Inter"}]}}"#), &rec));
-        assert!(pattern_matches(&p(r#"{"data":{"user_id":[{"numeric":[">",5,"<=",7]}]}}"#), &rec));
-        assert!(pattern_matches(&p(r#"{"data":{"missing":[{"exists":false}]}}"#), &rec));
-        assert!(pattern_matches(&p(r#"{"data":{"event":[{"anything-but":["View"]}]}}"#), &rec));
+        assert!(pattern_matches(
+            &p(r#"{"data":{"event":[{"prefix":"Inter"}]}}"#),
+            &rec
+        ));
+        assert!(pattern_matches(
+            &p(r#"{"data":{"user_id":[{"numeric":[">",5,"<=",7]}]}}"#),
+            &rec
+        ));
+        assert!(pattern_matches(
+            &p(r#"{"data":{"missing":[{"exists":false}]}}"#),
+            &rec
+        ));
+        assert!(pattern_matches(
+            &p(r#"{"data":{"event":[{"anything-but":["View"]}]}}"#),
+            &rec
+        ));
         assert!(pattern_matches(&p(r#"{"data":{"tags":["b"]}}"#), &rec));
         assert!(pattern_matches(&p(r#"{"partitionKey":["1"]}"#), &rec));
     }
@@ -594,12 +800,27 @@ mod tests {
     #[test]
     fn partial_batch_response_names_the_lowest_failure() {
         let batch: Vec<ShardRecord> = (0..4)
-            .map(|i| ShardRecord { shard_id: "s".into(), sequence_number: format!("10{i}"), partition_key: "k".into(), data: vec![], arrival: 0.0 })
+            .map(|i| ShardRecord {
+                shard_id: "s".into(),
+                sequence_number: format!("10{i}"),
+                partition_key: "k".into(),
+                data: vec![],
+                arrival: 0.0,
+            })
             .collect();
         let body = br#"{"batchItemFailures":[{"itemIdentifier":"103"},{"itemIdentifier":"101"}]}"#;
         assert_eq!(first_failure(body, &batch), Ok(Some(1)));
-        assert_eq!(first_failure(br#"{"batchItemFailures":[]}"#, &batch), Ok(None));
-        assert_eq!(first_failure(br#"{"batchItemFailures":[{"itemIdentifier":"999"}]}"#, &batch), Err(()));
+        assert_eq!(
+            first_failure(br#"{"batchItemFailures":[]}"#, &batch),
+            Ok(None)
+        );
+        assert_eq!(
+            first_failure(
+                br#"{"batchItemFailures":[{"itemIdentifier":"999"}]}"#,
+                &batch
+            ),
+            Err(())
+        );
         assert_eq!(first_failure(b"null", &batch), Ok(None));
     }
 

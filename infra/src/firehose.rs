@@ -40,53 +40,107 @@ pub struct DeliverySpec {
 impl DeliverySpec {
     pub fn from_template(template: &Template, r: &Resource) -> Result<Self, TemplateError> {
         let at = format!("Resources.{}", r.logical_id);
-        let unsupported = |what: String| TemplateError::Unsupported { what, at: at.clone() };
+        let unsupported = |what: String| TemplateError::Unsupported {
+            what,
+            at: at.clone(),
+        };
         let props = template.resolved_properties(r)?;
         if props.get("DeliveryStreamType").and_then(Json::as_str) != Some("KinesisStreamAsSource") {
-            return Err(unsupported("a delivery stream without a Kinesis source".into()));
+            return Err(unsupported(
+                "a delivery stream without a Kinesis source".into(),
+            ));
         }
-        let src = props["KinesisStreamSourceConfiguration"]["KinesisStreamARN"].as_str().unwrap_or_default();
-        let stream_id = template.logical_id_of(src).ok_or_else(|| unsupported(format!("source {src} outside the template")))?;
-        let dest = props.get("ExtendedS3DestinationConfiguration").or(props.get("S3DestinationConfiguration")).ok_or_else(|| unsupported("a destination other than S3".into()))?;
+        let src = props["KinesisStreamSourceConfiguration"]["KinesisStreamARN"]
+            .as_str()
+            .unwrap_or_default();
+        let stream_id = template
+            .logical_id_of(src)
+            .ok_or_else(|| unsupported(format!("source {src} outside the template")))?;
+        let dest = props
+            .get("ExtendedS3DestinationConfiguration")
+            .or(props.get("S3DestinationConfiguration"))
+            .ok_or_else(|| unsupported("a destination other than S3".into()))?;
         let bucket_arn = dest["BucketARN"].as_str().unwrap_or_default();
-        let bucket = bucket_arn.strip_prefix("arn:aws:s3:::").ok_or_else(|| unsupported(format!("bucket {bucket_arn}")))?.to_string();
-        let gzip = match dest.get("CompressionFormat").and_then(Json::as_str).unwrap_or("UNCOMPRESSED") {
+        let bucket = bucket_arn
+            .strip_prefix("arn:aws:s3:::")
+            .ok_or_else(|| unsupported(format!("bucket {bucket_arn}")))?
+            .to_string();
+        let gzip = match dest
+            .get("CompressionFormat")
+            .and_then(Json::as_str)
+            .unwrap_or("UNCOMPRESSED")
+        {
             "GZIP" => true,
             "UNCOMPRESSED" => false,
             other => return Err(unsupported(format!("CompressionFormat {other}"))),
         };
-        if dest.get("DataFormatConversionConfiguration").is_some_and(|d| d.get("Enabled") != Some(&Json::Bool(false))) {
+        if dest
+            .get("DataFormatConversionConfiguration")
+            .is_some_and(|d| d.get("Enabled") != Some(&Json::Bool(false)))
+        {
             return Err(unsupported("DataFormatConversionConfiguration".into()));
         }
         let hints = dest.get("BufferingHints").cloned().unwrap_or_default();
-        let num = |k: &str, d: f64| hints.get(k).map(scalar_string).and_then(|s| s.parse::<f64>().ok()).unwrap_or(d);
+        let num = |k: &str, d: f64| {
+            hints
+                .get(k)
+                .map(scalar_string)
+                .and_then(|s| s.parse::<f64>().ok())
+                .unwrap_or(d)
+        };
         let mut processors = Vec::new();
-        let pc = dest.get("ProcessingConfiguration").cloned().unwrap_or_default();
-        if pc.get("Enabled") == Some(&Json::Bool(true)) || pc.get("Enabled").and_then(Json::as_str) == Some("true") {
+        let pc = dest
+            .get("ProcessingConfiguration")
+            .cloned()
+            .unwrap_or_default();
+        if pc.get("Enabled") == Some(&Json::Bool(true))
+            || pc.get("Enabled").and_then(Json::as_str) == Some("true")
+        {
             for p in pc["Processors"].as_array().into_iter().flatten() {
                 let params: BTreeMap<String, String> = p["Parameters"]
                     .as_array()
                     .into_iter()
                     .flatten()
-                    .map(|kv| (kv["ParameterName"].as_str().unwrap_or_default().to_string(), scalar_string(&kv["ParameterValue"])))
+                    .map(|kv| {
+                        (
+                            kv["ParameterName"].as_str().unwrap_or_default().to_string(),
+                            scalar_string(&kv["ParameterValue"]),
+                        )
+                    })
                     .collect();
                 match p["Type"].as_str() {
                     Some("AppendDelimiterToRecord") => {
-                        let d = params.get("Delimiter").cloned().unwrap_or_else(|| "\\n".into());
-                        processors.push(Processor::AppendDelimiter(d.replace("\\n", "\n").replace("\\t", "\t")));
+                        let d = params
+                            .get("Delimiter")
+                            .cloned()
+                            .unwrap_or_else(|| "\\n".into());
+                        processors.push(Processor::AppendDelimiter(
+                            d.replace("\\n", "\n").replace("\\t", "\t"),
+                        ));
                     }
                     Some("Lambda") => {
                         let arn = params.get("LambdaArn").cloned().unwrap_or_default();
-                        let f = template.logical_id_of(arn.trim_end_matches(":$LATEST")).ok_or_else(|| unsupported(format!("transform Lambda {arn} outside the template")))?;
+                        let f = template
+                            .logical_id_of(arn.trim_end_matches(":$LATEST"))
+                            .ok_or_else(|| {
+                                unsupported(format!("transform Lambda {arn} outside the template"))
+                            })?;
                         processors.push(Processor::Lambda(f.to_string()));
                     }
                     other => return Err(unsupported(format!("Firehose processor {other:?}"))),
                 }
             }
         }
-        let prefix = dest.get("Prefix").and_then(Json::as_str).unwrap_or_default().to_string();
+        let prefix = dest
+            .get("Prefix")
+            .and_then(Json::as_str)
+            .unwrap_or_default()
+            .to_string();
         for expr in expressions(&prefix) {
-            if !(expr.starts_with("timestamp:") || expr.starts_with("firehose:") || expr.starts_with("partitionKeyFromLambda:")) {
+            if !(expr.starts_with("timestamp:")
+                || expr.starts_with("firehose:")
+                || expr.starts_with("partitionKeyFromLambda:"))
+            {
                 return Err(unsupported(format!("prefix expression !{{{expr}}}")));
             }
         }
@@ -96,7 +150,11 @@ impl DeliverySpec {
             stream_name: template.physical_name(stream_id),
             bucket,
             prefix,
-            error_prefix: dest.get("ErrorOutputPrefix").and_then(Json::as_str).unwrap_or_default().to_string(),
+            error_prefix: dest
+                .get("ErrorOutputPrefix")
+                .and_then(Json::as_str)
+                .unwrap_or_default()
+                .to_string(),
             gzip,
             interval: Duration::from_secs_f64(num("IntervalInSeconds", 300.0)),
             size_bytes: (num("SizeInMBs", 5.0) * 1024.0 * 1024.0) as usize,
@@ -109,7 +167,9 @@ fn expressions(s: &str) -> Vec<String> {
     let mut out = Vec::new();
     let mut rest = s;
     while let Some(i) = rest.find("!{") {
-        let Some(end) = rest[i..].find('}') else { break };
+        let Some(end) = rest[i..].find('}') else {
+            break;
+        };
         out.push(rest[i + 2..i + end].to_string());
         rest = &rest[i + end + 1..];
     }
@@ -118,12 +178,23 @@ fn expressions(s: &str) -> Vec<String> {
 
 /// Java `DateTimeFormatter` patterns as Firehose uses them (`yyyy-MM-dd`, `HH`, ...).
 fn java_format(t: DateTime<Utc>, pattern: &str) -> String {
-    let f = pattern.replace("yyyy", "%Y").replace("MM", "%m").replace("dd", "%d").replace("HH", "%H").replace("mm", "%M").replace("ss", "%S");
+    let f = pattern
+        .replace("yyyy", "%Y")
+        .replace("MM", "%m")
+        .replace("dd", "%d")
+        .replace("HH", "%H")
+        .replace("mm", "%M")
+        .replace("ss", "%S");
     t.format(&f).to_string()
 }
 
 /// Evaluates a prefix for a record arriving at `t` with `keys` from a transform Lambda.
-pub fn evaluate_prefix(prefix: &str, t: DateTime<Utc>, keys: &BTreeMap<String, String>, error_type: Option<&str>) -> Result<String, String> {
+pub fn evaluate_prefix(
+    prefix: &str,
+    t: DateTime<Utc>,
+    keys: &BTreeMap<String, String>,
+    error_type: Option<&str>,
+) -> Result<String, String> {
     if prefix.is_empty() || !prefix.contains("!{") {
         // Without expressions Firehose appends the UTC hour path.
         return Ok(format!("{prefix}{}", t.format("%Y/%m/%d/%H/")));
@@ -139,9 +210,13 @@ pub fn evaluate_prefix(prefix: &str, t: DateTime<Utc>, keys: &BTreeMap<String, S
         } else if expr == "firehose:random-string" {
             uuid::Uuid::new_v4().simple().to_string()[..11].to_string()
         } else if expr == "firehose:error-output-type" {
-            error_type.ok_or("firehose:error-output-type outside the error prefix")?.to_string()
+            error_type
+                .ok_or("firehose:error-output-type outside the error prefix")?
+                .to_string()
         } else if let Some(k) = expr.strip_prefix("partitionKeyFromLambda:") {
-            keys.get(k).cloned().ok_or_else(|| format!("the transform Lambda gave no partition key {k}"))?
+            keys.get(k)
+                .cloned()
+                .ok_or_else(|| format!("the transform Lambda gave no partition key {k}"))?
         } else {
             return Err(format!("unsupported expression !{{{expr}}}"));
         };
@@ -181,7 +256,14 @@ impl Delivery {
         functions: BTreeMap<String, Arc<FunctionHost>>,
         idle_poll: Duration,
     ) -> Arc<Self> {
-        Arc::new(Delivery { spec, kinesis, s3, functions, stats: Mutex::new(DeliveryStats::default()), idle_poll })
+        Arc::new(Delivery {
+            spec,
+            kinesis,
+            s3,
+            functions,
+            stats: Mutex::new(DeliveryStats::default()),
+            idle_poll,
+        })
     }
 
     /// Reads the source stream and delivers until `shutdown`; then flushes what it buffered.
@@ -197,7 +279,9 @@ impl Delivery {
         let mut first_at: Option<Instant> = None;
         let mut sd = shutdown.clone();
         loop {
-            let due = first_at.map(|t| self.spec.interval.saturating_sub(t.elapsed())).unwrap_or(Duration::from_secs(3600));
+            let due = first_at
+                .map(|t| self.spec.interval.saturating_sub(t.elapsed()))
+                .unwrap_or(Duration::from_secs(3600));
             tokio::select! {
                 item = rx.recv() => match item {
                     Some(item) => {
@@ -232,12 +316,26 @@ impl Delivery {
         let mut started = BTreeSet::new();
         let mut tasks = Vec::new();
         loop {
-            if let Ok(out) = self.kinesis.list_shards().stream_name(&self.spec.stream_name).send().await {
+            if let Ok(out) = self
+                .kinesis
+                .list_shards()
+                .stream_name(&self.spec.stream_name)
+                .send()
+                .await
+            {
                 for shard in out.shards() {
                     if started.insert(shard.shard_id().to_string()) {
-                        let (kinesis, stream, shard_id, tx, sd, idle) =
-                            (self.kinesis.clone(), self.spec.stream_name.clone(), shard.shard_id().to_string(), tx.clone(), shutdown.clone(), self.idle_poll);
-                        tasks.push(tokio::spawn(async move { read_shard(kinesis, stream, shard_id, tx, sd, idle).await }));
+                        let (kinesis, stream, shard_id, tx, sd, idle) = (
+                            self.kinesis.clone(),
+                            self.spec.stream_name.clone(),
+                            shard.shard_id().to_string(),
+                            tx.clone(),
+                            shutdown.clone(),
+                            self.idle_poll,
+                        );
+                        tasks.push(tokio::spawn(async move {
+                            read_shard(kinesis, stream, shard_id, tx, sd, idle).await
+                        }));
                     }
                 }
             }
@@ -270,19 +368,33 @@ impl Delivery {
         }
         for (data, kind) in failed {
             self.stats.lock().unwrap().failed += 1;
-            let prefix = evaluate_prefix(&self.spec.error_prefix, now, &BTreeMap::new(), Some(&kind)).unwrap_or_else(|_| format!("{kind}/"));
+            let prefix =
+                evaluate_prefix(&self.spec.error_prefix, now, &BTreeMap::new(), Some(&kind))
+                    .unwrap_or_else(|_| format!("{kind}/"));
             let line = serde_json::json!({
                 "rawData": base64::engine::general_purpose::STANDARD.encode(&data),
                 "errorCode": kind,
                 "errorMessage": "record could not be processed",
             });
-            self.put(&prefix, format!("{line}\n").into_bytes(), now).await;
+            self.put(&prefix, format!("{line}\n").into_bytes(), now)
+                .await;
         }
     }
 
     /// Runs the processors; returns (data, arrival, partition keys, error type).
-    async fn process(&self, items: Vec<Item>) -> Vec<(Vec<u8>, DateTime<Utc>, BTreeMap<String, String>, Option<String>)> {
-        let mut out: Vec<_> = items.into_iter().map(|i| (i.data, i.arrival, BTreeMap::new(), None)).collect();
+    async fn process(
+        &self,
+        items: Vec<Item>,
+    ) -> Vec<(
+        Vec<u8>,
+        DateTime<Utc>,
+        BTreeMap<String, String>,
+        Option<String>,
+    )> {
+        let mut out: Vec<_> = items
+            .into_iter()
+            .map(|i| (i.data, i.arrival, BTreeMap::new(), None))
+            .collect();
         for p in &self.spec.processors {
             match p {
                 Processor::AppendDelimiter(d) => {
@@ -291,7 +403,9 @@ impl Delivery {
                     }
                 }
                 Processor::Lambda(f) => {
-                    let Some(host) = self.functions.get(f) else { continue };
+                    let Some(host) = self.functions.get(f) else {
+                        continue;
+                    };
                     let records: Vec<Json> = out
                         .iter()
                         .enumerate()
@@ -300,7 +414,9 @@ impl Delivery {
                         })
                         .collect();
                     let event = serde_json::json!({"invocationId": uuid::Uuid::new_v4().to_string(), "deliveryStreamArn": format!("arn:aws:firehose:{}:{}:deliverystream/{}", crate::template::REGION, crate::template::ACCOUNT, self.spec.name), "region": crate::template::REGION, "records": records});
-                    let response = host.invoke(serde_json::to_vec(&event).unwrap_or_default()).await;
+                    let response = host
+                        .invoke(serde_json::to_vec(&event).unwrap_or_default())
+                        .await;
                     let results: BTreeMap<String, Json> = response
                         .ok()
                         .and_then(|b| serde_json::from_slice::<Json>(&b).ok())
@@ -313,8 +429,14 @@ impl Delivery {
                     for (i, (data, t, mut keys, err)) in out.into_iter().enumerate() {
                         match results.get(&i.to_string()) {
                             Some(r) if r["result"] == "Ok" => {
-                                let data = base64::engine::general_purpose::STANDARD.decode(r["data"].as_str().unwrap_or_default()).unwrap_or_default();
-                                for (k, v) in r["metadata"]["partitionKeys"].as_object().into_iter().flatten() {
+                                let data = base64::engine::general_purpose::STANDARD
+                                    .decode(r["data"].as_str().unwrap_or_default())
+                                    .unwrap_or_default();
+                                for (k, v) in r["metadata"]["partitionKeys"]
+                                    .as_object()
+                                    .into_iter()
+                                    .flatten()
+                                {
                                     keys.insert(k.clone(), scalar_string(v));
                                 }
                                 kept.push((data, t, keys, err));
@@ -331,7 +453,12 @@ impl Delivery {
     }
 
     async fn put(&self, prefix: &str, body: Vec<u8>, now: DateTime<Utc>) {
-        let mut key = format!("{prefix}{}-1-{}-{}", self.spec.name, now.format("%Y-%m-%d-%H-%M-%S"), uuid::Uuid::new_v4());
+        let mut key = format!(
+            "{prefix}{}-1-{}-{}",
+            self.spec.name,
+            now.format("%Y-%m-%d-%H-%M-%S"),
+            uuid::Uuid::new_v4()
+        );
         let body = if self.spec.gzip {
             key.push_str(".gz");
             let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
@@ -341,23 +468,48 @@ impl Delivery {
             body
         };
         for attempt in 0..5u32 {
-            match self.s3.put_object().bucket(&self.spec.bucket).key(&key).body(body.clone().into()).send().await {
+            match self
+                .s3
+                .put_object()
+                .bucket(&self.spec.bucket)
+                .key(&key)
+                .body(body.clone().into())
+                .send()
+                .await
+            {
                 Ok(_) => {
                     self.stats.lock().unwrap().objects += 1;
                     return;
                 }
-                Err(e) if attempt == 4 => eprintln!("{}: could not write s3://{}/{key}: {}", self.spec.logical_id, self.spec.bucket, aws_sdk_s3::error::DisplayErrorContext(e)),
+                Err(e) if attempt == 4 => eprintln!(
+                    "{}: could not write s3://{}/{key}: {}",
+                    self.spec.logical_id,
+                    self.spec.bucket,
+                    aws_sdk_s3::error::DisplayErrorContext(e)
+                ),
                 Err(_) => tokio::time::sleep(Duration::from_millis(200 << attempt)).await,
             }
         }
     }
 }
 
-async fn read_shard(kinesis: aws_sdk_kinesis::Client, stream: String, shard_id: String, tx: mpsc::Sender<Item>, shutdown: watch::Receiver<bool>, idle: Duration) {
+async fn read_shard(
+    kinesis: aws_sdk_kinesis::Client,
+    stream: String,
+    shard_id: String,
+    tx: mpsc::Sender<Item>,
+    shutdown: watch::Receiver<bool>,
+    idle: Duration,
+) {
     let get = |after: Option<String>| {
-        let req = kinesis.get_shard_iterator().stream_name(&stream).shard_id(&shard_id);
+        let req = kinesis
+            .get_shard_iterator()
+            .stream_name(&stream)
+            .shard_id(&shard_id);
         let req = match after {
-            Some(seq) => req.shard_iterator_type(ShardIteratorType::AfterSequenceNumber).starting_sequence_number(seq),
+            Some(seq) => req
+                .shard_iterator_type(ShardIteratorType::AfterSequenceNumber)
+                .starting_sequence_number(seq),
             None => req.shard_iterator_type(ShardIteratorType::TrimHorizon),
         };
         async move { req.send().await.ok().and_then(|o| o.shard_iterator) }
@@ -373,12 +525,28 @@ async fn read_shard(kinesis: aws_sdk_kinesis::Client, stream: String, shard_id: 
             iterator = get(last.clone()).await;
             continue;
         };
-        match kinesis.get_records().shard_iterator(&it).limit(10_000).send().await {
+        match kinesis
+            .get_records()
+            .shard_iterator(&it)
+            .limit(10_000)
+            .send()
+            .await
+        {
             Ok(out) => {
                 for r in out.records() {
                     last = Some(r.sequence_number().to_string());
-                    let arrival = r.approximate_arrival_timestamp().and_then(|t| DateTime::from_timestamp(t.secs(), t.subsec_nanos())).unwrap_or_else(Utc::now);
-                    if tx.send(Item { data: r.data().as_ref().to_vec(), arrival }).await.is_err() {
+                    let arrival = r
+                        .approximate_arrival_timestamp()
+                        .and_then(|t| DateTime::from_timestamp(t.secs(), t.subsec_nanos()))
+                        .unwrap_or_else(Utc::now);
+                    if tx
+                        .send(Item {
+                            data: r.data().as_ref().to_vec(),
+                            arrival,
+                        })
+                        .await
+                        .is_err()
+                    {
                         return;
                     }
                 }
@@ -407,10 +575,34 @@ mod tests {
     fn prefixes_evaluate_like_firehose() {
         let t = Utc.with_ymd_and_hms(2026, 11, 22, 7, 5, 9).unwrap();
         let keys = BTreeMap::from([("event".to_string(), "Interaction".to_string())]);
-        assert_eq!(evaluate_prefix("raw/visits/dt=!{timestamp:yyyy-MM-dd}/", t, &keys, None).unwrap(), "raw/visits/dt=2026-11-22/");
-        assert_eq!(evaluate_prefix("raw/!{partitionKeyFromLambda:event}/h=!{timestamp:HH}/", t, &keys, None).unwrap(), "raw/Interaction/h=07/");
-        assert_eq!(evaluate_prefix("errors/!{firehose:error-output-type}/", t, &keys, Some("processing-failed")).unwrap(), "errors/processing-failed/");
-        assert_eq!(evaluate_prefix("plain/", t, &keys, None).unwrap(), "plain/2026/11/22/07/");
+        assert_eq!(
+            evaluate_prefix("raw/visits/dt=!{timestamp:yyyy-MM-dd}/", t, &keys, None).unwrap(),
+            "raw/visits/dt=2026-11-22/"
+        );
+        assert_eq!(
+            evaluate_prefix(
+                "raw/!{partitionKeyFromLambda:event}/h=!{timestamp:HH}/",
+                t,
+                &keys,
+                None
+            )
+            .unwrap(),
+            "raw/Interaction/h=07/"
+        );
+        assert_eq!(
+            evaluate_prefix(
+                "errors/!{firehose:error-output-type}/",
+                t,
+                &keys,
+                Some("processing-failed")
+            )
+            .unwrap(),
+            "errors/processing-failed/"
+        );
+        assert_eq!(
+            evaluate_prefix("plain/", t, &keys, None).unwrap(),
+            "plain/2026/11/22/07/"
+        );
         assert!(evaluate_prefix("x/!{partitionKeyFromLambda:missing}/", t, &keys, None).is_err());
     }
 }

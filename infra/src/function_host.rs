@@ -37,10 +37,17 @@ pub enum InvokeError {
 impl std::fmt::Display for InvokeError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            InvokeError::Function { error_type, message } => write!(f, "function error {error_type}: {message}"),
+            InvokeError::Function {
+                error_type,
+                message,
+            } => write!(f, "function error {error_type}: {message}"),
             InvokeError::Init(m) => write!(f, "function failed to start: {m}"),
-            InvokeError::Crashed(m) => write!(f, "function process exited during the invocation: {m}"),
-            InvokeError::Timeout(d) => write!(f, "task timed out after {:.2} seconds", d.as_secs_f64()),
+            InvokeError::Crashed(m) => {
+                write!(f, "function process exited during the invocation: {m}")
+            }
+            InvokeError::Timeout(d) => {
+                write!(f, "task timed out after {:.2} seconds", d.as_secs_f64())
+            }
         }
     }
 }
@@ -105,7 +112,11 @@ impl FunctionHost {
         if !spec.binary.is_file() {
             return Err(std::io::Error::new(
                 std::io::ErrorKind::NotFound,
-                format!("function {}: binary {} not found: build it with `cargo build --release`", spec.logical_id, spec.binary.display()),
+                format!(
+                    "function {}: binary {} not found: build it with `cargo build --release`",
+                    spec.logical_id,
+                    spec.binary.display()
+                ),
             ));
         }
         let listener = TcpListener::bind("127.0.0.1:0").await?;
@@ -122,15 +133,24 @@ impl FunctionHost {
         let server = shared.clone();
         tokio::spawn(async move {
             loop {
-                let Ok((stream, _)) = listener.accept().await else { continue };
+                let Ok((stream, _)) = listener.accept().await else {
+                    continue;
+                };
                 let s = server.clone();
                 tokio::spawn(async move {
                     let svc = service_fn(move |req| serve_runtime_api(s.clone(), req));
-                    let _ = http1::Builder::new().serve_connection(TokioIo::new(stream), svc).await;
+                    let _ = http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), svc)
+                        .await;
                 });
             }
         });
-        Ok(Arc::new(Self { shared, queue_tx, runtime_api, process: tokio::sync::Mutex::new(None) }))
+        Ok(Arc::new(Self {
+            shared,
+            queue_tx,
+            runtime_api,
+            process: tokio::sync::Mutex::new(None),
+        }))
     }
 
     pub fn spec(&self) -> &FunctionSpec {
@@ -155,7 +175,17 @@ impl FunctionHost {
         let id = uuid::Uuid::new_v4().to_string();
         let deadline_ms = chrono::Utc::now().timestamp_millis() + timeout.as_millis() as i64;
         self.shared.stats.lock().unwrap().invocations += 1;
-        if self.queue_tx.send(Pending { id, payload: Bytes::from(payload), deadline_ms, reply: tx }).await.is_err() {
+        if self
+            .queue_tx
+            .send(Pending {
+                id,
+                payload: Bytes::from(payload),
+                deadline_ms,
+                reply: tx,
+            })
+            .await
+            .is_err()
+        {
             return Err(InvokeError::Init("runtime API stopped".into()));
         }
         let outcome = tokio::select! {
@@ -192,7 +222,10 @@ impl FunctionHost {
         if let Some(dir) = spec.log_file.parent() {
             std::fs::create_dir_all(dir)?;
         }
-        let log = std::fs::OpenOptions::new().create(true).append(true).open(&spec.log_file)?;
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&spec.log_file)?;
         let mut cmd = tokio::process::Command::new(&spec.binary);
         // Only what Lambda gives a function: the template's variables and the runtime's own.
         cmd.env_clear()
@@ -200,8 +233,14 @@ impl FunctionHost {
             .env("AWS_LAMBDA_RUNTIME_API", &self.runtime_api)
             .env("AWS_LAMBDA_FUNCTION_NAME", &spec.physical_name)
             .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
-            .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", spec.memory_mb.to_string())
-            .env("AWS_LAMBDA_LOG_GROUP_NAME", format!("/aws/lambda/{}", spec.physical_name))
+            .env(
+                "AWS_LAMBDA_FUNCTION_MEMORY_SIZE",
+                spec.memory_mb.to_string(),
+            )
+            .env(
+                "AWS_LAMBDA_LOG_GROUP_NAME",
+                format!("/aws/lambda/{}", spec.physical_name),
+            )
             .env("AWS_LAMBDA_LOG_STREAM_NAME", "local")
             .env("_HANDLER", "bootstrap")
             .stdin(std::process::Stdio::null())
@@ -222,7 +261,11 @@ impl FunctionHost {
         let child_pid = child.id().unwrap_or_default();
         let (tx, exited) = watch::channel(None);
         tokio::spawn(async move {
-            let status = child.wait().await.map(|s| s.to_string()).unwrap_or_else(|e| e.to_string());
+            let status = child
+                .wait()
+                .await
+                .map(|s| s.to_string())
+                .unwrap_or_else(|e| e.to_string());
             let _ = tx.send(Some(status));
         });
         Ok(Process { child_pid, exited })
@@ -249,16 +292,34 @@ fn reply(status: StatusCode, body: &str) -> Response<Body> {
     Response::builder()
         .status(status)
         .header("content-type", "application/json")
-        .body(Full::new(Bytes::from(body.to_string())).map_err(|never| match never {}).boxed())
+        .body(
+            Full::new(Bytes::from(body.to_string()))
+                .map_err(|never| match never {})
+                .boxed(),
+        )
         .expect("valid response")
 }
 
-async fn serve_runtime_api(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<Body>, Infallible> {
+async fn serve_runtime_api(
+    shared: Arc<Shared>,
+    req: Request<Incoming>,
+) -> Result<Response<Body>, Infallible> {
     let path = req.uri().path().to_string();
     let method = req.method().clone();
-    let error_type = req.headers().get("lambda-runtime-function-error-type").and_then(|v| v.to_str().ok()).map(String::from);
-    let body = req.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
-    let rest = path.strip_prefix("/2018-06-01/runtime/").unwrap_or_default();
+    let error_type = req
+        .headers()
+        .get("lambda-runtime-function-error-type")
+        .and_then(|v| v.to_str().ok())
+        .map(String::from);
+    let body = req
+        .into_body()
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
+    let rest = path
+        .strip_prefix("/2018-06-01/runtime/")
+        .unwrap_or_default();
     let parts: Vec<&str> = rest.split('/').collect();
     match (method, parts.as_slice()) {
         (Method::GET, ["invocation", "next"]) => {
@@ -269,29 +330,54 @@ async fn serve_runtime_api(shared: Arc<Shared>, req: Request<Incoming>) -> Resul
                 stats.init_ms_max = stats.init_ms_max.max(ms);
             }
             let next = shared.queue.lock().await.recv().await;
-            let Some(p) = next else { return Ok(reply(StatusCode::GONE, r#"{"errorMessage":"shutting down"}"#)) };
-            shared.in_flight.lock().unwrap().insert(p.id.clone(), p.reply);
+            let Some(p) = next else {
+                return Ok(reply(
+                    StatusCode::GONE,
+                    r#"{"errorMessage":"shutting down"}"#,
+                ));
+            };
+            shared
+                .in_flight
+                .lock()
+                .unwrap()
+                .insert(p.id.clone(), p.reply);
             Ok(Response::builder()
                 .status(StatusCode::OK)
                 .header("content-type", "application/json")
                 .header("lambda-runtime-aws-request-id", &p.id)
                 .header("lambda-runtime-deadline-ms", p.deadline_ms.to_string())
                 .header("lambda-runtime-invoked-function-arn", &shared.spec.arn)
-                .header("lambda-runtime-trace-id", format!("Root=1-{:08x}-{}", chrono::Utc::now().timestamp(), &p.id.replace('-', "")[..24]))
+                .header(
+                    "lambda-runtime-trace-id",
+                    format!(
+                        "Root=1-{:08x}-{}",
+                        chrono::Utc::now().timestamp(),
+                        &p.id.replace('-', "")[..24]
+                    ),
+                )
                 .body(Full::new(p.payload).map_err(|never| match never {}).boxed())
                 .expect("valid response"))
         }
-        (Method::POST, ["invocation", id, "response"]) => match shared.in_flight.lock().unwrap().remove(*id) {
-            Some(tx) => {
-                let _ = tx.send(Ok(body));
-                Ok(reply(StatusCode::ACCEPTED, r#"{"status":"OK"}"#))
+        (Method::POST, ["invocation", id, "response"]) => {
+            match shared.in_flight.lock().unwrap().remove(*id) {
+                Some(tx) => {
+                    let _ = tx.send(Ok(body));
+                    Ok(reply(StatusCode::ACCEPTED, r#"{"status":"OK"}"#))
+                }
+                None => Ok(reply(
+                    StatusCode::BAD_REQUEST,
+                    r#"{"errorMessage":"unknown request id"}"#,
+                )),
             }
-            None => Ok(reply(StatusCode::BAD_REQUEST, r#"{"errorMessage":"unknown request id"}"#)),
-        },
+        }
         (Method::POST, ["invocation", id, "error"]) => {
             let v: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
             let error = InvokeError::Function {
-                error_type: v["errorType"].as_str().map(String::from).or(error_type).unwrap_or_else(|| "Unhandled".into()),
+                error_type: v["errorType"]
+                    .as_str()
+                    .map(String::from)
+                    .or(error_type)
+                    .unwrap_or_else(|| "Unhandled".into()),
                 message: v["errorMessage"].as_str().unwrap_or_default().to_string(),
             };
             match shared.in_flight.lock().unwrap().remove(*id) {
@@ -299,15 +385,24 @@ async fn serve_runtime_api(shared: Arc<Shared>, req: Request<Incoming>) -> Resul
                     let _ = tx.send(Err(error));
                     Ok(reply(StatusCode::ACCEPTED, r#"{"status":"OK"}"#))
                 }
-                None => Ok(reply(StatusCode::BAD_REQUEST, r#"{"errorMessage":"unknown request id"}"#)),
+                None => Ok(reply(
+                    StatusCode::BAD_REQUEST,
+                    r#"{"errorMessage":"unknown request id"}"#,
+                )),
             }
         }
         (Method::POST, ["init", "error"]) => {
             let v: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
-            let message = v["errorMessage"].as_str().map(String::from).unwrap_or_else(|| String::from_utf8_lossy(&body).to_string());
+            let message = v["errorMessage"]
+                .as_str()
+                .map(String::from)
+                .unwrap_or_else(|| String::from_utf8_lossy(&body).to_string());
             *shared.init_error.lock().unwrap() = Some(message);
             Ok(reply(StatusCode::ACCEPTED, r#"{"status":"OK"}"#))
         }
-        _ => Ok(reply(StatusCode::NOT_FOUND, r#"{"errorMessage":"not a Runtime API path"}"#)),
+        _ => Ok(reply(
+            StatusCode::NOT_FOUND,
+            r#"{"errorMessage":"not a Runtime API path"}"#,
+        )),
     }
 }

@@ -16,8 +16,15 @@ use tally_infra::emulators::project_root;
 use tally_infra::template::Template;
 
 #[derive(Parser)]
-#[command(name = "tally", version, about = "Run tally's template.yaml on this machine, without Docker or an AWS account")]
+#[command(
+    name = "tally",
+    version,
+    about = "Run tally's template.yaml on this machine, without Docker or an AWS account"
+)]
 struct Cli {
+    /// Stack name of the local cloud (physical names are STACK-LogicalId).
+    #[arg(long, global = true, env = "TALLY_STACK", default_value = "tally")]
+    stack: String,
     #[command(subcommand)]
     command: Command,
 }
@@ -79,12 +86,25 @@ enum Command {
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
+    let stack = cli.stack.as_str();
     let outcome = match cli.command {
-        Command::Up(args) => up(args).await,
-        Command::Put { stream, file, partition_key } => put(&stream, file.as_deref(), partition_key.as_deref()).await,
-        Command::Tail { stream, from_beginning, follow } => tail(&stream, from_beginning, follow).await,
-        Command::Invoke { function, event, bin_dir } => invoke(&function, &event, bin_dir).await,
-        Command::Demo(args) => demo(args).await,
+        Command::Up(args) => up(args, stack).await,
+        Command::Put {
+            stream,
+            file,
+            partition_key,
+        } => put(stack, &stream, file.as_deref(), partition_key.as_deref()).await,
+        Command::Tail {
+            stream,
+            from_beginning,
+            follow,
+        } => tail(stack, &stream, from_beginning, follow).await,
+        Command::Invoke {
+            function,
+            event,
+            bin_dir,
+        } => invoke(stack, &function, &event, bin_dir).await,
+        Command::Demo(args) => demo(args, stack).await,
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
@@ -101,11 +121,14 @@ fn root() -> Result<PathBuf> {
     project_root(&std::env::current_dir().map_err(|e| e.to_string())?).map_err(|e| e.to_string())
 }
 
-fn options(args: &UpArgs) -> Result<CloudOptions> {
+fn options(args: &UpArgs, stack: &str) -> Result<CloudOptions> {
     let root = root()?;
     let mut opts = CloudOptions::new(root);
+    opts.stack_name = stack.to_string();
     for p in &args.params {
-        let (k, v) = p.split_once('=').ok_or_else(|| format!("--param {p}: expected NAME=VALUE"))?;
+        let (k, v) = p
+            .split_once('=')
+            .ok_or_else(|| format!("--param {p}: expected NAME=VALUE"))?;
         opts.params.insert(k.to_string(), v.to_string());
     }
     opts.edge_port = args.edge_port;
@@ -118,31 +141,51 @@ fn options(args: &UpArgs) -> Result<CloudOptions> {
 
 fn print_cloud(cloud: &LocalCloud) {
     println!("tally local cloud is running");
-    println!("  edge endpoint  {}   (export AWS_ENDPOINT_URL={})", cloud.edge_url, cloud.edge_url);
-    println!("  HTTP API       {}   (curl {}/api/v1/getGender/C124?model=MODEL2)", cloud.api_url, cloud.api_url);
+    println!(
+        "  edge endpoint  {}   (export AWS_ENDPOINT_URL={})",
+        cloud.edge_url, cloud.edge_url
+    );
+    println!(
+        "  HTTP API       {}   (curl {}/api/v1/getGender/C124?model=MODEL2)",
+        cloud.api_url, cloud.api_url
+    );
     println!("  resources:");
     for p in &cloud.provisioned {
         println!("    {:<28} {:<28} {}", p.logical_id, p.kind, p.physical);
     }
     println!("  functions (real binaries behind the Lambda Runtime API):");
     for (id, f) in &cloud.functions {
-        println!("    {:<28} {}   log {}", id, f.spec().binary.display(), f.spec().log_file.display());
+        println!(
+            "    {:<28} {}   log {}",
+            id,
+            f.spec().binary.display(),
+            f.spec().log_file.display()
+        );
     }
     println!("  event source mappings:");
     for m in &cloud.mappings {
         let s = &m.spec;
-        println!("    {:<28} {} -> {} (batch {}, window {:?})", s.logical_id, s.stream_name, s.function, s.batch_size, s.batching_window);
+        println!(
+            "    {:<28} {} -> {} (batch {}, window {:?})",
+            s.logical_id, s.stream_name, s.function, s.batch_size, s.batching_window
+        );
     }
     for d in &cloud.deliveries {
-        println!("  firehose {} -> s3://{}/{}", d.spec.stream_name, d.spec.bucket, d.spec.prefix);
+        println!(
+            "  firehose {} -> s3://{}/{}",
+            d.spec.stream_name, d.spec.bucket, d.spec.prefix
+        );
     }
 }
 
-async fn up(args: UpArgs) -> Result<()> {
-    let cloud = LocalCloud::start(options(&args)?).await.map_err(|e| e.to_string())?;
+async fn up(args: UpArgs, stack: &str) -> Result<()> {
+    let cloud = LocalCloud::start(options(&args, stack)?)
+        .await
+        .map_err(|e| e.to_string())?;
     print_cloud(&cloud);
     println!("press Ctrl-C to stop");
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).map_err(|e| e.to_string())?;
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .map_err(|e| e.to_string())?;
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}
         _ = term.recv() => {}
@@ -163,29 +206,54 @@ struct Target {
     name: String,
 }
 
-async fn stream_target(stream: &str) -> Result<Target> {
+async fn stream_target(stack: &str, stream: &str) -> Result<Target> {
     let root = root()?;
-    let template = Template::load(&root.join("template.yaml"), "tally", &BTreeMap::new()).map_err(|e| e.to_string())?;
+    let template = Template::load(&root.join("template.yaml"), stack, &BTreeMap::new())
+        .map_err(|e| e.to_string())?;
     let logical_id = template
         .logical_id_of(stream)
         .filter(|id| template.resources[*id].kind == "AWS::Kinesis::Stream")
         .ok_or_else(|| {
-            let known: Vec<&str> = template.of_kind("AWS::Kinesis::Stream").map(|r| r.logical_id.as_str()).collect();
-            format!("no stream {stream} in template.yaml (streams: {})", known.join(", "))
+            let known: Vec<&str> = template
+                .of_kind("AWS::Kinesis::Stream")
+                .map(|r| r.logical_id.as_str())
+                .collect();
+            format!(
+                "no stream {stream} in template.yaml (streams: {})",
+                known.join(", ")
+            )
         })?
         .to_string();
     let url = edge_url();
     let clients = Clients::new(&Endpoints::all(&url)).await;
     let name = template.physical_name(&logical_id);
-    if let Err(e) = clients.kinesis.describe_stream_summary().stream_name(&name).send().await {
+    if let Err(e) = clients
+        .kinesis
+        .describe_stream_summary()
+        .stream_name(&name)
+        .send()
+        .await
+    {
+        use aws_sdk_kinesis::error::ProvideErrorMetadata;
         return Err(match e {
-            aws_sdk_kinesis::error::SdkError::DispatchFailure(_) | aws_sdk_kinesis::error::SdkError::TimeoutError(_) => {
+            aws_sdk_kinesis::error::SdkError::DispatchFailure(_)
+            | aws_sdk_kinesis::error::SdkError::TimeoutError(_) => {
                 format!("cannot reach the local cloud at {url}: start it with `make up`")
             }
-            other => format!("stream {name} is not available: {}", aws_sdk_kinesis::error::DisplayErrorContext(other)),
+            other if other.code() == Some("ResourceNotFoundException") => {
+                format!("stream {name} does not exist at {url}: is `make up` running, with stack {stack} (--stack)?")
+            }
+            other => format!(
+                "stream {name} is not available: {}",
+                other.message().unwrap_or("unknown error")
+            ),
         });
     }
-    Ok(Target { clients, logical_id, name })
+    Ok(Target {
+        clients,
+        logical_id,
+        name,
+    })
 }
 
 /// The partition-key field of each stream of the contract (shared/DESIGN.md).
@@ -218,18 +286,31 @@ fn partition_key(line: &str, field: Option<&str>) -> String {
     })
 }
 
-async fn put(stream: &str, file: Option<&Path>, field: Option<&str>) -> Result<()> {
-    let target = stream_target(stream).await?;
-    let field = field.map(String::from).or_else(|| contract_key(&target.logical_id).map(String::from));
+async fn put(stack: &str, stream: &str, file: Option<&Path>, field: Option<&str>) -> Result<()> {
+    let target = stream_target(stack, stream).await?;
+    let field = field
+        .map(String::from)
+        .or_else(|| contract_key(&target.logical_id).map(String::from));
     let lines: Vec<String> = match file {
-        Some(p) if p != Path::new("-") => std::fs::read_to_string(p).map_err(|e| format!("cannot read {}: {e}", p.display()))?.lines().map(String::from).collect(),
-        _ => std::io::stdin().lock().lines().collect::<std::io::Result<_>>().map_err(|e| format!("cannot read standard input: {e}"))?,
+        Some(p) if p != Path::new("-") => std::fs::read_to_string(p)
+            .map_err(|e| format!("cannot read {}: {e}", p.display()))?
+            .lines()
+            .map(String::from)
+            .collect(),
+        _ => std::io::stdin()
+            .lock()
+            .lines()
+            .collect::<std::io::Result<_>>()
+            .map_err(|e| format!("cannot read standard input: {e}"))?,
     };
     let records: Vec<&String> = lines.iter().filter(|l| !l.is_empty()).collect();
     let skipped = lines.len() - records.len();
     let bar = if std::io::stderr().is_terminal() {
         let b = indicatif::ProgressBar::new(records.len() as u64);
-        b.set_style(indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} records {per_sec}").unwrap());
+        b.set_style(
+            indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} records {per_sec}")
+                .unwrap(),
+        );
         b
     } else {
         indicatif::ProgressBar::hidden()
@@ -241,7 +322,8 @@ async fn put(stream: &str, file: Option<&Path>, field: Option<&str>) -> Result<(
     for line in records.iter().copied() {
         let size = line.len() + 64;
         if batch.len() == 500 || batch_bytes + size > 5 * 1024 * 1024 {
-            let (ok, again, lost) = put_batch(&target, field.as_deref(), std::mem::take(&mut batch)).await;
+            let (ok, again, lost) =
+                put_batch(&target, field.as_deref(), std::mem::take(&mut batch)).await;
             (accepted, retried, failed) = (accepted + ok, retried + again, failed + lost);
             bar.set_position(accepted as u64);
             batch_bytes = 0;
@@ -269,17 +351,41 @@ async fn put(stream: &str, file: Option<&Path>, field: Option<&str>) -> Result<(
 }
 
 /// Puts one PutRecords batch, re-sending the entries Kinesis refused: (accepted, retried, failed).
-async fn put_batch(target: &Target, field: Option<&str>, batch: Vec<&String>) -> (usize, usize, usize) {
+async fn put_batch(
+    target: &Target,
+    field: Option<&str>,
+    batch: Vec<&String>,
+) -> (usize, usize, usize) {
     let mut pending: Vec<&String> = batch;
     let (mut ok, mut again) = (0, 0);
     for attempt in 0..10u32 {
         let entries: Vec<PutRecordsRequestEntry> = pending
             .iter()
-            .map(|l| PutRecordsRequestEntry::builder().data(Blob::new(l.as_bytes())).partition_key(partition_key(l, field)).build().expect("data and key set"))
+            .map(|l| {
+                PutRecordsRequestEntry::builder()
+                    .data(Blob::new(l.as_bytes()))
+                    .partition_key(partition_key(l, field))
+                    .build()
+                    .expect("data and key set")
+            })
             .collect();
-        match target.clients.kinesis.put_records().stream_name(&target.name).set_records(Some(entries)).send().await {
+        match target
+            .clients
+            .kinesis
+            .put_records()
+            .stream_name(&target.name)
+            .set_records(Some(entries))
+            .send()
+            .await
+        {
             Ok(out) => {
-                let refused: Vec<&String> = out.records().iter().zip(&pending).filter(|(r, _)| r.error_code().is_some()).map(|(_, l)| *l).collect();
+                let refused: Vec<&String> = out
+                    .records()
+                    .iter()
+                    .zip(&pending)
+                    .filter(|(r, _)| r.error_code().is_some())
+                    .map(|(_, l)| *l)
+                    .collect();
                 ok += pending.len() - refused.len();
                 again += refused.len();
                 pending = refused;
@@ -294,14 +400,30 @@ async fn put_batch(target: &Target, field: Option<&str>, batch: Vec<&String>) ->
     (ok, again, pending.len())
 }
 
-async fn tail(stream: &str, from_beginning: bool, follow: bool) -> Result<()> {
-    let target = stream_target(stream).await?;
+async fn tail(stack: &str, stream: &str, from_beginning: bool, follow: bool) -> Result<()> {
+    let target = stream_target(stack, stream).await?;
     let k = &target.clients.kinesis;
-    let shards = k.list_shards().stream_name(&target.name).send().await.map_err(|e| aws_sdk_kinesis::error::DisplayErrorContext(e).to_string())?;
-    let kind = if from_beginning { ShardIteratorType::TrimHorizon } else { ShardIteratorType::Latest };
+    let shards = k
+        .list_shards()
+        .stream_name(&target.name)
+        .send()
+        .await
+        .map_err(|e| aws_sdk_kinesis::error::DisplayErrorContext(e).to_string())?;
+    let kind = if from_beginning {
+        ShardIteratorType::TrimHorizon
+    } else {
+        ShardIteratorType::Latest
+    };
     let mut iterators = Vec::new();
     for s in shards.shards() {
-        let it = k.get_shard_iterator().stream_name(&target.name).shard_id(s.shard_id()).shard_iterator_type(kind.clone()).send().await.map_err(|e| aws_sdk_kinesis::error::DisplayErrorContext(e).to_string())?;
+        let it = k
+            .get_shard_iterator()
+            .stream_name(&target.name)
+            .shard_id(s.shard_id())
+            .shard_iterator_type(kind.clone())
+            .send()
+            .await
+            .map_err(|e| aws_sdk_kinesis::error::DisplayErrorContext(e).to_string())?;
         iterators.push(it.shard_iterator);
     }
     let mut stdout = std::io::stdout().lock();
@@ -309,12 +431,19 @@ async fn tail(stream: &str, from_beginning: bool, follow: bool) -> Result<()> {
         let mut all_at_end = true;
         for it in iterators.iter_mut() {
             let Some(current) = it.clone() else { continue };
-            let out = k.get_records().shard_iterator(&current).limit(10_000).send().await.map_err(|e| aws_sdk_kinesis::error::DisplayErrorContext(e).to_string())?;
+            let out = k
+                .get_records()
+                .shard_iterator(&current)
+                .limit(10_000)
+                .send()
+                .await
+                .map_err(|e| aws_sdk_kinesis::error::DisplayErrorContext(e).to_string())?;
             for r in out.records() {
                 let data = r.data().as_ref();
                 let line = match serde_json::from_slice::<serde_json::Value>(data) {
                     Ok(v) => v.to_string(),
-                    Err(_) => serde_json::Value::String(String::from_utf8_lossy(data).into_owned()).to_string(),
+                    Err(_) => serde_json::Value::String(String::from_utf8_lossy(data).into_owned())
+                        .to_string(),
                 };
                 use std::io::Write;
                 writeln!(stdout, "{line}").map_err(|e| e.to_string())?;
@@ -332,10 +461,13 @@ async fn tail(stream: &str, from_beginning: bool, follow: bool) -> Result<()> {
     }
 }
 
-async fn invoke(function: &str, event: &Path, bin_dir: Option<PathBuf>) -> Result<()> {
-    let payload = std::fs::read(event).map_err(|e| format!("cannot read {}: {e}", event.display()))?;
-    serde_json::from_slice::<serde_json::Value>(&payload).map_err(|e| format!("{} is not JSON: {e}", event.display()))?;
+async fn invoke(stack: &str, function: &str, event: &Path, bin_dir: Option<PathBuf>) -> Result<()> {
+    let payload =
+        std::fs::read(event).map_err(|e| format!("cannot read {}: {e}", event.display()))?;
+    serde_json::from_slice::<serde_json::Value>(&payload)
+        .map_err(|e| format!("{} is not JSON: {e}", event.display()))?;
     let mut opts = CloudOptions::new(root()?);
+    opts.stack_name = stack.to_string();
     if let Some(dir) = bin_dir {
         opts.bin_dir = dir;
     }
@@ -347,7 +479,9 @@ async fn invoke(function: &str, event: &Path, bin_dir: Option<PathBuf>) -> Resul
     let running = std::env::var("AWS_ENDPOINT_URL").ok();
     let cloud = LocalCloud::start(opts).await.map_err(|e| e.to_string())?;
     if let Some(url) = running {
-        eprintln!("note: functions use the edge endpoint of this invocation's own local cloud, not {url}");
+        eprintln!(
+            "note: functions use the edge endpoint of this invocation's own local cloud, not {url}"
+        );
     }
     let outcome = cloud.invoke(function, payload).await;
     cloud.stop().await;
@@ -360,8 +494,8 @@ async fn invoke(function: &str, event: &Path, bin_dir: Option<PathBuf>) -> Resul
     Ok(())
 }
 
-async fn demo(args: UpArgs) -> Result<()> {
-    let mut opts = options(&args)?;
+async fn demo(args: UpArgs, stack: &str) -> Result<()> {
+    let mut opts = options(&args, stack)?;
     // The demo runs beside a `make up` too: any free ports.
     if !tally_infra::emulators::port_is_free(opts.edge_port) {
         opts.edge_port = 0;
@@ -373,27 +507,51 @@ async fn demo(args: UpArgs) -> Result<()> {
     println!("starting the local cloud from template.yaml ...");
     let started = Instant::now();
     let mut cloud = LocalCloud::start(opts).await.map_err(|e| e.to_string())?;
-    println!("  up in {:.1}s: edge {}, API {}", started.elapsed().as_secs_f64(), cloud.edge_url, cloud.api_url);
+    println!(
+        "  up in {:.1}s: edge {}, API {}",
+        started.elapsed().as_secs_f64(),
+        cloud.edge_url,
+        cloud.api_url
+    );
     let outcome = demo_steps(&mut cloud, &visits_file).await;
     cloud.stop().await;
     outcome
 }
 
 async fn demo_steps(cloud: &mut LocalCloud, visits_file: &Path) -> Result<()> {
-    let text = std::fs::read_to_string(visits_file).map_err(|e| format!("cannot read {}: {e}", visits_file.display()))?;
+    let text = std::fs::read_to_string(visits_file)
+        .map_err(|e| format!("cannot read {}: {e}", visits_file.display()))?;
     let lines: Vec<&str> = text.lines().filter(|l| !l.is_empty()).collect();
     let stream = cloud.template.physical_name("VisitsStream");
     for chunk in lines.chunks(500) {
         let entries: Vec<PutRecordsRequestEntry> = chunk
             .iter()
-            .map(|l| PutRecordsRequestEntry::builder().data(Blob::new(l.as_bytes())).partition_key(partition_key(l, Some("cid"))).build().expect("set"))
+            .map(|l| {
+                PutRecordsRequestEntry::builder()
+                    .data(Blob::new(l.as_bytes()))
+                    .partition_key(partition_key(l, Some("cid")))
+                    .build()
+                    .expect("set")
+            })
             .collect();
-        let out = cloud.clients.kinesis.put_records().stream_name(&stream).set_records(Some(entries)).send().await.map_err(|e| aws_sdk_kinesis::error::DisplayErrorContext(e).to_string())?;
+        let out = cloud
+            .clients
+            .kinesis
+            .put_records()
+            .stream_name(&stream)
+            .set_records(Some(entries))
+            .send()
+            .await
+            .map_err(|e| aws_sdk_kinesis::error::DisplayErrorContext(e).to_string())?;
         if out.failed_record_count().unwrap_or(0) > 0 {
             return Err("the visits stream refused records".into());
         }
     }
-    println!("put {} visits ({}) to VisitsStream", lines.len(), visits_file.display());
+    println!(
+        "put {} visits ({}) to VisitsStream",
+        lines.len(),
+        visits_file.display()
+    );
 
     // Wait until every mapping has read its shards to the end and is idle twice in a row.
     let deadline = Instant::now() + Duration::from_secs(120);
@@ -403,39 +561,84 @@ async fn demo_steps(cloud: &mut LocalCloud, visits_file: &Path) -> Result<()> {
             return Err("the pipeline did not catch up within 120s; see .tally/logs".into());
         }
         tokio::time::sleep(Duration::from_millis(300)).await;
-        let before: u64 = cloud.mappings.iter().map(|m| m.stats.lock().unwrap().invocations).sum();
-        idle_checks = if cloud.caught_up() && cloud.mappings.iter().map(|m| m.stats.lock().unwrap().invocations).sum::<u64>() == before { idle_checks + 1 } else { 0 };
+        let before: u64 = cloud
+            .mappings
+            .iter()
+            .map(|m| m.stats.lock().unwrap().invocations)
+            .sum();
+        idle_checks = if cloud.caught_up()
+            && cloud
+                .mappings
+                .iter()
+                .map(|m| m.stats.lock().unwrap().invocations)
+                .sum::<u64>()
+                == before
+        {
+            idle_checks + 1
+        } else {
+            0
+        };
     }
     println!("pipeline caught up:");
     for m in &cloud.mappings {
         let s = m.stats.lock().unwrap().clone();
-        println!("  {:<22} {:>4} invocations, {:>5} records", m.spec.function, s.invocations, s.records);
+        println!(
+            "  {:<22} {:>4} invocations, {:>5} records",
+            m.spec.function, s.invocations, s.records
+        );
     }
 
-    let mut cids: Vec<String> = lines.iter().filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok()).filter_map(|v| v["cid"].as_str().map(String::from)).collect();
+    let mut cids: Vec<String> = lines
+        .iter()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter_map(|v| v["cid"].as_str().map(String::from))
+        .collect();
     cids.sort();
     cids.dedup();
-    println!("\nlookups from the API ({}/api/v1/getGender/CID?model=...):", cloud.api_url);
-    println!("  {:<8} {:<16} {:<16} {:<16}", "cid", "MODEL1 (last)", "MODEL2 (all)", "MODEL3 (7 days)");
+    println!(
+        "\nlookups from the API ({}/api/v1/getGender/CID?model=...):",
+        cloud.api_url
+    );
+    println!(
+        "  {:<8} {:<16} {:<16} {:<16}",
+        "cid", "MODEL1 (last)", "MODEL2 (all)", "MODEL3 (7 days)"
+    );
     for cid in &cids {
         let mut row = Vec::new();
         for model in ["MODEL1", "MODEL2", "MODEL3"] {
-            let (status, body) = http_get(&format!("{}/api/v1/getGender/{cid}?model={model}", cloud.api_url)).await?;
+            let (status, body) = http_get(&format!(
+                "{}/api/v1/getGender/{cid}?model={model}",
+                cloud.api_url
+            ))
+            .await?;
             let v: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
             row.push(match (status, v["gndr"].as_str()) {
-                (200, Some(g)) if v["male"].is_u64() => format!("{g} ({}m/{}f)", v["male"], v["female"]),
+                (200, Some(g)) if v["male"].is_u64() => {
+                    format!("{g} ({}m/{}f)", v["male"], v["female"])
+                }
                 (200, Some(g)) => g.to_string(),
                 (s, _) => format!("{s}"),
             });
         }
         println!("  {:<8} {:<16} {:<16} {:<16}", cid, row[0], row[1], row[2]);
     }
-    let (status, body) = http_get(&format!("{}/api/v1/getGender/C100?model=MODEL9", cloud.api_url)).await?;
+    let (status, body) = http_get(&format!(
+        "{}/api/v1/getGender/C100?model=MODEL9",
+        cloud.api_url
+    ))
+    .await?;
     println!("\nbad input is a 4xx with a JSON error: GET ...?model=MODEL9 -> {status} {body}");
 
     let bucket = cloud.template.physical_name("ArchiveBucket");
     cloud.drain().await;
-    let listed = cloud.clients.s3.list_objects_v2().bucket(&bucket).send().await.map_err(|e| aws_sdk_s3::error::DisplayErrorContext(e).to_string())?;
+    let listed = cloud
+        .clients
+        .s3
+        .list_objects_v2()
+        .bucket(&bucket)
+        .send()
+        .await
+        .map_err(|e| aws_sdk_s3::error::DisplayErrorContext(e).to_string())?;
     let (mut raw, mut dead) = (0, 0);
     for o in listed.contents() {
         let key = o.key().unwrap_or_default();
@@ -446,7 +649,9 @@ async fn demo_steps(cloud: &mut LocalCloud, visits_file: &Path) -> Result<()> {
             dead += 1;
         }
     }
-    println!("dead letters (one per rejected record and model): {dead} under s3://{bucket}/dead-letter/");
+    println!(
+        "dead letters (one per rejected record and model): {dead} under s3://{bucket}/dead-letter/"
+    );
     if raw == 0 {
         return Err("Firehose archived nothing".into());
     }

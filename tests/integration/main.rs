@@ -4,5 +4,6 @@
 mod api;
 mod events_files;
 mod exactly_once;
+mod local_cloud;
 mod oracle;
 mod template_lint;

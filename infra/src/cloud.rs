@@ -161,6 +161,65 @@ fn function_binary(
     Ok(opts.bin_dir.join(name))
 }
 
+/// How to run each function of the template: its binary, and the environment the template gives
+/// it, pointed at the edge endpoint `edge_url`.
+pub fn function_specs(
+    template: &Template,
+    opts: &CloudOptions,
+    edge_url: &str,
+) -> Result<Vec<FunctionSpec>, CloudError> {
+    let globals = template.resolve(&template.globals, "Globals")?;
+    let gf = &globals["Function"];
+    let mut specs = Vec::new();
+    for f in template.of_kind("AWS::Serverless::Function") {
+        let props = template.resolved_properties(f)?;
+        let get = |k: &str| props.get(k).or(gf.get(k));
+        let runtime = get("Runtime").and_then(Json::as_str).unwrap_or_default();
+        if !runtime.starts_with("provided") {
+            return Err(TemplateError::Unsupported {
+                what: format!("Runtime {runtime} (only provided.al2023/provided.al2)"),
+                at: format!("Resources.{}", f.logical_id),
+            }
+            .into());
+        }
+        let mut env: HashMap<String, String> = HashMap::new();
+        for vars in [
+            &gf["Environment"]["Variables"],
+            &props["Environment"]["Variables"],
+        ] {
+            for (k, v) in vars.as_object().into_iter().flatten() {
+                env.insert(k.clone(), scalar_string(v));
+            }
+        }
+        for (k, v) in [
+            ("AWS_REGION", REGION),
+            ("AWS_DEFAULT_REGION", REGION),
+            ("AWS_ACCESS_KEY_ID", "test"),
+            ("AWS_SECRET_ACCESS_KEY", "test"),
+        ] {
+            env.insert(k.into(), v.into());
+        }
+        env.insert("AWS_ENDPOINT_URL".into(), edge_url.to_string());
+        let num = |k: &str, d: f64| {
+            get(k)
+                .map(scalar_string)
+                .and_then(|s| s.parse::<f64>().ok())
+                .unwrap_or(d)
+        };
+        specs.push(FunctionSpec {
+            logical_id: f.logical_id.clone(),
+            physical_name: template.physical_name(&f.logical_id),
+            arn: template.arn(&f.logical_id)?,
+            binary: function_binary(opts, &f.logical_id, &props, &f.metadata)?,
+            env,
+            timeout: Duration::from_secs_f64(num("Timeout", 3.0)),
+            memory_mb: num("MemorySize", 128.0) as u32,
+            log_file: opts.log_dir.join(format!("{}.log", f.logical_id)),
+        });
+    }
+    Ok(specs)
+}
+
 impl LocalCloud {
     pub async fn start(opts: CloudOptions) -> Result<LocalCloud, CloudError> {
         let mut template = Template::load(&opts.template, &opts.stack_name, &opts.params)?;
@@ -190,59 +249,13 @@ impl LocalCloud {
         let clients = Clients::new(&Endpoints::all(&edge_url)).await;
         let provisioned = provision(&template, &clients).await?;
 
-        // Functions, with the environment the template gives them.
-        let globals = template.resolve(&template.globals, "Globals")?;
-        let gf = &globals["Function"];
         let mut functions = BTreeMap::new();
-        for f in template.of_kind("AWS::Serverless::Function") {
-            let props = template.resolved_properties(f)?;
-            let get = |k: &str| props.get(k).or(gf.get(k));
-            let runtime = get("Runtime").and_then(Json::as_str).unwrap_or_default();
-            if !runtime.starts_with("provided") {
-                return Err(TemplateError::Unsupported {
-                    what: format!("Runtime {runtime} (only provided.al2023/provided.al2)"),
-                    at: format!("Resources.{}", f.logical_id),
-                }
-                .into());
-            }
-            let mut env: HashMap<String, String> = HashMap::new();
-            for vars in [
-                &gf["Environment"]["Variables"],
-                &props["Environment"]["Variables"],
-            ] {
-                for (k, v) in vars.as_object().into_iter().flatten() {
-                    env.insert(k.clone(), scalar_string(v));
-                }
-            }
-            for (k, v) in [
-                ("AWS_REGION", REGION),
-                ("AWS_DEFAULT_REGION", REGION),
-                ("AWS_ACCESS_KEY_ID", "test"),
-                ("AWS_SECRET_ACCESS_KEY", "test"),
-            ] {
-                env.insert(k.into(), v.into());
-            }
-            env.insert("AWS_ENDPOINT_URL".into(), edge_url.clone());
-            let num = |k: &str, d: f64| {
-                get(k)
-                    .map(scalar_string)
-                    .and_then(|s| s.parse::<f64>().ok())
-                    .unwrap_or(d)
-            };
-            let spec = FunctionSpec {
-                logical_id: f.logical_id.clone(),
-                physical_name: template.physical_name(&f.logical_id),
-                arn: template.arn(&f.logical_id)?,
-                binary: function_binary(&opts, &f.logical_id, &props, &f.metadata)?,
-                env,
-                timeout: Duration::from_secs_f64(num("Timeout", 3.0)),
-                memory_mb: num("MemorySize", 128.0) as u32,
-                log_file: opts.log_dir.join(format!("{}.log", f.logical_id)),
-            };
+        for spec in function_specs(&template, &opts, &edge_url)? {
+            let id = spec.logical_id.clone();
             let host = FunctionHost::start(spec)
                 .await
                 .map_err(|e| CloudError::Function(e.to_string()))?;
-            functions.insert(f.logical_id.clone(), host);
+            functions.insert(id, host);
         }
 
         let (shutdown, shutdown_rx) = watch::channel(false);

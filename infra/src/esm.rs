@@ -83,20 +83,18 @@ impl MappingSpec {
                 template.resources[stream_id].kind
             )));
         }
-        for key in [
-            "ParallelizationFactor",
-            "TumblingWindowInSeconds",
-            "DestinationConfig.OnSuccess",
-        ] {
-            let present = match key.split_once('.') {
-                Some((a, b)) => props.get(a).and_then(|v| v.get(b)).is_some(),
-                None => {
-                    number(props, key).is_some_and(|n| n > 1.0 || key == "TumblingWindowInSeconds")
-                }
-            };
-            if present {
-                return Err(unsupported(key));
-            }
+        if number(props, "ParallelizationFactor").is_some_and(|n| n > 1.0) {
+            return Err(unsupported("ParallelizationFactor above 1"));
+        }
+        if number(props, "TumblingWindowInSeconds").is_some_and(|n| n > 0.0) {
+            return Err(unsupported("TumblingWindowInSeconds"));
+        }
+        if props
+            .get("DestinationConfig")
+            .and_then(|d| d.get("OnSuccess"))
+            .is_some()
+        {
+            return Err(unsupported("DestinationConfig.OnSuccess"));
         }
         let starting_position = match props
             .get("StartingPosition")

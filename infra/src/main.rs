@@ -471,21 +471,41 @@ async fn invoke(stack: &str, function: &str, event: &Path, bin_dir: Option<PathB
     if let Some(dir) = bin_dir {
         opts.bin_dir = dir;
     }
-    // Like `sam local invoke`: just this invocation, no stream pollers. Emulators and resources
-    // come up for it, on free ports, unless a local cloud is running to talk to.
-    opts.run_streams = false;
-    opts.edge_port = 0;
-    opts.api_port = 0;
-    let running = std::env::var("AWS_ENDPOINT_URL").ok();
-    let cloud = LocalCloud::start(opts).await.map_err(|e| e.to_string())?;
-    if let Some(url) = running {
-        eprintln!(
-            "note: functions use the edge endpoint of this invocation's own local cloud, not {url}"
-        );
-    }
-    let outcome = cloud.invoke(function, payload).await;
-    cloud.stop().await;
-    let body = outcome.map_err(|e| e.to_string())?;
+    // Like `sam local invoke`, which uses the account's real resources: a running local cloud's
+    // resources when there is one, else a private local cloud, without stream pollers, just for this.
+    let url = edge_url();
+    let running = Clients::new(&Endpoints::all(&url))
+        .await
+        .dynamodb
+        .list_tables()
+        .send()
+        .await
+        .is_ok();
+    let body = if running {
+        let template =
+            Template::load(&opts.template, stack, &BTreeMap::new()).map_err(|e| e.to_string())?;
+        let id = template.logical_id_of(function).map(String::from);
+        let specs = tally_infra::cloud::function_specs(&template, &opts, &url)
+            .map_err(|e| e.to_string())?;
+        let spec = specs
+            .into_iter()
+            .find(|s| Some(&s.logical_id) == id.as_ref())
+            .ok_or_else(|| format!("no function {function} in template.yaml"))?;
+        let host = tally_infra::function_host::FunctionHost::start(spec)
+            .await
+            .map_err(|e| e.to_string())?;
+        let outcome = host.invoke(payload).await;
+        host.stop().await;
+        outcome.map_err(|e| format!("{function}: {e}"))?
+    } else {
+        opts.run_streams = false;
+        opts.edge_port = 0;
+        opts.api_port = 0;
+        let cloud = LocalCloud::start(opts).await.map_err(|e| e.to_string())?;
+        let outcome = cloud.invoke(function, payload).await;
+        cloud.stop().await;
+        outcome.map_err(|e| e.to_string())?
+    };
     let text = match serde_json::from_slice::<serde_json::Value>(&body) {
         Ok(v) => serde_json::to_string_pretty(&v).unwrap_or_default(),
         Err(_) => String::from_utf8_lossy(&body).into_owned(),

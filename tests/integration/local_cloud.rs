@@ -288,7 +288,7 @@ async fn api_over_http_answers_json_errors_with_4xx() {
 }
 
 #[test]
-fn tally_invoke_runs_every_events_file() {
+fn tally_invoke_runs_every_events_file_in_a_private_cloud() {
     let events = local_root().join("events");
     let mut files: Vec<PathBuf> = std::fs::read_dir(&events)
         .unwrap()
@@ -297,6 +297,11 @@ fn tally_invoke_runs_every_events_file() {
         .collect();
     files.sort();
     assert_eq!(files.len(), 5, "one event per function");
+    // Nothing listens there: each invocation brings up its own emulators and resources.
+    let nowhere = format!(
+        "http://127.0.0.1:{}",
+        tally_infra::emulators::free_port().unwrap()
+    );
     for file in files {
         let function = file.file_stem().unwrap().to_str().unwrap();
         let out = Command::new(bin_dir().join("tally"))
@@ -309,7 +314,7 @@ fn tally_invoke_runs_every_events_file() {
                 bin_dir().to_str().unwrap(),
             ])
             .current_dir(local_root())
-            .env_remove("AWS_ENDPOINT_URL")
+            .env("AWS_ENDPOINT_URL", &nowhere)
             .output()
             .unwrap();
         assert!(
@@ -335,6 +340,43 @@ fn tally_invoke_runs_every_events_file() {
             );
         }
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tally_invoke_uses_the_running_cloud_resources() {
+    let cloud = shared_cloud();
+    let event = local_root().join("events/Model2Function.json");
+    let out = tally(
+        &[
+            "invoke",
+            "Model2Function",
+            "--event",
+            event.to_str().unwrap(),
+            "--bin-dir",
+            bin_dir().to_str().unwrap(),
+        ],
+        &cloud.edge_url,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let response: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(response["batchItemFailures"], serde_json::json!([]));
+    // The invocation wrote to the running cloud's state table.
+    let clients = Clients::new(&Endpoints::all(&cloud.edge_url)).await;
+    let item = clients
+        .dynamodb
+        .get_item()
+        .table_name(format!("e2e{}-GenderStateTable", std::process::id()))
+        .key("pk", AttributeValue::S("MODEL2#C124".into()))
+        .send()
+        .await
+        .unwrap()
+        .item
+        .expect("MODEL2#C124 written by the invoked function");
+    assert_eq!(item["c_all_male"].as_n().unwrap(), "2");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

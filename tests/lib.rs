@@ -14,6 +14,7 @@ use tally_aws::Env;
 use tally_infra::clients::{local_config, Clients, Endpoints};
 use tally_infra::edge::{EdgeRouter, Routes};
 use tally_infra::emulators::{project_root, EmulatorPorts, Emulators};
+pub use tally_infra::esm::ShardRecord;
 use tally_infra::provision::provision;
 use tally_infra::template::Template;
 
@@ -141,64 +142,10 @@ impl Stack {
     }
 
     /// Every record of a stream, in shard order, from the beginning.
-    pub async fn read_stream(&self, logical_id: &str) -> Vec<StoredRecord> {
-        let name = self.name(logical_id);
-        let shards = self
-            .clients
-            .kinesis
-            .list_shards()
-            .stream_name(&name)
-            .send()
+    pub async fn read_stream(&self, logical_id: &str) -> Vec<ShardRecord> {
+        tally_infra::esm::read_stream(&self.clients.kinesis, &self.name(logical_id))
             .await
-            .unwrap();
-        let mut out = Vec::new();
-        for shard in shards.shards() {
-            let mut iterator = self
-                .clients
-                .kinesis
-                .get_shard_iterator()
-                .stream_name(&name)
-                .shard_id(shard.shard_id())
-                .shard_iterator_type(aws_sdk_kinesis::types::ShardIteratorType::TrimHorizon)
-                .send()
-                .await
-                .unwrap()
-                .shard_iterator
-                .unwrap();
-            loop {
-                let page = self
-                    .clients
-                    .kinesis
-                    .get_records()
-                    .shard_iterator(&iterator)
-                    .limit(10_000)
-                    .send()
-                    .await
-                    .unwrap();
-                for r in page.records() {
-                    out.push(StoredRecord {
-                        shard_id: shard.shard_id().to_string(),
-                        sequence_number: r.sequence_number().to_string(),
-                        partition_key: r.partition_key().unwrap_or_default().to_string(),
-                        data: r.data().as_ref().to_vec(),
-                        arrival: r
-                            .approximate_arrival_timestamp()
-                            .map(|t| t.secs() as f64 + t.subsec_nanos() as f64 / 1e9)
-                            .unwrap_or_default(),
-                    });
-                }
-                if page.records().is_empty()
-                    || page.millis_behind_latest() == Some(0) && page.records().len() < 10_000
-                {
-                    break;
-                }
-                match page.next_shard_iterator() {
-                    Some(next) => iterator = next.to_string(),
-                    None => break,
-                }
-            }
-        }
-        out
+            .unwrap()
     }
 
     /// Puts lines to a stream, each with its partition key; returns nothing until all are accepted.
@@ -268,41 +215,10 @@ impl Stack {
     }
 }
 
-/// A record as read back from a stream.
-#[derive(Debug, Clone)]
-pub struct StoredRecord {
-    pub shard_id: String,
-    pub sequence_number: String,
-    pub partition_key: String,
-    pub data: Vec<u8>,
-    pub arrival: f64,
-}
-
 /// The Lambda event that delivers `records` (as the event source mapping would).
-pub fn kinesis_event(stream_arn: &str, records: &[StoredRecord]) -> KinesisEvent {
-    use base64::Engine;
-    let records: Vec<serde_json::Value> = records
-        .iter()
-        .map(|r| {
-            serde_json::json!({
-                "kinesis": {
-                    "kinesisSchemaVersion": "1.0",
-                    "partitionKey": r.partition_key,
-                    "sequenceNumber": r.sequence_number,
-                    "data": base64::engine::general_purpose::STANDARD.encode(&r.data),
-                    "approximateArrivalTimestamp": r.arrival,
-                },
-                "eventSource": "aws:kinesis",
-                "eventVersion": "1.0",
-                "eventID": format!("{}:{}", r.shard_id, r.sequence_number),
-                "eventName": "aws:kinesis:record",
-                "invokeIdentityArn": "arn:aws:iam::000000000000:role/local",
-                "awsRegion": "us-east-1",
-                "eventSourceARN": stream_arn,
-            })
-        })
-        .collect();
-    serde_json::from_value(serde_json::json!({ "Records": records })).unwrap()
+pub fn kinesis_event(stream_arn: &str, records: &[ShardRecord]) -> KinesisEvent {
+    serde_json::from_value(tally_infra::esm::kinesis_event(stream_arn, records))
+        .expect("the mapping builds valid Kinesis events")
 }
 
 /// A file of `events/`.

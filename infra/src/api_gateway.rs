@@ -124,16 +124,8 @@ pub struct ApiGateway {
     functions: BTreeMap<String, Arc<FunctionHost>>,
 }
 
-fn text(status: StatusCode, body: &str) -> Response<Body> {
-    Response::builder()
-        .status(status)
-        .header("content-type", "application/json")
-        .body(
-            Full::new(Bytes::from(body.to_string()))
-                .map_err(|never| match never {})
-                .boxed(),
-        )
-        .expect("valid response")
+fn text(status: StatusCode, body: &'static str) -> Response<Body> {
+    crate::edge::json_response(status, body)
 }
 
 impl ApiGateway {

@@ -162,16 +162,23 @@ impl EdgeRouter {
 }
 
 pub fn error_response(status: StatusCode, message: &str) -> Response<Body> {
-    let body = serde_json::json!({ "__type": "LocalCloudError", "message": message }).to_string();
+    json_response(
+        status,
+        serde_json::json!({ "__type": "LocalCloudError", "message": message }).to_string(),
+    )
+}
+
+/// A JSON response of the local cloud's own servers.
+pub fn json_response(status: StatusCode, body: impl Into<Bytes>) -> Response<Body> {
     Response::builder()
         .status(status)
         .header("content-type", "application/json")
         .body(
-            Full::new(Bytes::from(body))
+            Full::new(body.into())
                 .map_err(|never| match never {})
                 .boxed(),
         )
-        .expect("static response parts are valid")
+        .expect("status and header are valid")
 }
 
 #[cfg(test)]

@@ -315,6 +315,68 @@ pub struct ShardRecord {
     pub arrival: f64,
 }
 
+impl ShardRecord {
+    pub fn from_sdk(shard_id: &str, r: &aws_sdk_kinesis::types::Record) -> Self {
+        ShardRecord {
+            shard_id: shard_id.to_string(),
+            sequence_number: r.sequence_number().to_string(),
+            partition_key: r.partition_key().unwrap_or_default().to_string(),
+            data: r.data().as_ref().to_vec(),
+            arrival: r
+                .approximate_arrival_timestamp()
+                .map(|t| t.secs() as f64 + f64::from(t.subsec_nanos()) / 1e9)
+                .unwrap_or_default(),
+        }
+    }
+}
+
+/// Every record of a stream, shard by shard, from the oldest (for tests and tools).
+pub async fn read_stream(
+    kinesis: &aws_sdk_kinesis::Client,
+    stream: &str,
+) -> Result<Vec<ShardRecord>, String> {
+    let err = |e: &dyn std::fmt::Display| format!("reading {stream}: {e}");
+    let shards = kinesis
+        .list_shards()
+        .stream_name(stream)
+        .send()
+        .await
+        .map_err(|e| err(&aws_sdk_kinesis::error::DisplayErrorContext(e)))?;
+    let mut out = Vec::new();
+    for shard in shards.shards() {
+        let mut iterator = kinesis
+            .get_shard_iterator()
+            .stream_name(stream)
+            .shard_id(shard.shard_id())
+            .shard_iterator_type(ShardIteratorType::TrimHorizon)
+            .send()
+            .await
+            .map_err(|e| err(&aws_sdk_kinesis::error::DisplayErrorContext(e)))?
+            .shard_iterator;
+        while let Some(it) = iterator {
+            let page = kinesis
+                .get_records()
+                .shard_iterator(it)
+                .limit(10_000)
+                .send()
+                .await
+                .map_err(|e| err(&aws_sdk_kinesis::error::DisplayErrorContext(e)))?;
+            out.extend(
+                page.records()
+                    .iter()
+                    .map(|r| ShardRecord::from_sdk(shard.shard_id(), r)),
+            );
+            // An empty page means the shard is read to its current end.
+            iterator = if page.records().is_empty() {
+                None
+            } else {
+                page.next_shard_iterator().map(String::from)
+            };
+        }
+    }
+    Ok(out)
+}
+
 /// The Lambda event for `records`, as the Kinesis event source mapping builds it.
 pub fn kinesis_event(stream_arn: &str, records: &[ShardRecord]) -> Json {
     let records: Vec<Json> = records
@@ -505,16 +567,7 @@ impl Mapping {
                         iterator = out.next_shard_iterator().map(String::from);
                         for r in out.records() {
                             last_read = Some(r.sequence_number().to_string());
-                            let rec = ShardRecord {
-                                shard_id: shard_id.to_string(),
-                                sequence_number: r.sequence_number().to_string(),
-                                partition_key: r.partition_key().unwrap_or_default().to_string(),
-                                data: r.data().as_ref().to_vec(),
-                                arrival: r
-                                    .approximate_arrival_timestamp()
-                                    .map(|t| t.secs() as f64 + f64::from(t.subsec_nanos()) / 1e9)
-                                    .unwrap_or_default(),
-                            };
+                            let rec = ShardRecord::from_sdk(shard_id, r);
                             if self.spec.filters.is_empty()
                                 || self
                                     .spec

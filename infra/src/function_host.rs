@@ -288,16 +288,8 @@ fn kill(pid: u32) {
     }
 }
 
-fn reply(status: StatusCode, body: &str) -> Response<Body> {
-    Response::builder()
-        .status(status)
-        .header("content-type", "application/json")
-        .body(
-            Full::new(Bytes::from(body.to_string()))
-                .map_err(|never| match never {})
-                .boxed(),
-        )
-        .expect("valid response")
+fn reply(status: StatusCode, body: &'static str) -> Response<Body> {
+    crate::edge::json_response(status, body)
 }
 
 async fn serve_runtime_api(

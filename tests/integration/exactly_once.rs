@@ -12,7 +12,7 @@ use lambda_runtime::{Context, LambdaEvent};
 use tally_core::model::{Bucket, RecentTopGenderModel};
 use tally_core::ports::*;
 use tally_core::{GenderResult, ModelDispatch, SequenceNumber};
-use tally_tests::{kinesis_event, Stack, StoredRecord};
+use tally_tests::{kinesis_event, ShardRecord, Stack};
 
 use crate::events_files::scan_state;
 use crate::oracle;
@@ -114,7 +114,7 @@ fn visit_lines(seed: u64, n: usize, cids: u64) -> Vec<(String, Vec<u8>)> {
         .collect()
 }
 
-fn oracle_visits(records: &[StoredRecord]) -> Vec<oracle::RawVisit> {
+fn oracle_visits(records: &[ShardRecord]) -> Vec<oracle::RawVisit> {
     records
         .iter()
         .enumerate()
@@ -144,7 +144,7 @@ async fn answers_on_stream(stack: &Stack, model: &str) -> BTreeMap<String, Strin
 async fn invoke<S: ModelStateStore, P: ResultPublisher, D: DeadLetterSink>(
     f: &ModelFunction<S, P, D>,
     arn: &str,
-    records: &[StoredRecord],
+    records: &[ShardRecord],
 ) -> KinesisEventResponse {
     f.handle(LambdaEvent::new(
         kinesis_event(arn, records),
@@ -158,7 +158,7 @@ async fn invoke<S: ModelStateStore, P: ResultPublisher, D: DeadLetterSink>(
 async fn deliver<S: ModelStateStore, P: ResultPublisher, D: DeadLetterSink>(
     f: &ModelFunction<S, P, D>,
     arn: &str,
-    records: &[StoredRecord],
+    records: &[ShardRecord],
     batch: usize,
 ) {
     let mut pos = 0;
@@ -184,7 +184,7 @@ async fn deliver<S: ModelStateStore, P: ResultPublisher, D: DeadLetterSink>(
     }
 }
 
-async fn stack_with_visits(seed: u64, n: usize) -> (Stack, Vec<StoredRecord>, String) {
+async fn stack_with_visits(seed: u64, n: usize) -> (Stack, Vec<ShardRecord>, String) {
     let stack = Stack::new(&[]).await;
     stack
         .put_records("VisitsStream", &visit_lines(seed, n, 12))

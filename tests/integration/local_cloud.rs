@@ -136,43 +136,13 @@ async fn visits_put_with_tally_reach_the_api_with_independently_computed_answers
     let clients = Clients::new(&Endpoints::all(&cloud.edge_url)).await;
     let stream = format!("e2e{}-VisitsStream", std::process::id());
     let mut visits = Vec::new();
-    for shard in clients
-        .kinesis
-        .list_shards()
-        .stream_name(&stream)
-        .send()
+    for r in tally_infra::esm::read_stream(&clients.kinesis, &stream)
         .await
         .unwrap()
-        .shards()
     {
-        let it = clients
-            .kinesis
-            .get_shard_iterator()
-            .stream_name(&stream)
-            .shard_id(shard.shard_id())
-            .shard_iterator_type(aws_sdk_kinesis::types::ShardIteratorType::TrimHorizon)
-            .send()
-            .await
-            .unwrap()
-            .shard_iterator
-            .unwrap();
-        let page = clients
-            .kinesis
-            .get_records()
-            .shard_iterator(it)
-            .limit(10_000)
-            .send()
-            .await
-            .unwrap();
-        for r in page.records() {
-            let arrival = r
-                .approximate_arrival_timestamp()
-                .map(|t| t.secs() * 1000 + i64::from(t.subsec_nanos()) / 1_000_000)
-                .unwrap();
-            if let Some(v) = oracle::parse_visit(r.data().as_ref(), arrival, visits.len()) {
-                if v.cid.starts_with("E2E-") {
-                    visits.push(v);
-                }
+        if let Some(v) = oracle::parse_visit(&r.data, (r.arrival * 1000.0) as i64, visits.len()) {
+            if v.cid.starts_with("E2E-") {
+                visits.push(v);
             }
         }
     }

@@ -360,6 +360,8 @@ async fn event_source_mapping_retries_bisects_filters_and_sends_exhausted_batche
     let name = |id: &str| cloud.template.physical_name(id);
     let kind = |id: u64| match id {
         17 => "crash_once",
+        22 => "exit_once",
+        31 => "hang_once",
         _ if id % 13 == 0 => "skip",
         _ if id % 10 == 3 => "fail_once",
         _ => "ok",
@@ -497,6 +499,20 @@ async fn event_source_mapping_retries_bisects_filters_and_sends_exhausted_batche
         "a crashed invocation is bisected and retried"
     );
     assert!(deliveries(100).await >= 3);
+    assert!(
+        deliveries(22).await >= 2,
+        "a process that died is replaced and the record retried"
+    );
+    assert!(
+        deliveries(31).await >= 2,
+        "a timed-out invocation is stopped and retried"
+    );
+    let host = cloud.functions["FlakyFunction"].stats();
+    assert!(
+        host.cold_starts >= 3,
+        "the first start, after the exit, after the timeout: {host:?}"
+    );
+    assert!(host.init_ms_max > 0.0);
     let stats = cloud.mappings[0].stats.lock().unwrap().clone();
     assert!(stats.bisections >= 1, "{stats:?}");
     assert!(stats.partial_failures >= 4, "{stats:?}");

@@ -88,8 +88,8 @@ async fn model3_answer_moves_with_time_and_expires() {
     );
     let stored = StoredState {
         rev: 2,
-        watermarks: Default::default(),
-        state,
+        counters: ModelState::counters(&state.counts),
+        ..Default::default()
     };
     let result = GenderResult::from_state(&model, &Cid::parse("C3").unwrap(), &stored, now);
     let api = api_with(&stack, &[result]).await;

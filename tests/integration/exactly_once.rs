@@ -9,7 +9,7 @@ use aws_lambda_events::event::streams::KinesisEventResponse;
 use chrono::{Duration, Utc};
 use gender_model::{AwsModelFunction, ModelFunction};
 use lambda_runtime::{Context, LambdaEvent};
-use tally_core::model::{Bucket, RecentTopGenderModel};
+use tally_core::model::{Bucket, ModelState, RecentTopGenderModel};
 use tally_core::ports::*;
 use tally_core::{GenderResult, ModelDispatch, SequenceNumber};
 use tally_tests::{kinesis_event, ShardRecord, Stack};
@@ -47,7 +47,7 @@ impl<S> CrashAfter<S> {
     }
 }
 
-impl<S: ModelStateStore> ModelStateStore for CrashAfter<S> {
+impl<S: StateStore> StateStore for CrashAfter<S> {
     async fn apply_if_fresh(
         &self,
         key: &StateKey,
@@ -66,8 +66,12 @@ impl<S: ModelStateStore> ModelStateStore for CrashAfter<S> {
         self.take()?;
         self.inner.apply_if_unchanged(key, rev, change).await
     }
-    async fn remove_buckets(&self, key: &StateKey, buckets: &[Bucket]) -> Result<(), PortError> {
-        self.inner.remove_buckets(key, buckets).await
+    async fn remove_counters(&self, key: &StateKey, names: &[String]) -> Result<(), PortError> {
+        self.inner.remove_counters(key, names).await
+    }
+    async fn set_flag(&self, key: &StateKey, flag: &str) -> Result<(), PortError> {
+        self.take()?;
+        self.inner.set_flag(key, flag).await
     }
 }
 
@@ -141,7 +145,7 @@ async fn answers_on_stream(stack: &Stack, model: &str) -> BTreeMap<String, Strin
         .collect()
 }
 
-async fn invoke<S: ModelStateStore, P: ResultPublisher, D: DeadLetterSink>(
+async fn invoke<S: StateStore, P: ResultPublisher, D: DeadLetterSink>(
     f: &ModelFunction<S, P, D>,
     arn: &str,
     records: &[ShardRecord],
@@ -155,7 +159,7 @@ async fn invoke<S: ModelStateStore, P: ResultPublisher, D: DeadLetterSink>(
 }
 
 /// Delivers like the event source mapping: batches of `batch`, resuming at the reported failure.
-async fn deliver<S: ModelStateStore, P: ResultPublisher, D: DeadLetterSink>(
+async fn deliver<S: StateStore, P: ResultPublisher, D: DeadLetterSink>(
     f: &ModelFunction<S, P, D>,
     arn: &str,
     records: &[ShardRecord],
@@ -363,23 +367,20 @@ async fn model3_prunes_expired_days_in_dynamodb_and_sets_a_ttl() {
     dispatch.run(&[late_visit], later).await;
     let item = f
         .store
-        .read(&StateKey {
-            model: "MODEL3".into(),
-            cid: tally_core::Cid::parse("C1").unwrap(),
-        })
+        .read(&StateKey::new("MODEL3", "C1"))
         .await
         .unwrap()
         .unwrap();
+    let item = ModelState::from_stored(&item);
     let first_day = tally_core::model::window_start(later, 7);
     assert!(
-        item.state
-            .counts
+        item.counts
             .keys()
             .all(|b| matches!(b, Bucket::Day(d) if *d >= first_day)),
         "{:?}",
-        item.state.counts.keys()
+        item.counts.keys()
     );
-    assert!(item.state.counts[&Bucket::Day(later.date_naive())].male >= 1);
+    assert!(item.counts[&Bucket::Day(later.date_naive())].male >= 1);
     let raw = stack
         .clients
         .dynamodb

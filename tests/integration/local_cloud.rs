@@ -154,7 +154,7 @@ async fn visits_put_with_tally_reach_the_api_with_independently_computed_answers
         let api = cloud.api_url.clone();
         let got = wait_for(
             &format!("{model} answers from the API"),
-            Duration::from_secs(90),
+            Duration::from_secs(180),
             || {
                 let (api, expected) = (api.clone(), expected.clone());
                 async move {

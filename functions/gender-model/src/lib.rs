@@ -9,7 +9,7 @@ use tally_aws::config::s3_client;
 use tally_aws::kinesis_event::{batch_response, stream_records};
 use tally_aws::telemetry::emit_metrics;
 use tally_aws::{DynamoStateStore, Env, KinesisResultPublisher, S3DeadLetters};
-use tally_core::ports::{DeadLetterSink, ModelStateStore, ResultPublisher};
+use tally_core::ports::{DeadLetterSink, ResultPublisher, StateStore};
 use tally_core::{model_by_name, Aggregation, GenderModel, ModelDispatch};
 
 /// What the handler needs, built once per execution environment.
@@ -52,7 +52,7 @@ impl AwsModelFunction {
     }
 }
 
-impl<S: ModelStateStore, P: ResultPublisher, D: DeadLetterSink> ModelFunction<S, P, D> {
+impl<S: StateStore, P: ResultPublisher, D: DeadLetterSink> ModelFunction<S, P, D> {
     pub async fn handle(
         &self,
         event: LambdaEvent<KinesisEvent>,

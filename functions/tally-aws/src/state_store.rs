@@ -1,11 +1,13 @@
-//! Model state in DynamoDB: one item per model and cid, updated with conditional `UpdateItem`s.
+//! State items in DynamoDB (model state per cid, rule counts per key), updated with conditional
+//! `UpdateItem`s.
 //!
-//! Item layout (`pk` = `MODEL2#C124`):
+//! Item layout (`pk` = `MODEL2#C124`, `paid_user#1`):
 //! - `rev` (N): revision, +1 per applied change
 //! - `wm_<shardId>` (S): ordered key of the last applied sequence number of that shard
-//! - `c_<bucket>_<gender>` (N): counts, bucket `all` or a UTC day `2026-11-22`
+//! - `c_<name>` (N): named counters (`c_all_male`, `c_2026-11-22_female`, `c_count`)
 //! - `lt` (S), `lg` (S): latest visit order key (event time, arrival) and its gender
-//! - `expires_at` (N): TTL, epoch seconds, for windowed models
+//! - `f_<name>` (BOOL): flags (`f_alerted`)
+//! - `expires_at` (N): TTL, epoch seconds, for windowed state
 
 use std::collections::HashMap;
 
@@ -13,8 +15,8 @@ use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure};
 use aws_sdk_dynamodb::Client;
 use chrono::{TimeZone, Utc};
-use tally_core::model::{Bucket, GenderCounts, LatestVisit};
-use tally_core::ports::{Applied, ModelStateStore, PortError, StateChange, StateKey, StoredState};
+use tally_core::model::LatestVisit;
+use tally_core::ports::{Applied, PortError, StateChange, StateKey, StateStore, StoredState};
 use tally_core::{Gender, SequenceNumber};
 
 use crate::errors::port_error;
@@ -35,8 +37,8 @@ impl DynamoStateStore {
         }
     }
 
-    fn count_attr(bucket: &Bucket, gender: Gender) -> String {
-        format!("c_{}_{}", bucket.label(), gender.as_str())
+    fn counter_attr(name: &str) -> String {
+        format!("c_{name}")
     }
 
     fn watermark_attr(shard_id: &str) -> String {
@@ -75,16 +77,10 @@ impl DynamoStateStore {
             );
             sets.push("#exp = :exp".into());
         }
-        let mut i = 0;
-        for (bucket, counts) in &change.counts {
-            for (gender, n) in [(Gender::Male, counts.male), (Gender::Female, counts.female)] {
-                if n > 0 {
-                    names.insert(format!("#c{i}"), Self::count_attr(bucket, gender));
-                    values.insert(format!(":c{i}"), AttributeValue::N(n.to_string()));
-                    adds.push(format!("#c{i} :c{i}"));
-                    i += 1;
-                }
-            }
+        for (i, (name, n)) in change.counters.iter().enumerate() {
+            names.insert(format!("#c{i}"), Self::counter_attr(name));
+            values.insert(format!(":c{i}"), AttributeValue::N(n.to_string()));
+            adds.push(format!("#c{i} :c{i}"));
         }
         let condition = match condition {
             Condition::Fresh { first } => {
@@ -108,7 +104,7 @@ impl DynamoStateStore {
             .client
             .update_item()
             .table_name(&self.table)
-            .key(PK, AttributeValue::S(key.partition_key()))
+            .key(PK, AttributeValue::S(key.partition_key().to_string()))
             .update_expression(format!("SET {} ADD {}", sets.join(", "), adds.join(", ")))
             .condition_expression(condition)
             .set_expression_attribute_names(Some(names))
@@ -138,7 +134,7 @@ impl DynamoStateStore {
             .client
             .get_item()
             .table_name(&self.table)
-            .key(PK, AttributeValue::S(key.partition_key()))
+            .key(PK, AttributeValue::S(key.partition_key().to_string()))
             .consistent_read(true)
             .send()
             .await
@@ -176,16 +172,14 @@ pub fn parse_item(item: &HashMap<String, AttributeValue>) -> Result<StoredState,
                 .map_err(|_| bad_item(format!("{name} is not a string")))?;
             let seq = SequenceNumber::from_ordered_key(s).map_err(|e| bad_item(e.to_string()))?;
             stored.watermarks.insert(shard.to_string(), seq);
-        } else if let Some(rest) = name.strip_prefix("c_") {
-            let (label, gender) = rest
-                .rsplit_once('_')
-                .ok_or_else(|| bad_item(format!("count {name}")))?;
-            let bucket =
-                Bucket::from_label(label).ok_or_else(|| bad_item(format!("bucket of {name}")))?;
-            let gender =
-                Gender::parse(gender).ok_or_else(|| bad_item(format!("gender of {name}")))?;
-            let entry: &mut GenderCounts = stored.state.counts.entry(bucket).or_default();
-            entry.add(gender, number(name, value)?);
+        } else if let Some(counter) = name.strip_prefix("c_") {
+            stored
+                .counters
+                .insert(counter.to_string(), number(name, value)?);
+        } else if let Some(flag) = name.strip_prefix("f_") {
+            if value.as_bool().copied().unwrap_or(false) {
+                stored.flags.insert(flag.to_string());
+            }
         } else if name == "lt" {
             latest_key = value.as_s().ok().cloned();
         } else if name == "lg" {
@@ -201,7 +195,7 @@ pub fn parse_item(item: &HashMap<String, AttributeValue>) -> Result<StoredState,
             .timestamp_millis_opt(ms)
             .single()
             .ok_or_else(|| bad_item(format!("lt {key:?}")))?;
-        stored.state.latest = Some(LatestVisit {
+        stored.latest = Some(LatestVisit {
             ts,
             arrival: arrival.to_string(),
             gndr,
@@ -210,7 +204,7 @@ pub fn parse_item(item: &HashMap<String, AttributeValue>) -> Result<StoredState,
     Ok(stored)
 }
 
-impl ModelStateStore for DynamoStateStore {
+impl StateStore for DynamoStateStore {
     async fn apply_if_fresh(
         &self,
         key: &StateKey,
@@ -230,27 +224,53 @@ impl ModelStateStore for DynamoStateStore {
             .await
     }
 
-    async fn remove_buckets(&self, key: &StateKey, buckets: &[Bucket]) -> Result<(), PortError> {
+    async fn remove_counters(&self, key: &StateKey, counters: &[String]) -> Result<(), PortError> {
         let mut names = HashMap::from([("#pk".to_string(), PK.to_string())]);
         let mut removes = Vec::new();
-        for (i, bucket) in buckets.iter().enumerate() {
-            for (j, gender) in [Gender::Male, Gender::Female].into_iter().enumerate() {
-                names.insert(format!("#r{i}_{j}"), Self::count_attr(bucket, gender));
-                removes.push(format!("#r{i}_{j}"));
-            }
+        for (i, counter) in counters.iter().enumerate() {
+            names.insert(format!("#r{i}"), Self::counter_attr(counter));
+            removes.push(format!("#r{i}"));
         }
-        let outcome = self
+        self.update_existing(key, format!("REMOVE {}", removes.join(", ")), names, None)
+            .await
+    }
+
+    async fn set_flag(&self, key: &StateKey, flag: &str) -> Result<(), PortError> {
+        let names = HashMap::from([
+            ("#pk".to_string(), PK.to_string()),
+            ("#f".to_string(), format!("f_{flag}")),
+        ]);
+        self.update_existing(
+            key,
+            "SET #f = :true".into(),
+            names,
+            Some((":true", AttributeValue::Bool(true))),
+        )
+        .await
+    }
+}
+
+impl DynamoStateStore {
+    /// An update of an item that exists; never creates one just to change an attribute.
+    async fn update_existing(
+        &self,
+        key: &StateKey,
+        expression: String,
+        names: HashMap<String, String>,
+        value: Option<(&str, AttributeValue)>,
+    ) -> Result<(), PortError> {
+        let mut req = self
             .client
             .update_item()
             .table_name(&self.table)
-            .key(PK, AttributeValue::S(key.partition_key()))
-            .update_expression(format!("REMOVE {}", removes.join(", ")))
-            // Never create an item just to remove attributes from it.
+            .key(PK, AttributeValue::S(key.partition_key().to_string()))
+            .update_expression(expression)
             .condition_expression("attribute_exists(#pk)")
-            .set_expression_attribute_names(Some(names))
-            .send()
-            .await;
-        match outcome {
+            .set_expression_attribute_names(Some(names));
+        if let Some((name, v)) = value {
+            req = req.expression_attribute_values(name, v);
+        }
+        match req.send().await {
             Ok(_) => Ok(()),
             Err(err)
                 if matches!(

@@ -8,29 +8,23 @@ use base64::Engine;
 use chrono::{DateTime, Utc};
 use futures::stream::{self, StreamExt};
 
-use crate::model::{GenderCounts, GenderModel, LatestVisit, StateSpec};
+use crate::exactly_once::{apply_once, Sequenced};
+use crate::model::{GenderCounts, GenderModel, LatestVisit, ModelState, StateSpec};
 use crate::ports::{
-    Applied, DeadLetterSink, ModelStateStore, PortError, ResultPublisher, StateChange, StateKey,
-    StoredState,
+    DeadLetterSink, PortError, ResultPublisher, StateChange, StateKey, StateStore, StoredState,
 };
 use crate::record::{DeadLetter, Rejection, StreamRecord};
 use crate::result::GenderResult;
 use crate::sequence::SequenceNumber;
-use crate::visit::{Cid, Visit, VisitDecoder};
+use crate::visit::{Cid, Gender, Visit, VisitDecoder};
 
 /// How many cids of a batch are written at once.
 pub const DEFAULT_CONCURRENCY: usize = 16;
-/// How often an optimistic (revision-checked) write is tried before the batch is retried instead.
-const MAX_CAS_ATTEMPTS: usize = 5;
 /// How often results that Kinesis did not accept are re-sent within one invocation.
 const MAX_PUBLISH_ATTEMPTS: usize = 3;
 
 /// A visit with the position of its record.
-#[derive(Debug, Clone)]
-pub struct SequencedVisit {
-    pub sequence_number: SequenceNumber,
-    pub visit: Visit,
-}
+pub type SequencedVisit = Sequenced<Visit>;
 
 /// One shard's valid visits of one cid, in sequence order.
 #[derive(Debug, Clone)]
@@ -67,7 +61,7 @@ pub fn group_by_cid(
     let mut groups: BTreeMap<(String, Cid), Vec<SequencedVisit>> = BTreeMap::new();
     for (shard, v) in visits {
         groups
-            .entry((shard, v.visit.cid.clone()))
+            .entry((shard, v.value.cid.clone()))
             .or_default()
             .push(v);
     }
@@ -103,15 +97,15 @@ pub fn fold_change(
     let mut latest: Option<LatestVisit> = None;
     let mut latest_day = None;
     for v in visits {
-        if let Some(bucket) = spec.bucket_for(v.visit.day(), now) {
-            counts.entry(bucket).or_default().add(v.visit.gender, 1);
-            latest_day = latest_day.max(Some(v.visit.day().max(now.date_naive())));
+        if let Some(bucket) = spec.bucket_for(v.value.day(), now) {
+            counts.entry(bucket).or_default().add(v.value.gender, 1);
+            latest_day = latest_day.max(Some(v.value.day().max(now.date_naive())));
         }
         if spec.keeps_latest {
             let candidate = LatestVisit {
-                ts: v.visit.event_time,
+                ts: v.value.event_time,
                 arrival: v.sequence_number.ordered_key(),
-                gndr: v.visit.gender,
+                gndr: v.value.gender,
             };
             latest = LatestVisit::newer_of(latest, Some(candidate));
         }
@@ -122,7 +116,7 @@ pub fn fold_change(
     Some(StateChange {
         shard_id: shard_id.to_string(),
         applies_through: last.sequence_number.clone(),
-        counts,
+        counters: ModelState::counters(&counts),
         latest,
         expires_at: latest_day.and_then(|d| spec.expires_at(d)),
     })
@@ -204,7 +198,7 @@ pub struct ModelDispatch<'a, S, P, D> {
     pub concurrency: usize,
 }
 
-impl<'a, S: ModelStateStore, P: ResultPublisher, D: DeadLetterSink> ModelDispatch<'a, S, P, D> {
+impl<'a, S: StateStore, P: ResultPublisher, D: DeadLetterSink> ModelDispatch<'a, S, P, D> {
     pub fn new(
         model: &'a dyn GenderModel,
         store: &'a S,
@@ -235,7 +229,7 @@ impl<'a, S: ModelStateStore, P: ResultPublisher, D: DeadLetterSink> ModelDispatc
                     r.shard_id.clone(),
                     SequencedVisit {
                         sequence_number: r.sequence_number.clone(),
-                        visit,
+                        value: visit,
                     },
                 )),
                 Err(why) => rejected.push((r, why)),
@@ -284,71 +278,30 @@ impl<'a, S: ModelStateStore, P: ResultPublisher, D: DeadLetterSink> ModelDispatc
     /// Applies one cid's visits exactly once and returns the result to publish.
     async fn apply(&self, batch: &CidBatch, now: DateTime<Utc>) -> Result<CidOutcome, PortError> {
         let spec = self.model.state_spec();
-        let key = StateKey {
-            model: self.model.name().to_string(),
-            cid: batch.cid.clone(),
-        };
-        let mut outcome = CidOutcome::default();
-        let Some(change) = fold_change(&spec, &batch.shard_id, &batch.visits, now) else {
-            return Ok(outcome); // nothing that could change an answer
-        };
-
-        // Fast path: nothing of this batch applied yet (the normal case), one conditional write.
-        outcome.writes += 1;
-        let mut current = match self
-            .store
-            .apply_if_fresh(&key, batch.first(), &change)
-            .await?
-        {
-            Applied::Done(new) => {
-                return Ok(self.finish(outcome, &key, &batch.cid, new, now).await)
-            }
-            Applied::Conflict(current) => current,
-        };
-        outcome.conflicts += 1;
-
-        // Slow path: part or all of it was applied before (redelivery, retry after a crash), or the
-        // stored latest visit is newer. Recompute from the records the item has not seen and write
-        // only if nobody changed the item meanwhile.
-        for _ in 0..MAX_CAS_ATTEMPTS {
-            let stored = current.clone().unwrap_or_default();
-            let watermark = stored.watermarks.get(&batch.shard_id);
-            let unseen: Vec<SequencedVisit> = batch
-                .visits
-                .iter()
-                .filter(|v| watermark.is_none_or(|w| &v.sequence_number > w))
-                .cloned()
-                .collect();
-            let change = fold_change(&spec, &batch.shard_id, &unseen, now).map(|mut c| {
-                // Keep the stored latest visit when it is newer than this batch's.
-                c.latest = LatestVisit::newer_of(stored.state.latest.clone(), c.latest);
-                c
-            });
-            let Some(change) =
-                change.filter(|c| !c.counts.is_empty() || c.latest != stored.state.latest)
-            else {
-                // Everything is applied already: publish the stored state again (the last attempt
-                // may have crashed between its write and its publish). Same rev, same result.
-                return Ok(self.finish(outcome, &key, &batch.cid, stored, now).await);
-            };
-            outcome.writes += 1;
-            match self
-                .store
-                .apply_if_unchanged(&key, current.as_ref().map(|s| s.rev), &change)
-                .await?
-            {
-                Applied::Done(new) => {
-                    return Ok(self.finish(outcome, &key, &batch.cid, new, now).await)
-                }
-                Applied::Conflict(now_stored) => {
-                    outcome.conflicts += 1;
-                    current = now_stored;
+        let key = StateKey::new(self.model.name(), batch.cid.as_str());
+        let fold = |visits: &[SequencedVisit], stored: Option<&StoredState>| {
+            let mut change = fold_change(&spec, &batch.shard_id, visits, now)?;
+            if let Some(stored) = stored {
+                // Keep the stored latest visit when it is newer than these visits'.
+                change.latest = LatestVisit::newer_of(stored.latest.clone(), change.latest);
+                if change.counters.is_empty() && change.latest == stored.latest {
+                    return None;
                 }
             }
-        }
-        Err(PortError::Transient(format!(
-            "{key:?} kept changing during {MAX_CAS_ATTEMPTS} attempts"
-        )))
+            Some(change)
+        };
+        let Some(once) = apply_once(self.store, &key, &batch.shard_id, &batch.visits, fold).await?
+        else {
+            return Ok(CidOutcome::default()); // nothing that could change an answer
+        };
+        let outcome = CidOutcome {
+            writes: once.writes,
+            conflicts: once.conflicts,
+            result: None,
+        };
+        Ok(self
+            .finish(outcome, &key, &batch.cid, once.stored, now)
+            .await)
     }
 
     async fn finish(
@@ -359,11 +312,19 @@ impl<'a, S: ModelStateStore, P: ResultPublisher, D: DeadLetterSink> ModelDispatc
         stored: StoredState,
         now: DateTime<Utc>,
     ) -> CidOutcome {
-        let expired = self.model.state_spec().expired_buckets(&stored.state, now);
+        let state = ModelState::from_stored(&stored);
+        let expired: Vec<String> = self
+            .model
+            .state_spec()
+            .expired_buckets(&state, now)
+            .iter()
+            .flat_map(|b| [b.counter(Gender::Male), b.counter(Gender::Female)])
+            .filter(|name| stored.counters.contains_key(name))
+            .collect();
         if !expired.is_empty() {
             // Housekeeping only: answers already ignore expired days, so a failure here is harmless.
             outcome.writes += 1;
-            if let Err(e) = self.store.remove_buckets(key, &expired).await {
+            if let Err(e) = self.store.remove_counters(key, &expired).await {
                 tracing::warn!(%cid, error = %e, "could not remove expired buckets");
             }
         }

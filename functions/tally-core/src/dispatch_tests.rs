@@ -9,7 +9,8 @@ use chrono::{DateTime, Duration, TimeZone, Utc};
 use crate::dispatch::{Aggregation, ModelDispatch};
 use crate::fakes::*;
 use crate::model::{
-    Bucket, GenderCounts, GenderModel, LastVisitModel, RecentTopGenderModel, TopGenderModel,
+    Bucket, GenderCounts, GenderModel, LastVisitModel, ModelState, RecentTopGenderModel,
+    TopGenderModel,
 };
 use crate::record::StreamRecord;
 use crate::sequence::SequenceNumber;
@@ -182,7 +183,7 @@ async fn one_write_per_distinct_cid() {
     assert_eq!(report.published, 4);
     let items = store.items.lock().unwrap();
     assert_eq!(
-        items["MODEL2#C0"].state.counts[&Bucket::AllTime],
+        ModelState::from_stored(&items["MODEL2#C0"]).counts[&Bucket::AllTime],
         GenderCounts {
             male: 25,
             female: 0
@@ -255,7 +256,7 @@ async fn redelivered_batch_counts_once_and_republishes_the_same_revision() {
     assert_eq!(again.conflicts, 1);
     let items = store.items.lock().unwrap();
     assert_eq!(
-        items["MODEL2#C1"].state.counts[&Bucket::AllTime],
+        ModelState::from_stored(&items["MODEL2#C1"]).counts[&Bucket::AllTime],
         GenderCounts { male: 6, female: 4 }
     );
     let published = publisher.published.lock().unwrap();
@@ -277,7 +278,10 @@ async fn overlapping_retry_applies_only_the_unseen_records() {
     d.run(&records[0..6], now()).await;
     d.run(&records[3..10], now()).await;
     let items = store.items.lock().unwrap();
-    assert_eq!(items["MODEL2#C1"].state.counts[&Bucket::AllTime].male, 10);
+    assert_eq!(
+        ModelState::from_stored(&items["MODEL2#C1"]).counts[&Bucket::AllTime].male,
+        10
+    );
     assert_eq!(items["MODEL2#C1"].watermarks[SHARD], seq(9));
 }
 
@@ -343,7 +347,8 @@ async fn publish_failure_is_retried_and_the_result_arrives() {
     assert_eq!(second.retry_from, None);
     assert_eq!(answers(&publisher, &TopGenderModel)["C1"], Gender::Female);
     assert_eq!(
-        store.items.lock().unwrap()["MODEL2#C1"].state.counts[&Bucket::AllTime].female,
+        ModelState::from_stored(&store.items.lock().unwrap()["MODEL2#C1"]).counts[&Bucket::AllTime]
+            .female,
         5
     );
 }
@@ -394,7 +399,11 @@ async fn model3_drops_visits_outside_the_window_and_prunes_expired_days() {
     let later = now() + Duration::days(3);
     d.run(&[visit(2, "C1", "female", later)], later).await;
     let items = store.items.lock().unwrap();
-    let days: Vec<_> = items["MODEL3#C1"].state.counts.keys().copied().collect();
+    let days: Vec<_> = ModelState::from_stored(&items["MODEL3#C1"])
+        .counts
+        .keys()
+        .copied()
+        .collect();
     assert_eq!(
         days,
         vec![Bucket::Day(later.date_naive())],

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
-use crate::model::{Bucket, LatestVisit};
+use crate::model::LatestVisit;
 use crate::ports::*;
 use crate::record::DeadLetter;
 use crate::result::GenderResult;
@@ -48,16 +48,16 @@ impl MemoryStateStore {
         stored
             .watermarks
             .insert(change.shard_id.clone(), change.applies_through.clone());
-        for (b, c) in &change.counts {
-            stored.state.counts.entry(*b).or_default().merge(*c);
+        for (name, n) in &change.counters {
+            *stored.counters.entry(name.clone()).or_default() += n;
         }
         if set_latest && change.latest.is_some() {
-            stored.state.latest = change.latest.clone();
+            stored.latest = change.latest.clone();
         }
     }
 }
 
-impl ModelStateStore for MemoryStateStore {
+impl StateStore for MemoryStateStore {
     async fn apply_if_fresh(
         &self,
         key: &StateKey,
@@ -66,14 +66,14 @@ impl ModelStateStore for MemoryStateStore {
     ) -> Result<Applied, PortError> {
         self.gate()?;
         let mut items = self.items.lock().unwrap();
-        let current = items.get(&key.partition_key()).cloned();
+        let current = items.get(key.partition_key()).cloned();
         let fresh = current
             .as_ref()
             .and_then(|s| s.watermarks.get(&change.shard_id))
             .is_none_or(|w| w < first);
         let newer = match (
             &change.latest,
-            current.as_ref().and_then(|s| s.state.latest.as_ref()),
+            current.as_ref().and_then(|s| s.latest.as_ref()),
         ) {
             (Some(new), Some(old)) => new.order_key() > old.order_key(),
             _ => true,
@@ -83,7 +83,7 @@ impl ModelStateStore for MemoryStateStore {
         }
         let mut stored = current.unwrap_or_default();
         Self::apply(&mut stored, change, true);
-        items.insert(key.partition_key(), stored.clone());
+        items.insert(key.partition_key().to_string(), stored.clone());
         Ok(Applied::Done(stored))
     }
 
@@ -95,22 +95,30 @@ impl ModelStateStore for MemoryStateStore {
     ) -> Result<Applied, PortError> {
         self.gate()?;
         let mut items = self.items.lock().unwrap();
-        let current = items.get(&key.partition_key()).cloned();
+        let current = items.get(key.partition_key()).cloned();
         if current.as_ref().map(|s| s.rev) != expected_rev {
             return Ok(Applied::Conflict(current));
         }
         let mut stored = current.unwrap_or_default();
         Self::apply(&mut stored, change, true);
-        items.insert(key.partition_key(), stored.clone());
+        items.insert(key.partition_key().to_string(), stored.clone());
         Ok(Applied::Done(stored))
     }
 
-    async fn remove_buckets(&self, key: &StateKey, buckets: &[Bucket]) -> Result<(), PortError> {
+    async fn remove_counters(&self, key: &StateKey, names: &[String]) -> Result<(), PortError> {
         let mut items = self.items.lock().unwrap();
-        if let Some(s) = items.get_mut(&key.partition_key()) {
-            for b in buckets {
-                s.state.counts.remove(b);
+        if let Some(s) = items.get_mut(key.partition_key()) {
+            for n in names {
+                s.counters.remove(n);
             }
+        }
+        Ok(())
+    }
+
+    async fn set_flag(&self, key: &StateKey, flag: &str) -> Result<(), PortError> {
+        self.gate()?;
+        if let Some(s) = self.items.lock().unwrap().get_mut(key.partition_key()) {
+            s.flags.insert(flag.to_string());
         }
         Ok(())
     }
@@ -156,5 +164,5 @@ pub fn latest_of(store: &MemoryStateStore, pk: &str) -> Option<LatestVisit> {
         .lock()
         .unwrap()
         .get(pk)
-        .and_then(|s| s.state.latest.clone())
+        .and_then(|s| s.latest.clone())
 }

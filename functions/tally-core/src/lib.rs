@@ -2,6 +2,7 @@
 //! their windows, the exactly-once dispatch, and the ports the AWS adapters implement.
 
 pub mod dispatch;
+pub mod exactly_once;
 pub mod model;
 pub mod ports;
 pub mod record;

@@ -6,6 +6,7 @@ use chrono::{DateTime, Days, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
+use crate::ports::StoredState;
 use crate::visit::Gender;
 
 /// Where a visit's count is kept.
@@ -22,6 +23,11 @@ impl Bucket {
             Bucket::AllTime => "all".into(),
             Bucket::Day(d) => d.format("%Y-%m-%d").to_string(),
         }
+    }
+
+    /// The name of this bucket's counter for `gender` in a stored state (`all_male`).
+    pub fn counter(&self, gender: Gender) -> String {
+        format!("{}_{}", self.label(), gender.as_str())
     }
 
     pub fn from_label(s: &str) -> Option<Self> {
@@ -112,6 +118,38 @@ pub struct ModelState {
     pub counts: BTreeMap<Bucket, GenderCounts>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub latest: Option<LatestVisit>,
+}
+
+impl ModelState {
+    /// A model's view of a stored item: its bucket counters and latest visit.
+    pub fn from_stored(stored: &StoredState) -> Self {
+        let mut state = ModelState {
+            latest: stored.latest.clone(),
+            ..Default::default()
+        };
+        for (name, n) in &stored.counters {
+            let parsed = name
+                .rsplit_once('_')
+                .and_then(|(b, g)| Some((Bucket::from_label(b)?, Gender::parse(g)?)));
+            if let Some((bucket, gender)) = parsed {
+                state.counts.entry(bucket).or_default().add(gender, *n);
+            }
+        }
+        state
+    }
+
+    /// Bucket counts as the named counters of a state change.
+    pub fn counters(counts: &BTreeMap<Bucket, GenderCounts>) -> BTreeMap<String, u64> {
+        let mut out = BTreeMap::new();
+        for (bucket, c) in counts {
+            for (gender, n) in [(Gender::Male, c.male), (Gender::Female, c.female)] {
+                if n > 0 {
+                    out.insert(bucket.counter(gender), n);
+                }
+            }
+        }
+        out
+    }
 }
 
 /// How a model buckets its counts.

@@ -1,14 +1,13 @@
 //! The operations the dispatch and handlers need from the outside world, one small trait each.
 //! AWS adapters implement them in `tally-aws`; unit tests use in-memory fakes.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 
-use crate::model::{Bucket, GenderCounts, LatestVisit, ModelState};
+use crate::model::LatestVisit;
 use crate::record::DeadLetter;
 use crate::result::GenderResult;
 use crate::sequence::SequenceNumber;
-use crate::visit::Cid;
 use chrono::{DateTime, Utc};
 
 /// A failure of an outside system. Retryable ones (throttling, timeouts) make the records retry;
@@ -30,36 +29,44 @@ impl PortError {
     }
 }
 
-/// The key of one model's state for one cid.
+/// The key of one state item: a prefix naming its owner (a model, a rule), then the key.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct StateKey {
-    pub model: String,
-    pub cid: Cid,
-}
+pub struct StateKey(String);
 
 impl StateKey {
-    /// `MODEL2#C124`: the model leads, so IAM can confine each model function to its own items.
-    pub fn partition_key(&self) -> String {
-        format!("{}#{}", self.model, self.cid)
+    /// `MODEL2#C124`, `paid_user#1`: the owner leads, so IAM can confine each function to its own
+    /// items with a `dynamodb:LeadingKeys` condition.
+    pub fn new(owner: &str, key: &str) -> Self {
+        StateKey(format!("{owner}#{key}"))
+    }
+
+    pub fn partition_key(&self) -> &str {
+        &self.0
     }
 }
 
-/// A model's stored state with its bookkeeping.
+/// A stored state item with its bookkeeping.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct StoredState {
     /// Incremented by every applied change: the version of the state, and of results built from it.
     pub rev: u64,
     /// Per shard, the sequence number of the last record applied to this item.
     pub watermarks: BTreeMap<String, SequenceNumber>,
-    pub state: ModelState,
+    /// Named counters (`all_male`, `2026-11-22_female`, `count`).
+    pub counters: BTreeMap<String, u64>,
+    /// The latest visit, for models that keep one.
+    pub latest: Option<LatestVisit>,
+    /// Flags set once and never cleared (`alerted`).
+    pub flags: BTreeSet<String>,
 }
 
-/// One change to a model's state, covering a shard's records up to `applies_through`.
+/// One change to a state item, covering a shard's records up to `applies_through`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StateChange {
     pub shard_id: String,
     pub applies_through: SequenceNumber,
-    pub counts: BTreeMap<Bucket, GenderCounts>,
+    /// Added to the named counters.
+    pub counters: BTreeMap<String, u64>,
     pub latest: Option<LatestVisit>,
     pub expires_at: Option<DateTime<Utc>>,
 }
@@ -73,8 +80,8 @@ pub enum Applied {
     Conflict(Option<StoredState>),
 }
 
-/// Conditional writes of model state (DynamoDB `UpdateItem`).
-pub trait ModelStateStore: Send + Sync {
+/// Conditional writes of state items (DynamoDB `UpdateItem`).
+pub trait StateStore: Send + Sync {
     /// Apply `change` only if no record of its shard at or after `first` has been applied yet
     /// (watermark absent or below `first`) and, when the change carries a latest visit, only if it
     /// is newer than the stored one. One request; the stored state comes back either way.
@@ -94,11 +101,18 @@ pub trait ModelStateStore: Send + Sync {
         change: &StateChange,
     ) -> impl Future<Output = Result<Applied, PortError>> + Send;
 
-    /// Remove buckets that can no longer count (expired days).
-    fn remove_buckets(
+    /// Remove counters that can no longer matter (expired days).
+    fn remove_counters(
         &self,
         key: &StateKey,
-        buckets: &[Bucket],
+        names: &[String],
+    ) -> impl Future<Output = Result<(), PortError>> + Send;
+
+    /// Set a flag on an existing item (an alert was published).
+    fn set_flag(
+        &self,
+        key: &StateKey,
+        flag: &str,
     ) -> impl Future<Output = Result<(), PortError>> + Send;
 }
 

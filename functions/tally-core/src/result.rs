@@ -45,7 +45,7 @@ impl GenderResult {
         stored: &StoredState,
         now: DateTime<Utc>,
     ) -> Self {
-        Self::build(model, cid, stored.rev, stored.state.clone(), now)
+        Self::build(model, cid, stored.rev, ModelState::from_stored(stored), now)
     }
 
     fn build(

@@ -11,7 +11,8 @@ use futures::stream::{self, StreamExt};
 use crate::exactly_once::{apply_once, Sequenced};
 use crate::model::{GenderCounts, GenderModel, LatestVisit, ModelState, StateSpec};
 use crate::ports::{
-    DeadLetterSink, PortError, ResultPublisher, StateChange, StateKey, StateStore, StoredState,
+    DeadLetterSink, OutRecord, PortError, RecordPublisher, StateChange, StateKey, StateStore,
+    StoredState,
 };
 use crate::record::{DeadLetter, Rejection, StreamRecord};
 use crate::result::GenderResult;
@@ -126,7 +127,10 @@ pub fn fold_change(
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct DispatchReport {
     pub records: usize,
+    /// Valid records used (visits, interactions).
     pub visits: usize,
+    /// Valid records that no rule looks at (events other than "Interaction").
+    pub ignored: usize,
     pub rejected: BTreeMap<&'static str, u64>,
     pub cids: usize,
     pub writes: usize,
@@ -198,7 +202,7 @@ pub struct ModelDispatch<'a, S, P, D> {
     pub concurrency: usize,
 }
 
-impl<'a, S: StateStore, P: ResultPublisher, D: DeadLetterSink> ModelDispatch<'a, S, P, D> {
+impl<'a, S: StateStore, P: RecordPublisher, D: DeadLetterSink> ModelDispatch<'a, S, P, D> {
     pub fn new(
         model: &'a dyn GenderModel,
         store: &'a S,
@@ -255,14 +259,21 @@ impl<'a, S: StateStore, P: ResultPublisher, D: DeadLetterSink> ModelDispatch<'a,
             .collect()
             .await;
 
-        let mut to_publish: Vec<(GenderResult, SequenceNumber)> = Vec::new();
+        let mut to_publish: Vec<Pending> = Vec::new();
         for (batch, outcome) in outcomes {
             match outcome {
                 Ok(o) => {
                     report.writes += o.writes;
                     report.conflicts += o.conflicts;
                     if let Some(result) = o.result {
-                        to_publish.push((result, batch.first().clone()));
+                        to_publish.push(Pending {
+                            id: result.id.clone(),
+                            record: OutRecord {
+                                partition_key: result.cid.to_string(),
+                                data: serde_json::to_vec(&result).expect("results serialise"),
+                            },
+                            first: batch.first().clone(),
+                        });
                     }
                 }
                 Err(e) => report.fail(
@@ -271,7 +282,7 @@ impl<'a, S: StateStore, P: ResultPublisher, D: DeadLetterSink> ModelDispatch<'a,
                 ),
             }
         }
-        self.publish(to_publish, &mut report).await;
+        publish_all(self.publisher, to_publish, &mut report).await;
         report
     }
 
@@ -331,49 +342,61 @@ impl<'a, S: StateStore, P: ResultPublisher, D: DeadLetterSink> ModelDispatch<'a,
         outcome.result = Some(GenderResult::from_state(self.model, cid, &stored, now));
         outcome
     }
+}
 
-    async fn publish(
-        &self,
-        mut pending: Vec<(GenderResult, SequenceNumber)>,
-        report: &mut DispatchReport,
-    ) {
-        for attempt in 1..=MAX_PUBLISH_ATTEMPTS {
-            if pending.is_empty() {
-                return;
-            }
-            let results: Vec<GenderResult> = pending.iter().map(|(r, _)| r.clone()).collect();
-            match self.publisher.publish(&results).await {
-                Ok(failed) => {
-                    report.published += pending.len() - failed.len();
-                    let mut keep = vec![false; pending.len()];
-                    for i in failed {
-                        keep[i] = true;
-                    }
-                    let mut i = 0;
-                    pending.retain(|_| {
-                        i += 1;
-                        keep[i - 1]
-                    });
-                }
-                Err(e) if attempt == MAX_PUBLISH_ATTEMPTS || !e.is_retryable() => {
-                    for (r, seq) in &pending {
-                        report.fail(seq, format!("result {} not published: {e}", r.id));
-                    }
-                    return;
-                }
-                Err(_) => {}
-            }
+/// A record waiting to be published, with the first sequence number it depends on (retried from
+/// there when it cannot be published).
+#[derive(Debug, Clone)]
+pub struct Pending {
+    pub id: String,
+    pub record: OutRecord,
+    pub first: SequenceNumber,
+}
+
+/// Publishes, re-sending what the stream did not accept; what still fails is reported for retry.
+/// Returns the ids that were published.
+pub async fn publish_all<P: RecordPublisher>(
+    publisher: &P,
+    mut pending: Vec<Pending>,
+    report: &mut DispatchReport,
+) -> Vec<String> {
+    let mut published = Vec::new();
+    for attempt in 1..=MAX_PUBLISH_ATTEMPTS {
+        if pending.is_empty() {
+            break;
         }
-        for (r, seq) in &pending {
-            report.fail(
-                seq,
-                format!(
-                    "result {} not accepted by the stream after {MAX_PUBLISH_ATTEMPTS} attempts",
-                    r.id
-                ),
-            );
+        let records: Vec<OutRecord> = pending.iter().map(|p| p.record.clone()).collect();
+        match publisher.publish(&records).await {
+            Ok(failed) => {
+                let mut refused = vec![false; pending.len()];
+                for i in failed {
+                    refused[i] = true;
+                }
+                let (again, done): (Vec<_>, Vec<_>) =
+                    pending.into_iter().zip(refused).partition(|(_, r)| *r);
+                report.published += done.len();
+                published.extend(done.into_iter().map(|(p, _)| p.id));
+                pending = again.into_iter().map(|(p, _)| p).collect();
+            }
+            Err(e) if attempt == MAX_PUBLISH_ATTEMPTS || !e.is_retryable() => {
+                for p in &pending {
+                    report.fail(&p.first, format!("{} not published: {e}", p.id));
+                }
+                return published;
+            }
+            Err(_) => {}
         }
     }
+    for p in &pending {
+        report.fail(
+            &p.first,
+            format!(
+                "{} not accepted by the stream after {MAX_PUBLISH_ATTEMPTS} attempts",
+                p.id
+            ),
+        );
+    }
+    published
 }
 
 #[derive(Debug, Default)]

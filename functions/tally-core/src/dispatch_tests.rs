@@ -127,6 +127,7 @@ fn expected_answers(records: &[StreamRecord], model: &str) -> BTreeMap<String, G
 fn answers(publisher: &MemoryPublisher, model: &dyn GenderModel) -> BTreeMap<String, Gender> {
     let mut newest: BTreeMap<String, crate::result::GenderResult> = BTreeMap::new();
     for r in publisher.published.lock().unwrap().iter() {
+        let r: crate::result::GenderResult = serde_json::from_slice(&r.data).unwrap();
         if newest.get(&r.id).is_none_or(|k| k.rev < r.rev) {
             newest.insert(r.id.clone(), r.clone());
         }
@@ -259,7 +260,13 @@ async fn redelivered_batch_counts_once_and_republishes_the_same_revision() {
         ModelState::from_stored(&items["MODEL2#C1"]).counts[&Bucket::AllTime],
         GenderCounts { male: 6, female: 4 }
     );
-    let published = publisher.published.lock().unwrap();
+    let published: Vec<crate::result::GenderResult> = publisher
+        .published
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|r| serde_json::from_slice(&r.data).unwrap())
+        .collect();
     assert_eq!(published.len(), 2);
     assert_eq!(published[0].rev, published[1].rev);
     assert_eq!(published[0].gndr, published[1].gndr);

@@ -8,7 +8,6 @@ use std::sync::Mutex;
 use crate::model::LatestVisit;
 use crate::ports::*;
 use crate::record::DeadLetter;
-use crate::result::GenderResult;
 use crate::sequence::SequenceNumber;
 
 #[derive(Default)]
@@ -126,13 +125,13 @@ impl StateStore for MemoryStateStore {
 
 #[derive(Default)]
 pub struct MemoryPublisher {
-    pub published: Mutex<Vec<GenderResult>>,
+    pub published: Mutex<Vec<OutRecord>>,
     /// Calls that fail before publishing works.
     pub failures_left: AtomicUsize,
 }
 
-impl ResultPublisher for MemoryPublisher {
-    async fn publish(&self, results: &[GenderResult]) -> Result<Vec<usize>, PortError> {
+impl RecordPublisher for MemoryPublisher {
+    async fn publish(&self, results: &[OutRecord]) -> Result<Vec<usize>, PortError> {
         if self.failures_left.load(Ordering::SeqCst) > 0 {
             self.failures_left.fetch_sub(1, Ordering::SeqCst);
             return Err(PortError::Transient("injected publish failure".into()));

@@ -8,6 +8,8 @@ pub mod ports;
 pub mod record;
 pub mod result;
 pub mod results_writer;
+pub mod rule_dispatch;
+pub mod rules;
 pub mod sequence;
 pub mod visit;
 
@@ -15,6 +17,8 @@ pub mod visit;
 mod dispatch_tests;
 #[cfg(test)]
 mod fakes;
+#[cfg(test)]
+mod rule_tests;
 
 pub use dispatch::{Aggregation, DispatchReport, ModelDispatch};
 pub use model::{model_by_name, models, GenderModel, ModelSettings};

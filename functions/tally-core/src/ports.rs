@@ -116,12 +116,19 @@ pub trait StateStore: Send + Sync {
     ) -> impl Future<Output = Result<(), PortError>> + Send;
 }
 
-/// Publishing results (Kinesis `PutRecords`).
-pub trait ResultPublisher: Send + Sync {
-    /// Publish; returns the indices of the results that were not accepted.
+/// A record for an output stream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutRecord {
+    pub partition_key: String,
+    pub data: Vec<u8>,
+}
+
+/// Publishing to an output stream (Kinesis `PutRecords`): results, alerts.
+pub trait RecordPublisher: Send + Sync {
+    /// Publish; returns the indices of the records that were not accepted.
     fn publish(
         &self,
-        results: &[GenderResult],
+        records: &[OutRecord],
     ) -> impl Future<Output = Result<Vec<usize>, PortError>> + Send;
 }
 

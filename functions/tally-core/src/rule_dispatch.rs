@@ -1,0 +1,190 @@
+//! The rule dispatch: decode a shard's interactions, dead-letter what is bad, count each rule key
+//! exactly once (the shared engine), and emit each alert once.
+//!
+//! Emit-once: the key's state item is the outbox. An alert is pending while the stored count has
+//! reached the count at which the rule holds and the item's `alerted` flag is unset; it is
+//! published, then flagged. A crash between the two publishes it again on the retry, with the same
+//! deterministic `alert_id`; nothing is lost.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use futures::stream::{self, StreamExt};
+
+use crate::dispatch::{
+    dead_letter_all, publish_all, Aggregation, DispatchReport, Pending, DEFAULT_CONCURRENCY,
+};
+use crate::exactly_once::{apply_once, Sequenced};
+use crate::ports::{
+    DeadLetterSink, OutRecord, PortError, RecordPublisher, StateChange, StateKey, StateStore,
+};
+use crate::record::StreamRecord;
+use crate::rules::{Interaction, InteractionDecoder, Rule, RuleKey};
+use crate::sequence::SequenceNumber;
+
+pub const COUNT: &str = "count";
+pub const ALERTED: &str = "alerted";
+
+pub struct RuleDispatch<'a, S, P, D> {
+    pub rule: &'a Rule,
+    pub store: &'a S,
+    pub publisher: &'a P,
+    pub dead_letters: &'a D,
+    pub decoder: InteractionDecoder,
+    pub aggregation: Aggregation,
+    pub concurrency: usize,
+}
+
+#[derive(Default)]
+struct Applied {
+    writes: usize,
+    conflicts: usize,
+    alert: Option<Pending>,
+}
+
+struct KeyBatch {
+    shard_id: String,
+    key: RuleKey,
+    events: Vec<Sequenced<Interaction>>,
+}
+
+impl<'a, S: StateStore, P: RecordPublisher, D: DeadLetterSink> RuleDispatch<'a, S, P, D> {
+    pub fn new(rule: &'a Rule, store: &'a S, publisher: &'a P, dead_letters: &'a D) -> Self {
+        Self {
+            rule,
+            store,
+            publisher,
+            dead_letters,
+            decoder: InteractionDecoder::default(),
+            aggregation: Aggregation::PerCid,
+            concurrency: DEFAULT_CONCURRENCY,
+        }
+    }
+
+    pub async fn run(&self, records: &[StreamRecord], now: DateTime<Utc>) -> DispatchReport {
+        let mut report = DispatchReport {
+            records: records.len(),
+            ..Default::default()
+        };
+        let mut groups: BTreeMap<(String, RuleKey), Vec<Sequenced<Interaction>>> = BTreeMap::new();
+        let mut rejected = Vec::new();
+        for r in records {
+            match self.decoder.decode(r) {
+                Ok(i) if i.is_interaction() => {
+                    report.visits += 1;
+                    let key = self.rule.key(&i);
+                    groups
+                        .entry((r.shard_id.clone(), key))
+                        .or_default()
+                        .push(Sequenced {
+                            sequence_number: r.sequence_number.clone(),
+                            value: i,
+                        });
+                }
+                Ok(_) => report.ignored += 1,
+                Err(why) => rejected.push((r, why)),
+            }
+        }
+        dead_letter_all(self.dead_letters, self.rule.name(), rejected, &mut report).await;
+
+        let mut batches = Vec::new();
+        for ((shard_id, key), mut events) in groups {
+            events.sort_by(|a, b| a.sequence_number.cmp(&b.sequence_number));
+            match self.aggregation {
+                Aggregation::PerCid => batches.push(KeyBatch {
+                    shard_id,
+                    key,
+                    events,
+                }),
+                Aggregation::PerRecord => batches.extend(events.into_iter().map(|e| KeyBatch {
+                    shard_id: shard_id.clone(),
+                    key: key.clone(),
+                    events: vec![e],
+                })),
+            }
+        }
+        report.cids = batches.len();
+        let concurrency = if self.aggregation == Aggregation::PerRecord {
+            1
+        } else {
+            self.concurrency.max(1)
+        };
+        let outcomes: Vec<(KeyBatch, Result<Applied, PortError>)> = stream::iter(batches)
+            .map(|b| async move {
+                let outcome = self.apply(&b, now).await;
+                (b, outcome)
+            })
+            .buffered(concurrency)
+            .collect()
+            .await;
+        let mut pending = Vec::new();
+        let mut keys: BTreeMap<String, StateKey> = BTreeMap::new();
+        for (batch, outcome) in outcomes {
+            match outcome {
+                Ok(applied) => {
+                    report.writes += applied.writes;
+                    report.conflicts += applied.conflicts;
+                    // One alert per id per invocation, even when a key is written several times.
+                    if let Some(alert) = applied.alert.filter(|a| !keys.contains_key(&a.id)) {
+                        keys.insert(
+                            alert.id.clone(),
+                            StateKey::new(self.rule.name(), &batch.key.to_string()),
+                        );
+                        pending.push(alert);
+                    }
+                }
+                Err(e) => report.fail(
+                    &batch.events[0].sequence_number,
+                    format!("count of {} not updated: {e}", batch.key),
+                ),
+            }
+        }
+        for id in publish_all(self.publisher, pending, &mut report).await {
+            // Best effort: a missing flag only means the same alert (same id) may be sent again.
+            report.writes += 1;
+            if let Err(e) = self.store.set_flag(&keys[&id], ALERTED).await {
+                tracing::warn!(alert_id = %id, error = %e, "alert published but not flagged");
+            }
+        }
+        report
+    }
+
+    /// Counts one key's events exactly once; returns its alert when one is pending.
+    async fn apply(&self, batch: &KeyBatch, now: DateTime<Utc>) -> Result<Applied, PortError> {
+        let expires_at = self.rule.expires_at(&batch.key, now);
+        let fold = |events: &[Sequenced<Interaction>], _: Option<&crate::ports::StoredState>| {
+            Some(StateChange {
+                shard_id: batch.shard_id.clone(),
+                applies_through: events.last()?.sequence_number.clone(),
+                counters: BTreeMap::from([(COUNT.to_string(), events.len() as u64)]),
+                latest: None,
+                expires_at,
+            })
+        };
+        let key = StateKey::new(self.rule.name(), &batch.key.to_string());
+        let Some(once) = apply_once(self.store, &key, &batch.shard_id, &batch.events, fold).await?
+        else {
+            return Ok(Applied::default());
+        };
+        let mut applied = Applied {
+            writes: once.writes,
+            conflicts: once.conflicts,
+            alert: None,
+        };
+        let count = once.stored.counters.get(COUNT).copied().unwrap_or(0);
+        if count >= self.rule.holds_at() && !once.stored.flags.contains(ALERTED) {
+            let (partition_key, body) = self.rule.alert(&batch.key);
+            let first: SequenceNumber = batch.events[0].sequence_number.clone();
+            let record = OutRecord {
+                partition_key,
+                data: body.to_string().into_bytes(),
+            };
+            applied.alert = Some(Pending {
+                id: self.rule.alert_id(&batch.key),
+                record,
+                first,
+            });
+        }
+        Ok(applied)
+    }
+}

@@ -42,6 +42,12 @@ def visit(cid, gndr, ts=None):
     return (cid, json.dumps(v))
 
 
+# The seed's own input (shared/seeds/003): its first 12 lines, the truncated line that ends its
+# sample, and an event that is not an Interaction (ignored by the rules).
+SEED_INTERACTIONS = (HERE.parent / "infra/demo/interactions.jsonl").read_text().splitlines()[:12]
+interactions = [(str(json.loads(l)["user_id"]), l) for l in SEED_INTERACTIONS]
+interactions += [("1", "{"), ("3", json.dumps({"user_id": 3, "property_id": 2, "date": "2021-11-30 00:00:30", "event": "View"}))]
+
 events = {
     # MODEL1: the latest visit by event time wins, even when it arrives first.
     "Model1Function": kinesis_event("VisitsStream", [
@@ -67,6 +73,10 @@ events = {
         visit("C125", "female"),
         ("C126", b"\xff\xfe not utf-8"),
     ]),
+    # 11 interactions of user 1 and 12 on property 1 in one minute: each rule holds once.
+    "PaidUserFunction": kinesis_event("InteractionsStream", interactions),
+    "PropertyStatusFunction": kinesis_event("InteractionsStream", interactions),
+    "PossibleBrokerFunction": kinesis_event("InteractionsStream", interactions),
     "ResultsWriterFunction": kinesis_event("GenderResultsStream", [
         ("C124", json.dumps({"_id": "C124_MODEL2", "model": "MODEL2", "cid": "C124", "gndr": "male", "male": 2, "female": 1,
                              "rev": 3, "as_of": "2026-11-22T10:00:01Z", "state": {"counts": {"all": {"male": 2, "female": 1}}}})),

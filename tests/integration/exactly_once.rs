@@ -11,7 +11,7 @@ use gender_model::{AwsModelFunction, ModelFunction};
 use lambda_runtime::{Context, LambdaEvent};
 use tally_core::model::{Bucket, ModelState, RecentTopGenderModel};
 use tally_core::ports::*;
-use tally_core::{GenderResult, ModelDispatch, SequenceNumber};
+use tally_core::{ModelDispatch, SequenceNumber};
 use tally_tests::{kinesis_event, ShardRecord, Stack};
 
 use crate::events_files::scan_state;
@@ -81,8 +81,8 @@ struct FlakyPublisher<P> {
     failures: AtomicUsize,
 }
 
-impl<P: ResultPublisher> ResultPublisher for FlakyPublisher<P> {
-    async fn publish(&self, results: &[GenderResult]) -> Result<Vec<usize>, PortError> {
+impl<P: RecordPublisher> RecordPublisher for FlakyPublisher<P> {
+    async fn publish(&self, results: &[OutRecord]) -> Result<Vec<usize>, PortError> {
         if self
             .failures
             .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
@@ -145,7 +145,7 @@ async fn answers_on_stream(stack: &Stack, model: &str) -> BTreeMap<String, Strin
         .collect()
 }
 
-async fn invoke<S: StateStore, P: ResultPublisher, D: DeadLetterSink>(
+async fn invoke<S: StateStore, P: RecordPublisher, D: DeadLetterSink>(
     f: &ModelFunction<S, P, D>,
     arn: &str,
     records: &[ShardRecord],
@@ -159,7 +159,7 @@ async fn invoke<S: StateStore, P: ResultPublisher, D: DeadLetterSink>(
 }
 
 /// Delivers like the event source mapping: batches of `batch`, resuming at the reported failure.
-async fn deliver<S: StateStore, P: ResultPublisher, D: DeadLetterSink>(
+async fn deliver<S: StateStore, P: RecordPublisher, D: DeadLetterSink>(
     f: &ModelFunction<S, P, D>,
     arn: &str,
     records: &[ShardRecord],

@@ -15,9 +15,9 @@ use tally_tests::{local_root, wait_for};
 
 use crate::oracle;
 
-struct SharedCloud {
-    edge_url: String,
-    api_url: String,
+pub struct SharedCloud {
+    pub edge_url: String,
+    pub api_url: String,
 }
 
 /// Debug builds of the function binaries (`make test` builds them before the tests).
@@ -50,7 +50,7 @@ fn options() -> CloudOptions {
 }
 
 /// One local cloud of template.yaml for the tests of this module, on a thread of its own.
-fn shared_cloud() -> &'static SharedCloud {
+pub fn shared_cloud() -> &'static SharedCloud {
     static CLOUD: OnceLock<SharedCloud> = OnceLock::new();
     CLOUD.get_or_init(|| {
         let (tx, rx) = std::sync::mpsc::channel();
@@ -77,7 +77,7 @@ fn shared_cloud() -> &'static SharedCloud {
     })
 }
 
-fn tally(args: &[&str], edge_url: &str) -> std::process::Output {
+pub fn tally(args: &[&str], edge_url: &str) -> std::process::Output {
     Command::new(bin_dir().join("tally"))
         .args(args)
         .current_dir(local_root())
@@ -266,7 +266,7 @@ fn tally_invoke_runs_every_events_file_in_a_private_cloud() {
         .filter(|p| p.extension().is_some_and(|e| e == "json"))
         .collect();
     files.sort();
-    assert_eq!(files.len(), 5, "one event per function");
+    assert_eq!(files.len(), 8, "one event per function");
     // Nothing listens there: each invocation brings up its own emulators and resources.
     let nowhere = format!(
         "http://127.0.0.1:{}",

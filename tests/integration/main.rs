@@ -6,4 +6,5 @@ mod events_files;
 mod exactly_once;
 mod local_cloud;
 mod oracle;
+mod rules;
 mod template_lint;

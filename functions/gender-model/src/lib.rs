@@ -8,8 +8,8 @@ use lambda_runtime::{Error, LambdaEvent};
 use tally_aws::config::s3_client;
 use tally_aws::kinesis_event::{batch_response, stream_records};
 use tally_aws::telemetry::emit_metrics;
-use tally_aws::{DynamoStateStore, Env, KinesisResultPublisher, S3DeadLetters};
-use tally_core::ports::{DeadLetterSink, ResultPublisher, StateStore};
+use tally_aws::{DynamoStateStore, Env, KinesisPublisher, S3DeadLetters};
+use tally_core::ports::{DeadLetterSink, RecordPublisher, StateStore};
 use tally_core::{model_by_name, Aggregation, GenderModel, ModelDispatch};
 
 /// What the handler needs, built once per execution environment.
@@ -21,24 +21,20 @@ pub struct ModelFunction<S, P, D> {
     pub aggregation: Aggregation,
 }
 
-pub type AwsModelFunction = ModelFunction<DynamoStateStore, KinesisResultPublisher, S3DeadLetters>;
+pub type AwsModelFunction = ModelFunction<DynamoStateStore, KinesisPublisher, S3DeadLetters>;
 
 impl AwsModelFunction {
     /// Reads `MODEL`, `WINDOW_DAYS`, `STATE_TABLE`, `RESULTS_STREAM`, `DEAD_LETTER_BUCKET`,
     /// `DEAD_LETTER_PREFIX` and `AGGREGATION` (`per-cid`, the default, or `per-record`).
     pub fn from_env(config: &SdkConfig, env: &Env) -> Result<Self, Error> {
-        let aggregation = match env.get("AGGREGATION").as_deref() {
-            None | Some("per-cid") => Aggregation::PerCid,
-            Some("per-record") => Aggregation::PerRecord,
-            Some(other) => return Err(format!("environment variable AGGREGATION={other:?} is invalid: expected per-cid or per-record").into()),
-        };
+        let aggregation = tally_aws::config::aggregation(env)?;
         Ok(ModelFunction {
             model: model_by_name(&env.var("MODEL")?, env.model_settings()?)?,
             store: DynamoStateStore::new(
                 aws_sdk_dynamodb::Client::new(config),
                 env.var("STATE_TABLE")?,
             ),
-            publisher: KinesisResultPublisher::new(
+            publisher: KinesisPublisher::new(
                 aws_sdk_kinesis::Client::new(config),
                 env.var("RESULTS_STREAM")?,
             ),
@@ -52,7 +48,7 @@ impl AwsModelFunction {
     }
 }
 
-impl<S: StateStore, P: ResultPublisher, D: DeadLetterSink> ModelFunction<S, P, D> {
+impl<S: StateStore, P: RecordPublisher, D: DeadLetterSink> ModelFunction<S, P, D> {
     pub async fn handle(
         &self,
         event: LambdaEvent<KinesisEvent>,

@@ -61,6 +61,19 @@ impl Env {
         }
     }
 
+    /// A required variable parsed with `FromStr`.
+    pub fn required<T: std::str::FromStr>(&self, name: &'static str) -> Result<T, ConfigError>
+    where
+        T::Err: std::fmt::Display,
+    {
+        let v = self.var(name)?;
+        v.trim().parse().map_err(|e: T::Err| ConfigError::Invalid {
+            name,
+            value: v.clone(),
+            reason: e.to_string(),
+        })
+    }
+
     /// The model settings (`WINDOW_DAYS`, default 7).
     pub fn model_settings(&self) -> Result<tally_core::ModelSettings, ConfigError> {
         let window_days: u32 = self.parse("WINDOW_DAYS", 7)?;
@@ -72,6 +85,19 @@ impl Env {
             });
         }
         Ok(tally_core::ModelSettings { window_days })
+    }
+}
+
+/// `AGGREGATION`: `per-cid` (the default: one write per key per batch) or `per-record`.
+pub fn aggregation(env: &Env) -> Result<tally_core::Aggregation, ConfigError> {
+    match env.get("AGGREGATION").as_deref() {
+        None | Some("per-cid") | Some("per-key") => Ok(tally_core::Aggregation::PerCid),
+        Some("per-record") => Ok(tally_core::Aggregation::PerRecord),
+        Some(other) => Err(ConfigError::Invalid {
+            name: "AGGREGATION",
+            value: other.to_string(),
+            reason: "expected per-cid or per-record".into(),
+        }),
     }
 }
 

@@ -12,6 +12,6 @@ pub mod telemetry;
 
 pub use config::{sdk_config, ConfigError, Env};
 pub use dead_letters::S3DeadLetters;
-pub use publisher::KinesisResultPublisher;
+pub use publisher::KinesisPublisher;
 pub use results_table::DynamoResultsTable;
 pub use state_store::DynamoStateStore;

@@ -1,10 +1,9 @@
-//! Publishing results to `GenderResultsStream` with `PutRecords` (500 records or 5 MiB a call).
+//! Publishing to an output stream (results, alerts) with `PutRecords` (500 records or 5 MiB a call).
 
 use aws_sdk_kinesis::primitives::Blob;
 use aws_sdk_kinesis::types::PutRecordsRequestEntry;
 use aws_sdk_kinesis::Client;
-use tally_core::ports::{PortError, ResultPublisher};
-use tally_core::GenderResult;
+use tally_core::ports::{OutRecord, PortError, RecordPublisher};
 
 use crate::errors::port_error;
 
@@ -12,12 +11,12 @@ const MAX_RECORDS: usize = 500;
 const MAX_BYTES: usize = 5 * 1024 * 1024;
 
 #[derive(Clone)]
-pub struct KinesisResultPublisher {
+pub struct KinesisPublisher {
     client: Client,
     stream: String,
 }
 
-impl KinesisResultPublisher {
+impl KinesisPublisher {
     /// `stream` is a stream name or ARN (the template passes the name).
     pub fn new(client: Client, stream: impl Into<String>) -> Self {
         Self {
@@ -27,15 +26,14 @@ impl KinesisResultPublisher {
     }
 }
 
-impl ResultPublisher for KinesisResultPublisher {
-    async fn publish(&self, results: &[GenderResult]) -> Result<Vec<usize>, PortError> {
+impl RecordPublisher for KinesisPublisher {
+    async fn publish(&self, records: &[OutRecord]) -> Result<Vec<usize>, PortError> {
         let mut failed = Vec::new();
         let mut chunk: Vec<(usize, PutRecordsRequestEntry)> = Vec::new();
         let mut chunk_bytes = 0;
-        for (i, result) in results.iter().enumerate() {
-            let data = serde_json::to_vec(result)
-                .map_err(|e| PortError::Fatal(format!("result not serialisable: {e}")))?;
-            let key = result.cid.as_str().to_string();
+        for (i, record) in records.iter().enumerate() {
+            let data = record.data.clone();
+            let key = record.partition_key.clone();
             let size = data.len() + key.len();
             if chunk.len() == MAX_RECORDS || chunk_bytes + size > MAX_BYTES {
                 failed.extend(self.put(std::mem::take(&mut chunk)).await?);
@@ -56,7 +54,7 @@ impl ResultPublisher for KinesisResultPublisher {
     }
 }
 
-impl KinesisResultPublisher {
+impl KinesisPublisher {
     async fn put(
         &self,
         chunk: Vec<(usize, PutRecordsRequestEntry)>,

@@ -285,6 +285,7 @@ impl Delivery {
             tokio::select! {
                 item = rx.recv() => match item {
                     Some(item) => {
+                        self.stats.lock().unwrap().records += 1;
                         bytes += item.data.len();
                         first_at.get_or_insert_with(Instant::now);
                         buffer.push(item);

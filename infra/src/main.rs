@@ -572,6 +572,37 @@ async fn demo_steps(cloud: &mut LocalCloud, visits_file: &Path) -> Result<()> {
         lines.len(),
         visits_file.display()
     );
+    let interactions_file = visits_file.with_file_name("interactions.jsonl");
+    let interactions = std::fs::read_to_string(&interactions_file)
+        .map_err(|e| format!("cannot read {}: {e}", interactions_file.display()))?;
+    let interactions: Vec<&str> = interactions.lines().filter(|l| !l.is_empty()).collect();
+    let entries: Vec<PutRecordsRequestEntry> = interactions
+        .iter()
+        .map(|l| {
+            PutRecordsRequestEntry::builder()
+                .data(Blob::new(l.as_bytes()))
+                .partition_key(partition_key(l, Some("user_id")))
+                .build()
+                .expect("set")
+        })
+        .collect();
+    let out = cloud
+        .clients
+        .kinesis
+        .put_records()
+        .stream_name(cloud.template.physical_name("InteractionsStream"))
+        .set_records(Some(entries))
+        .send()
+        .await
+        .map_err(|e| aws_sdk_kinesis::error::DisplayErrorContext(e).to_string())?;
+    if out.failed_record_count().unwrap_or(0) > 0 {
+        return Err("the interactions stream refused records".into());
+    }
+    println!(
+        "put {} interactions (the seed's sample, {}) to InteractionsStream",
+        interactions.len(),
+        interactions_file.display()
+    );
 
     // Wait until every mapping has read its shards to the end and is idle twice in a row.
     let deadline = Instant::now() + Duration::from_secs(120);
@@ -641,6 +672,21 @@ async fn demo_steps(cloud: &mut LocalCloud, visits_file: &Path) -> Result<()> {
             });
         }
         println!("  {:<8} {:<16} {:<16} {:<16}", cid, row[0], row[1], row[2]);
+    }
+    println!("\nalerts, each once, with the count at which its rule first held:");
+    for stream in [
+        "PaidUserStream",
+        "PropertyStatusStream",
+        "PossibleBrokerStream",
+    ] {
+        let records = tally_infra::esm::read_stream(
+            &cloud.clients.kinesis,
+            &cloud.template.physical_name(stream),
+        )
+        .await?;
+        for r in records {
+            println!("  {stream:<22} {}", String::from_utf8_lossy(&r.data));
+        }
     }
     let (status, body) = http_get(&format!(
         "{}/api/v1/getGender/C100?model=MODEL9",

@@ -519,3 +519,103 @@ async fn event_source_mapping_retries_bisects_filters_and_sends_exhausted_batche
     assert_eq!(stats.filtered_out, 3);
     cloud.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn firehose_archives_every_raw_record_gzipped_and_newline_delimited_by_day() {
+    let mut opts = options();
+    opts.stack_name = format!("arc{}", std::process::id());
+    let mut cloud = LocalCloud::start(opts)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let visits = vec![
+        r#"{"cid":"A1","gndr":"male"}"#.to_string(),
+        "not json".to_string(),
+        r#"{"cid":"A2","gndr":"x"}"#.to_string(),
+    ];
+    let interactions = vec![
+        r#"{"user_id":1,"property_id":1,"date":"2021-11-30 00:00:00","event":"Interaction"}"#
+            .to_string(),
+        r#"{"user_id":1,"property_id":2,"date":"2021-11-30 00:00:01","event":"View"}"#.to_string(),
+    ];
+    for (stream, lines) in [
+        ("VisitsStream", &visits),
+        ("InteractionsStream", &interactions),
+    ] {
+        for l in lines {
+            cloud
+                .clients
+                .kinesis
+                .put_record()
+                .stream_name(cloud.template.physical_name(stream))
+                .partition_key("k")
+                .data(aws_sdk_kinesis::primitives::Blob::new(l.as_bytes()))
+                .send()
+                .await
+                .unwrap();
+        }
+    }
+    // Every record read by each delivery stream, then stop: buffers are delivered, not lost.
+    let deliveries = cloud.deliveries.clone();
+    wait_for(
+        "Firehose to read both streams",
+        Duration::from_secs(60),
+        || {
+            let d = deliveries.clone();
+            async move {
+                d.iter()
+                    .all(|d| d.stats.lock().unwrap().records >= 2)
+                    .then_some(())
+            }
+        },
+    )
+    .await;
+    cloud.drain().await;
+    let bucket = cloud.template.physical_name("ArchiveBucket");
+    let today = Utc::now().format("%Y-%m-%d").to_string();
+    for (prefix, lines) in [
+        ("raw/visits/", &visits),
+        ("raw/interactions/", &interactions),
+    ] {
+        let listed = cloud
+            .clients
+            .s3
+            .list_objects_v2()
+            .bucket(&bucket)
+            .prefix(prefix)
+            .send()
+            .await
+            .unwrap();
+        let mut archived = String::new();
+        for o in listed.contents() {
+            let key = o.key().unwrap();
+            assert!(
+                key.starts_with(&format!("{prefix}dt={today}/")) && key.ends_with(".gz"),
+                "{key}"
+            );
+            let body = cloud
+                .clients
+                .s3
+                .get_object()
+                .bucket(&bucket)
+                .key(key)
+                .send()
+                .await
+                .unwrap()
+                .body
+                .collect()
+                .await
+                .unwrap()
+                .into_bytes();
+            let mut text = String::new();
+            std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(&body[..]), &mut text)
+                .unwrap();
+            archived.push_str(&text);
+        }
+        assert_eq!(
+            archived,
+            lines.iter().map(|l| format!("{l}\n")).collect::<String>(),
+            "{prefix}"
+        );
+    }
+    cloud.stop().await;
+}

@@ -25,7 +25,7 @@ pub type AwsModelFunction = ModelFunction<DynamoStateStore, KinesisPublisher, S3
 
 impl AwsModelFunction {
     /// Reads `MODEL`, `WINDOW_DAYS`, `STATE_TABLE`, `RESULTS_STREAM`, `DEAD_LETTER_BUCKET`,
-    /// `DEAD_LETTER_PREFIX` and `AGGREGATION` (`per-cid`, the default, or `per-record`).
+    /// `DEAD_LETTER_PREFIX` and `AGGREGATION` (`per-key`, the default, or `per-record`).
     pub fn from_env(config: &SdkConfig, env: &Env) -> Result<Self, Error> {
         let aggregation = tally_aws::config::aggregation(env)?;
         Ok(ModelFunction {

@@ -88,15 +88,15 @@ impl Env {
     }
 }
 
-/// `AGGREGATION`: `per-cid` (the default: one write per key per batch) or `per-record`.
+/// `AGGREGATION`: `per-key` (the default: one write per key per batch) or `per-record`.
 pub fn aggregation(env: &Env) -> Result<tally_core::Aggregation, ConfigError> {
     match env.get("AGGREGATION").as_deref() {
-        None | Some("per-cid") | Some("per-key") => Ok(tally_core::Aggregation::PerCid),
+        None | Some("per-cid") | Some("per-key") => Ok(tally_core::Aggregation::PerKey),
         Some("per-record") => Ok(tally_core::Aggregation::PerRecord),
         Some(other) => Err(ConfigError::Invalid {
             name: "AGGREGATION",
             value: other.to_string(),
-            reason: "expected per-cid or per-record".into(),
+            reason: "expected per-key or per-record".into(),
         }),
     }
 }

@@ -47,9 +47,9 @@ impl CidBatch {
 /// How the batch is grouped before writing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Aggregation {
-    /// One write per distinct cid per batch (the normal mode).
+    /// One write per distinct key per batch (the normal mode).
     #[default]
-    PerCid,
+    PerKey,
     /// One write per record, no in-batch aggregation: the baseline the benchmarks compare with.
     PerRecord,
 }
@@ -70,7 +70,7 @@ pub fn group_by_cid(
     for ((shard_id, cid), mut visits) in groups {
         visits.sort_by(|a, b| a.sequence_number.cmp(&b.sequence_number));
         match aggregation {
-            Aggregation::PerCid => out.push(CidBatch {
+            Aggregation::PerKey => out.push(CidBatch {
                 shard_id,
                 cid,
                 visits,
@@ -128,11 +128,12 @@ pub fn fold_change(
 pub struct DispatchReport {
     pub records: usize,
     /// Valid records used (visits, interactions).
-    pub visits: usize,
+    pub valid: usize,
     /// Valid records that no rule looks at (events other than "Interaction").
     pub ignored: usize,
     pub rejected: BTreeMap<&'static str, u64>,
-    pub cids: usize,
+    /// Distinct keys written (cids, rule keys).
+    pub keys: usize,
     pub writes: usize,
     /// Writes whose condition failed (redelivered or out-of-order records).
     pub conflicts: usize,
@@ -215,7 +216,7 @@ impl<'a, S: StateStore, P: RecordPublisher, D: DeadLetterSink> ModelDispatch<'a,
             publisher,
             dead_letters,
             decoder: VisitDecoder::default(),
-            aggregation: Aggregation::PerCid,
+            aggregation: Aggregation::PerKey,
             concurrency: DEFAULT_CONCURRENCY,
         }
     }
@@ -239,11 +240,11 @@ impl<'a, S: StateStore, P: RecordPublisher, D: DeadLetterSink> ModelDispatch<'a,
                 Err(why) => rejected.push((r, why)),
             }
         }
-        report.visits = visits.len();
+        report.valid = visits.len();
         dead_letter_all(self.dead_letters, self.model.name(), rejected, &mut report).await;
 
         let batches = group_by_cid(visits, self.aggregation);
-        report.cids = batches.len();
+        report.keys = batches.len();
         // Per-record mode writes the same cid several times: keep those writes in order.
         let concurrency = if self.aggregation == Aggregation::PerRecord {
             1

@@ -204,7 +204,7 @@ async fn per_record_mode_writes_once_per_record_with_the_same_answers() {
     let mut d = ModelDispatch::new(&TopGenderModel, &store, &publisher, &dl);
     d.aggregation = Aggregation::PerRecord;
     let report = d.run(&records, now()).await;
-    assert_eq!(report.writes, report.visits);
+    assert_eq!(report.writes, report.valid);
     assert_eq!(
         answers(&publisher, &TopGenderModel),
         expected_answers(&records, "MODEL2")

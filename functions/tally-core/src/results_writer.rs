@@ -57,7 +57,7 @@ pub async fn write_results<U: ResultsUpsert, D: DeadLetterSink>(
     for r in records {
         match decode_result(r) {
             Ok(result) => {
-                report.visits += 1;
+                report.valid += 1;
                 match newest.get_mut(&result.id) {
                     Some((kept, first)) => {
                         if result.rev > kept.rev
@@ -78,7 +78,7 @@ pub async fn write_results<U: ResultsUpsert, D: DeadLetterSink>(
         }
     }
     dead_letter_all(dead_letters, SOURCE, rejected, &mut report).await;
-    report.cids = newest.len();
+    report.keys = newest.len();
     let outcomes: Vec<_> = stream::iter(newest.into_values())
         .map(|(result, first)| async move {
             let outcome = table.upsert_if_newer(&result).await;

@@ -56,7 +56,7 @@ impl<'a, S: StateStore, P: RecordPublisher, D: DeadLetterSink> RuleDispatch<'a, 
             publisher,
             dead_letters,
             decoder: InteractionDecoder::default(),
-            aggregation: Aggregation::PerCid,
+            aggregation: Aggregation::PerKey,
             concurrency: DEFAULT_CONCURRENCY,
         }
     }
@@ -71,7 +71,7 @@ impl<'a, S: StateStore, P: RecordPublisher, D: DeadLetterSink> RuleDispatch<'a, 
         for r in records {
             match self.decoder.decode(r) {
                 Ok(i) if i.is_interaction() => {
-                    report.visits += 1;
+                    report.valid += 1;
                     let key = self.rule.key(&i);
                     groups
                         .entry((r.shard_id.clone(), key))
@@ -91,7 +91,7 @@ impl<'a, S: StateStore, P: RecordPublisher, D: DeadLetterSink> RuleDispatch<'a, 
         for ((shard_id, key), mut events) in groups {
             events.sort_by(|a, b| a.sequence_number.cmp(&b.sequence_number));
             match self.aggregation {
-                Aggregation::PerCid => batches.push(KeyBatch {
+                Aggregation::PerKey => batches.push(KeyBatch {
                     shard_id,
                     key,
                     events,
@@ -103,7 +103,7 @@ impl<'a, S: StateStore, P: RecordPublisher, D: DeadLetterSink> RuleDispatch<'a, 
                 })),
             }
         }
-        report.cids = batches.len();
+        report.keys = batches.len();
         let concurrency = if self.aggregation == Aggregation::PerRecord {
             1
         } else {

@@ -191,7 +191,7 @@ async fn the_seed_sample_gives_one_alert_per_rule_at_9_6_and_11() {
             &records,
             5,
             1,
-            Aggregation::PerCid,
+            Aggregation::PerKey,
         )
         .await;
         let (got, count) = alerts(&publisher);
@@ -219,10 +219,10 @@ async fn alerts_match_an_independent_computation_whatever_the_batching() {
         let expected = expected_alerts(&records);
         assert!(!expected.is_empty());
         for (batch, repeats, aggregation) in [
-            (1, 1, Aggregation::PerCid),
-            (7, 2, Aggregation::PerCid),
+            (1, 1, Aggregation::PerKey),
+            (7, 2, Aggregation::PerKey),
             (100, 1, Aggregation::PerRecord),
-            (400, 3, Aggregation::PerCid),
+            (400, 3, Aggregation::PerKey),
         ] {
             let mut got = BTreeMap::new();
             let mut emitted = 0;
@@ -292,7 +292,7 @@ async fn a_crash_after_any_write_still_emits_every_alert_with_its_id() {
                 &records,
                 50,
                 1,
-                Aggregation::PerCid,
+                Aggregation::PerKey,
             )
             .await;
             let (got, _) = alerts(&publisher);
@@ -368,7 +368,7 @@ async fn other_events_are_ignored_and_garbage_is_dead_lettered() {
     assert_eq!(
         (
             report.ignored,
-            report.visits,
+            report.valid,
             report.rejected.values().sum::<u64>()
         ),
         (1, 1, 1)

@@ -303,7 +303,11 @@ async fn put(stack: &str, stream: &str, file: Option<&Path>, field: Option<&str>
             .collect::<std::io::Result<_>>()
             .map_err(|e| format!("cannot read standard input: {e}"))?,
     };
-    let records: Vec<&String> = lines.iter().filter(|l| !l.is_empty()).collect();
+    let records: Vec<&str> = lines
+        .iter()
+        .map(String::as_str)
+        .filter(|l| !l.is_empty())
+        .collect();
     let skipped = lines.len() - records.len();
     let bar = if std::io::stderr().is_terminal() {
         let b = indicatif::ProgressBar::new(records.len() as u64);
@@ -317,7 +321,7 @@ async fn put(stack: &str, stream: &str, file: Option<&Path>, field: Option<&str>
     };
     let started = Instant::now();
     let (mut accepted, mut retried, mut failed) = (0usize, 0usize, 0usize);
-    let mut batch: Vec<&String> = Vec::new();
+    let mut batch: Vec<&str> = Vec::new();
     let mut batch_bytes = 0;
     for line in records.iter().copied() {
         let size = line.len() + 64;
@@ -354,9 +358,9 @@ async fn put(stack: &str, stream: &str, file: Option<&Path>, field: Option<&str>
 async fn put_batch(
     target: &Target,
     field: Option<&str>,
-    batch: Vec<&String>,
+    batch: Vec<&str>,
 ) -> (usize, usize, usize) {
-    let mut pending: Vec<&String> = batch;
+    let mut pending: Vec<&str> = batch;
     let (mut ok, mut again) = (0, 0);
     for attempt in 0..10u32 {
         let entries: Vec<PutRecordsRequestEntry> = pending
@@ -379,7 +383,7 @@ async fn put_batch(
             .await
         {
             Ok(out) => {
-                let refused: Vec<&String> = out
+                let refused: Vec<&str> = out
                     .records()
                     .iter()
                     .zip(&pending)
@@ -538,71 +542,53 @@ async fn demo(args: UpArgs, stack: &str) -> Result<()> {
     outcome
 }
 
-async fn demo_steps(cloud: &mut LocalCloud, visits_file: &Path) -> Result<()> {
-    let text = std::fs::read_to_string(visits_file)
-        .map_err(|e| format!("cannot read {}: {e}", visits_file.display()))?;
-    let lines: Vec<&str> = text.lines().filter(|l| !l.is_empty()).collect();
-    let stream = cloud.template.physical_name("VisitsStream");
+/// Puts a file's lines to a stream of the running demo cloud, keyed by `field`.
+async fn demo_put(
+    cloud: &LocalCloud,
+    logical_id: &str,
+    file: &Path,
+    field: &str,
+) -> Result<Vec<String>> {
+    let text = std::fs::read_to_string(file)
+        .map_err(|e| format!("cannot read {}: {e}", file.display()))?;
+    let lines: Vec<String> = text
+        .lines()
+        .filter(|l| !l.is_empty())
+        .map(String::from)
+        .collect();
+    let target = Target {
+        clients: cloud.clients.clone(),
+        logical_id: logical_id.to_string(),
+        name: cloud.template.physical_name(logical_id),
+    };
     for chunk in lines.chunks(500) {
-        let entries: Vec<PutRecordsRequestEntry> = chunk
-            .iter()
-            .map(|l| {
-                PutRecordsRequestEntry::builder()
-                    .data(Blob::new(l.as_bytes()))
-                    .partition_key(partition_key(l, Some("cid")))
-                    .build()
-                    .expect("set")
-            })
-            .collect();
-        let out = cloud
-            .clients
-            .kinesis
-            .put_records()
-            .stream_name(&stream)
-            .set_records(Some(entries))
-            .send()
-            .await
-            .map_err(|e| aws_sdk_kinesis::error::DisplayErrorContext(e).to_string())?;
-        if out.failed_record_count().unwrap_or(0) > 0 {
-            return Err("the visits stream refused records".into());
+        let (_, _, failed) = put_batch(
+            &target,
+            Some(field),
+            chunk.iter().map(String::as_str).collect(),
+        )
+        .await;
+        if failed > 0 {
+            return Err(format!("{logical_id} refused {failed} records"));
         }
     }
     println!(
-        "put {} visits ({}) to VisitsStream",
+        "put {} records ({}) to {logical_id}",
         lines.len(),
-        visits_file.display()
+        file.display()
     );
-    let interactions_file = visits_file.with_file_name("interactions.jsonl");
-    let interactions = std::fs::read_to_string(&interactions_file)
-        .map_err(|e| format!("cannot read {}: {e}", interactions_file.display()))?;
-    let interactions: Vec<&str> = interactions.lines().filter(|l| !l.is_empty()).collect();
-    let entries: Vec<PutRecordsRequestEntry> = interactions
-        .iter()
-        .map(|l| {
-            PutRecordsRequestEntry::builder()
-                .data(Blob::new(l.as_bytes()))
-                .partition_key(partition_key(l, Some("user_id")))
-                .build()
-                .expect("set")
-        })
-        .collect();
-    let out = cloud
-        .clients
-        .kinesis
-        .put_records()
-        .stream_name(cloud.template.physical_name("InteractionsStream"))
-        .set_records(Some(entries))
-        .send()
-        .await
-        .map_err(|e| aws_sdk_kinesis::error::DisplayErrorContext(e).to_string())?;
-    if out.failed_record_count().unwrap_or(0) > 0 {
-        return Err("the interactions stream refused records".into());
-    }
-    println!(
-        "put {} interactions (the seed's sample, {}) to InteractionsStream",
-        interactions.len(),
-        interactions_file.display()
-    );
+    Ok(lines)
+}
+
+async fn demo_steps(cloud: &mut LocalCloud, visits_file: &Path) -> Result<()> {
+    let lines = demo_put(cloud, "VisitsStream", visits_file, "cid").await?;
+    demo_put(
+        cloud,
+        "InteractionsStream",
+        &visits_file.with_file_name("interactions.jsonl"),
+        "user_id",
+    )
+    .await?;
 
     // Wait until every mapping has read its shards to the end and is idle twice in a row.
     let deadline = Instant::now() + Duration::from_secs(120);

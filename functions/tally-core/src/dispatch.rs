@@ -8,7 +8,8 @@ use base64::Engine;
 use chrono::{DateTime, Utc};
 use futures::stream::{self, StreamExt};
 
-use crate::exactly_once::{apply_once, Sequenced};
+pub use crate::exactly_once::Aggregation;
+use crate::exactly_once::{apply_once, group_by_key, KeyBatch, Sequenced};
 use crate::model::{GenderCounts, GenderModel, LatestVisit, ModelState, StateSpec};
 use crate::ports::{
     DeadLetterSink, OutRecord, PortError, RecordPublisher, StateChange, StateKey, StateStore,
@@ -28,62 +29,7 @@ const MAX_PUBLISH_ATTEMPTS: usize = 3;
 pub type SequencedVisit = Sequenced<Visit>;
 
 /// One shard's valid visits of one cid, in sequence order.
-#[derive(Debug, Clone)]
-pub struct CidBatch {
-    pub shard_id: String,
-    pub cid: Cid,
-    pub visits: Vec<SequencedVisit>,
-}
-
-impl CidBatch {
-    pub fn first(&self) -> &SequenceNumber {
-        &self.visits[0].sequence_number
-    }
-    pub fn last(&self) -> &SequenceNumber {
-        &self.visits[self.visits.len() - 1].sequence_number
-    }
-}
-
-/// How the batch is grouped before writing.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Aggregation {
-    /// One write per distinct key per batch (the normal mode).
-    #[default]
-    PerKey,
-    /// One write per record, no in-batch aggregation: the baseline the benchmarks compare with.
-    PerRecord,
-}
-
-/// Groups decoded visits by (shard, cid), keeping sequence order inside each group.
-pub fn group_by_cid(
-    visits: Vec<(String, SequencedVisit)>,
-    aggregation: Aggregation,
-) -> Vec<CidBatch> {
-    let mut groups: BTreeMap<(String, Cid), Vec<SequencedVisit>> = BTreeMap::new();
-    for (shard, v) in visits {
-        groups
-            .entry((shard, v.value.cid.clone()))
-            .or_default()
-            .push(v);
-    }
-    let mut out = Vec::new();
-    for ((shard_id, cid), mut visits) in groups {
-        visits.sort_by(|a, b| a.sequence_number.cmp(&b.sequence_number));
-        match aggregation {
-            Aggregation::PerKey => out.push(CidBatch {
-                shard_id,
-                cid,
-                visits,
-            }),
-            Aggregation::PerRecord => out.extend(visits.into_iter().map(|v| CidBatch {
-                shard_id: shard_id.clone(),
-                cid: cid.clone(),
-                visits: vec![v],
-            })),
-        }
-    }
-    out
-}
+pub type CidBatch = KeyBatch<Cid, Visit>;
 
 /// The change that `visits` make to a model's state as of `now`; `None` when they change nothing
 /// (for example visits already outside MODEL3's window).
@@ -232,7 +178,8 @@ impl<'a, S: StateStore, P: RecordPublisher, D: DeadLetterSink> ModelDispatch<'a,
             match self.decoder.decode(r) {
                 Ok(visit) => visits.push((
                     r.shard_id.clone(),
-                    SequencedVisit {
+                    visit.cid.clone(),
+                    Sequenced {
                         sequence_number: r.sequence_number.clone(),
                         value: visit,
                     },
@@ -243,14 +190,9 @@ impl<'a, S: StateStore, P: RecordPublisher, D: DeadLetterSink> ModelDispatch<'a,
         report.valid = visits.len();
         dead_letter_all(self.dead_letters, self.model.name(), rejected, &mut report).await;
 
-        let batches = group_by_cid(visits, self.aggregation);
+        let batches = group_by_key(visits, self.aggregation);
         report.keys = batches.len();
-        // Per-record mode writes the same cid several times: keep those writes in order.
-        let concurrency = if self.aggregation == Aggregation::PerRecord {
-            1
-        } else {
-            self.concurrency.max(1)
-        };
+        let concurrency = self.aggregation.concurrency(self.concurrency);
         let outcomes: Vec<(CidBatch, Result<CidOutcome, PortError>)> = stream::iter(batches)
             .map(|b| async move {
                 let outcome = self.apply(&b, now).await;
@@ -279,7 +221,7 @@ impl<'a, S: StateStore, P: RecordPublisher, D: DeadLetterSink> ModelDispatch<'a,
                 }
                 Err(e) => report.fail(
                     batch.first(),
-                    format!("state of {} not updated: {e}", batch.cid),
+                    format!("state of {} not updated: {e}", batch.key),
                 ),
             }
         }
@@ -290,7 +232,7 @@ impl<'a, S: StateStore, P: RecordPublisher, D: DeadLetterSink> ModelDispatch<'a,
     /// Applies one cid's visits exactly once and returns the result to publish.
     async fn apply(&self, batch: &CidBatch, now: DateTime<Utc>) -> Result<CidOutcome, PortError> {
         let spec = self.model.state_spec();
-        let key = StateKey::new(self.model.name(), batch.cid.as_str());
+        let key = StateKey::new(self.model.name(), batch.key.as_str());
         let fold = |visits: &[SequencedVisit], stored: Option<&StoredState>| {
             let mut change = fold_change(&spec, &batch.shard_id, visits, now)?;
             if let Some(stored) = stored {
@@ -302,7 +244,8 @@ impl<'a, S: StateStore, P: RecordPublisher, D: DeadLetterSink> ModelDispatch<'a,
             }
             Some(change)
         };
-        let Some(once) = apply_once(self.store, &key, &batch.shard_id, &batch.visits, fold).await?
+        let Some(once) =
+            apply_once(self.store, &key, &batch.shard_id, &batch.records, fold).await?
         else {
             return Ok(CidOutcome::default()); // nothing that could change an answer
         };
@@ -312,7 +255,7 @@ impl<'a, S: StateStore, P: RecordPublisher, D: DeadLetterSink> ModelDispatch<'a,
             result: None,
         };
         Ok(self
-            .finish(outcome, &key, &batch.cid, once.stored, now)
+            .finish(outcome, &key, &batch.key, once.stored, now)
             .await)
     }
 

@@ -14,7 +14,7 @@ use futures::stream::{self, StreamExt};
 use crate::dispatch::{
     dead_letter_all, publish_all, Aggregation, DispatchReport, Pending, DEFAULT_CONCURRENCY,
 };
-use crate::exactly_once::{apply_once, Sequenced};
+use crate::exactly_once::{apply_once, group_by_key, KeyBatch, Sequenced};
 use crate::ports::{
     DeadLetterSink, OutRecord, PortError, RecordPublisher, StateChange, StateKey, StateStore,
 };
@@ -42,11 +42,7 @@ struct Applied {
     alert: Option<Pending>,
 }
 
-struct KeyBatch {
-    shard_id: String,
-    key: RuleKey,
-    events: Vec<Sequenced<Interaction>>,
-}
+type RuleBatch = KeyBatch<RuleKey, Interaction>;
 
 impl<'a, S: StateStore, P: RecordPublisher, D: DeadLetterSink> RuleDispatch<'a, S, P, D> {
     pub fn new(rule: &'a Rule, store: &'a S, publisher: &'a P, dead_letters: &'a D) -> Self {
@@ -66,20 +62,21 @@ impl<'a, S: StateStore, P: RecordPublisher, D: DeadLetterSink> RuleDispatch<'a, 
             records: records.len(),
             ..Default::default()
         };
-        let mut groups: BTreeMap<(String, RuleKey), Vec<Sequenced<Interaction>>> = BTreeMap::new();
+        let mut events = Vec::with_capacity(records.len());
         let mut rejected = Vec::new();
         for r in records {
             match self.decoder.decode(r) {
                 Ok(i) if i.is_interaction() => {
                     report.valid += 1;
                     let key = self.rule.key(&i);
-                    groups
-                        .entry((r.shard_id.clone(), key))
-                        .or_default()
-                        .push(Sequenced {
+                    events.push((
+                        r.shard_id.clone(),
+                        key,
+                        Sequenced {
                             sequence_number: r.sequence_number.clone(),
                             value: i,
-                        });
+                        },
+                    ));
                 }
                 Ok(_) => report.ignored += 1,
                 Err(why) => rejected.push((r, why)),
@@ -87,29 +84,10 @@ impl<'a, S: StateStore, P: RecordPublisher, D: DeadLetterSink> RuleDispatch<'a, 
         }
         dead_letter_all(self.dead_letters, self.rule.name(), rejected, &mut report).await;
 
-        let mut batches = Vec::new();
-        for ((shard_id, key), mut events) in groups {
-            events.sort_by(|a, b| a.sequence_number.cmp(&b.sequence_number));
-            match self.aggregation {
-                Aggregation::PerKey => batches.push(KeyBatch {
-                    shard_id,
-                    key,
-                    events,
-                }),
-                Aggregation::PerRecord => batches.extend(events.into_iter().map(|e| KeyBatch {
-                    shard_id: shard_id.clone(),
-                    key: key.clone(),
-                    events: vec![e],
-                })),
-            }
-        }
+        let batches = group_by_key(events, self.aggregation);
         report.keys = batches.len();
-        let concurrency = if self.aggregation == Aggregation::PerRecord {
-            1
-        } else {
-            self.concurrency.max(1)
-        };
-        let outcomes: Vec<(KeyBatch, Result<Applied, PortError>)> = stream::iter(batches)
+        let concurrency = self.aggregation.concurrency(self.concurrency);
+        let outcomes: Vec<(RuleBatch, Result<Applied, PortError>)> = stream::iter(batches)
             .map(|b| async move {
                 let outcome = self.apply(&b, now).await;
                 (b, outcome)
@@ -134,7 +112,7 @@ impl<'a, S: StateStore, P: RecordPublisher, D: DeadLetterSink> RuleDispatch<'a, 
                     }
                 }
                 Err(e) => report.fail(
-                    &batch.events[0].sequence_number,
+                    &batch.records[0].sequence_number,
                     format!("count of {} not updated: {e}", batch.key),
                 ),
             }
@@ -150,7 +128,7 @@ impl<'a, S: StateStore, P: RecordPublisher, D: DeadLetterSink> RuleDispatch<'a, 
     }
 
     /// Counts one key's events exactly once; returns its alert when one is pending.
-    async fn apply(&self, batch: &KeyBatch, now: DateTime<Utc>) -> Result<Applied, PortError> {
+    async fn apply(&self, batch: &RuleBatch, now: DateTime<Utc>) -> Result<Applied, PortError> {
         let expires_at = self.rule.expires_at(&batch.key, now);
         let fold = |events: &[Sequenced<Interaction>], _: Option<&crate::ports::StoredState>| {
             Some(StateChange {
@@ -162,7 +140,8 @@ impl<'a, S: StateStore, P: RecordPublisher, D: DeadLetterSink> RuleDispatch<'a, 
             })
         };
         let key = StateKey::new(self.rule.name(), &batch.key.to_string());
-        let Some(once) = apply_once(self.store, &key, &batch.shard_id, &batch.events, fold).await?
+        let Some(once) =
+            apply_once(self.store, &key, &batch.shard_id, &batch.records, fold).await?
         else {
             return Ok(Applied::default());
         };
@@ -174,7 +153,7 @@ impl<'a, S: StateStore, P: RecordPublisher, D: DeadLetterSink> RuleDispatch<'a, 
         let count = once.stored.counters.get(COUNT).copied().unwrap_or(0);
         if count >= self.rule.holds_at() && !once.stored.flags.contains(ALERTED) {
             let (partition_key, body) = self.rule.alert(&batch.key);
-            let first: SequenceNumber = batch.events[0].sequence_number.clone();
+            let first: SequenceNumber = batch.records[0].sequence_number.clone();
             let record = OutRecord {
                 partition_key,
                 data: body.to_string().into_bytes(),

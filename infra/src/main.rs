@@ -619,9 +619,10 @@ async fn demo_steps(cloud: &mut LocalCloud, visits_file: &Path) -> Result<()> {
     println!("pipeline caught up:");
     for m in &cloud.mappings {
         let s = m.stats.lock().unwrap().clone();
+        let host = cloud.functions[&m.spec.function].stats();
         println!(
-            "  {:<22} {:>4} invocations, {:>5} records",
-            m.spec.function, s.invocations, s.records
+            "  {:<22} {:>4} invocations, {:>5} records, cold start init {:.1} ms",
+            m.spec.function, s.invocations, s.records, host.init_ms_max
         );
     }
 

@@ -4,7 +4,7 @@ CARGO ?= cargo
 VENV := .venv
 STAMP := target/.setup
 
-.PHONY: setup test release demo up lint fmt clean
+.PHONY: setup build test release demo up lint fmt clean
 
 # Emulators and tools into the project's own folders (infra/node_modules, .venv), pinned.
 setup: $(STAMP)/npm $(STAMP)/pip
@@ -32,17 +32,22 @@ test: setup
 	awk '/^test result:/ { gsub(";", ""); p += $$4; f += $$6; i += $$8 } END { printf "%d passed, %d failed, %d skipped\n", p, f, i }' target/test.log; \
 	exit $$status
 
-# Release builds of the functions (tuned for Lambda: LTO, one codegen unit, stripped) and of the
-# tally CLI. The first one compiles the AWS SDK in release: expect 15 to 25 minutes on 2 cores.
+# The function binaries and the tally CLI, dev profile: the build `make test` shares. tally runs
+# the function binaries that sit next to it.
 FUNCTIONS := -p gender-model -p results-writer -p gender-api -p rule-engine
+build: setup
+	$(CARGO) build --locked --bins $(FUNCTIONS) -p tally-infra
+
+demo: build
+	target/debug/tally demo
+
+up: build
+	target/debug/tally up
+
+# The Lambda-tuned build (fat LTO, one codegen unit, stripped), as deployed. Slow on 2 cores: the
+# AWS SDK in release plus one LTO link per function.
 release: setup
 	$(CARGO) build --release --locked --bins $(FUNCTIONS) -p tally-infra
-
-demo: release
-	target/release/tally demo
-
-up: release
-	target/release/tally up
 
 lint: setup
 	$(CARGO) fmt --all -- --check

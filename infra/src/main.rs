@@ -40,7 +40,7 @@ struct UpArgs {
     /// Port of the HTTP API.
     #[arg(long, default_value_t = 5000)]
     api_port: u16,
-    /// Folder of the function binaries.
+    /// Folder of the function binaries (default: the folder of this tally executable).
     #[arg(long, value_name = "DIR")]
     bin_dir: Option<PathBuf>,
 }
@@ -121,9 +121,18 @@ fn root() -> Result<PathBuf> {
     project_root(&std::env::current_dir().map_err(|e| e.to_string())?).map_err(|e| e.to_string())
 }
 
+/// The function binaries built with this `tally`: target/debug for target/debug/tally, and so on.
+fn own_bin_dir() -> Option<PathBuf> {
+    let dir = std::env::current_exe().ok()?.parent()?.to_path_buf();
+    dir.join("gender-model").is_file().then_some(dir)
+}
+
 fn options(args: &UpArgs, stack: &str) -> Result<CloudOptions> {
     let root = root()?;
     let mut opts = CloudOptions::new(root);
+    if let Some(dir) = own_bin_dir() {
+        opts.bin_dir = dir;
+    }
     opts.stack_name = stack.to_string();
     for p in &args.params {
         let (k, v) = p
@@ -472,6 +481,9 @@ async fn invoke(stack: &str, function: &str, event: &Path, bin_dir: Option<PathB
         .map_err(|e| format!("{} is not JSON: {e}", event.display()))?;
     let mut opts = CloudOptions::new(root()?);
     opts.stack_name = stack.to_string();
+    if let Some(dir) = own_bin_dir() {
+        opts.bin_dir = dir;
+    }
     if let Some(dir) = bin_dir {
         opts.bin_dir = dir;
     }

@@ -20,9 +20,15 @@ pub struct SharedCloud {
     pub api_url: String,
 }
 
-/// Debug builds of the function binaries (`make test` builds them before the tests).
+/// The function binaries of this build (`make test` builds them before the tests): the test
+/// executable lives in `<target>/debug/deps`, they in `<target>/debug`.
 fn bin_dir() -> PathBuf {
-    let dir = local_root().join("target/debug");
+    let exe = std::env::current_exe().unwrap();
+    let dir = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .unwrap()
+        .to_path_buf();
     for bin in [
         "gender-model",
         "results-writer",
@@ -44,7 +50,7 @@ fn options() -> CloudOptions {
     opts.bin_dir = bin_dir();
     opts.edge_port = 0;
     opts.api_port = 0;
-    opts.log_dir = local_root().join("target/test-logs/cloud");
+    opts.log_dir = bin_dir().join("test-logs/cloud");
     opts.stack_name = format!("e2e{}", std::process::id());
     opts
 }

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 pub enum EmulatorError {
     #[error("{what} is not installed ({path}): run `make setup`")]
     NotInstalled { what: &'static str, path: String },
-    #[error("port {port} is in use ({what}): stop whatever holds it, or run `tally down`")]
+    #[error("port {port} is in use ({what}): stop whatever holds it (another `tally up`?) and try again")]
     PortInUse { what: &'static str, port: u16 },
     #[error("{what} failed to start: {detail}; its log is {log}")]
     Failed {

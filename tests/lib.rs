@@ -9,7 +9,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use aws_config::SdkConfig;
-use aws_lambda_events::event::kinesis::KinesisEvent;
+use tally_aws::kinesis_event::KinesisEvent;
 use tally_aws::Env;
 use tally_infra::clients::{local_config, Clients, Endpoints};
 use tally_infra::edge::{EdgeRouter, Routes};

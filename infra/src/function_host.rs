@@ -86,7 +86,9 @@ struct Pending {
 
 struct Shared {
     spec: FunctionSpec,
-    queue: tokio::sync::Mutex<mpsc::Receiver<Pending>>,
+    /// Invocations for the current process. Each process gets its own queue, so a `/next` left
+    /// waiting by a process that died cannot take an invocation meant for its successor.
+    queue: Mutex<Arc<tokio::sync::Mutex<mpsc::Receiver<Pending>>>>,
     in_flight: Mutex<HashMap<String, oneshot::Sender<Result<Bytes, InvokeError>>>>,
     init_error: Mutex<Option<String>>,
     /// When the current process was spawned; cleared at its first `/next` (init done).
@@ -97,11 +99,11 @@ struct Shared {
 struct Process {
     child_pid: u32,
     exited: watch::Receiver<Option<String>>,
+    queue: mpsc::Sender<Pending>,
 }
 
 pub struct FunctionHost {
     shared: Arc<Shared>,
-    queue_tx: mpsc::Sender<Pending>,
     runtime_api: String,
     process: tokio::sync::Mutex<Option<Process>>,
 }
@@ -121,10 +123,10 @@ impl FunctionHost {
         }
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let runtime_api = listener.local_addr()?.to_string();
-        let (queue_tx, queue_rx) = mpsc::channel(1);
+        let (_, queue_rx) = mpsc::channel(1);
         let shared = Arc::new(Shared {
             spec,
-            queue: tokio::sync::Mutex::new(queue_rx),
+            queue: Mutex::new(Arc::new(tokio::sync::Mutex::new(queue_rx))),
             in_flight: Mutex::new(HashMap::new()),
             init_error: Mutex::new(None),
             spawned_at: Mutex::new(None),
@@ -147,7 +149,6 @@ impl FunctionHost {
         });
         Ok(Arc::new(Self {
             shared,
-            queue_tx,
             runtime_api,
             process: tokio::sync::Mutex::new(None),
         }))
@@ -175,8 +176,8 @@ impl FunctionHost {
         let id = uuid::Uuid::new_v4().to_string();
         let deadline_ms = chrono::Utc::now().timestamp_millis() + timeout.as_millis() as i64;
         self.shared.stats.lock().unwrap().invocations += 1;
-        if self
-            .queue_tx
+        let queue = process.as_ref().unwrap().queue.clone();
+        if queue
             .send(Pending {
                 id,
                 payload: Bytes::from(payload),
@@ -206,13 +207,28 @@ impl FunctionHost {
                 Err(InvokeError::Timeout(timeout))
             }
         };
-        // Leave nothing queued for a process that will not take it.
+        if matches!(outcome, Err(InvokeError::Timeout(_))) {
+            // Wait until it is gone, so the next invocation cannot reach it.
+            let _ = tokio::time::timeout(Duration::from_secs(5), exited.wait_for(|e| e.is_some()))
+                .await;
+        }
+        if !matches!(outcome, Ok(_) | Err(InvokeError::Function { .. })) {
+            *process = None; // dropping its queue releases any `/next` it left behind
+        }
         if outcome.is_err() {
-            if let Ok(mut q) = self.shared.queue.try_lock() {
-                while q.try_recv().is_ok() {}
-            }
             self.shared.in_flight.lock().unwrap().clear();
             self.shared.stats.lock().unwrap().errors += 1;
+            // As Lambda reports them in the function's logs.
+            if let Err(e) = &outcome {
+                if let Ok(mut log) = std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(&self.shared.spec.log_file)
+                {
+                    use std::io::Write;
+                    let _ = writeln!(log, "tally local cloud: invocation failed: {e}");
+                }
+            }
         }
         outcome
     }
@@ -255,6 +271,8 @@ impl FunctionHost {
             });
         }
         *self.shared.init_error.lock().unwrap() = None;
+        let (queue, queue_rx) = mpsc::channel(1);
+        *self.shared.queue.lock().unwrap() = Arc::new(tokio::sync::Mutex::new(queue_rx));
         *self.shared.spawned_at.lock().unwrap() = Some(Instant::now());
         let mut child = cmd.spawn()?;
         self.shared.stats.lock().unwrap().cold_starts += 1;
@@ -268,7 +286,11 @@ impl FunctionHost {
                 .unwrap_or_else(|e| e.to_string());
             let _ = tx.send(Some(status));
         });
-        Ok(Process { child_pid, exited })
+        Ok(Process {
+            child_pid,
+            exited,
+            queue,
+        })
     }
 
     /// Stops the function's process, if any.
@@ -321,7 +343,8 @@ async fn serve_runtime_api(
                 stats.init_ms_last = ms;
                 stats.init_ms_max = stats.init_ms_max.max(ms);
             }
-            let next = shared.queue.lock().await.recv().await;
+            let queue = shared.queue.lock().unwrap().clone();
+            let next = queue.lock().await.recv().await;
             let Some(p) = next else {
                 return Ok(reply(
                     StatusCode::GONE,

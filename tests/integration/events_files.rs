@@ -3,13 +3,13 @@
 
 use std::collections::BTreeMap;
 
-use aws_lambda_events::event::kinesis::KinesisEvent;
 use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::Utc;
 use gender_api::GenderApi;
 use gender_model::AwsModelFunction;
 use lambda_runtime::{Context, LambdaEvent};
 use results_writer::ResultsWriterFunction;
+use tally_aws::kinesis_event::KinesisEvent;
 use tally_tests::{event_file, Stack};
 
 use crate::oracle;

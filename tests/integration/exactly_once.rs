@@ -122,7 +122,7 @@ fn oracle_visits(records: &[ShardRecord]) -> Vec<oracle::RawVisit> {
     records
         .iter()
         .enumerate()
-        .filter_map(|(i, r)| oracle::parse_visit(&r.data, (r.arrival * 1000.0) as i64, i))
+        .filter_map(|(i, r)| oracle::parse_visit(&r.data, (r.arrival * 1000.0).round() as i64, i))
         .collect()
 }
 

@@ -146,7 +146,9 @@ async fn visits_put_with_tally_reach_the_api_with_independently_computed_answers
         .await
         .unwrap()
     {
-        if let Some(v) = oracle::parse_visit(&r.data, (r.arrival * 1000.0) as i64, visits.len()) {
+        if let Some(v) =
+            oracle::parse_visit(&r.data, (r.arrival * 1000.0).round() as i64, visits.len())
+        {
             if v.cid.starts_with("E2E-") {
                 visits.push(v);
             }
@@ -158,28 +160,34 @@ async fn visits_put_with_tally_reach_the_api_with_independently_computed_answers
         let expected = oracle::answers(&visits, model, Utc::now(), 7);
         assert_eq!(expected.len(), 12);
         let api = cloud.api_url.clone();
-        let got = wait_for(
-            &format!("{model} answers from the API"),
+        // The last answers seen, so that a timeout says what differed.
+        let last: std::sync::Arc<std::sync::Mutex<String>> = Default::default();
+        let seen = last.clone();
+        let got = tokio::time::timeout(
             Duration::from_secs(180),
-            || {
-                let (api, expected) = (api.clone(), expected.clone());
+            wait_for(&format!("{model} answers from the API"), Duration::from_secs(600), || {
+                let (api, expected, seen) = (api.clone(), expected.clone(), seen.clone());
                 async move {
                     let mut got = BTreeMap::new();
                     for cid in expected.keys() {
-                        let (status, body) =
-                            http_get(&format!("{api}/api/v1/getGender/{cid}?model={model}"))
-                                .await
-                                .ok()?;
-                        let v: serde_json::Value = serde_json::from_str(&body).ok()?;
-                        if status == 200 {
-                            got.insert(cid.clone(), v["gndr"].as_str()?.to_string());
+                        let answer = http_get(&format!("{api}/api/v1/getGender/{cid}?model={model}")).await;
+                        match &answer {
+                            Ok((200, body)) => {
+                                let v: serde_json::Value = serde_json::from_str(body).unwrap_or_default();
+                                got.insert(cid.clone(), v["gndr"].as_str().unwrap_or_default().to_string());
+                            }
+                            other => {
+                                got.insert(cid.clone(), format!("{other:?}"));
+                            }
                         }
                     }
+                    *seen.lock().unwrap() = format!("{got:?}");
                     (got == expected).then_some(got)
                 }
-            },
+            }),
         )
-        .await;
+        .await
+        .unwrap_or_else(|_| panic!("{model}: API answers never matched.\n expected {expected:?}\n last seen {}\n visits {visits:?}", last.lock().unwrap()));
         assert_eq!(got, expected);
     }
 

@@ -25,7 +25,7 @@ pub fn visits_of_event(event: &serde_json::Value) -> Vec<RawVisit> {
         let arrival = r["kinesis"]["approximateArrivalTimestamp"]
             .as_f64()
             .unwrap();
-        if let Some(v) = parse_visit(&data, (arrival * 1000.0) as i64, order) {
+        if let Some(v) = parse_visit(&data, (arrival * 1000.0).round() as i64, order) {
             out.push(v);
         }
     }

@@ -5,10 +5,10 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use aws_lambda_events::event::kinesis::KinesisEvent;
 use chrono::{TimeZone, Utc};
 use lambda_runtime::{Context, LambdaEvent};
 use rule_engine::AwsRuleFunction;
+use tally_aws::kinesis_event::KinesisEvent;
 use tally_tests::{event_file, kinesis_event, Stack};
 
 const RULES: [(&str, &str); 3] = [

@@ -2,10 +2,10 @@
 //! Which rule it runs comes from the `RULE` environment variable; the dispatch is shared.
 
 use aws_config::SdkConfig;
-use aws_lambda_events::event::kinesis::KinesisEvent;
 use aws_lambda_events::event::streams::KinesisEventResponse;
 use lambda_runtime::{Error, LambdaEvent};
 use tally_aws::config::s3_client;
+use tally_aws::kinesis_event::KinesisEvent;
 use tally_aws::kinesis_event::{batch_response, stream_records};
 use tally_aws::telemetry::emit_metrics;
 use tally_aws::{DynamoStateStore, Env, KinesisPublisher, S3DeadLetters};

@@ -74,6 +74,27 @@ impl Rejection {
     }
 }
 
+/// A record's bytes as a JSON object: within `max_bytes`, UTF-8, valid JSON, an object. The first
+/// checks every decoder makes.
+pub fn json_object(
+    data: &[u8],
+    max_bytes: usize,
+) -> Result<serde_json::Map<String, serde_json::Value>, Rejection> {
+    if data.len() > max_bytes {
+        return Err(Rejection::Oversized {
+            bytes: data.len(),
+            limit: max_bytes,
+        });
+    }
+    let text = std::str::from_utf8(data).map_err(|e| Rejection::NotUtf8 {
+        at: e.valid_up_to(),
+    })?;
+    match serde_json::from_str(text).map_err(|e| Rejection::MalformedJson(e.to_string()))? {
+        serde_json::Value::Object(map) => Ok(map),
+        _ => Err(Rejection::NotAnObject),
+    }
+}
+
 /// What the dead-letter location receives for a rejected record: enough to replay it by hand.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct DeadLetter {

@@ -6,7 +6,7 @@ use std::fmt;
 use chrono::{DateTime, NaiveDateTime, TimeZone, Utc};
 use serde_json::Value;
 
-use crate::record::{Rejection, StreamRecord};
+use crate::record::{json_object, Rejection, StreamRecord};
 
 /// A decoded interaction event.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -65,18 +65,7 @@ pub fn parse_date(s: &str) -> Result<DateTime<Utc>, Rejection> {
 
 impl InteractionDecoder {
     pub fn decode(&self, record: &StreamRecord) -> Result<Interaction, Rejection> {
-        if record.data.len() > self.max_bytes {
-            return Err(Rejection::Oversized {
-                bytes: record.data.len(),
-                limit: self.max_bytes,
-            });
-        }
-        let text = std::str::from_utf8(&record.data).map_err(|e| Rejection::NotUtf8 {
-            at: e.valid_up_to(),
-        })?;
-        let value: Value =
-            serde_json::from_str(text).map_err(|e| Rejection::MalformedJson(e.to_string()))?;
-        let obj = value.as_object().ok_or(Rejection::NotAnObject)?;
+        let obj = &json_object(&record.data, self.max_bytes)?;
         let event = match obj.get("event") {
             None | Some(Value::Null) => return Err(Rejection::MissingField("event")),
             Some(Value::String(s)) => s.clone(),

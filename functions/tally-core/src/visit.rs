@@ -4,7 +4,7 @@ use chrono::{DateTime, NaiveDate, TimeZone, Utc};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
-use crate::record::{Rejection, StreamRecord};
+use crate::record::{json_object, Rejection, StreamRecord};
 
 /// The two genders of the contract. Case-insensitive on input, lower case on output.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -129,19 +129,7 @@ impl Default for VisitDecoder {
 
 impl VisitDecoder {
     pub fn decode(&self, record: &StreamRecord) -> Result<Visit, Rejection> {
-        if record.data.len() > self.max_bytes {
-            return Err(Rejection::Oversized {
-                bytes: record.data.len(),
-                limit: self.max_bytes,
-            });
-        }
-        let text = std::str::from_utf8(&record.data).map_err(|e| Rejection::NotUtf8 {
-            at: e.valid_up_to(),
-        })?;
-        let value: serde_json::Value =
-            serde_json::from_str(text).map_err(|e| Rejection::MalformedJson(e.to_string()))?;
-        let obj = value.as_object().ok_or(Rejection::NotAnObject)?;
-
+        let obj = &json_object(&record.data, self.max_bytes)?;
         let cid = match obj.get("cid") {
             None | Some(serde_json::Value::Null) => return Err(Rejection::MissingField("cid")),
             Some(serde_json::Value::String(s)) => {

@@ -175,44 +175,47 @@ impl Stack {
         }
     }
 
-    /// Objects under a prefix of a bucket, with their bodies.
+    /// Objects under a prefix of a bucket of this stack, with their bodies.
     pub async fn objects(
         &self,
         bucket_logical_id: &str,
         prefix: &str,
     ) -> BTreeMap<String, Vec<u8>> {
-        let bucket = self.name(bucket_logical_id);
-        let listed = self
-            .clients
-            .s3
-            .list_objects_v2()
-            .bucket(&bucket)
-            .prefix(prefix)
+        read_objects(&self.clients.s3, &self.name(bucket_logical_id), prefix).await
+    }
+}
+
+/// Objects under a prefix of a bucket, with their bodies.
+pub async fn read_objects(
+    s3: &aws_sdk_s3::Client,
+    bucket: &str,
+    prefix: &str,
+) -> BTreeMap<String, Vec<u8>> {
+    let listed = s3
+        .list_objects_v2()
+        .bucket(bucket)
+        .prefix(prefix)
+        .send()
+        .await
+        .unwrap();
+    let mut out = BTreeMap::new();
+    for o in listed.contents() {
+        let key = o.key().unwrap().to_string();
+        let body = s3
+            .get_object()
+            .bucket(bucket)
+            .key(&key)
             .send()
             .await
-            .unwrap();
-        let mut out = BTreeMap::new();
-        for o in listed.contents() {
-            let key = o.key().unwrap().to_string();
-            let body = self
-                .clients
-                .s3
-                .get_object()
-                .bucket(&bucket)
-                .key(&key)
-                .send()
-                .await
-                .unwrap()
-                .body
-                .collect()
-                .await
-                .unwrap()
-                .into_bytes()
-                .to_vec();
-            out.insert(key, body);
-        }
-        out
+            .unwrap()
+            .body
+            .collect()
+            .await
+            .unwrap()
+            .into_bytes();
+        out.insert(key, body.to_vec());
     }
+    out
 }
 
 /// The Lambda event that delivers `records` (as the event source mapping would).

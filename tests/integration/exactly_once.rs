@@ -94,6 +94,34 @@ impl<P: RecordPublisher> RecordPublisher for FlakyPublisher<P> {
     }
 }
 
+/// The function with its state store wrapped (fault injection around the real adapter).
+fn with_store<S, P, D, S2>(
+    f: ModelFunction<S, P, D>,
+    wrap: impl FnOnce(S) -> S2,
+) -> ModelFunction<S2, P, D> {
+    ModelFunction {
+        model: f.model,
+        store: wrap(f.store),
+        publisher: f.publisher,
+        dead_letters: f.dead_letters,
+        aggregation: f.aggregation,
+    }
+}
+
+/// The function with its publisher wrapped.
+fn with_publisher<S, P, D, P2>(
+    f: ModelFunction<S, P, D>,
+    wrap: impl FnOnce(P) -> P2,
+) -> ModelFunction<S, P2, D> {
+    ModelFunction {
+        model: f.model,
+        store: f.store,
+        publisher: wrap(f.publisher),
+        dead_letters: f.dead_letters,
+        aggregation: f.aggregation,
+    }
+}
+
 /// A reproducible mix of visits (and a few bad records) over `cids` customers and ten days.
 fn visit_lines(seed: u64, n: usize, cids: u64) -> Vec<(String, Vec<u8>)> {
     let mut x = seed;
@@ -220,20 +248,7 @@ async fn crash_after_each_write_then_whole_batch_redelivered_equals_one_delivery
 
     let base =
         AwsModelFunction::from_env(&stack.sdk, &stack.function_env("Model2Function")).unwrap();
-    let ModelFunction {
-        model,
-        store,
-        publisher,
-        dead_letters,
-        aggregation,
-    } = base;
-    let f = ModelFunction {
-        model,
-        store: CrashAfter::new(store, 0, 0),
-        publisher,
-        dead_letters,
-        aggregation,
-    };
+    let f = with_store(base, |s| CrashAfter::new(s, 0, 0));
     // Crash after 0, 3, 6, ... writes; each time the whole batch comes again (Lambda got no answer).
     for crash_after in (0..writes).step_by(3) {
         f.store.writes_left.store(crash_after, Ordering::SeqCst);
@@ -270,21 +285,8 @@ async fn partial_failures_resume_and_batch_sizes_do_not_change_answers() {
     ] {
         let expected = oracle::answers(&oracle_visits(&records), model, Utc::now(), 7);
         let base = AwsModelFunction::from_env(&stack.sdk, &stack.function_env(logical_id)).unwrap();
-        let ModelFunction {
-            model: m,
-            store,
-            publisher,
-            dead_letters,
-            aggregation,
-        } = base;
         // Fails its 5th and 6th writes, then works: a partial batch failure mid-way.
-        let f = ModelFunction {
-            model: m,
-            store: CrashAfter::new(store, 4, 2),
-            publisher,
-            dead_letters,
-            aggregation,
-        };
+        let f = with_store(base, |s| CrashAfter::new(s, 4, 2));
         deliver(&f, &arn, &records, 64).await;
         assert_eq!(
             f.store.failures_left.load(Ordering::SeqCst),
@@ -303,24 +305,11 @@ async fn a_result_whose_publish_failed_is_published_on_the_retry() {
     let (stack, records, arn) = stack_with_visits(9, 60).await;
     let base =
         AwsModelFunction::from_env(&stack.sdk, &stack.function_env("Model2Function")).unwrap();
-    let ModelFunction {
-        model,
-        store,
-        publisher,
-        dead_letters,
-        aggregation,
-    } = base;
     // Three failures: more than the in-invocation retries, so the batch is reported.
-    let f = ModelFunction {
-        model,
-        store,
-        publisher: FlakyPublisher {
-            inner: publisher,
-            failures: AtomicUsize::new(3),
-        },
-        dead_letters,
-        aggregation,
-    };
+    let f = with_publisher(base, |p| FlakyPublisher {
+        inner: p,
+        failures: AtomicUsize::new(3),
+    });
     let first = invoke(&f, &arn, &records).await;
     assert_eq!(first.batch_item_failures.len(), 1);
     assert!(

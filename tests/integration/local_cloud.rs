@@ -211,32 +211,17 @@ async fn visits_put_with_tally_reach_the_api_with_independently_computed_answers
 
     // The bad lines are dead letters of every model, with their reasons.
     let bucket = format!("e2e{}-archivebucket", std::process::id());
-    let listed = clients
-        .s3
-        .list_objects_v2()
-        .bucket(&bucket)
-        .prefix("dead-letter/MODEL1/")
-        .send()
-        .await
-        .unwrap();
-    let mut reasons = Vec::new();
-    for o in listed.contents() {
-        let body = clients
-            .s3
-            .get_object()
-            .bucket(&bucket)
-            .key(o.key().unwrap())
-            .send()
+    let reasons: Vec<String> =
+        tally_tests::read_objects(&clients.s3, &bucket, "dead-letter/MODEL1/")
             .await
-            .unwrap()
-            .body
-            .collect()
-            .await
-            .unwrap()
-            .into_bytes();
-        let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
-        reasons.push(v["reason"].as_str().unwrap().to_string());
-    }
+            .values()
+            .map(|body| {
+                serde_json::from_slice::<serde_json::Value>(body).unwrap()["reason"]
+                    .as_str()
+                    .unwrap()
+                    .to_string()
+            })
+            .collect();
     assert!(
         reasons.iter().any(|r| r.contains("unknown gender \"x\"")),
         "{reasons:?}"
@@ -590,36 +575,12 @@ async fn firehose_archives_every_raw_record_gzipped_and_newline_delimited_by_day
         ("raw/visits/", &visits),
         ("raw/interactions/", &interactions),
     ] {
-        let listed = cloud
-            .clients
-            .s3
-            .list_objects_v2()
-            .bucket(&bucket)
-            .prefix(prefix)
-            .send()
-            .await
-            .unwrap();
         let mut archived = String::new();
-        for o in listed.contents() {
-            let key = o.key().unwrap();
+        for (key, body) in tally_tests::read_objects(&cloud.clients.s3, &bucket, prefix).await {
             assert!(
                 key.starts_with(&format!("{prefix}dt={today}/")) && key.ends_with(".gz"),
                 "{key}"
             );
-            let body = cloud
-                .clients
-                .s3
-                .get_object()
-                .bucket(&bucket)
-                .key(key)
-                .send()
-                .await
-                .unwrap()
-                .body
-                .collect()
-                .await
-                .unwrap()
-                .into_bytes();
             let mut text = String::new();
             std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(&body[..]), &mut text)
                 .unwrap();

@@ -10,14 +10,16 @@ use tally_aws::telemetry::emit_metrics;
 use tally_aws::{DynamoResultsTable, Env, S3DeadLetters};
 use tally_core::ports::{DeadLetterSink, ResultsUpsert};
 use tally_core::results_writer::{write_results, SOURCE};
+use tally_core::Aggregation;
 
 pub struct ResultsWriterFunction<U, D> {
     pub table: U,
     pub dead_letters: D,
+    pub aggregation: Aggregation,
 }
 
 impl ResultsWriterFunction<DynamoResultsTable, S3DeadLetters> {
-    /// Reads `RESULTS_TABLE`, `DEAD_LETTER_BUCKET` and `DEAD_LETTER_PREFIX`.
+    /// Reads `RESULTS_TABLE`, `DEAD_LETTER_BUCKET`, `DEAD_LETTER_PREFIX` and `AGGREGATION`.
     pub fn from_env(config: &SdkConfig, env: &Env) -> Result<Self, Error> {
         Ok(ResultsWriterFunction {
             table: DynamoResultsTable::new(
@@ -29,6 +31,7 @@ impl ResultsWriterFunction<DynamoResultsTable, S3DeadLetters> {
                 env.var("DEAD_LETTER_BUCKET")?,
                 env.var("DEAD_LETTER_PREFIX")?,
             ),
+            aggregation: tally_aws::config::aggregation(env)?,
         })
     }
 }
@@ -39,7 +42,8 @@ impl<U: ResultsUpsert, D: DeadLetterSink> ResultsWriterFunction<U, D> {
         event: LambdaEvent<KinesisEvent>,
     ) -> Result<KinesisEventResponse, Error> {
         let records = stream_records(&event.payload)?;
-        let report = write_results(&self.table, &self.dead_letters, &records).await;
+        let report =
+            write_results(&self.table, &self.dead_letters, &records, self.aggregation).await;
         emit_metrics(SOURCE, &report);
         Ok(batch_response(&report))
     }

@@ -10,7 +10,7 @@ use tally_aws::kinesis_event::{batch_response, stream_records};
 use tally_aws::telemetry::emit_metrics;
 use tally_aws::{DynamoStateStore, Env, KinesisPublisher, S3DeadLetters};
 use tally_core::ports::{DeadLetterSink, RecordPublisher, StateStore};
-use tally_core::rule_dispatch::RuleDispatch;
+use tally_core::rule_dispatch::{FinishedKeys, RuleDispatch};
 use tally_core::rules::Rule;
 use tally_core::Aggregation;
 
@@ -20,6 +20,8 @@ pub struct RuleFunction<S, P, D> {
     pub publisher: P,
     pub dead_letters: D,
     pub aggregation: Aggregation,
+    /// Keys whose alert is out, kept while this instance is warm.
+    pub finished: FinishedKeys,
 }
 
 pub type AwsRuleFunction = RuleFunction<DynamoStateStore, KinesisPublisher, S3DeadLetters>;
@@ -50,6 +52,7 @@ impl AwsRuleFunction {
                 env.var("DEAD_LETTER_PREFIX")?,
             ),
             aggregation: tally_aws::config::aggregation(env)?,
+            finished: FinishedKeys::default(),
         })
     }
 }
@@ -63,6 +66,7 @@ impl<S: StateStore, P: RecordPublisher, D: DeadLetterSink> RuleFunction<S, P, D>
         let mut dispatch =
             RuleDispatch::new(&self.rule, &self.store, &self.publisher, &self.dead_letters);
         dispatch.aggregation = self.aggregation;
+        dispatch.finished = Some(&self.finished);
         let report = dispatch.run(&records, chrono::Utc::now()).await;
         emit_metrics(self.rule.name(), &report);
         Ok(batch_response(&report))

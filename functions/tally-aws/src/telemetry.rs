@@ -20,6 +20,7 @@ pub fn metrics_line(function: &str, report: &DispatchReport) -> serde_json::Valu
     let mut metrics: Vec<String> = [
         "Records",
         "Rejected",
+        "Skipped",
         "Writes",
         "Conflicts",
         "Published",
@@ -31,6 +32,7 @@ pub fn metrics_line(function: &str, report: &DispatchReport) -> serde_json::Valu
         "Function": function,
         "Records": report.records,
         "Rejected": rejected,
+        "Skipped": report.skipped,
         "Writes": report.writes,
         "Conflicts": report.conflicts,
         "Published": report.published,

@@ -78,6 +78,8 @@ pub struct DispatchReport {
     /// Valid records that no rule looks at (events other than "Interaction").
     pub ignored: usize,
     pub rejected: BTreeMap<&'static str, u64>,
+    /// Valid records not written because their key is finished (a rule key whose alert is out).
+    pub skipped: usize,
     /// Distinct keys written (cids, rule keys).
     pub keys: usize,
     pub writes: usize,

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use futures::stream::{self, StreamExt};
 
-use crate::dispatch::{dead_letter_all, DispatchReport, DEFAULT_CONCURRENCY};
+use crate::dispatch::{dead_letter_all, Aggregation, DispatchReport, DEFAULT_CONCURRENCY};
 use crate::ports::{DeadLetterSink, ResultsUpsert};
 use crate::record::{Rejection, StreamRecord};
 use crate::result::GenderResult;
@@ -42,10 +42,13 @@ pub fn decode_result(record: &StreamRecord) -> Result<GenderResult, Rejection> {
     Ok(result)
 }
 
+/// Stores a batch of results: per key, only the newest revision of the batch is written; in
+/// per-record mode (the benchmarks' baseline) every record is, in order.
 pub async fn write_results<U: ResultsUpsert, D: DeadLetterSink>(
     table: &U,
     dead_letters: &D,
     records: &[StreamRecord],
+    aggregation: Aggregation,
 ) -> DispatchReport {
     let mut report = DispatchReport {
         records: records.len(),
@@ -53,9 +56,14 @@ pub async fn write_results<U: ResultsUpsert, D: DeadLetterSink>(
     };
     // Newest revision per _id; remember the first record of each id for retries.
     let mut newest: BTreeMap<String, (GenderResult, SequenceNumber)> = BTreeMap::new();
+    let mut each: Vec<(GenderResult, SequenceNumber)> = Vec::new();
     let mut rejected = Vec::new();
     for r in records {
         match decode_result(r) {
+            Ok(result) if aggregation == Aggregation::PerRecord => {
+                report.valid += 1;
+                each.push((result, r.sequence_number.clone()));
+            }
             Ok(result) => {
                 report.valid += 1;
                 match newest.get_mut(&result.id) {
@@ -78,13 +86,19 @@ pub async fn write_results<U: ResultsUpsert, D: DeadLetterSink>(
         }
     }
     dead_letter_all(dead_letters, SOURCE, rejected, &mut report).await;
-    report.keys = newest.len();
-    let outcomes: Vec<_> = stream::iter(newest.into_values())
+    report.keys = newest.len()
+        + each
+            .iter()
+            .map(|(r, _)| &r.id)
+            .collect::<std::collections::BTreeSet<_>>()
+            .len();
+    each.extend(newest.into_values());
+    let outcomes: Vec<_> = stream::iter(each)
         .map(|(result, first)| async move {
             let outcome = table.upsert_if_newer(&result).await;
             (result, first, outcome)
         })
-        .buffer_unordered(DEFAULT_CONCURRENCY)
+        .buffered(aggregation.concurrency(DEFAULT_CONCURRENCY))
         .collect()
         .await;
     for (result, first, outcome) in outcomes {

@@ -6,7 +6,8 @@
 //! published, then flagged. A crash between the two publishes it again on the retry, with the same
 //! deterministic `alert_id`; nothing is lost.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
+use std::sync::Mutex;
 
 use chrono::{DateTime, Utc};
 use futures::stream::{self, StreamExt};
@@ -25,6 +26,39 @@ use crate::sequence::SequenceNumber;
 pub const COUNT: &str = "count";
 pub const ALERTED: &str = "alerted";
 
+/// Rule keys whose alert is out and flagged. Nothing about such a key can change an answer any
+/// more (its alert is emitted once, and no one reads its count), so in per-key mode their events
+/// are not written again: on a skewed workload most events belong to such keys. Kept per function
+/// instance; losing it (a cold start, [`FinishedKeys::CAPACITY`] reached) only costs writes.
+#[derive(Debug, Default)]
+pub struct FinishedKeys {
+    keys: Mutex<HashSet<String>>,
+}
+
+impl FinishedKeys {
+    pub const CAPACITY: usize = 200_000;
+
+    pub fn contains(&self, key: &str) -> bool {
+        self.keys.lock().expect("finished keys").contains(key)
+    }
+
+    pub fn insert(&self, key: String) {
+        let mut keys = self.keys.lock().expect("finished keys");
+        if keys.len() >= Self::CAPACITY {
+            keys.clear();
+        }
+        keys.insert(key);
+    }
+
+    pub fn len(&self) -> usize {
+        self.keys.lock().expect("finished keys").len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
 pub struct RuleDispatch<'a, S, P, D> {
     pub rule: &'a Rule,
     pub store: &'a S,
@@ -33,6 +67,8 @@ pub struct RuleDispatch<'a, S, P, D> {
     pub decoder: InteractionDecoder,
     pub aggregation: Aggregation,
     pub concurrency: usize,
+    /// Keys to skip (per-key mode only; the per-record baseline writes every record).
+    pub finished: Option<&'a FinishedKeys>,
 }
 
 #[derive(Default)]
@@ -54,7 +90,14 @@ impl<'a, S: StateStore, P: RecordPublisher, D: DeadLetterSink> RuleDispatch<'a, 
             decoder: InteractionDecoder::default(),
             aggregation: Aggregation::PerKey,
             concurrency: DEFAULT_CONCURRENCY,
+            finished: None,
         }
+    }
+
+    /// The finished-keys set to consult and fill, when the mode allows skipping.
+    fn finished(&self) -> Option<&'a FinishedKeys> {
+        self.finished
+            .filter(|_| self.aggregation == Aggregation::PerKey)
     }
 
     pub async fn run(&self, records: &[StreamRecord], now: DateTime<Utc>) -> DispatchReport {
@@ -84,7 +127,17 @@ impl<'a, S: StateStore, P: RecordPublisher, D: DeadLetterSink> RuleDispatch<'a, 
         }
         dead_letter_all(self.dead_letters, self.rule.name(), rejected, &mut report).await;
 
-        let batches = group_by_key(events, self.aggregation);
+        let mut batches = group_by_key(events, self.aggregation);
+        if let Some(finished) = self.finished() {
+            batches.retain(|b| {
+                let key = StateKey::new(self.rule.name(), &b.key.to_string());
+                let done = finished.contains(key.partition_key());
+                if done {
+                    report.skipped += b.records.len();
+                }
+                !done
+            });
+        }
         report.keys = batches.len();
         let concurrency = self.aggregation.concurrency(self.concurrency);
         let outcomes: Vec<(RuleBatch, Result<Applied, PortError>)> = stream::iter(batches)
@@ -120,8 +173,15 @@ impl<'a, S: StateStore, P: RecordPublisher, D: DeadLetterSink> RuleDispatch<'a, 
         for id in publish_all(self.publisher, pending, &mut report).await {
             // Best effort: a missing flag only means the same alert (same id) may be sent again.
             report.writes += 1;
-            if let Err(e) = self.store.set_flag(&keys[&id], ALERTED).await {
-                tracing::warn!(alert_id = %id, error = %e, "alert published but not flagged");
+            match self.store.set_flag(&keys[&id], ALERTED).await {
+                Ok(()) => {
+                    if let Some(finished) = self.finished() {
+                        finished.insert(keys[&id].partition_key().to_string());
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(alert_id = %id, error = %e, "alert published but not flagged")
+                }
             }
         }
         report
@@ -150,6 +210,11 @@ impl<'a, S: StateStore, P: RecordPublisher, D: DeadLetterSink> RuleDispatch<'a, 
             conflicts: once.conflicts,
             alert: None,
         };
+        if once.stored.flags.contains(ALERTED) {
+            if let Some(finished) = self.finished() {
+                finished.insert(key.partition_key().to_string());
+            }
+        }
         let count = once.stored.counters.get(COUNT).copied().unwrap_or(0);
         if count >= self.rule.holds_at() && !once.stored.flags.contains(ALERTED) {
             let (partition_key, body) = self.rule.alert(&batch.key);

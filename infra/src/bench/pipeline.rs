@@ -131,7 +131,7 @@ pub async fn count_requests(
 ) -> Result<RequestCount, String> {
     let kinesis = &cloud.clients.kinesis;
     let before: u64 = completed_from(cloud, stream);
-    let published_before = published_records(cloud, published_streams);
+    let published_before = published_records(cloud, published_streams).await?;
     cloud.router.reset_counts();
     let producer_calls = put_all(kinesis, stream, events).await?;
     let target = before + events.len() as u64;
@@ -155,7 +155,7 @@ pub async fn count_requests(
         .map(|(op, c)| (op.trim_start_matches("dynamodb:").to_string(), *c))
         .collect();
     let puts = counts.get("kinesis:PutRecords").copied().unwrap_or(0);
-    let published = published_records(cloud, published_streams) - published_before;
+    let published = published_records(cloud, published_streams).await? - published_before;
     Ok(RequestCount {
         pipeline: pipeline.into(),
         workload: workload.into(),
@@ -168,20 +168,13 @@ pub async fn count_requests(
     })
 }
 
-/// Records the functions published to `streams`, as their consumers (or none) saw them.
-fn published_records(cloud: &LocalCloud, streams: &[String]) -> u64 {
-    streams
-        .iter()
-        .map(|s| {
-            cloud
-                .mappings
-                .iter()
-                .filter(|m| &m.spec.stream_name == s)
-                .map(|m| m.stats.lock().unwrap().records)
-                .max()
-                .unwrap_or(0)
-        })
-        .sum()
+/// Records on `streams` so far (results, alerts), read back from the streams.
+async fn published_records(cloud: &LocalCloud, streams: &[String]) -> Result<u64, String> {
+    let mut n = 0;
+    for s in streams {
+        n += read_stream(&cloud.clients.kinesis, s).await?.len() as u64;
+    }
+    Ok(n)
 }
 
 #[derive(Debug, Clone, Default, Serialize)]

@@ -29,7 +29,8 @@ pub fn markdown(r: &Report) -> String {
         s,
         "Written by `make bench` ({}), which runs everything below on the local cloud in one go; \
          the same figures are in `bench/report.json`. Machine: {} cores ({}), {} GiB, {}; {}. \
-         Emulators: {}. Run took {:.0} s{}.\n",
+         Emulators: {}. CPU steal (time the hypervisor gave other guests) during the run: {}%. \
+         Run took {:.0} s{}.\n",
         m["date"].as_str().unwrap_or(""),
         m["cores"],
         m["cpu"].as_str().unwrap_or(""),
@@ -37,6 +38,7 @@ pub fn markdown(r: &Report) -> String {
         m["arch"].as_str().unwrap_or(""),
         m["build"].as_str().unwrap_or(""),
         m["emulators"].as_str().unwrap_or(""),
+        m["cpu_steal_percent_during_run"],
         r.run_seconds,
         if r.quick { " (**quick mode: short runs, figures not comparable**)" } else { "" }
     );
@@ -244,7 +246,7 @@ pub fn markdown(r: &Report) -> String {
     }
 
     let _ = writeln!(s, "\n## 6. API\n");
-    let _ = writeln!(s, "`wrk -t1 -cN -d{}s --latency` over 2,000 stored cids and the three models (closed loop, fixed concurrency):\n",
+    let _ = writeln!(s, "`wrk -t1 -cN -d{}s --latency` over the 100 hottest stored cids and the three models (closed loop, fixed concurrency):\n",
         r.api.wrk.first().map_or(0, |w| w.seconds));
     let _ = writeln!(
         s,

@@ -56,3 +56,68 @@ impl Clients {
         }
     }
 }
+
+/// What [`put_records`] did with one batch.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PutOutcome {
+    pub accepted: usize,
+    /// Entries Kinesis refused at least once (throttling) and that were sent again.
+    pub retried: usize,
+    /// Entries still refused after the last attempt.
+    pub refused: usize,
+    /// PutRecords calls made.
+    pub calls: u64,
+}
+
+/// Puts one PutRecords batch (up to 500 `(partition key, data)` entries), re-sending what Kinesis
+/// refused with a growing pause, up to 10 attempts.
+pub async fn put_records(
+    kinesis: &aws_sdk_kinesis::Client,
+    stream: &str,
+    batch: &[(String, &[u8])],
+) -> PutOutcome {
+    use aws_sdk_kinesis::primitives::Blob;
+    use aws_sdk_kinesis::types::PutRecordsRequestEntry;
+    let mut pending: Vec<&(String, &[u8])> = batch.iter().collect();
+    let mut outcome = PutOutcome::default();
+    for attempt in 0..10u32 {
+        let entries: Vec<PutRecordsRequestEntry> = pending
+            .iter()
+            .map(|(key, data)| {
+                PutRecordsRequestEntry::builder()
+                    .data(Blob::new(*data))
+                    .partition_key(key)
+                    .build()
+                    .expect("data and key set")
+            })
+            .collect();
+        outcome.calls += 1;
+        match kinesis
+            .put_records()
+            .stream_name(stream)
+            .set_records(Some(entries))
+            .send()
+            .await
+        {
+            Ok(out) => {
+                let refused: Vec<_> = out
+                    .records()
+                    .iter()
+                    .zip(&pending)
+                    .filter(|(r, _)| r.error_code().is_some())
+                    .map(|(_, e)| *e)
+                    .collect();
+                outcome.accepted += pending.len() - refused.len();
+                outcome.retried += refused.len();
+                pending = refused;
+            }
+            Err(_) => outcome.retried += pending.len(),
+        }
+        if pending.is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50 << attempt.min(5))).await;
+    }
+    outcome.refused = pending.len();
+    outcome
+}

@@ -7,10 +7,9 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use aws_sdk_kinesis::primitives::Blob;
-use aws_sdk_kinesis::types::{PutRecordsRequestEntry, ShardIteratorType};
+use aws_sdk_kinesis::types::ShardIteratorType;
 use clap::{Parser, Subcommand};
-use tally_infra::clients::{Clients, Endpoints};
+use tally_infra::clients::{put_records, Clients, Endpoints};
 use tally_infra::cloud::{http_get, CloudOptions, LocalCloud};
 use tally_infra::emulators::project_root;
 use tally_infra::template::Template;
@@ -417,48 +416,12 @@ async fn put_batch(
     field: Option<&str>,
     batch: Vec<&str>,
 ) -> (usize, usize, usize) {
-    let mut pending: Vec<&str> = batch;
-    let (mut ok, mut again) = (0, 0);
-    for attempt in 0..10u32 {
-        let entries: Vec<PutRecordsRequestEntry> = pending
-            .iter()
-            .map(|l| {
-                PutRecordsRequestEntry::builder()
-                    .data(Blob::new(l.as_bytes()))
-                    .partition_key(partition_key(l, field))
-                    .build()
-                    .expect("data and key set")
-            })
-            .collect();
-        match target
-            .clients
-            .kinesis
-            .put_records()
-            .stream_name(&target.name)
-            .set_records(Some(entries))
-            .send()
-            .await
-        {
-            Ok(out) => {
-                let refused: Vec<&str> = out
-                    .records()
-                    .iter()
-                    .zip(&pending)
-                    .filter(|(r, _)| r.error_code().is_some())
-                    .map(|(_, l)| *l)
-                    .collect();
-                ok += pending.len() - refused.len();
-                again += refused.len();
-                pending = refused;
-            }
-            Err(_) => again += pending.len(),
-        }
-        if pending.is_empty() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50 << attempt.min(5))).await;
-    }
-    (ok, again, pending.len())
+    let entries: Vec<(String, &[u8])> = batch
+        .iter()
+        .map(|l| (partition_key(l, field), l.as_bytes()))
+        .collect();
+    let o = put_records(&target.clients.kinesis, &target.name, &entries).await;
+    (o.accepted, o.retried, o.refused)
 }
 
 async fn tail(stack: &str, stream: &str, from_beginning: bool, follow: bool) -> Result<()> {

@@ -361,7 +361,7 @@ async fn event_source_mapping_retries_bisects_filters_and_sends_exhausted_batche
         17 => "crash_once",
         22 => "exit_once",
         31 => "hang_once",
-        _ if id % 13 == 0 => "skip",
+        _ if id.is_multiple_of(13) => "skip",
         _ if id % 10 == 3 => "fail_once",
         _ => "ok",
     };

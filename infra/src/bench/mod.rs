@@ -210,7 +210,30 @@ fn pipeline_functions(pipeline: &str) -> &'static [&'static str] {
     }
 }
 
-/// Runs figure 1 on one cloud, with the functions' busy time per pipeline for the cost figure.
+/// Figure 1 on a running cloud: the four workloads, and the functions' busy time per event of
+/// each pipeline (for the cost figure).
+async fn requests_and_busy_time(
+    cloud: &LocalCloud,
+    mode: &str,
+    n: usize,
+    begin: Instant,
+) -> Result<(Vec<RequestCount>, BTreeMap<String, f64>), String> {
+    let workloads = request_workloads(n);
+    let before = busy_ms(cloud);
+    let counts = count_all(cloud, mode, &workloads, begin).await?;
+    let after = busy_ms(cloud);
+    let mut per_pipeline = BTreeMap::new();
+    for p in ["gender", "rules"] {
+        let ms: f64 = pipeline_functions(p)
+            .iter()
+            .map(|f| after.get(*f).unwrap_or(&0.0) - before.get(*f).unwrap_or(&0.0))
+            .sum();
+        per_pipeline.insert(p.to_string(), ms / (2 * n) as f64);
+    }
+    Ok((counts, per_pipeline))
+}
+
+/// Figure 1 on a cloud of its own (the per-record baseline).
 async fn requests_on(
     o: &BenchOptions,
     mode: &str,
@@ -220,22 +243,7 @@ async fn requests_on(
     let cloud = LocalCloud::start(cloud_options(o, mode))
         .await
         .map_err(|e| e.to_string())?;
-    let outcome = async {
-        let workloads = request_workloads(n);
-        let before = busy_ms(&cloud);
-        let counts = count_all(&cloud, mode, &workloads, begin).await?;
-        let after = busy_ms(&cloud);
-        let mut per_pipeline = BTreeMap::new();
-        for p in ["gender", "rules"] {
-            let ms: f64 = pipeline_functions(p)
-                .iter()
-                .map(|f| after.get(*f).unwrap_or(&0.0) - before.get(*f).unwrap_or(&0.0))
-                .sum();
-            per_pipeline.insert(p.to_string(), ms / (2 * n) as f64);
-        }
-        Ok::<_, String>((counts, per_pipeline))
-    }
-    .await;
+    let outcome = requests_and_busy_time(&cloud, mode, n, begin).await;
     cloud.stop().await;
     outcome
 }
@@ -264,73 +272,71 @@ async fn sustained_run(
     .collect();
     let results_table = t.physical_name("GenderResultsTable");
     let (with_gender, with_rules) = pipelines;
-    {
-        let start = chrono::Utc::now();
-        let tag = format!("T{run}x");
-        let offset = 10_000_000 * (run as u64 + 1);
-        let gender_events = visits(&tag, n, Skew::Zipf, 100 + run as u64, start, RATE);
-        let rule_events = interactions(offset, n, Skew::Zipf, 200 + run as u64, start, RATE);
-        let mut feeds = Vec::new();
-        if with_gender {
-            feeds.push(Feed {
-                pipeline: "gender",
-                stream: visits_stream.clone(),
-                events: gender_events,
-            });
-        }
-        if with_rules {
-            feeds.push(Feed {
-                pipeline: "rules",
-                stream: interactions_stream.clone(),
-                events: rule_events.iter().map(|i| i.event()).collect(),
-            });
-        }
-        step(
-            begin,
-            &format!(
-                "sustained {:.0} events/s per pipeline for {:.0} s: {}",
-                RATE,
-                seconds,
-                feeds
-                    .iter()
-                    .map(|f| f.pipeline)
-                    .collect::<Vec<_>>()
-                    .join(" + ")
-            ),
-        );
-        let probe = with_gender.then(|| visits_stream.clone());
-        let mut result = pipeline::sustained(&cloud, feeds, RATE, probe, drain).await?;
-        // Nothing lost: every visit counted once by MODEL2; every alert emitted.
-        let mut checks = Vec::new();
-        let mut lost = false;
-        if with_gender {
-            let counted = pipeline::model2_total(&cloud, &results_table, &tag).await?;
-            lost |= counted != n as u64;
-            checks.push(format!("MODEL2 counts {counted} of {n} visits"));
-        }
-        if with_rules {
-            let want = workload::expected_alerts(&rule_events);
-            let (ids, records) = pipeline::alerts_above(&cloud, &alert_streams, offset).await?;
-            lost |= ids != want;
-            checks.push(format!(
-                "{ids} of {want} expected alerts ({records} alert records)"
-            ));
-        }
-        // Only a run that caught up can be checked; one that did not says so instead.
-        result.nothing_lost = result.settled.then_some(!lost);
-        result.check = checks.join("; ");
-        step(
-            begin,
-            &format!(
-                "  {:.0} events/s, settled {}, {}, freshness p99 {:?} ms",
-                result.events_per_s,
-                result.settled,
-                result.check,
-                result.freshness.as_ref().map(|f| f.p99_ms.round())
-            ),
-        );
-        Ok(result)
+    let start = chrono::Utc::now();
+    let tag = format!("T{run}x");
+    let offset = 10_000_000 * (run as u64 + 1);
+    let gender_events = visits(&tag, n, Skew::Zipf, 100 + run as u64, start, RATE);
+    let rule_events = interactions(offset, n, Skew::Zipf, 200 + run as u64, start, RATE);
+    let mut feeds = Vec::new();
+    if with_gender {
+        feeds.push(Feed {
+            pipeline: "gender",
+            stream: visits_stream.clone(),
+            events: gender_events,
+        });
     }
+    if with_rules {
+        feeds.push(Feed {
+            pipeline: "rules",
+            stream: interactions_stream.clone(),
+            events: rule_events.iter().map(|i| i.event()).collect(),
+        });
+    }
+    step(
+        begin,
+        &format!(
+            "sustained {:.0} events/s per pipeline for {:.0} s: {}",
+            RATE,
+            seconds,
+            feeds
+                .iter()
+                .map(|f| f.pipeline)
+                .collect::<Vec<_>>()
+                .join(" + ")
+        ),
+    );
+    let probe = with_gender.then(|| visits_stream.clone());
+    let mut result = pipeline::sustained(cloud, feeds, RATE, probe, drain).await?;
+    // Nothing lost: every visit counted once by MODEL2; every alert emitted.
+    let mut checks = Vec::new();
+    let mut lost = false;
+    if with_gender {
+        let counted = pipeline::model2_total(cloud, &results_table, &tag).await?;
+        lost |= counted != n as u64;
+        checks.push(format!("MODEL2 counts {counted} of {n} visits"));
+    }
+    if with_rules {
+        let want = workload::expected_alerts(&rule_events);
+        let (ids, records) = pipeline::alerts_above(cloud, &alert_streams, offset).await?;
+        lost |= ids != want;
+        checks.push(format!(
+            "{ids} of {want} expected alerts ({records} alert records)"
+        ));
+    }
+    // Only a run that caught up can be checked; one that did not says so instead.
+    result.nothing_lost = result.settled.then_some(!lost);
+    result.check = checks.join("; ");
+    step(
+        begin,
+        &format!(
+            "  {:.0} events/s, settled {}, {}, freshness p99 {:?} ms",
+            result.events_per_s,
+            result.settled,
+            result.check,
+            result.freshness.as_ref().map(|f| f.p99_ms.round())
+        ),
+    );
+    Ok(result)
 }
 
 fn read_criterion(root: &std::path::Path) -> Vec<CpuFigure> {
@@ -396,18 +402,8 @@ pub async fn run(o: BenchOptions) -> Result<Report, String> {
         .await
         .map_err(|e| e.to_string())?;
     let outcome = async {
-        let workloads = request_workloads(sizes.events);
-        let before = busy_ms(&cloud);
-        let ours = count_all(&cloud, "per-key", &workloads, begin).await?;
-        let after = busy_ms(&cloud);
-        let mut ours_ms = BTreeMap::new();
-        for p in ["gender", "rules"] {
-            let ms: f64 = pipeline_functions(p)
-                .iter()
-                .map(|f| after.get(*f).unwrap_or(&0.0) - before.get(*f).unwrap_or(&0.0))
-                .sum();
-            ours_ms.insert(p.to_string(), ms / (2 * sizes.events) as f64);
-        }
+        let (ours, ours_ms) =
+            requests_and_busy_time(&cloud, "per-key", sizes.events, begin).await?;
 
         step(begin, "cold starts, sizes and warm invocations");
         let functions =

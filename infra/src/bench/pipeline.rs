@@ -8,14 +8,14 @@ use std::time::{Duration, Instant};
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_kinesis::primitives::Blob;
-use aws_sdk_kinesis::types::PutRecordsRequestEntry;
 use serde::Serialize;
 
 use super::workload::Event;
+use crate::clients::put_records;
 use crate::cloud::{http_get, LocalCloud};
 use crate::esm::read_stream;
 
-/// Puts `events` in PutRecords calls of up to 500, re-sending what the stream refused.
+/// Puts `events` in PutRecords calls of up to 500 (the CLI's put); returns the calls made.
 pub async fn put_all(
     kinesis: &aws_sdk_kinesis::Client,
     stream: &str,
@@ -23,43 +23,17 @@ pub async fn put_all(
 ) -> Result<u64, String> {
     let mut calls = 0;
     for chunk in events.chunks(500) {
-        let mut pending: Vec<&Event> = chunk.iter().collect();
-        for attempt in 0.. {
-            if pending.is_empty() {
-                break;
-            }
-            if attempt == 20 {
-                return Err(format!("{stream} kept refusing {} records", pending.len()));
-            }
-            let entries = pending
-                .iter()
-                .map(|e| {
-                    PutRecordsRequestEntry::builder()
-                        .partition_key(&e.partition_key)
-                        .data(Blob::new(e.data.as_bytes()))
-                        .build()
-                        .expect("partition key and data are set")
-                })
-                .collect::<Vec<_>>();
-            calls += 1;
-            let out = kinesis
-                .put_records()
-                .stream_name(stream)
-                .set_records(Some(entries))
-                .send()
-                .await
-                .map_err(|e| {
-                    format!(
-                        "PutRecords to {stream}: {}",
-                        aws_sdk_kinesis::error::DisplayErrorContext(e)
-                    )
-                })?;
-            pending = pending
-                .into_iter()
-                .zip(out.records())
-                .filter(|(_, r)| r.error_code().is_some())
-                .map(|(e, _)| e)
-                .collect();
+        let entries: Vec<(String, &[u8])> = chunk
+            .iter()
+            .map(|e| (e.partition_key.clone(), e.data.as_bytes()))
+            .collect();
+        let outcome = put_records(kinesis, stream, &entries).await;
+        calls += outcome.calls;
+        if outcome.refused > 0 {
+            return Err(format!(
+                "{stream} kept refusing {} records",
+                outcome.refused
+            ));
         }
     }
     Ok(calls)

@@ -104,7 +104,7 @@ pub fn visits(
     (0..n)
         .map(|i| {
             let rank = keys.rank(&mut rng);
-            let leans_male = rank % 2 == 0;
+            let leans_male = rank.is_multiple_of(2);
             let male = (rng.unit() < 0.75) == leans_male;
             let ts = start + Duration::microseconds((i as f64 / rate * 1e6) as i64);
             let cid = format!("{tag}{rank}");

@@ -2,25 +2,24 @@
 //! edge endpoint, resources provisioned from the template, the real function binaries behind
 //! Runtime API servers, Kinesis event source mappings, Firehose delivery, and the HTTP API.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use serde_json::Value as Json;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::api_gateway::{routes, ApiGateway};
 use crate::clients::{Clients, Endpoints};
-use crate::edge::{EdgeRouter, Routes};
+use crate::edge::EdgeRouter;
 use crate::emulators::{port_is_free, EmulatorError, EmulatorPorts, Emulators};
 use crate::esm::{Mapping, MappingSpec};
 use crate::firehose::{Delivery, DeliverySpec};
-use crate::function_host::{FunctionHost, FunctionSpec};
+use crate::lambda::{function_specs, FunctionHost};
 use crate::provision::{provision, ProvisionError, Provisioned};
-use crate::template::{scalar_string, Template, TemplateError, REGION};
+use crate::template::{Template, TemplateError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum CloudError {
@@ -38,8 +37,41 @@ pub enum CloudError {
         port: u16,
         flag: &'static str,
     },
+    #[error("the pipelines did not catch up within {0:?}; see .tally/logs")]
+    NotIdle(Duration),
     #[error("{0}")]
     Io(#[from] std::io::Error),
+}
+
+/// Consecutive checks in which the pipelines were caught up and made no invocation since the
+/// check before: `needed` of them in a row mean idle.
+#[derive(Debug)]
+pub struct QuietChecks {
+    needed: u32,
+    streak: u32,
+    last: Option<u64>,
+}
+
+impl QuietChecks {
+    pub fn new(needed: u32) -> Self {
+        QuietChecks {
+            needed,
+            streak: 0,
+            last: None,
+        }
+    }
+
+    /// One check: whether everything is caught up, and the invocations so far. True once idle.
+    pub fn observe(&mut self, caught_up: bool, invocations: u64) -> bool {
+        let unchanged = self.last == Some(invocations);
+        self.last = Some(invocations);
+        self.streak = if caught_up && unchanged {
+            self.streak + 1
+        } else {
+            0
+        };
+        self.streak >= self.needed
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -107,119 +139,6 @@ async fn bind(
         })
 }
 
-/// The binary a function runs: its crate's package name (or `BuildProperties.Binary`).
-fn function_binary(
-    opts: &CloudOptions,
-    id: &str,
-    props: &Json,
-    metadata: &Json,
-) -> Result<PathBuf, CloudError> {
-    let method = metadata
-        .get("BuildMethod")
-        .and_then(Json::as_str)
-        .unwrap_or_default();
-    if method != "rust-cargolambda" {
-        return Err(TemplateError::Unsupported {
-            what: format!("BuildMethod {method:?} (only rust-cargolambda runs locally)"),
-            at: format!("Resources.{id}.Metadata"),
-        }
-        .into());
-    }
-    if let Some(bin) = metadata
-        .get("BuildProperties")
-        .and_then(|b| b.get("Binary"))
-        .and_then(Json::as_str)
-    {
-        return Ok(opts.bin_dir.join(bin));
-    }
-    let code = props.get("CodeUri").and_then(Json::as_str).unwrap_or(".");
-    let base = opts.template.parent().unwrap_or(&opts.root);
-    let manifest = base.join(code).join("Cargo.toml");
-    let text = std::fs::read_to_string(&manifest).map_err(|e| {
-        CloudError::Function(format!(
-            "function {id}: cannot read {}: {e}",
-            manifest.display()
-        ))
-    })?;
-    let name = text
-        .lines()
-        .skip_while(|l| l.trim() != "[package]")
-        .find_map(|l| {
-            l.trim().strip_prefix("name").map(|r| {
-                r.trim_start_matches([' ', '='])
-                    .trim()
-                    .trim_matches('"')
-                    .to_string()
-            })
-        })
-        .ok_or_else(|| {
-            CloudError::Function(format!(
-                "function {id}: no package name in {}",
-                manifest.display()
-            ))
-        })?;
-    Ok(opts.bin_dir.join(name))
-}
-
-/// How to run each function of the template: its binary, and the environment the template gives
-/// it, pointed at the edge endpoint `edge_url`.
-pub fn function_specs(
-    template: &Template,
-    opts: &CloudOptions,
-    edge_url: &str,
-) -> Result<Vec<FunctionSpec>, CloudError> {
-    let globals = template.resolve(&template.globals, "Globals")?;
-    let gf = &globals["Function"];
-    let mut specs = Vec::new();
-    for f in template.of_kind("AWS::Serverless::Function") {
-        let props = template.resolved_properties(f)?;
-        let get = |k: &str| props.get(k).or(gf.get(k));
-        let runtime = get("Runtime").and_then(Json::as_str).unwrap_or_default();
-        if !runtime.starts_with("provided") {
-            return Err(TemplateError::Unsupported {
-                what: format!("Runtime {runtime} (only provided.al2023/provided.al2)"),
-                at: format!("Resources.{}", f.logical_id),
-            }
-            .into());
-        }
-        let mut env: HashMap<String, String> = HashMap::new();
-        for vars in [
-            &gf["Environment"]["Variables"],
-            &props["Environment"]["Variables"],
-        ] {
-            for (k, v) in vars.as_object().into_iter().flatten() {
-                env.insert(k.clone(), scalar_string(v));
-            }
-        }
-        for (k, v) in [
-            ("AWS_REGION", REGION),
-            ("AWS_DEFAULT_REGION", REGION),
-            ("AWS_ACCESS_KEY_ID", "test"),
-            ("AWS_SECRET_ACCESS_KEY", "test"),
-        ] {
-            env.insert(k.into(), v.into());
-        }
-        env.insert("AWS_ENDPOINT_URL".into(), edge_url.to_string());
-        let num = |k: &str, d: f64| {
-            get(k)
-                .map(scalar_string)
-                .and_then(|s| s.parse::<f64>().ok())
-                .unwrap_or(d)
-        };
-        specs.push(FunctionSpec {
-            logical_id: f.logical_id.clone(),
-            physical_name: template.physical_name(&f.logical_id),
-            arn: template.arn(&f.logical_id)?,
-            binary: function_binary(opts, &f.logical_id, &props, &f.metadata)?,
-            env,
-            timeout: Duration::from_secs_f64(num("Timeout", 3.0)),
-            memory_mb: num("MemorySize", 128.0) as u32,
-            log_file: opts.log_dir.join(format!("{}.log", f.logical_id)),
-        });
-    }
-    Ok(specs)
-}
-
 impl LocalCloud {
     pub async fn start(opts: CloudOptions) -> Result<LocalCloud, CloudError> {
         let mut template = Template::load(&opts.template, &opts.stack_name, &opts.params)?;
@@ -239,11 +158,7 @@ impl LocalCloud {
 
         let edge_listener = bind(opts.edge_port, "edge endpoint", "--edge-port").await?;
         let edge_url = format!("http://{}", edge_listener.local_addr()?);
-        let router = EdgeRouter::new(Routes {
-            dynamodb: ports.dynamodb,
-            kinesis: ports.kinesis,
-            moto: ports.moto,
-        });
+        let router = EdgeRouter::new(ports.backends());
         let mut servers = vec![tokio::spawn(router.clone().serve(edge_listener))];
         template.queue_endpoint = edge_url.clone();
         let clients = Clients::new(&Endpoints::all(&edge_url)).await;
@@ -346,6 +261,28 @@ impl LocalCloud {
         self.mappings.iter().all(|m| m.caught_up())
     }
 
+    /// Invocations of every mapping so far.
+    pub fn invocations(&self) -> u64 {
+        self.mappings
+            .iter()
+            .map(|m| m.stats.lock().unwrap().invocations)
+            .sum()
+    }
+
+    /// Waits until the pipelines are idle: every mapping caught up and no invocation between two
+    /// checks, twice in a row (an output stream's consumer may start after its producer ended).
+    pub async fn wait_idle(&self, timeout: Duration) -> Result<(), CloudError> {
+        let deadline = Instant::now() + timeout;
+        let mut quiet = QuietChecks::new(2);
+        while !quiet.observe(self.caught_up(), self.invocations()) {
+            if Instant::now() > deadline {
+                return Err(CloudError::NotIdle(timeout));
+            }
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+        Ok(())
+    }
+
     /// Stops the pollers and delivers what Firehose buffered; the emulators keep running.
     pub async fn drain(&mut self) {
         let _ = self.shutdown.send(true);
@@ -367,22 +304,22 @@ impl LocalCloud {
     }
 }
 
-/// A plain HTTP GET on loopback: (status, body).
-pub async fn http_get(url: &str) -> Result<(u16, String), String> {
-    use http_body_util::{BodyExt, Empty};
-    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-        .build_http::<Empty<hyper::body::Bytes>>();
-    let uri: hyper::Uri = url.parse().map_err(|e| format!("bad url {url}: {e}"))?;
-    let resp = client
-        .get(uri)
-        .await
-        .map_err(|e| format!("GET {url}: {e}"))?;
-    let status = resp.status().as_u16();
-    let body = resp
-        .into_body()
-        .collect()
-        .await
-        .map_err(|e| e.to_string())?
-        .to_bytes();
-    Ok((status, String::from_utf8_lossy(&body).into_owned()))
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn idle_means_caught_up_with_no_invocation_between_checks_twice() {
+        let mut q = QuietChecks::new(2);
+        assert!(
+            !q.observe(true, 5),
+            "a first check has nothing to compare with"
+        );
+        assert!(!q.observe(true, 6), "an invocation happened since");
+        assert!(!q.observe(true, 6));
+        assert!(q.observe(true, 6));
+        assert!(!q.observe(false, 6), "not caught up");
+        assert!(!q.observe(true, 6));
+        assert!(!q.observe(true, 7), "an invocation resets the streak");
+    }
 }

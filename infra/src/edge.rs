@@ -7,28 +7,46 @@ use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::sync::{Arc, Mutex};
 
-use http_body_util::{combinators::BoxBody, BodyExt, Full};
-use hyper::body::{Bytes, Incoming};
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
 use hyper::{Request, Response, StatusCode};
 use hyper_util::client::legacy::{connect::HttpConnector, Client};
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::TokioExecutor;
 use tokio::net::TcpListener;
 
-pub type Body = BoxBody<Bytes, hyper::Error>;
+use crate::http::{error_response, Body};
 
-/// Where each service's requests go.
+/// Where each service's requests go: a port per service, and one for every other service.
 #[derive(Debug, Clone)]
-pub struct Routes {
-    pub dynamodb: u16,
-    pub kinesis: u16,
-    /// moto serves every other service (S3, SQS, Firehose, STS, ...).
-    pub moto: u16,
+pub struct Backends {
+    by_service: BTreeMap<String, u16>,
+    default: u16,
+}
+
+impl Backends {
+    /// Every service to `default` until [`Backends::route`] says otherwise.
+    pub fn new(default: u16) -> Self {
+        Backends {
+            by_service: BTreeMap::new(),
+            default,
+        }
+    }
+
+    pub fn route(mut self, service: &str, port: u16) -> Self {
+        self.by_service.insert(service.to_string(), port);
+        self
+    }
+
+    pub fn port_for(&self, service: &str) -> u16 {
+        self.by_service
+            .get(service)
+            .copied()
+            .unwrap_or(self.default)
+    }
 }
 
 pub struct EdgeRouter {
-    routes: Routes,
+    backends: Backends,
     client: Client<HttpConnector, Incoming>,
     counts: Mutex<BTreeMap<String, u64>>,
 }
@@ -83,9 +101,9 @@ pub fn operation_of<B>(service: &str, req: &Request<B>) -> String {
 }
 
 impl EdgeRouter {
-    pub fn new(routes: Routes) -> Arc<Self> {
+    pub fn new(backends: Backends) -> Arc<Self> {
         Arc::new(Self {
-            routes,
+            backends,
             client: Client::builder(TokioExecutor::new()).build_http(),
             counts: Mutex::new(BTreeMap::new()),
         })
@@ -100,14 +118,6 @@ impl EdgeRouter {
         self.counts.lock().unwrap().clear();
     }
 
-    fn port_for(&self, service: &str) -> u16 {
-        match service {
-            "dynamodb" => self.routes.dynamodb,
-            "kinesis" => self.routes.kinesis,
-            _ => self.routes.moto,
-        }
-    }
-
     async fn forward(
         self: Arc<Self>,
         mut req: Request<Incoming>,
@@ -119,7 +129,7 @@ impl EdgeRouter {
             .unwrap()
             .entry(operation_of(&service, &req))
             .or_default() += 1;
-        let port = self.port_for(&service);
+        let port = self.backends.port_for(&service);
         let path = req
             .uri()
             .path_and_query()
@@ -143,42 +153,10 @@ impl EdgeRouter {
         }
     }
 
-    /// Serves until the listener fails or the task is dropped.
+    /// Serves until the task is dropped.
     pub async fn serve(self: Arc<Self>, listener: TcpListener) {
-        loop {
-            let Ok((stream, _)) = listener.accept().await else {
-                continue;
-            };
-            let router = self.clone();
-            tokio::spawn(async move {
-                let service = service_fn(move |req| router.clone().forward(req));
-                let _ = http1::Builder::new()
-                    .keep_alive(true)
-                    .serve_connection(TokioIo::new(stream), service)
-                    .await;
-            });
-        }
+        crate::http::serve("edge", listener, move |req, _| self.clone().forward(req)).await
     }
-}
-
-pub fn error_response(status: StatusCode, message: &str) -> Response<Body> {
-    json_response(
-        status,
-        serde_json::json!({ "__type": "LocalCloudError", "message": message }).to_string(),
-    )
-}
-
-/// A JSON response of the local cloud's own servers.
-pub fn json_response(status: StatusCode, body: impl Into<Bytes>) -> Response<Body> {
-    Response::builder()
-        .status(status)
-        .header("content-type", "application/json")
-        .body(
-            Full::new(body.into())
-                .map_err(|never| match never {})
-                .boxed(),
-        )
-        .expect("status and header are valid")
 }
 
 #[cfg(test)]
@@ -206,5 +184,14 @@ mod tests {
             .body(())
             .unwrap();
         assert_eq!(service_of(&presigned), "sqs");
+    }
+
+    #[test]
+    fn services_go_to_their_backend_and_the_rest_to_the_default() {
+        let b = Backends::new(3).route("dynamodb", 1).route("kinesis", 2);
+        assert_eq!(
+            ["dynamodb", "kinesis", "s3", "sqs"].map(|s| b.port_for(s)),
+            [1, 2, 3, 3]
+        );
     }
 }

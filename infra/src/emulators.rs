@@ -58,6 +58,13 @@ pub struct EmulatorPorts {
 }
 
 impl EmulatorPorts {
+    /// The edge's routes: DynamoDB and Kinesis to their emulators, every other service to moto.
+    pub fn backends(&self) -> crate::edge::Backends {
+        crate::edge::Backends::new(self.moto)
+            .route("dynamodb", self.dynamodb)
+            .route("kinesis", self.kinesis)
+    }
+
     pub fn any_free() -> std::io::Result<Self> {
         Ok(Self {
             dynamodb: free_port()?,

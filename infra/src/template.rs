@@ -36,6 +36,8 @@ pub struct Resource {
     /// Properties with YAML tags turned into their long JSON form (`{"Ref": ..}`), unresolved.
     pub properties: Json,
     pub metadata: Json,
+    /// Where it stands among the template's resources (0 first): the order the author chose.
+    pub position: usize,
 }
 
 #[derive(Debug, Clone)]
@@ -142,6 +144,16 @@ impl Template {
         let Some(res) = doc.get("Resources").and_then(Json::as_object) else {
             return Err(TemplateError::Invalid("no Resources section".into()));
         };
+        // JSON objects sort their keys; the YAML mapping keeps the author's order.
+        let declared: Vec<String> = yaml
+            .get("Resources")
+            .and_then(Yaml::as_mapping)
+            .map(|m| {
+                m.keys()
+                    .filter_map(|k| k.as_str().map(String::from))
+                    .collect()
+            })
+            .unwrap_or_default();
         for (id, r) in res {
             let kind = r
                 .get("Type")
@@ -163,6 +175,7 @@ impl Template {
                         .cloned()
                         .unwrap_or(Json::Object(Default::default())),
                     metadata: r.get("Metadata").cloned().unwrap_or(Json::Null),
+                    position: declared.iter().position(|d| d == id).unwrap_or(usize::MAX),
                 },
             );
         }

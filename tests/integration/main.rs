@@ -1,10 +1,10 @@
 //! Integration tests: the real functions against DynamoDB Local, kinesalite and moto, with the
-//! resources provisioned from template.yaml. One test binary, a module per concern.
+//! resources provisioned from template.yaml, and the local cloud end to end. One test binary, a
+//! module per pipeline (`gender`, `rules`), one for the local cloud's services, one for the
+//! template, and `support` for what they share.
 
-mod api;
-mod events_files;
-mod exactly_once;
+mod gender;
 mod local_cloud;
-mod oracle;
 mod rules;
-mod template_lint;
+mod support;
+mod template;

@@ -1,15 +1,13 @@
-//! The lookup API Lambda (API Gateway HTTP API -> Lambda). Routes and errors follow
-//! `shared/DESIGN.md`: bad input is a 4xx with a JSON error, never a 5xx.
+//! The lookup API Lambda (API Gateway HTTP API -> Lambda). Routes and errors follow the
+//! contract in docs/contracts.md: bad input is a 4xx with a JSON error, never a 5xx.
 
-use aws_config::SdkConfig;
 use chrono::{DateTime, Utc};
 use lambda_http::http::{Method, StatusCode};
 use lambda_http::{Body, Error, Request, RequestExt, Response};
 use serde::Serialize;
-use tally_aws::{DynamoResultsTable, Env};
-use tally_core::ports::ResultLookup;
-use tally_core::result::result_id;
-use tally_core::{model_by_name, Cid, Gender, ModelSettings};
+use tally_aws::{DynamoResultsTable, Env, SdkConfig};
+use tally_pipelines::gender::result::result_id;
+use tally_pipelines::gender::{model_by_name, Cid, Gender, ModelSettings, ResultLookup};
 
 pub const SERVICE: &str = "tally";
 pub const DEFAULT_MODEL: &str = "MODEL1";
@@ -63,11 +61,10 @@ impl GenderApi<DynamoResultsTable> {
     /// Reads `RESULTS_TABLE` and `WINDOW_DAYS`.
     pub fn from_env(config: &SdkConfig, env: &Env) -> Result<Self, Error> {
         Ok(GenderApi {
-            lookup: DynamoResultsTable::new(
-                aws_sdk_dynamodb::Client::new(config),
-                env.var("RESULTS_TABLE")?,
-            ),
-            settings: env.model_settings()?,
+            lookup: DynamoResultsTable::from_env(config, env)?,
+            settings: ModelSettings {
+                window_days: env.parse_at_least("WINDOW_DAYS", 7, 1)?,
+            },
         })
     }
 }
@@ -212,20 +209,11 @@ fn percent_decode(s: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::collections::HashMap;
-    use tally_core::ports::PortError;
-    use tally_core::GenderResult;
+    use tally_pipelines::gender::testing::MemoryResultsTable;
 
-    struct Fixed(HashMap<String, GenderResult>);
-    impl ResultLookup for Fixed {
-        async fn get(&self, id: &str) -> Result<Option<GenderResult>, PortError> {
-            Ok(self.0.get(id).cloned())
-        }
-    }
-
-    fn api() -> GenderApi<Fixed> {
+    fn api() -> GenderApi<MemoryResultsTable> {
         GenderApi {
-            lookup: Fixed(HashMap::new()),
+            lookup: MemoryResultsTable::default(),
             settings: ModelSettings::default(),
         }
     }

@@ -1,68 +1,18 @@
-//! A gender model Lambda: `VisitsStream` -> model state -> `GenderResultsStream`.
-//! Which model it runs comes from the `MODEL` environment variable; the dispatch is shared.
+//! A gender model Lambda: `VisitsStream` -> the model's state per cid -> `GenderResultsStream`.
+//! `MODEL` picks the model; the engine and the runner are shared.
 
-use aws_config::SdkConfig;
-use aws_lambda_events::event::streams::KinesisEventResponse;
-use lambda_runtime::{Error, LambdaEvent};
-use tally_aws::config::s3_client;
-use tally_aws::kinesis_event::KinesisEvent;
-use tally_aws::kinesis_event::{batch_response, stream_records};
-use tally_aws::telemetry::emit_metrics;
-use tally_aws::{DynamoStateStore, Env, KinesisPublisher, S3DeadLetters};
-use tally_core::ports::{DeadLetterSink, RecordPublisher, StateStore};
-use tally_core::{model_by_name, Aggregation, GenderModel, ModelDispatch};
+use tally_aws::{aws_engine, AwsEngine, Env, Error, KinesisFunction, SdkConfig};
+use tally_pipelines::gender::{model_by_name, GenderModel, ModelSettings, VisitConsumer};
 
-/// What the handler needs, built once per execution environment.
-pub struct ModelFunction<S, P, D> {
-    pub model: Box<dyn GenderModel>,
-    pub store: S,
-    pub publisher: P,
-    pub dead_letters: D,
-    pub aggregation: Aggregation,
-}
+pub type ModelFunction = KinesisFunction<AwsEngine<VisitConsumer<Box<dyn GenderModel>>>>;
 
-pub type AwsModelFunction = ModelFunction<DynamoStateStore, KinesisPublisher, S3DeadLetters>;
-
-impl AwsModelFunction {
-    /// Reads `MODEL`, `WINDOW_DAYS`, `STATE_TABLE`, `RESULTS_STREAM`, `DEAD_LETTER_BUCKET`,
-    /// `DEAD_LETTER_PREFIX` and `AGGREGATION` (`per-key`, the default, or `per-record`).
-    pub fn from_env(config: &SdkConfig, env: &Env) -> Result<Self, Error> {
-        let aggregation = tally_aws::config::aggregation(env)?;
-        Ok(ModelFunction {
-            model: model_by_name(&env.var("MODEL")?, env.model_settings()?)?,
-            store: DynamoStateStore::new(
-                aws_sdk_dynamodb::Client::new(config),
-                env.var("STATE_TABLE")?,
-            ),
-            publisher: KinesisPublisher::new(
-                aws_sdk_kinesis::Client::new(config),
-                env.var("RESULTS_STREAM")?,
-            ),
-            dead_letters: S3DeadLetters::new(
-                s3_client(config),
-                env.var("DEAD_LETTER_BUCKET")?,
-                env.var("DEAD_LETTER_PREFIX")?,
-            ),
-            aggregation,
-        })
-    }
-}
-
-impl<S: StateStore, P: RecordPublisher, D: DeadLetterSink> ModelFunction<S, P, D> {
-    pub async fn handle(
-        &self,
-        event: LambdaEvent<KinesisEvent>,
-    ) -> Result<KinesisEventResponse, Error> {
-        let records = stream_records(&event.payload)?;
-        let mut dispatch = ModelDispatch::new(
-            self.model.as_ref(),
-            &self.store,
-            &self.publisher,
-            &self.dead_letters,
-        );
-        dispatch.aggregation = self.aggregation;
-        let report = dispatch.run(&records, chrono::Utc::now()).await;
-        emit_metrics(self.model.name(), &report);
-        Ok(batch_response(&report))
-    }
+/// Reads `MODEL`, `WINDOW_DAYS` and the engine's variables (`STATE_TABLE`, `RESULTS_STREAM`,
+/// `DEAD_LETTER_BUCKET`, `DEAD_LETTER_PREFIX`, `AGGREGATION`).
+pub fn from_env(config: &SdkConfig, env: &Env) -> Result<ModelFunction, Error> {
+    let settings = ModelSettings {
+        window_days: env.parse_at_least("WINDOW_DAYS", 7, 1)?,
+    };
+    let model = model_by_name(&env.var("MODEL")?, settings)?;
+    let engine = aws_engine(VisitConsumer::new(model), config, env, "RESULTS_STREAM")?;
+    Ok(KinesisFunction::new(engine))
 }

@@ -1,14 +1,4 @@
-use gender_model::AwsModelFunction;
-use lambda_runtime::{run, service_fn, Error, LambdaEvent};
-use tally_aws::{sdk_config, Env};
-
 #[tokio::main]
-async fn main() -> Result<(), Error> {
-    tally_aws::telemetry::init_tracing();
-    let function = AwsModelFunction::from_env(&sdk_config().await, &Env::process())?;
-    let function = &function;
-    run(service_fn(move |event: LambdaEvent<_>| async move {
-        function.handle(event).await
-    }))
-    .await
+async fn main() -> Result<(), tally_aws::Error> {
+    tally_aws::run_kinesis(gender_model::from_env).await
 }

@@ -1,14 +1,4 @@
-use lambda_runtime::{run, service_fn, Error, LambdaEvent};
-use results_writer::ResultsWriterFunction;
-use tally_aws::{sdk_config, Env};
-
 #[tokio::main]
-async fn main() -> Result<(), Error> {
-    tally_aws::telemetry::init_tracing();
-    let function = ResultsWriterFunction::from_env(&sdk_config().await, &Env::process())?;
-    let function = &function;
-    run(service_fn(move |event: LambdaEvent<_>| async move {
-        function.handle(event).await
-    }))
-    .await
+async fn main() -> Result<(), tally_aws::Error> {
+    tally_aws::run_kinesis(results_writer::from_env).await
 }

@@ -1,8 +1,10 @@
 //! Configuration from the environment the template gives each function.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Mutex;
 
 use aws_config::{BehaviorVersion, SdkConfig};
+use tally_engine::Aggregation;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -17,25 +19,59 @@ pub enum ConfigError {
 }
 
 /// Where configuration comes from: the process environment in Lambda, a map in tests (the
-/// variables the template gives the function).
-#[derive(Debug, Clone, Default)]
-pub struct Env(Option<HashMap<String, String>>);
+/// variables the template gives the function). It remembers which variables were read, so a test
+/// can tell that the template gives a function nothing it does not read.
+#[derive(Debug, Default)]
+pub struct Env {
+    vars: Option<HashMap<String, String>>,
+    read: Mutex<BTreeSet<String>>,
+}
+
+impl Clone for Env {
+    fn clone(&self) -> Self {
+        Env {
+            vars: self.vars.clone(),
+            read: Mutex::new(self.read.lock().expect("env reads").clone()),
+        }
+    }
+}
 
 impl Env {
     pub fn process() -> Self {
-        Env(None)
+        Env::default()
     }
 
     pub fn from_map(vars: HashMap<String, String>) -> Self {
-        Env(Some(vars))
+        Env {
+            vars: Some(vars),
+            read: Mutex::default(),
+        }
     }
 
     pub fn get(&self, name: &str) -> Option<String> {
-        let v = match &self.0 {
+        self.read
+            .lock()
+            .expect("env reads")
+            .insert(name.to_string());
+        let v = match &self.vars {
             None => std::env::var(name).ok(),
             Some(m) => m.get(name).cloned(),
         };
         v.filter(|v| !v.trim().is_empty())
+    }
+
+    /// Variables of the map that nothing has read (empty for the process environment).
+    pub fn unread(&self) -> Vec<String> {
+        let read = self.read.lock().expect("env reads");
+        let mut unread: Vec<String> = self
+            .vars
+            .iter()
+            .flat_map(|m| m.keys())
+            .filter(|k| !read.contains(*k))
+            .cloned()
+            .collect();
+        unread.sort();
+        unread
     }
 
     pub fn var(&self, name: &'static str) -> Result<String, ConfigError> {
@@ -74,25 +110,30 @@ impl Env {
         })
     }
 
-    /// The model settings (`WINDOW_DAYS`, default 7).
-    pub fn model_settings(&self) -> Result<tally_core::ModelSettings, ConfigError> {
-        let window_days: u32 = self.parse("WINDOW_DAYS", 7)?;
-        if window_days == 0 {
+    /// A whole number of at least `min`, with a default when unset.
+    pub fn parse_at_least(
+        &self,
+        name: &'static str,
+        default: u32,
+        min: u32,
+    ) -> Result<u32, ConfigError> {
+        let n: u32 = self.parse(name, default)?;
+        if n < min {
             return Err(ConfigError::Invalid {
-                name: "WINDOW_DAYS",
-                value: "0".into(),
-                reason: "must be at least 1".into(),
+                name,
+                value: n.to_string(),
+                reason: format!("must be at least {min}"),
             });
         }
-        Ok(tally_core::ModelSettings { window_days })
+        Ok(n)
     }
 }
 
 /// `AGGREGATION`: `per-key` (the default: one write per key per batch) or `per-record`.
-pub fn aggregation(env: &Env) -> Result<tally_core::Aggregation, ConfigError> {
+pub fn aggregation(env: &Env) -> Result<Aggregation, ConfigError> {
     match env.get("AGGREGATION").as_deref() {
-        None | Some("per-cid") | Some("per-key") => Ok(tally_core::Aggregation::PerKey),
-        Some("per-record") => Ok(tally_core::Aggregation::PerRecord),
+        None | Some("per-cid") | Some("per-key") => Ok(Aggregation::PerKey),
+        Some("per-record") => Ok(Aggregation::PerRecord),
         Some(other) => Err(ConfigError::Invalid {
             name: "AGGREGATION",
             value: other.to_string(),

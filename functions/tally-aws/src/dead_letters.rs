@@ -3,8 +3,8 @@
 
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::Client;
-use tally_core::ports::{DeadLetterSink, PortError};
-use tally_core::DeadLetter;
+use tally_engine::ports::{DeadLetterSink, PortError};
+use tally_engine::DeadLetter;
 
 use crate::errors::port_error;
 

@@ -1,7 +1,7 @@
 //! SDK errors to port errors: throttling and transport problems are retryable, the rest is not.
 
 use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
-use tally_core::ports::PortError;
+use tally_engine::PortError;
 
 pub fn port_error<E, R>(operation: &str, err: SdkError<E, R>) -> PortError
 where

@@ -1,4 +1,4 @@
-//! Lambda's Kinesis event to the core's stream records, and the core's report to the partial
+//! Lambda's Kinesis event to the engine's stream records, and the engine's report to the partial
 //! batch response (`ReportBatchItemFailures`).
 //!
 //! The event is read with our own type: `aws_lambda_events` 1.2 reads `approximateArrivalTimestamp`
@@ -9,7 +9,7 @@ use aws_lambda_events::event::streams::{KinesisBatchItemFailure, KinesisEventRes
 use base64::Engine;
 use chrono::{DateTime, TimeZone, Utc};
 use serde::{Deserialize, Deserializer, Serialize};
-use tally_core::{DispatchReport, SequenceNumber, StreamRecord};
+use tally_engine::{BatchReport, SequenceNumber, StreamRecord};
 
 /// The Kinesis event Lambda delivers (the fields tally reads).
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -114,7 +114,7 @@ pub fn stream_records(event: &KinesisEvent) -> Result<Vec<StreamRecord>, EventEr
 }
 
 /// Lambda resumes the shard from the lowest sequence number reported; everything before it is done.
-pub fn batch_response(report: &DispatchReport) -> KinesisEventResponse {
+pub fn batch_response(report: &BatchReport) -> KinesisEventResponse {
     let mut response = KinesisEventResponse::default();
     if let Some(seq) = &report.retry_from {
         let mut failure = KinesisBatchItemFailure::default();

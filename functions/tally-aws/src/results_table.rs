@@ -5,8 +5,8 @@ use std::collections::HashMap;
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_dynamodb::Client;
-use tally_core::ports::{PortError, ResultLookup, ResultsUpsert};
-use tally_core::GenderResult;
+use tally_engine::PortError;
+use tally_pipelines::gender::{GenderResult, ResultLookup, ResultsUpsert};
 
 use crate::errors::port_error;
 
@@ -24,6 +24,14 @@ impl DynamoResultsTable {
             client,
             table: table.into(),
         }
+    }
+
+    /// The table named by `RESULTS_TABLE`.
+    pub fn from_env(
+        config: &aws_config::SdkConfig,
+        env: &crate::Env,
+    ) -> Result<Self, crate::ConfigError> {
+        Ok(Self::new(Client::new(config), env.var("RESULTS_TABLE")?))
     }
 }
 

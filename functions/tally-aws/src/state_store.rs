@@ -1,11 +1,11 @@
-//! State items in DynamoDB (model state per cid, rule counts per key), updated with conditional
-//! `UpdateItem`s.
+//! The engine's state items in DynamoDB (model state per cid, rule counts per key), updated with
+//! conditional `UpdateItem`s. Domain-neutral: counters, a register, flags.
 //!
 //! Item layout (`pk` = `MODEL2#C124`, `paid_user#1`):
 //! - `rev` (N): revision, +1 per applied change
 //! - `wm_<shardId>` (S): ordered key of the last applied sequence number of that shard
 //! - `c_<name>` (N): named counters (`c_all_male`, `c_2026-11-22_female`, `c_count`)
-//! - `lt` (S), `lg` (S): latest visit order key (event time, arrival) and its gender
+//! - `lt` (S), `lg` (S): the register's order key and value (MODEL1: event time and arrival, gender)
 //! - `f_<name>` (BOOL): flags (`f_alerted`)
 //! - `expires_at` (N): TTL, epoch seconds, for windowed state
 
@@ -14,10 +14,8 @@ use std::collections::HashMap;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure};
 use aws_sdk_dynamodb::Client;
-use chrono::{TimeZone, Utc};
-use tally_core::model::LatestVisit;
-use tally_core::ports::{Applied, PortError, StateChange, StateKey, StateStore, StoredState};
-use tally_core::{Gender, SequenceNumber};
+use tally_engine::ports::{Applied, StateChange, StateKey, StateStore};
+use tally_engine::{Latest, PortError, SequenceNumber, StoredState};
 
 use crate::errors::port_error;
 
@@ -62,14 +60,15 @@ impl DynamoStateStore {
         );
         let mut sets = vec!["#wm = :wm".to_string()];
         let mut adds = vec!["#rev :one".to_string()];
-        if let Some(latest) = &change.latest {
+        let delta = &change.delta;
+        if let Some(latest) = &delta.latest {
             names.insert("#lt".into(), "lt".into());
             names.insert("#lg".into(), "lg".into());
-            values.insert(":lt".into(), AttributeValue::S(latest.order_key()));
-            values.insert(":lg".into(), AttributeValue::S(latest.gndr.as_str().into()));
+            values.insert(":lt".into(), AttributeValue::S(latest.order_key.clone()));
+            values.insert(":lg".into(), AttributeValue::S(latest.value.clone()));
             sets.push("#lt = :lt, #lg = :lg".into());
         }
-        if let Some(exp) = change.expires_at {
+        if let Some(exp) = delta.expires_at {
             names.insert("#exp".into(), "expires_at".into());
             values.insert(
                 ":exp".into(),
@@ -77,7 +76,7 @@ impl DynamoStateStore {
             );
             sets.push("#exp = :exp".into());
         }
-        for (i, (name, n)) in change.counters.iter().enumerate() {
+        for (i, (name, n)) in delta.counters.iter().enumerate() {
             names.insert(format!("#c{i}"), Self::counter_attr(name));
             values.insert(format!(":c{i}"), AttributeValue::N(n.to_string()));
             adds.push(format!("#c{i} :c{i}"));
@@ -86,7 +85,7 @@ impl DynamoStateStore {
             Condition::Fresh { first } => {
                 values.insert(":first".into(), AttributeValue::S(first.ordered_key()));
                 let mut c = "(attribute_not_exists(#wm) OR #wm < :first)".to_string();
-                if change.latest.is_some() {
+                if delta.latest.is_some() {
                     c.push_str(" AND (attribute_not_exists(#lt) OR #lt < :lt)");
                 }
                 c
@@ -152,7 +151,7 @@ fn bad_item(detail: String) -> PortError {
     PortError::Fatal(format!("state item is malformed: {detail}"))
 }
 
-/// Parses a stored item back into the core's state.
+/// Parses a stored item back into the engine's state.
 pub fn parse_item(item: &HashMap<String, AttributeValue>) -> Result<StoredState, PortError> {
     let mut stored = StoredState::default();
     let number = |name: &str, v: &AttributeValue| -> Result<u64, PortError> {
@@ -161,7 +160,7 @@ pub fn parse_item(item: &HashMap<String, AttributeValue>) -> Result<StoredState,
             .and_then(|n| n.parse().ok())
             .ok_or_else(|| bad_item(format!("{name} is not a number")))
     };
-    let mut latest_gender = None;
+    let mut latest_value = None;
     let mut latest_key = None;
     for (name, value) in item {
         if name == "rev" {
@@ -183,24 +182,14 @@ pub fn parse_item(item: &HashMap<String, AttributeValue>) -> Result<StoredState,
         } else if name == "lt" {
             latest_key = value.as_s().ok().cloned();
         } else if name == "lg" {
-            latest_gender = value.as_s().ok().and_then(|g| Gender::parse(g));
+            latest_value = value.as_s().ok().cloned();
         }
     }
-    if let (Some(key), Some(gndr)) = (latest_key, latest_gender) {
-        let (ms, arrival) = key
-            .split_once('#')
-            .ok_or_else(|| bad_item(format!("lt {key:?}")))?;
-        let ms: i64 = ms.parse().map_err(|_| bad_item(format!("lt {key:?}")))?;
-        let ts = Utc
-            .timestamp_millis_opt(ms)
-            .single()
-            .ok_or_else(|| bad_item(format!("lt {key:?}")))?;
-        stored.latest = Some(LatestVisit {
-            ts,
-            arrival: arrival.to_string(),
-            gndr,
-        });
-    }
+    stored.latest = match (latest_key, latest_value) {
+        (Some(order_key), Some(value)) => Some(Latest { order_key, value }),
+        (None, None) => None,
+        _ => return Err(bad_item("lt and lg come together".into())),
+    };
     Ok(stored)
 }
 

@@ -1,6 +1,6 @@
 //! Logs and metrics. Metrics use CloudWatch's Embedded Metric Format: one JSON log line, no API call.
 
-use tally_core::DispatchReport;
+use tally_engine::BatchReport;
 
 pub fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("RUST_LOG")
@@ -15,7 +15,7 @@ pub fn init_tracing() {
 
 /// The EMF line for one invocation: records, rejections (total and per reason), writes, conflicts,
 /// published results and retried records.
-pub fn metrics_line(function: &str, report: &DispatchReport) -> serde_json::Value {
+pub fn metrics_line(function: &str, report: &BatchReport) -> serde_json::Value {
     let rejected: u64 = report.rejected.values().sum();
     let mut metrics: Vec<String> = [
         "Records",
@@ -54,7 +54,7 @@ pub fn metrics_line(function: &str, report: &DispatchReport) -> serde_json::Valu
     line
 }
 
-pub fn emit_metrics(function: &str, report: &DispatchReport) {
+pub fn emit_metrics(function: &str, report: &BatchReport) {
     println!("{}", metrics_line(function, report));
     for e in &report.errors {
         tracing::warn!(function, error = %e, "record will be retried");

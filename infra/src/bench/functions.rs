@@ -6,10 +6,14 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
+use anyhow::{anyhow, Result};
+
 use super::pipeline::Percentiles;
 use super::workload::{interactions, today, visits, Skew};
-use crate::cloud::{http_get, LocalCloud};
-use crate::esm::{kinesis_event, read_stream, ShardRecord};
+use crate::cloud::LocalCloud;
+use crate::esm::kinesis_event;
+use crate::http::http_get;
+use crate::kinesis::{read_stream, ShardRecord};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct FunctionFigure {
@@ -26,8 +30,8 @@ pub struct FunctionFigure {
 
 /// The Lambda artefact: the binary as `bootstrap` in a zip, deflated as `cargo lambda build
 /// --output-format zip` does. Python's zipfile makes it (Python is on every machine of this kind).
-pub fn zip_size(binary: &Path, scratch: &Path) -> Result<u64, String> {
-    std::fs::create_dir_all(scratch).map_err(|e| e.to_string())?;
+pub fn zip_size(binary: &Path, scratch: &Path) -> Result<u64> {
+    std::fs::create_dir_all(scratch)?;
     let zip = scratch.join(format!(
         "{}.zip",
         binary.file_name().unwrap_or_default().to_string_lossy()
@@ -42,11 +46,11 @@ pub fn zip_size(binary: &Path, scratch: &Path) -> Result<u64, String> {
         .arg(binary)
         .arg(&zip)
         .status()
-        .map_err(|e| format!("python3 for the zip size: {e}"))?;
+        .map_err(|e| anyhow!("python3 for the zip size: {e}"))?;
     if !status.success() {
-        return Err(format!("zipping {} failed", binary.display()));
+        return Err(anyhow!("zipping {} failed", binary.display()));
     }
-    Ok(std::fs::metadata(&zip).map_err(|e| e.to_string())?.len())
+    Ok(std::fs::metadata(&zip)?.len())
 }
 
 fn sequence(n: u64) -> String {
@@ -78,10 +82,10 @@ async fn event_for(
     function: &str,
     i: u64,
     results: &[ShardRecord],
-) -> Result<(String, Vec<u8>), String> {
+) -> Result<(String, Vec<u8>)> {
     let template = &cloud.template;
-    let arn = |stream: &str| template.arn(stream).map_err(|e| e.to_string());
-    let hundred = |events: Vec<(String, String)>, stream: &str| -> Result<Vec<u8>, String> {
+    let arn = |stream: &str| template.arn(stream);
+    let hundred = |events: Vec<(String, String)>, stream: &str| -> Result<Vec<u8>> {
         let records = shard_records(events, 1_000 + i * 100);
         Ok(kinesis_event(&arn(stream)?, &records)
             .to_string()
@@ -90,7 +94,7 @@ async fn event_for(
     Ok(match function {
         "GenderApiFunction" => {
             let text = std::fs::read_to_string(root.join("events/GenderApiFunction.json"))
-                .map_err(|e| format!("events/GenderApiFunction.json: {e}"))?;
+                .map_err(|e| anyhow!("events/GenderApiFunction.json: {e}"))?;
             (
                 "one GET /api/v1/getGender".into(),
                 text.replace("C124", "S1").into_bytes(),
@@ -146,7 +150,7 @@ pub async fn function_figures(
     scratch: &Path,
     cold: usize,
     warm: usize,
-) -> Result<Vec<FunctionFigure>, String> {
+) -> Result<Vec<FunctionFigure>> {
     let results_stream = cloud.template.physical_name("GenderResultsStream");
     let results = read_stream(&cloud.clients.kinesis, &results_stream).await?;
     let mut out = Vec::new();
@@ -159,7 +163,7 @@ pub async fn function_figures(
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         let binary = &host.spec().binary;
-        let binary_bytes = std::fs::metadata(binary).map_err(|e| e.to_string())?.len();
+        let binary_bytes = std::fs::metadata(binary)?.len();
         let zip_bytes = zip_size(binary, scratch)?;
         let mut inits = Vec::new();
         let mut label = String::new();
@@ -171,7 +175,7 @@ pub async fn function_figures(
             label = l;
             host.invoke(event)
                 .await
-                .map_err(|e| format!("{id}: cold invocation failed: {e}"))?;
+                .map_err(|e| anyhow!("{id}: cold invocation failed: {e}"))?;
             inits.push(host.stats().init_ms_last);
         }
         let mut times = Vec::new();
@@ -181,7 +185,7 @@ pub async fn function_figures(
             let t = Instant::now();
             host.invoke(event)
                 .await
-                .map_err(|e| format!("{id}: warm invocation failed: {e}"))?;
+                .map_err(|e| anyhow!("{id}: warm invocation failed: {e}"))?;
             times.push(t.elapsed().as_secs_f64() * 1e3);
         }
         let init = Percentiles::of(inits).unwrap_or_default();
@@ -258,7 +262,7 @@ pub async fn api_figures(
     scratch: &Path,
     seconds: u64,
     paced_rate: f64,
-) -> Result<ApiFigures, String> {
+) -> Result<ApiFigures> {
     let script = scratch.join("getGender.lua");
     std::fs::write(
         &script,
@@ -270,7 +274,7 @@ pub async fn api_figures(
          \x20 return wrk.format(\"GET\", \"/api/v1/getGender/\" .. cid .. \"?model=\" .. models[math.random(1, 3)])\n\
          end\n",
     )
-    .map_err(|e| e.to_string())?;
+    ?;
     let mut wrk = Vec::new();
     let mut wrk_missing = None;
     for connections in [1usize, 4, 16] {
@@ -290,7 +294,7 @@ pub async fn api_figures(
             Ok(o) if o.status.success() => {
                 let text = String::from_utf8_lossy(&o.stdout);
                 let (rps, p50, p99, non_2xx) = parse_wrk(&text)
-                    .ok_or_else(|| format!("could not read wrk's report:\n{text}"))?;
+                    .ok_or_else(|| anyhow!("could not read wrk's report:\n{text}"))?;
                 wrk.push(WrkRun {
                     connections,
                     seconds,

@@ -11,9 +11,12 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use anyhow::Result;
 use serde::Serialize;
 
 use crate::cloud::{CloudOptions, LocalCloud};
+use crate::pipelines;
+use crate::template::Template;
 use cost::Usage;
 use functions::{ApiFigures, FunctionFigure};
 use pipeline::{Capacity, Feed, RequestCount, Throughput};
@@ -146,36 +149,18 @@ async fn count_all(
     mode: &str,
     workloads: &[(&'static str, Skew, Vec<workload::Event>)],
     begin: Instant,
-) -> Result<Vec<RequestCount>, String> {
+) -> Result<Vec<RequestCount>> {
     let t = &cloud.template;
     let mut out = Vec::new();
-    for (pipeline, skew, events) in workloads {
-        let (stream, published) = match *pipeline {
-            "gender" => ("VisitsStream", vec!["GenderResultsStream"]),
-            _ => (
-                "InteractionsStream",
-                vec![
-                    "PaidUserStream",
-                    "PropertyStatusStream",
-                    "PossibleBrokerStream",
-                ],
-            ),
-        };
-        let published: Vec<String> = published.iter().map(|s| t.physical_name(s)).collect();
-        let c = pipeline::count_requests(
-            cloud,
-            pipeline,
-            skew.label(),
-            mode,
-            &t.physical_name(stream),
-            &published,
-            events,
-        )
-        .await?;
+    for (name, skew, events) in workloads {
+        let (stream, published) = streams(t, name)?;
+        let c =
+            pipeline::count_requests(cloud, name, skew.label(), mode, &stream, &published, events)
+                .await?;
         step(
             begin,
             &format!(
-                "{pipeline} {} {mode}: {:.3} DynamoDB requests per event",
+                "{name} {} {mode}: {:.3} DynamoDB requests per event",
                 skew.label(),
                 c.dynamodb_per_event
             ),
@@ -194,20 +179,23 @@ fn busy_ms(cloud: &LocalCloud) -> BTreeMap<String, f64> {
         .collect()
 }
 
-fn pipeline_functions(pipeline: &str) -> &'static [&'static str] {
-    match pipeline {
-        "gender" => &[
-            "Model1Function",
-            "Model2Function",
-            "Model3Function",
-            "ResultsWriterFunction",
-        ],
-        _ => &[
-            "PaidUserFunction",
-            "PropertyStatusFunction",
-            "PossibleBrokerFunction",
-        ],
-    }
+/// A pipeline's source stream and output streams, physical names, from the template.
+fn streams(t: &Template, name: &str) -> Result<(String, Vec<String>)> {
+    let p = pipelines::pipeline(t, name)?;
+    let source = p
+        .source()
+        .ok_or_else(|| anyhow::anyhow!("pipeline {name} has no Source stream in template.yaml"))?;
+    let outputs = p
+        .outputs
+        .iter()
+        .map(|o| t.physical_name(&o.logical_id))
+        .collect();
+    Ok((t.physical_name(&source.logical_id), outputs))
+}
+
+/// The functions of a pipeline, from the template.
+fn pipeline_functions(t: &Template, name: &str) -> Result<Vec<String>> {
+    Ok(pipelines::pipeline(t, name)?.functions)
 }
 
 /// Figure 1 on a running cloud: the four workloads, and the functions' busy time per event of
@@ -217,16 +205,16 @@ async fn requests_and_busy_time(
     mode: &str,
     n: usize,
     begin: Instant,
-) -> Result<(Vec<RequestCount>, BTreeMap<String, f64>), String> {
+) -> Result<(Vec<RequestCount>, BTreeMap<String, f64>)> {
     let workloads = request_workloads(n);
     let before = busy_ms(cloud);
     let counts = count_all(cloud, mode, &workloads, begin).await?;
     let after = busy_ms(cloud);
     let mut per_pipeline = BTreeMap::new();
     for p in ["gender", "rules"] {
-        let ms: f64 = pipeline_functions(p)
+        let ms: f64 = pipeline_functions(&cloud.template, p)?
             .iter()
-            .map(|f| after.get(*f).unwrap_or(&0.0) - before.get(*f).unwrap_or(&0.0))
+            .map(|f| after.get(f).unwrap_or(&0.0) - before.get(f).unwrap_or(&0.0))
             .sum();
         per_pipeline.insert(p.to_string(), ms / (2 * n) as f64);
     }
@@ -239,10 +227,8 @@ async fn requests_on(
     mode: &str,
     n: usize,
     begin: Instant,
-) -> Result<(Vec<RequestCount>, BTreeMap<String, f64>), String> {
-    let cloud = LocalCloud::start(cloud_options(o, mode))
-        .await
-        .map_err(|e| e.to_string())?;
+) -> Result<(Vec<RequestCount>, BTreeMap<String, f64>)> {
+    let cloud = LocalCloud::start(cloud_options(o, mode)).await?;
     let outcome = requests_and_busy_time(&cloud, mode, n, begin).await;
     cloud.stop().await;
     outcome
@@ -258,18 +244,10 @@ async fn sustained_run(
     seconds: f64,
     drain: Duration,
     begin: Instant,
-) -> Result<Throughput, String> {
+) -> Result<Throughput> {
     let t = &cloud.template;
-    let visits_stream = t.physical_name("VisitsStream");
-    let interactions_stream = t.physical_name("InteractionsStream");
-    let alert_streams: Vec<String> = [
-        "PaidUserStream",
-        "PropertyStatusStream",
-        "PossibleBrokerStream",
-    ]
-    .iter()
-    .map(|s| t.physical_name(s))
-    .collect();
+    let (visits_stream, _) = streams(t, "gender")?;
+    let (interactions_stream, alert_streams) = streams(t, "rules")?;
     let results_table = t.physical_name("GenderResultsTable");
     let (with_gender, with_rules) = pipelines;
     let start = chrono::Utc::now();
@@ -364,7 +342,7 @@ fn read_criterion(root: &std::path::Path) -> Vec<CpuFigure> {
     out
 }
 
-pub async fn run(o: BenchOptions) -> Result<Report, String> {
+pub async fn run(o: BenchOptions) -> Result<Report> {
     let begin = Instant::now();
     let sizes = if o.quick {
         Sizes {
@@ -388,7 +366,7 @@ pub async fn run(o: BenchOptions) -> Result<Report, String> {
     };
     let cpu_before = cpu_times();
     let scratch = o.root.join("target/bench");
-    std::fs::create_dir_all(&scratch).map_err(|e| e.to_string())?;
+    std::fs::create_dir_all(&scratch)?;
     let mut not_measured = Vec::new();
 
     step(
@@ -398,9 +376,7 @@ pub async fn run(o: BenchOptions) -> Result<Report, String> {
     let (per_record, per_record_ms) = requests_on(&o, "per-record", sizes.events, begin).await?;
 
     step(begin, "per-key mode: starting the local cloud");
-    let cloud = LocalCloud::start(cloud_options(&o, "per-key"))
-        .await
-        .map_err(|e| e.to_string())?;
+    let cloud = LocalCloud::start(cloud_options(&o, "per-key")).await?;
     let outcome = async {
         let (ours, ours_ms) =
             requests_and_busy_time(&cloud, "per-key", sizes.events, begin).await?;
@@ -420,7 +396,7 @@ pub async fn run(o: BenchOptions) -> Result<Report, String> {
             "API under load (wrk at fixed concurrency, then 500 requests/s paced)",
         );
         let api = functions::api_figures(&cloud, &scratch, sizes.api_seconds, 500.0).await?;
-        Ok::<_, String>((ours, ours_ms, functions, capacity, api))
+        Ok::<_, anyhow::Error>((ours, ours_ms, functions, capacity, api))
     }
     .await;
     cloud.stop().await;
@@ -434,9 +410,7 @@ pub async fn run(o: BenchOptions) -> Result<Report, String> {
         .into_iter()
         .enumerate()
     {
-        let cloud = LocalCloud::start(cloud_options(&o, "per-key"))
-            .await
-            .map_err(|e| e.to_string())?;
+        let cloud = LocalCloud::start(cloud_options(&o, "per-key")).await?;
         let outcome = sustained_run(&cloud, run, pipelines, n, sizes.seconds, drain, begin).await;
         cloud.stop().await;
         throughput.push(outcome?);
@@ -472,6 +446,7 @@ pub async fn run(o: BenchOptions) -> Result<Report, String> {
         "workload": format!("skewed: Zipf s={} over {} keys, {} visits and {} interactions, template batch size 500", workload::ZIPF_S, workload::KEYS, sizes.events, sizes.events),
     });
 
+    let template = Template::load(&o.root.join("template.yaml"), "bench", &BTreeMap::new())?;
     let prices = cost::prices();
     let mut costs = Vec::new();
     for (mode, counts, ms) in [
@@ -497,7 +472,8 @@ pub async fn run(o: BenchOptions) -> Result<Report, String> {
                 write_requests_per_event: c.dynamodb_per_event - reads,
                 read_requests_per_event: reads,
                 kinesis_records_per_event: 1.0 + c.published_per_event,
-                lambda_invocations_per_event: pipeline_functions(pipeline).len() as f64 / 500.0,
+                lambda_invocations_per_event: pipeline_functions(&template, pipeline)?.len() as f64
+                    / 500.0,
                 lambda_ms_per_event: ms.get(pipeline).copied().unwrap_or(0.0),
                 memory_mb: 256.0,
                 streams: if pipeline == "gender" { 2 } else { 4 },

@@ -10,33 +10,28 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_kinesis::primitives::Blob;
 use serde::Serialize;
 
-use super::workload::Event;
-use crate::clients::put_records;
-use crate::cloud::{http_get, LocalCloud};
-use crate::esm::read_stream;
+use anyhow::{anyhow, bail, Result};
 
-/// Puts `events` in PutRecords calls of up to 500 (the CLI's put); returns the calls made.
-pub async fn put_all(
+use super::workload::Event;
+use crate::cloud::LocalCloud;
+use crate::http::http_get;
+use crate::kinesis::{put_all, read_stream};
+
+/// Puts `events` as the CLI's put does; returns the PutRecords calls made.
+pub async fn put_events(
     kinesis: &aws_sdk_kinesis::Client,
     stream: &str,
     events: &[Event],
-) -> Result<u64, String> {
-    let mut calls = 0;
-    for chunk in events.chunks(500) {
-        let entries: Vec<(String, &[u8])> = chunk
-            .iter()
-            .map(|e| (e.partition_key.clone(), e.data.as_bytes()))
-            .collect();
-        let outcome = put_records(kinesis, stream, &entries).await;
-        calls += outcome.calls;
-        if outcome.refused > 0 {
-            return Err(format!(
-                "{stream} kept refusing {} records",
-                outcome.refused
-            ));
-        }
+) -> Result<u64> {
+    let entries: Vec<(String, &[u8])> = events
+        .iter()
+        .map(|e| (e.partition_key.clone(), e.data.as_bytes()))
+        .collect();
+    let outcome = put_all(kinesis, stream, &entries, |_| {}).await;
+    if outcome.refused > 0 {
+        bail!("{stream} kept refusing {} records", outcome.refused);
     }
-    Ok(calls)
+    Ok(outcome.calls)
 }
 
 /// Records the mappings reading `stream` have finished with, in all.
@@ -102,12 +97,12 @@ pub async fn count_requests(
     stream: &str,
     published_streams: &[String],
     events: &[Event],
-) -> Result<RequestCount, String> {
+) -> Result<RequestCount> {
     let kinesis = &cloud.clients.kinesis;
     let before: u64 = completed_from(cloud, stream);
     let published_before = published_records(cloud, published_streams).await?;
     cloud.router.reset_counts();
-    let producer_calls = put_all(kinesis, stream, events).await?;
+    let producer_calls = put_events(kinesis, stream, events).await?;
     let target = before + events.len() as u64;
     wait_settled(
         cloud,
@@ -116,7 +111,7 @@ pub async fn count_requests(
     )
     .await
     .ok_or_else(|| {
-        format!(
+        anyhow!(
             "{pipeline} ({mode}) did not finish {} events in 10 minutes",
             events.len()
         )
@@ -143,7 +138,7 @@ pub async fn count_requests(
 }
 
 /// Records on `streams` so far (results, alerts), read back from the streams.
-async fn published_records(cloud: &LocalCloud, streams: &[String]) -> Result<u64, String> {
+async fn published_records(cloud: &LocalCloud, streams: &[String]) -> Result<u64> {
     let mut n = 0;
     for s in streams {
         n += read_stream(&cloud.clients.kinesis, s).await?.len() as u64;
@@ -214,7 +209,7 @@ pub async fn sustained(
     rate: f64,
     probe_api: Option<String>,
     drain_limit: Duration,
-) -> Result<Throughput, String> {
+) -> Result<Throughput> {
     let started = Instant::now();
     let first_ack: Arc<Mutex<Option<Instant>>> = Arc::default();
     let acked = Arc::new(AtomicU64::new(0));
@@ -243,14 +238,14 @@ pub async fn sustained(
             while sent < feed.events.len() {
                 let due = ((begin.elapsed().as_secs_f64() * rate) as usize).min(feed.events.len());
                 if due > sent {
-                    put_all(&kinesis, &feed.stream, &feed.events[sent..due]).await?;
+                    put_events(&kinesis, &feed.stream, &feed.events[sent..due]).await?;
                     first_ack.lock().unwrap().get_or_insert_with(Instant::now);
                     acked.fetch_add((due - sent) as u64, Ordering::Relaxed);
                     sent = due;
                 }
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
-            Ok::<_, String>(())
+            Ok::<_, anyhow::Error>(())
         }));
     }
     let source_streams: Vec<String> = targets.iter().map(|(s, _)| s.clone()).collect();
@@ -279,7 +274,7 @@ pub async fn sustained(
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
     for p in producers {
-        p.await.map_err(|e| e.to_string())??;
+        p.await??;
     }
     producers_done.store(true, Ordering::Relaxed);
     let produced_at = Instant::now();
@@ -287,7 +282,7 @@ pub async fn sustained(
     let offered = total as f64 / produced_at.duration_since(first).as_secs_f64().max(1e-3);
     let settled_at = wait_settled(cloud, &targets, drain_limit).await;
     let (freshness, unanswered) = match probes {
-        Some(p) => p.await.map_err(|e| e.to_string())?,
+        Some(p) => p.await?,
         None => (Vec::new(), 0),
     };
     let end = settled_at.unwrap_or_else(Instant::now);
@@ -370,7 +365,7 @@ async fn freshness_probes(
 }
 
 /// Sum of MODEL2's counts over the cids starting with `tag`: every valid visit counts once.
-pub async fn model2_total(cloud: &LocalCloud, table: &str, tag: &str) -> Result<u64, String> {
+pub async fn model2_total(cloud: &LocalCloud, table: &str, tag: &str) -> Result<u64> {
     let mut total = 0;
     let mut start: Option<HashMap<String, AttributeValue>> = None;
     loop {
@@ -387,7 +382,7 @@ pub async fn model2_total(cloud: &LocalCloud, table: &str, tag: &str) -> Result<
             .send()
             .await
             .map_err(|e| {
-                format!(
+                anyhow!(
                     "scan of {table}: {}",
                     aws_sdk_dynamodb::error::DisplayErrorContext(e)
                 )
@@ -412,7 +407,7 @@ pub async fn alerts_above(
     cloud: &LocalCloud,
     streams: &[String],
     offset: u64,
-) -> Result<(usize, usize), String> {
+) -> Result<(usize, usize)> {
     let mut ids = std::collections::BTreeSet::new();
     let mut records = 0;
     for s in streams {
@@ -441,7 +436,7 @@ pub struct Capacity {
 }
 
 /// The emulators' own rate on this machine, through the same edge endpoint the functions use.
-pub async fn capacity(cloud: &LocalCloud, seconds: f64) -> Result<Capacity, String> {
+pub async fn capacity(cloud: &LocalCloud, seconds: f64) -> Result<Capacity> {
     let ddb = &cloud.clients.dynamodb;
     let table = "tally-bench-capacity";
     use aws_sdk_dynamodb::types::{
@@ -545,7 +540,7 @@ pub async fn capacity(cloud: &LocalCloud, seconds: f64) -> Result<Capacity, Stri
                     })
                     .collect();
                 while begin.elapsed() < span {
-                    if put_all(&kinesis, stream, &batch).await.is_ok() {
+                    if put_events(&kinesis, stream, &batch).await.is_ok() {
                         records.fetch_add(batch.len() as u64, Ordering::Relaxed);
                     }
                 }

@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
+use tally_engine::testing::{SeededRng, ZipfKeys};
 
 pub const KEYS: usize = 10_000;
 pub const ZIPF_S: f64 = 1.1;
@@ -13,28 +14,6 @@ pub const PAID_USER_AT: u64 = 9;
 pub const PROPERTY_STATUS_ABOVE: u64 = 5;
 pub const POSSIBLE_BROKER_ABOVE: u64 = 10;
 pub const BROKER_WINDOW_SECONDS: i64 = 60;
-
-/// splitmix64: a fixed seed gives the same workload on every run and machine.
-pub struct Rng(u64);
-
-impl Rng {
-    pub fn new(seed: u64) -> Self {
-        Rng(seed)
-    }
-
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in [0, 1).
-    pub fn unit(&mut self) -> f64 {
-        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
-    }
-}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Skew {
@@ -51,34 +30,22 @@ impl Skew {
     }
 }
 
-/// Key ranks 1..=KEYS, drawn by inverse transform over the cumulative weights.
-pub struct KeyChooser {
-    cumulative: Vec<f64>,
-}
+/// Key ranks 1..=KEYS with the workload's skew.
+pub struct KeyChooser(ZipfKeys);
 
 impl KeyChooser {
     pub fn new(skew: Skew) -> Self {
-        let weights: Vec<f64> = (1..=KEYS)
-            .map(|k| match skew {
-                Skew::Zipf => (k as f64).powf(-ZIPF_S),
-                Skew::Uniform => 1.0,
-            })
-            .collect();
-        let total: f64 = weights.iter().sum();
-        let mut acc = 0.0;
-        let cumulative = weights
-            .into_iter()
-            .map(|w| {
-                acc += w / total;
-                acc
-            })
-            .collect();
-        KeyChooser { cumulative }
+        KeyChooser(ZipfKeys::new(
+            KEYS,
+            match skew {
+                Skew::Zipf => ZIPF_S,
+                Skew::Uniform => 0.0,
+            },
+        ))
     }
 
-    pub fn rank(&self, rng: &mut Rng) -> u64 {
-        let u = rng.unit();
-        (self.cumulative.partition_point(|c| *c < u).min(KEYS - 1) + 1) as u64
+    pub fn rank(&self, rng: &mut SeededRng) -> u64 {
+        self.0.rank(rng)
     }
 }
 
@@ -100,7 +67,7 @@ pub fn visits(
     rate: f64,
 ) -> Vec<Event> {
     let keys = KeyChooser::new(skew);
-    let mut rng = Rng::new(seed);
+    let mut rng = SeededRng::new(seed);
     (0..n)
         .map(|i| {
             let rank = keys.rank(&mut rng);
@@ -138,7 +105,7 @@ pub fn interactions(
     rate: f64,
 ) -> Vec<Interaction> {
     let keys = KeyChooser::new(skew);
-    let mut rng = Rng::new(seed);
+    let mut rng = SeededRng::new(seed);
     (0..n)
         .map(|i| Interaction {
             user_id: offset + keys.rank(&mut rng),
@@ -197,7 +164,7 @@ mod tests {
 
     #[test]
     fn zipf_puts_about_15_percent_on_the_top_key_and_uniform_spreads_evenly() {
-        let mut rng = Rng::new(7);
+        let mut rng = SeededRng::new(7);
         let zipf = KeyChooser::new(Skew::Zipf);
         let top = (0..20_000).filter(|_| zipf.rank(&mut rng) == 1).count();
         assert!((2_700..3_400).contains(&top), "{top}");

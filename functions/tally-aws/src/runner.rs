@@ -1,0 +1,91 @@
+//! The one Kinesis Lambda runner. A stream function is a `from_env` that builds its handler from
+//! the template's variables; [`run_kinesis`] builds it once per execution environment and serves
+//! every invocation the same way: Lambda's event -> records -> handler -> metrics -> the partial
+//! batch response.
+
+use aws_config::SdkConfig;
+use aws_lambda_events::event::streams::KinesisEventResponse;
+use lambda_runtime::{service_fn, Error, LambdaEvent};
+use tally_engine::{BatchHandler, Consumer, Engine};
+
+use crate::config::{aggregation, s3_client, sdk_config, ConfigError, Env};
+use crate::kinesis_event::{batch_response, stream_records, KinesisEvent};
+use crate::telemetry::{emit_metrics, init_tracing};
+use crate::{DynamoStateStore, KinesisPublisher, S3DeadLetters};
+
+/// A Kinesis-triggered function around its batch handler.
+pub struct KinesisFunction<H> {
+    pub handler: H,
+}
+
+impl<H> KinesisFunction<H> {
+    pub fn new(handler: H) -> Self {
+        KinesisFunction { handler }
+    }
+
+    /// The same function with its handler changed (tests wrap ports to inject faults).
+    pub fn map<H2>(self, change: impl FnOnce(H) -> H2) -> KinesisFunction<H2> {
+        KinesisFunction::new(change(self.handler))
+    }
+}
+
+impl<H: BatchHandler> KinesisFunction<H> {
+    pub async fn handle(
+        &self,
+        event: LambdaEvent<KinesisEvent>,
+    ) -> Result<KinesisEventResponse, Error> {
+        let records = stream_records(&event.payload)?;
+        let report = self.handler.handle(&records, chrono::Utc::now()).await;
+        emit_metrics(self.handler.name(), &report);
+        Ok(batch_response(&report))
+    }
+}
+
+/// Runs a stream function: `from_env` once (clients, settings), then every invocation.
+pub async fn run_kinesis<H: BatchHandler>(
+    from_env: impl FnOnce(&SdkConfig, &Env) -> Result<KinesisFunction<H>, Error>,
+) -> Result<(), Error> {
+    init_tracing();
+    let function = from_env(&sdk_config().await, &Env::process())?;
+    let function = &function;
+    lambda_runtime::run(service_fn(
+        move |event: LambdaEvent<KinesisEvent>| async move { function.handle(event).await },
+    ))
+    .await
+}
+
+/// An engine with its AWS ports.
+pub type AwsEngine<C> = Engine<C, DynamoStateStore, KinesisPublisher, S3DeadLetters>;
+
+/// `consumer` on the engine with the ports every stream consumer's template block gives it:
+/// `STATE_TABLE`, the output stream named by `output_stream` (`RESULTS_STREAM`, `ALERTS_STREAM`),
+/// the dead letters and `AGGREGATION`.
+pub fn aws_engine<C: Consumer>(
+    consumer: C,
+    config: &SdkConfig,
+    env: &Env,
+    output_stream: &'static str,
+) -> Result<AwsEngine<C>, ConfigError> {
+    let engine = Engine::new(
+        consumer,
+        DynamoStateStore::new(
+            aws_sdk_dynamodb::Client::new(config),
+            env.var("STATE_TABLE")?,
+        ),
+        KinesisPublisher::new(
+            aws_sdk_kinesis::Client::new(config),
+            env.var(output_stream)?,
+        ),
+        s3_dead_letters(config, env)?,
+    );
+    Ok(engine.with_aggregation(aggregation(env)?))
+}
+
+/// The dead-letter location: `DEAD_LETTER_BUCKET` under `DEAD_LETTER_PREFIX`.
+pub fn s3_dead_letters(config: &SdkConfig, env: &Env) -> Result<S3DeadLetters, ConfigError> {
+    Ok(S3DeadLetters::new(
+        s3_client(config),
+        env.var("DEAD_LETTER_BUCKET")?,
+        env.var("DEAD_LETTER_PREFIX")?,
+    ))
+}

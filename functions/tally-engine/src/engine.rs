@@ -1,0 +1,318 @@
+//! The engine: one shard batch in, every record decoded or dead-lettered, state applied exactly
+//! once per (shard, key), outputs published at least once with stable ids, a report out.
+
+use std::collections::{BTreeSet, HashSet};
+use std::future::Future;
+use std::sync::Mutex;
+
+use chrono::{DateTime, Utc};
+use futures::stream::{self, StreamExt};
+
+use crate::consumer::{Consumer, Output};
+use crate::dead_letters::dead_letter_all;
+use crate::exactly_once::apply_once;
+use crate::grouping::{group_by_key, Aggregation, KeyBatch, Sequenced};
+use crate::ports::{
+    DeadLetterSink, Latest, PortError, RecordPublisher, StateChange, StateKey, StateStore,
+    StoredState,
+};
+use crate::publish::{publish_all, Outgoing};
+use crate::record::StreamRecord;
+use crate::report::BatchReport;
+
+/// How many keys of a batch are written at once.
+pub const DEFAULT_CONCURRENCY: usize = 16;
+
+/// Anything that takes a shard's batch of records and says what it did: the engine, and the
+/// handlers that are not state consumers (the results writer). The Lambda runner drives these.
+pub trait BatchHandler: Send + Sync {
+    /// The function's name in metrics and logs.
+    fn name(&self) -> &str;
+
+    fn handle(
+        &self,
+        records: &[StreamRecord],
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = BatchReport> + Send;
+}
+
+/// Keys whose outputs can no longer change ([`Consumer::finished`]). In per-key mode their events
+/// are not written again: on a skewed workload most events belong to such keys. Kept per function
+/// instance; losing it (a cold start, [`FinishedKeys::CAPACITY`] reached) only costs writes.
+#[derive(Debug, Default)]
+pub struct FinishedKeys {
+    keys: Mutex<HashSet<String>>,
+}
+
+impl FinishedKeys {
+    pub const CAPACITY: usize = 200_000;
+
+    pub fn contains(&self, key: &StateKey) -> bool {
+        self.keys
+            .lock()
+            .expect("finished keys")
+            .contains(key.partition_key())
+    }
+
+    pub fn insert(&self, key: &StateKey) {
+        let mut keys = self.keys.lock().expect("finished keys");
+        if keys.len() >= Self::CAPACITY {
+            keys.clear();
+        }
+        keys.insert(key.partition_key().to_string());
+    }
+
+    pub fn len(&self) -> usize {
+        self.keys.lock().expect("finished keys").len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// A consumer with its ports: state store, output stream and dead-letter location.
+pub struct Engine<C, S, P, D> {
+    pub consumer: C,
+    pub store: S,
+    pub publisher: P,
+    pub dead_letters: D,
+    pub aggregation: Aggregation,
+    pub concurrency: usize,
+    pub finished: FinishedKeys,
+}
+
+/// What applying one key's events did.
+struct KeyOutcome {
+    writes: usize,
+    conflicts: usize,
+    output: Option<(Output, StoredState)>,
+}
+
+impl<C, S, P, D> Engine<C, S, P, D> {
+    pub fn new(consumer: C, store: S, publisher: P, dead_letters: D) -> Self {
+        Engine {
+            consumer,
+            store,
+            publisher,
+            dead_letters,
+            aggregation: Aggregation::PerKey,
+            concurrency: DEFAULT_CONCURRENCY,
+            finished: FinishedKeys::default(),
+        }
+    }
+
+    pub fn with_aggregation(mut self, aggregation: Aggregation) -> Self {
+        self.aggregation = aggregation;
+        self
+    }
+
+    /// The same engine with its state store replaced (fault injection around a real adapter).
+    pub fn map_store<S2>(self, wrap: impl FnOnce(S) -> S2) -> Engine<C, S2, P, D> {
+        Engine {
+            consumer: self.consumer,
+            store: wrap(self.store),
+            publisher: self.publisher,
+            dead_letters: self.dead_letters,
+            aggregation: self.aggregation,
+            concurrency: self.concurrency,
+            finished: self.finished,
+        }
+    }
+
+    /// The same engine with its publisher replaced.
+    pub fn map_publisher<P2>(self, wrap: impl FnOnce(P) -> P2) -> Engine<C, S, P2, D> {
+        Engine {
+            consumer: self.consumer,
+            store: self.store,
+            publisher: wrap(self.publisher),
+            dead_letters: self.dead_letters,
+            aggregation: self.aggregation,
+            concurrency: self.concurrency,
+            finished: self.finished,
+        }
+    }
+}
+
+impl<C: Consumer, S: StateStore, P: RecordPublisher, D: DeadLetterSink> Engine<C, S, P, D> {
+    fn state_key(&self, key: &C::Key) -> StateKey {
+        StateKey::new(self.consumer.name(), &key.to_string())
+    }
+
+    /// Finished keys are skipped in per-key mode only: the per-record baseline writes everything.
+    fn skips_finished(&self) -> bool {
+        self.aggregation == Aggregation::PerKey
+    }
+
+    pub async fn run(&self, records: &[StreamRecord], now: DateTime<Utc>) -> BatchReport {
+        let mut report = BatchReport::new(records.len());
+        let mut events = Vec::with_capacity(records.len());
+        let mut rejected = Vec::new();
+        for r in records {
+            match self.consumer.decode(r) {
+                Ok(Some(event)) => events.push((
+                    r.shard_id.clone(),
+                    self.consumer.key(&event),
+                    Sequenced {
+                        sequence_number: r.sequence_number.clone(),
+                        value: event,
+                    },
+                )),
+                Ok(None) => report.ignored += 1,
+                Err(why) => rejected.push((r, why)),
+            }
+        }
+        report.valid = events.len();
+        dead_letter_all(
+            &self.dead_letters,
+            self.consumer.name(),
+            rejected,
+            &mut report,
+        )
+        .await;
+
+        let mut batches = group_by_key(events, self.aggregation);
+        if self.skips_finished() {
+            batches.retain(|b| {
+                let done = self.finished.contains(&self.state_key(&b.key));
+                if done {
+                    report.skipped += b.records.len();
+                }
+                !done
+            });
+        }
+        report.keys = batches.len();
+        let outcomes: Vec<_> = stream::iter(batches)
+            .map(|b| async move {
+                let outcome = self.apply(&b, now).await;
+                (b, outcome)
+            })
+            .buffered(self.aggregation.concurrency(self.concurrency))
+            .collect()
+            .await;
+
+        let mut outgoing = Vec::new();
+        let mut flags = Vec::new();
+        let mut emitted_once = BTreeSet::new();
+        for (batch, outcome) in outcomes {
+            let outcome = match outcome {
+                Ok(o) => o,
+                Err(e) => {
+                    report.fail(
+                        batch.first(),
+                        format!("state of {} not updated: {e}", batch.key),
+                    );
+                    continue;
+                }
+            };
+            report.writes += outcome.writes;
+            report.conflicts += outcome.conflicts;
+            let Some((output, stored)) = outcome.output else {
+                continue;
+            };
+            if let Some(flag) = output.flag_when_published {
+                // One emit-once output per id per invocation, even when a key is written twice.
+                if !emitted_once.insert(output.id.clone()) {
+                    continue;
+                }
+                flags.push((output.id.clone(), self.state_key(&batch.key), flag, stored));
+            }
+            outgoing.push(Outgoing {
+                id: output.id,
+                record: output.record,
+                first: batch.first().clone(),
+            });
+        }
+        let published: BTreeSet<String> = publish_all(&self.publisher, outgoing, &mut report)
+            .await
+            .into_iter()
+            .collect();
+        for (id, key, flag, mut stored) in flags {
+            if !published.contains(&id) {
+                continue;
+            }
+            // Best effort: a missing flag only means the same output (same id) may be sent again.
+            match self.store.set_flag(&key, flag).await {
+                Ok(()) => {
+                    report.writes += 1;
+                    stored.flags.insert(flag.to_string());
+                    if self.skips_finished() && self.consumer.finished(&stored) {
+                        self.finished.insert(&key);
+                    }
+                }
+                Err(e) => tracing::warn!(id = %id, error = %e, "published but not flagged"),
+            }
+        }
+        report
+    }
+
+    /// Applies one key's events exactly once; returns what to publish from the new state.
+    async fn apply(
+        &self,
+        batch: &KeyBatch<C::Key, C::Event>,
+        now: DateTime<Utc>,
+    ) -> Result<KeyOutcome, PortError> {
+        let key = self.state_key(&batch.key);
+        let fold = |events: &[Sequenced<C::Event>], stored: Option<&StoredState>| {
+            let mut delta = self.consumer.fold(&batch.key, events, now)?;
+            if let Some(stored) = stored {
+                // The register keeps the stored value when it is newer than these events'.
+                delta.latest = Latest::newer_of(stored.latest.clone(), delta.latest);
+                if delta.counters.is_empty() && delta.latest == stored.latest {
+                    return None;
+                }
+            }
+            Some(StateChange {
+                shard_id: batch.shard_id.clone(),
+                applies_through: events.last()?.sequence_number.clone(),
+                delta,
+            })
+        };
+        let Some(once) =
+            apply_once(&self.store, &key, &batch.shard_id, &batch.records, fold).await?
+        else {
+            // Nothing that could change an output.
+            return Ok(KeyOutcome {
+                writes: 0,
+                conflicts: 0,
+                output: None,
+            });
+        };
+        let mut outcome = KeyOutcome {
+            writes: once.writes,
+            conflicts: once.conflicts,
+            output: None,
+        };
+        if self.skips_finished() && self.consumer.finished(&once.stored) {
+            self.finished.insert(&key);
+        }
+        let emit = self.consumer.emit(&batch.key, &once.stored, now);
+        if !emit.prune.is_empty() {
+            // Housekeeping only: outputs already ignore what is pruned, so a failure is harmless.
+            match self.store.remove_counters(&key, &emit.prune).await {
+                Ok(()) => outcome.writes += 1,
+                Err(e) => {
+                    tracing::warn!(key = %batch.key, error = %e, "could not prune the state")
+                }
+            }
+        }
+        outcome.output = emit.output.map(|o| (o, once.stored));
+        Ok(outcome)
+    }
+}
+
+impl<C: Consumer, S: StateStore, P: RecordPublisher, D: DeadLetterSink> BatchHandler
+    for Engine<C, S, P, D>
+{
+    fn name(&self) -> &str {
+        self.consumer.name()
+    }
+
+    fn handle(
+        &self,
+        records: &[StreamRecord],
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = BatchReport> + Send {
+        self.run(records, now)
+    }
+}

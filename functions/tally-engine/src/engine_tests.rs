@@ -1,0 +1,178 @@
+//! The engine with a consumer of its own (words counted per word, told once at three), so that
+//! what the engine promises every pipeline is tested without any pipeline.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::Ordering;
+
+use chrono::{DateTime, TimeZone, Utc};
+
+use crate::testing::*;
+use crate::*;
+
+const TOLD: &str = "told";
+
+struct Words;
+
+impl Consumer for Words {
+    type Event = String;
+    type Key = String;
+
+    fn name(&self) -> &str {
+        "words"
+    }
+
+    fn decode(&self, r: &StreamRecord) -> Result<Option<String>, Rejection> {
+        let text = std::str::from_utf8(&r.data).map_err(|e| Rejection::NotUtf8 {
+            at: e.valid_up_to(),
+        })?;
+        match text {
+            "" => Err(Rejection::MissingField("word")),
+            t if t.starts_with('#') => Ok(None),
+            t => Ok(Some(t.to_string())),
+        }
+    }
+
+    fn key(&self, word: &String) -> String {
+        word.clone()
+    }
+
+    /// Words starting with "old" also leave a counter that housekeeping removes.
+    fn fold(
+        &self,
+        word: &String,
+        events: &[Sequenced<String>],
+        _: DateTime<Utc>,
+    ) -> Option<StateDelta> {
+        let mut counters = BTreeMap::from([("count".to_string(), events.len() as u64)]);
+        if word.starts_with("old") {
+            counters.insert("stale".to_string(), 1);
+        }
+        Some(StateDelta {
+            counters,
+            ..Default::default()
+        })
+    }
+
+    fn emit(&self, word: &String, stored: &StoredState, _: DateTime<Utc>) -> Emit {
+        let told = stored.counters["count"] >= 3 && !stored.flags.contains(TOLD);
+        Emit {
+            output: told.then(|| {
+                let record = ports::OutRecord {
+                    partition_key: word.clone(),
+                    data: format!(r#"{{"word":"{word}"}}"#).into_bytes(),
+                };
+                Output::once(format!("words:{word}"), record, TOLD)
+            }),
+            prune: stored
+                .counters
+                .keys()
+                .filter(|c| *c == "stale")
+                .cloned()
+                .collect(),
+        }
+    }
+
+    fn finished(&self, stored: &StoredState) -> bool {
+        stored.flags.contains(TOLD)
+    }
+}
+
+fn now() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, 22, 12, 0, 0).unwrap()
+}
+
+fn records(words: &[&str]) -> Vec<StreamRecord> {
+    words
+        .iter()
+        .enumerate()
+        .map(|(i, w)| StreamRecord {
+            shard_id: "shardId-000000000000".into(),
+            sequence_number: kinesis_sequence(i as u64),
+            partition_key: w.to_string(),
+            data: w.as_bytes().to_vec(),
+            arrival: now(),
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn decodes_ignores_and_dead_letters_in_one_pass() {
+    let (store, publisher, dl) = (
+        MemoryStateStore::new(),
+        MemoryPublisher::default(),
+        MemoryDeadLetters::default(),
+    );
+    let engine = Engine::new(Words, &store, &publisher, &dl);
+    let report = engine
+        .run(&records(&["a", "#note", "", "b", "a"]), now())
+        .await;
+    assert_eq!(
+        (report.records, report.valid, report.ignored, report.keys),
+        (5, 3, 1, 2)
+    );
+    assert_eq!(report.rejected, BTreeMap::from([("missing_field", 1)]));
+    assert_eq!(
+        report.retry_from, None,
+        "a bad record never fails the batch"
+    );
+    let letters = dl.letters.lock().unwrap();
+    let letter = letters.values().next().unwrap();
+    assert_eq!(
+        (letter.source.as_str(), letter.reason.as_str()),
+        ("words", "missing field word")
+    );
+    assert_eq!(store.item("words#a").unwrap().counters["count"], 2);
+}
+
+#[tokio::test]
+async fn an_emit_once_output_is_published_once_flagged_and_its_key_then_skipped() {
+    for (aggregation, skipped) in [(Aggregation::PerKey, 4), (Aggregation::PerRecord, 0)] {
+        let (store, publisher, dl) = (
+            MemoryStateStore::new(),
+            MemoryPublisher::default(),
+            MemoryDeadLetters::default(),
+        );
+        let engine = Engine::new(Words, &store, &publisher, &dl).with_aggregation(aggregation);
+        let first = engine.run(&records(&["a", "a", "a", "a"]), now()).await;
+        assert_eq!(
+            first.published, 1,
+            "{aggregation:?}: once, however often written"
+        );
+        assert!(store.item("words#a").unwrap().flags.contains(TOLD));
+        let again = engine
+            .run(&records(&["a", "a", "a", "a", "a"])[1..], now())
+            .await;
+        assert_eq!(again.skipped, skipped, "{aggregation:?}");
+        assert_eq!(publisher.json(), vec![serde_json::json!({"word": "a"})]);
+    }
+}
+
+#[tokio::test]
+async fn a_failed_housekeeping_write_is_not_counted_and_fails_nothing() {
+    let (store, publisher, dl) = (
+        MemoryStateStore::new(),
+        MemoryPublisher::default(),
+        MemoryDeadLetters::default(),
+    );
+    let engine = Engine::new(Words, &store, &publisher, &dl);
+    store.housekeeping_fails.store(true, Ordering::SeqCst);
+    let report = engine.run(&records(&["old"]), now()).await;
+    assert_eq!(
+        report.writes, 1,
+        "one conditional write; the failed prune is not one"
+    );
+    assert_eq!(report.retry_from, None);
+    assert!(store
+        .item("words#old")
+        .unwrap()
+        .counters
+        .contains_key("stale"));
+    store.housekeeping_fails.store(false, Ordering::SeqCst);
+    let report = engine.run(&records(&["x", "old"])[1..], now()).await;
+    assert_eq!(report.writes, 2, "the write and the prune");
+    assert!(!store
+        .item("words#old")
+        .unwrap()
+        .counters
+        .contains_key("stale"));
+}

@@ -1,0 +1,76 @@
+//! The in-batch aggregation: a batch's events grouped per shard and key, in sequence order, so
+//! that each group becomes one conditional write.
+
+use std::collections::BTreeMap;
+
+use crate::sequence::SequenceNumber;
+
+/// A record's value with its position in the shard.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sequenced<T> {
+    pub sequence_number: SequenceNumber,
+    pub value: T,
+}
+
+/// How a batch is grouped before writing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Aggregation {
+    /// One write per distinct key per batch (the normal mode).
+    #[default]
+    PerKey,
+    /// One write per record, no in-batch aggregation: the baseline the benchmarks compare with.
+    PerRecord,
+}
+
+impl Aggregation {
+    /// How many keys are written at once: in per-record mode one key is written several times,
+    /// and those writes must stay in order.
+    pub fn concurrency(self, wanted: usize) -> usize {
+        match self {
+            Aggregation::PerKey => wanted.max(1),
+            Aggregation::PerRecord => 1,
+        }
+    }
+}
+
+/// One shard's records of one key, in sequence order: what the engine writes at once.
+#[derive(Debug, Clone)]
+pub struct KeyBatch<K, T> {
+    pub shard_id: String,
+    pub key: K,
+    pub records: Vec<Sequenced<T>>,
+}
+
+impl<K, T> KeyBatch<K, T> {
+    pub fn first(&self) -> &SequenceNumber {
+        &self.records[0].sequence_number
+    }
+}
+
+/// Groups (shard, key, record) by shard and key, in sequence order.
+pub fn group_by_key<K: Ord + Clone, T>(
+    items: impl IntoIterator<Item = (String, K, Sequenced<T>)>,
+    aggregation: Aggregation,
+) -> Vec<KeyBatch<K, T>> {
+    let mut groups: BTreeMap<(String, K), Vec<Sequenced<T>>> = BTreeMap::new();
+    for (shard, key, record) in items {
+        groups.entry((shard, key)).or_default().push(record);
+    }
+    let mut out = Vec::new();
+    for ((shard_id, key), mut records) in groups {
+        records.sort_by(|a, b| a.sequence_number.cmp(&b.sequence_number));
+        match aggregation {
+            Aggregation::PerKey => out.push(KeyBatch {
+                shard_id,
+                key,
+                records,
+            }),
+            Aggregation::PerRecord => out.extend(records.into_iter().map(|r| KeyBatch {
+                shard_id: shard_id.clone(),
+                key: key.clone(),
+                records: vec![r],
+            })),
+        }
+    }
+    out
+}

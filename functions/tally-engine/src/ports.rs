@@ -1,0 +1,215 @@
+//! The operations the engine needs from the outside world, one small trait each, so that each
+//! function gets only what its IAM policy allows. AWS adapters implement them in `tally-aws`;
+//! tests use the in-memory ones of [`crate::testing`].
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::future::Future;
+
+use chrono::{DateTime, Utc};
+
+use crate::record::DeadLetter;
+use crate::sequence::SequenceNumber;
+
+/// A failure of an outside system. Retryable ones (throttling, timeouts) make the records retry;
+/// the others are configuration or permission errors that retrying will not fix, but the records
+/// still retry (and reach the on-failure destination) rather than being lost.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PortError {
+    #[error("throttled: {0}")]
+    Throttled(String),
+    #[error("transient failure: {0}")]
+    Transient(String),
+    #[error("{0}")]
+    Fatal(String),
+}
+
+impl PortError {
+    pub fn is_retryable(&self) -> bool {
+        !matches!(self, PortError::Fatal(_))
+    }
+}
+
+/// The key of one state item: a prefix naming its owner (a model, a rule), then the key.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct StateKey(String);
+
+impl StateKey {
+    /// `MODEL2#C124`, `paid_user#1`: the owner leads, so IAM can confine each function to its own
+    /// items with a `dynamodb:LeadingKeys` condition.
+    pub fn new(owner: &str, key: &str) -> Self {
+        StateKey(format!("{owner}#{key}"))
+    }
+
+    pub fn partition_key(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A last-writer-wins register beside the counters: of two values the one with the higher
+/// `order_key` (compared as plain strings, as DynamoDB compares them) is kept. MODEL1's latest
+/// visit is one: ordered by event time, then arrival.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Latest {
+    pub order_key: String,
+    pub value: String,
+}
+
+impl Latest {
+    pub fn newer_of(a: Option<Latest>, b: Option<Latest>) -> Option<Latest> {
+        match (a, b) {
+            (Some(a), Some(b)) => Some(if b.order_key > a.order_key { b } else { a }),
+            (a, b) => a.or(b),
+        }
+    }
+}
+
+/// A stored state item with its bookkeeping. Domain-neutral: pipelines read their own meaning
+/// into the counter names, the register and the flags.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StoredState {
+    /// Incremented by every applied change: the version of the state, and of results built from it.
+    pub rev: u64,
+    /// Per shard, the sequence number of the last record applied to this item.
+    pub watermarks: BTreeMap<String, SequenceNumber>,
+    /// Named counters (`all_male`, `2026-11-22_female`, `count`).
+    pub counters: BTreeMap<String, u64>,
+    pub latest: Option<Latest>,
+    /// Flags set once and never cleared (`alerted`).
+    pub flags: BTreeSet<String>,
+}
+
+/// What a run of events changes in a state item: counters to add, a register value to keep if it
+/// is newer, and when the whole item may expire (DynamoDB TTL).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StateDelta {
+    pub counters: BTreeMap<String, u64>,
+    pub latest: Option<Latest>,
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+/// One change to a state item, covering a shard's records up to `applies_through`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StateChange {
+    pub shard_id: String,
+    pub applies_through: SequenceNumber,
+    pub delta: StateDelta,
+}
+
+/// The outcome of a conditional change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Applied {
+    /// The change was applied; this is the state after it.
+    Done(StoredState),
+    /// The condition did not hold; this is the state as stored (`None`: no item).
+    Conflict(Option<StoredState>),
+}
+
+/// Conditional writes of state items (DynamoDB `UpdateItem`).
+pub trait StateStore: Send + Sync {
+    /// Apply `change` only if no record of its shard at or after `first` has been applied yet
+    /// (watermark absent or below `first`) and, when the change carries a register value, only if
+    /// it is newer than the stored one. One request; the stored state comes back either way.
+    fn apply_if_fresh(
+        &self,
+        key: &StateKey,
+        first: &SequenceNumber,
+        change: &StateChange,
+    ) -> impl Future<Output = Result<Applied, PortError>> + Send;
+
+    /// Apply `change` only if the stored revision is still `expected_rev` (`None`: no item yet).
+    /// Sets the register and the watermark as given.
+    fn apply_if_unchanged(
+        &self,
+        key: &StateKey,
+        expected_rev: Option<u64>,
+        change: &StateChange,
+    ) -> impl Future<Output = Result<Applied, PortError>> + Send;
+
+    /// Remove counters that can no longer matter (expired days).
+    fn remove_counters(
+        &self,
+        key: &StateKey,
+        names: &[String],
+    ) -> impl Future<Output = Result<(), PortError>> + Send;
+
+    /// Set a flag on an existing item (an alert was published).
+    fn set_flag(
+        &self,
+        key: &StateKey,
+        flag: &str,
+    ) -> impl Future<Output = Result<(), PortError>> + Send;
+}
+
+/// A record for an output stream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutRecord {
+    pub partition_key: String,
+    pub data: Vec<u8>,
+}
+
+/// Publishing to an output stream (Kinesis `PutRecords`): results, alerts.
+pub trait RecordPublisher: Send + Sync {
+    /// Publish; returns the indices of the records that were not accepted.
+    fn publish(
+        &self,
+        records: &[OutRecord],
+    ) -> impl Future<Output = Result<Vec<usize>, PortError>> + Send;
+}
+
+/// The dead-letter location (S3 `PutObject`).
+pub trait DeadLetterSink: Send + Sync {
+    fn put(&self, letter: &DeadLetter) -> impl Future<Output = Result<(), PortError>> + Send;
+}
+
+// A borrowed port is a port: tests keep the fakes and hand the engine references to them.
+
+impl<T: StateStore> StateStore for &T {
+    fn apply_if_fresh(
+        &self,
+        key: &StateKey,
+        first: &SequenceNumber,
+        change: &StateChange,
+    ) -> impl Future<Output = Result<Applied, PortError>> + Send {
+        (**self).apply_if_fresh(key, first, change)
+    }
+
+    fn apply_if_unchanged(
+        &self,
+        key: &StateKey,
+        expected_rev: Option<u64>,
+        change: &StateChange,
+    ) -> impl Future<Output = Result<Applied, PortError>> + Send {
+        (**self).apply_if_unchanged(key, expected_rev, change)
+    }
+
+    fn remove_counters(
+        &self,
+        key: &StateKey,
+        names: &[String],
+    ) -> impl Future<Output = Result<(), PortError>> + Send {
+        (**self).remove_counters(key, names)
+    }
+
+    fn set_flag(
+        &self,
+        key: &StateKey,
+        flag: &str,
+    ) -> impl Future<Output = Result<(), PortError>> + Send {
+        (**self).set_flag(key, flag)
+    }
+}
+
+impl<T: RecordPublisher> RecordPublisher for &T {
+    fn publish(
+        &self,
+        records: &[OutRecord],
+    ) -> impl Future<Output = Result<Vec<usize>, PortError>> + Send {
+        (**self).publish(records)
+    }
+}
+
+impl<T: DeadLetterSink> DeadLetterSink for &T {
+    fn put(&self, letter: &DeadLetter) -> impl Future<Output = Result<(), PortError>> + Send {
+        (**self).put(letter)
+    }
+}

@@ -1,0 +1,46 @@
+//! What one invocation did: the source of its metrics, its log lines and its partial batch
+//! response.
+
+use std::collections::BTreeMap;
+
+use crate::sequence::SequenceNumber;
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BatchReport {
+    pub records: usize,
+    /// Valid records used (visits, interactions, results).
+    pub valid: usize,
+    /// Valid records the consumer does not look at (events other than "Interaction").
+    pub ignored: usize,
+    pub rejected: BTreeMap<&'static str, u64>,
+    /// Valid records not written because their key is finished (a rule key whose alert is out).
+    pub skipped: usize,
+    /// Distinct keys written (cids, rule keys).
+    pub keys: usize,
+    /// Write requests the store answered: conditional writes (also those whose condition failed,
+    /// which DynamoDB bills too), housekeeping and flags. A request that failed is not counted.
+    pub writes: usize,
+    /// Writes whose condition failed (redelivered or out-of-order records).
+    pub conflicts: usize,
+    pub published: usize,
+    /// The lowest sequence number that must be retried: Lambda resumes the shard from there.
+    pub retry_from: Option<SequenceNumber>,
+    pub errors: Vec<String>,
+}
+
+impl BatchReport {
+    pub fn new(records: usize) -> Self {
+        BatchReport {
+            records,
+            ..Default::default()
+        }
+    }
+
+    /// The records from `at` on must be retried, because of `error`.
+    pub fn fail(&mut self, at: &SequenceNumber, error: String) {
+        if self.retry_from.as_ref().is_none_or(|s| at < s) {
+            self.retry_from = Some(at.clone());
+        }
+        self.errors.push(error);
+    }
+}

@@ -1,0 +1,244 @@
+//! For tests and benchmarks of every crate (feature `testing`): in-memory ports that evaluate the
+//! same conditions as the DynamoDB adapter and can be told to fail, a seeded generator, and
+//! Kinesis-like sequence numbers.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Mutex;
+
+use crate::ports::*;
+use crate::record::DeadLetter;
+use crate::sequence::SequenceNumber;
+
+/// A 56-digit sequence number, like Kinesis's, for position `i` of a shard.
+pub fn kinesis_sequence(i: u64) -> SequenceNumber {
+    SequenceNumber::parse(&format!(
+        "4959033827149025660855969253836157109592157598{i:010}"
+    ))
+    .expect("56 digits")
+}
+
+/// splitmix64: the same seed gives the same numbers on every run and machine, so a failing
+/// randomized case can be replayed, and a benchmark's workload is the same every time.
+#[derive(Debug, Clone)]
+pub struct SeededRng(u64);
+
+impl SeededRng {
+    pub fn new(seed: u64) -> Self {
+        SeededRng(seed)
+    }
+
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in `0..n` (`n` > 0).
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next_u64() % n.max(1)
+    }
+
+    /// Uniform in [0, 1).
+    pub fn unit(&mut self) -> f64 {
+        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
+
+#[derive(Default)]
+pub struct MemoryStateStore {
+    pub items: Mutex<BTreeMap<String, StoredState>>,
+    /// Writes allowed before every further write fails (a crash or an outage); `usize::MAX`: never.
+    pub writes_left: AtomicUsize,
+    /// Makes housekeeping (`remove_counters`) fail.
+    pub housekeeping_fails: AtomicBool,
+    pub requests: AtomicUsize,
+}
+
+impl MemoryStateStore {
+    pub fn new() -> Self {
+        Self {
+            writes_left: AtomicUsize::new(usize::MAX),
+            ..Default::default()
+        }
+    }
+
+    pub fn fail_after(&self, writes: usize) {
+        self.writes_left.store(writes, Ordering::SeqCst);
+    }
+
+    pub fn item(&self, pk: &str) -> Option<StoredState> {
+        self.items.lock().unwrap().get(pk).cloned()
+    }
+
+    fn gate(&self) -> Result<(), PortError> {
+        self.requests.fetch_add(1, Ordering::SeqCst);
+        let left = self.writes_left.load(Ordering::SeqCst);
+        if left == 0 {
+            return Err(PortError::Transient("injected failure".into()));
+        }
+        if left != usize::MAX {
+            self.writes_left.store(left - 1, Ordering::SeqCst);
+        }
+        Ok(())
+    }
+
+    fn apply(stored: &mut StoredState, change: &StateChange) {
+        stored.rev += 1;
+        stored
+            .watermarks
+            .insert(change.shard_id.clone(), change.applies_through.clone());
+        for (name, n) in &change.delta.counters {
+            *stored.counters.entry(name.clone()).or_default() += n;
+        }
+        if change.delta.latest.is_some() {
+            stored.latest = change.delta.latest.clone();
+        }
+    }
+}
+
+impl StateStore for MemoryStateStore {
+    async fn apply_if_fresh(
+        &self,
+        key: &StateKey,
+        first: &SequenceNumber,
+        change: &StateChange,
+    ) -> Result<Applied, PortError> {
+        self.gate()?;
+        let mut items = self.items.lock().unwrap();
+        let current = items.get(key.partition_key()).cloned();
+        let fresh = current
+            .as_ref()
+            .and_then(|s| s.watermarks.get(&change.shard_id))
+            .is_none_or(|w| w < first);
+        let newer = match (
+            &change.delta.latest,
+            current.as_ref().and_then(|s| s.latest.as_ref()),
+        ) {
+            (Some(new), Some(old)) => new.order_key > old.order_key,
+            _ => true,
+        };
+        if !(fresh && newer) {
+            return Ok(Applied::Conflict(current));
+        }
+        let mut stored = current.unwrap_or_default();
+        Self::apply(&mut stored, change);
+        items.insert(key.partition_key().to_string(), stored.clone());
+        Ok(Applied::Done(stored))
+    }
+
+    async fn apply_if_unchanged(
+        &self,
+        key: &StateKey,
+        expected_rev: Option<u64>,
+        change: &StateChange,
+    ) -> Result<Applied, PortError> {
+        self.gate()?;
+        let mut items = self.items.lock().unwrap();
+        let current = items.get(key.partition_key()).cloned();
+        if current.as_ref().map(|s| s.rev) != expected_rev {
+            return Ok(Applied::Conflict(current));
+        }
+        let mut stored = current.unwrap_or_default();
+        Self::apply(&mut stored, change);
+        items.insert(key.partition_key().to_string(), stored.clone());
+        Ok(Applied::Done(stored))
+    }
+
+    async fn remove_counters(&self, key: &StateKey, names: &[String]) -> Result<(), PortError> {
+        if self.housekeeping_fails.load(Ordering::SeqCst) {
+            return Err(PortError::Transient("injected housekeeping failure".into()));
+        }
+        let mut items = self.items.lock().unwrap();
+        if let Some(s) = items.get_mut(key.partition_key()) {
+            for n in names {
+                s.counters.remove(n);
+            }
+        }
+        Ok(())
+    }
+
+    async fn set_flag(&self, key: &StateKey, flag: &str) -> Result<(), PortError> {
+        self.gate()?;
+        if let Some(s) = self.items.lock().unwrap().get_mut(key.partition_key()) {
+            s.flags.insert(flag.to_string());
+        }
+        Ok(())
+    }
+}
+
+#[derive(Default)]
+pub struct MemoryPublisher {
+    pub published: Mutex<Vec<OutRecord>>,
+    /// Calls that fail before publishing works.
+    pub failures_left: AtomicUsize,
+}
+
+impl MemoryPublisher {
+    /// Every record published so far, as JSON.
+    pub fn json(&self) -> Vec<serde_json::Value> {
+        self.published
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|r| serde_json::from_slice(&r.data).expect("published records are JSON"))
+            .collect()
+    }
+}
+
+impl RecordPublisher for MemoryPublisher {
+    async fn publish(&self, results: &[OutRecord]) -> Result<Vec<usize>, PortError> {
+        if self.failures_left.load(Ordering::SeqCst) > 0 {
+            self.failures_left.fetch_sub(1, Ordering::SeqCst);
+            return Err(PortError::Transient("injected publish failure".into()));
+        }
+        self.published.lock().unwrap().extend_from_slice(results);
+        Ok(Vec::new())
+    }
+}
+
+#[derive(Default)]
+pub struct MemoryDeadLetters {
+    pub letters: Mutex<BTreeMap<String, DeadLetter>>,
+}
+
+impl DeadLetterSink for MemoryDeadLetters {
+    async fn put(&self, letter: &DeadLetter) -> Result<(), PortError> {
+        self.letters
+            .lock()
+            .unwrap()
+            .insert(letter.object_key("dead-letter"), letter.clone());
+        Ok(())
+    }
+}
+
+/// Key ranks `1..=keys` drawn from a Zipf distribution of exponent `s` (0: uniform), by inverse
+/// transform over the cumulative weights: a skewed workload, the same on every run.
+#[derive(Debug, Clone)]
+pub struct ZipfKeys {
+    cumulative: Vec<f64>,
+}
+
+impl ZipfKeys {
+    pub fn new(keys: usize, s: f64) -> Self {
+        let weights: Vec<f64> = (1..=keys.max(1)).map(|k| (k as f64).powf(-s)).collect();
+        let total: f64 = weights.iter().sum();
+        let mut acc = 0.0;
+        let cumulative = weights
+            .into_iter()
+            .map(|w| {
+                acc += w / total;
+                acc
+            })
+            .collect();
+        ZipfKeys { cumulative }
+    }
+
+    pub fn rank(&self, rng: &mut SeededRng) -> u64 {
+        let u = rng.unit();
+        let last = self.cumulative.len() - 1;
+        (self.cumulative.partition_point(|c| *c < u).min(last) + 1) as u64
+    }
+}

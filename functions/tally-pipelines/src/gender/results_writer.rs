@@ -1,0 +1,139 @@
+//! The results writer: `GenderResultsStream` records into the results table, newest revision wins.
+//! Publishing is at-least-once and may reorder across retries; the revision makes the upsert
+//! idempotent and order-independent.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::future::Future;
+
+use chrono::{DateTime, Utc};
+use futures::stream::{self, StreamExt};
+use tally_engine::dead_letters::dead_letter_all;
+use tally_engine::engine::DEFAULT_CONCURRENCY;
+use tally_engine::ports::DeadLetterSink;
+use tally_engine::{json_object, Aggregation, BatchHandler, BatchReport, Rejection};
+use tally_engine::{SequenceNumber, StreamRecord};
+
+use super::result::{result_id, GenderResult, ResultsUpsert};
+
+pub const SOURCE: &str = "results-writer";
+
+/// A result carries its model's state: MODEL3's holds two counters per day of its window, so a
+/// year-long window (`WindowDays` 366) makes results of about 30 KB. Anything larger is not a
+/// result of ours.
+pub const MAX_RESULT_BYTES: usize = 64 * 1024;
+
+/// Decodes one `GenderResultsStream` record.
+pub fn decode_result(record: &StreamRecord) -> Result<GenderResult, Rejection> {
+    let object = json_object(&record.data, MAX_RESULT_BYTES)?;
+    let result: GenderResult =
+        serde_json::from_value(serde_json::Value::Object(object)).map_err(|e| {
+            Rejection::InvalidField {
+                field: "result",
+                reason: e.to_string(),
+            }
+        })?;
+    let expected = result_id(&result.cid, &result.model);
+    if result.id != expected {
+        return Err(Rejection::InvalidField {
+            field: "_id",
+            reason: format!(
+                "{:?} does not match cid and model ({expected:?})",
+                result.id
+            ),
+        });
+    }
+    Ok(result)
+}
+
+/// The results table with its dead-letter location.
+pub struct ResultsWriter<U, D> {
+    pub table: U,
+    pub dead_letters: D,
+    pub aggregation: Aggregation,
+}
+
+impl<U: ResultsUpsert, D: DeadLetterSink> BatchHandler for ResultsWriter<U, D> {
+    fn name(&self) -> &str {
+        SOURCE
+    }
+
+    fn handle(
+        &self,
+        records: &[StreamRecord],
+        _now: DateTime<Utc>,
+    ) -> impl Future<Output = BatchReport> + Send {
+        write_results(&self.table, &self.dead_letters, records, self.aggregation)
+    }
+}
+
+/// Stores a batch of results: per key, only the newest revision of the batch is written; in
+/// per-record mode (the benchmarks' baseline) every record is, in order.
+pub async fn write_results<U: ResultsUpsert, D: DeadLetterSink>(
+    table: &U,
+    dead_letters: &D,
+    records: &[StreamRecord],
+    aggregation: Aggregation,
+) -> BatchReport {
+    let mut report = BatchReport::new(records.len());
+    // Newest revision per _id; remember the first record of each id for retries.
+    let mut newest: BTreeMap<String, (GenderResult, SequenceNumber)> = BTreeMap::new();
+    let mut each: Vec<(GenderResult, SequenceNumber)> = Vec::new();
+    let mut rejected = Vec::new();
+    for r in records {
+        match decode_result(r) {
+            Ok(result) if aggregation == Aggregation::PerRecord => {
+                report.valid += 1;
+                each.push((result, r.sequence_number.clone()));
+            }
+            Ok(result) => {
+                report.valid += 1;
+                match newest.get_mut(&result.id) {
+                    Some((kept, first)) => {
+                        if result.rev > kept.rev
+                            || (result.rev == kept.rev && result.as_of > kept.as_of)
+                        {
+                            *kept = result;
+                        }
+                        if r.sequence_number < *first {
+                            *first = r.sequence_number.clone();
+                        }
+                    }
+                    None => {
+                        newest.insert(result.id.clone(), (result, r.sequence_number.clone()));
+                    }
+                }
+            }
+            Err(why) => rejected.push((r, why)),
+        }
+    }
+    dead_letter_all(dead_letters, SOURCE, rejected, &mut report).await;
+    report.keys = newest.len()
+        + each
+            .iter()
+            .map(|(r, _)| &r.id)
+            .collect::<BTreeSet<_>>()
+            .len();
+    each.extend(newest.into_values());
+    let outcomes: Vec<_> = stream::iter(each)
+        .map(|(result, first)| async move {
+            let outcome = table.upsert_if_newer(&result).await;
+            (result, first, outcome)
+        })
+        .buffered(aggregation.concurrency(DEFAULT_CONCURRENCY))
+        .collect()
+        .await;
+    for (result, first, outcome) in outcomes {
+        match outcome {
+            Ok(stored) => {
+                report.writes += 1;
+                if stored {
+                    report.published += 1;
+                } else {
+                    report.conflicts += 1;
+                }
+            }
+            Err(e) => report.fail(&first, format!("result {} not stored: {e}", result.id)),
+        }
+    }
+    report
+}

@@ -1,0 +1,9 @@
+//! tally's pipelines, one folder each: the domain of every pipeline, with no AWS SDK in it. Each
+//! implements the engine's `Consumer` (or another `BatchHandler`) and says nothing of batching,
+//! exactly-once writes, dead letters or publishing: `tally-engine` does those.
+//!
+//! - `gender/`: the gender service (seed 000)
+//! - `rules/`: the property-interaction threshold rules (seed 003)
+
+pub mod gender;
+pub mod rules;

@@ -1,0 +1,209 @@
+//! `tally demo`: start the local cloud, put each pipeline's sample (the template's
+//! `Metadata.Tally.Sample`), wait until the pipelines are idle, show what came out of each, show
+//! that bad input is a 4xx, list the archive, stop.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, Context as _, Result};
+
+use super::put::partition_key;
+use super::{CloudArgs, Context};
+use crate::cloud::LocalCloud;
+use crate::emulators::port_is_free;
+use crate::http::http_get;
+use crate::kinesis::{put_all, read_stream};
+use crate::pipelines::{pipelines, Pipeline, StreamFacts};
+
+#[derive(clap::Args)]
+pub struct Args {
+    #[command(flatten)]
+    pub cloud: CloudArgs,
+}
+
+pub async fn run(args: Args, ctx: &Context) -> Result<()> {
+    let mut opts = args.cloud.options(ctx)?;
+    // The demo runs beside a `make up` too: any free ports.
+    if !port_is_free(opts.edge_port) {
+        opts.edge_port = 0;
+    }
+    if !port_is_free(opts.api_port) {
+        opts.api_port = 0;
+    }
+    println!("starting the local cloud from template.yaml ...");
+    let started = Instant::now();
+    let mut cloud = LocalCloud::start(opts).await?;
+    println!(
+        "  up in {:.1}s: edge {}, API {}",
+        started.elapsed().as_secs_f64(),
+        cloud.edge_url,
+        cloud.api_url
+    );
+    let outcome = steps(&mut cloud, ctx).await;
+    cloud.stop().await;
+    outcome
+}
+
+/// Puts a stream's sample file; returns its records.
+async fn put_sample(
+    cloud: &LocalCloud,
+    ctx: &Context,
+    stream: &StreamFacts,
+) -> Result<Vec<String>> {
+    let Some(sample) = &stream.sample else {
+        return Ok(Vec::new());
+    };
+    let file = ctx.root.join(sample);
+    let text = std::fs::read_to_string(&file)
+        .with_context(|| format!("cannot read {}", file.display()))?;
+    let lines: Vec<String> = text
+        .lines()
+        .filter(|l| !l.is_empty())
+        .map(String::from)
+        .collect();
+    let entries: Vec<(String, &[u8])> = lines
+        .iter()
+        .map(|l| {
+            (
+                partition_key(l, stream.partition_key.as_deref()),
+                l.as_bytes(),
+            )
+        })
+        .collect();
+    let name = cloud.template.physical_name(&stream.logical_id);
+    let outcome = put_all(&cloud.clients.kinesis, &name, &entries, |_| {}).await;
+    if outcome.refused > 0 {
+        bail!("{} refused {} records", stream.logical_id, outcome.refused);
+    }
+    println!(
+        "put {} records ({}) to {}",
+        lines.len(),
+        file.display(),
+        stream.logical_id
+    );
+    Ok(lines)
+}
+
+async fn steps(cloud: &mut LocalCloud, ctx: &Context) -> Result<()> {
+    let pipelines = pipelines(&cloud.template)?;
+    let mut samples = Vec::new();
+    for p in &pipelines {
+        for source in &p.sources {
+            samples.push((p, put_sample(cloud, ctx, source).await?));
+        }
+    }
+    cloud.wait_idle(Duration::from_secs(120)).await?;
+    println!("pipeline caught up:");
+    for m in &cloud.mappings {
+        let s = m.stats.lock().unwrap().clone();
+        let host = cloud.functions[&m.spec.function].stats();
+        println!(
+            "  {:<22} {:>4} invocations, {:>5} records, cold start init {:.1} ms",
+            m.spec.function, s.invocations, s.records, host.init_ms_max
+        );
+    }
+    for (pipeline, sample) in &samples {
+        match pipeline.name.as_str() {
+            "gender" => show_lookups(cloud, sample).await?,
+            _ => show_outputs(cloud, pipeline).await?,
+        }
+    }
+    let (status, body) = http_get(&format!(
+        "{}/api/v1/getGender/C100?model=MODEL9",
+        cloud.api_url
+    ))
+    .await?;
+    println!("\nbad input is a 4xx with a JSON error: GET ...?model=MODEL9 -> {status} {body}");
+    show_archive(cloud).await
+}
+
+/// The gender pipeline: every sample cid's answer from each model, through the API.
+async fn show_lookups(cloud: &LocalCloud, sample: &[String]) -> Result<()> {
+    let mut cids: Vec<String> = sample
+        .iter()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter_map(|v| v["cid"].as_str().map(String::from))
+        .collect();
+    cids.sort();
+    cids.dedup();
+    println!(
+        "\nlookups from the API ({}/api/v1/getGender/CID?model=...):",
+        cloud.api_url
+    );
+    println!(
+        "  {:<8} {:<16} {:<16} {:<16}",
+        "cid", "MODEL1 (last)", "MODEL2 (all)", "MODEL3 (7 days)"
+    );
+    for cid in &cids {
+        let mut row = Vec::new();
+        for model in ["MODEL1", "MODEL2", "MODEL3"] {
+            let url = format!("{}/api/v1/getGender/{cid}?model={model}", cloud.api_url);
+            let (status, body) = http_get(&url).await?;
+            let v: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+            row.push(match (status, v["gndr"].as_str()) {
+                (200, Some(g)) if v["male"].is_u64() => {
+                    format!("{g} ({}m/{}f)", v["male"], v["female"])
+                }
+                (200, Some(g)) => g.to_string(),
+                (s, _) => format!("{s}"),
+            });
+        }
+        println!("  {:<8} {:<16} {:<16} {:<16}", cid, row[0], row[1], row[2]);
+    }
+    Ok(())
+}
+
+/// Any other pipeline: every record of its output streams (for the rules, their alerts).
+async fn show_outputs(cloud: &LocalCloud, pipeline: &Pipeline) -> Result<()> {
+    match pipeline.name.as_str() {
+        "rules" => println!("\nalerts, each once, with the count at which its rule first held:"),
+        other => println!("\n{other}: what its functions published"),
+    }
+    for output in &pipeline.outputs {
+        let name = cloud.template.physical_name(&output.logical_id);
+        for r in read_stream(&cloud.clients.kinesis, &name).await? {
+            println!(
+                "  {:<22} {}",
+                output.logical_id,
+                String::from_utf8_lossy(&r.data)
+            );
+        }
+    }
+    Ok(())
+}
+
+/// What Firehose archived and the dead letters, after the buffers are delivered.
+async fn show_archive(cloud: &mut LocalCloud) -> Result<()> {
+    let bucket = cloud.template.physical_name("ArchiveBucket");
+    cloud.drain().await;
+    let listed = cloud
+        .clients
+        .s3
+        .list_objects_v2()
+        .bucket(&bucket)
+        .send()
+        .await
+        .map_err(|e| {
+            anyhow!(
+                "listing s3://{bucket}: {}",
+                aws_sdk_s3::error::DisplayErrorContext(e)
+            )
+        })?;
+    let (mut raw, mut dead) = (0, 0);
+    for o in listed.contents() {
+        let key = o.key().unwrap_or_default();
+        if key.starts_with("raw/") {
+            raw += 1;
+            println!("archived: s3://{bucket}/{key}");
+        } else if key.starts_with("dead-letter/") {
+            dead += 1;
+        }
+    }
+    println!(
+        "dead letters (one per rejected record and model): {dead} under s3://{bucket}/dead-letter/"
+    );
+    if raw == 0 {
+        bail!("Firehose archived nothing");
+    }
+    println!("\ndemo done: stopping the local cloud");
+    Ok(())
+}

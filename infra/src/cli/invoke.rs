@@ -1,0 +1,66 @@
+//! `tally invoke FUNCTION --event FILE`: the Docker-free `sam local invoke`. Like SAM, which uses
+//! the account's real resources, it uses a running local cloud's resources when there is one,
+//! else a private local cloud without stream pollers, just for this invocation.
+
+use std::path::PathBuf;
+
+use anyhow::{anyhow, Context as _, Result};
+
+use super::Context;
+use crate::clients::{Clients, Endpoints};
+use crate::cloud::LocalCloud;
+use crate::lambda::{function_specs, FunctionHost};
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Function logical ID (Model2Function) or physical name.
+    pub function: String,
+    /// Event file (see events/).
+    #[arg(long, value_name = "FILE")]
+    pub event: PathBuf,
+    #[arg(long, value_name = "DIR")]
+    pub bin_dir: Option<PathBuf>,
+}
+
+pub async fn run(args: Args, ctx: &Context) -> Result<()> {
+    let payload = std::fs::read(&args.event)
+        .with_context(|| format!("cannot read {}", args.event.display()))?;
+    serde_json::from_slice::<serde_json::Value>(&payload)
+        .with_context(|| format!("{} is not JSON", args.event.display()))?;
+    let mut opts = ctx.cloud_options(args.bin_dir);
+    let url = ctx.edge_url();
+    let running = Clients::new(&Endpoints::all(&url))
+        .await
+        .dynamodb
+        .list_tables()
+        .send()
+        .await
+        .is_ok();
+    let function = &args.function;
+    let body = if running {
+        let template = ctx.template()?;
+        let id = template.logical_id_of(function).map(String::from);
+        let spec = function_specs(&template, &opts, &url)?
+            .into_iter()
+            .find(|s| Some(&s.logical_id) == id.as_ref())
+            .ok_or_else(|| anyhow!("no function {function} in template.yaml"))?;
+        let host = FunctionHost::start(spec).await?;
+        let outcome = host.invoke(payload).await;
+        host.stop().await;
+        outcome.with_context(|| function.clone())?
+    } else {
+        opts.run_streams = false;
+        opts.edge_port = 0;
+        opts.api_port = 0;
+        let cloud = LocalCloud::start(opts).await?;
+        let outcome = cloud.invoke(function, payload).await;
+        cloud.stop().await;
+        outcome?
+    };
+    let text = match serde_json::from_slice::<serde_json::Value>(&body) {
+        Ok(v) => serde_json::to_string_pretty(&v)?,
+        Err(_) => String::from_utf8_lossy(&body).into_owned(),
+    };
+    println!("{text}");
+    Ok(())
+}

@@ -1,0 +1,91 @@
+//! The invocation's side of a mapping: the Kinesis event Lambda builds for a batch, and the
+//! partial batch response the function gives back.
+
+use std::collections::HashMap;
+
+use base64::Engine;
+use serde_json::Value as Json;
+
+use crate::kinesis::ShardRecord;
+
+/// The Lambda event for `records`, as the Kinesis event source mapping builds it.
+pub fn kinesis_event(stream_arn: &str, records: &[ShardRecord]) -> Json {
+    let records: Vec<Json> = records
+        .iter()
+        .map(|r| {
+            serde_json::json!({
+                "kinesis": {
+                    "kinesisSchemaVersion": "1.0",
+                    "partitionKey": r.partition_key,
+                    "sequenceNumber": r.sequence_number,
+                    "data": base64::engine::general_purpose::STANDARD.encode(&r.data),
+                    "approximateArrivalTimestamp": r.arrival,
+                },
+                "eventSource": "aws:kinesis",
+                "eventVersion": "1.0",
+                "eventID": format!("{}:{}", r.shard_id, r.sequence_number),
+                "eventName": "aws:kinesis:record",
+                "invokeIdentityArn": format!("arn:aws:iam::{}:role/local-cloud", crate::template::ACCOUNT),
+                "awsRegion": crate::template::REGION,
+                "eventSourceARN": stream_arn,
+            })
+        })
+        .collect();
+    serde_json::json!({ "Records": records })
+}
+
+/// Index of the lowest failed record of a partial batch response; `Err` when the response is
+/// not valid (the whole batch is then treated as failed, as Lambda does).
+pub(super) fn first_failure(body: &[u8], batch: &[ShardRecord]) -> Result<Option<usize>, ()> {
+    let v: Json = match serde_json::from_slice(body) {
+        Ok(v) => v,
+        Err(_) => return Ok(None), // not a JSON object: a plain success
+    };
+    let Some(failures) = v.get("batchItemFailures").and_then(Json::as_array) else {
+        return Ok(None);
+    };
+    let mut lowest: Option<usize> = None;
+    let index: HashMap<&str, usize> = batch
+        .iter()
+        .enumerate()
+        .map(|(i, r)| (r.sequence_number.as_str(), i))
+        .collect();
+    for f in failures {
+        let id = f.get("itemIdentifier").and_then(Json::as_str).ok_or(())?;
+        let i = *index.get(id).ok_or(())?;
+        lowest = Some(lowest.map_or(i, |l| l.min(i)));
+    }
+    Ok(lowest)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn partial_batch_response_names_the_lowest_failure() {
+        let batch: Vec<ShardRecord> = (0..4)
+            .map(|i| ShardRecord {
+                shard_id: "s".into(),
+                sequence_number: format!("10{i}"),
+                partition_key: "k".into(),
+                data: vec![],
+                arrival: 0.0,
+            })
+            .collect();
+        let body = br#"{"batchItemFailures":[{"itemIdentifier":"103"},{"itemIdentifier":"101"}]}"#;
+        assert_eq!(first_failure(body, &batch), Ok(Some(1)));
+        assert_eq!(
+            first_failure(br#"{"batchItemFailures":[]}"#, &batch),
+            Ok(None)
+        );
+        assert_eq!(
+            first_failure(
+                br#"{"batchItemFailures":[{"itemIdentifier":"999"}]}"#,
+                &batch
+            ),
+            Err(())
+        );
+        assert_eq!(first_failure(b"null", &batch), Ok(None));
+    }
+}

@@ -1,0 +1,420 @@
+//! Runs a function's real compiled binary behind a Lambda Runtime API server, the same
+//! `lambda_runtime` code path as in AWS: the process polls `/invocation/next`, answers on
+//! `/response` or `/error`. Cold start on the first invocation, warm reuse after, a crashed or
+//! timed-out process is replaced on the next invocation. One instance per function: invocations
+//! are served one at a time, like a function with reserved concurrency 1.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::os::unix::process::CommandExt as _;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use http_body_util::BodyExt;
+use hyper::body::{Bytes, Incoming};
+use hyper::{Method, Request, Response, StatusCode};
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::task::AbortHandle;
+
+use super::spec::FunctionSpec;
+use crate::http::{full, json_response, Body};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum InvokeError {
+    /// The function returned an error (`/invocation/{id}/error`).
+    Function { error_type: String, message: String },
+    /// The process failed before it was ready (`/init/error`, or it exited).
+    Init(String),
+    /// The process exited while handling the invocation.
+    Crashed(String),
+    /// No answer within the function's timeout; the process was stopped.
+    Timeout(Duration),
+}
+
+impl std::fmt::Display for InvokeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            InvokeError::Function {
+                error_type,
+                message,
+            } => write!(f, "function error {error_type}: {message}"),
+            InvokeError::Init(m) => write!(f, "function failed to start: {m}"),
+            InvokeError::Crashed(m) => {
+                write!(f, "function process exited during the invocation: {m}")
+            }
+            InvokeError::Timeout(d) => {
+                write!(f, "task timed out after {:.2} seconds", d.as_secs_f64())
+            }
+        }
+    }
+}
+
+impl std::error::Error for InvokeError {}
+
+/// Counters for `tally up`'s status and the benchmarks.
+#[derive(Debug, Clone, Default)]
+pub struct HostStats {
+    pub cold_starts: u64,
+    pub invocations: u64,
+    pub errors: u64,
+    pub init_ms_max: f64,
+    pub init_ms_last: f64,
+    /// Time spent in invocations, from event handed over to response (the billed duration).
+    pub busy_ms: f64,
+}
+
+struct Pending {
+    id: String,
+    payload: Bytes,
+    deadline_ms: i64,
+    reply: oneshot::Sender<Result<Bytes, InvokeError>>,
+}
+
+struct Shared {
+    spec: FunctionSpec,
+    /// Invocations for the current process. Each process gets its own queue, so a `/next` left
+    /// waiting by a process that died cannot take an invocation meant for its successor.
+    queue: Mutex<Arc<tokio::sync::Mutex<mpsc::Receiver<Pending>>>>,
+    in_flight: Mutex<HashMap<String, oneshot::Sender<Result<Bytes, InvokeError>>>>,
+    init_error: Mutex<Option<String>>,
+    /// When the current process was spawned; cleared at its first `/next` (init done).
+    spawned_at: Mutex<Option<Instant>>,
+    stats: Mutex<HostStats>,
+}
+
+struct Process {
+    child_pid: u32,
+    exited: watch::Receiver<Option<String>>,
+    queue: mpsc::Sender<Pending>,
+}
+
+pub struct FunctionHost {
+    shared: Arc<Shared>,
+    runtime_api: String,
+    /// The Runtime API server's task: stopped with the host.
+    server: AbortHandle,
+    process: tokio::sync::Mutex<Option<Process>>,
+}
+
+impl FunctionHost {
+    /// Starts the Runtime API server for `spec`; the process starts at the first invocation.
+    pub async fn start(spec: FunctionSpec) -> std::io::Result<Arc<Self>> {
+        if !spec.binary.is_file() {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                format!(
+                    "function {}: binary {} not found: build the functions with `make build` \
+                     (or `make release` for the deployed build)",
+                    spec.logical_id,
+                    spec.binary.display()
+                ),
+            ));
+        }
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let runtime_api = listener.local_addr()?.to_string();
+        let (_, queue_rx) = mpsc::channel(1);
+        let shared = Arc::new(Shared {
+            spec,
+            queue: Mutex::new(Arc::new(tokio::sync::Mutex::new(queue_rx))),
+            in_flight: Mutex::new(HashMap::new()),
+            init_error: Mutex::new(None),
+            spawned_at: Mutex::new(None),
+            stats: Mutex::new(HostStats::default()),
+        });
+        let api = shared.clone();
+        let server = tokio::spawn(crate::http::serve(
+            "runtime api",
+            listener,
+            move |req, _| serve_runtime_api(api.clone(), req),
+        ))
+        .abort_handle();
+        Ok(Arc::new(Self {
+            shared,
+            runtime_api,
+            server,
+            process: tokio::sync::Mutex::new(None),
+        }))
+    }
+
+    /// The Runtime API's address (`AWS_LAMBDA_RUNTIME_API`).
+    pub fn runtime_api(&self) -> &str {
+        &self.runtime_api
+    }
+
+    pub fn spec(&self) -> &FunctionSpec {
+        &self.shared.spec
+    }
+
+    pub fn stats(&self) -> HostStats {
+        self.shared.stats.lock().unwrap().clone()
+    }
+
+    /// Invokes the function with `payload` (a JSON event) and returns its response body.
+    pub async fn invoke(&self, payload: Vec<u8>) -> Result<Bytes, InvokeError> {
+        // One instance: the process lock is held for the whole invocation.
+        let mut process = self.process.lock().await;
+        let running = matches!(&*process, Some(p) if p.exited.borrow().is_none());
+        if !running {
+            *process = Some(self.spawn().map_err(|e| InvokeError::Init(e.to_string()))?);
+        }
+        let mut exited = process.as_ref().unwrap().exited.clone();
+        let timeout = self.shared.spec.timeout;
+        let (tx, rx) = oneshot::channel();
+        let id = uuid::Uuid::new_v4().to_string();
+        let deadline_ms = chrono::Utc::now().timestamp_millis() + timeout.as_millis() as i64;
+        self.shared.stats.lock().unwrap().invocations += 1;
+        let queue = process.as_ref().unwrap().queue.clone();
+        if queue
+            .send(Pending {
+                id,
+                payload: Bytes::from(payload),
+                deadline_ms,
+                reply: tx,
+            })
+            .await
+            .is_err()
+        {
+            return Err(InvokeError::Init("runtime API stopped".into()));
+        }
+        let handed_over = Instant::now();
+        let outcome = tokio::select! {
+            r = rx => r.unwrap_or_else(|_| Err(InvokeError::Crashed("the invocation was abandoned".into()))),
+            status = exited.wait_for(|e| e.is_some()) => {
+                let status = status.map(|s| s.clone().unwrap_or_default()).unwrap_or_default();
+                let init = self.shared.init_error.lock().unwrap().take();
+                let started = self.shared.spawned_at.lock().unwrap().is_none();
+                Err(match init {
+                    Some(m) => InvokeError::Init(m),
+                    None if !started => InvokeError::Init(format!("process exited before it was ready ({status}); see {}", self.shared.spec.log_file.display())),
+                    None => InvokeError::Crashed(format!("{status}; see {}", self.shared.spec.log_file.display())),
+                })
+            }
+            _ = tokio::time::sleep(timeout) => {
+                // As in AWS: the environment is stopped, the next invocation starts a new one.
+                if let Some(p) = process.as_ref() { kill(p.child_pid); }
+                Err(InvokeError::Timeout(timeout))
+            }
+        };
+        self.shared.stats.lock().unwrap().busy_ms += handed_over.elapsed().as_secs_f64() * 1e3;
+        if matches!(outcome, Err(InvokeError::Timeout(_))) {
+            // Wait until it is gone, so the next invocation cannot reach it.
+            let _ = tokio::time::timeout(Duration::from_secs(5), exited.wait_for(|e| e.is_some()))
+                .await;
+        }
+        if !matches!(outcome, Ok(_) | Err(InvokeError::Function { .. })) {
+            *process = None; // dropping its queue releases any `/next` it left behind
+        }
+        if outcome.is_err() {
+            self.shared.in_flight.lock().unwrap().clear();
+            self.shared.stats.lock().unwrap().errors += 1;
+            // As Lambda reports them in the function's logs.
+            if let Err(e) = &outcome {
+                if let Ok(mut log) = std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(&self.shared.spec.log_file)
+                {
+                    use std::io::Write;
+                    let _ = writeln!(log, "tally local cloud: invocation failed: {e}");
+                }
+            }
+        }
+        outcome
+    }
+
+    fn spawn(&self) -> std::io::Result<Process> {
+        let spec = &self.shared.spec;
+        if let Some(dir) = spec.log_file.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&spec.log_file)?;
+        let mut cmd = tokio::process::Command::new(&spec.binary);
+        // Only what Lambda gives a function: the template's variables and the runtime's own.
+        cmd.env_clear()
+            .envs(&spec.env)
+            .env("AWS_LAMBDA_RUNTIME_API", &self.runtime_api)
+            .env("AWS_LAMBDA_FUNCTION_NAME", &spec.physical_name)
+            .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
+            .env(
+                "AWS_LAMBDA_FUNCTION_MEMORY_SIZE",
+                spec.memory_mb.to_string(),
+            )
+            .env(
+                "AWS_LAMBDA_LOG_GROUP_NAME",
+                format!("/aws/lambda/{}", spec.physical_name),
+            )
+            .env("AWS_LAMBDA_LOG_STREAM_NAME", "local")
+            .env("_HANDLER", "bootstrap")
+            .stdin(std::process::Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .kill_on_drop(true);
+        // SAFETY: prctl only sets the signal the child gets when its parent thread ends.
+        unsafe {
+            cmd.as_std_mut().pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                Ok(())
+            });
+        }
+        *self.shared.init_error.lock().unwrap() = None;
+        let (queue, queue_rx) = mpsc::channel(1);
+        *self.shared.queue.lock().unwrap() = Arc::new(tokio::sync::Mutex::new(queue_rx));
+        *self.shared.spawned_at.lock().unwrap() = Some(Instant::now());
+        let mut child = cmd.spawn()?;
+        self.shared.stats.lock().unwrap().cold_starts += 1;
+        let child_pid = child.id().unwrap_or_default();
+        let (tx, exited) = watch::channel(None);
+        tokio::spawn(async move {
+            let status = child
+                .wait()
+                .await
+                .map(|s| s.to_string())
+                .unwrap_or_else(|e| e.to_string());
+            let _ = tx.send(Some(status));
+        });
+        Ok(Process {
+            child_pid,
+            exited,
+            queue,
+        })
+    }
+
+    /// Stops the function's process, if any, and its Runtime API.
+    pub async fn stop(&self) {
+        self.server.abort();
+        if let Some(p) = self.process.lock().await.take() {
+            kill(p.child_pid);
+        }
+    }
+}
+
+impl Drop for FunctionHost {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
+}
+
+fn kill(pid: u32) {
+    if pid != 0 {
+        // SAFETY: plain kill(2) on our own child's pid.
+        unsafe {
+            libc::kill(pid as i32, libc::SIGKILL);
+        }
+    }
+}
+
+fn reply(status: StatusCode, body: &'static str) -> Response<Body> {
+    json_response(status, body)
+}
+
+async fn serve_runtime_api(
+    shared: Arc<Shared>,
+    req: Request<Incoming>,
+) -> Result<Response<Body>, Infallible> {
+    let path = req.uri().path().to_string();
+    let method = req.method().clone();
+    let error_type = req
+        .headers()
+        .get("lambda-runtime-function-error-type")
+        .and_then(|v| v.to_str().ok())
+        .map(String::from);
+    let body = req
+        .into_body()
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
+    let rest = path
+        .strip_prefix("/2018-06-01/runtime/")
+        .unwrap_or_default();
+    let parts: Vec<&str> = rest.split('/').collect();
+    match (method, parts.as_slice()) {
+        (Method::GET, ["invocation", "next"]) => {
+            if let Some(t) = shared.spawned_at.lock().unwrap().take() {
+                let ms = t.elapsed().as_secs_f64() * 1000.0;
+                let mut stats = shared.stats.lock().unwrap();
+                stats.init_ms_last = ms;
+                stats.init_ms_max = stats.init_ms_max.max(ms);
+            }
+            let queue = shared.queue.lock().unwrap().clone();
+            let next = queue.lock().await.recv().await;
+            let Some(p) = next else {
+                return Ok(reply(
+                    StatusCode::GONE,
+                    r#"{"errorMessage":"shutting down"}"#,
+                ));
+            };
+            shared
+                .in_flight
+                .lock()
+                .unwrap()
+                .insert(p.id.clone(), p.reply);
+            Ok(Response::builder()
+                .status(StatusCode::OK)
+                .header("content-type", "application/json")
+                .header("lambda-runtime-aws-request-id", &p.id)
+                .header("lambda-runtime-deadline-ms", p.deadline_ms.to_string())
+                .header("lambda-runtime-invoked-function-arn", &shared.spec.arn)
+                .header(
+                    "lambda-runtime-trace-id",
+                    format!(
+                        "Root=1-{:08x}-{}",
+                        chrono::Utc::now().timestamp(),
+                        &p.id.replace('-', "")[..24]
+                    ),
+                )
+                .body(full(p.payload))
+                .expect("valid response"))
+        }
+        (Method::POST, ["invocation", id, "response"]) => {
+            match shared.in_flight.lock().unwrap().remove(*id) {
+                Some(tx) => {
+                    let _ = tx.send(Ok(body));
+                    Ok(reply(StatusCode::ACCEPTED, r#"{"status":"OK"}"#))
+                }
+                None => Ok(reply(
+                    StatusCode::BAD_REQUEST,
+                    r#"{"errorMessage":"unknown request id"}"#,
+                )),
+            }
+        }
+        (Method::POST, ["invocation", id, "error"]) => {
+            let v: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+            let error = InvokeError::Function {
+                error_type: v["errorType"]
+                    .as_str()
+                    .map(String::from)
+                    .or(error_type)
+                    .unwrap_or_else(|| "Unhandled".into()),
+                message: v["errorMessage"].as_str().unwrap_or_default().to_string(),
+            };
+            match shared.in_flight.lock().unwrap().remove(*id) {
+                Some(tx) => {
+                    let _ = tx.send(Err(error));
+                    Ok(reply(StatusCode::ACCEPTED, r#"{"status":"OK"}"#))
+                }
+                None => Ok(reply(
+                    StatusCode::BAD_REQUEST,
+                    r#"{"errorMessage":"unknown request id"}"#,
+                )),
+            }
+        }
+        (Method::POST, ["init", "error"]) => {
+            let v: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+            let message = v["errorMessage"]
+                .as_str()
+                .map(String::from)
+                .unwrap_or_else(|| String::from_utf8_lossy(&body).to_string());
+            *shared.init_error.lock().unwrap() = Some(message);
+            Ok(reply(StatusCode::ACCEPTED, r#"{"status":"OK"}"#))
+        }
+        _ => Ok(reply(
+            StatusCode::NOT_FOUND,
+            r#"{"errorMessage":"not a Runtime API path"}"#,
+        )),
+    }
+}

@@ -1,0 +1,298 @@
+//! Event source mappings with AWS's semantics, against a consumer that fails on purpose.
+
+use std::time::Duration;
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use tally_infra::cloud::LocalCloud;
+
+use crate::support::{cloud_options, local_root, wait_for};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn event_source_mapping_retries_bisects_filters_and_sends_exhausted_batches_to_the_queue() {
+    let mut opts = cloud_options(&format!("esm{}", std::process::id()));
+    opts.template = local_root().join("tests/fixtures/esm/template.yaml");
+    let cloud = LocalCloud::start(opts)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let name = |id: &str| cloud.template.physical_name(id);
+    let kind = |id: u64| match id {
+        17 => "crash_once",
+        22 => "exit_once",
+        31 => "hang_once",
+        _ if id.is_multiple_of(13) => "skip",
+        _ if id % 10 == 3 => "fail_once",
+        _ => "ok",
+    };
+    let mut entries = Vec::new();
+    for id in 1..=40u64 {
+        entries.push((
+            format!("k{}", id % 2),
+            format!(r#"{{"id":{id},"kind":"{}"}}"#, kind(id)),
+        ));
+    }
+    entries.push(("k0".into(), r#"{"id":100,"kind":"poison"}"#.into()));
+    let mut poison_seq = String::new();
+    for (key, data) in &entries {
+        // One at a time, so each key's records keep the order they were written in.
+        let out = cloud
+            .clients
+            .kinesis
+            .put_record()
+            .stream_name(name("InputStream"))
+            .partition_key(key)
+            .data(aws_sdk_kinesis::primitives::Blob::new(data.as_bytes()))
+            .send()
+            .await
+            .unwrap();
+        poison_seq = out.sequence_number().to_string();
+    }
+
+    let queue_url = format!(
+        "{}/{}/{}",
+        cloud.edge_url,
+        tally_infra::template::ACCOUNT,
+        name("FailureQueue")
+    );
+    let sqs = cloud.clients.sqs.clone();
+    let message = wait_for(
+        "a failed batch on the on-failure queue",
+        Duration::from_secs(60),
+        || {
+            let (sqs, url) = (sqs.clone(), queue_url.clone());
+            async move {
+                sqs.receive_message()
+                    .queue_url(url)
+                    .send()
+                    .await
+                    .ok()?
+                    .messages()
+                    .first()
+                    .and_then(|m| m.body().map(String::from))
+            }
+        },
+    )
+    .await;
+    let m: serde_json::Value = serde_json::from_str(&message).unwrap();
+    assert_eq!(m["requestContext"]["condition"], "RetryAttemptsExhausted");
+    assert_eq!(
+        m["requestContext"]["approximateInvokeCount"], 3,
+        "1 attempt + MaximumRetryAttempts 2"
+    );
+    assert_eq!(
+        m["KinesisBatchInfo"]["startSequenceNumber"],
+        poison_seq.as_str()
+    );
+    assert_eq!(m["KinesisBatchInfo"]["batchSize"], 1);
+
+    // Every record that is not filtered out completes, in shard order; the others never arrive.
+    let db = cloud.clients.dynamodb.clone();
+    let table = name("LedgerTable");
+    let orders = wait_for("all records completed", Duration::from_secs(60), || {
+        let (db, table) = (db.clone(), table.clone());
+        async move {
+            let items = db
+                .scan()
+                .table_name(table)
+                .consistent_read(true)
+                .send()
+                .await
+                .ok()?
+                .items()
+                .to_vec();
+            let orders: Vec<Vec<u64>> = items
+                .iter()
+                .filter(|i| i["pk"].as_s().unwrap().starts_with("order#"))
+                .map(|i| {
+                    i["ids"]
+                        .as_l()
+                        .unwrap()
+                        .iter()
+                        .map(|v| v.as_n().unwrap().parse().unwrap())
+                        .collect()
+                })
+                .collect();
+            let done: std::collections::BTreeSet<u64> = orders.iter().flatten().copied().collect();
+            let wanted = (1..=40u64).filter(|id| kind(*id) != "skip").count();
+            (done.len() == wanted).then_some(orders)
+        }
+    })
+    .await;
+    for order in &orders {
+        let mut firsts = Vec::new();
+        for id in order {
+            if !firsts.contains(id) {
+                firsts.push(*id);
+            }
+        }
+        assert!(
+            firsts.windows(2).all(|w| w[0] < w[1]),
+            "per-shard order kept: {order:?}"
+        );
+    }
+    let deliveries = |id: u64| {
+        let (db, table) = (db.clone(), table.clone());
+        async move {
+            db.get_item()
+                .table_name(table)
+                .key("pk", AttributeValue::S(format!("id#{id}")))
+                .consistent_read(true)
+                .send()
+                .await
+                .unwrap()
+                .item
+                .map_or(0, |i| {
+                    i["deliveries"].as_n().unwrap().parse::<u64>().unwrap()
+                })
+        }
+    };
+    assert_eq!(deliveries(13).await, 0, "filtered out by FilterCriteria");
+    assert_eq!(deliveries(26).await, 0);
+    assert!(
+        deliveries(3).await >= 2,
+        "a partial batch failure is redelivered"
+    );
+    assert!(
+        deliveries(17).await >= 2,
+        "a crashed invocation is bisected and retried"
+    );
+    assert!(deliveries(100).await >= 3);
+    assert!(
+        deliveries(22).await >= 2,
+        "a process that died is replaced and the record retried"
+    );
+    assert!(
+        deliveries(31).await >= 2,
+        "a timed-out invocation is stopped and retried"
+    );
+    let host = cloud.functions["FlakyFunction"].stats();
+    assert!(
+        host.cold_starts >= 3,
+        "the first start, after the exit, after the timeout: {host:?}"
+    );
+    assert!(host.init_ms_max > 0.0);
+    let stats = cloud.mappings[0].stats.lock().unwrap().clone();
+    assert!(stats.bisections >= 1, "{stats:?}");
+    assert!(stats.partial_failures >= 4, "{stats:?}");
+    assert_eq!(stats.filtered_out, 3);
+    cloud.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_reshard_the_children_follow_their_parent_and_the_mapping_catches_up() {
+    let mut opts = cloud_options(&format!("rsh{}", std::process::id()));
+    opts.template = local_root().join("tests/fixtures/esm/template.yaml");
+    let cloud = LocalCloud::start(opts)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let stream = cloud.template.physical_name("InputStream");
+    let kinesis = cloud.clients.kinesis.clone();
+    let put = |id: u64| {
+        let (kinesis, stream) = (kinesis.clone(), stream.clone());
+        async move {
+            kinesis
+                .put_record()
+                .stream_name(stream)
+                .partition_key("k0")
+                .data(aws_sdk_kinesis::primitives::Blob::new(
+                    format!(r#"{{"id":{id},"kind":"ok"}}"#).into_bytes(),
+                ))
+                .send()
+                .await
+                .unwrap()
+                .shard_id()
+                .to_string()
+        }
+    };
+    let mut parent = String::new();
+    for id in 1..=5 {
+        parent = put(id).await;
+    }
+    // Split the shard k0 went to in the middle of its hash range, as UpdateShardCount would.
+    let shards = kinesis
+        .list_shards()
+        .stream_name(&stream)
+        .send()
+        .await
+        .unwrap();
+    let range = shards
+        .shards()
+        .iter()
+        .find(|s| s.shard_id() == parent)
+        .unwrap()
+        .hash_key_range()
+        .unwrap()
+        .clone();
+    let (low, high): (u128, u128) = (
+        range.starting_hash_key().parse().unwrap(),
+        range.ending_hash_key().parse().unwrap(),
+    );
+    kinesis
+        .split_shard()
+        .stream_name(&stream)
+        .shard_to_split(&parent)
+        .new_starting_hash_key((low + (high - low) / 2).to_string())
+        .send()
+        .await
+        .unwrap();
+    wait_for(
+        "the stream to be active again",
+        Duration::from_secs(30),
+        || {
+            let (kinesis, stream) = (kinesis.clone(), stream.clone());
+            async move {
+                let d = kinesis
+                    .describe_stream_summary()
+                    .stream_name(stream)
+                    .send()
+                    .await
+                    .ok()?;
+                (d.stream_description_summary()?.stream_status().as_str() == "ACTIVE").then_some(())
+            }
+        },
+    )
+    .await;
+    let mut child = String::new();
+    for id in 6..=10 {
+        child = put(id).await;
+    }
+    assert_ne!(child, parent, "k0 now goes to a child shard");
+
+    let db = cloud.clients.dynamodb.clone();
+    let table = cloud.template.physical_name("LedgerTable");
+    let order = |shard: String| {
+        let (db, table) = (db.clone(), table.clone());
+        async move {
+            let item = db
+                .get_item()
+                .table_name(table)
+                .key("pk", AttributeValue::S(format!("order#{shard}")))
+                .consistent_read(true)
+                .send()
+                .await
+                .ok()?
+                .item?;
+            Some(
+                item["ids"]
+                    .as_l()
+                    .ok()?
+                    .iter()
+                    .map(|v| v.as_n().unwrap().parse::<u64>().unwrap())
+                    .collect::<Vec<u64>>(),
+            )
+        }
+    };
+    wait_for(
+        "every record processed and the mapping caught up",
+        Duration::from_secs(60),
+        || {
+            let (order, parent, child, cloud) = (&order, parent.clone(), child.clone(), &cloud);
+            async move {
+                let done = order(parent).await? == [1, 2, 3, 4, 5]
+                    && order(child).await? == [6, 7, 8, 9, 10];
+                (done && cloud.caught_up()).then_some(())
+            }
+        },
+    )
+    .await;
+    cloud.stop().await;
+}

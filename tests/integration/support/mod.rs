@@ -1,0 +1,306 @@
+//! What the integration tests share: the emulators (started once per test process, behind the
+//! local cloud's edge router), a freshly provisioned stack per test, one local cloud of
+//! template.yaml for the end-to-end tests, the `tally` binary, and helpers to read what the
+//! functions wrote.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use aws_config::SdkConfig;
+use tally_aws::kinesis_event::KinesisEvent;
+use tally_aws::Env;
+use tally_infra::clients::{local_config, Clients, Endpoints};
+use tally_infra::cloud::{CloudOptions, LocalCloud};
+use tally_infra::edge::EdgeRouter;
+use tally_infra::emulators::{project_root, EmulatorPorts, Emulators};
+pub use tally_infra::kinesis::ShardRecord;
+use tally_infra::provision::provision;
+use tally_infra::template::Template;
+
+pub struct LocalAws {
+    pub endpoint: String,
+    pub root: PathBuf,
+}
+
+static LOCAL: OnceLock<Result<LocalAws, String>> = OnceLock::new();
+
+/// The emulators and the edge router, started on first use. They run on a thread that lives as
+/// long as the test process, and die with it.
+pub fn local_aws() -> &'static LocalAws {
+    let started = LOCAL.get_or_init(|| {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::Builder::new()
+            .name("local-aws".into())
+            .spawn(move || {
+                let root = match project_root(Path::new(env!("CARGO_MANIFEST_DIR"))) {
+                    Ok(r) => r,
+                    Err(e) => return tx.send(Err(e.to_string())).unwrap(),
+                };
+                let emulators = EmulatorPorts::any_free()
+                    .map_err(|e| e.to_string())
+                    .and_then(|ports| {
+                        Emulators::start(&root, ports, &root.join("target/test-logs"))
+                            .map_err(|e| e.to_string())
+                    });
+                let emulators = match emulators {
+                    Ok(e) => e,
+                    Err(e) => return tx.send(Err(e)).unwrap(),
+                };
+                let rt = tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(2)
+                    .enable_all()
+                    .build()
+                    .unwrap();
+                rt.block_on(async move {
+                    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+                    let endpoint = format!("http://{}", listener.local_addr().unwrap());
+                    let router = EdgeRouter::new(emulators.ports.backends());
+                    tx.send(Ok(LocalAws { endpoint, root })).unwrap();
+                    let _keep = emulators;
+                    router.serve(listener).await;
+                });
+            })
+            .unwrap();
+        rx.recv().unwrap_or_else(|e| Err(e.to_string()))
+    });
+    match started {
+        Ok(l) => l,
+        Err(e) => panic!("local AWS emulators unavailable: {e}"),
+    }
+}
+
+/// One test's own copy of the application's resources.
+pub struct Stack {
+    pub template: Template,
+    pub clients: Clients,
+    pub sdk: SdkConfig,
+}
+
+static STACKS: AtomicUsize = AtomicUsize::new(0);
+
+impl Stack {
+    /// Provisions `template.yaml` under a fresh stack name, with parameter overrides.
+    pub async fn new(params: &[(&str, &str)]) -> Stack {
+        let local = local_aws();
+        let n = STACKS.fetch_add(1, Ordering::SeqCst);
+        let name = format!("t{}-{n}", std::process::id());
+        let overrides: BTreeMap<String, String> = params
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let mut template = Template::load(&local.root.join("template.yaml"), &name, &overrides)
+            .expect("template.yaml loads");
+        template.queue_endpoint = local.endpoint.clone();
+        let clients = Clients::new(&Endpoints::all(&local.endpoint)).await;
+        provision(&template, &clients)
+            .await
+            .expect("template.yaml provisions");
+        let sdk = local_config(&local.endpoint).await;
+        Stack {
+            template,
+            clients,
+            sdk,
+        }
+    }
+
+    pub fn name(&self, logical_id: &str) -> String {
+        self.template.physical_name(logical_id)
+    }
+
+    /// The environment the template gives a function, as the local cloud gives it.
+    pub fn function_env(&self, logical_id: &str) -> Env {
+        Env::from_map(
+            tally_infra::lambda::function_environment(&self.template, logical_id).unwrap(),
+        )
+    }
+
+    /// Every record of a stream, in shard order, from the beginning.
+    pub async fn read_stream(&self, logical_id: &str) -> Vec<ShardRecord> {
+        tally_infra::kinesis::read_stream(&self.clients.kinesis, &self.name(logical_id))
+            .await
+            .unwrap()
+    }
+
+    /// Puts records to a stream, each with its partition key; returns once all are accepted.
+    pub async fn put_records(&self, logical_id: &str, records: &[(String, Vec<u8>)]) {
+        let outcome = tally_infra::kinesis::put_all(
+            &self.clients.kinesis,
+            &self.name(logical_id),
+            records,
+            |_| {},
+        )
+        .await;
+        assert_eq!(outcome.accepted, records.len(), "{outcome:?}");
+    }
+
+    /// Objects under a prefix of a bucket of this stack, with their bodies.
+    pub async fn objects(
+        &self,
+        bucket_logical_id: &str,
+        prefix: &str,
+    ) -> BTreeMap<String, Vec<u8>> {
+        read_objects(&self.clients.s3, &self.name(bucket_logical_id), prefix).await
+    }
+}
+
+/// Objects under a prefix of a bucket, with their bodies.
+pub async fn read_objects(
+    s3: &aws_sdk_s3::Client,
+    bucket: &str,
+    prefix: &str,
+) -> BTreeMap<String, Vec<u8>> {
+    let listed = s3
+        .list_objects_v2()
+        .bucket(bucket)
+        .prefix(prefix)
+        .send()
+        .await
+        .unwrap();
+    let mut out = BTreeMap::new();
+    for o in listed.contents() {
+        let key = o.key().unwrap().to_string();
+        let body = s3
+            .get_object()
+            .bucket(bucket)
+            .key(&key)
+            .send()
+            .await
+            .unwrap()
+            .body
+            .collect()
+            .await
+            .unwrap()
+            .into_bytes();
+        out.insert(key, body.to_vec());
+    }
+    out
+}
+
+/// The Lambda event that delivers `records` (as the event source mapping would).
+pub fn kinesis_event(stream_arn: &str, records: &[ShardRecord]) -> KinesisEvent {
+    serde_json::from_value(tally_infra::esm::kinesis_event(stream_arn, records))
+        .expect("the mapping builds valid Kinesis events")
+}
+
+/// A file of `events/`.
+pub fn event_file(name: &str) -> serde_json::Value {
+    let path = local_root().join("events").join(name);
+    serde_json::from_str(
+        &std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display())),
+    )
+    .unwrap()
+}
+
+pub fn local_root() -> PathBuf {
+    project_root(Path::new(env!("CARGO_MANIFEST_DIR"))).unwrap()
+}
+
+/// The function binaries of this build (`make test` builds them before the tests): the test
+/// executable lives in `<target>/debug/deps`, they in `<target>/debug`.
+pub fn bin_dir() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let dir = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .unwrap()
+        .to_path_buf();
+    for bin in [
+        "gender-model",
+        "results-writer",
+        "gender-api",
+        "rule-engine",
+        "tally",
+        "flaky-consumer",
+    ] {
+        assert!(
+            dir.join(bin).is_file(),
+            "{}/{bin} is missing: run `cargo build --workspace --bins` first (make test does)",
+            dir.display()
+        );
+    }
+    dir
+}
+
+/// Options for a local cloud of this test process: any free ports, this build's binaries.
+pub fn cloud_options(stack: &str) -> CloudOptions {
+    let mut opts = CloudOptions::new(local_root());
+    opts.bin_dir = bin_dir();
+    opts.edge_port = 0;
+    opts.api_port = 0;
+    opts.log_dir = bin_dir().join("test-logs/cloud");
+    opts.stack_name = stack.to_string();
+    opts
+}
+
+/// The stack name of the shared local cloud (the `tally` CLI gets it as `TALLY_STACK`).
+pub fn shared_stack() -> String {
+    format!("e2e{}", std::process::id())
+}
+
+pub struct SharedCloud {
+    pub edge_url: String,
+    pub api_url: String,
+}
+
+/// One local cloud of template.yaml for the end-to-end tests of every pipeline, on a thread of
+/// its own, started on first use.
+pub fn shared_cloud() -> &'static SharedCloud {
+    static CLOUD: OnceLock<SharedCloud> = OnceLock::new();
+    CLOUD.get_or_init(|| {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async move {
+                let cloud = LocalCloud::start(cloud_options(&shared_stack()))
+                    .await
+                    .unwrap_or_else(|e| panic!("local cloud: {e}"));
+                tx.send(SharedCloud {
+                    edge_url: cloud.edge_url.clone(),
+                    api_url: cloud.api_url.clone(),
+                })
+                .unwrap();
+                std::future::pending::<()>().await;
+                drop(cloud);
+            });
+        });
+        rx.recv().expect("local cloud started")
+    })
+}
+
+/// Runs this build's `tally` against the cloud at `edge_url`, with the shared cloud's stack.
+pub fn tally(args: &[&str], edge_url: &str) -> std::process::Output {
+    Command::new(bin_dir().join("tally"))
+        .args(args)
+        .current_dir(local_root())
+        .env("AWS_ENDPOINT_URL", edge_url)
+        .env("TALLY_STACK", shared_stack())
+        .output()
+        .unwrap()
+}
+
+/// Waits until `check` returns `Some`, polling; panics with `what` after `timeout`.
+pub async fn wait_for<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}

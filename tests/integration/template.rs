@@ -1,0 +1,90 @@
+//! template.yaml passes cfn-lint and `sam validate --lint` (both installed by `make setup`).
+
+use std::process::Command;
+
+use crate::support::local_root;
+
+fn run(tool: &str, args: &[&str]) {
+    let root = local_root();
+    let bin = root.join(".venv/bin").join(tool);
+    assert!(
+        bin.is_file(),
+        "{tool} is not installed at {}: run `make setup`",
+        bin.display()
+    );
+    let out = Command::new(&bin)
+        .args(args)
+        .current_dir(&root)
+        .env("SAM_CLI_TELEMETRY", "0")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{tool} failed:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn cfn_lint_passes() {
+    run("cfn-lint", &["template.yaml"]);
+}
+
+#[test]
+fn sam_validate_lint_passes() {
+    run(
+        "sam",
+        &[
+            "validate",
+            "--lint",
+            "--template-file",
+            "template.yaml",
+            "--region",
+            "us-east-1",
+        ],
+    );
+}
+
+/// Each function's `from_env`, on exactly the variables the template gives it (the local cloud's
+/// way of reading them), reads every one of them: a variable nothing reads is a typo or a leftover.
+/// `RUST_LOG` is read by the tracing set-up every function shares.
+#[tokio::test]
+async fn every_function_reads_every_variable_the_template_gives_it() {
+    let template = tally_infra::template::Template::load(
+        &local_root().join("template.yaml"),
+        "tally",
+        &Default::default(),
+    )
+    .unwrap();
+    let sdk = tally_infra::clients::local_config("http://127.0.0.1:9").await;
+    let mut checked = 0;
+    for f in template.of_kind("AWS::Serverless::Function") {
+        let id = &f.logical_id;
+        let vars = tally_infra::lambda::function_environment(&template, id).unwrap();
+        let env = tally_aws::Env::from_map(vars);
+        let code = template.resolved_properties(f).unwrap()["CodeUri"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let built = match code.as_str() {
+            "functions/gender-model" => gender_model::from_env(&sdk, &env).map(drop),
+            "functions/rule-engine" => rule_engine::from_env(&sdk, &env).map(drop),
+            "functions/results-writer" => results_writer::from_env(&sdk, &env).map(drop),
+            "functions/gender-api" => gender_api::GenderApi::from_env(&sdk, &env).map(drop),
+            other => panic!("{id}: no from_env known for {other}: add it to this test"),
+        };
+        built.unwrap_or_else(|e| panic!("{id}: {e}"));
+        let unread: Vec<String> = env
+            .unread()
+            .into_iter()
+            .filter(|v| v != "RUST_LOG")
+            .collect();
+        assert!(
+            unread.is_empty(),
+            "{id} is given {unread:?} but never reads them"
+        );
+        checked += 1;
+    }
+    assert_eq!(checked, 8, "every function of the template");
+}

@@ -4,7 +4,7 @@ CARGO ?= cargo
 VENV := .venv
 STAMP := target/.setup
 
-.PHONY: setup build test release bench demo up lint fmt clean
+.PHONY: setup build test release bench deploy-build demo up lint fmt clean
 
 # Emulators and tools into the project's own folders (infra/node_modules, .venv), pinned.
 setup: $(STAMP)/npm $(STAMP)/pip
@@ -57,8 +57,21 @@ bench: release
 		APT="$$( [ "$$(id -u)" = 0 ] || echo sudo ) apt-get -y -qq"; \
 		{ $$APT install wrk || { $$APT update && $$APT install wrk; }; } >/dev/null 2>&1 \
 		|| echo "bench: wrk could not be installed; the API figure at fixed concurrency will say so"; }
-	$(CARGO) bench --locked -p tally-core --bench per_record
+	$(CARGO) bench --locked -p tally-pipelines --bench per_record
 	target/release/tally bench
+
+# The artefacts as deployed, by `sam build` itself (rust-cargolambda, arm64): cargo-lambda and zig
+# from PyPI into .venv, the aarch64 standard library from rustup. Slow (about 10 minutes on 2
+# cores), so not part of `make test`; the time and each artefact's size go to
+# bench/deploy-build.json, which BENCHMARKS.md shows.
+deploy-build: setup $(STAMP)/deploy-tools
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" SAM_CLI_TELEMETRY=0 $(VENV)/bin/python infra/deploy_build.py
+
+$(STAMP)/deploy-tools: infra/requirements-deploy.txt
+	@mkdir -p $(STAMP)
+	rustup target add aarch64-unknown-linux-gnu
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r infra/requirements-deploy.txt
+	@touch $@
 
 lint: setup
 	$(CARGO) fmt --all -- --check

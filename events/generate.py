@@ -42,8 +42,9 @@ def visit(cid, gndr, ts=None):
     return (cid, json.dumps(v))
 
 
-# The seed's own input (shared/seeds/003): its first 12 lines, the truncated line that ends its
-# sample, and an event that is not an Interaction (ignored by the rules).
+# The seed's own input (seed 003's sample, kept in infra/demo/interactions.jsonl): its first 12
+# lines, the truncated line that ends its sample, and an event that is not an Interaction (ignored
+# by the rules).
 SEED_INTERACTIONS = (HERE.parent / "infra/demo/interactions.jsonl").read_text().splitlines()[:12]
 interactions = [(str(json.loads(l)["user_id"]), l) for l in SEED_INTERACTIONS]
 interactions += [("1", "{"), ("3", json.dumps({"user_id": 3, "property_id": 2, "date": "2021-11-30 00:00:30", "event": "View"}))]

@@ -1,4 +1,4 @@
-//! Stream records as the dispatch sees them, and why a record can be rejected.
+//! Stream records as the engine sees them, and why a record can be rejected.
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;

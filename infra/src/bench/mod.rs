@@ -68,6 +68,8 @@ pub struct Report {
     pub cost: Vec<cost::Cost>,
     pub prices: cost::Prices,
     pub not_measured: Vec<String>,
+    /// `bench/deploy-build.json`, when `make deploy-build` has written it.
+    pub deploy_build: Option<serde_json::Value>,
 }
 
 fn step(begin: Instant, what: &str) {
@@ -520,6 +522,9 @@ pub async fn run(o: BenchOptions) -> Result<Report> {
         cost: costs,
         prices,
         not_measured,
+        deploy_build: std::fs::read_to_string(o.root.join("bench/deploy-build.json"))
+            .ok()
+            .and_then(|t| serde_json::from_str(&t).ok()),
     };
     step(begin, "done");
     Ok(report)

@@ -236,7 +236,7 @@ pub fn markdown(r: &Report) -> String {
     );
 
     let _ = writeln!(s, "## 5. Per-record CPU\n");
-    let _ = writeln!(s, "Criterion (`functions/tally-core/benches/per_record.rs`), a 500-record skewed batch, release profile.\n");
+    let _ = writeln!(s, "Criterion (`functions/tally-pipelines/benches/per_record.rs`), a 500-record skewed batch, release profile.\n");
     let _ = writeln!(
         s,
         "| bench | µs per record (per key for the result encoding) |\n|---|---|"
@@ -299,9 +299,45 @@ pub fn markdown(r: &Report) -> String {
         );
     }
 
+    if let Some(d) = &r.deploy_build {
+        s.push_str(&deploy_build(d));
+    }
+
     let _ = writeln!(s, "\n## Not measured, and limits\n");
     for n in &r.not_measured {
         let _ = writeln!(s, "- {n}");
+    }
+    s
+}
+
+/// The section on `make deploy-build`, from `bench/deploy-build.json`.
+pub fn deploy_build(d: &serde_json::Value) -> String {
+    let mut s = String::new();
+    let _ = writeln!(s, "\n## 8. The deployed build\n");
+    let _ = writeln!(
+        s,
+        "`make deploy-build` ({}): `{}` from {} on {} cores took {:.1} minutes. Each artefact is \
+         the `bootstrap` SAM packages, and that zipped as Lambda takes it.\n",
+        d["date"].as_str().unwrap_or(""),
+        d["command"].as_str().unwrap_or(""),
+        if d["from_scratch"] == true {
+            "scratch (every dependency compiled for arm64)"
+        } else {
+            "a warm target directory"
+        },
+        d["cores"],
+        d["seconds"].as_f64().unwrap_or(0.0) / 60.0
+    );
+    let _ = writeln!(s, "| function | arch | bootstrap | zipped |");
+    let _ = writeln!(s, "|---|---|---|---|");
+    for (name, f) in d["functions"].as_object().into_iter().flatten() {
+        let _ = writeln!(
+            s,
+            "| {name} | {} | {} | {} |",
+            f["arch"].as_str().unwrap_or(""),
+            mb(f["bootstrap_bytes"].as_u64().unwrap_or(0)),
+            mb(f["zip_bytes"].as_u64().unwrap_or(0))
+        );
     }
     s
 }

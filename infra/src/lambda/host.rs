@@ -311,6 +311,20 @@ fn reply(status: StatusCode, body: &'static str) -> Response<Body> {
     json_response(status, body)
 }
 
+/// Hands the function's answer to the waiting invocation `id`.
+fn answer(shared: &Shared, id: &str, outcome: Result<Bytes, InvokeError>) -> Response<Body> {
+    match shared.in_flight.lock().unwrap().remove(id) {
+        Some(tx) => {
+            let _ = tx.send(outcome);
+            reply(StatusCode::ACCEPTED, r#"{"status":"OK"}"#)
+        }
+        None => reply(
+            StatusCode::BAD_REQUEST,
+            r#"{"errorMessage":"unknown request id"}"#,
+        ),
+    }
+}
+
 async fn serve_runtime_api(
     shared: Arc<Shared>,
     req: Request<Incoming>,
@@ -370,18 +384,7 @@ async fn serve_runtime_api(
                 .body(full(p.payload))
                 .expect("valid response"))
         }
-        (Method::POST, ["invocation", id, "response"]) => {
-            match shared.in_flight.lock().unwrap().remove(*id) {
-                Some(tx) => {
-                    let _ = tx.send(Ok(body));
-                    Ok(reply(StatusCode::ACCEPTED, r#"{"status":"OK"}"#))
-                }
-                None => Ok(reply(
-                    StatusCode::BAD_REQUEST,
-                    r#"{"errorMessage":"unknown request id"}"#,
-                )),
-            }
-        }
+        (Method::POST, ["invocation", id, "response"]) => Ok(answer(&shared, id, Ok(body))),
         (Method::POST, ["invocation", id, "error"]) => {
             let v: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
             let error = InvokeError::Function {
@@ -392,16 +395,7 @@ async fn serve_runtime_api(
                     .unwrap_or_else(|| "Unhandled".into()),
                 message: v["errorMessage"].as_str().unwrap_or_default().to_string(),
             };
-            match shared.in_flight.lock().unwrap().remove(*id) {
-                Some(tx) => {
-                    let _ = tx.send(Err(error));
-                    Ok(reply(StatusCode::ACCEPTED, r#"{"status":"OK"}"#))
-                }
-                None => Ok(reply(
-                    StatusCode::BAD_REQUEST,
-                    r#"{"errorMessage":"unknown request id"}"#,
-                )),
-            }
+            Ok(answer(&shared, id, Err(error)))
         }
         (Method::POST, ["init", "error"]) => {
             let v: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();

@@ -10,6 +10,7 @@ use chrono::{Duration, Utc};
 use lambda_runtime::{Context, LambdaEvent};
 use tally_aws::{KinesisFunction, S3DeadLetters};
 use tally_engine::ports::*;
+use tally_engine::testing::SeededRng;
 use tally_engine::windows::UtcDays;
 use tally_engine::{BatchHandler, Engine, SequenceNumber, StreamRecord};
 use tally_pipelines::gender::model::{Bucket, GenderModel, ModelState, RecentTopGenderModel};
@@ -112,13 +113,8 @@ fn with_publisher<S, P, P2>(f: Model<S, P>, wrap: impl FnOnce(P) -> P2) -> Model
 
 /// A reproducible mix of visits (and a few bad records) over `cids` customers and ten days.
 fn visit_lines(seed: u64, n: usize, cids: u64) -> Vec<(String, Vec<u8>)> {
-    let mut x = seed;
-    let mut next = move |m: u64| {
-        x = x
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        (x >> 33) % m
-    };
+    let mut rng = SeededRng::new(seed);
+    let mut next = move |m: u64| rng.below(m);
     (0..n)
         .map(|_| {
             let cid = format!("C{}", next(cids));
@@ -320,16 +316,16 @@ async fn model3_prunes_expired_days_in_dynamodb_and_sets_a_ttl() {
     let (stack, records, _) = stack_with_visits(3, 80).await;
     let env = stack.function_env("Model3Function");
     let f = gender_model::from_env(&stack.sdk, &env).unwrap().handler;
-    let model = RecentTopGenderModel { days: 7 };
+    let model: &dyn GenderModel = &RecentTopGenderModel { days: 7 };
     let stream_records =
         tally_aws::kinesis_event::stream_records(&kinesis_event("arn", &records)).unwrap();
-    let dispatch = Engine::new(
-        VisitConsumer::new(&model),
+    let engine = Engine::new(
+        VisitConsumer::new(model),
         &f.store,
         &f.publisher,
         &f.dead_letters,
     );
-    dispatch.run(&stream_records, Utc::now()).await;
+    engine.run(&stream_records, Utc::now()).await;
     // Five days later, one more visit: every day now outside the window is removed from the item.
     let later = Utc::now() + Duration::days(5);
     let late_visit = StreamRecord {
@@ -345,7 +341,7 @@ async fn model3_prunes_expired_days_in_dynamodb_and_sets_a_ttl() {
         .unwrap(),
         ..stream_records[0].clone()
     };
-    dispatch.run(&[late_visit], later).await;
+    engine.run(&[late_visit], later).await;
     let item = f
         .store
         .read(&StateKey::new("MODEL3", "C1"))

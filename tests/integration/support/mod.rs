@@ -28,6 +28,15 @@ pub struct LocalAws {
 
 static LOCAL: OnceLock<Result<LocalAws, String>> = OnceLock::new();
 
+/// A runtime for what runs beside the tests on a thread of its own, as long as the test process.
+fn background_runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
 /// The emulators and the edge router, started on first use. They run on a thread that lives as
 /// long as the test process, and die with it.
 pub fn local_aws() -> &'static LocalAws {
@@ -50,12 +59,7 @@ pub fn local_aws() -> &'static LocalAws {
                     Ok(e) => e,
                     Err(e) => return tx.send(Err(e)).unwrap(),
                 };
-                let rt = tokio::runtime::Builder::new_multi_thread()
-                    .worker_threads(2)
-                    .enable_all()
-                    .build()
-                    .unwrap();
-                rt.block_on(async move {
+                background_runtime().block_on(async move {
                     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
                     let endpoint = format!("http://{}", listener.local_addr().unwrap());
                     let router = EdgeRouter::new(emulators.ports.backends());
@@ -253,12 +257,7 @@ pub fn shared_cloud() -> &'static SharedCloud {
     CLOUD.get_or_init(|| {
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async move {
+            background_runtime().block_on(async move {
                 let cloud = LocalCloud::start(cloud_options(&shared_stack()))
                     .await
                     .unwrap_or_else(|e| panic!("local cloud: {e}"));

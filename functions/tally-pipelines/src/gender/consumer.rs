@@ -2,6 +2,7 @@
 //! change (the seed's `dispatch` template method, with the engine as the template).
 
 use std::collections::BTreeMap;
+use std::ops::Deref;
 
 use chrono::{DateTime, Utc};
 use tally_engine::ports::OutRecord;
@@ -12,13 +13,13 @@ use super::model::{GenderCounts, GenderModel, LatestVisit, ModelState, StateSpec
 use super::result::GenderResult;
 use super::visit::{Cid, Gender, Visit, VisitDecoder};
 
-/// One model over `VisitsStream`, keyed by cid.
+/// One model over `VisitsStream`, keyed by cid. `M` is a box in the function, a reference in tests.
 pub struct VisitConsumer<M> {
     pub model: M,
     pub decoder: VisitDecoder,
 }
 
-impl<M: GenderModel> VisitConsumer<M> {
+impl<'m, M: Deref<Target = dyn GenderModel + 'm>> VisitConsumer<M> {
     pub fn new(model: M) -> Self {
         VisitConsumer {
             model,
@@ -61,7 +62,7 @@ pub fn fold_change(
     })
 }
 
-impl<M: GenderModel> Consumer for VisitConsumer<M> {
+impl<'m, M: Deref<Target = dyn GenderModel + 'm> + Send + Sync> Consumer for VisitConsumer<M> {
     type Event = Visit;
     type Key = Cid;
 
@@ -96,7 +97,7 @@ impl<M: GenderModel> Consumer for VisitConsumer<M> {
             .flat_map(|b| [b.counter(Gender::Male), b.counter(Gender::Female)])
             .filter(|name| stored.counters.contains_key(name))
             .collect();
-        let result = GenderResult::from_state(&self.model, cid, stored, now);
+        let result = GenderResult::from_state(&*self.model, cid, stored, now);
         let record = OutRecord {
             partition_key: cid.to_string(),
             data: serde_json::to_vec(&result).expect("results serialise"),

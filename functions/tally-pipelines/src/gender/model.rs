@@ -182,7 +182,7 @@ pub enum Counting {
     UtcDays { days: u32 },
 }
 
-/// What the dispatch keeps for a model.
+/// What the engine keeps for a model.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct StateSpec {
     pub counting: Counting,
@@ -244,35 +244,10 @@ pub fn counts_in_window(state: &ModelState, now: DateTime<Utc>, days: u32) -> Ge
 pub trait GenderModel: Send + Sync {
     /// The name used in `_id`s, `?model=` and the `MODEL` environment variable.
     fn name(&self) -> &'static str;
-    /// The state the dispatch keeps for this model.
+    /// The state the engine keeps for this model.
     fn state_spec(&self) -> StateSpec;
     /// The answer from the state, as of `now`; `None` when there is nothing to answer from.
     fn identify(&self, state: &ModelState, now: DateTime<Utc>) -> Option<Gender>;
-}
-
-// A borrowed or boxed model is a model: the function owns a box, tests borrow.
-impl<M: GenderModel + ?Sized> GenderModel for &M {
-    fn name(&self) -> &'static str {
-        (**self).name()
-    }
-    fn state_spec(&self) -> StateSpec {
-        (**self).state_spec()
-    }
-    fn identify(&self, state: &ModelState, now: DateTime<Utc>) -> Option<Gender> {
-        (**self).identify(state, now)
-    }
-}
-
-impl<M: GenderModel + ?Sized> GenderModel for Box<M> {
-    fn name(&self) -> &'static str {
-        (**self).name()
-    }
-    fn state_spec(&self) -> StateSpec {
-        (**self).state_spec()
-    }
-    fn identify(&self, state: &ModelState, now: DateTime<Utc>) -> Option<Gender> {
-        (**self).identify(state, now)
-    }
 }
 
 /// MODEL1: the gender of the cid's latest visit (event time; ties by arrival order).

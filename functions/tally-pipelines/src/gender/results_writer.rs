@@ -137,3 +137,50 @@ pub async fn write_results<U: ResultsUpsert, D: DeadLetterSink>(
     }
     report
 }
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeZone;
+    use tally_engine::testing::kinesis_sequence;
+    use tally_engine::StoredState;
+
+    use super::*;
+    use crate::gender::model::TopGenderModel;
+    use crate::gender::Cid;
+
+    fn record(data: Vec<u8>) -> StreamRecord {
+        StreamRecord {
+            shard_id: "shardId-000000000000".into(),
+            sequence_number: kinesis_sequence(1),
+            partition_key: "C1".into(),
+            data,
+            arrival: Utc.with_ymd_and_hms(2026, 11, 22, 10, 0, 0).unwrap(),
+        }
+    }
+
+    #[test]
+    fn results_pass_the_checks_every_record_passes_and_oversized_ones_are_rejected() {
+        let now = Utc.with_ymd_and_hms(2026, 11, 22, 12, 0, 0).unwrap();
+        let stored = StoredState {
+            rev: 3,
+            counters: [("all_male".to_string(), 2)].into(),
+            ..Default::default()
+        };
+        let result =
+            GenderResult::from_state(&TopGenderModel, &Cid::parse("C1").unwrap(), &stored, now);
+        let mut body = serde_json::to_value(&result).unwrap();
+        let decoded = decode_result(&record(serde_json::to_vec(&body).unwrap())).unwrap();
+        assert_eq!((decoded.rev, decoded.male), (3, Some(2)));
+        body["padding"] = serde_json::Value::String("x".repeat(MAX_RESULT_BYTES));
+        let err = decode_result(&record(serde_json::to_vec(&body).unwrap())).unwrap_err();
+        assert_eq!(err.code(), "oversized", "{err}");
+        assert!(err.to_string().contains("the limit is 65536"), "{err}");
+        for (data, code) in [
+            (b"\xff".to_vec(), "not_utf8"),
+            (b"[1]".to_vec(), "not_an_object"),
+            (b"{".to_vec(), "malformed_json"),
+        ] {
+            assert_eq!(decode_result(&record(data)).unwrap_err().code(), code);
+        }
+    }
+}

@@ -83,7 +83,7 @@ fn random_visits(rng: &mut SeededRng, n: u64, cids: u64) -> Vec<StreamRecord> {
         .collect()
 }
 
-/// The answers computed independently of the dispatch, straight from the visits.
+/// The answers computed independently of the engine, straight from the visits.
 fn expected_answers(records: &[StreamRecord], model: &str) -> BTreeMap<String, Gender> {
     let mut by_cid: BTreeMap<String, Vec<(DateTime<Utc>, u64, Gender)>> = BTreeMap::new();
     for (i, r) in records.iter().enumerate() {
@@ -144,7 +144,7 @@ fn answers(publisher: &MemoryPublisher, model: &dyn GenderModel) -> BTreeMap<Str
 /// Delivers `records` the way Lambda does: in batches of `batch`, resuming from the reported
 /// failure after an error, redelivering every batch `repeats` times.
 async fn deliver(
-    dispatch: &impl BatchHandler,
+    handler: &impl BatchHandler,
     records: &[StreamRecord],
     batch: usize,
     repeats: usize,
@@ -155,7 +155,7 @@ async fn deliver(
         let end = (pos + batch).min(records.len());
         let mut report = None;
         for _ in 0..repeats {
-            report = Some(dispatch.handle(&records[pos..end], now()).await);
+            report = Some(handler.handle(&records[pos..end], now()).await);
         }
         let report = report.unwrap();
         match report.retry_from {

@@ -169,7 +169,7 @@ pub async fn function_figures(
         let mut label = String::new();
         let mut n = 0;
         for _ in 0..cold {
-            host.stop().await;
+            host.recycle().await;
             let (l, event) = event_for(cloud, root, id, n, &results).await?;
             n += 1;
             label = l;

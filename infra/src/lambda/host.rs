@@ -283,12 +283,18 @@ impl FunctionHost {
         })
     }
 
-    /// Stops the function's process, if any, and its Runtime API.
-    pub async fn stop(&self) {
-        self.server.abort();
+    /// Ends the function's execution environment, as Lambda recycles one: the next invocation
+    /// is a cold start. The host keeps serving.
+    pub async fn recycle(&self) {
         if let Some(p) = self.process.lock().await.take() {
             kill(p.child_pid);
         }
+    }
+
+    /// Stops the host: its process, if any, and its Runtime API.
+    pub async fn stop(&self) {
+        self.server.abort();
+        self.recycle().await;
     }
 }
 

@@ -35,6 +35,31 @@ def kinesis_event(stream, records):
     return {"Records": out}
 
 
+def s3_notification(keys):
+    """An S3 event notification of objects created in the archive bucket (keys URL-encoded)."""
+    return {"Records": [{
+        "eventVersion": "2.1", "eventSource": "aws:s3", "awsRegion": "us-east-1",
+        "eventTime": "2026-11-22T10:01:00.000Z", "eventName": "ObjectCreated:Put",
+        "s3": {"s3SchemaVersion": "1.0", "bucket": {"name": "tally-archivebucket", "arn": "arn:aws:s3:::tally-archivebucket"},
+               "object": {"key": key, "size": 1024}},
+    } for key in keys]}
+
+
+def sqs_message(message_id, body):
+    return {
+        "messageId": message_id,
+        "receiptHandle": "AQEB" + message_id.replace("-", ""),
+        "body": json.dumps(body),
+        "attributes": {"ApproximateReceiveCount": "1", "SentTimestamp": "1795341660000",
+                       "SenderId": "AIDAIENQZJOLO23YVJ4VO", "ApproximateFirstReceiveTimestamp": "1795341660001"},
+        "messageAttributes": {},
+        "md5OfBody": "",
+        "eventSource": "aws:sqs",
+        "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:tally-LakeQueue",
+        "awsRegion": "us-east-1",
+    }
+
+
 def visit(cid, gndr, ts=None):
     v = {"cid": cid, "gndr": gndr}
     if ts:
@@ -88,6 +113,15 @@ events = {
                              "state": {"latest": {"ts": "2026-11-22T10:00:00Z", "arrival": "056:49590338271490256608559692538361571095921575989136588800", "gndr": "female"}}})),
         ("C999", json.dumps({"_id": "C999_MODEL2", "model": "MODEL2"})),
     ]),
+    # S3 notifications of an archived object and a dead letter, as SQS delivers them.
+    "LakeWriterFunction": {"Records": [
+        sqs_message("8b3f1c2e-0d1a-4a6b-9f3e-2c1d0e9f8a71", s3_notification([
+            "raw/visits/dt%3D2026-11-22/tally-VisitsArchiveDeliveryStream-1-2026-11-22-10-01-00-3f2a9d64-1c0b-4e8f-a7d2-5b6c9e0f1a2b.gz",
+        ])),
+        sqs_message("5e2d8a40-7c3b-4f19-b6a5-0e1f2d3c4b5a", s3_notification([
+            "dead-letter/MODEL1/shardId-000000000000/49590338271490256608559692538361571095921575989136588800.json",
+        ])),
+    ]},
     "GenderApiFunction": {
         "version": "2.0",
         "routeKey": "ANY /{proxy+}",

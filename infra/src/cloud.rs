@@ -13,9 +13,9 @@ use tokio::task::JoinHandle;
 
 use crate::api_gateway::{routes, ApiGateway};
 use crate::clients::{Clients, Endpoints};
-use crate::edge::EdgeRouter;
+use crate::edge::{Control, EdgeRouter};
 use crate::emulators::{port_is_free, EmulatorError, EmulatorPorts, Emulators};
-use crate::esm::{Mapping, MappingSpec};
+use crate::esm::{Mapping, MappingSpec, QueueMapping, QueueMappingSpec};
 use crate::firehose::{Delivery, DeliverySpec};
 use crate::lambda::{function_specs, FunctionHost};
 use crate::provision::{provision, ProvisionError, Provisioned};
@@ -110,6 +110,83 @@ impl CloudOptions {
     }
 }
 
+/// What runs between requests: the event source mappings and the Firehose deliveries. The edge's
+/// control endpoint (`POST /_tally/flush`, which `tally sql` calls) shares it with the cloud.
+pub struct Activity {
+    pub mappings: Vec<Arc<Mapping>>,
+    pub queue_mappings: Vec<Arc<QueueMapping>>,
+    pub deliveries: Vec<Arc<Delivery>>,
+}
+
+impl Activity {
+    /// True when every mapping has read its shards or queue to the end and has nothing in hand.
+    pub fn caught_up(&self) -> bool {
+        self.mappings.iter().all(|m| m.caught_up())
+            && self.queue_mappings.iter().all(|m| m.caught_up())
+    }
+
+    /// Invocations of every mapping so far.
+    pub fn invocations(&self) -> u64 {
+        let streams: u64 = self
+            .mappings
+            .iter()
+            .map(|m| m.stats.lock().unwrap().invocations)
+            .sum();
+        let queues: u64 = self
+            .queue_mappings
+            .iter()
+            .map(|m| m.stats.lock().unwrap().invocations)
+            .sum();
+        streams + queues
+    }
+
+    /// Waits until the pipelines are idle: every mapping caught up and no invocation between two
+    /// checks, twice in a row (an output stream's consumer may start after its producer ended).
+    pub async fn wait_idle(&self, timeout: Duration) -> Result<(), CloudError> {
+        let deadline = Instant::now() + timeout;
+        let mut quiet = QuietChecks::new(2);
+        while !quiet.observe(self.caught_up(), self.invocations()) {
+            if Instant::now() > deadline {
+                return Err(CloudError::NotIdle(timeout));
+            }
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+        Ok(())
+    }
+
+    /// Everything put before the call through to the lake: the stream functions idle (their
+    /// outputs and dead letters written), every Firehose buffer delivered now, and every
+    /// notification of those objects handled by the queue's consumers.
+    pub async fn flush(&self, timeout: Duration) -> Result<(), CloudError> {
+        let deadline = Instant::now() + timeout;
+        self.wait_idle(timeout).await?;
+        for d in &self.deliveries {
+            d.flush_now().await;
+        }
+        // S3 sends its notifications as objects are written, so they are queued by now.
+        let delivered = Instant::now();
+        while !self.queue_mappings.iter().all(|q| q.empty_since(delivered)) {
+            if Instant::now() > deadline {
+                return Err(CloudError::NotIdle(timeout));
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        Ok(())
+    }
+}
+
+impl Control for Activity {
+    fn flush(
+        &self,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), String>> + Send + '_>> {
+        Box::pin(async move {
+            Activity::flush(self, Duration::from_secs(120))
+                .await
+                .map_err(|e| e.to_string())
+        })
+    }
+}
+
 pub struct LocalCloud {
     pub template: Template,
     pub edge_url: String,
@@ -119,7 +196,9 @@ pub struct LocalCloud {
     pub provisioned: Vec<Provisioned>,
     pub functions: BTreeMap<String, Arc<FunctionHost>>,
     pub mappings: Vec<Arc<Mapping>>,
+    pub queue_mappings: Vec<Arc<QueueMapping>>,
     pub deliveries: Vec<Arc<Delivery>>,
+    pub activity: Arc<Activity>,
     shutdown: watch::Sender<bool>,
     servers: Vec<JoinHandle<()>>,
     delivery_tasks: Vec<JoinHandle<()>>,
@@ -175,9 +254,11 @@ impl LocalCloud {
 
         let (shutdown, shutdown_rx) = watch::channel(false);
         let mut mappings = Vec::new();
+        let mut queue_mappings = Vec::new();
         let mut deliveries = Vec::new();
         let mut delivery_tasks = Vec::new();
         let mapping_specs = MappingSpec::all(&template)?;
+        let queue_specs = QueueMappingSpec::all(&template)?;
         let delivery_specs: Vec<DeliverySpec> = template
             .of_kind("AWS::KinesisFirehose::DeliveryStream")
             .map(|r| DeliverySpec::from_template(&template, r))
@@ -196,6 +277,13 @@ impl LocalCloud {
                 servers.push(tokio::spawn(m.clone().run(shutdown_rx.clone())));
                 mappings.push(m);
             }
+            for spec in queue_specs {
+                let host = functions[&spec.function].clone();
+                let q =
+                    QueueMapping::new(spec, host, clients.sqs.clone(), &edge_url, opts.idle_poll);
+                servers.push(tokio::spawn(q.clone().run(shutdown_rx.clone())));
+                queue_mappings.push(q);
+            }
             for spec in delivery_specs {
                 let d = Delivery::new(
                     spec,
@@ -208,6 +296,13 @@ impl LocalCloud {
                 deliveries.push(d);
             }
         }
+
+        let activity = Arc::new(Activity {
+            mappings: mappings.clone(),
+            queue_mappings: queue_mappings.clone(),
+            deliveries: deliveries.clone(),
+        });
+        router.set_control(activity.clone());
 
         // The API last: when it answers, everything else is running.
         let api_listener = bind(opts.api_port, "API", "--api-port").await?;
@@ -225,7 +320,9 @@ impl LocalCloud {
             provisioned,
             functions,
             mappings,
+            queue_mappings,
             deliveries,
+            activity,
             shutdown,
             servers,
             delivery_tasks,
@@ -256,31 +353,24 @@ impl LocalCloud {
             .map_err(|e| CloudError::Function(format!("{id}: {e}")))
     }
 
-    /// True when every mapping has read its shards to the end and has nothing in hand.
+    /// True when every mapping has read its shards or queue to the end and has nothing in hand.
     pub fn caught_up(&self) -> bool {
-        self.mappings.iter().all(|m| m.caught_up())
+        self.activity.caught_up()
     }
 
     /// Invocations of every mapping so far.
     pub fn invocations(&self) -> u64 {
-        self.mappings
-            .iter()
-            .map(|m| m.stats.lock().unwrap().invocations)
-            .sum()
+        self.activity.invocations()
     }
 
-    /// Waits until the pipelines are idle: every mapping caught up and no invocation between two
-    /// checks, twice in a row (an output stream's consumer may start after its producer ended).
+    /// Waits until the pipelines are idle (see [`Activity::wait_idle`]).
     pub async fn wait_idle(&self, timeout: Duration) -> Result<(), CloudError> {
-        let deadline = Instant::now() + timeout;
-        let mut quiet = QuietChecks::new(2);
-        while !quiet.observe(self.caught_up(), self.invocations()) {
-            if Instant::now() > deadline {
-                return Err(CloudError::NotIdle(timeout));
-            }
-            tokio::time::sleep(Duration::from_millis(300)).await;
-        }
-        Ok(())
+        self.activity.wait_idle(timeout).await
+    }
+
+    /// Everything put before the call through to the lake (see [`Activity::flush`]).
+    pub async fn flush(&self, timeout: Duration) -> Result<(), CloudError> {
+        self.activity.flush(timeout).await
     }
 
     /// Stops the pollers and delivers what Firehose buffered; the emulators keep running.

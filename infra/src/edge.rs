@@ -5,6 +5,8 @@
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 
 use http_body_util::BodyExt;
@@ -45,10 +47,20 @@ impl Backends {
     }
 }
 
+/// What the local cloud itself answers at the edge, beside the AWS APIs.
+pub trait Control: Send + Sync {
+    /// Everything put before the call through to the lake (`POST /_tally/flush`).
+    fn flush(&self) -> Pin<Box<dyn Future<Output = Result<(), String>> + Send + '_>>;
+}
+
+/// The path of the control endpoint: not an AWS API, so no SDK ever sends it.
+pub const FLUSH_PATH: &str = "/_tally/flush";
+
 pub struct EdgeRouter {
     backends: Backends,
     client: Client<HttpConnector, Incoming>,
     counts: Mutex<BTreeMap<String, u64>>,
+    control: Mutex<Option<Arc<dyn Control>>>,
 }
 
 /// The service a request is for.
@@ -106,7 +118,26 @@ impl EdgeRouter {
             backends,
             client: Client::builder(TokioExecutor::new()).build_http(),
             counts: Mutex::new(BTreeMap::new()),
+            control: Mutex::new(None),
         })
+    }
+
+    pub fn set_control(&self, control: Arc<dyn Control>) {
+        *self.control.lock().unwrap() = Some(control);
+    }
+
+    async fn control(&self, req: &Request<Incoming>) -> Response<Body> {
+        let control = self.control.lock().unwrap().clone();
+        match (req.method(), control) {
+            (&hyper::Method::POST, Some(c)) => match c.flush().await {
+                Ok(()) => crate::http::json_response(StatusCode::OK, r#"{"flushed":true}"#),
+                Err(e) => error_response(StatusCode::SERVICE_UNAVAILABLE, &e),
+            },
+            (&hyper::Method::POST, None) => {
+                error_response(StatusCode::SERVICE_UNAVAILABLE, "no pipelines run here")
+            }
+            _ => error_response(StatusCode::METHOD_NOT_ALLOWED, "use POST"),
+        }
     }
 
     /// Requests seen so far, per operation.
@@ -122,6 +153,9 @@ impl EdgeRouter {
         self: Arc<Self>,
         mut req: Request<Incoming>,
     ) -> Result<Response<Body>, Infallible> {
+        if req.uri().path() == FLUSH_PATH {
+            return Ok(self.control(&req).await);
+        }
         let service = service_of(&req);
         *self
             .counts

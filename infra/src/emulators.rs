@@ -171,6 +171,9 @@ impl Emulators {
 
         let mut moto_cmd = Command::new(&moto);
         moto_cmd.args(["-H", "127.0.0.1", "-p", &ports.moto.to_string()]);
+        // The account of the local cloud's ARNs: S3 notifications and redrive policies name
+        // their queues by ARN, and moto looks them up in that account.
+        moto_cmd.env("MOTO_ACCOUNT_ID", crate::template::ACCOUNT);
         emulators.spawn("moto", moto_cmd, log_dir)?;
 
         for (what, port) in [

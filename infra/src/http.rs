@@ -92,22 +92,31 @@ pub fn error_response(status: StatusCode, message: &str) -> Response<Body> {
 
 /// A plain HTTP GET on loopback: (status, body).
 pub async fn http_get(url: &str) -> Result<(u16, String), HttpError> {
+    http_request(hyper::Method::GET, url).await
+}
+
+/// A plain HTTP POST without a body on loopback: (status, body).
+pub async fn http_post(url: &str) -> Result<(u16, String), HttpError> {
+    http_request(hyper::Method::POST, url).await
+}
+
+async fn http_request(method: hyper::Method, url: &str) -> Result<(u16, String), HttpError> {
     use http_body_util::Empty;
     let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
         .build_http::<Empty<Bytes>>();
-    let uri: hyper::Uri = url
-        .parse()
-        .map_err(|e| HttpError(format!("bad url {url}: {e}")))?;
-    let resp = client
-        .get(uri)
-        .await
-        .map_err(|e| HttpError(format!("GET {url}: {e}")))?;
+    let failed = |e: &dyn std::fmt::Display| HttpError(format!("{method} {url}: {e}"));
+    let request = Request::builder()
+        .method(method.clone())
+        .uri(url)
+        .body(Empty::new())
+        .map_err(|e| failed(&e))?;
+    let resp = client.request(request).await.map_err(|e| failed(&e))?;
     let status = resp.status().as_u16();
     let body = resp
         .into_body()
         .collect()
         .await
-        .map_err(|e| HttpError(format!("GET {url}: {e}")))?
+        .map_err(|e| failed(&e))?
         .to_bytes();
     Ok((status, String::from_utf8_lossy(&body).into_owned()))
 }

@@ -11,6 +11,7 @@
 //! - `api_gateway/`: the HTTP API
 //! - `http.rs`, `clients.rs`: what the servers and the SDK clients share
 //! - `pipelines.rs`: what the template says of each pipeline (the CLI, demo and bench read it)
+//! - `lake.rs`: the lake's Glue catalog and local views, from the lake's table definitions
 //! - `cli/`: the `tally` commands; `bench/`: `tally bench`
 
 pub mod api_gateway;
@@ -24,6 +25,7 @@ pub mod esm;
 pub mod firehose;
 pub mod http;
 pub mod kinesis;
+pub mod lake;
 pub mod lambda;
 pub mod pipelines;
 pub mod provision;

@@ -4,7 +4,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use tally_infra::cli::{bench, demo, invoke, put, tail, up, Cli, Command, Context};
+use tally_infra::cli::{bench, catalog, demo, invoke, put, sql, tail, up, Cli, Command, Context};
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -16,12 +16,23 @@ async fn main() -> ExitCode {
             Command::Tail(args) => tail::run(args, &ctx).await,
             Command::Invoke(args) => invoke::run(args, &ctx).await,
             Command::Demo(args) => demo::run(args, &ctx).await,
+            Command::Sql(args) => sql::run(args, &ctx).await,
+            Command::Catalog(args) => catalog::run(args, &ctx).await,
             Command::Bench(args) => bench::run(args, &ctx).await,
         },
         Err(e) => Err(e),
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
+        // `tally ... | head`: the reader has all it wanted.
+        Err(e)
+            if e.chain().any(|c| {
+                c.downcast_ref::<std::io::Error>()
+                    .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+            }) =>
+        {
+            ExitCode::SUCCESS
+        }
         Err(e) => {
             // One line: the context, then its causes.
             eprintln!("tally: {e:#}");

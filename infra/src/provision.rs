@@ -44,6 +44,13 @@ const NOT_ENFORCED: &[&str] = &[
     "AWS::S3::BucketPolicy",
     "AWS::SQS::QueuePolicy",
 ];
+/// The catalog and Athena: `tally sql` reads the lake with an embedded engine instead.
+const NOT_NEEDED_LOCALLY: &[&str] = &[
+    "AWS::Glue::Database",
+    "AWS::Glue::Table",
+    "AWS::Athena::WorkGroup",
+    "AWS::Athena::NamedQuery",
+];
 
 fn err(r: &crate::template::Resource, detail: impl std::fmt::Display) -> ProvisionError {
     ProvisionError::Create {
@@ -119,7 +126,12 @@ pub async fn provision(
                 Err(e) if already_exists(e.code()) => {}
                 Err(e) => return Err(err(r, aws_sdk_sqs::error::DisplayErrorContext(e))),
             },
-            k if RUN_LOCALLY.contains(&k) || NOT_ENFORCED.contains(&k) => continue,
+            k if RUN_LOCALLY.contains(&k)
+                || NOT_ENFORCED.contains(&k)
+                || NOT_NEEDED_LOCALLY.contains(&k) =>
+            {
+                continue
+            }
             other => {
                 return Err(TemplateError::Unsupported {
                     what: format!("resource type {other}"),
@@ -134,7 +146,141 @@ pub async fn provision(
             physical,
         });
     }
+    // What refers to other resources, once they all exist: queue settings (a redrive policy names
+    // its dead-letter queue) and bucket notifications (they name their queues).
+    for r in template.resources.values() {
+        match r.kind.as_str() {
+            "AWS::SQS::Queue" => configure_queue(template, clients, r).await?,
+            "AWS::S3::Bucket" => configure_notifications(template, clients, r).await?,
+            _ => {}
+        }
+    }
     Ok(done)
+}
+
+/// The queue's attributes as the template sets them (visibility timeout, retention, redrive).
+async fn configure_queue(
+    template: &Template,
+    clients: &Clients,
+    r: &crate::template::Resource,
+) -> Result<(), ProvisionError> {
+    use aws_sdk_sqs::types::QueueAttributeName;
+    let props = template.resolved_properties(r)?;
+    let mut attributes = std::collections::HashMap::new();
+    for (prop, attribute) in [
+        ("VisibilityTimeout", QueueAttributeName::VisibilityTimeout),
+        (
+            "MessageRetentionPeriod",
+            QueueAttributeName::MessageRetentionPeriod,
+        ),
+        ("DelaySeconds", QueueAttributeName::DelaySeconds),
+    ] {
+        if let Some(v) = props.get(prop) {
+            attributes.insert(attribute, crate::template::scalar_string(v));
+        }
+    }
+    if let Some(redrive) = props.get("RedrivePolicy") {
+        let policy = match redrive {
+            Json::String(s) => s.clone(),
+            other => other.to_string(),
+        };
+        attributes.insert(QueueAttributeName::RedrivePolicy, policy);
+    }
+    if attributes.is_empty() {
+        return Ok(());
+    }
+    let url = template.queue_url(&r.logical_id, &template.queue_endpoint);
+    clients
+        .sqs
+        .set_queue_attributes()
+        .queue_url(url)
+        .set_attributes(Some(attributes))
+        .send()
+        .await
+        .map_err(|e| err(r, aws_sdk_sqs::error::DisplayErrorContext(e)))?;
+    Ok(())
+}
+
+/// The bucket's S3 event notifications to SQS queues (moto delivers them as S3 does).
+async fn configure_notifications(
+    template: &Template,
+    clients: &Clients,
+    r: &crate::template::Resource,
+) -> Result<(), ProvisionError> {
+    use aws_sdk_s3::types::{
+        Event, FilterRule, FilterRuleName, NotificationConfiguration,
+        NotificationConfigurationFilter, QueueConfiguration, S3KeyFilter,
+    };
+    let props = template.resolved_properties(r)?;
+    let Some(config) = props.get("NotificationConfiguration") else {
+        return Ok(());
+    };
+    for unsupported in [
+        "LambdaConfigurations",
+        "TopicConfigurations",
+        "EventBridgeConfiguration",
+    ] {
+        if config.get(unsupported).is_some() {
+            return Err(TemplateError::Unsupported {
+                what: format!("NotificationConfiguration.{unsupported} (only queues locally)"),
+                at: format!("Resources.{}", r.logical_id),
+            }
+            .into());
+        }
+    }
+    let mut queues = Vec::new();
+    for q in config["QueueConfigurations"]
+        .as_array()
+        .into_iter()
+        .flatten()
+    {
+        let mut rules = Vec::new();
+        for rule in q["Filter"]["S3Key"]["Rules"]
+            .as_array()
+            .into_iter()
+            .flatten()
+        {
+            let name = match rule["Name"]
+                .as_str()
+                .unwrap_or_default()
+                .to_ascii_lowercase()
+                .as_str()
+            {
+                "prefix" => FilterRuleName::Prefix,
+                _ => FilterRuleName::Suffix,
+            };
+            rules.push(
+                FilterRule::builder()
+                    .name(name)
+                    .value(rule["Value"].as_str().unwrap_or_default())
+                    .build(),
+            );
+        }
+        let mut queue = QueueConfiguration::builder()
+            .queue_arn(q["Queue"].as_str().unwrap_or_default())
+            .events(Event::from(q["Event"].as_str().unwrap_or_default()));
+        if !rules.is_empty() {
+            queue = queue.filter(
+                NotificationConfigurationFilter::builder()
+                    .key(S3KeyFilter::builder().set_filter_rules(Some(rules)).build())
+                    .build(),
+            );
+        }
+        queues.push(queue.build().map_err(|e| err(r, e))?);
+    }
+    clients
+        .s3
+        .put_bucket_notification_configuration()
+        .bucket(template.physical_name(&r.logical_id))
+        .notification_configuration(
+            NotificationConfiguration::builder()
+                .set_queue_configurations(Some(queues))
+                .build(),
+        )
+        .send()
+        .await
+        .map_err(|e| err(r, aws_sdk_s3::error::DisplayErrorContext(e)))?;
+    Ok(())
 }
 
 async fn wait_stream_active(clients: &Clients, name: &str) -> Result<(), String> {

@@ -72,6 +72,7 @@ async fn every_function_reads_every_variable_the_template_gives_it() {
             "functions/rule-engine" => rule_engine::from_env(&sdk, &env).map(drop),
             "functions/results-writer" => results_writer::from_env(&sdk, &env).map(drop),
             "functions/gender-api" => gender_api::GenderApi::from_env(&sdk, &env).map(drop),
+            "functions/lake-writer" => lake_writer::from_env(&sdk, &env).map(drop),
             other => panic!("{id}: no from_env known for {other}: add it to this test"),
         };
         built.unwrap_or_else(|e| panic!("{id}: {e}"));
@@ -86,5 +87,5 @@ async fn every_function_reads_every_variable_the_template_gives_it() {
         );
         checked += 1;
     }
-    assert_eq!(checked, 8, "every function of the template");
+    assert_eq!(checked, 9, "every function of the template");
 }

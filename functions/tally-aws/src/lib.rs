@@ -1,14 +1,16 @@
 //! AWS adapters of tally: DynamoDB, Kinesis and S3 implementations of the engine's and the
 //! pipelines' ports, the conversion of Lambda's Kinesis events, configuration from the
-//! environment, telemetry, and the one runner every Kinesis-triggered function uses.
+//! environment, telemetry, and the runners every Kinesis- or SQS-triggered function uses.
 
 pub mod config;
 pub mod dead_letters;
 pub mod errors;
 pub mod kinesis_event;
+pub mod objects;
 pub mod publisher;
 pub mod results_table;
 pub mod runner;
+pub mod s3_events;
 pub mod state_store;
 pub mod telemetry;
 
@@ -16,7 +18,9 @@ pub use aws_config::SdkConfig;
 pub use config::{aggregation, sdk_config, ConfigError, Env};
 pub use dead_letters::S3DeadLetters;
 pub use lambda_runtime::Error;
+pub use objects::S3Objects;
 pub use publisher::KinesisPublisher;
 pub use results_table::DynamoResultsTable;
-pub use runner::{aws_engine, run_kinesis, s3_dead_letters, AwsEngine, KinesisFunction};
+pub use runner::{aws_engine, run_kinesis, run_queue, s3_dead_letters, AwsEngine, KinesisFunction};
+pub use runner::{QueueFunction, QueueHandler, QueueMessage};
 pub use state_store::DynamoStateStore;

@@ -3,7 +3,10 @@
 //! every invocation the same way: Lambda's event -> records -> handler -> metrics -> the partial
 //! batch response.
 
+use std::future::Future;
+
 use aws_config::SdkConfig;
+use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
 use aws_lambda_events::event::streams::KinesisEventResponse;
 use lambda_runtime::{service_fn, Error, LambdaEvent};
 use tally_engine::{BatchHandler, Consumer, Engine};
@@ -51,6 +54,66 @@ pub async fn run_kinesis<H: BatchHandler>(
     lambda_runtime::run(service_fn(
         move |event: LambdaEvent<KinesisEvent>| async move { function.handle(event).await },
     ))
+    .await
+}
+
+/// One SQS message: its id and body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueueMessage {
+    pub id: String,
+    pub body: String,
+}
+
+/// Anything that handles a batch of SQS messages and says which to retry.
+pub trait QueueHandler: Send + Sync {
+    /// The function's name in metrics and logs.
+    fn name(&self) -> &str;
+
+    /// Handles the messages; returns the ids of those that must come again.
+    fn handle(&self, messages: &[QueueMessage]) -> impl Future<Output = Vec<String>> + Send;
+}
+
+/// An SQS-triggered function around its handler: the messages it could not handle are reported
+/// as partial batch failures (`ReportBatchItemFailures`) and come again; the rest are deleted.
+pub struct QueueFunction<H> {
+    pub handler: H,
+}
+
+impl<H: QueueHandler> QueueFunction<H> {
+    pub fn new(handler: H) -> Self {
+        QueueFunction { handler }
+    }
+
+    pub async fn handle(&self, event: LambdaEvent<SqsEvent>) -> Result<SqsBatchResponse, Error> {
+        let messages: Vec<QueueMessage> = event
+            .payload
+            .records
+            .into_iter()
+            .map(|m| QueueMessage {
+                id: m.message_id.unwrap_or_default(),
+                body: m.body.unwrap_or_default(),
+            })
+            .collect();
+        let mut response = SqsBatchResponse::default();
+        for id in self.handler.handle(&messages).await {
+            let mut failure = BatchItemFailure::default();
+            failure.item_identifier = id;
+            response.batch_item_failures.push(failure);
+        }
+        Ok(response)
+    }
+}
+
+/// Runs a queue function: `from_env` once, then every invocation.
+pub async fn run_queue<H: QueueHandler>(
+    from_env: impl FnOnce(&SdkConfig, &Env) -> Result<QueueFunction<H>, Error>,
+) -> Result<(), Error> {
+    init_tracing();
+    let function = from_env(&sdk_config().await, &Env::process())?;
+    let function = &function;
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {
+        function.handle(event).await
+    }))
     .await
 }
 

@@ -13,45 +13,44 @@ pub fn init_tracing() {
         .try_init();
 }
 
-/// The EMF line for one invocation: records, rejections (total and per reason), writes, conflicts,
-/// published results and retried records.
-pub fn metrics_line(function: &str, report: &BatchReport) -> serde_json::Value {
-    let rejected: u64 = report.rejected.values().sum();
-    let mut metrics: Vec<String> = [
-        "Records",
-        "Rejected",
-        "Skipped",
-        "Writes",
-        "Conflicts",
-        "Published",
-        "RetriedBatches",
-    ]
-    .map(String::from)
-    .to_vec();
-    let mut line = serde_json::json!({
-        "Function": function,
-        "Records": report.records,
-        "Rejected": rejected,
-        "Skipped": report.skipped,
-        "Writes": report.writes,
-        "Conflicts": report.conflicts,
-        "Published": report.published,
-        "RetriedBatches": u64::from(report.retry_from.is_some()),
-    });
-    for (code, n) in &report.rejected {
-        let name = format!("Rejected.{code}");
+/// One EMF line: named counts of one invocation, with the function as the dimension.
+pub fn emf_line(function: &str, counts: &[(String, u64)]) -> serde_json::Value {
+    let mut line = serde_json::json!({ "Function": function });
+    for (name, n) in counts {
         line[name.as_str()] = serde_json::json!(n);
-        metrics.push(name);
     }
     line["_aws"] = serde_json::json!({
         "Timestamp": chrono::Utc::now().timestamp_millis(),
         "CloudWatchMetrics": [{
             "Namespace": "tally",
             "Dimensions": [["Function"]],
-            "Metrics": metrics.iter().map(|m| serde_json::json!({"Name": m, "Unit": "Count"})).collect::<Vec<_>>(),
+            "Metrics": counts.iter().map(|(m, _)| serde_json::json!({"Name": m, "Unit": "Count"})).collect::<Vec<_>>(),
         }],
     });
     line
+}
+
+/// The EMF line for one stream invocation: records, rejections (total and per reason), writes,
+/// conflicts, published records and retried batches.
+pub fn metrics_line(function: &str, report: &BatchReport) -> serde_json::Value {
+    let mut counts: Vec<(String, u64)> = [
+        ("Records", report.records as u64),
+        ("Rejected", report.rejected.values().sum()),
+        ("Skipped", report.skipped as u64),
+        ("Writes", report.writes as u64),
+        ("Conflicts", report.conflicts as u64),
+        ("Published", report.published as u64),
+        ("RetriedBatches", u64::from(report.retry_from.is_some())),
+    ]
+    .map(|(m, n)| (m.to_string(), n))
+    .to_vec();
+    counts.extend(
+        report
+            .rejected
+            .iter()
+            .map(|(code, n)| (format!("Rejected.{code}"), *n)),
+    );
+    emf_line(function, &counts)
 }
 
 pub fn emit_metrics(function: &str, report: &BatchReport) {

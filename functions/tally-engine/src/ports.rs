@@ -161,6 +161,39 @@ pub trait DeadLetterSink: Send + Sync {
     fn put(&self, letter: &DeadLetter) -> impl Future<Output = Result<(), PortError>> + Send;
 }
 
+/// An object with its version tag (S3's ETag).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredObject {
+    pub data: Vec<u8>,
+    pub etag: String,
+}
+
+/// When a put of an object applies: always, only where there is none yet, or only over the
+/// version read (S3 conditional writes: `If-None-Match: *`, `If-Match: <etag>`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PutCondition {
+    Always,
+    IfAbsent,
+    IfUnchanged(String),
+}
+
+/// Objects (S3 `GetObject` and `PutObject`): the lake's files. Conditional puts give optimistic
+/// concurrency, as the state store's revisions do for items.
+pub trait ObjectStore: Send + Sync {
+    fn get(
+        &self,
+        key: &str,
+    ) -> impl Future<Output = Result<Option<StoredObject>, PortError>> + Send;
+
+    /// Returns false when `condition` did not hold (someone else wrote first).
+    fn put(
+        &self,
+        key: &str,
+        data: Vec<u8>,
+        condition: PutCondition,
+    ) -> impl Future<Output = Result<bool, PortError>> + Send;
+}
+
 // A borrowed port is a port: tests keep the fakes and hand the engine references to them.
 
 impl<T: StateStore> StateStore for &T {
@@ -211,5 +244,23 @@ impl<T: RecordPublisher> RecordPublisher for &T {
 impl<T: DeadLetterSink> DeadLetterSink for &T {
     fn put(&self, letter: &DeadLetter) -> impl Future<Output = Result<(), PortError>> + Send {
         (**self).put(letter)
+    }
+}
+
+impl<T: ObjectStore> ObjectStore for &T {
+    fn get(
+        &self,
+        key: &str,
+    ) -> impl Future<Output = Result<Option<StoredObject>, PortError>> + Send {
+        (**self).get(key)
+    }
+
+    fn put(
+        &self,
+        key: &str,
+        data: Vec<u8>,
+        condition: PutCondition,
+    ) -> impl Future<Output = Result<bool, PortError>> + Send {
+        (**self).put(key, data, condition)
     }
 }

@@ -242,3 +242,70 @@ impl ZipfKeys {
         (self.cumulative.partition_point(|c| *c < u).min(last) + 1) as u64
     }
 }
+
+/// Objects in memory, with S3's conditional puts; the ETag is a counter, so every write differs.
+#[derive(Default)]
+pub struct MemoryObjects {
+    pub objects: Mutex<BTreeMap<String, StoredObject>>,
+    versions: AtomicUsize,
+    /// Puts that fail with a conflict first, as if another writer had been quicker.
+    pub conflicts_left: AtomicUsize,
+}
+
+impl MemoryObjects {
+    pub fn keys(&self) -> Vec<String> {
+        self.objects.lock().unwrap().keys().cloned().collect()
+    }
+
+    pub fn data(&self, key: &str) -> Option<Vec<u8>> {
+        self.objects
+            .lock()
+            .unwrap()
+            .get(key)
+            .map(|o| o.data.clone())
+    }
+
+    pub fn insert(&self, key: &str, data: Vec<u8>) {
+        let etag = format!("v{}", self.versions.fetch_add(1, Ordering::SeqCst));
+        self.objects
+            .lock()
+            .unwrap()
+            .insert(key.to_string(), StoredObject { data, etag });
+    }
+}
+
+impl ObjectStore for MemoryObjects {
+    async fn get(&self, key: &str) -> Result<Option<StoredObject>, PortError> {
+        Ok(self.objects.lock().unwrap().get(key).cloned())
+    }
+
+    async fn put(
+        &self,
+        key: &str,
+        data: Vec<u8>,
+        condition: PutCondition,
+    ) -> Result<bool, PortError> {
+        if self
+            .conflicts_left
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok()
+        {
+            return Ok(false);
+        }
+        let current = self
+            .objects
+            .lock()
+            .unwrap()
+            .get(key)
+            .map(|o| o.etag.clone());
+        let holds = match &condition {
+            PutCondition::Always => true,
+            PutCondition::IfAbsent => current.is_none(),
+            PutCondition::IfUnchanged(etag) => current.as_deref() == Some(etag.as_str()),
+        };
+        if holds {
+            self.insert(key, data);
+        }
+        Ok(holds)
+    }
+}

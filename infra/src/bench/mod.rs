@@ -3,6 +3,7 @@
 
 pub mod cost;
 pub mod functions;
+pub mod lake;
 pub mod pipeline;
 pub mod report;
 pub mod workload;
@@ -64,6 +65,7 @@ pub struct Report {
     pub capacity: Capacity,
     pub functions: Vec<FunctionFigure>,
     pub api: ApiFigures,
+    pub lake: Option<lake::LakeFigures>,
     pub cpu: Vec<CpuFigure>,
     pub cost: Vec<cost::Cost>,
     pub prices: cost::Prices,
@@ -398,11 +400,26 @@ pub async fn run(o: BenchOptions) -> Result<Report> {
             "API under load (wrk at fixed concurrency, then 500 requests/s paced)",
         );
         let api = functions::api_figures(&cloud, &scratch, sizes.api_seconds, 500.0).await?;
-        Ok::<_, anyhow::Error>((ours, ours_ms, functions, capacity, api))
+
+        step(begin, "the lake: conversion throughput, Parquet against GZIP, put to tally sql");
+        let (objects, per_object) = if o.quick { (2, 5_000) } else { (10, 20_000) };
+        let mut lake = lake::conversion(objects, per_object).await?;
+        lake.put_to_sql = Some(lake::put_to_sql(&cloud, &o.root, if o.quick { 2 } else { 5 }).await?);
+        step(
+            begin,
+            &format!(
+                "  {:.0} records/s ({:.1} MB/s of GZIP), Parquet {:.2}x the GZIP, put to tally sql p50 {:.0} ms",
+                lake.records_per_s,
+                lake.gzip_mb_per_s,
+                lake.parquet_to_gzip,
+                lake.put_to_sql.as_ref().map_or(0.0, |p| p.p50_ms)
+            ),
+        );
+        Ok::<_, anyhow::Error>((ours, ours_ms, functions, capacity, api, lake))
     }
     .await;
     cloud.stop().await;
-    let (ours, ours_ms, functions, capacity, api) = outcome?;
+    let (ours, ours_ms, functions, capacity, api, lake) = outcome?;
 
     // Each throughput run on a fresh local cloud: a backlog one run leaves must not slow the next.
     let mut throughput = Vec::new();
@@ -518,6 +535,7 @@ pub async fn run(o: BenchOptions) -> Result<Report> {
         capacity,
         functions,
         api,
+        lake: Some(lake),
         cpu,
         cost: costs,
         prices,

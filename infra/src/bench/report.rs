@@ -299,6 +299,43 @@ pub fn markdown(r: &Report) -> String {
         );
     }
 
+    if let Some(l) = &r.lake {
+        let _ = writeln!(s, "\n## 8. The lake\n");
+        let _ = writeln!(
+            s,
+            "The lake writer's conversion alone, in memory, release build: {} archived objects of \
+             skewed visits ({} records) converted to Parquet (Snappy) in {:.2} s. Then `tally sql`'s \
+             whole path on the local cloud, from a visit's PutRecords acknowledgement to the answer \
+             holding it (the stream functions idle, Firehose delivered, the lake writer done, the \
+             lake copied, DuckDB), {} probes.\n",
+            l.objects,
+            l.records,
+            l.seconds,
+            l.put_to_sql.as_ref().map_or(0, |p| p.samples)
+        );
+        let _ = writeln!(s, "| figure | value |");
+        let _ = writeln!(s, "|---|---|");
+        let _ = writeln!(
+            s,
+            "| conversion | {:.0} records/s, {:.1} MB/s of GZIP input, {:.1} MB/s of JSON |",
+            l.records_per_s, l.gzip_mb_per_s, l.json_mb_per_s
+        );
+        let _ = writeln!(
+            s,
+            "| Parquet against the GZIP JSON it came from | {} against {} ({:.2}x) |",
+            mb(l.parquet_bytes as u64),
+            mb(l.gzip_bytes as u64),
+            l.parquet_to_gzip
+        );
+        let p = l.put_to_sql.as_ref();
+        let _ = writeln!(
+            s,
+            "| put to `tally sql` | p50 {} ms, max {} ms |",
+            opt(p.map(|p| p.p50_ms), 0),
+            opt(p.map(|p| p.max_ms), 0)
+        );
+    }
+
     if let Some(d) = &r.deploy_build {
         s.push_str(&deploy_build(d));
     }
@@ -313,7 +350,7 @@ pub fn markdown(r: &Report) -> String {
 /// The section on `make deploy-build`, from `bench/deploy-build.json`.
 pub fn deploy_build(d: &serde_json::Value) -> String {
     let mut s = String::new();
-    let _ = writeln!(s, "\n## 8. The deployed build\n");
+    let _ = writeln!(s, "\n## 9. The deployed build\n");
     let _ = writeln!(
         s,
         "`make deploy-build` ({}): `{}` from {} on {} cores took {:.1} minutes. Each artefact is \

@@ -1,12 +1,13 @@
 //! `tally demo`: start the local cloud, put each pipeline's sample (the template's
 //! `Metadata.Tally.Sample`), wait until the pipelines are idle, show what came out of each, show
-//! that bad input is a 4xx, list the archive, stop.
+//! that bad input is a 4xx, query the lake, list the archive, stop.
 
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context as _, Result};
 
 use super::put::partition_key;
+use super::sql::{copy_lake, print_answer, query_lake, Format};
 use super::{CloudArgs, Context};
 use crate::cloud::LocalCloud;
 use crate::emulators::port_is_free;
@@ -113,7 +114,30 @@ async fn steps(cloud: &mut LocalCloud, ctx: &Context) -> Result<()> {
     ))
     .await?;
     println!("\nbad input is a 4xx with a JSON error: GET ...?model=MODEL9 -> {status} {body}");
+    show_lake(cloud, ctx).await?;
     show_archive(cloud).await
+}
+
+/// A few of `queries/` over the lake, as `tally sql --file` answers them.
+async fn show_lake(cloud: &LocalCloud, ctx: &Context) -> Result<()> {
+    cloud.flush(Duration::from_secs(120)).await?;
+    let copy = ctx
+        .root
+        .join(".tally/lake")
+        .join(&cloud.template.stack_name);
+    let bucket = cloud.template.physical_name("ArchiveBucket");
+    copy_lake(&cloud.clients.s3, &bucket, &copy).await?;
+    for query in [
+        "queries/gender/visits_per_day_and_gender.sql",
+        "queries/rules/alerts_per_rule_per_day.sql",
+        "queries/lake/bad_records_per_source_and_reason.sql",
+    ] {
+        let text = std::fs::read_to_string(ctx.root.join(query))
+            .with_context(|| format!("cannot read {query}"))?;
+        println!("\nthe lake: tally sql --file {query}");
+        print_answer(&query_lake(&ctx.root, &copy, &text)?, Format::Table)?;
+    }
+    Ok(())
 }
 
 /// The gender pipeline: every sample cid's answer from each model, through the API.

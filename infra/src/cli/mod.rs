@@ -2,9 +2,11 @@
 //! need (the project, the stack, a stream of the running cloud) is here.
 
 pub mod bench;
+pub mod catalog;
 pub mod demo;
 pub mod invoke;
 pub mod put;
+pub mod sql;
 pub mod tail;
 pub mod up;
 
@@ -46,6 +48,10 @@ pub enum Command {
     Invoke(invoke::Args),
     /// Start the local cloud, put each pipeline's sample, show what came out, stop.
     Demo(demo::Args),
+    /// Query the local cloud's lake with SQL (the same text runs on Athena).
+    Sql(sql::Args),
+    /// Print the Glue tables of template.yaml, made from the lake's table definitions.
+    Catalog(catalog::Args),
     /// Measure every figure of BENCHMARKS.md on the local cloud (`make bench` builds and runs it).
     Bench(bench::Args),
 }

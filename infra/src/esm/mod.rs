@@ -8,11 +8,13 @@
 //! - `filters.rs`: `FilterCriteria`
 //! - `event.rs`: the Kinesis event and the partial batch response
 //! - `destination.rs`: what a failed batch leaves on the on-failure queue
-//! - here: the pollers and the retry policy
+//! - `queue.rs`: SQS mappings
+//! - here: the Kinesis pollers and their retry policy
 
 pub mod destination;
 pub mod event;
 pub mod filters;
+pub mod queue;
 pub mod spec;
 
 use std::collections::{HashMap, VecDeque};
@@ -24,6 +26,7 @@ use tokio::sync::watch;
 use event::first_failure;
 pub use event::kinesis_event;
 use filters::{filter_view, pattern_matches};
+pub use queue::{QueueMapping, QueueMappingSpec};
 pub use spec::MappingSpec;
 
 use crate::kinesis::{for_each_shard, ShardReader, ShardRecord};

@@ -176,21 +176,10 @@ impl MappingSpec {
     /// Every Kinesis mapping of the template: explicit mappings and SAM `Kinesis` events.
     pub fn all(template: &Template) -> Result<Vec<MappingSpec>, TemplateError> {
         let mut out = Vec::new();
-        for r in template.of_kind("AWS::Lambda::EventSourceMapping") {
-            let props = template.resolved_properties(r)?;
-            if props.get("Enabled") == Some(&Json::Bool(false)) {
-                continue;
+        for (r, function, props) in explicit_mappings(template)? {
+            if source_kind(template, &props) == Some("AWS::SQS::Queue") {
+                continue; // an SQS mapping (`esm::queue`)
             }
-            let name = props
-                .get("FunctionName")
-                .and_then(Json::as_str)
-                .unwrap_or_default();
-            let function = template.logical_id_of(name).ok_or_else(|| {
-                TemplateError::Invalid(format!(
-                    "Resources.{}: FunctionName {name} is not a function of this template",
-                    r.logical_id
-                ))
-            })?;
             out.push(Self::from_properties(
                 template,
                 &r.logical_id,
@@ -203,6 +192,39 @@ impl MappingSpec {
         }
         Ok(out)
     }
+}
+
+/// The enabled `AWS::Lambda::EventSourceMapping`s, with their function's logical id and their
+/// resolved properties.
+pub fn explicit_mappings(
+    template: &Template,
+) -> Result<Vec<(&Resource, &str, Json)>, TemplateError> {
+    let mut out = Vec::new();
+    for r in template.of_kind("AWS::Lambda::EventSourceMapping") {
+        let props = template.resolved_properties(r)?;
+        if props.get("Enabled") == Some(&Json::Bool(false)) {
+            continue;
+        }
+        let name = props
+            .get("FunctionName")
+            .and_then(Json::as_str)
+            .unwrap_or_default();
+        let function = template.logical_id_of(name).ok_or_else(|| {
+            TemplateError::Invalid(format!(
+                "Resources.{}: FunctionName {name} is not a function of this template",
+                r.logical_id
+            ))
+        })?;
+        out.push((r, function, props));
+    }
+    Ok(out)
+}
+
+/// The resource type of a mapping's event source, when it is a resource of the template.
+pub fn source_kind<'t>(template: &'t Template, props: &Json) -> Option<&'t str> {
+    let arn = props.get("EventSourceArn").and_then(Json::as_str)?;
+    let id = template.logical_id_of(arn)?;
+    Some(template.resources[id].kind.as_str())
 }
 
 fn sam_kinesis_events(

@@ -10,7 +10,7 @@
 pub mod prefix;
 pub mod spec;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use base64::Engine;
 use chrono::{DateTime, Utc};
 use serde_json::Value as Json;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::kinesis::{for_each_shard, ShardReader, StartAt};
 use crate::lambda::FunctionHost;
@@ -45,6 +45,10 @@ pub struct Delivery {
     functions: BTreeMap<String, Arc<FunctionHost>>,
     pub stats: Mutex<DeliveryStats>,
     idle_poll: Duration,
+    /// Per shard being read: when its latest read that reached the shard's end began.
+    read_to_end: Mutex<HashMap<String, Option<Instant>>>,
+    flush_requests: mpsc::Sender<oneshot::Sender<()>>,
+    flush_inbox: Mutex<Option<mpsc::Receiver<oneshot::Sender<()>>>>,
 }
 
 impl Delivery {
@@ -55,6 +59,7 @@ impl Delivery {
         functions: BTreeMap<String, Arc<FunctionHost>>,
         idle_poll: Duration,
     ) -> Arc<Self> {
+        let (flush_requests, flush_inbox) = mpsc::channel(16);
         Arc::new(Delivery {
             spec,
             kinesis,
@@ -62,7 +67,28 @@ impl Delivery {
             functions,
             stats: Mutex::new(DeliveryStats::default()),
             idle_poll,
+            read_to_end: Mutex::default(),
+            flush_requests,
+            flush_inbox: Mutex::new(Some(flush_inbox)),
         })
+    }
+
+    /// Delivers now, ignoring the buffering hints, everything put to the source stream before the
+    /// call (what `tally sql` asks for). Returns once it is in S3.
+    pub async fn flush_now(&self) {
+        let (tx, rx) = oneshot::channel();
+        if self.flush_requests.send(tx).await.is_ok() {
+            let _ = rx.await;
+        }
+    }
+
+    /// Whether every shard being read was read to its end by a read that began at or after `t`.
+    fn read_to_end_since(&self, t: Instant) -> bool {
+        self.read_to_end
+            .lock()
+            .unwrap()
+            .values()
+            .all(|began| began.is_some_and(|b| b >= t))
     }
 
     /// Reads the source stream and delivers until `shutdown`; then reads every shard to its end
@@ -85,6 +111,12 @@ impl Delivery {
         let mut buffer: Vec<Item> = Vec::new();
         let mut bytes = 0;
         let mut first_at: Option<Instant> = None;
+        let mut flushes = self
+            .flush_inbox
+            .lock()
+            .unwrap()
+            .take()
+            .expect("a delivery runs once");
         loop {
             let due = first_at
                 .map(|t| self.spec.interval.saturating_sub(t.elapsed()))
@@ -110,6 +142,29 @@ impl Delivery {
                     bytes = 0;
                     first_at = None;
                 }
+                Some(reply) = flushes.recv() => {
+                    // Every shard read to its end after the request, what was read taken in.
+                    let asked = Instant::now();
+                    let deadline = asked + Duration::from_secs(30);
+                    loop {
+                        while let Ok(item) = rx.try_recv() {
+                            self.stats.lock().unwrap().records += 1;
+                            buffer.push(item);
+                        }
+                        if self.read_to_end_since(asked) || Instant::now() > deadline {
+                            break;
+                        }
+                        tokio::time::sleep(Duration::from_millis(10)).await;
+                    }
+                    while let Ok(item) = rx.try_recv() {
+                        self.stats.lock().unwrap().records += 1;
+                        buffer.push(item);
+                    }
+                    self.flush(std::mem::take(&mut buffer)).await;
+                    bytes = 0;
+                    first_at = None;
+                    let _ = reply.send(());
+                }
             }
         }
         let _ = readers.await;
@@ -130,8 +185,13 @@ impl Delivery {
             StartAt::TrimHorizon,
         );
         let mut failures = 0;
+        self.read_to_end
+            .lock()
+            .unwrap()
+            .insert(shard_id.clone(), None);
         loop {
             let stopping = *shutdown.borrow();
+            let began = Instant::now();
             match reader.read(10_000).await {
                 Ok(page) => {
                     failures = 0;
@@ -150,7 +210,18 @@ impl Delivery {
                             return;
                         }
                     }
-                    if reader.is_closed() || (page.at_end && stopping) {
+                    if page.at_end {
+                        self.read_to_end
+                            .lock()
+                            .unwrap()
+                            .insert(shard_id.clone(), Some(began));
+                    }
+                    if reader.is_closed() {
+                        // Everything of it is handed over: it no longer holds a flush up.
+                        self.read_to_end.lock().unwrap().remove(&shard_id);
+                        return;
+                    }
+                    if page.at_end && stopping {
                         return;
                     }
                     if page.at_end {

@@ -17,7 +17,7 @@ fn tally_invoke_runs_every_events_file_in_a_private_cloud() {
         .filter(|p| p.extension().is_some_and(|e| e == "json"))
         .collect();
     files.sort();
-    assert_eq!(files.len(), 8, "one event per function");
+    assert_eq!(files.len(), 9, "one event per function");
     // Nothing listens there: each invocation brings up its own emulators and resources.
     let nowhere = format!(
         "http://127.0.0.1:{}",

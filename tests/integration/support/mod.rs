@@ -217,6 +217,7 @@ pub fn bin_dir() -> PathBuf {
         "results-writer",
         "gender-api",
         "rule-engine",
+        "lake-writer",
         "tally",
         "flaky-consumer",
     ] {

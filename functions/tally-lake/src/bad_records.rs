@@ -1,0 +1,82 @@
+//! Every record that could not be used, queryable: the dead letters of every function, and raw
+//! lines the lake could not convert. Failures are data too.
+
+use base64::Engine as _;
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+use tally_engine::Rejection;
+
+use crate::raw::RawObject;
+use crate::rows::{Row, Value};
+use crate::table::{Column, ColumnType as T, Keep, Layout, Table};
+use crate::LakeError;
+
+pub const BAD_RECORDS: Table = Table {
+    name: "bad_records",
+    description: "Every dead letter and every raw line the lake could not convert, once each, with its reason; data is the record as UTF-8 text (invalid bytes replaced).",
+    columns: &[
+        Column { name: "source", kind: T::String },
+        Column { name: "reason_code", kind: T::String },
+        Column { name: "reason", kind: T::String },
+        Column { name: "data", kind: T::String },
+        Column { name: "id", kind: T::String },
+        Column { name: "shard_id", kind: T::String },
+        Column { name: "sequence_number", kind: T::String },
+        Column { name: "arrival", kind: T::Timestamp },
+    ],
+    layout: Layout::MergedByDay {
+        id: "id",
+        keep: Keep::Earliest("arrival"),
+        day: "arrival",
+    },
+};
+
+/// A dead letter as the engine writes it.
+#[derive(Debug, Deserialize)]
+struct DeadLetter {
+    source: String,
+    reason: String,
+    reason_code: String,
+    shard_id: String,
+    sequence_number: String,
+    approximate_arrival: DateTime<Utc>,
+    data_base64: String,
+}
+
+fn text(data: &[u8]) -> String {
+    String::from_utf8_lossy(data).into_owned()
+}
+
+/// A dead letter object as a row, its key as the id (a redelivered record has the same key).
+pub fn dead_letter_row(key: &str, object: &[u8]) -> Result<Row, LakeError> {
+    let letter: DeadLetter = serde_json::from_slice(object)
+        .map_err(|e| LakeError::Input(format!("{key} is not a dead letter: {e}")))?;
+    let data = base64::engine::general_purpose::STANDARD
+        .decode(&letter.data_base64)
+        .map_err(|e| LakeError::Input(format!("{key}: data_base64: {e}")))?;
+    Ok(vec![
+        Value::Str(letter.source),
+        Value::Str(letter.reason_code),
+        Value::Str(letter.reason),
+        Value::Str(text(&data)),
+        Value::str(key.trim_end_matches(".json")),
+        Value::Str(letter.shard_id),
+        Value::Str(letter.sequence_number),
+        Value::Timestamp(letter.approximate_arrival),
+    ])
+}
+
+/// A raw line the lake could not convert, as a row: `source` is `lake:<stream>`, the id its
+/// object and line (from 1).
+pub fn raw_line_row(raw: &RawObject, line_number: usize, line: &[u8], why: &Rejection) -> Row {
+    vec![
+        Value::Str(format!("lake:{}", raw.stream)),
+        Value::str(why.code()),
+        Value::Str(why.to_string()),
+        Value::Str(text(line)),
+        Value::Str(format!("{}#{line_number}", raw.key)),
+        Value::Null,
+        Value::Null,
+        Value::Timestamp(raw.delivered),
+    ]
+}

@@ -1,0 +1,141 @@
+//! Tables unique by an id stay so however often a conversion runs: rows are merged into their
+//! file by reading it, deduplicating, and writing it back only if nobody wrote it since it was read
+//! (S3 conditional writes), the same optimistic concurrency the state store uses for items.
+
+use std::collections::BTreeMap;
+
+use chrono::NaiveDate;
+use tally_engine::ports::{ObjectStore, PutCondition};
+
+use crate::rows::{read_parquet, write_parquet, Row, Value};
+use crate::table::{Keep, Layout, Table};
+use crate::LakeError;
+
+/// How often a merge is tried before it is given up (and its inputs retried later).
+const MAX_ATTEMPTS: usize = 8;
+
+/// What a merge did to its file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Merged {
+    /// The file already held every row: nothing written.
+    Unchanged,
+    /// Written with this many rows.
+    Written(usize),
+}
+
+fn fnv1a(s: &str) -> u64 {
+    s.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+/// The file a row of a merged table belongs in.
+pub fn file_of(table: &Table, row: &Row) -> Result<String, LakeError> {
+    let value = |column: &str| {
+        table
+            .column(column)
+            .and_then(|i| row.get(i))
+            .ok_or_else(|| LakeError::Schema(format!("{} has no column {column}", table.name)))
+    };
+    match table.layout {
+        Layout::MergedByDay { day, .. } => match value(day)? {
+            Value::Timestamp(t) => Ok(day_file(table, t.date_naive())),
+            other => Err(LakeError::Schema(format!(
+                "{}.{day} must be a timestamp to file the row by day, not {other:?}",
+                table.name
+            ))),
+        },
+        Layout::MergedByHash { id, files, .. } => {
+            let id = value(id)?.as_str().unwrap_or_default().to_string();
+            Ok(format!(
+                "{}part-{:02}.parquet",
+                table.prefix(),
+                fnv1a(&id) % u64::from(files.max(1))
+            ))
+        }
+        Layout::PerRawObject => Err(LakeError::Schema(format!(
+            "{} is not a merged table",
+            table.name
+        ))),
+    }
+}
+
+fn day_file(table: &Table, dt: NaiveDate) -> String {
+    format!(
+        "{}dt={}/part.parquet",
+        table.prefix(),
+        dt.format("%Y-%m-%d")
+    )
+}
+
+/// Rows unique by the table's id, in id order; of two with one id, the one `keep` prefers (the
+/// first seen on a tie).
+pub fn deduplicate(
+    table: &Table,
+    rows: impl IntoIterator<Item = Row>,
+) -> Result<Vec<Row>, LakeError> {
+    let (id, keep) = match table.layout {
+        Layout::MergedByDay { id, keep, .. } | Layout::MergedByHash { id, keep, .. } => (id, keep),
+        Layout::PerRawObject => return Ok(rows.into_iter().collect()),
+    };
+    let column = |name: &str| {
+        table
+            .column(name)
+            .ok_or_else(|| LakeError::Schema(format!("{} has no column {name}", table.name)))
+    };
+    let id = column(id)?;
+    let (by, earliest) = match keep {
+        Keep::Earliest(c) => (column(c)?, true),
+        Keep::Latest(c) => (column(c)?, false),
+    };
+    let mut unique: BTreeMap<String, Row> = BTreeMap::new();
+    for row in rows {
+        let key = match &row[id] {
+            Value::Str(s) => s.clone(),
+            other => format!("{other:?}"),
+        };
+        match unique.get(&key) {
+            Some(kept) => {
+                let better = if earliest {
+                    row[by] < kept[by]
+                } else {
+                    row[by] > kept[by]
+                };
+                if better {
+                    unique.insert(key, row);
+                }
+            }
+            None => {
+                unique.insert(key, row);
+            }
+        }
+    }
+    Ok(unique.into_values().collect())
+}
+
+/// Merges `rows` into the file `key` of `table`.
+pub async fn merge_into<O: ObjectStore>(
+    store: &O,
+    table: &Table,
+    key: &str,
+    rows: &[Row],
+) -> Result<Merged, LakeError> {
+    for _ in 0..MAX_ATTEMPTS {
+        let (existing, condition) = match store.get(key).await? {
+            Some(o) => (
+                read_parquet(table, o.data)?,
+                PutCondition::IfUnchanged(o.etag),
+            ),
+            None => (Vec::new(), PutCondition::IfAbsent),
+        };
+        let merged = deduplicate(table, existing.iter().cloned().chain(rows.iter().cloned()))?;
+        if merged == existing {
+            return Ok(Merged::Unchanged);
+        }
+        let data = write_parquet(table, &merged)?;
+        if store.put(key, data, condition).await? {
+            return Ok(Merged::Written(merged.len()));
+        }
+    }
+    Err(LakeError::Contended(key.to_string()))
+}

@@ -1,0 +1,133 @@
+//! The rules' tables: every archived interaction, and every alert once.
+
+use serde_json::Value as Json;
+use tally_engine::Rejection;
+use tally_pipelines::rules::{InteractionDecoder, RuleDef};
+
+use crate::gender::as_record;
+use crate::raw::RawObject;
+use crate::rows::{Row, Value};
+use crate::table::{Column, ColumnType as T, Keep, Layout, Table};
+
+pub const INTERACTIONS: Table = Table {
+    name: "interactions",
+    description: "Every valid record of InteractionsStream, of every event type.",
+    columns: &[
+        Column {
+            name: "user_id",
+            kind: T::BigInt,
+        },
+        Column {
+            name: "property_id",
+            kind: T::BigInt,
+        },
+        Column {
+            name: "event",
+            kind: T::String,
+        },
+        Column {
+            name: "event_time",
+            kind: T::Timestamp,
+        },
+    ],
+    layout: Layout::PerRawObject,
+};
+
+pub const ALERTS: Table = Table {
+    name: "alerts",
+    description: "Every alert of the three alert streams once, however often it was published.",
+    columns: &[
+        Column {
+            name: "rule",
+            kind: T::String,
+        },
+        Column {
+            name: "alert_id",
+            kind: T::String,
+        },
+        Column {
+            name: "key",
+            kind: T::String,
+        },
+        Column {
+            name: "count",
+            kind: T::BigInt,
+        },
+        Column {
+            name: "window_start",
+            kind: T::Timestamp,
+        },
+        Column {
+            name: "published",
+            kind: T::Timestamp,
+        },
+    ],
+    layout: Layout::MergedByHash {
+        id: "alert_id",
+        keep: Keep::Earliest("published"),
+        files: 8,
+    },
+};
+
+fn bigint(field: &'static str, n: u64) -> Result<Value, Rejection> {
+    i64::try_from(n)
+        .map(Value::BigInt)
+        .map_err(|_| Rejection::InvalidField {
+            field,
+            reason: format!("{n} does not fit a bigint"),
+        })
+}
+
+pub fn interaction_row(line: &[u8], raw: &RawObject) -> Result<Row, Rejection> {
+    let i = InteractionDecoder::default().decode(&as_record(line, raw))?;
+    Ok(vec![
+        bigint("user_id", i.user_id)?,
+        bigint("property_id", i.property_id)?,
+        Value::Str(i.event),
+        Value::Timestamp(i.at),
+    ])
+}
+
+/// An alert line (`{"user":1,"interactions_count":9,"alert_id":"paid_user:1"}`) as a row: the
+/// rule table says which fields hold its key and its count.
+pub fn alert_row(line: &[u8], raw: &RawObject) -> Result<Row, Rejection> {
+    let obj = tally_engine::json_object(line, 4096)?;
+    let alert_id = match obj.get("alert_id") {
+        Some(Json::String(s)) => s.clone(),
+        None | Some(Json::Null) => return Err(Rejection::MissingField("alert_id")),
+        Some(other) => return Err(Rejection::wrong_type("alert_id", "a string", other)),
+    };
+    let rule = alert_id.split(':').next().unwrap_or_default();
+    let def = RuleDef::by_name(rule).map_err(|e| Rejection::InvalidField {
+        field: "alert_id",
+        reason: e.to_string(),
+    })?;
+    let number = |field: &'static str| match obj.get(field) {
+        Some(Json::Number(n)) => n.as_u64().ok_or_else(|| Rejection::InvalidField {
+            field,
+            reason: format!("{n} is not a non-negative integer"),
+        }),
+        None | Some(Json::Null) => Err(Rejection::MissingField(field)),
+        Some(other) => Err(Rejection::wrong_type(field, "an integer", other)),
+    };
+    let window_start = match obj.get("window.start") {
+        Some(Json::String(s)) => Some(
+            chrono::DateTime::parse_from_rfc3339(s)
+                .map_err(|e| Rejection::InvalidField {
+                    field: "window.start",
+                    reason: e.to_string(),
+                })?
+                .to_utc(),
+        ),
+        _ if def.windowed => return Err(Rejection::MissingField("window.start")),
+        _ => None,
+    };
+    Ok(vec![
+        Value::str(def.name),
+        Value::Str(alert_id),
+        Value::Str(number(def.subject_field)?.to_string()),
+        bigint(def.count_field, number(def.count_field)?)?,
+        Value::opt_timestamp(window_start),
+        Value::Timestamp(raw.delivered),
+    ])
+}

@@ -1,0 +1,166 @@
+//! A table of the lake, defined once: the Parquet files are written with its Arrow schema, the Glue
+//! catalog in template.yaml has its columns (a test compares them), and `tally sql` builds its
+//! local views from it.
+
+use std::sync::Arc;
+
+use arrow_schema::{DataType, Field, Schema, TimeUnit};
+
+/// A column's type, as Parquet, Glue (Athena) and DuckDB each name it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ColumnType {
+    String,
+    BigInt,
+    Int,
+    Double,
+    /// UTC, millisecond precision, stored without a zone so that Athena and DuckDB both read it as
+    /// a plain `timestamp` holding UTC wall-clock time.
+    Timestamp,
+}
+
+impl ColumnType {
+    pub fn arrow(self) -> DataType {
+        match self {
+            ColumnType::String => DataType::Utf8,
+            ColumnType::BigInt => DataType::Int64,
+            ColumnType::Int => DataType::Int32,
+            ColumnType::Double => DataType::Float64,
+            ColumnType::Timestamp => DataType::Timestamp(TimeUnit::Millisecond, None),
+        }
+    }
+
+    /// The Glue (Hive) type name.
+    pub fn glue(self) -> &'static str {
+        match self {
+            ColumnType::String => "string",
+            ColumnType::BigInt => "bigint",
+            ColumnType::Int => "int",
+            ColumnType::Double => "double",
+            ColumnType::Timestamp => "timestamp",
+        }
+    }
+
+    /// The DuckDB type name (the local engine of `tally sql`).
+    pub fn duckdb(self) -> &'static str {
+        match self {
+            ColumnType::String => "VARCHAR",
+            ColumnType::BigInt => "BIGINT",
+            ColumnType::Int => "INTEGER",
+            ColumnType::Double => "DOUBLE",
+            ColumnType::Timestamp => "TIMESTAMP",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Column {
+    pub name: &'static str,
+    pub kind: ColumnType,
+}
+
+/// Which of two rows with the same id a merge keeps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Keep {
+    /// The one with the smallest value of this column (the first time an alert was published).
+    Earliest(&'static str),
+    /// The one with the largest value of this column (an entity's latest version).
+    Latest(&'static str),
+}
+
+/// How a table's files are laid out, and so how it stays right when conversions run again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Layout {
+    /// One file per raw object, in the raw object's `dt` partition, named after it: converting an
+    /// object again replaces its file. Every raw line is a row.
+    PerRawObject,
+    /// Unique by `id`: rows are merged (read, deduplicate, write only if the file is unchanged
+    /// since it was read) into one file per `dt`, the UTC day of the row's timestamp column `day`.
+    MergedByDay {
+        id: &'static str,
+        keep: Keep,
+        day: &'static str,
+    },
+    /// Unique by `id`, for rows that have no day of their own: merged into `files` files chosen
+    /// by a hash of the id, so that every copy of a row meets the others in one file.
+    MergedByHash {
+        id: &'static str,
+        keep: Keep,
+        files: u32,
+    },
+}
+
+/// A curated table: Parquet (Snappy) under `lake/<name>/`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Table {
+    pub name: &'static str,
+    pub description: &'static str,
+    pub columns: &'static [Column],
+    pub layout: Layout,
+}
+
+impl Table {
+    /// Hive-style partition columns (not stored in the files).
+    pub fn partition_keys(&self) -> &'static [&'static str] {
+        match self.layout {
+            Layout::PerRawObject | Layout::MergedByDay { .. } => &["dt"],
+            Layout::MergedByHash { .. } => &[],
+        }
+    }
+
+    pub fn prefix(&self) -> String {
+        format!("lake/{}/", self.name)
+    }
+
+    pub fn schema(&self) -> Arc<Schema> {
+        Arc::new(Schema::new(
+            self.columns
+                .iter()
+                .map(|c| Field::new(c.name, c.kind.arrow(), true))
+                .collect::<Vec<_>>(),
+        ))
+    }
+
+    pub fn column(&self, name: &str) -> Option<usize> {
+        self.columns.iter().position(|c| c.name == name)
+    }
+}
+
+/// A raw line as a row of a curated table, or why it cannot be one.
+pub type Converter =
+    fn(&[u8], &crate::raw::RawObject) -> Result<crate::rows::Row, tally_engine::Rejection>;
+
+/// A raw table: an archived stream as it was received, one JSON record a line (GZIP), under
+/// `raw/<stream>/dt=<arrival day>/`. Its columns are the record's fields, read as JSON.
+#[derive(Debug, Clone, Copy)]
+pub struct RawTable {
+    /// `raw_visits`.
+    pub name: &'static str,
+    /// The folder under `raw/`: `visits`.
+    pub stream: &'static str,
+    pub columns: &'static [Column],
+    /// Columns whose JSON field has another name (`window_start` <- `window.start`).
+    pub fields: &'static [(&'static str, &'static str)],
+    /// The curated table its lines become, and how.
+    pub curated: Option<(&'static Table, Converter)>,
+}
+
+impl RawTable {
+    pub fn prefix(&self) -> String {
+        format!("raw/{}/", self.stream)
+    }
+
+    /// The JSON field a column reads.
+    pub fn field(&self, column: &str) -> &'static str {
+        self.fields
+            .iter()
+            .find(|(c, _)| *c == column)
+            .map(|(_, f)| *f)
+            .or_else(|| {
+                self.columns
+                    .iter()
+                    .find(|c| c.name == column)
+                    .map(|c| c.name)
+            })
+            .unwrap_or("")
+    }
+}

@@ -1,0 +1,253 @@
+//! The lake's conversions against in-memory objects: rows and types, bad lines, merges that keep
+//! tables unique, and runs that repeat.
+
+use std::io::Write;
+use std::sync::atomic::Ordering;
+
+use chrono::{TimeZone, Utc};
+use tally_engine::testing::MemoryObjects;
+
+use crate::bad_records::BAD_RECORDS;
+use crate::gender::VISITS;
+use crate::rows::{read_parquet, Value};
+use crate::rules::{ALERTS, INTERACTIONS};
+use crate::LakeWriter;
+
+const DAY: &str = "2026-11-22";
+
+fn gz(lines: &[&str]) -> Vec<u8> {
+    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    for l in lines {
+        enc.write_all(l.as_bytes()).unwrap();
+        enc.write_all(b"\n").unwrap();
+    }
+    enc.finish().unwrap()
+}
+
+fn raw_key(stream: &str, n: u32) -> String {
+    format!("raw/{stream}/dt={DAY}/tally-X-1-2026-11-22-10-00-{n:02}-90e1035e-397c-4140-b289-c6a9d2136883.gz")
+}
+
+fn files(store: &MemoryObjects, prefix: &str) -> Vec<String> {
+    store
+        .keys()
+        .into_iter()
+        .filter(|k| k.starts_with(prefix))
+        .collect()
+}
+
+fn rows_of(store: &MemoryObjects, table: &crate::Table) -> Vec<crate::rows::Row> {
+    files(store, &table.prefix())
+        .iter()
+        .flat_map(|f| read_parquet(table, store.data(f).unwrap()).unwrap())
+        .collect()
+}
+
+#[tokio::test]
+async fn visits_become_typed_rows_and_bad_lines_bad_records() {
+    let store = MemoryObjects::default();
+    let key = raw_key("visits", 7);
+    store.insert(
+        &key,
+        gz(&[
+            r#"{"cid":"C1","gndr":"Female","ts":"2026-11-22T09:00:00Z"}"#,
+            r#"{"cid":"C2","gndr":"male"}"#,
+            r#"{"cid":"C3","gndr":"x"}"#,
+            "not json",
+        ]),
+    );
+    let report = LakeWriter { store: &store }
+        .convert(std::slice::from_ref(&key))
+        .await;
+    assert!(report.failed.is_empty(), "{:?}", report.failed);
+    assert_eq!((report.objects, report.bad_lines), (1, 2));
+    let written = files(&store, "lake/visits/");
+    assert_eq!(
+        written,
+        vec![format!(
+            "lake/visits/dt={DAY}/tally-X-1-2026-11-22-10-00-07-90e1035e-397c-4140-b289-c6a9d2136883.parquet"
+        )],
+        "one file named after its raw object"
+    );
+    let delivered = Utc.with_ymd_and_hms(2026, 11, 22, 10, 0, 7).unwrap();
+    assert_eq!(
+        rows_of(&store, &VISITS),
+        vec![
+            vec![
+                Value::str("C1"),
+                Value::str("female"),
+                Value::Timestamp(Utc.with_ymd_and_hms(2026, 11, 22, 9, 0, 0).unwrap()),
+                Value::Timestamp(delivered),
+            ],
+            vec![
+                Value::str("C2"),
+                Value::str("male"),
+                Value::Timestamp(delivered),
+                Value::Timestamp(delivered),
+            ],
+        ]
+    );
+    let bad = rows_of(&store, &BAD_RECORDS);
+    assert_eq!(
+        files(&store, "lake/bad_records/"),
+        vec![format!("lake/bad_records/dt={DAY}/part.parquet")]
+    );
+    let reasons: Vec<(&str, &str, &str)> = bad
+        .iter()
+        .map(|r| {
+            (
+                r[0].as_str().unwrap(),
+                r[1].as_str().unwrap(),
+                r[3].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert!(reasons.contains(&("lake:visits", "invalid_field", r#"{"cid":"C3","gndr":"x"}"#)));
+    assert!(reasons.contains(&("lake:visits", "malformed_json", "not json")));
+}
+
+#[tokio::test]
+async fn converting_again_gives_the_same_files_and_no_second_row() {
+    let store = MemoryObjects::default();
+    let keys = vec![raw_key("interactions", 1), raw_key("interactions", 2)];
+    store.insert(
+        &keys[0],
+        gz(&[
+            r#"{"user_id":1,"property_id":2,"date":"2021-11-30 00:00:00","event":"Interaction"}"#,
+            r#"{"user_id":-1,"property_id":2,"event":"View"}"#,
+        ]),
+    );
+    store.insert(
+        &keys[1],
+        gz(&[r#"{"user_id":1,"property_id":3,"event":"View"}"#]),
+    );
+    let writer = LakeWriter { store: &store };
+    writer.convert(&keys).await;
+    let snapshot: Vec<(String, Vec<u8>)> = store
+        .keys()
+        .into_iter()
+        .filter(|k| k.starts_with("lake/"))
+        .map(|k| (k.clone(), store.data(&k).unwrap()))
+        .collect();
+    for _ in 0..2 {
+        let again = writer.convert(&keys).await;
+        assert!(again.failed.is_empty());
+    }
+    let after: Vec<(String, Vec<u8>)> = store
+        .keys()
+        .into_iter()
+        .filter(|k| k.starts_with("lake/"))
+        .map(|k| (k.clone(), store.data(&k).unwrap()))
+        .collect();
+    assert_eq!(after, snapshot, "the same files, byte for byte");
+    let interactions = rows_of(&store, &INTERACTIONS);
+    assert_eq!(interactions.len(), 2);
+    assert_eq!(interactions[0][0], Value::BigInt(1));
+    assert_eq!(rows_of(&store, &BAD_RECORDS).len(), 1, "the bad line once");
+}
+
+#[tokio::test]
+async fn an_alert_published_twice_is_one_row_from_its_first_publication() {
+    let store = MemoryObjects::default();
+    let first = raw_key("paid_user_alerts", 1);
+    let second = raw_key("paid_user_alerts", 9);
+    let broker = raw_key("possible_broker_alerts", 3);
+    let alert = r#"{"user":1,"interactions_count":9,"alert_id":"paid_user:1"}"#;
+    store.insert(&first, gz(&[alert]));
+    store.insert(
+        &second,
+        gz(&[
+            alert,
+            r#"{"user":2,"interactions_count":9,"alert_id":"paid_user:2"}"#,
+        ]),
+    );
+    store.insert(
+        &broker,
+        gz(&[r#"{"window.start":"2021-11-30T00:00:00.000Z","user_id":1,"threat_user_interactions":11,"alert_id":"possible_broker:1:2021-11-30T00:00:00.000Z"}"#]),
+    );
+    let writer = LakeWriter { store: &store };
+    // The later object is converted first: the earlier publication still wins.
+    writer.convert(std::slice::from_ref(&second)).await;
+    writer.convert(&[first.clone(), broker]).await;
+    let mut alerts = rows_of(&store, &ALERTS);
+    alerts.sort_by(|a, b| a[1].partial_cmp(&b[1]).unwrap());
+    assert_eq!(alerts.len(), 3, "{alerts:?}");
+    assert_eq!(
+        alerts[0],
+        vec![
+            Value::str("paid_user"),
+            Value::str("paid_user:1"),
+            Value::str("1"),
+            Value::BigInt(9),
+            Value::Null,
+            Value::Timestamp(Utc.with_ymd_and_hms(2026, 11, 22, 10, 0, 1).unwrap()),
+        ]
+    );
+    assert_eq!(alerts[2][0], Value::str("possible_broker"));
+    assert_eq!(
+        alerts[2][4],
+        Value::Timestamp(Utc.with_ymd_and_hms(2021, 11, 30, 0, 0, 0).unwrap())
+    );
+    assert_eq!(alerts[2][3], Value::BigInt(11));
+}
+
+#[tokio::test]
+async fn dead_letters_are_bad_records_once_even_when_merges_race() {
+    let store = MemoryObjects::default();
+    let letter = |seq: &str, data: &[u8]| {
+        serde_json::json!({
+            "source": "MODEL1", "reason": "malformed json: x", "reason_code": "malformed_json",
+            "shard_id": "shardId-000000000000", "sequence_number": seq, "partition_key": "C1",
+            "approximate_arrival": "2026-11-22T10:00:00Z",
+            "data_base64": base64::Engine::encode(&base64::engine::general_purpose::STANDARD, data),
+        })
+        .to_string()
+        .into_bytes()
+    };
+    let keys = vec![
+        "dead-letter/MODEL1/shardId-000000000000/101.json".to_string(),
+        "dead-letter/MODEL1/shardId-000000000000/102.json".to_string(),
+    ];
+    store.insert(&keys[0], letter("101", b"{oops"));
+    store.insert(&keys[1], letter("102", b"\xff\xfe"));
+    // Two writers were quicker, twice: the merge reads again and still lands every row once.
+    store.conflicts_left.store(2, Ordering::SeqCst);
+    let writer = LakeWriter { store: &store };
+    let report = writer.convert(&keys).await;
+    assert!(report.failed.is_empty(), "{:?}", report.failed);
+    writer.convert(&keys[..1]).await; // a redelivered notification
+    let rows = rows_of(&store, &BAD_RECORDS);
+    assert_eq!(rows.len(), 2);
+    assert_eq!(rows[0][3], Value::str("{oops"));
+    assert_eq!(
+        rows[1][3],
+        Value::str("\u{fffd}\u{fffd}"),
+        "invalid bytes replaced"
+    );
+    assert_eq!(
+        rows[0][4],
+        Value::str("dead-letter/MODEL1/shardId-000000000000/101")
+    );
+}
+
+#[tokio::test]
+async fn inputs_that_cannot_be_read_are_reported_and_others_still_convert() {
+    let store = MemoryObjects::default();
+    let good = raw_key("visits", 1);
+    let broken = raw_key("visits", 2);
+    store.insert(&good, gz(&[r#"{"cid":"C1","gndr":"male"}"#]));
+    store.insert(&broken, b"not gzip".to_vec());
+    let report = LakeWriter { store: &store }
+        .convert(&[good, broken.clone(), "lake/visits/x.parquet".into()])
+        .await;
+    assert_eq!(
+        report.objects, 2,
+        "the good one, and the lake's own file skipped"
+    );
+    assert!(
+        report.failed[&broken].contains("not gzip"),
+        "{:?}",
+        report.failed
+    );
+    assert_eq!(rows_of(&store, &VISITS).len(), 1);
+}

@@ -1,0 +1,167 @@
+//! Newly archived objects into the curated tables. Converting an object again (a retried or
+//! redelivered notification) gives the same files: an archived stream's object becomes one file
+//! named after it, and rows of tables unique by id are merged, so they never count twice.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use tally_engine::ports::{ObjectStore, PutCondition};
+
+use crate::bad_records::{dead_letter_row, raw_line_row, BAD_RECORDS};
+use crate::catalog::raw_table;
+use crate::merge::{file_of, merge_into, Merged};
+use crate::raw::{lines, Input, RawObject};
+use crate::rows::{write_parquet, Row};
+use crate::table::{Layout, Table};
+use crate::LakeError;
+
+/// What a conversion did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LakeReport {
+    /// Input objects converted (archived objects and dead letters).
+    pub objects: usize,
+    /// Bytes of the archived objects read, as stored (GZIP).
+    pub raw_bytes: usize,
+    /// Rows written per table (for merged tables: rows of the files written).
+    pub rows: BTreeMap<&'static str, usize>,
+    /// Raw lines that became bad records.
+    pub bad_lines: usize,
+    pub files_written: usize,
+    /// Bytes of the Parquet files written.
+    pub parquet_bytes: usize,
+    /// Inputs that could not be converted, with why: their notifications are retried.
+    pub failed: BTreeMap<String, String>,
+}
+
+/// Rows of one merged file, and the inputs they came from.
+struct Pending {
+    table: &'static Table,
+    rows: Vec<Row>,
+    inputs: BTreeSet<String>,
+}
+
+pub struct LakeWriter<O> {
+    pub store: O,
+}
+
+impl<O: ObjectStore> LakeWriter<O> {
+    /// Converts the objects `keys` of the archive bucket (keys that are not inputs are skipped).
+    pub async fn convert(&self, keys: &[String]) -> LakeReport {
+        let mut report = LakeReport::default();
+        let mut merges: BTreeMap<String, Pending> = BTreeMap::new();
+        let mut converted = BTreeSet::new();
+        for key in keys {
+            match self.convert_one(key, &mut merges, &mut report).await {
+                Ok(()) => {
+                    converted.insert(key.clone());
+                }
+                Err(e) => {
+                    report.failed.insert(key.clone(), e.to_string());
+                }
+            }
+        }
+        for (file, pending) in merges {
+            match merge_into(&self.store, pending.table, &file, &pending.rows).await {
+                Ok(Merged::Written(rows)) => {
+                    report.files_written += 1;
+                    *report.rows.entry(pending.table.name).or_default() += rows;
+                }
+                Ok(Merged::Unchanged) => {}
+                Err(e) => {
+                    for input in pending.inputs {
+                        converted.remove(&input);
+                        report.failed.insert(input, format!("{file}: {e}"));
+                    }
+                }
+            }
+        }
+        report.objects = converted.len();
+        report
+    }
+
+    async fn convert_one(
+        &self,
+        key: &str,
+        merges: &mut BTreeMap<String, Pending>,
+        report: &mut LakeReport,
+    ) -> Result<(), LakeError> {
+        match Input::of(key) {
+            Input::Other => Ok(()),
+            Input::DeadLetter => {
+                let Some(object) = self.store.get(key).await? else {
+                    return Ok(());
+                };
+                let row = dead_letter_row(key, &object.data)?;
+                add(merges, &BAD_RECORDS, row, key)
+            }
+            Input::Raw(raw) => self.convert_raw(&raw, merges, report).await,
+        }
+    }
+
+    async fn convert_raw(
+        &self,
+        raw: &RawObject,
+        merges: &mut BTreeMap<String, Pending>,
+        report: &mut LakeReport,
+    ) -> Result<(), LakeError> {
+        // A stream the lake has no table for is archived only.
+        let Some((table, convert)) = raw_table(&raw.stream).and_then(|t| t.curated) else {
+            return Ok(());
+        };
+        let Some(object) = self.store.get(&raw.key).await? else {
+            return Ok(());
+        };
+        report.raw_bytes += object.data.len();
+        let mut rows = Vec::new();
+        for (i, line) in lines(&raw.key, &object.data)?.iter().enumerate() {
+            match convert(line, raw) {
+                Ok(row) => rows.push(row),
+                Err(why) => {
+                    report.bad_lines += 1;
+                    add(
+                        merges,
+                        &BAD_RECORDS,
+                        raw_line_row(raw, i + 1, line, &why),
+                        &raw.key,
+                    )?;
+                }
+            }
+        }
+        match table.layout {
+            Layout::PerRawObject if rows.is_empty() => Ok(()),
+            Layout::PerRawObject => {
+                let file = format!(
+                    "{}dt={}/{}.parquet",
+                    table.prefix(),
+                    raw.dt.format("%Y-%m-%d"),
+                    raw.stem
+                );
+                let data = write_parquet(table, &rows)?;
+                report.parquet_bytes += data.len();
+                self.store.put(&file, data, PutCondition::Always).await?;
+                report.files_written += 1;
+                *report.rows.entry(table.name).or_default() += rows.len();
+                Ok(())
+            }
+            _ => rows
+                .into_iter()
+                .try_for_each(|row| add(merges, table, row, &raw.key)),
+        }
+    }
+}
+
+fn add(
+    merges: &mut BTreeMap<String, Pending>,
+    table: &'static Table,
+    row: Row,
+    input: &str,
+) -> Result<(), LakeError> {
+    let file = file_of(table, &row)?;
+    let pending = merges.entry(file).or_insert_with(|| Pending {
+        table,
+        rows: Vec::new(),
+        inputs: BTreeSet::new(),
+    });
+    pending.rows.push(row);
+    pending.inputs.insert(input.to_string());
+    Ok(())
+}

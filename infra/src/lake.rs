@@ -1,0 +1,351 @@
+//! The lake as the CLI sees it: the Glue catalog block of template.yaml made from the tables'
+//! definitions (`tally catalog`), and the local views `tally sql` queries, over a copy of the local
+//! cloud's lake.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use tally_lake::{RawTable, Table, RAW_TABLES, TABLES};
+
+/// The logical id of a table's `AWS::Glue::Table` in template.yaml: `visits` -> `VisitsTable`,
+/// `raw_visits` -> `RawVisitsTable`.
+pub fn logical_id(table: &str) -> String {
+    let mut id: String = table
+        .split('_')
+        .map(|w| {
+            let mut c = w.chars();
+            c.next()
+                .map(|f| f.to_ascii_uppercase().to_string() + c.as_str())
+                .unwrap_or_default()
+        })
+        .collect();
+    id.push_str("Table");
+    id
+}
+
+fn projection(s: &mut String, table: &str, folder: &str) {
+    let _ = writeln!(s, "          projection.enabled: \"true\"");
+    let _ = writeln!(s, "          projection.dt.type: date");
+    let _ = writeln!(s, "          projection.dt.format: yyyy-MM-dd");
+    let _ = writeln!(s, "          projection.dt.range: 2020-01-01,NOW");
+    let _ = writeln!(s, "          projection.dt.interval: \"1\"");
+    let _ = writeln!(s, "          projection.dt.interval.unit: DAYS");
+    let _ = writeln!(
+        s,
+        "          storage.location.template: !Sub \"s3://${{ArchiveBucket}}/{folder}/{table}/dt=${{!dt}}/\""
+    );
+}
+
+fn columns(s: &mut String, columns: &[tally_lake::Column]) {
+    let _ = writeln!(s, "          Columns:");
+    for c in columns {
+        let _ = writeln!(
+            s,
+            "            - {{ Name: {}, Type: {} }}",
+            c.name,
+            c.kind.glue()
+        );
+    }
+}
+
+fn curated_yaml(s: &mut String, t: &Table) {
+    let partitioned = !t.partition_keys().is_empty();
+    let _ = writeln!(s, "  {}:", logical_id(t.name));
+    let _ = writeln!(s, "    Type: AWS::Glue::Table");
+    let _ = writeln!(s, "    Properties:");
+    let _ = writeln!(s, "      CatalogId: !Ref AWS::AccountId");
+    let _ = writeln!(s, "      DatabaseName: !Ref LakeDatabase");
+    let _ = writeln!(s, "      TableInput:");
+    let _ = writeln!(s, "        Name: {}", t.name);
+    let _ = writeln!(
+        s,
+        "        Description: \"{}\"",
+        t.description.replace('"', "'")
+    );
+    let _ = writeln!(s, "        TableType: EXTERNAL_TABLE");
+    let _ = writeln!(s, "        Parameters:");
+    let _ = writeln!(s, "          classification: parquet");
+    if partitioned {
+        projection(s, t.name, "lake");
+        let _ = writeln!(s, "        PartitionKeys:");
+        let _ = writeln!(s, "          - {{ Name: dt, Type: string }}");
+    }
+    let _ = writeln!(s, "        StorageDescriptor:");
+    let _ = writeln!(
+        s,
+        "          Location: !Sub \"s3://${{ArchiveBucket}}/lake/{}/\"",
+        t.name
+    );
+    let _ = writeln!(
+        s,
+        "          InputFormat: org.apache.hadoop.hive.ql.io.parquet.MapredParquetInputFormat"
+    );
+    let _ = writeln!(
+        s,
+        "          OutputFormat: org.apache.hadoop.hive.ql.io.parquet.MapredParquetOutputFormat"
+    );
+    let _ = writeln!(s, "          SerdeInfo:");
+    let _ = writeln!(s, "            SerializationLibrary: org.apache.hadoop.hive.ql.io.parquet.serde.ParquetHiveSerDe");
+    columns(s, t.columns);
+    let _ = writeln!(s);
+}
+
+fn raw_yaml(s: &mut String, t: &RawTable) {
+    let _ = writeln!(s, "  {}:", logical_id(t.name));
+    let _ = writeln!(s, "    Type: AWS::Glue::Table");
+    let _ = writeln!(s, "    Properties:");
+    let _ = writeln!(s, "      CatalogId: !Ref AWS::AccountId");
+    let _ = writeln!(s, "      DatabaseName: !Ref LakeDatabase");
+    let _ = writeln!(s, "      TableInput:");
+    let _ = writeln!(s, "        Name: {}", t.name);
+    let _ = writeln!(
+        s,
+        "        Description: \"{} as archived: one JSON record a line, GZIP, by arrival day.\"",
+        t.stream
+    );
+    let _ = writeln!(s, "        TableType: EXTERNAL_TABLE");
+    let _ = writeln!(s, "        Parameters:");
+    let _ = writeln!(s, "          classification: json");
+    projection(s, t.stream, "raw");
+    let _ = writeln!(s, "        PartitionKeys:");
+    let _ = writeln!(s, "          - {{ Name: dt, Type: string }}");
+    let _ = writeln!(s, "        StorageDescriptor:");
+    let _ = writeln!(
+        s,
+        "          Location: !Sub \"s3://${{ArchiveBucket}}/raw/{}/\"",
+        t.stream
+    );
+    let _ = writeln!(
+        s,
+        "          InputFormat: org.apache.hadoop.mapred.TextInputFormat"
+    );
+    let _ = writeln!(
+        s,
+        "          OutputFormat: org.apache.hadoop.hive.ql.io.HiveIgnoreKeyTextOutputFormat"
+    );
+    let _ = writeln!(s, "          SerdeInfo:");
+    let _ = writeln!(
+        s,
+        "            SerializationLibrary: org.openx.data.jsonserde.JsonSerDe"
+    );
+    let _ = writeln!(s, "            Parameters:");
+    let _ = writeln!(s, "              ignore.malformed.json: \"true\"");
+    for (column, field) in t.fields {
+        let _ = writeln!(s, "              mapping.{column}: \"{field}\"");
+    }
+    columns(s, t.columns);
+    let _ = writeln!(s);
+}
+
+/// The Glue tables of template.yaml, made from the tables' definitions: `tally catalog` prints
+/// them, and a test checks that the template holds the same columns.
+pub fn glue_tables_yaml() -> String {
+    let mut s = String::new();
+    for t in TABLES {
+        curated_yaml(&mut s, t);
+    }
+    for t in &RAW_TABLES {
+        raw_yaml(&mut s, t);
+    }
+    s
+}
+
+/// The queries of `queries/<pipeline>/<name>.sql`: (`<pipeline>/<name>`, the file's text).
+pub fn queries(root: &Path) -> std::io::Result<Vec<(String, String)>> {
+    let mut out = Vec::new();
+    for path in files(&root.join("queries"), ".sql") {
+        let rel = path.strip_prefix(root.join("queries")).unwrap_or(&path);
+        let name = rel.with_extension("").to_string_lossy().replace('\\', "/");
+        out.push((name, std::fs::read_to_string(&path)?));
+    }
+    Ok(out)
+}
+
+/// The logical id of a query's `AWS::Athena::NamedQuery`: `gender/visits_per_day` ->
+/// `GenderVisitsPerDayQuery`.
+pub fn query_logical_id(name: &str) -> String {
+    logical_id(&name.replace('/', "_")).replace("Table", "Query")
+}
+
+/// The named queries of template.yaml, one per file of `queries/`.
+pub fn named_queries_yaml(root: &Path) -> std::io::Result<String> {
+    let mut s = String::new();
+    for (name, text) in queries(root)? {
+        let description = text
+            .lines()
+            .take_while(|l| l.starts_with("--"))
+            .map(|l| l.trim_start_matches('-').trim())
+            .collect::<Vec<_>>()
+            .join(" ");
+        let _ = writeln!(s, "  {}:", query_logical_id(&name));
+        let _ = writeln!(s, "    Type: AWS::Athena::NamedQuery");
+        let _ = writeln!(s, "    Properties:");
+        let _ = writeln!(s, "      Name: {name}");
+        let _ = writeln!(
+            s,
+            "      Description: \"{}\"",
+            description.replace('"', "'")
+        );
+        let _ = writeln!(s, "      Database: !Ref LakeDatabase");
+        let _ = writeln!(s, "      WorkGroup: !Ref LakeWorkGroup");
+        let _ = writeln!(s, "      QueryString: |");
+        for line in text.lines() {
+            let _ = writeln!(s, "        {line}");
+        }
+        let _ = writeln!(s);
+    }
+    Ok(s)
+}
+
+fn quote(path: &Path) -> String {
+    format!("'{}'", path.display().to_string().replace('\'', "''"))
+}
+
+/// The files of `dir` and below with the extension `ext`.
+fn files(dir: &Path, ext: &str) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let p = entry.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.to_string_lossy().ends_with(ext) {
+                out.push(p);
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+fn empty_view(name: &str, columns: impl Iterator<Item = (String, &'static str)>) -> String {
+    let cols: Vec<String> = columns
+        .map(|(c, t)| format!("CAST(NULL AS {t}) AS \"{c}\""))
+        .collect();
+    format!(
+        "CREATE VIEW {name} AS SELECT {} WHERE false;\n",
+        cols.join(", ")
+    )
+}
+
+/// DuckDB views with the catalog's names and columns over a local copy of the lake at `root`
+/// (`lake/` and `raw/` as in the bucket). A table with no file yet is an empty view, so that a
+/// query of it answers no rows rather than an error.
+pub fn duckdb_views(root: &Path) -> String {
+    let mut sql = String::new();
+    for t in TABLES {
+        let dir = root.join("lake").join(t.name);
+        let found = files(&dir, ".parquet");
+        let partitioned = !t.partition_keys().is_empty();
+        let mut columns: Vec<(String, &'static str)> = t
+            .columns
+            .iter()
+            .map(|c| (c.name.to_string(), c.kind.duckdb()))
+            .collect();
+        if partitioned {
+            columns.push(("dt".into(), "VARCHAR"));
+        }
+        if found.is_empty() {
+            sql.push_str(&empty_view(t.name, columns.into_iter()));
+            continue;
+        }
+        let list: Vec<String> = found.iter().map(|p| quote(p)).collect();
+        let select: Vec<String> = columns
+            .iter()
+            .map(|(c, ty)| format!("CAST(\"{c}\" AS {ty}) AS \"{c}\""))
+            .collect();
+        let partitioning = if partitioned {
+            "hive_partitioning = true, hive_types = {'dt': VARCHAR}"
+        } else {
+            "hive_partitioning = false"
+        };
+        let _ = writeln!(
+            sql,
+            "CREATE VIEW {} AS SELECT {} FROM read_parquet([{}], {partitioning}, union_by_name = true);",
+            t.name,
+            select.join(", "),
+            list.join(", "),
+        );
+    }
+    for t in &RAW_TABLES {
+        let dir = root.join("raw").join(t.stream);
+        let found = files(&dir, ".gz");
+        let mut columns: Vec<(String, &'static str)> = t
+            .columns
+            .iter()
+            .map(|c| (c.name.to_string(), c.kind.duckdb()))
+            .collect();
+        columns.push(("dt".into(), "VARCHAR"));
+        if found.is_empty() {
+            sql.push_str(&empty_view(t.name, columns.into_iter()));
+            continue;
+        }
+        // Every field read as text and cast with TRY_CAST: a malformed or mistyped record reads
+        // as nulls, as Athena's JSON SerDe with ignore.malformed.json does.
+        let fields: BTreeMap<String, String> = t
+            .columns
+            .iter()
+            .map(|c| (t.field(c.name).to_string(), "VARCHAR".to_string()))
+            .collect();
+        let struct_def: Vec<String> = fields
+            .keys()
+            .map(|f| format!("'{}': 'VARCHAR'", f.replace('\'', "''")))
+            .collect();
+        let select: Vec<String> = t
+            .columns
+            .iter()
+            .map(|c| {
+                format!(
+                    "TRY_CAST(\"{}\" AS {}) AS \"{}\"",
+                    t.field(c.name),
+                    c.kind.duckdb(),
+                    c.name
+                )
+            })
+            .chain(std::iter::once("\"dt\"".to_string()))
+            .collect();
+        let list: Vec<String> = found.iter().map(|p| quote(p)).collect();
+        let _ = writeln!(
+            sql,
+            "CREATE VIEW {} AS SELECT {} FROM read_json([{}], format = 'newline_delimited', columns = {{{}}}, ignore_errors = true, hive_partitioning = true, hive_types = {{'dt': VARCHAR}});",
+            t.name,
+            select.join(", "),
+            list.join(", "),
+            struct_def.join(", "),
+        );
+    }
+    sql
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn logical_ids_name_the_tables() {
+        assert_eq!(
+            query_logical_id("gender/visits_per_day"),
+            "GenderVisitsPerDayQuery"
+        );
+        assert_eq!(logical_id("visits"), "VisitsTable");
+        assert_eq!(
+            logical_id("raw_possible_broker_alerts"),
+            "RawPossibleBrokerAlertsTable"
+        );
+    }
+
+    #[test]
+    fn tables_without_files_are_empty_views_with_their_columns() {
+        let dir = std::env::temp_dir().join(format!("tally-views-{}", std::process::id()));
+        let sql = duckdb_views(&dir);
+        assert!(
+            sql.contains("CREATE VIEW visits AS SELECT CAST(NULL AS VARCHAR) AS \"cid\""),
+            "{sql}"
+        );
+        assert!(sql.contains("CAST(NULL AS TIMESTAMP) AS \"ts\""));
+        assert!(sql.contains("CREATE VIEW alerts AS SELECT"));
+        assert!(!sql.contains("alerts AS SELECT CAST(NULL AS VARCHAR) AS \"rule\", CAST(NULL AS VARCHAR) AS \"alert_id\", CAST(NULL AS VARCHAR) AS \"key\", CAST(NULL AS BIGINT) AS \"count\", CAST(NULL AS TIMESTAMP) AS \"window_start\", CAST(NULL AS TIMESTAMP) AS \"published\", CAST(NULL AS VARCHAR) AS \"dt\""), "alerts have no dt partition");
+    }
+}

@@ -7,6 +7,7 @@
 //! - `c_<name>` (N): named counters (`c_all_male`, `c_2026-11-22_female`, `c_count`)
 //! - `lt` (S), `lg` (S): the register's order key and value (MODEL1: event time and arrival, gender)
 //! - `f_<name>` (BOOL): flags (`f_alerted`)
+//! - `s_<name>` (S): facts, set only where absent (`if_not_exists`)
 //! - `expires_at` (N): TTL, epoch seconds, for windowed state
 
 use std::collections::HashMap;
@@ -14,7 +15,7 @@ use std::collections::HashMap;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure};
 use aws_sdk_dynamodb::Client;
-use tally_engine::ports::{Applied, StateChange, StateKey, StateStore};
+use tally_engine::ports::{Applied, StateChange, StateKey, StateReader, StateStore};
 use tally_engine::{Latest, PortError, SequenceNumber, StoredState};
 
 use crate::errors::port_error;
@@ -75,6 +76,11 @@ impl DynamoStateStore {
                 AttributeValue::N(exp.timestamp().to_string()),
             );
             sets.push("#exp = :exp".into());
+        }
+        for (i, (name, value)) in delta.facts.iter().enumerate() {
+            names.insert(format!("#s{i}"), format!("s_{name}"));
+            values.insert(format!(":s{i}"), AttributeValue::S(value.clone()));
+            sets.push(format!("#s{i} = if_not_exists(#s{i}, :s{i})"));
         }
         for (i, (name, n)) in delta.counters.iter().enumerate() {
             names.insert(format!("#c{i}"), Self::counter_attr(name));
@@ -175,6 +181,11 @@ pub fn parse_item(item: &HashMap<String, AttributeValue>) -> Result<StoredState,
             stored
                 .counters
                 .insert(counter.to_string(), number(name, value)?);
+        } else if let Some(fact) = name.strip_prefix("s_") {
+            let v = value
+                .as_s()
+                .map_err(|_| bad_item(format!("{name} is not a string")))?;
+            stored.facts.insert(fact.to_string(), v.clone());
         } else if let Some(flag) = name.strip_prefix("f_") {
             if value.as_bool().copied().unwrap_or(false) {
                 stored.flags.insert(flag.to_string());
@@ -191,6 +202,69 @@ pub fn parse_item(item: &HashMap<String, AttributeValue>) -> Result<StoredState,
         _ => return Err(bad_item("lt and lg come together".into())),
     };
     Ok(stored)
+}
+
+impl StateReader for DynamoStateStore {
+    async fn read_many(&self, keys: &[StateKey]) -> Result<Vec<Option<StoredState>>, PortError> {
+        use aws_sdk_dynamodb::types::KeysAndAttributes;
+        let mut found: HashMap<String, StoredState> = HashMap::new();
+        // BatchGetItem takes 100 keys a call, and may leave some for a later call.
+        for chunk in keys.chunks(100) {
+            let mut pending: Vec<HashMap<String, AttributeValue>> = chunk
+                .iter()
+                .map(|k| {
+                    HashMap::from([(
+                        PK.to_string(),
+                        AttributeValue::S(k.partition_key().to_string()),
+                    )])
+                })
+                .collect();
+            for attempt in 0..8u32 {
+                if pending.is_empty() {
+                    break;
+                }
+                let request = KeysAndAttributes::builder()
+                    .set_keys(Some(std::mem::take(&mut pending)))
+                    .consistent_read(true)
+                    .build()
+                    .map_err(|e| PortError::Fatal(e.to_string()))?;
+                let out = self
+                    .client
+                    .batch_get_item()
+                    .request_items(&self.table, request)
+                    .send()
+                    .await
+                    .map_err(|e| port_error("BatchGetItem", e))?;
+                for item in out
+                    .responses()
+                    .and_then(|r| r.get(&self.table))
+                    .into_iter()
+                    .flatten()
+                {
+                    if let Some(pk) = item.get(PK).and_then(|v| v.as_s().ok()) {
+                        found.insert(pk.clone(), parse_item(item)?);
+                    }
+                }
+                pending = out
+                    .unprocessed_keys()
+                    .and_then(|u| u.get(&self.table))
+                    .map(|k| k.keys().to_vec())
+                    .unwrap_or_default();
+                if !pending.is_empty() {
+                    tokio::time::sleep(std::time::Duration::from_millis(20 << attempt)).await;
+                }
+            }
+            if !pending.is_empty() {
+                return Err(PortError::Throttled(
+                    "BatchGetItem kept leaving keys unprocessed".into(),
+                ));
+            }
+        }
+        Ok(keys
+            .iter()
+            .map(|k| found.get(k.partition_key()).cloned())
+            .collect())
+    }
 }
 
 impl StateStore for DynamoStateStore {

@@ -13,8 +13,7 @@ use crate::dead_letters::dead_letter_all;
 use crate::exactly_once::apply_once;
 use crate::grouping::{group_by_key, Aggregation, KeyBatch, Sequenced};
 use crate::ports::{
-    DeadLetterSink, Latest, PortError, RecordPublisher, StateChange, StateKey, StateStore,
-    StoredState,
+    DeadLetterSink, PortError, RecordPublisher, StateChange, StateKey, StateStore, StoredState,
 };
 use crate::publish::{publish_all, Outgoing};
 use crate::record::StreamRecord;
@@ -257,10 +256,7 @@ impl<C: Consumer, S: StateStore, P: RecordPublisher, D: DeadLetterSink> Engine<C
             let mut delta = self.consumer.fold(&batch.key, events, now)?;
             if let Some(stored) = stored {
                 // The register keeps the stored value when it is newer than these events'.
-                delta.latest = Latest::newer_of(stored.latest.clone(), delta.latest);
-                if delta.counters.is_empty() && delta.latest == stored.latest {
-                    return None;
-                }
+                delta = delta.over(stored)?;
             }
             Some(StateChange {
                 shard_id: batch.shard_id.clone(),

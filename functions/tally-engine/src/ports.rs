@@ -74,17 +74,35 @@ pub struct StoredState {
     /// Named counters (`all_male`, `2026-11-22_female`, `count`).
     pub counters: BTreeMap<String, u64>,
     pub latest: Option<Latest>,
+    /// Named values set once, by the first change that carries them (an RSVP version's first
+    /// sighting, an event's name).
+    pub facts: BTreeMap<String, String>,
     /// Flags set once and never cleared (`alerted`).
     pub flags: BTreeSet<String>,
 }
 
 /// What a run of events changes in a state item: counters to add, a register value to keep if it
-/// is newer, and when the whole item may expire (DynamoDB TTL).
+/// is newer, facts to set where absent (so that a redelivered or duplicated record never changes
+/// one), and when the whole item may expire (DynamoDB TTL).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct StateDelta {
     pub counters: BTreeMap<String, u64>,
     pub latest: Option<Latest>,
+    pub facts: BTreeMap<String, String>,
     pub expires_at: Option<DateTime<Utc>>,
+}
+
+impl StateDelta {
+    /// What is left of the delta over the item as stored: the register only if newer, facts only
+    /// where absent; `None` when that changes nothing.
+    pub fn over(mut self, stored: &StoredState) -> Option<StateDelta> {
+        self.latest = Latest::newer_of(stored.latest.clone(), self.latest);
+        self.facts
+            .retain(|name, _| !stored.facts.contains_key(name));
+        let changes =
+            !self.counters.is_empty() || !self.facts.is_empty() || self.latest != stored.latest;
+        changes.then_some(self)
+    }
 }
 
 /// One change to a state item, covering a shard's records up to `applies_through`.
@@ -138,6 +156,16 @@ pub trait StateStore: Send + Sync {
         key: &StateKey,
         flag: &str,
     ) -> impl Future<Output = Result<(), PortError>> + Send;
+}
+
+/// Reading several state items at once, strongly consistent (DynamoDB `BatchGetItem`): for answers
+/// made of many items (a window of minute buckets).
+pub trait StateReader: Send + Sync {
+    /// The items of `keys`, in their order; `None` where there is none.
+    fn read_many(
+        &self,
+        keys: &[StateKey],
+    ) -> impl Future<Output = Result<Vec<Option<StoredState>>, PortError>> + Send;
 }
 
 /// A record for an output stream.
@@ -262,5 +290,14 @@ impl<T: ObjectStore> ObjectStore for &T {
         condition: PutCondition,
     ) -> impl Future<Output = Result<bool, PortError>> + Send {
         (**self).put(key, data, condition)
+    }
+}
+
+impl<T: StateReader> StateReader for &T {
+    fn read_many(
+        &self,
+        keys: &[StateKey],
+    ) -> impl Future<Output = Result<Vec<Option<StoredState>>, PortError>> + Send {
+        (**self).read_many(keys)
     }
 }

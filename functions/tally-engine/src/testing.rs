@@ -55,12 +55,16 @@ pub struct MemoryStateStore {
     /// Makes housekeeping (`remove_counters`) fail.
     pub housekeeping_fails: AtomicBool,
     pub requests: AtomicUsize,
+    /// One write, by its position from now on, that fails while the others succeed (a throttled
+    /// request); `usize::MAX`: none.
+    pub failing_write: AtomicUsize,
 }
 
 impl MemoryStateStore {
     pub fn new() -> Self {
         Self {
             writes_left: AtomicUsize::new(usize::MAX),
+            failing_write: AtomicUsize::new(usize::MAX),
             ..Default::default()
         }
     }
@@ -69,12 +73,25 @@ impl MemoryStateStore {
         self.writes_left.store(writes, Ordering::SeqCst);
     }
 
+    /// Fails only the `n`-th write from now (0: the next one).
+    pub fn fail_only(&self, n: usize) {
+        self.failing_write.store(n, Ordering::SeqCst);
+    }
+
     pub fn item(&self, pk: &str) -> Option<StoredState> {
         self.items.lock().unwrap().get(pk).cloned()
     }
 
     fn gate(&self) -> Result<(), PortError> {
         self.requests.fetch_add(1, Ordering::SeqCst);
+        let failing = self.failing_write.load(Ordering::SeqCst);
+        if failing != usize::MAX {
+            self.failing_write
+                .store(failing.wrapping_sub(1), Ordering::SeqCst);
+            if failing == 0 {
+                return Err(PortError::Throttled("injected throttling".into()));
+            }
+        }
         let left = self.writes_left.load(Ordering::SeqCst);
         if left == 0 {
             return Err(PortError::Transient("injected failure".into()));
@@ -95,6 +112,12 @@ impl MemoryStateStore {
         }
         if change.delta.latest.is_some() {
             stored.latest = change.delta.latest.clone();
+        }
+        for (name, value) in &change.delta.facts {
+            stored
+                .facts
+                .entry(name.clone())
+                .or_insert_with(|| value.clone());
         }
     }
 }
@@ -166,6 +189,16 @@ impl StateStore for MemoryStateStore {
             s.flags.insert(flag.to_string());
         }
         Ok(())
+    }
+}
+
+impl StateReader for MemoryStateStore {
+    async fn read_many(&self, keys: &[StateKey]) -> Result<Vec<Option<StoredState>>, PortError> {
+        let items = self.items.lock().unwrap();
+        Ok(keys
+            .iter()
+            .map(|k| items.get(k.partition_key()).cloned())
+            .collect())
     }
 }
 

@@ -4,6 +4,8 @@
 //!
 //! - `gender/`: the gender service (seed 000)
 //! - `rules/`: the property-interaction threshold rules (seed 003)
+//! - `rsvp/`: the Meetup RSVP analytics (seed 004)
 
 pub mod gender;
+pub mod rsvp;
 pub mod rules;

@@ -59,6 +59,7 @@ pub fn fold_change(
         counters: ModelState::counters(&counts),
         latest: latest.as_ref().map(LatestVisit::to_latest),
         expires_at: latest_day.and_then(|d| spec.expires_at(d)),
+        ..Default::default()
     })
 }
 

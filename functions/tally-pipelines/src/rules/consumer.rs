@@ -58,6 +58,7 @@ impl Consumer for RuleConsumer {
             counters: BTreeMap::from([(COUNT.to_string(), events.len() as u64)]),
             latest: None,
             expires_at: self.rule.expires_at(key, now),
+            ..Default::default()
         })
     }
 

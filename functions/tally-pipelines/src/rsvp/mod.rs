@@ -1,0 +1,15 @@
+//! The Meetup RSVP analytics (seed 004): `RsvpStream` -> live statistics (top events of the last
+//! five minutes, totals by latest response, RSVPs per minute) in DynamoDB -> `RsvpStatsStream` and
+//! `GET /api/v1/rsvp/stats`.
+//!
+//! - `record.rs`: an RSVP as the stream sent it, decoded and validated
+//! - `stats.rs`: the statistics, exact under duplicates, later versions, redelivery and crashes
+
+pub mod record;
+pub mod stats;
+
+#[cfg(test)]
+mod tests;
+
+pub use record::{Response, Rsvp, RsvpDecoder};
+pub use stats::{expected_stats, read_stats, RsvpStatsHandler, Stats};

@@ -1,0 +1,700 @@
+//! The live RSVP statistics, exact under redelivery, crashes and duplicated versions, on the
+//! engine's exactly-once writes, in two steps per batch:
+//!
+//! 1. **Versions**, one item per RSVP (`rsvp#id#<rsvp_id>`): each version (`mtime`) is recorded as
+//!    a fact, set only where absent, naming where it was first seen (shard and sequence number),
+//!    its response and its event. A version seen again (a producer retry, a replay after a
+//!    reconnect, a redelivered batch) changes nothing.
+//! 2. **Aggregates**, minute buckets (`rsvp#minute#<minute>`: versions, yes versions per event,
+//!    event names) and the totals (`rsvp#totals`: RSVPs, and how many became and left yes and no,
+//!    whose differences are the totals by latest response; the newest `mtime` as the register).
+//!    Each is written once per batch with the engine's per-shard watermark. What a batch adds is
+//!    computed from the version facts alone: the versions first seen in this batch's range, in
+//!    sequence order, each tagged with its record's sequence number. So a retry after a crash at
+//!    any point, whatever step 1 or 2 had written, adds exactly what was missing.
+//!
+//! Counters only grow (DynamoDB `ADD` of non-negative numbers): a change of response from yes to
+//! no counts as one `left_yes` and one `became_no`. Minute buckets expire (TTL) once no window can
+//! hold them; the version items are kept, because a later version may come at any time and the
+//! totals depend on the one before it.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::future::Future;
+
+use chrono::{DateTime, Duration, Utc};
+use futures::stream::{self, StreamExt};
+use serde::Serialize;
+use tally_engine::dead_letters::dead_letter_all;
+use tally_engine::engine::DEFAULT_CONCURRENCY;
+use tally_engine::exactly_once::apply_once;
+use tally_engine::grouping::group_by_key;
+use tally_engine::ports::{
+    DeadLetterSink, OutRecord, RecordPublisher, StateChange, StateReader, StateStore,
+};
+use tally_engine::publish::{publish_all, Outgoing};
+use tally_engine::windows::MinuteBuckets;
+use tally_engine::{
+    Aggregation, BatchHandler, BatchReport, Latest, PortError, SequenceNumber, Sequenced,
+    StateDelta, StateKey, StoredState, StreamRecord,
+};
+
+use super::record::{Response, Rsvp, RsvpDecoder};
+
+pub const NAME: &str = "rsvp-stats";
+/// The owner of every state item of the RSVP statistics (the IAM leading key `rsvp#*`).
+const OWNER: &str = "rsvp";
+/// The top events are counted over this many minutes ending with the newest one...
+pub const WINDOW: MinuteBuckets = MinuteBuckets { minutes: 5 };
+/// ... and RSVPs per minute over this many.
+pub const SPAN: MinuteBuckets = MinuteBuckets { minutes: 60 };
+pub const TOP_EVENTS: usize = 5;
+
+pub fn rsvp_key(rsvp_id: u64) -> StateKey {
+    StateKey::new(OWNER, &format!("id#{rsvp_id}"))
+}
+
+pub fn minute_label(minute: DateTime<Utc>) -> String {
+    minute.format("%Y-%m-%dT%H:%MZ").to_string()
+}
+
+pub fn minute_key(minute: DateTime<Utc>) -> StateKey {
+    StateKey::new(OWNER, &format!("minute#{}", minute_label(minute)))
+}
+
+pub fn totals_key() -> StateKey {
+    StateKey::new(OWNER, "totals")
+}
+
+/// Where a version was first seen, and what it said: the fact `v<mtime>` of its RSVP's item.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sighting {
+    pub shard: String,
+    pub seq: SequenceNumber,
+    pub response: Response,
+    pub event_id: String,
+    pub event_name: String,
+}
+
+impl Sighting {
+    pub fn fact_name(mtime_ms: i64) -> String {
+        format!("v{mtime_ms}")
+    }
+
+    fn encode(&self) -> String {
+        // The event's name goes last: it is the one part that may hold the separator.
+        format!(
+            "{}|{}|{}|{}|{}",
+            self.shard,
+            self.seq.ordered_key(),
+            self.response.as_str(),
+            self.event_id,
+            self.event_name
+        )
+    }
+
+    fn decode(s: &str) -> Option<Sighting> {
+        let mut parts = s.splitn(5, '|');
+        Some(Sighting {
+            shard: parts.next()?.to_string(),
+            seq: SequenceNumber::from_ordered_key(parts.next()?).ok()?,
+            response: Response::parse(parts.next()?)?,
+            event_id: parts.next()?.to_string(),
+            event_name: parts.next().unwrap_or_default().to_string(),
+        })
+    }
+}
+
+/// The versions an RSVP's item holds: `mtime` (ms) -> its first sighting.
+pub fn versions(stored: &StoredState) -> BTreeMap<i64, Sighting> {
+    stored
+        .facts
+        .iter()
+        .filter_map(|(name, value)| {
+            Some((
+                name.strip_prefix('v')?.parse().ok()?,
+                Sighting::decode(value)?,
+            ))
+        })
+        .collect()
+}
+
+/// Step 1: the facts a run of one RSVP's versions (one shard, in sequence order) sets.
+pub fn sightings(shard: &str, records: &[Sequenced<Rsvp>]) -> StateDelta {
+    let mut facts = BTreeMap::new();
+    for r in records {
+        // The first of duplicates within the run is the first sighting.
+        facts
+            .entry(Sighting::fact_name(r.value.mtime_ms()))
+            .or_insert_with(|| {
+                Sighting {
+                    shard: shard.to_string(),
+                    seq: r.sequence_number.clone(),
+                    response: r.value.response,
+                    event_id: r.value.event.id.clone(),
+                    event_name: r.value.event.name.clone(),
+                }
+                .encode()
+            });
+    }
+    StateDelta {
+        facts,
+        ..Default::default()
+    }
+}
+
+/// What one version first seen in a batch adds to the aggregates.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Contribution {
+    /// One more version in its minute; for a yes, one more yes for its event.
+    Version {
+        minute: DateTime<Utc>,
+        yes_event: Option<(String, String)>,
+    },
+    /// The change to the totals: a new RSVP, and its latest response before and after.
+    Totals {
+        new_rsvp: bool,
+        left: Option<Response>,
+        became: Option<Response>,
+        mtime_ms: i64,
+    },
+}
+
+/// Step 2's input from one RSVP's item: the contributions of the versions first seen on `shard`
+/// at or after `first` (and before `cutoff`, the first record to be retried), each tagged with the
+/// sequence number of its first sighting, in that order.
+pub fn contributions(
+    shard: &str,
+    first: &SequenceNumber,
+    cutoff: Option<&SequenceNumber>,
+    stored: &StoredState,
+) -> Vec<Sequenced<Contribution>> {
+    let all = versions(stored);
+    // Versions this shard will count on the retry are not known yet: the totals' before and after
+    // must be those the retry sees.
+    let is_later = |s: &Sighting| s.shard == shard && cutoff.is_some_and(|c| &s.seq >= c);
+    let is_new = |s: &Sighting| s.shard == shard && &s.seq >= first && !is_later(s);
+    let mut new: Vec<(i64, &Sighting)> = all
+        .iter()
+        .filter(|(_, s)| is_new(s))
+        .map(|(m, s)| (*m, s))
+        .collect();
+    new.sort_by(|a, b| a.1.seq.cmp(&b.1.seq));
+    let mut known: BTreeMap<i64, Response> = all
+        .iter()
+        .filter(|(_, s)| !is_new(s) && !is_later(s))
+        .map(|(m, s)| (*m, s.response))
+        .collect();
+    let mut out = Vec::new();
+    for (mtime_ms, s) in new {
+        let minute =
+            MinuteBuckets::bucket_of(DateTime::from_timestamp_millis(mtime_ms).unwrap_or_default());
+        let yes_event =
+            (s.response == Response::Yes).then(|| (s.event_id.clone(), s.event_name.clone()));
+        out.push(Sequenced {
+            sequence_number: s.seq.clone(),
+            value: Contribution::Version { minute, yes_event },
+        });
+        let before = known.last_key_value().map(|(_, r)| *r);
+        known.insert(mtime_ms, s.response);
+        let after = known.last_key_value().map(|(_, r)| *r);
+        let (left, became) = if before == after {
+            (None, None)
+        } else {
+            (before, after)
+        };
+        out.push(Sequenced {
+            sequence_number: s.seq.clone(),
+            value: Contribution::Totals {
+                new_rsvp: before.is_none(),
+                left,
+                became,
+                mtime_ms,
+            },
+        });
+    }
+    out
+}
+
+/// The aggregate item a contribution goes to.
+fn target(c: &Contribution) -> StateKey {
+    match c {
+        Contribution::Version { minute, .. } => minute_key(*minute),
+        Contribution::Totals { .. } => totals_key(),
+    }
+}
+
+/// The change a run of contributions to one aggregate item makes, as of `now`.
+fn aggregate(
+    contributions: &[Sequenced<Contribution>],
+    now: DateTime<Utc>,
+    grace_seconds: i64,
+) -> StateDelta {
+    let mut delta = StateDelta::default();
+    let mut add = |name: String, n: u64| *delta.counters.entry(name).or_default() += n;
+    let mut newest: Option<i64> = None;
+    let mut minute = None;
+    let mut names = BTreeMap::new();
+    for c in contributions {
+        match &c.value {
+            Contribution::Version {
+                minute: m,
+                yes_event,
+            } => {
+                minute = Some(*m);
+                add("versions".into(), 1);
+                if let Some((event, name)) = yes_event {
+                    add(format!("yes_{event}"), 1);
+                    names.insert(format!("name_{event}"), name.clone());
+                }
+            }
+            Contribution::Totals {
+                new_rsvp,
+                left,
+                became,
+                mtime_ms,
+            } => {
+                if *new_rsvp {
+                    add("rsvps".into(), 1);
+                }
+                if let Some(r) = left {
+                    add(format!("left_{}", r.as_str()), 1);
+                }
+                if let Some(r) = became {
+                    add(format!("became_{}", r.as_str()), 1);
+                }
+                newest = newest.max(Some(*mtime_ms));
+            }
+        }
+    }
+    delta.facts = names;
+    delta.latest = newest.map(|ms| Latest {
+        order_key: format!("{:016}", ms.max(0)),
+        value: ms.to_string(),
+    });
+    delta.expires_at = minute.map(|m| SPAN.expires_at(m, now, grace_seconds));
+    delta
+}
+
+/// One event of the window, by its yes versions.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TopEvent {
+    pub event_id: String,
+    pub event_name: String,
+    pub yes: u64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Totals {
+    pub yes: u64,
+    pub no: u64,
+    pub rsvps: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PerMinute {
+    pub minute: String,
+    pub rsvps: u64,
+}
+
+/// The body of `GET /api/v1/rsvp/stats` and of each `RsvpStatsStream` record.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Stats {
+    pub as_of: DateTime<Utc>,
+    pub window_start: Option<DateTime<Utc>>,
+    pub window_end: Option<DateTime<Utc>>,
+    pub top_events: Vec<TopEvent>,
+    pub totals: Totals,
+    pub per_minute: Vec<PerMinute>,
+}
+
+fn counter(s: &StoredState, name: &str) -> u64 {
+    s.counters.get(name).copied().unwrap_or(0)
+}
+
+/// The newest minute any version's `mtime` falls in, from the totals item.
+pub fn newest_minute(totals: &StoredState) -> Option<DateTime<Utc>> {
+    let ms: i64 = totals.latest.as_ref()?.value.parse().ok()?;
+    Some(MinuteBuckets::bucket_of(DateTime::from_timestamp_millis(
+        ms,
+    )?))
+}
+
+/// The statistics from the totals item and the minute items of the span ending with the newest
+/// minute (`minutes[i]` is the item of the `i`-th minute of the span, oldest first).
+pub fn stats(
+    totals: Option<&StoredState>,
+    minutes: &[Option<StoredState>],
+    now: DateTime<Utc>,
+) -> Stats {
+    let empty = StoredState::default();
+    let t = totals.unwrap_or(&empty);
+    let totals = Totals {
+        yes: counter(t, "became_yes").saturating_sub(counter(t, "left_yes")),
+        no: counter(t, "became_no").saturating_sub(counter(t, "left_no")),
+        rsvps: counter(t, "rsvps"),
+    };
+    let Some(newest) = newest_minute(t) else {
+        return Stats {
+            as_of: now,
+            window_start: None,
+            window_end: None,
+            top_events: Vec::new(),
+            totals,
+            per_minute: Vec::new(),
+        };
+    };
+    let (span_start, _) = SPAN.span_ending(newest);
+    let (window_start, _) = WINDOW.span_ending(newest);
+    let mut yes: BTreeMap<String, u64> = BTreeMap::new();
+    let mut names: BTreeMap<String, String> = BTreeMap::new();
+    let mut per_minute = Vec::new();
+    for (i, item) in minutes.iter().enumerate() {
+        let minute = span_start + Duration::minutes(i as i64);
+        let item = item.as_ref().unwrap_or(&empty);
+        per_minute.push(PerMinute {
+            minute: minute.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            rsvps: counter(item, "versions"),
+        });
+        if minute >= window_start {
+            for (name, n) in &item.counters {
+                if let Some(event) = name.strip_prefix("yes_") {
+                    *yes.entry(event.to_string()).or_default() += n;
+                }
+            }
+            for (name, value) in &item.facts {
+                if let Some(event) = name.strip_prefix("name_") {
+                    names
+                        .entry(event.to_string())
+                        .or_insert_with(|| value.clone());
+                }
+            }
+        }
+    }
+    let mut top: Vec<TopEvent> = yes
+        .into_iter()
+        .filter(|(_, n)| *n > 0)
+        .map(|(event_id, yes)| TopEvent {
+            event_name: names.get(&event_id).cloned().unwrap_or_default(),
+            event_id,
+            yes,
+        })
+        .collect();
+    top.sort_by(|a, b| b.yes.cmp(&a.yes).then_with(|| a.event_id.cmp(&b.event_id)));
+    top.truncate(TOP_EVENTS);
+    Stats {
+        as_of: now,
+        window_start: Some(window_start),
+        window_end: Some(newest + Duration::minutes(1)),
+        top_events: top,
+        totals,
+        per_minute,
+    }
+}
+
+/// Reads the statistics: the totals, then the span's minute buckets (two requests).
+pub async fn read_stats<R: StateReader>(
+    reader: &R,
+    now: DateTime<Utc>,
+) -> Result<Stats, PortError> {
+    let totals = reader.read_many(&[totals_key()]).await?.pop().flatten();
+    let Some(newest) = totals.as_ref().and_then(newest_minute) else {
+        return Ok(stats(totals.as_ref(), &[], now));
+    };
+    let (start, _) = SPAN.span_ending(newest);
+    let keys: Vec<StateKey> = (0..i64::from(SPAN.minutes))
+        .map(|i| minute_key(start + Duration::minutes(i)))
+        .collect();
+    let minutes = reader.read_many(&keys).await?;
+    Ok(stats(totals.as_ref(), &minutes, now))
+}
+
+/// The RSVP statistics function's work for a batch.
+pub struct RsvpStatsHandler<S, P, D> {
+    pub store: S,
+    pub publisher: P,
+    pub dead_letters: D,
+    pub decoder: RsvpDecoder,
+    pub concurrency: usize,
+    /// How long a minute bucket outlives the span that can show it (late and replayed RSVPs).
+    pub grace_seconds: i64,
+}
+
+impl<S, P, D> RsvpStatsHandler<S, P, D> {
+    pub fn new(store: S, publisher: P, dead_letters: D) -> Self {
+        RsvpStatsHandler {
+            store,
+            publisher,
+            dead_letters,
+            decoder: RsvpDecoder::default(),
+            concurrency: DEFAULT_CONCURRENCY,
+            grace_seconds: 86_400,
+        }
+    }
+}
+
+impl<S: StateStore + StateReader, P: RecordPublisher, D: DeadLetterSink> RsvpStatsHandler<S, P, D> {
+    pub async fn run(&self, records: &[StreamRecord], now: DateTime<Utc>) -> BatchReport {
+        let mut report = BatchReport::new(records.len());
+        let mut valid = Vec::new();
+        let mut rejected = Vec::new();
+        let mut first_of: BTreeMap<String, SequenceNumber> = BTreeMap::new();
+        for r in records {
+            let first = first_of
+                .entry(r.shard_id.clone())
+                .or_insert_with(|| r.sequence_number.clone());
+            if &r.sequence_number < first {
+                *first = r.sequence_number.clone();
+            }
+            match self.decoder.decode(r) {
+                Ok(rsvp) => valid.push((
+                    r.shard_id.clone(),
+                    rsvp.rsvp_id,
+                    Sequenced {
+                        sequence_number: r.sequence_number.clone(),
+                        value: rsvp,
+                    },
+                )),
+                Err(why) => rejected.push((r, why)),
+            }
+        }
+        report.valid = valid.len();
+        dead_letter_all(&self.dead_letters, NAME, rejected, &mut report).await;
+
+        // Step 1: every RSVP's versions, exactly once.
+        let batches = group_by_key(valid, Aggregation::PerKey);
+        report.keys = batches.len();
+        let outcomes: Vec<_> = stream::iter(batches)
+            .map(|b| async move {
+                let key = rsvp_key(b.key);
+                let fold = |recs: &[Sequenced<Rsvp>], stored: Option<&StoredState>| {
+                    let delta = sightings(&b.shard_id, recs);
+                    let delta = match stored {
+                        Some(s) => delta.over(s)?,
+                        None => delta,
+                    };
+                    Some(StateChange {
+                        shard_id: b.shard_id.clone(),
+                        applies_through: recs.last()?.sequence_number.clone(),
+                        delta,
+                    })
+                };
+                let once = apply_once(&self.store, &key, &b.shard_id, &b.records, fold).await;
+                (b, once)
+            })
+            .buffer_unordered(self.concurrency.max(1))
+            .collect()
+            .await;
+        // Per shard, the first record to be retried: what comes after it counts on the retry.
+        let mut failed_from: BTreeMap<String, SequenceNumber> = BTreeMap::new();
+        let fail = |report: &mut BatchReport,
+                    failed_from: &mut BTreeMap<String, SequenceNumber>,
+                    shard: &str,
+                    at: &SequenceNumber,
+                    why: String| {
+            report.fail(at, why);
+            let f = failed_from
+                .entry(shard.to_string())
+                .or_insert_with(|| at.clone());
+            if at < f {
+                *f = at.clone();
+            }
+        };
+        let mut items = Vec::new();
+        for (b, once) in outcomes {
+            match once {
+                Ok(Some(o)) => {
+                    report.writes += o.writes;
+                    report.conflicts += o.conflicts;
+                    items.push((b.shard_id, o.stored));
+                }
+                Ok(None) => {}
+                Err(e) => fail(
+                    &mut report,
+                    &mut failed_from,
+                    &b.shard_id,
+                    b.first(),
+                    format!("rsvp {} not updated: {e}", b.key),
+                ),
+            }
+        }
+
+        // Step 2: the aggregates, from the versions first seen in this batch's range.
+        let mut per_item: BTreeMap<(String, StateKey), Vec<Sequenced<Contribution>>> =
+            BTreeMap::new();
+        for (shard, stored) in &items {
+            let first = &first_of[shard];
+            for c in contributions(shard, first, failed_from.get(shard), stored) {
+                per_item
+                    .entry((shard.clone(), target(&c.value)))
+                    .or_default()
+                    .push(c);
+            }
+        }
+        let grace = self.grace_seconds;
+        let writes: Vec<_> = stream::iter(per_item)
+            .map(|((shard, key), mut contributions)| async move {
+                contributions.sort_by(|a, b| a.sequence_number.cmp(&b.sequence_number));
+                let fold = |cs: &[Sequenced<Contribution>], stored: Option<&StoredState>| {
+                    let delta = aggregate(cs, now, grace);
+                    let delta = match stored {
+                        Some(s) => delta.over(s)?,
+                        None => delta,
+                    };
+                    Some(StateChange {
+                        shard_id: shard.clone(),
+                        applies_through: cs.last()?.sequence_number.clone(),
+                        delta,
+                    })
+                };
+                let once = apply_once(&self.store, &key, &shard, &contributions, fold).await;
+                (shard, key, contributions[0].sequence_number.clone(), once)
+            })
+            .buffer_unordered(self.concurrency.max(1))
+            .collect()
+            .await;
+        let mut changed = false;
+        for (shard, key, first, once) in writes {
+            match once {
+                Ok(Some(o)) => {
+                    report.writes += o.writes;
+                    report.conflicts += o.conflicts;
+                    changed = true;
+                }
+                Ok(None) => {}
+                Err(e) => fail(
+                    &mut report,
+                    &mut failed_from,
+                    &shard,
+                    &first,
+                    format!("{} not updated: {e}", key.partition_key()),
+                ),
+            }
+        }
+
+        // At most one stats record per batch that changed them.
+        if changed {
+            let first = first_of.values().min().cloned();
+            match read_stats(&self.store, now).await {
+                Ok(stats) => {
+                    let record = OutRecord {
+                        partition_key: "stats".into(),
+                        data: serde_json::to_vec(&stats).expect("stats serialise"),
+                    };
+                    if let Some(first) = first {
+                        let outgoing = vec![Outgoing {
+                            id: format!("stats as of {}", stats.as_of.to_rfc3339()),
+                            record,
+                            first,
+                        }];
+                        publish_all(&self.publisher, outgoing, &mut report).await;
+                    }
+                }
+                Err(e) => {
+                    if let Some(first) = first {
+                        report.fail(&first, format!("stats not read: {e}"));
+                    }
+                }
+            }
+        }
+        report
+    }
+}
+
+impl<S: StateStore + StateReader, P: RecordPublisher, D: DeadLetterSink> BatchHandler
+    for RsvpStatsHandler<S, P, D>
+{
+    fn name(&self) -> &str {
+        NAME
+    }
+
+    fn handle(
+        &self,
+        records: &[StreamRecord],
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = BatchReport> + Send {
+        self.run(records, now)
+    }
+}
+
+/// The distinct versions per minute, the yes versions per event in the window and the totals,
+/// computed independently from RSVP versions (for tests and the bench): what the statistics must
+/// say.
+pub fn expected_stats(versions: &[Rsvp], now: DateTime<Utc>) -> Stats {
+    let mut unique: BTreeMap<(u64, i64), &Rsvp> = BTreeMap::new();
+    for v in versions {
+        unique.entry((v.rsvp_id, v.mtime_ms())).or_insert(v);
+    }
+    let mut latest: BTreeMap<u64, (i64, Response)> = BTreeMap::new();
+    for ((id, ms), v) in &unique {
+        let e = latest.entry(*id).or_insert((*ms, v.response));
+        if *ms >= e.0 {
+            *e = (*ms, v.response);
+        }
+    }
+    let totals = Totals {
+        yes: latest.values().filter(|(_, r)| *r == Response::Yes).count() as u64,
+        no: latest.values().filter(|(_, r)| *r == Response::No).count() as u64,
+        rsvps: latest.len() as u64,
+    };
+    let Some(newest) = unique
+        .values()
+        .map(|v| MinuteBuckets::bucket_of(v.mtime))
+        .max()
+    else {
+        return Stats {
+            as_of: now,
+            window_start: None,
+            window_end: None,
+            top_events: vec![],
+            totals,
+            per_minute: vec![],
+        };
+    };
+    let (span_start, _) = SPAN.span_ending(newest);
+    let (window_start, _) = WINDOW.span_ending(newest);
+    let per_minute = (0..i64::from(SPAN.minutes))
+        .map(|i| {
+            let m = span_start + Duration::minutes(i);
+            PerMinute {
+                minute: m.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                rsvps: unique
+                    .values()
+                    .filter(|v| MinuteBuckets::bucket_of(v.mtime) == m)
+                    .count() as u64,
+            }
+        })
+        .collect();
+    let mut yes: BTreeMap<String, (u64, String)> = BTreeMap::new();
+    let mut seen = BTreeSet::new();
+    for v in unique.values() {
+        let m = MinuteBuckets::bucket_of(v.mtime);
+        if v.response == Response::Yes
+            && m >= window_start
+            && m <= newest
+            && seen.insert((v.rsvp_id, v.mtime_ms()))
+        {
+            let e = yes
+                .entry(v.event.id.clone())
+                .or_insert((0, v.event.name.clone()));
+            e.0 += 1;
+        }
+    }
+    let mut top: Vec<TopEvent> = yes
+        .into_iter()
+        .map(|(event_id, (yes, event_name))| TopEvent {
+            event_id,
+            event_name,
+            yes,
+        })
+        .collect();
+    top.sort_by(|a, b| b.yes.cmp(&a.yes).then_with(|| a.event_id.cmp(&b.event_id)));
+    top.truncate(TOP_EVENTS);
+    Stats {
+        as_of: now,
+        window_start: Some(window_start),
+        window_end: Some(newest + Duration::minutes(1)),
+        top_events: top,
+        totals,
+        per_minute,
+    }
+}

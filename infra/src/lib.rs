@@ -12,6 +12,7 @@
 //! - `http.rs`, `clients.rs`: what the servers and the SDK clients share
 //! - `pipelines.rs`: what the template says of each pipeline (the CLI, demo and bench read it)
 //! - `lake.rs`: the lake's Glue catalog and local views, from the lake's table definitions
+//! - `meetup/`: the Meetup RSVP source (generator, websocket server, websocket producer)
 //! - `cli/`: the `tally` commands; `bench/`: `tally bench`
 
 pub mod api_gateway;
@@ -27,6 +28,7 @@ pub mod http;
 pub mod kinesis;
 pub mod lake;
 pub mod lambda;
+pub mod meetup;
 pub mod pipelines;
 pub mod provision;
 pub mod template;

@@ -4,7 +4,8 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use tally_infra::cli::{bench, catalog, demo, invoke, put, sql, tail, up, Cli, Command, Context};
+use tally_infra::cli::{bench, catalog, demo, gen, invoke, put, serve_rsvps, sql, tail, up};
+use tally_infra::cli::{Cli, Command, Context};
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -16,6 +17,8 @@ async fn main() -> ExitCode {
             Command::Tail(args) => tail::run(args, &ctx).await,
             Command::Invoke(args) => invoke::run(args, &ctx).await,
             Command::Demo(args) => demo::run(args, &ctx).await,
+            Command::Gen(args) => gen::run(args, &ctx).await,
+            Command::ServeRsvps(args) => serve_rsvps::run(args, &ctx).await,
             Command::Sql(args) => sql::run(args, &ctx).await,
             Command::Catalog(args) => catalog::run(args, &ctx).await,
             Command::Bench(args) => bench::run(args, &ctx).await,

@@ -3,8 +3,9 @@
 
 use chrono::{DateTime, Utc};
 use lambda_http::http::{Method, StatusCode};
-use lambda_http::{Body, Error, Request, RequestExt, Response};
+use lambda_http::{Error, Request, RequestExt};
 use serde::Serialize;
+use tally_aws::http::{percent_decode, HttpApi, Reply};
 use tally_aws::{DynamoResultsTable, Env, SdkConfig};
 use tally_pipelines::gender::result::result_id;
 use tally_pipelines::gender::{model_by_name, Cid, Gender, ModelSettings, ResultLookup};
@@ -35,28 +36,6 @@ pub struct GenderAnswer {
     pub as_of: DateTime<Utc>,
 }
 
-/// A response before it becomes HTTP: status and JSON body.
-#[derive(Debug)]
-pub struct Reply {
-    pub status: StatusCode,
-    pub body: serde_json::Value,
-}
-
-impl Reply {
-    fn ok(body: impl Serialize) -> Self {
-        Reply {
-            status: StatusCode::OK,
-            body: serde_json::to_value(body).unwrap_or_default(),
-        }
-    }
-    fn error(status: StatusCode, message: impl Into<String>) -> Self {
-        Reply {
-            status,
-            body: serde_json::json!({ "error": message.into(), "status": status.as_u16() }),
-        }
-    }
-}
-
 impl GenderApi<DynamoResultsTable> {
     /// Reads `RESULTS_TABLE` and `WINDOW_DAYS`.
     pub fn from_env(config: &SdkConfig, env: &Env) -> Result<Self, Error> {
@@ -70,24 +49,6 @@ impl GenderApi<DynamoResultsTable> {
 }
 
 impl<L: ResultLookup> GenderApi<L> {
-    pub async fn handle(&self, request: Request) -> Result<Response<Body>, Error> {
-        let model = request
-            .query_string_parameters_ref()
-            .and_then(|q| q.first("model").map(str::to_string));
-        let reply = self
-            .route(
-                request.method(),
-                request.uri().path(),
-                model.as_deref(),
-                Utc::now(),
-            )
-            .await;
-        Ok(Response::builder()
-            .status(reply.status)
-            .header("content-type", "application/json")
-            .body(Body::Text(reply.body.to_string()))?)
-    }
-
     pub async fn route(
         &self,
         method: &Method,
@@ -183,27 +144,24 @@ impl<L: ResultLookup> GenderApi<L> {
     }
 }
 
+impl<L: ResultLookup> HttpApi for GenderApi<L> {
+    async fn handle(&self, request: Request) -> Reply {
+        let model = request
+            .query_string_parameters_ref()
+            .and_then(|q| q.first("model").map(str::to_string));
+        self.route(
+            request.method(),
+            request.uri().path(),
+            model.as_deref(),
+            Utc::now(),
+        )
+        .await
+    }
+}
+
 enum Route<'a> {
     Root,
     Gender(&'a str),
-}
-
-/// Decodes `%XX` escapes; `None` for a malformed escape or a result that is not UTF-8.
-fn percent_decode(s: &str) -> Option<String> {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
-            out.push(u8::from_str_radix(hex, 16).ok()?);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).ok()
 }
 
 #[cfg(test)]
@@ -245,12 +203,5 @@ mod tests {
         assert_eq!(r.status, StatusCode::METHOD_NOT_ALLOWED);
         let r = a.route(&Method::GET, "/", None, now).await;
         assert_eq!(r.body["service"], "tally");
-    }
-
-    #[test]
-    fn percent_decoding() {
-        assert_eq!(percent_decode("C%31"), Some("C1".into()));
-        assert_eq!(percent_decode("%4"), None);
-        assert_eq!(percent_decode("%ff"), None);
     }
 }

@@ -5,6 +5,8 @@
 pub mod config;
 pub mod dead_letters;
 pub mod errors;
+#[cfg(feature = "http")]
+pub mod http;
 pub mod kinesis_event;
 pub mod objects;
 pub mod publisher;
@@ -21,6 +23,7 @@ pub use lambda_runtime::Error;
 pub use objects::S3Objects;
 pub use publisher::KinesisPublisher;
 pub use results_table::DynamoResultsTable;
-pub use runner::{aws_engine, run_kinesis, run_queue, s3_dead_letters, AwsEngine, KinesisFunction};
+pub use runner::{aws_engine, publisher, s3_dead_letters, state_store, AwsEngine, KinesisFunction};
+pub use runner::{run_kinesis, run_queue};
 pub use runner::{QueueFunction, QueueHandler, QueueMessage};
 pub use state_store::DynamoStateStore;

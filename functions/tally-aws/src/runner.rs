@@ -131,17 +131,31 @@ pub fn aws_engine<C: Consumer>(
 ) -> Result<AwsEngine<C>, ConfigError> {
     let engine = Engine::new(
         consumer,
-        DynamoStateStore::new(
-            aws_sdk_dynamodb::Client::new(config),
-            env.var("STATE_TABLE")?,
-        ),
-        KinesisPublisher::new(
-            aws_sdk_kinesis::Client::new(config),
-            env.var(output_stream)?,
-        ),
+        state_store(config, env)?,
+        publisher(config, env, output_stream)?,
         s3_dead_letters(config, env)?,
     );
     Ok(engine.with_aggregation(aggregation(env)?))
+}
+
+/// The state table: `STATE_TABLE`.
+pub fn state_store(config: &SdkConfig, env: &Env) -> Result<DynamoStateStore, ConfigError> {
+    Ok(DynamoStateStore::new(
+        aws_sdk_dynamodb::Client::new(config),
+        env.var("STATE_TABLE")?,
+    ))
+}
+
+/// A publisher to the stream the variable `output_stream` names.
+pub fn publisher(
+    config: &SdkConfig,
+    env: &Env,
+    output_stream: &'static str,
+) -> Result<KinesisPublisher, ConfigError> {
+    Ok(KinesisPublisher::new(
+        aws_sdk_kinesis::Client::new(config),
+        env.var(output_stream)?,
+    ))
 }
 
 /// The dead-letter location: `DEAD_LETTER_BUCKET` under `DEAD_LETTER_PREFIX`.

@@ -7,6 +7,7 @@
 
 use crate::grouping::Sequenced;
 use crate::ports::{Applied, PortError, StateChange, StateKey, StateStore, StoredState};
+use crate::sequence::SequenceNumber;
 
 /// How often a revision-checked write is tried before the batch is retried instead.
 const MAX_CAS_ATTEMPTS: usize = 5;
@@ -95,4 +96,66 @@ where
         "{} kept changing during {MAX_CAS_ATTEMPTS} attempts",
         key.partition_key()
     )))
+}
+
+/// What applying one key's records in several writes did: the item after the last write that
+/// held, and the first record not applied when one failed.
+#[derive(Debug)]
+pub struct Chunked {
+    pub stored: Option<StoredState>,
+    pub writes: usize,
+    pub conflicts: usize,
+    pub failed: Option<(SequenceNumber, PortError)>,
+}
+
+/// [`apply_once`] for records whose change may not fit one write (a DynamoDB update expression
+/// holds at most 4 KB): consecutive runs of records, each adding at most `max_weight` (the
+/// attributes a record names, by `weight`), applied one after the other. Each run is exactly
+/// once on its own, and the runs go in sequence order, so the item's watermark never passes a
+/// record that was not applied.
+pub async fn apply_once_chunked<T, S, F>(
+    store: &S,
+    key: &StateKey,
+    shard_id: &str,
+    records: &[Sequenced<T>],
+    weight: impl Fn(&T) -> usize,
+    max_weight: usize,
+    fold: F,
+) -> Chunked
+where
+    T: Clone,
+    S: StateStore,
+    F: Fn(&[Sequenced<T>], Option<&StoredState>) -> Option<StateChange>,
+{
+    let mut out = Chunked {
+        stored: None,
+        writes: 0,
+        conflicts: 0,
+        failed: None,
+    };
+    let mut start = 0;
+    while start < records.len() {
+        let mut end = start;
+        let mut total = 0;
+        while end < records.len()
+            && (end == start || total + weight(&records[end].value) <= max_weight)
+        {
+            total += weight(&records[end].value);
+            end += 1;
+        }
+        match apply_once(store, key, shard_id, &records[start..end], &fold).await {
+            Ok(Some(once)) => {
+                out.writes += once.writes;
+                out.conflicts += once.conflicts;
+                out.stored = Some(once.stored);
+            }
+            Ok(None) => {}
+            Err(e) => {
+                out.failed = Some((records[start].sequence_number.clone(), e));
+                return out;
+            }
+        }
+        start = end;
+    }
+    out
 }

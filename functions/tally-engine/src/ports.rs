@@ -184,6 +184,20 @@ pub trait RecordPublisher: Send + Sync {
     ) -> impl Future<Output = Result<Vec<usize>, PortError>> + Send;
 }
 
+/// The publisher of a consumer that publishes nothing (the dashboard feed only counts): asked to
+/// publish anyway, it says so.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoOutputStream;
+
+impl RecordPublisher for NoOutputStream {
+    async fn publish(&self, records: &[OutRecord]) -> Result<Vec<usize>, PortError> {
+        Err(PortError::Fatal(format!(
+            "{} records to publish, but this function has no output stream",
+            records.len()
+        )))
+    }
+}
+
 /// The dead-letter location (S3 `PutObject`).
 pub trait DeadLetterSink: Send + Sync {
     fn put(&self, letter: &DeadLetter) -> impl Future<Output = Result<(), PortError>> + Send;

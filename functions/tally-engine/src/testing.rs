@@ -122,6 +122,20 @@ impl MemoryStateStore {
     }
 }
 
+/// Attributes one change may name, like DynamoDB's 4 KB update expressions (about 100 of
+/// tally's attribute names): a change that does not fit fails here as it would there.
+pub const MAX_NAMES_PER_CHANGE: usize = 100;
+
+fn fits_one_write(change: &StateChange) -> Result<(), PortError> {
+    let names = change.delta.counters.len() + change.delta.facts.len();
+    if names > MAX_NAMES_PER_CHANGE {
+        return Err(PortError::Fatal(format!(
+            "update expression too large: {names} attributes in one write"
+        )));
+    }
+    Ok(())
+}
+
 impl StateStore for MemoryStateStore {
     async fn apply_if_fresh(
         &self,
@@ -130,6 +144,7 @@ impl StateStore for MemoryStateStore {
         change: &StateChange,
     ) -> Result<Applied, PortError> {
         self.gate()?;
+        fits_one_write(change)?;
         let mut items = self.items.lock().unwrap();
         let current = items.get(key.partition_key()).cloned();
         let fresh = current
@@ -159,6 +174,7 @@ impl StateStore for MemoryStateStore {
         change: &StateChange,
     ) -> Result<Applied, PortError> {
         self.gate()?;
+        fits_one_write(change)?;
         let mut items = self.items.lock().unwrap();
         let current = items.get(key.partition_key()).cloned();
         if current.as_ref().map(|s| s.rev) != expected_rev {

@@ -5,7 +5,9 @@
 //! - `gender/`: the gender service (seed 000)
 //! - `rules/`: the property-interaction threshold rules (seed 003)
 //! - `rsvp/`: the Meetup RSVP analytics (seed 004)
+//! - `dashboard.rs`: the dashboard's live panels of the gender models and the rules
 
+pub mod dashboard;
 pub mod gender;
 pub mod rsvp;
 pub mod rules;

@@ -6,12 +6,12 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context as _, Result};
 
-use super::put::partition_key;
 use super::sql::{copy_lake, print_answer, query_lake, Format};
 use super::{CloudArgs, Context};
 use crate::cloud::LocalCloud;
 use crate::emulators::port_is_free;
 use crate::http::http_get;
+use crate::kinesis::partition_key;
 use crate::kinesis::{put_all, read_stream};
 use crate::pipelines::{pipelines, Pipeline, StreamFacts};
 

@@ -4,8 +4,10 @@
 pub mod bench;
 pub mod catalog;
 pub mod demo;
+pub mod gen;
 pub mod invoke;
 pub mod put;
+pub mod serve_rsvps;
 pub mod sql;
 pub mod tail;
 pub mod up;
@@ -48,6 +50,10 @@ pub enum Command {
     Invoke(invoke::Args),
     /// Start the local cloud, put each pipeline's sample, show what came out, stop.
     Demo(demo::Args),
+    /// Make up records in a stream's exact shape (`tally gen rsvps --count N --seed S`).
+    Gen(gen::Args),
+    /// Stream RSVPs over a websocket as stream.meetup.com/2/rsvps did.
+    ServeRsvps(serve_rsvps::Args),
     /// Query the local cloud's lake with SQL (the same text runs on Athena).
     Sql(sql::Args),
     /// Print the Glue tables of template.yaml, made from the lake's table definitions.

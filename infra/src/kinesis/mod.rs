@@ -6,7 +6,7 @@ pub mod reader;
 pub mod writer;
 
 pub use reader::{for_each_shard, read_stream, Page, ShardReader, ShardRecord, StartAt};
-pub use writer::{put_all, put_records, PutOutcome};
+pub use writer::{partition_key, put_all, put_records, put_records_refused, PutOutcome};
 
 /// A Kinesis call that failed, with the stream it was for.
 #[derive(Debug, thiserror::Error)]

@@ -31,12 +31,22 @@ impl PutOutcome {
 /// Puts one call's worth of `(partition key, data)` entries (see [`put_all`] for any number),
 /// re-sending what Kinesis refused with a growing pause, up to 10 attempts.
 pub async fn put_records(kinesis: &Client, stream: &str, batch: &[(String, &[u8])]) -> PutOutcome {
-    let mut pending: Vec<&(String, &[u8])> = batch.iter().collect();
+    put_records_refused(kinesis, stream, batch).await.0
+}
+
+/// As [`put_records`], also saying which entries (positions in `batch`) were still refused.
+pub async fn put_records_refused(
+    kinesis: &Client,
+    stream: &str,
+    batch: &[(String, &[u8])],
+) -> (PutOutcome, Vec<usize>) {
+    let mut pending: Vec<usize> = (0..batch.len()).collect();
     let mut outcome = PutOutcome::default();
     for attempt in 0..10u32 {
         let entries: Vec<PutRecordsRequestEntry> = pending
             .iter()
-            .map(|(key, data)| {
+            .map(|&i| {
+                let (key, data) = &batch[i];
                 PutRecordsRequestEntry::builder()
                     .data(Blob::new(*data))
                     .partition_key(key)
@@ -53,12 +63,12 @@ pub async fn put_records(kinesis: &Client, stream: &str, batch: &[(String, &[u8]
             .await
         {
             Ok(out) => {
-                let refused: Vec<_> = out
+                let refused: Vec<usize> = out
                     .records()
                     .iter()
                     .zip(&pending)
                     .filter(|(r, _)| r.error_code().is_some())
-                    .map(|(_, e)| *e)
+                    .map(|(_, &i)| i)
                     .collect();
                 outcome.accepted += pending.len() - refused.len();
                 outcome.retried += refused.len();
@@ -72,7 +82,7 @@ pub async fn put_records(kinesis: &Client, stream: &str, batch: &[(String, &[u8]
         tokio::time::sleep(Duration::from_millis(50 << attempt.min(5))).await;
     }
     outcome.refused = pending.len();
-    outcome
+    (outcome, pending)
 }
 
 /// Puts any number of entries, one `PutRecords` call's worth at a time; `progress` gets the
@@ -94,4 +104,46 @@ pub async fn put_all<D: AsRef<[u8]>>(
         progress(&total);
     }
     total
+}
+
+/// The value of `field` in the record (a dotted path for a nested one: `event.event_id`), or a
+/// hash of the line when it has none (spreading such records over the shards).
+pub fn partition_key(line: &str, field: Option<&str>) -> String {
+    let from_field = field.and_then(|f| {
+        let v: serde_json::Value = serde_json::from_str(line).ok()?;
+        let value = f.split('.').try_fold(&v, |v, name| v.get(name))?;
+        match value {
+            serde_json::Value::String(s) if !s.is_empty() => Some(s.chars().take(256).collect()),
+            serde_json::Value::Number(n) => Some(n.to_string()),
+            _ => None,
+        }
+    });
+    from_field.unwrap_or_else(|| {
+        let mut h: u64 = 0xcbf29ce484222325;
+        for b in line.bytes() {
+            h = (h ^ u64::from(b)).wrapping_mul(0x100000001b3);
+        }
+        format!("{h:016x}")
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_come_from_the_field_or_a_hash_of_the_line() {
+        assert_eq!(partition_key(r#"{"cid":"C1"}"#, Some("cid")), "C1");
+        assert_eq!(partition_key(r#"{"user_id":7}"#, Some("user_id")), "7");
+        let rsvp = r#"{"rsvp_id":1,"event":{"event_id":"273773984"}}"#;
+        assert_eq!(partition_key(rsvp, Some("event.event_id")), "273773984");
+        assert_eq!(partition_key(rsvp, Some("event.nope")).len(), 16);
+        let hashed = partition_key("not json", Some("cid"));
+        assert_eq!(hashed.len(), 16);
+        assert_eq!(
+            hashed,
+            partition_key("not json", None),
+            "the same line, the same shard"
+        );
+    }
 }

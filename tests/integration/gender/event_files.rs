@@ -7,6 +7,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::Utc;
 use gender_api::GenderApi;
 use lambda_runtime::{Context, LambdaEvent};
+use tally_aws::http::HttpApi;
 use tally_aws::kinesis_event::KinesisEvent;
 
 use super::oracle;
@@ -236,7 +237,7 @@ async fn api_event_file_answers_from_the_results_table() {
     let api = GenderApi::from_env(&stack.sdk, &stack.function_env("GenderApiFunction")).unwrap();
     let request =
         lambda_http::request::from_str(&event_file("GenderApiFunction.json").to_string()).unwrap();
-    let response = api.handle(request).await.unwrap();
+    let response = api.handle(request).await.into_response().unwrap();
     assert_eq!(response.status(), 200);
     assert_eq!(response.headers()["content-type"], "application/json");
     let body: serde_json::Value = serde_json::from_slice(response.body().as_ref()).unwrap();

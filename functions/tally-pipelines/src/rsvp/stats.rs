@@ -26,7 +26,7 @@ use futures::stream::{self, StreamExt};
 use serde::Serialize;
 use tally_engine::dead_letters::dead_letter_all;
 use tally_engine::engine::DEFAULT_CONCURRENCY;
-use tally_engine::exactly_once::apply_once;
+use tally_engine::exactly_once::apply_once_chunked;
 use tally_engine::grouping::group_by_key;
 use tally_engine::ports::{
     DeadLetterSink, OutRecord, RecordPublisher, StateChange, StateReader, StateStore,
@@ -48,6 +48,9 @@ pub const WINDOW: MinuteBuckets = MinuteBuckets { minutes: 5 };
 /// ... and RSVPs per minute over this many.
 pub const SPAN: MinuteBuckets = MinuteBuckets { minutes: 60 };
 pub const TOP_EVENTS: usize = 5;
+/// Attributes one write may name: a DynamoDB update expression holds at most 4 KB, and a minute
+/// with many events names two per event (its yes counter and its name).
+pub const MAX_NAMES_PER_WRITE: usize = 80;
 
 pub fn rsvp_key(rsvp_id: u64) -> StateKey {
     StateKey::new(OWNER, &format!("id#{rsvp_id}"))
@@ -213,6 +216,19 @@ pub fn contributions(
         });
     }
     out
+}
+
+impl Contribution {
+    /// The attributes it names in its item beyond those every contribution shares (`versions`,
+    /// the totals' five counters): a yes names its event's counter and name.
+    fn names(&self) -> usize {
+        match self {
+            Contribution::Version {
+                yes_event: Some(_), ..
+            } => 2,
+            _ => 0,
+        }
+    }
 }
 
 /// The aggregate item a contribution goes to.
@@ -408,12 +424,32 @@ pub async fn read_stats<R: StateReader>(
     Ok(stats(totals.as_ref(), &minutes, now))
 }
 
+/// Reports a record to retry from, remembering per shard the first such record.
+fn retry_from(
+    report: &mut BatchReport,
+    failed_from: &mut BTreeMap<String, SequenceNumber>,
+    shard: &str,
+    at: SequenceNumber,
+    why: String,
+) {
+    report.fail(&at, why);
+    let first = failed_from
+        .entry(shard.to_string())
+        .or_insert_with(|| at.clone());
+    if at < *first {
+        *first = at;
+    }
+}
+
 /// The RSVP statistics function's work for a batch.
 pub struct RsvpStatsHandler<S, P, D> {
     pub store: S,
     pub publisher: P,
     pub dead_letters: D,
     pub decoder: RsvpDecoder,
+    /// Per key (the normal mode) or per record (the benchmarks' baseline: every version and every
+    /// contribution written on its own).
+    pub aggregation: Aggregation,
     pub concurrency: usize,
     /// How long a minute bucket outlives the span that can show it (late and replayed RSVPs).
     pub grace_seconds: i64,
@@ -426,6 +462,7 @@ impl<S, P, D> RsvpStatsHandler<S, P, D> {
             publisher,
             dead_letters,
             decoder: RsvpDecoder::default(),
+            aggregation: Aggregation::PerKey,
             concurrency: DEFAULT_CONCURRENCY,
             grace_seconds: 86_400,
         }
@@ -461,7 +498,12 @@ impl<S: StateStore + StateReader, P: RecordPublisher, D: DeadLetterSink> RsvpSta
         dead_letter_all(&self.dead_letters, NAME, rejected, &mut report).await;
 
         // Step 1: every RSVP's versions, exactly once.
-        let batches = group_by_key(valid, Aggregation::PerKey);
+        let concurrency = self.aggregation.concurrency(self.concurrency);
+        let max_names = match self.aggregation {
+            Aggregation::PerKey => MAX_NAMES_PER_WRITE,
+            Aggregation::PerRecord => 1,
+        };
+        let batches = group_by_key(valid, self.aggregation);
         report.keys = batches.len();
         let outcomes: Vec<_> = stream::iter(batches)
             .map(|b| async move {
@@ -478,50 +520,52 @@ impl<S: StateStore + StateReader, P: RecordPublisher, D: DeadLetterSink> RsvpSta
                         delta,
                     })
                 };
-                let once = apply_once(&self.store, &key, &b.shard_id, &b.records, fold).await;
-                (b, once)
+                // One fact per version.
+                let once = apply_once_chunked(
+                    &self.store,
+                    &key,
+                    &b.shard_id,
+                    &b.records,
+                    |_| 1,
+                    max_names,
+                    fold,
+                )
+                .await;
+                (b.shard_id, b.key, once)
             })
-            .buffer_unordered(self.concurrency.max(1))
+            .buffer_unordered(concurrency)
             .collect()
             .await;
         // Per shard, the first record to be retried: what comes after it counts on the retry.
         let mut failed_from: BTreeMap<String, SequenceNumber> = BTreeMap::new();
-        let fail = |report: &mut BatchReport,
-                    failed_from: &mut BTreeMap<String, SequenceNumber>,
-                    shard: &str,
-                    at: &SequenceNumber,
-                    why: String| {
-            report.fail(at, why);
-            let f = failed_from
-                .entry(shard.to_string())
-                .or_insert_with(|| at.clone());
-            if at < f {
-                *f = at.clone();
-            }
-        };
-        let mut items = Vec::new();
-        for (b, once) in outcomes {
-            match once {
-                Ok(Some(o)) => {
-                    report.writes += o.writes;
-                    report.conflicts += o.conflicts;
-                    items.push((b.shard_id, o.stored));
-                }
-                Ok(None) => {}
-                Err(e) => fail(
+        // Each RSVP's item as last written (per record, an RSVP is written once per version).
+        let mut items: BTreeMap<(String, u64), StoredState> = BTreeMap::new();
+        for (shard, rsvp_id, once) in outcomes {
+            report.writes += once.writes;
+            report.conflicts += once.conflicts;
+            if let Some((at, e)) = once.failed {
+                retry_from(
                     &mut report,
                     &mut failed_from,
-                    &b.shard_id,
-                    b.first(),
-                    format!("rsvp {} not updated: {e}", b.key),
-                ),
+                    &shard,
+                    at,
+                    format!("rsvp {rsvp_id} not updated: {e}"),
+                );
+            }
+            if let Some(stored) = once.stored {
+                let item = items
+                    .entry((shard, rsvp_id))
+                    .or_insert_with(|| stored.clone());
+                if stored.rev > item.rev {
+                    *item = stored;
+                }
             }
         }
 
         // Step 2: the aggregates, from the versions first seen in this batch's range.
         let mut per_item: BTreeMap<(String, StateKey), Vec<Sequenced<Contribution>>> =
             BTreeMap::new();
-        for (shard, stored) in &items {
+        for ((shard, _), stored) in &items {
             let first = &first_of[shard];
             for c in contributions(shard, first, failed_from.get(shard), stored) {
                 per_item
@@ -546,28 +590,39 @@ impl<S: StateStore + StateReader, P: RecordPublisher, D: DeadLetterSink> RsvpSta
                         delta,
                     })
                 };
-                let once = apply_once(&self.store, &key, &shard, &contributions, fold).await;
-                (shard, key, contributions[0].sequence_number.clone(), once)
+                // Per record: one write per contribution.
+                let weight = |c: &Contribution| match self.aggregation {
+                    Aggregation::PerKey => c.names(),
+                    Aggregation::PerRecord => 1,
+                };
+                let once = apply_once_chunked(
+                    &self.store,
+                    &key,
+                    &shard,
+                    &contributions,
+                    weight,
+                    max_names,
+                    fold,
+                )
+                .await;
+                (shard, key, once)
             })
-            .buffer_unordered(self.concurrency.max(1))
+            .buffer_unordered(concurrency)
             .collect()
             .await;
         let mut changed = false;
-        for (shard, key, first, once) in writes {
-            match once {
-                Ok(Some(o)) => {
-                    report.writes += o.writes;
-                    report.conflicts += o.conflicts;
-                    changed = true;
-                }
-                Ok(None) => {}
-                Err(e) => fail(
+        for (shard, key, once) in writes {
+            report.writes += once.writes;
+            report.conflicts += once.conflicts;
+            changed |= once.stored.is_some();
+            if let Some((at, e)) = once.failed {
+                retry_from(
                     &mut report,
                     &mut failed_from,
                     &shard,
-                    &first,
+                    at,
                     format!("{} not updated: {e}", key.partition_key()),
-                ),
+                );
             }
         }
 

@@ -5,7 +5,7 @@
 use chrono::{DateTime, TimeZone, Utc};
 
 use tally_engine::testing::*;
-use tally_engine::{SequenceNumber, StreamRecord};
+use tally_engine::{Aggregation, SequenceNumber, StreamRecord};
 
 use super::stats::{read_stats, RsvpStatsHandler, Stats};
 use super::{expected_stats, Rsvp, RsvpDecoder};
@@ -132,19 +132,25 @@ async fn stats_equal_an_independent_computation_whatever_the_batching() {
             expected.top_events.len() == 5 && expected.totals.no > 0,
             "a workload that tests something"
         );
-        for (batch, repeats) in [(1, 1), (7, 2), (100, 1), (600, 3)] {
+        for (batch, repeats, aggregation) in [
+            (1, 1, Aggregation::PerKey),
+            (7, 2, Aggregation::PerKey),
+            (100, 1, Aggregation::PerRecord),
+            (600, 3, Aggregation::PerKey),
+        ] {
             let (store, publisher, dl) = (
                 MemoryStateStore::new(),
                 MemoryPublisher::default(),
                 MemoryDeadLetters::default(),
             );
-            let h = RsvpStatsHandler::new(&store, &publisher, &dl);
+            let mut h = RsvpStatsHandler::new(&store, &publisher, &dl);
+            h.aggregation = aggregation;
             deliver(&h, &records, batch, repeats).await;
             let got = read_stats(&store, now()).await.unwrap();
             assert_eq!(
                 without_as_of(got),
                 expected,
-                "seed {seed} batch {batch} x{repeats}"
+                "seed {seed} batch {batch} x{repeats} {aggregation:?}"
             );
             let garbage = records
                 .iter()
@@ -349,4 +355,42 @@ async fn a_later_version_replaces_the_response_and_an_older_one_does_not() {
         s.top_events[0].yes, 2,
         "the yes versions in the window still count"
     );
+}
+
+#[tokio::test]
+async fn a_minute_of_many_events_is_written_in_several_updates_and_counted_exactly() {
+    // 400 RSVPs to 300 events in one minute, in one batch: more names than one update can hold.
+    let at = Utc
+        .with_ymd_and_hms(2020, 10, 13, 22, 0, 0)
+        .unwrap()
+        .timestamp_millis();
+    let records: Vec<StreamRecord> = (0..400u64)
+        .map(|i| StreamRecord {
+            shard_id: SHARDS[0].into(),
+            sequence_number: kinesis_sequence(i),
+            partition_key: format!("e{}", i % 300),
+            data: rsvp_json(i, at + i as i64, i % 7 != 0, i % 300, i).into_bytes(),
+            arrival: now(),
+        })
+        .collect();
+    let expected = expected_stats(&versions(&records), now());
+    for (crash_after, batch) in [(usize::MAX, 400), (3, 400), (usize::MAX, 137)] {
+        let (store, publisher, dl) = (
+            MemoryStateStore::new(),
+            MemoryPublisher::default(),
+            MemoryDeadLetters::default(),
+        );
+        let h = RsvpStatsHandler::new(&store, &publisher, &dl);
+        store.fail_after(crash_after);
+        h.run(&records[..batch], now()).await;
+        store.fail_after(usize::MAX);
+        deliver(&h, &records, batch, 1).await;
+        let got = read_stats(&store, now()).await.unwrap();
+        assert_eq!(
+            without_as_of(got),
+            expected,
+            "crash after {crash_after}, batch {batch}"
+        );
+    }
+    assert_eq!(expected.per_minute.last().unwrap().rsvps, 400);
 }

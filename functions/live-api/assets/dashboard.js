@@ -1,0 +1,178 @@
+// The dashboard: polls /api/v1/dashboard every few seconds and redraws in place (no reload).
+// Text from the data is only ever set with textContent.
+"use strict";
+
+const REFRESH_MS = 5000;
+const RULE_COLORS = { paid_user: "#e08a1e", property_status: "#7a5cd6", possible_broker: "#d9534f" };
+const number = new Intl.NumberFormat("en-US");
+const $ = (id) => document.getElementById(id);
+const charts = {};
+
+function el(tag, className, text) {
+  const e = document.createElement(tag);
+  if (className) e.className = className;
+  if (text !== undefined) e.textContent = text;
+  return e;
+}
+
+function hhmm(iso) {
+  return iso ? iso.slice(11, 16) : "";
+}
+
+function setStatus(live, text) {
+  $("status").className = "status " + (live ? "live" : "offline");
+  $("status-text").textContent = text;
+}
+
+function renderTopEvents(rsvp) {
+  const list = $("top-events");
+  const top = rsvp.top_events || [];
+  const max = Math.max(1, ...top.map((e) => e.yes));
+  list.replaceChildren(
+    ...top.map((e, i) => {
+      const li = el("li");
+      li.append(el("span", "rank", String(i + 1)));
+      const label = el("div", "label");
+      const name = el("div", "name", e.event_name || "(no name)");
+      name.title = e.event_name;
+      name.append(el("span", "id", "#" + e.event_id));
+      const track = el("div", "track");
+      const fill = el("span", "fill");
+      fill.style.width = (100 * e.yes / max).toFixed(1) + "%";
+      track.append(fill);
+      label.append(name, track);
+      li.append(label, el("span", "count", number.format(e.yes)));
+      return li;
+    })
+  );
+  $("top-empty").hidden = top.length > 0;
+  $("window").textContent = rsvp.window_start
+    ? `${hhmm(rsvp.window_start)}–${hhmm(rsvp.window_end)} UTC, yes RSVPs`
+    : "last 5 minutes";
+}
+
+function renderTotals(totals) {
+  $("total-yes").textContent = number.format(totals.yes);
+  $("total-no").textContent = number.format(totals.no);
+  $("total-rsvps").textContent = number.format(totals.rsvps);
+  const answered = totals.yes + totals.no;
+  $("ratio-yes").style.width = answered ? (100 * totals.yes / answered).toFixed(1) + "%" : "0";
+  $("yes-share").textContent = answered ? Math.round(100 * totals.yes / answered) + "% yes" : "";
+}
+
+function renderNewest(rsvp) {
+  $("newest").textContent = rsvp.window_end
+    ? "newest RSVP in the minute ending " + rsvp.window_end.slice(0, 16).replace("T", " ") + " UTC"
+    : "";
+}
+
+function chart(id, series, data, bars) {
+  const target = $(id);
+  const width = Math.max(300, target.clientWidth);
+  if (charts[id] && charts[id].series.length === series.length + 1) {
+    charts[id].setData(data);
+    if (Math.abs(charts[id].width - width) > 4) charts[id].setSize({ width, height: 220 });
+    return;
+  }
+  if (charts[id]) charts[id].destroy();
+  const paths = bars && uPlot.paths && uPlot.paths.bars ? uPlot.paths.bars({ size: [0.8, 40] }) : undefined;
+  charts[id] = new uPlot(
+    {
+      width,
+      height: 220,
+      legend: { show: true },
+      cursor: { points: { show: false } },
+      // UTC like the rest of the page; half a minute of room on each side for the bars.
+      tzDate: (ts) => uPlot.tzDate(new Date(ts * 1e3), "Etc/UTC"),
+      scales: { x: { time: true, range: (u, min, max) => [min - 30, max + 30] } },
+      axes: [
+        { stroke: "#6b7385", grid: { stroke: "#eef1f6" }, values: (u, splits) => splits.map((v) => new Date(v * 1000).toISOString().slice(11, 16)) },
+        { stroke: "#6b7385", grid: { stroke: "#eef1f6" } },
+      ],
+      series: [{}].concat(
+        series.map((s) => ({ label: s.label, stroke: s.color, fill: s.fill, width: 2, paths: s.bars ? paths : undefined, points: { show: false } }))
+      ),
+    },
+    data,
+    target
+  );
+}
+
+function renderPerMinute(rsvp) {
+  const minutes = rsvp.per_minute || [];
+  const xs = minutes.map((m) => Date.parse(m.minute) / 1000);
+  chart("per-minute", [{ label: "RSVPs", color: "#3b6fd8", fill: "rgba(59,111,216,.25)", bars: true }], [xs, minutes.map((m) => m.rsvps)], true);
+}
+
+function renderAnswers(panels) {
+  const list = $("answers");
+  list.replaceChildren(
+    ...panels.answers.map((m) => {
+      const li = el("li");
+      const head = el("div", "head");
+      head.append(el("span", "", m.model), el("span", "", number.format(m.male + m.female)));
+      const split = el("div", "split");
+      const total = Math.max(1, m.male + m.female);
+      const male = el("span", "male");
+      male.style.width = (100 * m.male / total).toFixed(1) + "%";
+      const female = el("span", "female");
+      female.style.width = (100 * m.female / total).toFixed(1) + "%";
+      split.append(male, female);
+      const legend = el("div", "legend");
+      const sw = (cls) => { const s = el("span", "swatch " + cls); s.style.background = cls === "male" ? "var(--male)" : "var(--female)"; return s; };
+      legend.append(sw("male"), document.createTextNode("male " + number.format(m.male)), sw("female"), document.createTextNode("female " + number.format(m.female)));
+      li.append(head, split, legend);
+      return li;
+    })
+  );
+  $("answers-empty").hidden = panels.answers.length > 0;
+}
+
+function renderAlerts(panels) {
+  $("alerts").replaceChildren(
+    ...panels.alerts.map((r) => {
+      const li = el("li");
+      li.style.borderLeftColor = RULE_COLORS[r.rule] || "#3b6fd8";
+      li.append(el("span", "rule", r.rule), el("span", "number", number.format(r.alerts)));
+      return li;
+    })
+  );
+  const body = $("latest").querySelector("tbody");
+  body.replaceChildren(
+    ...panels.latest_alerts.map((a) => {
+      const tr = el("tr");
+      [hhmm(a.at), a.rule, String(a.key), String(a.count)].forEach((t) => tr.append(el("td", "", t)));
+      return tr;
+    })
+  );
+  $("latest").hidden = panels.latest_alerts.length === 0;
+  $("latest-empty").hidden = panels.latest_alerts.length > 0;
+  const xs = panels.per_minute.map((m) => Date.parse(m.minute) / 1000);
+  const series = [{ label: "answers", color: "#3b6fd8" }].concat(
+    panels.alerts.map((r) => ({ label: r.rule + " alerts", color: RULE_COLORS[r.rule] || "#6b7385" }))
+  );
+  const data = [xs, panels.per_minute.map((m) => m.answers)].concat(
+    panels.alerts.map((r) => panels.per_minute.map((m) => m.alerts[r.rule] || 0))
+  );
+  chart("activity", series, data, false);
+}
+
+async function refresh() {
+  try {
+    const response = await fetch("/api/v1/dashboard", { cache: "no-store" });
+    const body = await response.json();
+    if (!response.ok) throw new Error(body.error || "HTTP " + response.status);
+    renderTopEvents(body.rsvp);
+    renderTotals(body.rsvp.totals);
+    renderNewest(body.rsvp);
+    renderPerMinute(body.rsvp);
+    renderAnswers(body.panels);
+    renderAlerts(body.panels);
+    setStatus(true, "live · updated " + new Date(body.as_of).toISOString().slice(11, 19) + " UTC");
+  } catch (e) {
+    setStatus(false, "offline (" + e.message + "), retrying");
+  }
+}
+
+refresh();
+setInterval(refresh, REFRESH_MS);

@@ -13,7 +13,8 @@
 //!       Sample: infra/demo/visits.jsonl   # records `tally demo` puts (optional)
 //! ```
 //!
-//! A pipeline's functions are those whose event source mappings read one of its streams.
+//! A pipeline's functions are those whose event source mappings read one of its streams, unless a
+//! function names its own (`Metadata: {Tally: {Pipeline: dashboard}}`).
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -114,7 +115,30 @@ pub fn pipelines(template: &Template) -> Result<Vec<Pipeline>, TemplateError> {
         let stream = template
             .logical_id_of(&mapping.stream_name)
             .unwrap_or_default();
-        let owner = stream_facts(template, stream)?.map(|f| f.pipeline);
+        // A function may say which pipeline it belongs to (the dashboard feed reads the outputs
+        // of two); otherwise it belongs to the pipeline of the streams it reads.
+        let declared = template.resources.get(&mapping.function).and_then(|r| {
+            r.metadata
+                .get("Tally")?
+                .get("Pipeline")?
+                .as_str()
+                .map(String::from)
+        });
+        let owner = match declared {
+            Some(name) => Some(
+                by_name
+                    .entry(name.clone())
+                    .or_insert_with(|| Pipeline {
+                        name,
+                        sources: Vec::new(),
+                        outputs: Vec::new(),
+                        functions: Vec::new(),
+                    })
+                    .name
+                    .clone(),
+            ),
+            None => stream_facts(template, stream)?.map(|f| f.pipeline),
+        };
         if let Some(p) = owner.and_then(|name| by_name.get_mut(&name)) {
             if !p.functions.contains(&mapping.function) {
                 p.functions.push(mapping.function);
@@ -205,6 +229,16 @@ mod tests {
         assert!(pipeline(&t, "nope")
             .unwrap_err()
             .to_string()
-            .contains("pipelines: gender, rules"));
+            .contains("pipelines: dashboard, gender, rsvp, rules"));
+        let rsvp = pipeline(&t, "rsvp").unwrap();
+        assert_eq!(
+            rsvp.source().unwrap().partition_key.as_deref(),
+            Some("event.event_id")
+        );
+        assert_eq!(rsvp.outputs[0].logical_id, "RsvpStatsStream");
+        assert_eq!(rsvp.functions, ["RsvpStatsFunction"]);
+        let dashboard = pipeline(&t, "dashboard").unwrap();
+        assert_eq!(dashboard.functions, ["DashboardFeedFunction"]);
+        assert!(dashboard.sources.is_empty());
     }
 }

@@ -73,6 +73,9 @@ async fn every_function_reads_every_variable_the_template_gives_it() {
             "functions/results-writer" => results_writer::from_env(&sdk, &env).map(drop),
             "functions/gender-api" => gender_api::GenderApi::from_env(&sdk, &env).map(drop),
             "functions/lake-writer" => lake_writer::from_env(&sdk, &env).map(drop),
+            "functions/rsvp-stats" => rsvp_stats::from_env(&sdk, &env).map(drop),
+            "functions/dashboard-feed" => dashboard_feed::from_env(&sdk, &env).map(drop),
+            "functions/live-api" => live_api::LiveApi::from_env(&sdk, &env).map(drop),
             other => panic!("{id}: no from_env known for {other}: add it to this test"),
         };
         built.unwrap_or_else(|e| panic!("{id}: {e}"));
@@ -87,5 +90,5 @@ async fn every_function_reads_every_variable_the_template_gives_it() {
         );
         checked += 1;
     }
-    assert_eq!(checked, 9, "every function of the template");
+    assert_eq!(checked, 12, "every function of the template");
 }

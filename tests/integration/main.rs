@@ -6,6 +6,7 @@
 mod gender;
 mod lake;
 mod local_cloud;
+mod rsvp;
 mod rules;
 mod support;
 mod template;

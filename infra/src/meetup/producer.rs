@@ -57,6 +57,8 @@ pub struct ProducerProgress {
     /// Connections made (the first, then each reconnect).
     pub connections: u64,
     pub failed_connects: u64,
+    /// The newest `mtime` received.
+    pub last_mtime: Option<i64>,
     pub last_error: Option<String>,
     pub connected: bool,
 }
@@ -156,7 +158,10 @@ async fn read_socket(
                         return;
                     }
                     received += 1;
-                    progress.send_modify(|p| p.received = received);
+                    progress.send_modify(|p| {
+                        p.received = received;
+                        p.last_mtime = since;
+                    });
                     if options.max_records.is_some_and(|m| received >= m) {
                         let _ = ws.close(None).await;
                         return;

@@ -106,6 +106,9 @@ pub async fn serve(
                 },
                 _ = crate::stopped(&mut stop_accept) => return,
             };
+            // Without `since_mtime` a client gets what is sent from its connection on: from here,
+            // not from its handshake (the first client starts the stream).
+            let joined_at = sent.lock().expect("not poisoned").lines.len();
             let _ = started_tx.send(true);
             progress_tx.send_modify(|p| {
                 p.connections += 1;
@@ -119,7 +122,7 @@ pub async fn serve(
             );
             let drop_after = options.drop_after;
             tokio::spawn(async move {
-                let _ = stream_to(socket, sent, len_rx, stop, drop_after).await;
+                let _ = stream_to(socket, sent, joined_at, len_rx, stop, drop_after).await;
                 progress_tx.send_modify(|p| p.clients -= 1);
             });
         }
@@ -190,6 +193,7 @@ fn since_mtime(query: Option<&str>) -> Option<i64> {
 async fn stream_to(
     socket: TcpStream,
     sent: Arc<Mutex<Sent>>,
+    joined_at: usize,
     mut len_rx: watch::Receiver<usize>,
     mut stop: watch::Receiver<bool>,
     drop_after: Option<Duration>,
@@ -213,7 +217,7 @@ async fn stream_to(
                 .position(|(m, _)| *m >= ms)
                 .unwrap_or(s.lines.len()),
             // Like the real stream: what comes from now on.
-            None => s.lines.len(),
+            None => joined_at,
         }
     };
     let deadline = drop_after.map(|d| Instant::now() + d);

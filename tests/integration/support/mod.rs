@@ -304,3 +304,41 @@ where
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
 }
+
+/// Chromium, from Debian's `chromium` package (`make setup` installs it).
+pub fn chromium() -> PathBuf {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    for name in ["chromium", "chromium-browser", "google-chrome"] {
+        for dir in std::env::split_paths(&path) {
+            if dir.join(name).is_file() {
+                return dir.join(name);
+            }
+        }
+    }
+    panic!("Chromium is not installed: `make setup` installs Debian's chromium package");
+}
+
+/// The page at `url` as a headless Chromium renders it (scripts run, fetches answered), as HTML.
+pub fn chromium_dom(url: &str) -> String {
+    let profile = bin_dir().join(format!("test-logs/chromium-{}", std::process::id()));
+    let out = Command::new(chromium())
+        .args([
+            "--headless=new",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--no-first-run",
+            "--window-size=1400,1300",
+            "--virtual-time-budget=8000",
+            &format!("--user-data-dir={}", profile.display()),
+            "--dump-dom",
+            url,
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "chromium failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}

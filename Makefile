@@ -6,8 +6,16 @@ STAMP := target/.setup
 
 .PHONY: setup build test release bench deploy-build demo up lint fmt clean
 
-# Emulators and tools into the project's own folders (infra/node_modules, .venv), pinned.
-setup: $(STAMP)/npm $(STAMP)/pip
+# Emulators and tools into the project's own folders (infra/node_modules, .venv), pinned; Chromium
+# (for the dashboard test in a real browser) from Debian's packages when missing.
+setup: $(STAMP)/npm $(STAMP)/pip $(STAMP)/chromium
+
+$(STAMP)/chromium:
+	@mkdir -p $(STAMP)
+	@command -v chromium >/dev/null || { echo "setup: chromium (Debian package) for the dashboard test"; \
+		APT="$$( [ "$$(id -u)" = 0 ] || echo sudo ) apt-get -y -qq"; \
+		{ $$APT install chromium >/dev/null 2>&1 || { $$APT update >/dev/null && $$APT install chromium >/dev/null; }; }; }
+	@touch $@
 
 $(STAMP)/npm: infra/package.json infra/package-lock.json
 	@mkdir -p $(STAMP)

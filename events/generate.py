@@ -60,6 +60,36 @@ def sqs_message(message_id, body):
     }
 
 
+def http_get(path, query=None):
+    """An API Gateway HTTP API (payload 2.0) request on the `ANY /{proxy+}` route."""
+    query = query or {}
+    raw_query = "&".join(f"{k}={v}" for k, v in query.items())
+    event = {
+        "version": "2.0",
+        "routeKey": "ANY /{proxy+}",
+        "rawPath": path,
+        "rawQueryString": raw_query,
+        "headers": {"accept": "application/json", "host": "127.0.0.1:5000", "user-agent": "curl/8.5.0"},
+        "pathParameters": {"proxy": path.lstrip("/")},
+        "requestContext": {
+            "accountId": "123456789012",
+            "apiId": "local",
+            "domainName": "127.0.0.1",
+            "domainPrefix": "local",
+            "http": {"method": "GET", "path": path, "protocol": "HTTP/1.1", "sourceIp": "127.0.0.1", "userAgent": "curl/8.5.0"},
+            "requestId": "c6af9ac6-7b61-11e6-9a41-93e8deadbeef",
+            "routeKey": "ANY /{proxy+}",
+            "stage": "$default",
+            "time": "22/Nov/2026:10:00:00 +0000",
+            "timeEpoch": 1795341600000,
+        },
+        "isBase64Encoded": False,
+    }
+    if query:
+        event["queryStringParameters"] = query
+    return event
+
+
 def visit(cid, gndr, ts=None):
     v = {"cid": cid, "gndr": gndr}
     if ts:
@@ -73,6 +103,22 @@ def visit(cid, gndr, ts=None):
 SEED_INTERACTIONS = (HERE.parent / "infra/demo/interactions.jsonl").read_text().splitlines()[:12]
 interactions = [(str(json.loads(l)["user_id"]), l) for l in SEED_INTERACTIONS]
 interactions += [("1", "{"), ("3", json.dumps({"user_id": 3, "property_id": 2, "date": "2021-11-30 00:00:30", "event": "View"}))]
+
+# The five real Meetup RSVPs (tests/fixtures), one of them twice (a producer that reconnected), a
+# later version of the first with the response changed to "no", and one without a response.
+REAL_RSVPS = (HERE.parent / "tests/fixtures/meetup_rsvp_sample.jsonl").read_text().splitlines()
+later = json.loads(REAL_RSVPS[0])
+later.update(response="no", mtime=later["mtime"] + 90_000)
+no_response = json.loads(REAL_RSVPS[1])
+del no_response["response"]
+rsvps = [json.loads(l)["event"]["event_id"] for l in REAL_RSVPS]
+rsvp_records = [(rsvps[i], l) for i, l in enumerate(REAL_RSVPS)]
+rsvp_records += [rsvp_records[2], (rsvps[0], json.dumps(later)), (rsvps[1], json.dumps(no_response))]
+
+
+def alert(rule, subject, count_field, count, key):
+    return (str(subject), json.dumps({rule[1]: subject, count_field: count, "alert_id": f"{rule[0]}:{key}"}))
+
 
 events = {
     # MODEL1: the latest visit by event time wins, even when it arrives first.
@@ -122,28 +168,17 @@ events = {
             "dead-letter/MODEL1/shardId-000000000000/49590338271490256608559692538361571095921575989136588800.json",
         ])),
     ]},
-    "GenderApiFunction": {
-        "version": "2.0",
-        "routeKey": "ANY /{proxy+}",
-        "rawPath": "/api/v1/getGender/C124",
-        "rawQueryString": "model=MODEL2",
-        "headers": {"accept": "application/json", "host": "127.0.0.1:5000", "user-agent": "curl/8.5.0"},
-        "queryStringParameters": {"model": "MODEL2"},
-        "pathParameters": {"proxy": "api/v1/getGender/C124"},
-        "requestContext": {
-            "accountId": "123456789012",
-            "apiId": "local",
-            "domainName": "127.0.0.1",
-            "domainPrefix": "local",
-            "http": {"method": "GET", "path": "/api/v1/getGender/C124", "protocol": "HTTP/1.1", "sourceIp": "127.0.0.1", "userAgent": "curl/8.5.0"},
-            "requestId": "c6af9ac6-7b61-11e6-9a41-93e8deadbeef",
-            "routeKey": "ANY /{proxy+}",
-            "stage": "$default",
-            "time": "22/Nov/2026:10:00:00 +0000",
-            "timeEpoch": 1795341600000,
-        },
-        "isBase64Encoded": False,
-    },
+    # RSVPs of stream.meetup.com's shape: five real ones, a duplicate, a later version, one bad.
+    "RsvpStatsFunction": kinesis_event("RsvpStream", rsvp_records),
+    # Alerts of the paid-user rule: one of them published twice (after a crash), one of no rule.
+    "DashboardFeedFunction": kinesis_event("PaidUserStream", [
+        alert(("paid_user", "user"), 1, "interactions_count", 9, 1),
+        alert(("paid_user", "user"), 2, "interactions_count", 9, 2),
+        alert(("paid_user", "user"), 1, "interactions_count", 9, 1),
+        alert(("no_such_rule", "user"), 3, "interactions_count", 9, 3),
+    ]),
+    "LiveApiFunction": http_get("/api/v1/rsvp/stats"),
+    "GenderApiFunction": http_get("/api/v1/getGender/C124", {"model": "MODEL2"}),
 }
 
 for name, event in events.items():

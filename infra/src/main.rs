@@ -4,7 +4,9 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use tally_infra::cli::{bench, catalog, demo, gen, invoke, put, serve_rsvps, sql, tail, up};
+use tally_infra::cli::{
+    bench, catalog, clusters, demo, gen, invoke, put, serve_rsvps, sql, tail, up,
+};
 use tally_infra::cli::{Cli, Command, Context};
 
 #[tokio::main]
@@ -21,6 +23,7 @@ async fn main() -> ExitCode {
             Command::ServeRsvps(args) => serve_rsvps::run(args, &ctx).await,
             Command::Sql(args) => sql::run(args, &ctx).await,
             Command::Catalog(args) => catalog::run(args, &ctx).await,
+            Command::Clusters(args) => clusters::run(args, &ctx).await,
             Command::Bench(args) => bench::run(args, &ctx).await,
         },
         Err(e) => Err(e),

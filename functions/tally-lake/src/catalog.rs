@@ -3,14 +3,29 @@
 
 use crate::bad_records::BAD_RECORDS;
 use crate::gender::{visit_row, VISITS};
+use crate::rsvp::{rsvp_rows, GROUPS, GROUP_CLUSTERS, GROUP_TOPICS, MEETUP_EVENTS, MEMBERS};
+use crate::rsvp::{RSVPS, TOPICS, VENUES};
 use crate::rules::{alert_row, interaction_row, ALERTS, INTERACTIONS};
-use crate::table::{Column, ColumnType as T, RawTable, Table};
+use crate::table::{col, Column, ColumnType as T, Curated, RawTable, Table};
 
 /// The curated tables (Parquet under `lake/`).
-pub const TABLES: [&Table; 4] = [&VISITS, &INTERACTIONS, &ALERTS, &BAD_RECORDS];
+pub const TABLES: [&Table; 12] = [
+    &VISITS,
+    &INTERACTIONS,
+    &ALERTS,
+    &BAD_RECORDS,
+    &MEMBERS,
+    &GROUPS,
+    &VENUES,
+    &MEETUP_EVENTS,
+    &TOPICS,
+    &GROUP_TOPICS,
+    &RSVPS,
+    &GROUP_CLUSTERS,
+];
 
 /// The raw tables (GZIP JSON lines under `raw/`), one per archived stream.
-pub const RAW_TABLES: [RawTable; 6] = [
+pub const RAW_TABLES: [RawTable; 8] = [
     RawTable {
         name: "raw_visits",
         stream: "visits",
@@ -29,7 +44,7 @@ pub const RAW_TABLES: [RawTable; 6] = [
             },
         ],
         fields: &[],
-        curated: Some((&VISITS, visit_row)),
+        curated: Curated::Rows(&VISITS, visit_row),
     },
     RawTable {
         name: "raw_interactions",
@@ -53,7 +68,7 @@ pub const RAW_TABLES: [RawTable; 6] = [
             },
         ],
         fields: &[],
-        curated: Some((&INTERACTIONS, interaction_row)),
+        curated: Curated::Rows(&INTERACTIONS, interaction_row),
     },
     RawTable {
         name: "raw_gender_results",
@@ -93,7 +108,7 @@ pub const RAW_TABLES: [RawTable; 6] = [
             },
         ],
         fields: &[("id", "_id")],
-        curated: None,
+        curated: Curated::Archived,
     },
     RawTable {
         name: "raw_paid_user_alerts",
@@ -113,7 +128,7 @@ pub const RAW_TABLES: [RawTable; 6] = [
             },
         ],
         fields: &[],
-        curated: Some((&ALERTS, alert_row)),
+        curated: Curated::Rows(&ALERTS, alert_row),
     },
     RawTable {
         name: "raw_property_status_alerts",
@@ -133,7 +148,7 @@ pub const RAW_TABLES: [RawTable; 6] = [
             },
         ],
         fields: &[],
-        curated: Some((&ALERTS, alert_row)),
+        curated: Curated::Rows(&ALERTS, alert_row),
     },
     RawTable {
         name: "raw_possible_broker_alerts",
@@ -157,7 +172,39 @@ pub const RAW_TABLES: [RawTable; 6] = [
             },
         ],
         fields: &[("window_start", "window.start")],
-        curated: Some((&ALERTS, alert_row)),
+        curated: Curated::Rows(&ALERTS, alert_row),
+    },
+    // Nested objects read as their JSON text (json_extract them); `group` is a keyword of SQL.
+    RawTable {
+        name: "raw_rsvps",
+        stream: "rsvps",
+        columns: &[
+            col("rsvp_id", T::BigInt),
+            col("mtime", T::BigInt),
+            col("response", T::String),
+            col("guests", T::Int),
+            col("visibility", T::String),
+            col("member", T::String),
+            col("event", T::String),
+            col("rsvp_group", T::String),
+            col("venue", T::String),
+        ],
+        fields: &[("rsvp_group", "group")],
+        curated: Curated::Normalized(rsvp_rows),
+    },
+    RawTable {
+        name: "raw_rsvp_stats",
+        stream: "rsvp_stats",
+        columns: &[
+            col("as_of", T::String),
+            col("window_start", T::String),
+            col("window_end", T::String),
+            col("top_events", T::String),
+            col("totals", T::String),
+            col("per_minute", T::String),
+        ],
+        fields: &[],
+        curated: Curated::Archived,
     },
 ];
 

@@ -29,6 +29,16 @@ fn fnv1a(s: &str) -> u64 {
     })
 }
 
+/// An id as text: the key rows are deduplicated and filed by.
+fn key_text(v: &Value) -> String {
+    match v {
+        Value::Str(s) => s.clone(),
+        Value::BigInt(n) => n.to_string(),
+        Value::Int(n) => n.to_string(),
+        other => format!("{other:?}"),
+    }
+}
+
 /// The file a row of a merged table belongs in.
 pub fn file_of(table: &Table, row: &Row) -> Result<String, LakeError> {
     let value = |column: &str| {
@@ -46,17 +56,27 @@ pub fn file_of(table: &Table, row: &Row) -> Result<String, LakeError> {
             ))),
         },
         Layout::MergedByHash { id, files, .. } => {
-            let id = value(id)?.as_str().unwrap_or_default().to_string();
+            let id = key_text(value(id)?);
             Ok(format!(
                 "{}part-{:02}.parquet",
                 table.prefix(),
                 fnv1a(&id) % u64::from(files.max(1))
             ))
         }
-        Layout::PerRawObject => Err(LakeError::Schema(format!(
+        Layout::PerRawObject | Layout::Replaced => Err(LakeError::Schema(format!(
             "{} is not a merged table",
             table.name
         ))),
+    }
+}
+
+/// Every file a table merged by hash can have.
+pub fn hash_files(table: &Table) -> Vec<String> {
+    match table.layout {
+        Layout::MergedByHash { files, .. } => (0..u64::from(files.max(1)))
+            .map(|n| format!("{}part-{n:02}.parquet", table.prefix()))
+            .collect(),
+        _ => Vec::new(),
     }
 }
 
@@ -76,7 +96,7 @@ pub fn deduplicate(
 ) -> Result<Vec<Row>, LakeError> {
     let (id, keep) = match table.layout {
         Layout::MergedByDay { id, keep, .. } | Layout::MergedByHash { id, keep, .. } => (id, keep),
-        Layout::PerRawObject => return Ok(rows.into_iter().collect()),
+        Layout::PerRawObject | Layout::Replaced => return Ok(rows.into_iter().collect()),
     };
     let column = |name: &str| {
         table
@@ -87,13 +107,13 @@ pub fn deduplicate(
     let (by, earliest) = match keep {
         Keep::Earliest(c) => (column(c)?, true),
         Keep::Latest(c) => (column(c)?, false),
+        Keep::LatestSet { version, member } => {
+            return Ok(latest_sets(rows, id, column(version)?, column(member)?))
+        }
     };
     let mut unique: BTreeMap<String, Row> = BTreeMap::new();
     for row in rows {
-        let key = match &row[id] {
-            Value::Str(s) => s.clone(),
-            other => format!("{other:?}"),
-        };
+        let key = key_text(&row[id]);
         match unique.get(&key) {
             Some(kept) => {
                 let better = if earliest {
@@ -111,6 +131,32 @@ pub fn deduplicate(
         }
     }
     Ok(unique.into_values().collect())
+}
+
+/// The rows of each id's latest version, one per member, in (id, member) order.
+fn latest_sets(
+    rows: impl IntoIterator<Item = Row>,
+    id: usize,
+    version: usize,
+    member: usize,
+) -> Vec<Row> {
+    let rows: Vec<Row> = rows.into_iter().collect();
+    let mut newest: BTreeMap<String, &Value> = BTreeMap::new();
+    for row in &rows {
+        let v = newest.entry(key_text(&row[id])).or_insert(&row[version]);
+        if row[version] > **v {
+            *v = &row[version];
+        }
+    }
+    let newest: BTreeMap<String, Value> = newest.into_iter().map(|(k, v)| (k, v.clone())).collect();
+    let mut unique: BTreeMap<(String, String), Row> = BTreeMap::new();
+    for row in rows {
+        let key = key_text(&row[id]);
+        if newest.get(&key) == Some(&row[version]) {
+            unique.entry((key, key_text(&row[member]))).or_insert(row);
+        }
+    }
+    unique.into_values().collect()
 }
 
 /// Merges `rows` into the file `key` of `table`.

@@ -58,6 +58,11 @@ pub struct Column {
     pub kind: ColumnType,
 }
 
+/// A column, shortly: `col("member_id", BigInt)`.
+pub const fn col(name: &'static str, kind: ColumnType) -> Column {
+    Column { name, kind }
+}
+
 /// Which of two rows with the same id a merge keeps.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Keep {
@@ -65,6 +70,12 @@ pub enum Keep {
     Earliest(&'static str),
     /// The one with the largest value of this column (an entity's latest version).
     Latest(&'static str),
+    /// Every row of the id's latest `version`, one per `member`: a set that belongs to an entity
+    /// (a group's topics) and is replaced whole by a newer version of it.
+    LatestSet {
+        version: &'static str,
+        member: &'static str,
+    },
 }
 
 /// How a table's files are laid out, and so how it stays right when conversions run again.
@@ -87,6 +98,8 @@ pub enum Layout {
         keep: Keep,
         files: u32,
     },
+    /// Written whole by a batch job that computes it from other tables (one file, replaced).
+    Replaced,
 }
 
 /// A curated table: Parquet (Snappy) under `lake/<name>/`.
@@ -103,7 +116,7 @@ impl Table {
     pub fn partition_keys(&self) -> &'static [&'static str] {
         match self.layout {
             Layout::PerRawObject | Layout::MergedByDay { .. } => &["dt"],
-            Layout::MergedByHash { .. } => &[],
+            Layout::MergedByHash { .. } | Layout::Replaced => &[],
         }
     }
 
@@ -129,6 +142,40 @@ impl Table {
 pub type Converter =
     fn(&[u8], &crate::raw::RawObject) -> Result<crate::rows::Row, tally_engine::Rejection>;
 
+/// A raw line normalized into rows of several tables (each entity it names once), or why it
+/// cannot be.
+pub type Normalizer =
+    fn(
+        &[u8],
+        &crate::raw::RawObject,
+    ) -> Result<Vec<(&'static Table, crate::rows::Row)>, tally_engine::Rejection>;
+
+/// What the lines of a raw table become.
+#[derive(Debug, Clone, Copy)]
+pub enum Curated {
+    /// Nothing: the stream is archived only.
+    Archived,
+    /// One row of one table a line.
+    Rows(&'static Table, Converter),
+    /// Rows of several tables a line (third normal form).
+    Normalized(Normalizer),
+}
+
+impl Curated {
+    /// The rows a line becomes.
+    pub fn rows(
+        &self,
+        line: &[u8],
+        raw: &crate::raw::RawObject,
+    ) -> Result<Vec<(&'static Table, crate::rows::Row)>, tally_engine::Rejection> {
+        match self {
+            Curated::Archived => Ok(Vec::new()),
+            Curated::Rows(table, convert) => Ok(vec![(*table, convert(line, raw)?)]),
+            Curated::Normalized(normalize) => normalize(line, raw),
+        }
+    }
+}
+
 /// A raw table: an archived stream as it was received, one JSON record a line (GZIP), under
 /// `raw/<stream>/dt=<arrival day>/`. Its columns are the record's fields, read as JSON.
 #[derive(Debug, Clone, Copy)]
@@ -140,8 +187,8 @@ pub struct RawTable {
     pub columns: &'static [Column],
     /// Columns whose JSON field has another name (`window_start` <- `window.start`).
     pub fields: &'static [(&'static str, &'static str)],
-    /// The curated table its lines become, and how.
-    pub curated: Option<(&'static Table, Converter)>,
+    /// What its lines become.
+    pub curated: Curated,
 }
 
 impl RawTable {

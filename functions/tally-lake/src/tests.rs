@@ -251,3 +251,96 @@ async fn inputs_that_cannot_be_read_are_reported_and_others_still_convert() {
     );
     assert_eq!(rows_of(&store, &VISITS).len(), 1);
 }
+
+/// An RSVP line of the stream's shape; `topics` are the group's urlkeys.
+fn rsvp(id: u64, mtime: i64, response: &str, member: &str, topics: &[&str], venue: bool) -> String {
+    let mut v = serde_json::json!({
+        "rsvp_id": id, "mtime": mtime, "response": response, "guests": 0, "visibility": "public",
+        "member": {"member_id": 7, "member_name": member},
+        "event": {"event_id": "e1", "event_name": "Rust night", "time": 1_603_234_800_000_i64,
+                  "event_url": "https://www.meetup.com/g/events/e1/"},
+        "group": {"group_id": 3, "group_name": "Rustaceans", "group_city": "Oslo", "group_country": "no",
+                  "group_lat": 59.9, "group_lon": 10.7, "group_urlname": "g",
+                  "group_topics": topics.iter().map(|t| serde_json::json!({"urlkey": t, "topic_name": t.to_uppercase()})).collect::<Vec<_>>()},
+    });
+    if venue {
+        v["venue"] =
+            serde_json::json!({"venue_id": 11, "venue_name": "Hall", "lat": 59.9, "lon": 10.7});
+    }
+    v.to_string()
+}
+
+#[tokio::test]
+async fn rsvps_normalize_into_each_entity_once_and_the_latest_version_wins() {
+    use crate::rsvp::{GROUPS, GROUP_TOPICS, MEETUP_EVENTS, MEMBERS, RSVPS, TOPICS, VENUES};
+    let store = MemoryObjects::default();
+    let (early, late) = (raw_key("rsvps", 1), raw_key("rsvps", 2));
+    // The later versions sit in the earlier object's successor, which is converted first.
+    store.insert(
+        &early,
+        gz(&[
+            &rsvp(1, 1_000, "yes", "Ann", &["rust", "wasm"], true),
+            &rsvp(2, 2_000, "yes", "Ann", &["rust", "wasm"], false),
+            &rsvp(1, 1_000, "yes", "Ann", &["rust", "wasm"], true),
+            r#"{"rsvp_id":9,"mtime":5}"#,
+        ]),
+    );
+    store.insert(
+        &late,
+        gz(&[&rsvp(
+            1,
+            3_000,
+            "no",
+            "Ann B.",
+            &["rust", "embedded"],
+            false,
+        )]),
+    );
+    let writer = LakeWriter { store: &store };
+    for keys in [vec![late.clone()], vec![early.clone()], vec![early, late]] {
+        let report = writer.convert(&keys).await;
+        assert!(report.failed.is_empty(), "{:?}", report.failed);
+    }
+    let ms = |m: i64| Value::Timestamp(chrono::DateTime::from_timestamp_millis(m).unwrap());
+    let mut rsvps = rows_of(&store, &RSVPS);
+    rsvps.sort_by(|a, b| a[0].partial_cmp(&b[0]).unwrap());
+    let rsvps: Vec<(Value, Value, Value)> = rsvps
+        .into_iter()
+        .map(|r| (r[0].clone(), r[1].clone(), r[2].clone()))
+        .collect();
+    assert_eq!(
+        rsvps,
+        vec![
+            (Value::BigInt(1), ms(3_000), Value::str("no")),
+            (Value::BigInt(2), ms(2_000), Value::str("yes")),
+        ]
+    );
+    let members = rows_of(&store, &MEMBERS);
+    assert_eq!(members.len(), 1);
+    assert_eq!(members[0][1], Value::str("Ann B."), "the latest name");
+    assert_eq!(rows_of(&store, &GROUPS).len(), 1);
+    assert_eq!(
+        rows_of(&store, &VENUES).len(),
+        1,
+        "RSVPs without a venue name none"
+    );
+    let events = rows_of(&store, &MEETUP_EVENTS);
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0][5], Value::Null, "the latest version has no venue");
+    let mut topics: Vec<Value> = rows_of(&store, &TOPICS)
+        .into_iter()
+        .map(|r| r[0].clone())
+        .collect();
+    topics.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    assert_eq!(topics, ["embedded", "rust", "wasm"].map(Value::str));
+    let group_topics: Vec<Value> = rows_of(&store, &GROUP_TOPICS)
+        .into_iter()
+        .map(|r| r[1].clone())
+        .collect();
+    assert_eq!(
+        group_topics,
+        ["embedded", "rust"].map(Value::str),
+        "the group's topics as its latest RSVP lists them"
+    );
+    assert_eq!(rows_of(&store, &BAD_RECORDS).len(), 1);
+}

@@ -11,7 +11,7 @@ use crate::catalog::raw_table;
 use crate::merge::{file_of, merge_into, Merged};
 use crate::raw::{lines, Input, RawObject};
 use crate::rows::{write_parquet, Row};
-use crate::table::{Layout, Table};
+use crate::table::{Curated, Layout, Table};
 use crate::LakeError;
 
 /// What a conversion did.
@@ -104,17 +104,28 @@ impl<O: ObjectStore> LakeWriter<O> {
         report: &mut LakeReport,
     ) -> Result<(), LakeError> {
         // A stream the lake has no table for is archived only.
-        let Some((table, convert)) = raw_table(&raw.stream).and_then(|t| t.curated) else {
+        let Some(curated) = raw_table(&raw.stream)
+            .map(|t| t.curated)
+            .filter(|c| !matches!(c, Curated::Archived))
+        else {
             return Ok(());
         };
         let Some(object) = self.store.get(&raw.key).await? else {
             return Ok(());
         };
         report.raw_bytes += object.data.len();
-        let mut rows = Vec::new();
+        let mut tables: BTreeMap<&'static str, (&'static Table, Vec<Row>)> = BTreeMap::new();
         for (i, line) in lines(&raw.key, &object.data)?.iter().enumerate() {
-            match convert(line, raw) {
-                Ok(row) => rows.push(row),
+            match curated.rows(line, raw) {
+                Ok(rows) => {
+                    for (table, row) in rows {
+                        tables
+                            .entry(table.name)
+                            .or_insert((table, Vec::new()))
+                            .1
+                            .push(row);
+                    }
+                }
                 Err(why) => {
                     report.bad_lines += 1;
                     add(
@@ -126,26 +137,26 @@ impl<O: ObjectStore> LakeWriter<O> {
                 }
             }
         }
-        match table.layout {
-            Layout::PerRawObject if rows.is_empty() => Ok(()),
-            Layout::PerRawObject => {
-                let file = format!(
-                    "{}dt={}/{}.parquet",
-                    table.prefix(),
-                    raw.dt.format("%Y-%m-%d"),
-                    raw.stem
-                );
-                let data = write_parquet(table, &rows)?;
-                report.parquet_bytes += data.len();
-                self.store.put(&file, data, PutCondition::Always).await?;
-                report.files_written += 1;
-                *report.rows.entry(table.name).or_default() += rows.len();
-                Ok(())
+        for (table, rows) in tables.into_values() {
+            if table.layout != Layout::PerRawObject {
+                for row in rows {
+                    add(merges, table, row, &raw.key)?;
+                }
+                continue;
             }
-            _ => rows
-                .into_iter()
-                .try_for_each(|row| add(merges, table, row, &raw.key)),
+            let file = format!(
+                "{}dt={}/{}.parquet",
+                table.prefix(),
+                raw.dt.format("%Y-%m-%d"),
+                raw.stem
+            );
+            let data = write_parquet(table, &rows)?;
+            report.parquet_bytes += data.len();
+            self.store.put(&file, data, PutCondition::Always).await?;
+            report.files_written += 1;
+            *report.rows.entry(table.name).or_default() += rows.len();
         }
+        Ok(())
     }
 }
 

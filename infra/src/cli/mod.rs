@@ -3,6 +3,7 @@
 
 pub mod bench;
 pub mod catalog;
+pub mod clusters;
 pub mod demo;
 pub mod gen;
 pub mod invoke;
@@ -58,6 +59,8 @@ pub enum Command {
     Sql(sql::Args),
     /// Print the Glue tables of template.yaml, made from the lake's table definitions.
     Catalog(catalog::Args),
+    /// Cluster the lake's groups by their topics into group_clusters (Jaccard, average linkage).
+    Clusters(clusters::Args),
     /// Measure every figure of BENCHMARKS.md on the local cloud (`make bench` builds and runs it).
     Bench(bench::Args),
 }

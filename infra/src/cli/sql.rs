@@ -45,6 +45,15 @@ pub async fn run(args: Args, ctx: &Context) -> Result<()> {
         (Some(_), Some(_)) => bail!("give the query or --file, not both"),
         (None, None) => bail!("no query: tally sql \"SELECT ...\" or tally sql --file queries/..."),
     };
+    let (clients, bucket) = flushed_lake(ctx).await?;
+    let copy = ctx.root.join(".tally/lake").join(&ctx.stack);
+    copy_lake(&clients.s3, &bucket, &copy).await?;
+    let answer = query_lake(&ctx.root, &copy, &query)?;
+    print_answer(&answer, args.format)
+}
+
+/// The local cloud's clients and archive bucket, once every pipeline has run through to the lake.
+pub async fn flushed_lake(ctx: &Context) -> Result<(Clients, String)> {
     let template = ctx.template()?;
     let url = ctx.edge_url();
     let (status, body) = http_post(&format!("{url}{}", crate::edge::FLUSH_PATH))
@@ -54,11 +63,7 @@ pub async fn run(args: Args, ctx: &Context) -> Result<()> {
         bail!("the local cloud at {url} could not bring the lake up to date: {body}");
     }
     let clients = Clients::new(&Endpoints::all(&url)).await;
-    let bucket = template.physical_name("ArchiveBucket");
-    let copy = ctx.root.join(".tally/lake").join(&ctx.stack);
-    copy_lake(&clients.s3, &bucket, &copy).await?;
-    let answer = query_lake(&ctx.root, &copy, &query)?;
-    print_answer(&answer, args.format)
+    Ok((clients, template.physical_name("ArchiveBucket")))
 }
 
 /// The lake's objects (`lake/` and `raw/`) copied to `dir`, downloading only what changed since

@@ -13,11 +13,25 @@ use tally_infra::template::Template;
 use crate::support::{local_root, shared_cloud, tally, Stack};
 
 /// `tally sql --format json` against the shared cloud: one JSON object per row.
-fn sql(edge_url: &str, query: &str) -> Vec<serde_json::Value> {
-    let out = tally(&["sql", "--format", "json", query], edge_url);
+pub fn sql(edge_url: &str, query: &str) -> Vec<serde_json::Value> {
+    json_rows(&["sql", "--format", "json", query], edge_url)
+}
+
+/// The same for a query of `queries/` (`rsvp/most_active_member`).
+pub fn sql_file(edge_url: &str, name: &str) -> Vec<serde_json::Value> {
+    let file = local_root().join("queries").join(format!("{name}.sql"));
+    json_rows(
+        &["sql", "--format", "json", "--file", file.to_str().unwrap()],
+        edge_url,
+    )
+}
+
+fn json_rows(args: &[&str], edge_url: &str) -> Vec<serde_json::Value> {
+    let out = tally(args, edge_url);
     assert!(
         out.status.success(),
-        "tally sql {query}: {}",
+        "tally {}: {}",
+        args.join(" "),
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8_lossy(&out.stdout)

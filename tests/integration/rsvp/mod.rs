@@ -1,6 +1,7 @@
 //! The RSVP pipeline end to end on the shared local cloud: generated RSVPs served over a websocket
 //! that drops its clients, the producer reconnecting (and so resending), the statistics on the API
-//! against an independent computation, and the dashboard in a real browser.
+//! against an independent computation, the lake's tables and the EDA's answers, and the dashboard
+//! in a real browser.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -15,13 +16,19 @@ use tokio::sync::watch;
 
 use crate::support::{chromium_dom, shared_cloud, shared_stack, wait_for};
 
+mod event_files;
+mod lake;
+
 /// The statistics of the contract, computed from the RSVP lines as JSON: distinct (rsvp_id, mtime)
-/// versions; the window is the 5 minutes ending with the newest minute; per minute over 60.
+/// versions of valid RSVPs; the window is the 5 minutes ending with the newest minute; per minute over 60.
 fn expected(lines: &[String]) -> Value {
     let mut versions: BTreeMap<(u64, i64), Value> = BTreeMap::new();
     for l in lines {
         if let Ok(v) = serde_json::from_str::<Value>(l) {
-            if let (Some(id), Some(m)) = (v["rsvp_id"].as_u64(), v["mtime"].as_i64()) {
+            // What the contract rejects (no event, a response other than yes/no) never counts.
+            let valid = v["event"]["event_id"].is_string()
+                && matches!(v["response"].as_str(), Some("yes" | "no"));
+            if let (Some(id), Some(m), true) = (v["rsvp_id"].as_u64(), v["mtime"].as_i64(), valid) {
                 versions.entry((id, m)).or_insert(v);
             }
         }
@@ -82,9 +89,9 @@ async fn rsvps_from_a_reconnecting_websocket_give_the_independent_stats_and_the_
         start: default_start(),
         rate: 20.0,
     };
-    let mut lines: Vec<String> = RsvpGenerator::new(11, clock, Shape::default())
-        .take(900)
-        .collect();
+    let generator = RsvpGenerator::new(11, clock, Shape::default());
+    let bots = generator.bot_ids();
+    let mut lines: Vec<String> = generator.take(900).collect();
     // Garbage the stream might carry: dead-lettered, never counted.
     lines.insert(100, "{\"rsvp_id\":".into());
     lines.insert(
@@ -172,6 +179,9 @@ async fn rsvps_from_a_reconnecting_websocket_give_the_independent_stats_and_the_
     });
     assert_eq!(got["top_events"].as_array().unwrap().len(), 5);
     assert!(got["totals"]["no"].as_u64().unwrap() > 0);
+
+    // The same RSVPs in the lake's tables, the EDA's answers, the clusters.
+    lake::check_lake(&cloud.edge_url, &lines, &bots);
 
     // The dashboard, rendered by Chromium: what a person sees.
     let dom = chromium_dom(&format!("{api}/dashboard"));

@@ -327,6 +327,11 @@ pub fn chromium_dom(url: &str) -> String {
             "--no-sandbox",
             "--disable-gpu",
             "--no-first-run",
+            // The machine has no network: no background connections, updates or sync.
+            "--disable-quic",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
             "--window-size=1400,1300",
             "--virtual-time-budget=8000",
             &format!("--user-data-dir={}", profile.display()),

@@ -1,0 +1,252 @@
+//! The RSVP tables in third normal form: each line of `raw/rsvps/` names a member, an event, a
+//! group (with its topics) and maybe a venue, and is one version of an RSVP. Each entity is kept
+//! once by its id, the version with the latest `mtime` winning; each `rsvp_id` once, its latest
+//! version. All are merged by a hash of their id (`Layout::MergedByHash`): every copy and every
+//! version of an id meets the others in one file, so the rule holds however the lines were split
+//! across objects and days, and however often a conversion runs (docs/lake.md says why).
+
+use tally_engine::Rejection;
+use tally_pipelines::rsvp::{Rsvp, RsvpDecoder};
+
+use crate::raw::RawObject;
+use crate::rows::{Row, Value};
+use crate::table::{col, ColumnType as T, Keep, Layout, Table};
+
+/// Files per dimension table: small tables, rewritten whole by a merge that touches them.
+const DIMENSION_FILES: u32 = 4;
+
+const fn dimension(id: &'static str) -> Layout {
+    Layout::MergedByHash {
+        id,
+        keep: Keep::Latest("mtime"),
+        files: DIMENSION_FILES,
+    }
+}
+
+pub const MEMBERS: Table = Table {
+    name: "members",
+    description: "Each member once, as its latest RSVP (mtime) shows it.",
+    columns: &[
+        col("member_id", T::BigInt),
+        col("member_name", T::String),
+        col("photo", T::String),
+        col("mtime", T::Timestamp),
+    ],
+    layout: dimension("member_id"),
+};
+
+pub const GROUPS: Table = Table {
+    name: "groups",
+    description: "Each group once, as its latest RSVP (mtime) shows it.",
+    columns: &[
+        col("group_id", T::BigInt),
+        col("group_name", T::String),
+        col("group_urlname", T::String),
+        col("group_city", T::String),
+        col("group_state", T::String),
+        col("group_country", T::String),
+        col("group_lat", T::Double),
+        col("group_lon", T::Double),
+        col("mtime", T::Timestamp),
+    ],
+    layout: dimension("group_id"),
+};
+
+pub const VENUES: Table = Table {
+    name: "venues",
+    description:
+        "Each venue once, as its latest RSVP (mtime) shows it; RSVPs without one name none.",
+    columns: &[
+        col("venue_id", T::BigInt),
+        col("venue_name", T::String),
+        col("lat", T::Double),
+        col("lon", T::Double),
+        col("mtime", T::Timestamp),
+    ],
+    layout: dimension("venue_id"),
+};
+
+pub const MEETUP_EVENTS: Table = Table {
+    name: "meetup_events",
+    description:
+        "Each Meetup event once, as its latest RSVP (mtime) shows it: its group and venue.",
+    columns: &[
+        col("event_id", T::String),
+        col("event_name", T::String),
+        col("event_url", T::String),
+        col("time", T::Timestamp),
+        col("group_id", T::BigInt),
+        col("venue_id", T::BigInt),
+        col("mtime", T::Timestamp),
+    ],
+    layout: dimension("event_id"),
+};
+
+pub const TOPICS: Table = Table {
+    name: "topics",
+    description: "Each topic once by urlkey, named as its latest RSVP (mtime) names it.",
+    columns: &[
+        col("urlkey", T::String),
+        col("topic_name", T::String),
+        col("mtime", T::Timestamp),
+    ],
+    layout: dimension("urlkey"),
+};
+
+pub const GROUP_TOPICS: Table = Table {
+    name: "group_topics",
+    description: "The topics of each group, as its latest RSVP (mtime) lists them.",
+    columns: &[
+        col("group_id", T::BigInt),
+        col("urlkey", T::String),
+        col("mtime", T::Timestamp),
+    ],
+    layout: Layout::MergedByHash {
+        id: "group_id",
+        keep: Keep::LatestSet {
+            version: "mtime",
+            member: "urlkey",
+        },
+        files: DIMENSION_FILES,
+    },
+};
+
+pub const RSVPS: Table = Table {
+    name: "rsvps",
+    description: "Each RSVP once by rsvp_id: its latest version (mtime).",
+    columns: &[
+        col("rsvp_id", T::BigInt),
+        col("mtime", T::Timestamp),
+        col("response", T::String),
+        col("guests", T::Int),
+        col("visibility", T::String),
+        col("member_id", T::BigInt),
+        col("event_id", T::String),
+    ],
+    layout: Layout::MergedByHash {
+        id: "rsvp_id",
+        keep: Keep::Latest("mtime"),
+        // The fact table grows fastest: more files, so a merge rewrites a smaller share of it.
+        files: 16,
+    },
+};
+
+/// The clusters of groups by their topics (`tally clusters`), replaced whole by each run.
+pub const GROUP_CLUSTERS: Table = Table {
+    name: "group_clusters",
+    description: "Each group's cluster by the Jaccard distance of topic sets (tally clusters).",
+    columns: &[col("group_id", T::BigInt), col("cluster", T::Int)],
+    layout: Layout::Replaced,
+};
+
+fn id(field: &'static str, n: u64) -> Result<Value, Rejection> {
+    i64::try_from(n)
+        .map(Value::BigInt)
+        .map_err(|_| Rejection::InvalidField {
+            field,
+            reason: format!("{n} does not fit a bigint"),
+        })
+}
+
+fn text(s: &Option<String>) -> Value {
+    s.as_deref().map_or(Value::Null, Value::str)
+}
+
+fn double(x: Option<f64>) -> Value {
+    x.map_or(Value::Null, Value::Double)
+}
+
+/// An RSVP line as its rows: the same decoder as the live statistics, so the same lines are bad.
+pub fn rsvp_rows(line: &[u8], _raw: &RawObject) -> Result<Vec<(&'static Table, Row)>, Rejection> {
+    let r: Rsvp = RsvpDecoder::default().decode_bytes(line)?;
+    let mtime = Value::Timestamp(r.mtime);
+    let (member_id, group_id) = (id("member_id", r.member.id)?, id("group_id", r.group.id)?);
+    let venue_id = match &r.venue {
+        Some(v) => id("venue_id", v.id)?,
+        None => Value::Null,
+    };
+    let guests = i32::try_from(r.guests).map_err(|_| Rejection::InvalidField {
+        field: "guests",
+        reason: format!("{} does not fit an int", r.guests),
+    })?;
+    let mut rows = vec![
+        (
+            &MEMBERS,
+            vec![
+                member_id.clone(),
+                Value::str(r.member.name.as_str()),
+                text(&r.member.photo),
+                mtime.clone(),
+            ],
+        ),
+        (
+            &GROUPS,
+            vec![
+                group_id.clone(),
+                Value::str(r.group.name.as_str()),
+                text(&r.group.urlname),
+                text(&r.group.city),
+                text(&r.group.state),
+                text(&r.group.country),
+                double(r.group.lat),
+                double(r.group.lon),
+                mtime.clone(),
+            ],
+        ),
+        (
+            &MEETUP_EVENTS,
+            vec![
+                Value::str(r.event.id.as_str()),
+                Value::str(r.event.name.as_str()),
+                text(&r.event.url),
+                Value::opt_timestamp(r.event.time),
+                group_id.clone(),
+                venue_id.clone(),
+                mtime.clone(),
+            ],
+        ),
+        (
+            &RSVPS,
+            vec![
+                id("rsvp_id", r.rsvp_id)?,
+                mtime.clone(),
+                Value::str(r.response.as_str()),
+                Value::Int(guests),
+                text(&r.visibility),
+                member_id,
+                Value::str(r.event.id.as_str()),
+            ],
+        ),
+    ];
+    if let Some(v) = &r.venue {
+        rows.push((
+            &VENUES,
+            vec![
+                venue_id,
+                text(&v.name),
+                double(v.lat),
+                double(v.lon),
+                mtime.clone(),
+            ],
+        ));
+    }
+    for t in &r.group.topics {
+        rows.push((
+            &TOPICS,
+            vec![
+                Value::str(t.urlkey.as_str()),
+                Value::str(t.name.as_str()),
+                mtime.clone(),
+            ],
+        ));
+        rows.push((
+            &GROUP_TOPICS,
+            vec![
+                group_id.clone(),
+                Value::str(t.urlkey.as_str()),
+                mtime.clone(),
+            ],
+        ));
+    }
+    Ok(rows)
+}

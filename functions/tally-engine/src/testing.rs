@@ -358,3 +358,48 @@ impl ObjectStore for MemoryObjects {
         Ok(holds)
     }
 }
+
+/// Delivers `records` the way Lambda does: per shard (in the order shards first appear), in
+/// batches of `batch`, every batch `repeats` times (redelivery), resuming at the first record a
+/// report asks to retry from.
+pub async fn deliver_like_lambda(
+    handler: &impl crate::BatchHandler,
+    records: &[crate::StreamRecord],
+    batch: usize,
+    repeats: usize,
+    now: chrono::DateTime<chrono::Utc>,
+) {
+    let mut shards: Vec<&str> = Vec::new();
+    for r in records {
+        if !shards.contains(&r.shard_id.as_str()) {
+            shards.push(&r.shard_id);
+        }
+    }
+    for shard in shards {
+        let of_shard: Vec<crate::StreamRecord> = records
+            .iter()
+            .filter(|r| r.shard_id == shard)
+            .cloned()
+            .collect();
+        let (mut pos, mut attempts) = (0, 0);
+        while pos < of_shard.len() {
+            let end = (pos + batch).min(of_shard.len());
+            let mut report = None;
+            for _ in 0..repeats.max(1) {
+                report = Some(handler.handle(&of_shard[pos..end], now).await);
+            }
+            let report = report.expect("delivered at least once");
+            match report.retry_from {
+                None => pos = end,
+                Some(s) => {
+                    pos = of_shard
+                        .iter()
+                        .position(|r| r.sequence_number == s)
+                        .expect("the retry names a record of the batch");
+                    attempts += 1;
+                    assert!(attempts < 1000, "no progress: {:?}", report.errors);
+                }
+            }
+        }
+    }
+}

@@ -45,6 +45,16 @@ impl Value {
     }
 }
 
+/// An id or count of a record as a `bigint`, or why it cannot be one.
+pub fn bigint(field: &'static str, n: u64) -> Result<Value, tally_engine::Rejection> {
+    i64::try_from(n)
+        .map(Value::BigInt)
+        .map_err(|_| tally_engine::Rejection::InvalidField {
+            field,
+            reason: format!("{n} does not fit a bigint"),
+        })
+}
+
 /// One row: a value per column of its table, in the table's order.
 pub type Row = Vec<Value>;
 

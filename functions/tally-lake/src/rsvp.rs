@@ -9,7 +9,7 @@ use tally_engine::Rejection;
 use tally_pipelines::rsvp::{Rsvp, RsvpDecoder};
 
 use crate::raw::RawObject;
-use crate::rows::{Row, Value};
+use crate::rows::{bigint as id, Row, Value};
 use crate::table::{col, ColumnType as T, Keep, Layout, Table};
 
 /// Files per dimension table: small tables, rewritten whole by a merge that touches them.
@@ -138,15 +138,6 @@ pub const GROUP_CLUSTERS: Table = Table {
     columns: &[col("group_id", T::BigInt), col("cluster", T::Int)],
     layout: Layout::Replaced,
 };
-
-fn id(field: &'static str, n: u64) -> Result<Value, Rejection> {
-    i64::try_from(n)
-        .map(Value::BigInt)
-        .map_err(|_| Rejection::InvalidField {
-            field,
-            reason: format!("{n} does not fit a bigint"),
-        })
-}
 
 fn text(s: &Option<String>) -> Value {
     s.as_deref().map_or(Value::Null, Value::str)

@@ -6,7 +6,7 @@ use tally_pipelines::rules::{InteractionDecoder, RuleDef};
 
 use crate::gender::as_record;
 use crate::raw::RawObject;
-use crate::rows::{Row, Value};
+use crate::rows::{bigint, Row, Value};
 use crate::table::{Column, ColumnType as T, Keep, Layout, Table};
 
 pub const INTERACTIONS: Table = Table {
@@ -68,15 +68,6 @@ pub const ALERTS: Table = Table {
         files: 8,
     },
 };
-
-fn bigint(field: &'static str, n: u64) -> Result<Value, Rejection> {
-    i64::try_from(n)
-        .map(Value::BigInt)
-        .map_err(|_| Rejection::InvalidField {
-            field,
-            reason: format!("{n} does not fit a bigint"),
-        })
-}
 
 pub fn interaction_row(line: &[u8], raw: &RawObject) -> Result<Row, Rejection> {
     let i = InteractionDecoder::default().decode(&as_record(line, raw))?;

@@ -6,6 +6,7 @@ pub mod functions;
 pub mod lake;
 pub mod pipeline;
 pub mod report;
+pub mod rsvp;
 pub mod workload;
 
 use std::collections::BTreeMap;
@@ -66,6 +67,7 @@ pub struct Report {
     pub functions: Vec<FunctionFigure>,
     pub api: ApiFigures,
     pub lake: Option<lake::LakeFigures>,
+    pub rsvp: Option<rsvp::RsvpFigures>,
     pub cpu: Vec<CpuFigure>,
     pub cost: Vec<cost::Cost>,
     pub prices: cost::Prices,
@@ -212,8 +214,18 @@ async fn requests_and_busy_time(
 ) -> Result<(Vec<RequestCount>, BTreeMap<String, f64>)> {
     let workloads = request_workloads(n);
     let before = busy_ms(cloud);
-    let counts = count_all(cloud, mode, &workloads, begin).await?;
+    let mut counts = count_all(cloud, mode, &workloads, begin).await?;
     let after = busy_ms(cloud);
+    // The RSVP statistics on the same cloud, after the busy time is taken (figure 9).
+    let rsvps = rsvp::requests(cloud, mode, n).await?;
+    step(
+        begin,
+        &format!(
+            "rsvp {mode}: {:.3} DynamoDB requests per RSVP",
+            rsvps.dynamodb_per_event
+        ),
+    );
+    counts.push(rsvps);
     let mut per_pipeline = BTreeMap::new();
     for p in ["gender", "rules"] {
         let ms: f64 = pipeline_functions(&cloud.template, p)?
@@ -287,7 +299,9 @@ async fn sustained_run(
                 .join(" + ")
         ),
     );
-    let probe = with_gender.then(|| visits_stream.clone());
+    let probe = with_gender.then(|| pipeline::Probe::Gender {
+        stream: visits_stream.clone(),
+    });
     let mut result = pipeline::sustained(cloud, feeds, RATE, probe, drain).await?;
     // Nothing lost: every visit counted once by MODEL2; every alert emitted.
     let mut checks = Vec::new();
@@ -434,6 +448,45 @@ pub async fn run(o: BenchOptions) -> Result<Report> {
         cloud.stop().await;
         throughput.push(outcome?);
     }
+    step(
+        begin,
+        "rsvp: sustained RSVPs/s on a fresh cloud, freshness on the stats API, the 3NF conversion",
+    );
+    let rsvp_seconds = sizes.seconds / 2.0;
+    let cloud = LocalCloud::start(cloud_options(&o, "per-key")).await?;
+    let sustained = rsvp::sustained(&cloud, RATE, rsvp_seconds, drain).await;
+    cloud.stop().await;
+    let sustained = sustained?;
+    step(
+        begin,
+        &format!(
+            "  {:.0} RSVPs/s, settled {}, {}, freshness p50 {:?} ms",
+            sustained.events_per_s,
+            sustained.settled,
+            sustained.check,
+            sustained.freshness.as_ref().map(|f| f.p50_ms.round())
+        ),
+    );
+    let (objects, per_object) = if o.quick { (2, 2_000) } else { (10, 5_000) };
+    let etl = rsvp::etl(objects, per_object).await?;
+    step(
+        begin,
+        &format!(
+            "  3NF conversion: {:.0} RSVPs/s ({:.1} MB/s of GZIP)",
+            etl.records_per_s, etl.gzip_mb_per_s
+        ),
+    );
+    let rsvp = rsvp::RsvpFigures {
+        requests: ours
+            .iter()
+            .chain(&per_record)
+            .filter(|c| c.pipeline == "rsvp")
+            .cloned()
+            .collect(),
+        sustained,
+        etl,
+    };
+
     if let Some(why) = &api.wrk_missing {
         not_measured.push(format!("API at fixed concurrency: {why}"));
     }
@@ -536,6 +589,7 @@ pub async fn run(o: BenchOptions) -> Result<Report> {
         functions,
         api,
         lake: Some(lake),
+        rsvp: Some(rsvp),
         cpu,
         cost: costs,
         prices,

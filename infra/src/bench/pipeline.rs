@@ -201,13 +201,71 @@ pub struct Throughput {
     pub check: String,
 }
 
+/// What a freshness probe puts, and how the API shows it was counted.
+#[derive(Debug, Clone)]
+pub enum Probe {
+    /// A visit of a new cid to this stream; answered once MODEL2 has a result for the cid.
+    Gender { stream: String },
+    /// An RSVP to this stream whose `mtime` is in a minute of its own after every other RSVP's
+    /// (minutes of 2100: on a fresh cloud); answered once the stats' window ends after that
+    /// minute. `template` is an RSVP line to copy the shape from.
+    Rsvp { stream: String, template: String },
+}
+
+impl Probe {
+    /// The `n`th probe of a run: partition key, record, and the API path that answers it with
+    /// what the answer must satisfy.
+    fn nth(&self, run: i64, n: i64) -> (String, String, String, Box<dyn Fn(&str) -> bool + Send>) {
+        match self {
+            Probe::Gender { .. } => {
+                let cid = format!("F{run}x{n}");
+                let data = format!(r#"{{"cid":"{cid}","gndr":"female"}}"#);
+                let path = format!("/api/v1/getGender/{cid}?model=MODEL2");
+                (cid, data, path, Box::new(|_| true))
+            }
+            Probe::Rsvp { template, .. } => {
+                // Minutes of 2100, one per probe: each ends the stats' window when counted.
+                let minute = 4_102_444_800_000_i64 + n * 60_000;
+                let mut v: serde_json::Value = serde_json::from_str(template).unwrap_or_default();
+                v["rsvp_id"] = serde_json::json!(9_000_000_000_000_i64 + run * 100_000 + n);
+                v["mtime"] = serde_json::json!(minute);
+                let key = v["event"]["event_id"]
+                    .as_str()
+                    .unwrap_or("probe")
+                    .to_string();
+                let end = chrono::DateTime::from_timestamp_millis(minute + 60_000)
+                    .unwrap_or_default()
+                    .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+                let answered = move |body: &str| {
+                    serde_json::from_str::<serde_json::Value>(body)
+                        .ok()
+                        .and_then(|b| b["window_end"].as_str().map(|e| e >= end.as_str()))
+                        .unwrap_or(false)
+                };
+                (
+                    key,
+                    v.to_string(),
+                    "/api/v1/rsvp/stats".into(),
+                    Box::new(answered),
+                )
+            }
+        }
+    }
+
+    fn stream(&self) -> &str {
+        match self {
+            Probe::Gender { stream } | Probe::Rsvp { stream, .. } => stream,
+        }
+    }
+}
+
 /// Feeds every stream at `rate` events/s for its events, probes freshness through the API when
-/// `probe_api` is set, waits for the functions to catch up and reports the sustained rate.
+/// `probe` is set, waits for the functions to catch up and reports the sustained rate.
 pub async fn sustained(
     cloud: &LocalCloud,
     feeds: Vec<Feed>,
     rate: f64,
-    probe_api: Option<String>,
+    probe: Option<Probe>,
     drain_limit: Duration,
 ) -> Result<Throughput> {
     let started = Instant::now();
@@ -254,11 +312,11 @@ pub async fn sustained(
         .map(|s| completed_from(cloud, s))
         .collect();
     let producers_done = Arc::new(AtomicBool::new(false));
-    let probes = probe_api.map(|stream| {
+    let probes = probe.map(|probe| {
         let (kinesis, api) = (cloud.clients.kinesis.clone(), cloud.api_url.clone());
         tokio::spawn(freshness_probes(
             kinesis,
-            stream,
+            probe,
             api,
             producers_done.clone(),
         ))
@@ -313,11 +371,11 @@ pub async fn sustained(
     })
 }
 
-/// Every 250 ms while the producers run, one visit of a new cid; each is polled at the API every
-/// 20 ms until MODEL2 answers for it. Returns the delays from acknowledgement to answer.
+/// Every 250 ms while the producers run, one probe; each is polled at the API every 20 ms until
+/// the API shows it. Returns the delays from acknowledgement to answer, and the unanswered.
 async fn freshness_probes(
     kinesis: aws_sdk_kinesis::Client,
-    stream: String,
+    probe: Probe,
     api: String,
     producers_done: Arc<AtomicBool>,
 ) -> (Vec<f64>, usize) {
@@ -328,12 +386,11 @@ async fn freshness_probes(
     while !producers_done.load(Ordering::Relaxed) {
         ticker.tick().await;
         n += 1;
-        let cid = format!("F{run}x{n}");
-        let data = format!(r#"{{"cid":"{cid}","gndr":"female"}}"#);
+        let (key, data, path, answered) = probe.nth(run, n);
         let put = kinesis
             .put_record()
-            .stream_name(&stream)
-            .partition_key(&cid)
+            .stream_name(probe.stream())
+            .partition_key(&key)
             .data(Blob::new(data.into_bytes()))
             .send()
             .await;
@@ -341,12 +398,14 @@ async fn freshness_probes(
             continue;
         }
         let acked = Instant::now();
-        let url = format!("{api}/api/v1/getGender/{cid}?model=MODEL2");
+        let url = format!("{api}{path}");
         polls.push(tokio::spawn(async move {
             let deadline = acked + Duration::from_secs(30);
             while Instant::now() < deadline {
-                if let Ok((200, _)) = http_get(&url).await {
-                    return Some(acked.elapsed().as_secs_f64() * 1e3);
+                if let Ok((200, body)) = http_get(&url).await {
+                    if answered(&body) {
+                        return Some(acked.elapsed().as_secs_f64() * 1e3);
+                    }
                 }
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }

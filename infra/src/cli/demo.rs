@@ -97,14 +97,17 @@ async fn steps(cloud: &mut LocalCloud, ctx: &Context) -> Result<()> {
     for m in &cloud.mappings {
         let s = m.stats.lock().unwrap().clone();
         let host = cloud.functions[&m.spec.function].stats();
+        // Stream names are `<stack>-<LogicalId>`: the logical id says enough.
+        let stream = m.spec.stream_name.rsplit('-').next().unwrap_or_default();
         println!(
-            "  {:<22} {:>4} invocations, {:>5} records, cold start init {:.1} ms",
-            m.spec.function, s.invocations, s.records, host.init_ms_max
+            "  {:<22} <- {:<21} {:>4} invocations, {:>5} records, cold start init {:.1} ms",
+            m.spec.function, stream, s.invocations, s.records, host.init_ms_max
         );
     }
     for (pipeline, sample) in &samples {
         match pipeline.name.as_str() {
             "gender" => show_lookups(cloud, sample).await?,
+            "rsvp" => show_rsvp_stats(cloud).await?,
             _ => show_outputs(cloud, pipeline).await?,
         }
     }
@@ -131,6 +134,9 @@ async fn show_lake(cloud: &LocalCloud, ctx: &Context) -> Result<()> {
         "queries/gender/visits_per_day_and_gender.sql",
         "queries/rules/alerts_per_rule_per_day.sql",
         "queries/lake/bad_records_per_source_and_reason.sql",
+        "queries/rsvp/most_active_member.sql",
+        "queries/rsvp/most_popular_group.sql",
+        "queries/rsvp/suspected_bots.sql",
     ] {
         let text = std::fs::read_to_string(ctx.root.join(query))
             .with_context(|| format!("cannot read {query}"))?;
@@ -173,6 +179,52 @@ async fn show_lookups(cloud: &LocalCloud, sample: &[String]) -> Result<()> {
         }
         println!("  {:<8} {:<16} {:<16} {:<16}", cid, row[0], row[1], row[2]);
     }
+    Ok(())
+}
+
+/// The RSVP statistics as the API answers them, and where the dashboard is.
+async fn show_rsvp_stats(cloud: &LocalCloud) -> Result<()> {
+    let url = format!("{}/api/v1/rsvp/stats", cloud.api_url);
+    let (status, body) = http_get(&url).await?;
+    let stats: serde_json::Value = serde_json::from_str(&body)
+        .map_err(|e| anyhow!("GET {url} answered {status} with no JSON: {e}"))?;
+    if status != 200 {
+        bail!("GET {url} answered {status}: {body}");
+    }
+    let totals = &stats["totals"];
+    println!(
+        "
+RSVP statistics (GET {url}): {} RSVPs, {} yes, {} no by their latest response",
+        totals["rsvps"], totals["yes"], totals["no"]
+    );
+    println!(
+        "  top events of the window {} to {} (yes RSVPs):",
+        stats["window_start"].as_str().unwrap_or("-"),
+        stats["window_end"].as_str().unwrap_or("-")
+    );
+    for e in stats["top_events"].as_array().into_iter().flatten() {
+        println!(
+            "  {:>4}  {} (#{})",
+            e["yes"],
+            e["event_name"].as_str().unwrap_or_default(),
+            e["event_id"].as_str().unwrap_or_default()
+        );
+    }
+    let busy: Vec<String> = stats["per_minute"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|m| m["rsvps"].as_u64() > Some(0))
+        .map(|m| {
+            let minute = m["minute"].as_str().unwrap_or_default();
+            format!("{} {}", minute.get(11..16).unwrap_or(minute), m["rsvps"])
+        })
+        .collect();
+    println!("  RSVPs per minute: {}", busy.join(", "));
+    println!(
+        "  the dashboard: {}/dashboard (live while `make up` runs)",
+        cloud.api_url
+    );
     Ok(())
 }
 

@@ -18,6 +18,7 @@ use crate::support::{chromium_dom, shared_cloud, shared_stack, wait_for};
 
 mod event_files;
 mod lake;
+mod producer;
 
 /// The statistics of the contract, computed from the RSVP lines as JSON: distinct (rsvp_id, mtime)
 /// versions of valid RSVPs; the window is the 5 minutes ending with the newest minute; per minute over 60.

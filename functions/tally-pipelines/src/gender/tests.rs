@@ -141,32 +141,13 @@ fn answers(publisher: &MemoryPublisher, model: &dyn GenderModel) -> BTreeMap<Str
         .collect()
 }
 
-/// Delivers `records` the way Lambda does: in batches of `batch`, resuming from the reported
-/// failure after an error, redelivering every batch `repeats` times.
 async fn deliver(
     handler: &impl BatchHandler,
     records: &[StreamRecord],
     batch: usize,
     repeats: usize,
 ) {
-    let mut pos = 0;
-    let mut attempts = 0;
-    while pos < records.len() {
-        let end = (pos + batch).min(records.len());
-        let mut report = None;
-        for _ in 0..repeats {
-            report = Some(handler.handle(&records[pos..end], now()).await);
-        }
-        let report = report.unwrap();
-        match report.retry_from {
-            None => pos = end,
-            Some(s) => {
-                pos = records.iter().position(|r| r.sequence_number == s).unwrap();
-                attempts += 1;
-                assert!(attempts < 1000, "no progress: {:?}", report.errors);
-            }
-        }
-    }
+    deliver_like_lambda(handler, records, batch, repeats, now()).await
 }
 
 #[tokio::test]

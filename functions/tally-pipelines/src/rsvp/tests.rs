@@ -88,34 +88,8 @@ fn versions(records: &[StreamRecord]) -> Vec<Rsvp> {
 type Handler<'a> =
     RsvpStatsHandler<&'a MemoryStateStore, &'a MemoryPublisher, &'a MemoryDeadLetters>;
 
-/// Delivers per shard in batches like Lambda, resuming at reported failures, `repeats` times each.
 async fn deliver(h: &Handler<'_>, records: &[StreamRecord], batch: usize, repeats: usize) {
-    for shard in SHARDS {
-        let shard_records: Vec<StreamRecord> = records
-            .iter()
-            .filter(|r| r.shard_id == shard)
-            .cloned()
-            .collect();
-        let (mut pos, mut tries) = (0, 0);
-        while pos < shard_records.len() {
-            let end = (pos + batch).min(shard_records.len());
-            let mut report = None;
-            for _ in 0..repeats {
-                report = Some(h.run(&shard_records[pos..end], now()).await);
-            }
-            match report.unwrap().retry_from {
-                None => pos = end,
-                Some(s) => {
-                    pos = shard_records
-                        .iter()
-                        .position(|r| r.sequence_number == s)
-                        .unwrap();
-                    tries += 1;
-                    assert!(tries < 500, "no progress");
-                }
-            }
-        }
-    }
+    deliver_like_lambda(h, records, batch, repeats, now()).await
 }
 
 fn without_as_of(mut s: Stats) -> Stats {

@@ -120,33 +120,7 @@ async fn deliver(
     // As a warm function instance does: keys whose alert is out are skipped (per-key mode only).
     let d =
         Engine::new(RuleConsumer::new(*rule), store, publisher, &dl).with_aggregation(aggregation);
-    for shard in ["shardId-000000000000", "shardId-000000000001"] {
-        let shard_records: Vec<StreamRecord> = records
-            .iter()
-            .filter(|r| r.shard_id == shard)
-            .cloned()
-            .collect();
-        let mut pos = 0;
-        let mut tries = 0;
-        while pos < shard_records.len() {
-            let end = (pos + batch).min(shard_records.len());
-            let mut report = None;
-            for _ in 0..repeats {
-                report = Some(d.run(&shard_records[pos..end], now()).await);
-            }
-            match report.unwrap().retry_from {
-                None => pos = end,
-                Some(s) => {
-                    pos = shard_records
-                        .iter()
-                        .position(|r| r.sequence_number == s)
-                        .unwrap();
-                    tries += 1;
-                    assert!(tries < 500, "no progress");
-                }
-            }
-        }
-    }
+    deliver_like_lambda(&d, records, batch, repeats, now()).await;
 }
 
 fn alerts(publisher: &MemoryPublisher) -> (BTreeMap<String, serde_json::Value>, usize) {

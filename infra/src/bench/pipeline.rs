@@ -212,16 +212,27 @@ pub enum Probe {
     Rsvp { stream: String, template: String },
 }
 
+/// One probe: what to put, and where and how the API shows it counted.
+struct ProbeRecord {
+    partition_key: String,
+    data: String,
+    path: String,
+    answered: Box<dyn Fn(&str) -> bool + Send>,
+}
+
 impl Probe {
-    /// The `n`th probe of a run: partition key, record, and the API path that answers it with
-    /// what the answer must satisfy.
-    fn nth(&self, run: i64, n: i64) -> (String, String, String, Box<dyn Fn(&str) -> bool + Send>) {
+    /// The `n`th probe of a run.
+    fn nth(&self, run: i64, n: i64) -> ProbeRecord {
         match self {
             Probe::Gender { .. } => {
                 let cid = format!("F{run}x{n}");
                 let data = format!(r#"{{"cid":"{cid}","gndr":"female"}}"#);
-                let path = format!("/api/v1/getGender/{cid}?model=MODEL2");
-                (cid, data, path, Box::new(|_| true))
+                ProbeRecord {
+                    path: format!("/api/v1/getGender/{cid}?model=MODEL2"),
+                    partition_key: cid,
+                    data,
+                    answered: Box::new(|_| true),
+                }
             }
             Probe::Rsvp { template, .. } => {
                 // Minutes of 2100, one per probe: each ends the stats' window when counted.
@@ -242,12 +253,12 @@ impl Probe {
                         .and_then(|b| b["window_end"].as_str().map(|e| e >= end.as_str()))
                         .unwrap_or(false)
                 };
-                (
-                    key,
-                    v.to_string(),
-                    "/api/v1/rsvp/stats".into(),
-                    Box::new(answered),
-                )
+                ProbeRecord {
+                    partition_key: key,
+                    data: v.to_string(),
+                    path: "/api/v1/rsvp/stats".into(),
+                    answered: Box::new(answered),
+                }
             }
         }
     }
@@ -386,11 +397,16 @@ async fn freshness_probes(
     while !producers_done.load(Ordering::Relaxed) {
         ticker.tick().await;
         n += 1;
-        let (key, data, path, answered) = probe.nth(run, n);
+        let ProbeRecord {
+            partition_key,
+            data,
+            path,
+            answered,
+        } = probe.nth(run, n);
         let put = kinesis
             .put_record()
             .stream_name(probe.stream())
-            .partition_key(&key)
+            .partition_key(&partition_key)
             .data(Blob::new(data.into_bytes()))
             .send()
             .await;

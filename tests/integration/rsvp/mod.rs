@@ -83,8 +83,7 @@ fn without_as_of(mut v: Value) -> Value {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn rsvps_from_a_reconnecting_websocket_give_the_independent_stats_and_the_dashboard_shows_them(
-) {
+async fn rsvps_from_a_reconnecting_websocket_reach_the_stats_the_lake_and_the_dashboard_exactly() {
     let cloud = shared_cloud();
     let clock = Clock::Simulated {
         start: default_start(),
@@ -198,7 +197,7 @@ async fn rsvps_from_a_reconnecting_websocket_give_the_independent_stats_and_the_
         let s = n.as_u64().unwrap().to_string();
         let mut out = String::new();
         for (i, c) in s.chars().enumerate() {
-            if i > 0 && (s.len() - i) % 3 == 0 {
+            if i > 0 && (s.len() - i).is_multiple_of(3) {
                 out.push(',');
             }
             out.push(c);

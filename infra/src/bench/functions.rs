@@ -75,7 +75,8 @@ fn shard_records(
         .collect()
 }
 
-/// The `i`-th warm event of a function: 100 new records of its stream (an API request for the API).
+/// The `i`-th warm event of a function: 100 new records of its stream (a request for an API, the
+/// events/ file's notifications for the lake writer).
 async fn event_for(
     cloud: &LocalCloud,
     root: &Path,
@@ -91,16 +92,34 @@ async fn event_for(
             .to_string()
             .into_bytes())
     };
+    let event_file = |name: &str| {
+        std::fs::read_to_string(root.join("events").join(name))
+            .map_err(|e| anyhow!("events/{name}: {e}"))
+    };
     Ok(match function {
-        "GenderApiFunction" => {
-            let text = std::fs::read_to_string(root.join("events/GenderApiFunction.json"))
-                .map_err(|e| anyhow!("events/GenderApiFunction.json: {e}"))?;
-            (
-                "one GET /api/v1/getGender".into(),
-                text.replace("C124", "S1").into_bytes(),
-            )
+        "GenderApiFunction" => (
+            "one GET /api/v1/getGender".into(),
+            event_file("GenderApiFunction.json")?
+                .replace("C124", "S1")
+                .into_bytes(),
+        ),
+        "LiveApiFunction" => (
+            "one GET /api/v1/rsvp/stats".into(),
+            event_file("LiveApiFunction.json")?.into_bytes(),
+        ),
+        // Notifications of objects this cloud does not hold: the queue path, no conversion.
+        "LakeWriterFunction" => (
+            "2 S3 notifications (absent objects)".into(),
+            event_file("LakeWriterFunction.json")?.into_bytes(),
+        ),
+        "RsvpStatsFunction" => {
+            let events = super::rsvp::rsvp_events(100, 60 + i, 1667.0)
+                .into_iter()
+                .map(|e| (e.partition_key, e.data))
+                .collect();
+            ("100 RSVPs".into(), hundred(events, "RsvpStream")?)
         }
-        "ResultsWriterFunction" => {
+        "ResultsWriterFunction" | "DashboardFeedFunction" => {
             let start = (i as usize * 100) % results.len().max(1);
             let slice: Vec<(String, String)> = results
                 .iter()

@@ -112,3 +112,36 @@ pub async fn etl(objects: usize, per_object: usize) -> Result<LakeFigures> {
         .collect();
     convert_lines("rsvps", batches).await
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_conversion_figure_counts_rsvps_and_every_table() {
+        let f = etl(2, 300).await.unwrap();
+        assert_eq!((f.records, f.objects), (600, 2));
+        for table in [
+            "members",
+            "groups",
+            "meetup_events",
+            "topics",
+            "group_topics",
+            "rsvps",
+        ] {
+            assert!(f.rows.get(table).is_some_and(|n| *n > 0), "{table}: {:?}", f.rows);
+        }
+        assert!(f.rows["rsvps"] <= 600, "each rsvp_id once: {:?}", f.rows);
+        assert!(f.parquet_bytes > 0 && f.records_per_s > 0.0);
+    }
+
+    #[test]
+    fn rsvp_events_are_keyed_by_their_event() {
+        let events = rsvp_events(20, 3, 10.0);
+        assert_eq!(events.len(), 20);
+        for e in &events {
+            let v: serde_json::Value = serde_json::from_str(&e.data).unwrap();
+            assert_eq!(v["event"]["event_id"], e.partition_key.as_str());
+        }
+    }
+}

@@ -95,7 +95,11 @@ pub fn markdown(r: &Report) -> String {
         s,
         "Counted at the edge endpoint by operation while the pipeline drains the workload; the \
          per-record mode is the same code with `Aggregation=per-record` (one conditional write per \
-         record per model or rule, no in-batch aggregation, nothing skipped). {}.\n",
+         record per model or rule, no in-batch aggregation, nothing skipped). {}. Every function \
+         downstream counts too: `DashboardFeedFunction` reads `GenderResultsStream` and the alert \
+         streams, one write per result or alert in per-record mode (3 per visit), one per minute \
+         and stream per batch in per-key mode, so the gender baseline is 9 requests per visit \
+         where it was 6 before the dashboard, and its ratio is higher for it.\n",
         rpe["workload"].as_str().unwrap_or("")
     );
     let _ = writeln!(
@@ -367,8 +371,12 @@ fn rsvp(f: &super::rsvp::RsvpFigures) -> String {
          sustained run feeds `RsvpStream` on a fresh cloud at the target rate; freshness is a \
          probe RSVP's PutRecords acknowledgement to `GET /api/v1/rsvp/stats` showing it (each \
          probe in a minute of its own, which ends the window once counted), every 250 ms under \
-         the load. The conversion is the lake writer's, in memory, release build: RSVP lines \
-         into the seven tables.\n"
+         the load. Each new RSVP costs one conditional write (its version fact), and the local \
+         cloud runs one instance of the function against DynamoDB Local (see the emulators' \
+         capacity in section 2 and the function's warm time in section 4), so the sustained rate \
+         here is bounded by those; on AWS each shard gets its own instance. The conversion is the \
+         lake writer's, in memory, release build: RSVP lines into the seven tables, every table \
+         merged by a hash of its id.\n"
     );
     let _ = writeln!(s, "| figure | value |");
     let _ = writeln!(s, "|---|---|");

@@ -129,7 +129,11 @@ mod tests {
             "group_topics",
             "rsvps",
         ] {
-            assert!(f.rows.get(table).is_some_and(|n| *n > 0), "{table}: {:?}", f.rows);
+            assert!(
+                f.rows.get(table).is_some_and(|n| *n > 0),
+                "{table}: {:?}",
+                f.rows
+            );
         }
         assert!(f.rows["rsvps"] <= 600, "each rsvp_id once: {:?}", f.rows);
         assert!(f.parquet_bytes > 0 && f.records_per_s > 0.0);

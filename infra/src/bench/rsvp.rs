@@ -21,10 +21,16 @@ use crate::meetup::{Clock, RsvpGenerator, Shape};
 pub struct RsvpFigures {
     /// The same RSVPs through the per-key mode and the per-record baseline.
     pub requests: Vec<RequestCount>,
+    /// At the target rate of every pipeline.
     pub sustained: Throughput,
+    /// At [`LIGHT_RATE`], which the local cloud keeps up with.
+    pub light: Throughput,
     /// RSVP lines into the seven tables, in memory.
     pub etl: LakeFigures,
 }
+
+/// RSVPs a second the local cloud's single function instance keeps up with.
+pub const LIGHT_RATE: f64 = 100.0;
 
 /// `n` generated RSVPs (versions and automated members included) whose `mtime` advances at `rate`
 /// a second from now, keyed as the template keys `RsvpStream`.

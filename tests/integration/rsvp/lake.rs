@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::{json, Value};
 
+use super::counted;
 use crate::lake::{sql, sql_file};
 use crate::support::tally;
 
@@ -37,14 +38,9 @@ fn expected_tables(lines: &[String]) -> BTreeMap<&'static str, Vec<Value>> {
     let (mut topics, mut group_topics, mut rsvps) =
         (Latest::default(), Latest::default(), Latest::default());
     for l in lines {
-        let Ok(v) = serde_json::from_str::<Value>(l) else {
+        let Some(v) = counted(l) else {
             continue;
         };
-        if !v["event"]["event_id"].is_string()
-            || !matches!(v["response"].as_str(), Some("yes" | "no"))
-        {
-            continue;
-        }
         let m = v["mtime"].as_i64().unwrap();
         let (member, group, event) = (&v["member"], &v["group"], &v["event"]);
         members.see(

@@ -20,16 +20,21 @@ mod event_files;
 mod lake;
 mod producer;
 
+/// A line as the pipeline counts it: JSON with an event and a yes or no (what the contract rejects
+/// never counts).
+fn counted(line: &str) -> Option<Value> {
+    let v: Value = serde_json::from_str(line).ok()?;
+    (v["event"]["event_id"].is_string() && matches!(v["response"].as_str(), Some("yes" | "no")))
+        .then_some(v)
+}
+
 /// The statistics of the contract, computed from the RSVP lines as JSON: distinct (rsvp_id, mtime)
 /// versions of valid RSVPs; the window is the 5 minutes ending with the newest minute; per minute over 60.
 fn expected(lines: &[String]) -> Value {
     let mut versions: BTreeMap<(u64, i64), Value> = BTreeMap::new();
     for l in lines {
-        if let Ok(v) = serde_json::from_str::<Value>(l) {
-            // What the contract rejects (no event, a response other than yes/no) never counts.
-            let valid = v["event"]["event_id"].is_string()
-                && matches!(v["response"].as_str(), Some("yes" | "no"));
-            if let (Some(id), Some(m), true) = (v["rsvp_id"].as_u64(), v["mtime"].as_i64(), valid) {
+        if let Some(v) = counted(l) {
+            if let (Some(id), Some(m)) = (v["rsvp_id"].as_u64(), v["mtime"].as_i64()) {
                 versions.entry((id, m)).or_insert(v);
             }
         }

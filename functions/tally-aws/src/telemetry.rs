@@ -50,6 +50,12 @@ pub fn metrics_line(function: &str, report: &BatchReport) -> serde_json::Value {
             .iter()
             .map(|(code, n)| (format!("Rejected.{code}"), *n)),
     );
+    counts.extend(
+        report
+            .counted
+            .iter()
+            .map(|(name, n)| (format!("Counted.{name}"), *n)),
+    );
     emf_line(function, &counts)
 }
 

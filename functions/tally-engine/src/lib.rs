@@ -17,6 +17,7 @@ pub mod publish;
 pub mod record;
 pub mod report;
 pub mod sequence;
+pub mod sightings;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 pub mod windows;

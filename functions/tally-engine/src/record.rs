@@ -37,6 +37,12 @@ pub enum Rejection {
     },
     #[error("invalid field {field}: {reason}")]
     InvalidField { field: &'static str, reason: String },
+    /// A typed record whose type has no schema (an app event's `event_type`).
+    #[error("unknown event type {0:?}")]
+    UnknownType(String),
+    /// Against its type's schema: where (a JSON pointer into the record) and why.
+    #[error("schema violation at {pointer}: {message}")]
+    SchemaViolation { pointer: String, message: String },
 }
 
 impl Rejection {
@@ -70,6 +76,8 @@ impl Rejection {
             Rejection::MissingField(_) => "missing_field",
             Rejection::WrongType { .. } => "wrong_type",
             Rejection::InvalidField { .. } => "invalid_field",
+            Rejection::UnknownType(_) => "unknown_type",
+            Rejection::SchemaViolation { .. } => "schema_violation",
         }
     }
 }

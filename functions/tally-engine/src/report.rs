@@ -23,6 +23,8 @@ pub struct BatchReport {
     /// Writes whose condition failed (redelivered or out-of-order records).
     pub conflicts: usize,
     pub published: usize,
+    /// What the batch newly counted, by name (app events per type): business metrics.
+    pub counted: BTreeMap<String, u64>,
     /// The lowest sequence number that must be retried: Lambda resumes the shard from there.
     pub retry_from: Option<SequenceNumber>,
     pub errors: Vec<String>,

@@ -164,10 +164,12 @@ impl VisitDecoder {
 
 /// `ts`: an RFC 3339 string or epoch milliseconds (a JSON integer, or a string of digits).
 pub fn parse_event_time(v: &serde_json::Value) -> Result<DateTime<Utc>, Rejection> {
-    let invalid = |reason: String| Rejection::InvalidField {
-        field: "ts",
-        reason,
-    };
+    parse_time("ts", v)
+}
+
+/// A time field: an RFC 3339 string or epoch milliseconds (a JSON integer, or a string of digits).
+pub fn parse_time(field: &'static str, v: &serde_json::Value) -> Result<DateTime<Utc>, Rejection> {
+    let invalid = |reason: String| Rejection::InvalidField { field, reason };
     match v {
         serde_json::Value::String(s) => {
             if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) {
@@ -195,7 +197,7 @@ pub fn parse_event_time(v: &serde_json::Value) -> Result<DateTime<Utc>, Rejectio
                 .ok_or_else(|| invalid(format!("epoch milliseconds {ms} out of range")))
         }
         other => Err(Rejection::wrong_type(
-            "ts",
+            field,
             "an RFC 3339 string or epoch milliseconds",
             other,
         )),

@@ -22,20 +22,15 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 
 use chrono::{DateTime, Duration, Utc};
-use futures::stream::{self, StreamExt};
 use serde::Serialize;
-use tally_engine::dead_letters::dead_letter_all;
 use tally_engine::engine::DEFAULT_CONCURRENCY;
-use tally_engine::exactly_once::apply_once_chunked;
-use tally_engine::grouping::group_by_key;
-use tally_engine::ports::{
-    DeadLetterSink, OutRecord, RecordPublisher, StateChange, StateReader, StateStore,
-};
+use tally_engine::ports::{DeadLetterSink, OutRecord, RecordPublisher, StateReader, StateStore};
 use tally_engine::publish::{publish_all, Outgoing};
+use tally_engine::sightings::{count_first_sightings, Counted, Sightings};
 use tally_engine::windows::MinuteBuckets;
 use tally_engine::{
-    Aggregation, BatchHandler, BatchReport, Latest, PortError, SequenceNumber, Sequenced,
-    StateDelta, StateKey, StoredState, StreamRecord,
+    Aggregation, BatchHandler, BatchReport, Latest, PortError, Rejection, SequenceNumber,
+    Sequenced, StateDelta, StateKey, StoredState, StreamRecord,
 };
 
 use super::record::{Response, Rsvp, RsvpDecoder};
@@ -48,9 +43,9 @@ pub const WINDOW: MinuteBuckets = MinuteBuckets { minutes: 5 };
 /// ... and RSVPs per minute over this many.
 pub const SPAN: MinuteBuckets = MinuteBuckets { minutes: 60 };
 pub const TOP_EVENTS: usize = 5;
-/// Attributes one write may name: a DynamoDB update expression holds at most 4 KB, and a minute
-/// with many events names two per event (its yes counter and its name).
-pub const MAX_NAMES_PER_WRITE: usize = 80;
+/// Attributes one write may name (a minute with many events names two per event: its yes
+/// counter and its name).
+pub use tally_engine::sightings::MAX_NAMES_PER_WRITE;
 
 pub fn rsvp_key(rsvp_id: u64) -> StateKey {
     StateKey::new(OWNER, &format!("id#{rsvp_id}"))
@@ -424,23 +419,6 @@ pub async fn read_stats<R: StateReader>(
     Ok(stats(totals.as_ref(), &minutes, now))
 }
 
-/// Reports a record to retry from, remembering per shard the first such record.
-fn retry_from(
-    report: &mut BatchReport,
-    failed_from: &mut BTreeMap<String, SequenceNumber>,
-    shard: &str,
-    at: SequenceNumber,
-    why: String,
-) {
-    report.fail(&at, why);
-    let first = failed_from
-        .entry(shard.to_string())
-        .or_insert_with(|| at.clone());
-    if at < *first {
-        *first = at;
-    }
-}
-
 /// The RSVP statistics function's work for a batch.
 pub struct RsvpStatsHandler<S, P, D> {
     pub store: S,
@@ -469,162 +447,83 @@ impl<S, P, D> RsvpStatsHandler<S, P, D> {
     }
 }
 
+/// The RSVP statistics as first sightings: an RSVP version is the id, its minute bucket and the
+/// totals are the aggregates.
+struct RsvpSightings<'a> {
+    decoder: &'a RsvpDecoder,
+    grace_seconds: i64,
+}
+
+impl Sightings for RsvpSightings<'_> {
+    type Event = Rsvp;
+    type Id = u64;
+    type Contribution = Contribution;
+
+    fn name(&self) -> &str {
+        NAME
+    }
+
+    fn decode(&self, record: &StreamRecord) -> Result<Option<Rsvp>, Rejection> {
+        self.decoder.decode(record).map(Some)
+    }
+
+    fn id(&self, rsvp: &Rsvp) -> u64 {
+        rsvp.rsvp_id
+    }
+
+    fn sighting_key(&self, id: &u64) -> StateKey {
+        rsvp_key(*id)
+    }
+
+    fn sightings(&self, shard: &str, records: &[Sequenced<Rsvp>], _: DateTime<Utc>) -> StateDelta {
+        sightings(shard, records)
+    }
+
+    fn contributions(
+        &self,
+        shard: &str,
+        first: &SequenceNumber,
+        cutoff: Option<&SequenceNumber>,
+        stored: &StoredState,
+    ) -> Vec<Sequenced<(StateKey, Contribution)>> {
+        contributions(shard, first, cutoff, stored)
+            .into_iter()
+            .map(|c| Sequenced {
+                sequence_number: c.sequence_number,
+                value: (target(&c.value), c.value),
+            })
+            .collect()
+    }
+
+    fn names(&self, c: &Contribution) -> usize {
+        c.names()
+    }
+
+    fn aggregate(&self, cs: &[Sequenced<Contribution>], now: DateTime<Utc>) -> StateDelta {
+        aggregate(cs, now, self.grace_seconds)
+    }
+}
+
 impl<S: StateStore + StateReader, P: RecordPublisher, D: DeadLetterSink> RsvpStatsHandler<S, P, D> {
     pub async fn run(&self, records: &[StreamRecord], now: DateTime<Utc>) -> BatchReport {
-        let mut report = BatchReport::new(records.len());
-        let mut valid = Vec::new();
-        let mut rejected = Vec::new();
-        let mut first_of: BTreeMap<String, SequenceNumber> = BTreeMap::new();
-        for r in records {
-            let first = first_of
-                .entry(r.shard_id.clone())
-                .or_insert_with(|| r.sequence_number.clone());
-            if &r.sequence_number < first {
-                *first = r.sequence_number.clone();
-            }
-            match self.decoder.decode(r) {
-                Ok(rsvp) => valid.push((
-                    r.shard_id.clone(),
-                    rsvp.rsvp_id,
-                    Sequenced {
-                        sequence_number: r.sequence_number.clone(),
-                        value: rsvp,
-                    },
-                )),
-                Err(why) => rejected.push((r, why)),
-            }
-        }
-        report.valid = valid.len();
-        dead_letter_all(&self.dead_letters, NAME, rejected, &mut report).await;
-
-        // Step 1: every RSVP's versions, exactly once.
-        let concurrency = self.aggregation.concurrency(self.concurrency);
-        let max_names = match self.aggregation {
-            Aggregation::PerKey => MAX_NAMES_PER_WRITE,
-            Aggregation::PerRecord => 1,
+        let sightings = RsvpSightings {
+            decoder: &self.decoder,
+            grace_seconds: self.grace_seconds,
         };
-        let batches = group_by_key(valid, self.aggregation);
-        report.keys = batches.len();
-        let outcomes: Vec<_> = stream::iter(batches)
-            .map(|b| async move {
-                let key = rsvp_key(b.key);
-                let fold = |recs: &[Sequenced<Rsvp>], stored: Option<&StoredState>| {
-                    let delta = sightings(&b.shard_id, recs);
-                    let delta = match stored {
-                        Some(s) => delta.over(s)?,
-                        None => delta,
-                    };
-                    Some(StateChange {
-                        shard_id: b.shard_id.clone(),
-                        applies_through: recs.last()?.sequence_number.clone(),
-                        delta,
-                    })
-                };
-                // One fact per version.
-                let once = apply_once_chunked(
-                    &self.store,
-                    &key,
-                    &b.shard_id,
-                    &b.records,
-                    |_| 1,
-                    max_names,
-                    fold,
-                )
-                .await;
-                (b.shard_id, b.key, once)
-            })
-            .buffer_unordered(concurrency)
-            .collect()
-            .await;
-        // Per shard, the first record to be retried: what comes after it counts on the retry.
-        let mut failed_from: BTreeMap<String, SequenceNumber> = BTreeMap::new();
-        // Each RSVP's item as last written (per record, an RSVP is written once per version).
-        let mut items: BTreeMap<(String, u64), StoredState> = BTreeMap::new();
-        for (shard, rsvp_id, once) in outcomes {
-            report.writes += once.writes;
-            report.conflicts += once.conflicts;
-            if let Some((at, e)) = once.failed {
-                retry_from(
-                    &mut report,
-                    &mut failed_from,
-                    &shard,
-                    at,
-                    format!("rsvp {rsvp_id} not updated: {e}"),
-                );
-            }
-            if let Some(stored) = once.stored {
-                let item = items
-                    .entry((shard, rsvp_id))
-                    .or_insert_with(|| stored.clone());
-                if stored.rev > item.rev {
-                    *item = stored;
-                }
-            }
-        }
-
-        // Step 2: the aggregates, from the versions first seen in this batch's range.
-        let mut per_item: BTreeMap<(String, StateKey), Vec<Sequenced<Contribution>>> =
-            BTreeMap::new();
-        for ((shard, _), stored) in &items {
-            let first = &first_of[shard];
-            for c in contributions(shard, first, failed_from.get(shard), stored) {
-                per_item
-                    .entry((shard.clone(), target(&c.value)))
-                    .or_default()
-                    .push(c);
-            }
-        }
-        let grace = self.grace_seconds;
-        let writes: Vec<_> = stream::iter(per_item)
-            .map(|((shard, key), mut contributions)| async move {
-                contributions.sort_by(|a, b| a.sequence_number.cmp(&b.sequence_number));
-                let fold = |cs: &[Sequenced<Contribution>], stored: Option<&StoredState>| {
-                    let delta = aggregate(cs, now, grace);
-                    let delta = match stored {
-                        Some(s) => delta.over(s)?,
-                        None => delta,
-                    };
-                    Some(StateChange {
-                        shard_id: shard.clone(),
-                        applies_through: cs.last()?.sequence_number.clone(),
-                        delta,
-                    })
-                };
-                // Per record: one write per contribution.
-                let weight = |c: &Contribution| match self.aggregation {
-                    Aggregation::PerKey => c.names(),
-                    Aggregation::PerRecord => 1,
-                };
-                let once = apply_once_chunked(
-                    &self.store,
-                    &key,
-                    &shard,
-                    &contributions,
-                    weight,
-                    max_names,
-                    fold,
-                )
-                .await;
-                (shard, key, once)
-            })
-            .buffer_unordered(concurrency)
-            .collect()
-            .await;
-        let mut changed = false;
-        for (shard, key, once) in writes {
-            report.writes += once.writes;
-            report.conflicts += once.conflicts;
-            changed |= once.stored.is_some();
-            if let Some((at, e)) = once.failed {
-                retry_from(
-                    &mut report,
-                    &mut failed_from,
-                    &shard,
-                    at,
-                    format!("{} not updated: {e}", key.partition_key()),
-                );
-            }
-        }
+        let Counted {
+            mut report,
+            changed,
+            first_of,
+        } = count_first_sightings(
+            &sightings,
+            &self.store,
+            &self.dead_letters,
+            self.aggregation,
+            self.concurrency,
+            records,
+            now,
+        )
+        .await;
 
         // At most one stats record per batch that changed them.
         if changed {

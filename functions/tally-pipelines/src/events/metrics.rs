@@ -1,0 +1,423 @@
+//! Live metrics of app events: counts per app, event type and UTC minute, each `event_id` once
+//! however often it arrives (SDK retries, direct puts repeated, redelivered batches), on the
+//! engine's first sightings ([`tally_engine::sightings`]):
+//!
+//! 1. one item per event id (`events#id#<event_id>`): its first sighting, a fact set once, with
+//!    its app, type and minute; it expires (TTL) after the dedupe horizon;
+//! 2. minute buckets, per app (`events#minute#<minute>#app#<app>`) and for all apps
+//!    (`events#minute#<minute>`), one counter per event type, written once per batch; they
+//!    expire a day after their minute (the longest span the API serves).
+//!
+//! The minute is when tally received the event (`server_time` from `/collect`, else the stream's
+//! arrival time): live metrics are about what is happening now, and client clocks skew and
+//! offline devices send hours late. The warehouse keeps `client_time` for analysis.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+
+use chrono::{DateTime, Duration, SecondsFormat, Utc};
+use serde::Serialize;
+use tally_engine::engine::DEFAULT_CONCURRENCY;
+use tally_engine::ports::{DeadLetterSink, StateReader, StateStore};
+use tally_engine::sightings::{count_first_sightings, Sightings};
+use tally_engine::windows::MinuteBuckets;
+use tally_engine::{
+    Aggregation, BatchHandler, BatchReport, PortError, Rejection, SequenceNumber, Sequenced,
+    StateDelta, StateKey, StoredState, StreamRecord,
+};
+
+use super::event::{Event, EventDecoder};
+
+pub const NAME: &str = "events-metrics";
+/// The owner of every state item of the metrics (the IAM leading key `events#*`).
+const OWNER: &str = "events";
+/// The longest span `GET /api/v1/events/metrics` serves; minute buckets live that long.
+pub const MAX_MINUTES: u32 = 1440;
+pub const DEFAULT_MINUTES: u32 = 60;
+const HORIZON: MinuteBuckets = MinuteBuckets {
+    minutes: MAX_MINUTES,
+};
+/// The fact of an event id's item.
+const SEEN: &str = "seen";
+
+pub fn event_key(event_id: &str) -> StateKey {
+    StateKey::new(OWNER, &format!("id#{event_id}"))
+}
+
+fn minute_label(minute: DateTime<Utc>) -> String {
+    minute.format("%Y-%m-%dT%H:%MZ").to_string()
+}
+
+/// The bucket of one app's minute, or of all apps' (`None`).
+pub fn minute_key(minute: DateTime<Utc>, app: Option<&str>) -> StateKey {
+    let minute = minute_label(minute);
+    match app {
+        Some(app) => StateKey::new(OWNER, &format!("minute#{minute}#app#{app}")),
+        None => StateKey::new(OWNER, &format!("minute#{minute}")),
+    }
+}
+
+/// An event id's first sighting: where, and what it counts as.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sighting {
+    pub shard: String,
+    pub seq: SequenceNumber,
+    pub minute: DateTime<Utc>,
+    pub event_type: String,
+    pub app: String,
+}
+
+impl Sighting {
+    fn encode(&self) -> String {
+        // The app goes last: the one part that may hold the separator.
+        format!(
+            "{}|{}|{}|{}|{}",
+            self.shard,
+            self.seq.ordered_key(),
+            self.minute.timestamp(),
+            self.event_type,
+            self.app
+        )
+    }
+
+    fn decode(s: &str) -> Option<Sighting> {
+        let mut parts = s.splitn(5, '|');
+        Some(Sighting {
+            shard: parts.next()?.to_string(),
+            seq: SequenceNumber::from_ordered_key(parts.next()?).ok()?,
+            minute: DateTime::from_timestamp(parts.next()?.parse().ok()?, 0)?,
+            event_type: parts.next()?.to_string(),
+            app: parts.next()?.to_string(),
+        })
+    }
+}
+
+/// An event as the metrics see it: its id, type, app and minute.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Counted {
+    pub event_id: String,
+    pub event_type: String,
+    pub app: String,
+    pub minute: DateTime<Utc>,
+}
+
+impl Counted {
+    pub fn of(event: &Event, arrival: DateTime<Utc>) -> Counted {
+        Counted {
+            event_id: event.event_id.clone(),
+            event_type: event.event_type.clone(),
+            app: event.app().to_string(),
+            minute: MinuteBuckets::bucket_of(event.received(arrival)),
+        }
+    }
+}
+
+/// One more event of a type in a minute bucket (of its app, or of all apps).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OneMore {
+    minute: DateTime<Utc>,
+    event_type: String,
+    all_apps: bool,
+}
+
+/// The metrics as first sightings.
+struct EventSightings<'a> {
+    decoder: &'a EventDecoder,
+    dedupe_seconds: i64,
+    grace_seconds: i64,
+}
+
+impl Sightings for EventSightings<'_> {
+    type Event = Counted;
+    type Id = String;
+    type Contribution = OneMore;
+
+    fn name(&self) -> &str {
+        NAME
+    }
+
+    fn decode(&self, record: &StreamRecord) -> Result<Option<Counted>, Rejection> {
+        let event = self.decoder.decode(record)?;
+        Ok(Some(Counted::of(&event, record.arrival)))
+    }
+
+    fn id(&self, event: &Counted) -> String {
+        event.event_id.clone()
+    }
+
+    fn sighting_key(&self, id: &String) -> StateKey {
+        event_key(id)
+    }
+
+    fn sightings(
+        &self,
+        shard: &str,
+        records: &[Sequenced<Counted>],
+        now: DateTime<Utc>,
+    ) -> StateDelta {
+        let mut delta = StateDelta::default();
+        if let Some(first) = records.first() {
+            let sighting = Sighting {
+                shard: shard.to_string(),
+                seq: first.sequence_number.clone(),
+                minute: first.value.minute,
+                event_type: first.value.event_type.clone(),
+                app: first.value.app.clone(),
+            };
+            delta.facts.insert(SEEN.into(), sighting.encode());
+            delta.expires_at = Some(now + Duration::seconds(self.dedupe_seconds));
+        }
+        delta
+    }
+
+    fn contributions(
+        &self,
+        shard: &str,
+        first: &SequenceNumber,
+        cutoff: Option<&SequenceNumber>,
+        stored: &StoredState,
+    ) -> Vec<Sequenced<(StateKey, OneMore)>> {
+        let Some(s) = stored.facts.get(SEEN).and_then(|v| Sighting::decode(v)) else {
+            return Vec::new();
+        };
+        let in_range = s.shard == shard && &s.seq >= first && cutoff.is_none_or(|c| &s.seq < c);
+        if !in_range {
+            return Vec::new();
+        }
+        [Some(s.app.as_str()), None]
+            .into_iter()
+            .map(|app| Sequenced {
+                sequence_number: s.seq.clone(),
+                value: (
+                    minute_key(s.minute, app),
+                    OneMore {
+                        minute: s.minute,
+                        event_type: s.event_type.clone(),
+                        all_apps: app.is_none(),
+                    },
+                ),
+            })
+            .collect()
+    }
+
+    /// A minute names one counter per event type, and there are few types: no chunking needed.
+    fn names(&self, _: &OneMore) -> usize {
+        0
+    }
+
+    /// Each event once in the batch's metrics: by its all-apps contribution.
+    fn counted_as(&self, c: &OneMore) -> Option<String> {
+        c.all_apps.then(|| c.event_type.clone())
+    }
+
+    fn aggregate(&self, cs: &[Sequenced<OneMore>], now: DateTime<Utc>) -> StateDelta {
+        let mut delta = StateDelta::default();
+        for c in cs {
+            *delta
+                .counters
+                .entry(c.value.event_type.clone())
+                .or_default() += 1;
+            delta.expires_at = Some(HORIZON.expires_at(c.value.minute, now, self.grace_seconds));
+        }
+        delta
+    }
+}
+
+/// The live metrics function's work for a batch.
+pub struct EventsMetricsHandler<S, D> {
+    pub store: S,
+    pub dead_letters: D,
+    pub decoder: EventDecoder,
+    pub aggregation: Aggregation,
+    pub concurrency: usize,
+    /// How long an event id is remembered: a copy that comes later counts again.
+    pub dedupe_seconds: i64,
+    /// How long a minute bucket outlives the longest span the API serves.
+    pub grace_seconds: i64,
+}
+
+impl<S, D> EventsMetricsHandler<S, D> {
+    pub fn new(store: S, dead_letters: D) -> Self {
+        EventsMetricsHandler {
+            store,
+            dead_letters,
+            decoder: EventDecoder::default(),
+            aggregation: Aggregation::PerKey,
+            concurrency: DEFAULT_CONCURRENCY,
+            dedupe_seconds: 7 * 86_400,
+            grace_seconds: 3_600,
+        }
+    }
+}
+
+impl<S: StateStore, D: DeadLetterSink> EventsMetricsHandler<S, D> {
+    pub async fn run(&self, records: &[StreamRecord], now: DateTime<Utc>) -> BatchReport {
+        let sightings = EventSightings {
+            decoder: &self.decoder,
+            dedupe_seconds: self.dedupe_seconds,
+            grace_seconds: self.grace_seconds,
+        };
+        count_first_sightings(
+            &sightings,
+            &self.store,
+            &self.dead_letters,
+            self.aggregation,
+            self.concurrency,
+            records,
+            now,
+        )
+        .await
+        .report
+    }
+}
+
+impl<S: StateStore, D: DeadLetterSink> BatchHandler for EventsMetricsHandler<S, D> {
+    fn name(&self) -> &str {
+        NAME
+    }
+
+    fn handle(
+        &self,
+        records: &[StreamRecord],
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = BatchReport> + Send {
+        self.run(records, now)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct MinuteCounts {
+    pub minute: String,
+    /// Events per type (types without events left out).
+    pub counts: BTreeMap<String, u64>,
+    pub events: u64,
+}
+
+/// The body of `GET /api/v1/events/metrics`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Metrics {
+    /// The app asked for; `null` for all apps.
+    pub app_id: Option<String>,
+    pub as_of: DateTime<Utc>,
+    pub minutes: u32,
+    pub window_start: String,
+    pub window_end: String,
+    /// Per type over the whole span.
+    pub totals: BTreeMap<String, u64>,
+    pub events: u64,
+    /// Every minute of the span, oldest first.
+    pub per_minute: Vec<MinuteCounts>,
+}
+
+/// The span of `minutes` minutes ending with the one `now` falls in.
+fn span(minutes: u32, now: DateTime<Utc>) -> Vec<DateTime<Utc>> {
+    let (first, _) = MinuteBuckets { minutes }.span_ending(now);
+    (0..i64::from(minutes))
+        .map(|i| first + Duration::minutes(i))
+        .collect()
+}
+
+fn label(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+/// The metrics from per-minute counts (`counts[i]` is the `i`-th minute of the span).
+pub fn metrics(
+    app_id: Option<&str>,
+    minutes: u32,
+    counts: &[BTreeMap<String, u64>],
+    now: DateTime<Utc>,
+) -> Metrics {
+    let minutes_of = span(minutes, now);
+    let mut totals: BTreeMap<String, u64> = BTreeMap::new();
+    let mut per_minute = Vec::new();
+    for (i, minute) in minutes_of.iter().enumerate() {
+        let c: BTreeMap<String, u64> = counts
+            .get(i)
+            .into_iter()
+            .flatten()
+            .filter(|(_, n)| **n > 0)
+            .map(|(k, n)| (k.clone(), *n))
+            .collect();
+        for (k, n) in &c {
+            *totals.entry(k.clone()).or_default() += n;
+        }
+        per_minute.push(MinuteCounts {
+            minute: label(*minute),
+            events: c.values().sum(),
+            counts: c,
+        });
+    }
+    Metrics {
+        app_id: app_id.map(str::to_string),
+        as_of: now,
+        minutes,
+        window_start: label(minutes_of[0]),
+        window_end: label(*minutes_of.last().expect("at least a minute") + Duration::minutes(1)),
+        events: totals.values().sum(),
+        totals,
+        per_minute,
+    }
+}
+
+/// Why a metrics request is refused (a 400).
+pub fn parse_minutes(q: Option<&str>) -> Result<u32, String> {
+    match q {
+        None | Some("") => Ok(DEFAULT_MINUTES),
+        Some(s) => match s.parse::<u32>() {
+            Ok(n) if (1..=MAX_MINUTES).contains(&n) => Ok(n),
+            _ => Err(format!(
+                "minutes must be a whole number from 1 to {MAX_MINUTES}, not {s:?}"
+            )),
+        },
+    }
+}
+
+/// Reads the metrics of the `minutes` minutes ending now: one `BatchGetItem` per 100 minutes.
+pub async fn read_metrics<R: StateReader>(
+    reader: &R,
+    app_id: Option<&str>,
+    minutes: u32,
+    now: DateTime<Utc>,
+) -> Result<Metrics, PortError> {
+    let keys: Vec<StateKey> = span(minutes, now)
+        .into_iter()
+        .map(|m| minute_key(m, app_id))
+        .collect();
+    let items = reader.read_many(&keys).await?;
+    let counts: Vec<BTreeMap<String, u64>> = items
+        .into_iter()
+        .map(|i| i.map(|s| s.counters).unwrap_or_default())
+        .collect();
+    Ok(metrics(app_id, minutes, &counts, now))
+}
+
+/// What the metrics must say, computed independently from the events as received (in stream
+/// order, with their arrival times): each event id counted once, at its first arrival.
+pub fn expected_metrics(
+    received: &[(Event, DateTime<Utc>)],
+    app_id: Option<&str>,
+    minutes: u32,
+    now: DateTime<Utc>,
+) -> Metrics {
+    let mut first: BTreeMap<&str, Counted> = BTreeMap::new();
+    for (e, arrival) in received {
+        first
+            .entry(e.event_id.as_str())
+            .or_insert_with(|| Counted::of(e, *arrival));
+    }
+    let minutes_of = span(minutes, now);
+    let counts: Vec<BTreeMap<String, u64>> = minutes_of
+        .iter()
+        .map(|m| {
+            let mut c: BTreeMap<String, u64> = BTreeMap::new();
+            for e in first.values() {
+                if e.minute == *m && app_id.is_none_or(|a| a == e.app) {
+                    *c.entry(e.event_type.clone()).or_default() += 1;
+                }
+            }
+            c
+        })
+        .collect();
+    metrics(app_id, minutes, &counts, now)
+}

@@ -1,0 +1,19 @@
+//! The mobile events platform (seed 002): app events of many types, each type one JSON Schema in
+//! `schemas/events/`, validated the same way wherever they arrive.
+//!
+//! - `schema.rs`: the event types, compiled from their schemas
+//! - `event.rs`: an event as the contract gives it, decoded and validated
+//! - `collect.rs`: `POST /collect`'s body: decoding, limits, per-event acceptance
+//! - `metrics.rs`: live counts per app, event type and minute, each `event_id` once
+
+pub mod collect;
+pub mod event;
+pub mod metrics;
+pub mod schema;
+
+#[cfg(test)]
+mod tests;
+
+pub use event::{Event, EventDecoder};
+pub use metrics::{expected_metrics, read_metrics, EventsMetricsHandler, Metrics};
+pub use schema::{EventType, EventTypes};

@@ -26,6 +26,8 @@ pub struct Reply {
     /// The JSON body; `null` when the reply is an asset.
     pub body: serde_json::Value,
     pub asset: Option<Asset>,
+    /// Extra headers (`Retry-After`).
+    pub headers: Vec<(&'static str, String)>,
 }
 
 impl Reply {
@@ -34,6 +36,7 @@ impl Reply {
             status: StatusCode::OK,
             body: serde_json::to_value(body).unwrap_or_default(),
             asset: None,
+            headers: Vec::new(),
         }
     }
 
@@ -43,6 +46,7 @@ impl Reply {
             status,
             body: serde_json::json!({ "error": message.into(), "status": status.as_u16() }),
             asset: None,
+            headers: Vec::new(),
         }
     }
 
@@ -51,11 +55,20 @@ impl Reply {
             status: StatusCode::OK,
             body: serde_json::Value::Null,
             asset: Some(asset),
+            headers: Vec::new(),
         }
     }
 
+    pub fn with_header(mut self, name: &'static str, value: impl Into<String>) -> Self {
+        self.headers.push((name, value.into()));
+        self
+    }
+
     pub fn into_response(self) -> Result<Response<Body>, Error> {
-        let builder = Response::builder().status(self.status);
+        let mut builder = Response::builder().status(self.status);
+        for (name, value) in &self.headers {
+            builder = builder.header(*name, value);
+        }
         Ok(match self.asset {
             Some(a) => builder
                 .header("content-type", a.content_type)

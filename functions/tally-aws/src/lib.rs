@@ -2,6 +2,7 @@
 //! pipelines' ports, the conversion of Lambda's Kinesis events, configuration from the
 //! environment, telemetry, and the runners every Kinesis- or SQS-triggered function uses.
 
+pub mod apps_table;
 pub mod config;
 pub mod dead_letters;
 pub mod errors;
@@ -16,6 +17,7 @@ pub mod s3_events;
 pub mod state_store;
 pub mod telemetry;
 
+pub use apps_table::DynamoAppKeys;
 pub use aws_config::SdkConfig;
 pub use config::{aggregation, sdk_config, ConfigError, Env};
 pub use dead_letters::S3DeadLetters;

@@ -43,7 +43,7 @@ test: setup
 # The function binaries and the tally CLI, dev profile: the build `make test` shares. tally runs
 # the function binaries that sit next to it.
 FUNCTIONS := -p gender-model -p results-writer -p gender-api -p rule-engine -p lake-writer \
-	-p rsvp-stats -p dashboard-feed -p live-api
+	-p rsvp-stats -p dashboard-feed -p live-api -p collect -p events-metrics -p events-router
 build: setup
 	$(CARGO) build --locked --bins $(FUNCTIONS) -p tally-infra
 

@@ -44,12 +44,19 @@ const NOT_ENFORCED: &[&str] = &[
     "AWS::S3::BucketPolicy",
     "AWS::SQS::QueuePolicy",
 ];
-/// The catalog and Athena: `tally sql` reads the lake with an embedded engine instead.
+/// The catalog and Athena (`tally sql` reads the lake with an embedded engine instead), the
+/// operators' alarms and dashboard (the functions' metrics lines are in their logs), and the
+/// mobile SDKs' identity pool (local clients use the edge's credentials).
 const NOT_NEEDED_LOCALLY: &[&str] = &[
     "AWS::Glue::Database",
     "AWS::Glue::Table",
     "AWS::Athena::WorkGroup",
     "AWS::Athena::NamedQuery",
+    "AWS::CloudWatch::Alarm",
+    "AWS::CloudWatch::Dashboard",
+    "AWS::SNS::Topic",
+    "AWS::Cognito::IdentityPool",
+    "AWS::Cognito::IdentityPoolRoleAttachment",
 ];
 
 fn err(r: &crate::template::Resource, detail: impl std::fmt::Display) -> ProvisionError {

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-use tally_lake::{RawTable, Table, RAW_TABLES, TABLES};
+use tally_lake::{raw_tables, tables, RawTable, Table};
 
 /// The logical id of a table's `AWS::Glue::Table` in template.yaml: `visits` -> `VisitsTable`,
 /// `raw_visits` -> `RawVisitsTable`.
@@ -142,10 +142,10 @@ fn raw_yaml(s: &mut String, t: &RawTable) {
 /// them, and a test checks that the template holds the same columns.
 pub fn glue_tables_yaml() -> String {
     let mut s = String::new();
-    for t in TABLES {
+    for t in tables() {
         curated_yaml(&mut s, t);
     }
-    for t in &RAW_TABLES {
+    for t in raw_tables() {
         raw_yaml(&mut s, t);
     }
     s
@@ -235,7 +235,7 @@ fn empty_view(name: &str, columns: impl Iterator<Item = (String, &'static str)>)
 /// query of it answers no rows rather than an error.
 pub fn duckdb_views(root: &Path) -> String {
     let mut sql = String::new();
-    for t in TABLES {
+    for t in tables() {
         let dir = root.join("lake").join(t.name);
         let found = files(&dir, ".parquet");
         let partitioned = !t.partition_keys().is_empty();
@@ -269,7 +269,7 @@ pub fn duckdb_views(root: &Path) -> String {
             list.join(", "),
         );
     }
-    for t in &RAW_TABLES {
+    for t in raw_tables() {
         let dir = root.join("raw").join(t.stream);
         let found = files(&dir, ".gz");
         let mut columns: Vec<(String, &'static str)> = t

@@ -7,12 +7,14 @@ use tally_aws::{DynamoStateStore, S3DeadLetters};
 use tally_aws::{Env, Error, KinesisFunction, SdkConfig};
 use tally_pipelines::events::EventsMetricsHandler;
 
-pub type EventsMetricsFunction = KinesisFunction<EventsMetricsHandler<DynamoStateStore, S3DeadLetters>>;
+pub type EventsMetricsFunction =
+    KinesisFunction<EventsMetricsHandler<DynamoStateStore, S3DeadLetters>>;
 
 /// Reads `STATE_TABLE`, `DEAD_LETTER_BUCKET`, `DEAD_LETTER_PREFIX`, `AGGREGATION` and
 /// `DEDUPE_SECONDS` (how long an event id is remembered).
 pub fn from_env(config: &SdkConfig, env: &Env) -> Result<EventsMetricsFunction, Error> {
-    let mut handler = EventsMetricsHandler::new(state_store(config, env)?, s3_dead_letters(config, env)?);
+    let mut handler =
+        EventsMetricsHandler::new(state_store(config, env)?, s3_dead_letters(config, env)?);
     handler.aggregation = aggregation(env)?;
     handler.dedupe_seconds = env.parse_at_least("DEDUPE_SECONDS", 7 * 86_400, 60)?.into();
     Ok(KinesisFunction::new(handler))

@@ -68,7 +68,11 @@ impl EventsRouter {
                     .map(|e| e.event_type);
                 TransformedRecord {
                     record_id: r.record_id,
-                    result: if event_type.is_some() { "Ok" } else { "ProcessingFailed" },
+                    result: if event_type.is_some() {
+                        "Ok"
+                    } else {
+                        "ProcessingFailed"
+                    },
                     data: r.data,
                     metadata: event_type.map(|event_type| Metadata {
                         partition_keys: PartitionKeys { event_type },
@@ -96,7 +100,11 @@ mod tests {
         let valid = r#"{"event_id":"e1","event_type":"clip_play","client_time":"2026-11-22T10:00:00Z","device":{"id":"d1"},"attributes":{"clip_id":"c1"}}"#;
         let unknown = valid.replace("clip_play", "teleport");
         let out = EventsRouter::default().transform(TransformationEvent {
-            records: vec![record("1", valid), record("2", &unknown), record("3", "{oops")],
+            records: vec![
+                record("1", valid),
+                record("2", &unknown),
+                record("3", "{oops"),
+            ],
         });
         let got: Vec<(&str, &str, Option<&str>)> = out
             .records
@@ -105,7 +113,9 @@ mod tests {
                 (
                     r.record_id.as_str(),
                     r.result,
-                    r.metadata.as_ref().map(|m| m.partition_keys.event_type.as_str()),
+                    r.metadata
+                        .as_ref()
+                        .map(|m| m.partition_keys.event_type.as_str()),
                 )
             })
             .collect();
@@ -120,7 +130,10 @@ mod tests {
         // Unchanged data, and the response Firehose expects.
         assert_eq!(out.records[0].data, record("1", valid).data);
         let json = serde_json::to_value(&out).unwrap();
-        assert_eq!(json["records"][0]["metadata"]["partitionKeys"]["event_type"], "clip_play");
+        assert_eq!(
+            json["records"][0]["metadata"]["partitionKeys"]["event_type"],
+            "clip_play"
+        );
         assert_eq!(json["records"][0]["recordId"], "1");
     }
 }

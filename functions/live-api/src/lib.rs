@@ -197,8 +197,13 @@ mod tests {
         assert_eq!(r.status, StatusCode::OK);
         assert_eq!(r.body["per_minute"].as_array().unwrap().len(), 60);
         assert_eq!(r.body["app_id"], serde_json::Value::Null);
-        let r = a.route(&Method::GET, path, &q(Some("app-1"), Some("5")), now).await;
-        assert_eq!((r.body["minutes"].as_u64(), r.body["app_id"].as_str()), (Some(5), Some("app-1")));
+        let r = a
+            .route(&Method::GET, path, &q(Some("app-1"), Some("5")), now)
+            .await;
+        assert_eq!(
+            (r.body["minutes"].as_u64(), r.body["app_id"].as_str()),
+            (Some(5), Some("app-1"))
+        );
         for bad in ["0", "1441", "ten", "-1"] {
             let r = a.route(&Method::GET, path, &q(None, Some(bad)), now).await;
             assert_eq!(r.status, StatusCode::BAD_REQUEST, "{bad}");
@@ -209,23 +214,36 @@ mod tests {
     #[tokio::test]
     async fn routes_answer_json_or_the_dashboards_files() {
         let (a, now) = (api(), Utc::now());
-        let r = a.route(&Method::GET, "/api/v1/rsvp/stats", &Query::default(), now).await;
+        let r = a
+            .route(&Method::GET, "/api/v1/rsvp/stats", &Query::default(), now)
+            .await;
         assert_eq!(r.status, StatusCode::OK);
         assert_eq!(r.body["totals"]["rsvps"], 0);
         assert_eq!(r.body["top_events"], serde_json::json!([]));
-        let r = a.route(&Method::GET, "/api/v1/dashboard", &Query::default(), now).await;
+        let r = a
+            .route(&Method::GET, "/api/v1/dashboard", &Query::default(), now)
+            .await;
         assert_eq!(r.body["panels"]["per_minute"].as_array().unwrap().len(), 60);
-        let r = a.route(&Method::GET, "/dashboard", &Query::default(), now).await;
+        let r = a
+            .route(&Method::GET, "/dashboard", &Query::default(), now)
+            .await;
         assert!(r.asset.unwrap().content_type.starts_with("text/html"));
         for name in assets::names() {
             assert_eq!(
-                a.route(&Method::GET, &format!("/dashboard/{name}"), &Query::default(), now)
-                    .await
-                    .status,
+                a.route(
+                    &Method::GET,
+                    &format!("/dashboard/{name}"),
+                    &Query::default(),
+                    now
+                )
+                .await
+                .status,
                 StatusCode::OK
             );
         }
-        let r = a.route(&Method::GET, "/dashboard/nope.js", &Query::default(), now).await;
+        let r = a
+            .route(&Method::GET, "/dashboard/nope.js", &Query::default(), now)
+            .await;
         assert_eq!(r.status, StatusCode::NOT_FOUND);
         assert!(r.body["error"].as_str().unwrap().contains("dashboard.js"));
         assert_eq!(
@@ -235,7 +253,9 @@ mod tests {
             StatusCode::METHOD_NOT_ALLOWED
         );
         assert_eq!(
-            a.route(&Method::GET, "/api/v1/rsvp", &Query::default(), now).await.status,
+            a.route(&Method::GET, "/api/v1/rsvp", &Query::default(), now)
+                .await
+                .status,
             StatusCode::NOT_FOUND
         );
     }

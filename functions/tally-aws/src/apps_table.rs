@@ -47,7 +47,10 @@ impl DynamoAppKeys {
             .item(KEY_HASH, AttributeValue::S(key_hash.to_string()))
             .item("app_id", AttributeValue::S(app.app_id.clone()))
             .item("name", AttributeValue::S(app.name.clone()))
-            .item("created_at", AttributeValue::S(chrono::Utc::now().to_rfc3339()))
+            .item(
+                "created_at",
+                AttributeValue::S(chrono::Utc::now().to_rfc3339()),
+            )
             .condition_expression("attribute_not_exists(#k)")
             .expression_attribute_names("#k", KEY_HASH)
             .send()

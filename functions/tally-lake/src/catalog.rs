@@ -1,15 +1,18 @@
 //! Every table of the lake: the curated ones and the raw ones, with the stream each raw table
 //! archives and the curated table its lines become.
 
+use std::sync::OnceLock;
+
 use crate::bad_records::BAD_RECORDS;
+use crate::events::{event_tables, DIM_APP, DIM_DEVICE, FACT_EVENTS};
 use crate::gender::{visit_row, VISITS};
 use crate::rsvp::{rsvp_rows, GROUPS, GROUP_CLUSTERS, GROUP_TOPICS, MEETUP_EVENTS, MEMBERS};
 use crate::rsvp::{RSVPS, TOPICS, VENUES};
 use crate::rules::{alert_row, interaction_row, ALERTS, INTERACTIONS};
 use crate::table::{col, Column, ColumnType as T, Curated, RawTable, Table};
 
-/// The curated tables (Parquet under `lake/`).
-pub const TABLES: [&Table; 12] = [
+/// The curated tables of the pipelines written by hand (Parquet under `lake/`).
+const FIXED_TABLES: [&Table; 15] = [
     &VISITS,
     &INTERACTIONS,
     &ALERTS,
@@ -22,10 +25,13 @@ pub const TABLES: [&Table; 12] = [
     &GROUP_TOPICS,
     &RSVPS,
     &GROUP_CLUSTERS,
+    &FACT_EVENTS,
+    &DIM_DEVICE,
+    &DIM_APP,
 ];
 
-/// The raw tables (GZIP JSON lines under `raw/`), one per archived stream.
-pub const RAW_TABLES: [RawTable; 8] = [
+/// The raw tables of the streams archived whole (GZIP JSON lines under `raw/`).
+const FIXED_RAW_TABLES: [RawTable; 8] = [
     RawTable {
         name: "raw_visits",
         stream: "visits",
@@ -208,7 +214,28 @@ pub const RAW_TABLES: [RawTable; 8] = [
     },
 ];
 
-/// The raw table of an archived stream.
+/// Every curated table: those above, then one per event type (`event_<type>`).
+pub fn tables() -> &'static [&'static Table] {
+    static ALL: OnceLock<Vec<&'static Table>> = OnceLock::new();
+    ALL.get_or_init(|| {
+        let mut all = FIXED_TABLES.to_vec();
+        all.extend(event_tables().iter().map(|t| t.table));
+        all
+    })
+}
+
+/// Every raw table: one per archived stream, and one per event type (`raw_events_<type>`, the
+/// partition `raw/events/event_type=<type>/`).
+pub fn raw_tables() -> &'static [&'static RawTable] {
+    static ALL: OnceLock<Vec<&'static RawTable>> = OnceLock::new();
+    ALL.get_or_init(|| {
+        let mut all: Vec<&'static RawTable> = FIXED_RAW_TABLES.iter().collect();
+        all.extend(event_tables().iter().map(|t| t.raw));
+        all
+    })
+}
+
+/// The raw table of an archived stream (`visits`, `events/event_type=click`).
 pub fn raw_table(stream: &str) -> Option<&'static RawTable> {
-    RAW_TABLES.iter().find(|r| r.stream == stream)
+    raw_tables().iter().copied().find(|r| r.stream == stream)
 }

@@ -1,12 +1,13 @@
 //! The lake's domain, no AWS SDK: what every curated table is (`table.rs`, `catalog.rs`, one
 //! schema for the Parquet files, the Glue catalog and the local views), how archived objects
-//! become rows (`raw.rs`, and per pipeline `gender.rs`, `rules.rs`, `rsvp.rs`, `bad_records.rs`), Parquet
+//! become rows (`raw.rs`, and per pipeline `gender.rs`, `rules.rs`, `rsvp.rs`, `events.rs`, `bad_records.rs`), Parquet
 //! files of rows (`rows.rs`), tables kept unique by merging (`merge.rs`), and the conversion of
 //! newly archived objects (`writer.rs`). The `lake-writer` function runs it on S3 notifications.
 
 pub mod bad_records;
 pub mod catalog;
 pub mod clusters;
+pub mod events;
 pub mod gender;
 pub mod merge;
 pub mod raw;
@@ -16,7 +17,7 @@ pub mod rules;
 pub mod table;
 pub mod writer;
 
-pub use catalog::{raw_table, RAW_TABLES, TABLES};
+pub use catalog::{raw_table, raw_tables, tables};
 pub use table::{Column, ColumnType, Layout, RawTable, Table};
 pub use writer::{LakeReport, LakeWriter};
 

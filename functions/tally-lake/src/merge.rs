@@ -110,6 +110,7 @@ pub fn deduplicate(
         Keep::LatestSet { version, member } => {
             return Ok(latest_sets(rows, id, column(version)?, column(member)?))
         }
+        Keep::Span { first, last } => return Ok(spans(rows, id, column(first)?, column(last)?)),
     };
     let mut unique: BTreeMap<String, Row> = BTreeMap::new();
     for row in rows {
@@ -131,6 +132,32 @@ pub fn deduplicate(
         }
     }
     Ok(unique.into_values().collect())
+}
+
+/// Per id, the row with the largest `last` (the first of those on a tie), holding the smallest
+/// `first` of all its rows, in id order.
+fn spans(rows: impl IntoIterator<Item = Row>, id: usize, first: usize, last: usize) -> Vec<Row> {
+    let mut unique: BTreeMap<String, Row> = BTreeMap::new();
+    for row in rows {
+        let key = key_text(&row[id]);
+        match unique.get_mut(&key) {
+            Some(kept) => {
+                let earliest = if row[first] < kept[first] && row[first] != Value::Null {
+                    row[first].clone()
+                } else {
+                    kept[first].clone()
+                };
+                if row[last] > kept[last] {
+                    *kept = row;
+                }
+                kept[first] = earliest;
+            }
+            None => {
+                unique.insert(key, row);
+            }
+        }
+    }
+    unique.into_values().collect()
 }
 
 /// The rows of each id's latest version, one per member, in (id, member) order.

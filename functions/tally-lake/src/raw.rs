@@ -39,10 +39,16 @@ impl Input {
         let Some(rest) = key.strip_prefix("raw/") else {
             return Input::Other;
         };
+        // `raw/<stream>/dt=<day>/<file>`; a stream partitioned further has more folders
+        // (`raw/events/event_type=click/dt=<day>/<file>`), all part of its name.
         let parts: Vec<&str> = rest.split('/').collect();
-        let [stream, day, file] = parts.as_slice() else {
+        let [stream @ .., day, file] = parts.as_slice() else {
             return Input::Other;
         };
+        if stream.is_empty() || stream.iter().any(|s| s.is_empty()) {
+            return Input::Other;
+        }
+        let stream = stream.join("/");
         let Some(dt) = day
             .strip_prefix("dt=")
             .and_then(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").ok())
@@ -57,7 +63,7 @@ impl Input {
             .unwrap_or_else(|| dt.and_hms_opt(0, 0, 0).expect("midnight").and_utc());
         Input::Raw(RawObject {
             key: key.to_string(),
-            stream: stream.to_string(),
+            stream,
             dt,
             stem,
             delivered,
@@ -130,7 +136,14 @@ mod tests {
             Input::of("dead-letter/MODEL1/shardId-000000000000/4959.json"),
             Input::DeadLetter
         );
+        let Input::Raw(event) = Input::of("raw/events/event_type=clip_play/dt=2026-11-22/f.gz")
+        else {
+            panic!("a raw object")
+        };
+        assert_eq!(event.stream, "events/event_type=clip_play");
         for other in [
+            "raw/dt=2026-11-22/x.gz",
+            "raw//dt=2026-11-22/x.gz",
             "lake/visits/dt=2026-11-22/x.parquet",
             "errors/visits/processing-failed/dt=2026-11-22/x",
             "raw/visits/2026/x.gz",

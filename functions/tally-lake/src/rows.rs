@@ -3,10 +3,11 @@
 use std::sync::Arc;
 
 use arrow_array::builder::{
-    Float64Builder, Int32Builder, Int64Builder, StringBuilder, TimestampMillisecondBuilder,
+    BooleanBuilder, Float64Builder, Int32Builder, Int64Builder, StringBuilder,
+    TimestampMillisecondBuilder,
 };
 use arrow_array::{
-    Array, ArrayRef, Float64Array, Int32Array, Int64Array, RecordBatch, StringArray,
+    Array, ArrayRef, BooleanArray, Float64Array, Int32Array, Int64Array, RecordBatch, StringArray,
     TimestampMillisecondArray,
 };
 use chrono::{DateTime, Utc};
@@ -25,6 +26,7 @@ pub enum Value {
     BigInt(i64),
     Int(i32),
     Double(f64),
+    Bool(bool),
     Timestamp(DateTime<Utc>),
 }
 
@@ -112,6 +114,17 @@ pub fn to_batch(table: &Table, rows: &[Row]) -> Result<RecordBatch, LakeError> {
                 }
                 Arc::new(b.finish())
             }
+            ColumnType::Boolean => {
+                let mut b = BooleanBuilder::new();
+                for v in values {
+                    match v {
+                        Value::Null => b.append_null(),
+                        Value::Bool(x) => b.append_value(*x),
+                        other => return Err(wrong(table, column.name, other)),
+                    }
+                }
+                Arc::new(b.finish())
+            }
             ColumnType::Timestamp => {
                 let mut b = TimestampMillisecondBuilder::new();
                 for v in values {
@@ -169,6 +182,13 @@ pub fn from_batch(table: &Table, batch: &RecordBatch) -> Result<Vec<Row>, LakeEr
                         array
                             .as_any()
                             .downcast_ref::<Float64Array>()
+                            .ok_or_else(missing)?
+                            .value(i),
+                    ),
+                    ColumnType::Boolean => Value::Bool(
+                        array
+                            .as_any()
+                            .downcast_ref::<BooleanArray>()
                             .ok_or_else(missing)?
                             .value(i),
                     ),

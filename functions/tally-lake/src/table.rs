@@ -13,6 +13,7 @@ pub enum ColumnType {
     BigInt,
     Int,
     Double,
+    Boolean,
     /// UTC, millisecond precision, stored without a zone so that Athena and DuckDB both read it as
     /// a plain `timestamp` holding UTC wall-clock time.
     Timestamp,
@@ -25,6 +26,7 @@ impl ColumnType {
             ColumnType::BigInt => DataType::Int64,
             ColumnType::Int => DataType::Int32,
             ColumnType::Double => DataType::Float64,
+            ColumnType::Boolean => DataType::Boolean,
             ColumnType::Timestamp => DataType::Timestamp(TimeUnit::Millisecond, None),
         }
     }
@@ -36,6 +38,7 @@ impl ColumnType {
             ColumnType::BigInt => "bigint",
             ColumnType::Int => "int",
             ColumnType::Double => "double",
+            ColumnType::Boolean => "boolean",
             ColumnType::Timestamp => "timestamp",
         }
     }
@@ -47,6 +50,7 @@ impl ColumnType {
             ColumnType::BigInt => "BIGINT",
             ColumnType::Int => "INTEGER",
             ColumnType::Double => "DOUBLE",
+            ColumnType::Boolean => "BOOLEAN",
             ColumnType::Timestamp => "TIMESTAMP",
         }
     }
@@ -75,6 +79,12 @@ pub enum Keep {
     LatestSet {
         version: &'static str,
         member: &'static str,
+    },
+    /// The one with the largest `last` (an entity's latest attributes), holding the smallest
+    /// `first` of them all: when it was first and last seen (a device).
+    Span {
+        first: &'static str,
+        last: &'static str,
     },
 }
 

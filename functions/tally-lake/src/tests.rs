@@ -344,3 +344,159 @@ async fn rsvps_normalize_into_each_entity_once_and_the_latest_version_wins() {
     );
     assert_eq!(rows_of(&store, &BAD_RECORDS).len(), 1);
 }
+
+fn app_event(
+    id: &str,
+    t: &str,
+    client: &str,
+    server: Option<&str>,
+    device: &str,
+    version: &str,
+    attributes: &str,
+) -> String {
+    let stamp = server
+        .map(|s| format!(r#","app_id":"app-1","app_name":"Flyers","server_time":"{s}""#))
+        .unwrap_or_default();
+    format!(
+        r#"{{"event_id":"{id}","event_type":"{t}","client_time":"{client}","device":{{"id":"{device}","platform":"android","os_version":"15","model":"Pixel 9","app_version":"{version}"}},"user_id":"u1","session_id":"s1","attributes":{attributes}{stamp}}}"#
+    )
+}
+
+#[tokio::test]
+async fn events_become_facts_dimensions_and_typed_tables_each_event_id_once() {
+    use crate::events::{event_tables, DIM_APP, DIM_DEVICE, FACT_EVENTS};
+    let store = MemoryObjects::default();
+    let (plays, purchases) = (
+        raw_key("events/event_type=clip_play", 1),
+        raw_key("events/event_type=purchase", 2),
+    );
+    store.insert(
+        &plays,
+        gz(&[
+            &app_event(
+                "p1",
+                "clip_play",
+                "2026-11-22T09:00:00Z",
+                Some("2026-11-22T09:00:05Z"),
+                "d1",
+                "4.1",
+                r#"{"clip_id":"c1","autoplay":true,"position_ms":0}"#,
+            ),
+            // The SDK's retry of p1, stamped later by /collect: the first arrival stays.
+            &app_event(
+                "p1",
+                "clip_play",
+                "2026-11-22T09:00:00Z",
+                Some("2026-11-22T09:03:00Z"),
+                "d1",
+                "4.1",
+                r#"{"clip_id":"c1","autoplay":true,"position_ms":0}"#,
+            ),
+            // A direct put (no app, no server time) from the same device, newer app version.
+            &app_event(
+                "p2",
+                "clip_play",
+                "2026-11-22T11:00:00Z",
+                None,
+                "d1",
+                "4.2",
+                r#"{"clip_id":"c2"}"#,
+            ),
+            r#"{"event_id":"x","event_type":"clip_play"}"#,
+        ]),
+    );
+    store.insert(
+        &purchases,
+        gz(&[&app_event(
+            "b1",
+            "purchase",
+            "2026-11-21T23:59:00Z",
+            Some("2026-11-22T00:00:01Z"),
+            "d2",
+            "4.0",
+            r#"{"order_id":"o1","item_id":"i1","price":2.5,"currency":"CAD","quantity":2}"#,
+        )]),
+    );
+    let writer = LakeWriter { store: &store };
+    for keys in [vec![plays.clone()], vec![plays.clone(), purchases.clone()]] {
+        let report = writer.convert(&keys).await;
+        assert!(report.failed.is_empty(), "{:?}", report.failed);
+    }
+    let ts = |s: &str| Value::Timestamp(s.parse().unwrap());
+    let mut facts = rows_of(&store, &FACT_EVENTS);
+    facts.sort_by(|a, b| a[0].partial_cmp(&b[0]).unwrap());
+    let ids: Vec<(Value, Value)> = facts.iter().map(|r| (r[0].clone(), r[7].clone())).collect();
+    assert_eq!(
+        ids,
+        vec![
+            (Value::str("b1"), ts("2026-11-22T00:00:01Z")),
+            (Value::str("p1"), ts("2026-11-22T09:00:05Z")),
+            // Firehose's delivery time (from the object's name) stands in for a direct put's.
+            (Value::str("p2"), ts("2026-11-22T10:00:01Z")),
+        ]
+    );
+    assert_eq!(facts[2][2], Value::Null, "a direct put names no app");
+    assert!(
+        files(&store, "lake/fact_events/")
+            .iter()
+            .any(|f| f.contains("dt=2026-11-21")),
+        "filed by the day the event happened"
+    );
+    let clip_play = event_tables()
+        .iter()
+        .find(|t| t.info.name == "clip_play")
+        .unwrap()
+        .table;
+    let names: Vec<&str> = clip_play.columns.iter().map(|c| c.name).collect();
+    assert_eq!(
+        names,
+        [
+            "event_id",
+            "autoplay",
+            "clip_id",
+            "position_ms",
+            "client_time",
+            "server_time"
+        ]
+    );
+    let mut plays_rows = rows_of(&store, clip_play);
+    plays_rows.sort_by(|a, b| a[0].partial_cmp(&b[0]).unwrap());
+    assert_eq!(plays_rows.len(), 2);
+    assert_eq!(
+        plays_rows[0][1..4],
+        [Value::Bool(true), Value::str("c1"), Value::BigInt(0)]
+    );
+    assert_eq!(
+        plays_rows[1][1..4],
+        [Value::Null, Value::str("c2"), Value::Null]
+    );
+    let purchase = event_tables()
+        .iter()
+        .find(|t| t.info.name == "purchase")
+        .unwrap()
+        .table;
+    let p = rows_of(&store, purchase);
+    assert_eq!(p.len(), 1);
+    assert_eq!(p[0][purchase.column("price").unwrap()], Value::Double(2.5));
+    let mut devices = rows_of(&store, &DIM_DEVICE);
+    devices.sort_by(|a, b| a[0].partial_cmp(&b[0]).unwrap());
+    assert_eq!(devices.len(), 2);
+    assert_eq!(
+        devices[0][4],
+        Value::str("4.2"),
+        "the latest event's app version"
+    );
+    assert_eq!(
+        (devices[0][5].clone(), devices[0][6].clone()),
+        (ts("2026-11-22T09:00:00Z"), ts("2026-11-22T11:00:00Z")),
+        "first and last seen"
+    );
+    let apps = rows_of(&store, &DIM_APP);
+    assert_eq!(apps.len(), 1);
+    assert_eq!(apps[0][..2], [Value::str("app-1"), Value::str("Flyers")]);
+    assert_eq!(
+        rows_of(&store, &BAD_RECORDS).len(),
+        1,
+        "the line without a device"
+    );
+}

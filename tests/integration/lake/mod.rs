@@ -379,7 +379,7 @@ fn the_glue_catalog_and_named_queries_of_the_template_match_the_code_and_queries
         );
     }
     let mut code = BTreeMap::new();
-    for t in tally_lake::TABLES {
+    for t in tally_lake::tables() {
         let columns = t
             .columns
             .iter()
@@ -393,7 +393,7 @@ fn the_glue_catalog_and_named_queries_of_the_template_match_the_code_and_queries
             ),
         );
     }
-    for t in &tally_lake::RAW_TABLES {
+    for t in tally_lake::raw_tables() {
         let columns = t
             .columns
             .iter()

@@ -143,82 +143,93 @@ impl EventDecoder {
 
     /// The checks in the order a client would fix them: the envelope, the type, the attributes.
     pub fn decode_object(&self, obj: &Map<String, Value>) -> Result<Event, Rejection> {
-        let event_id = id_field(obj, "event_id", true)?.unwrap_or_default();
-        let event_type = match obj.get("event_type") {
-            None | Some(Value::Null) => return Err(Rejection::MissingField("event_type")),
-            Some(Value::String(s)) => s.clone(),
-            Some(other) => return Err(Rejection::wrong_type("event_type", "a string", other)),
-        };
-        let device = match obj.get("device") {
-            None | Some(Value::Null) => return Err(Rejection::MissingField("device.id")),
-            Some(Value::Object(d)) => d,
-            Some(other) => return Err(Rejection::wrong_type("device", "an object", other)),
-        };
-        let device_id = id_field(device, "id", true)
-            .map_err(|e| match e {
-                Rejection::MissingField(_) => Rejection::MissingField("device.id"),
-                Rejection::WrongType { expected, got, .. } => Rejection::WrongType {
-                    field: "device.id",
-                    expected,
-                    got,
-                },
-                Rejection::InvalidField { reason, .. } => Rejection::InvalidField {
-                    field: "device.id",
-                    reason,
-                },
-                other => other,
-            })?
-            .unwrap_or_default();
-        let Some(event) = self.types.get(&event_type) else {
-            return Err(Rejection::UnknownType(event_type));
-        };
-        let platform = match device.get("platform") {
-            None | Some(Value::Null) => None,
-            Some(Value::String(s)) => {
-                Some(Platform::parse(s).ok_or_else(|| Rejection::InvalidField {
-                    field: "device.platform",
-                    reason: format!("{s:?} is not one of ios, android, web"),
-                })?)
-            }
-            Some(other) => {
-                return Err(Rejection::wrong_type(
-                    "device.platform",
-                    "one of ios, android, web",
-                    other,
-                ))
-            }
-        };
-        let client_time = match obj.get("client_time") {
-            None | Some(Value::Null) => return Err(Rejection::MissingField("client_time")),
-            Some(v) => parse_time("client_time", v)?,
-        };
-        let attributes = match obj.get("attributes") {
-            None | Some(Value::Null) => Map::new(),
-            Some(Value::Object(a)) => a.clone(),
-            Some(other) => return Err(Rejection::wrong_type("attributes", "an object", other)),
-        };
-        event.validate(&Value::Object(attributes.clone()))?;
-        let server_time = match obj.get("server_time") {
-            None | Some(Value::Null) => None,
-            Some(v) => Some(parse_time("server_time", v)?),
-        };
-        Ok(Event {
-            event_id,
-            event_type,
-            client_time,
-            device: Device {
-                id: device_id,
-                platform,
-                os_version: text_field(device, "os_version")?,
-                model: text_field(device, "model")?,
-                app_version: text_field(device, "app_version")?,
-            },
-            user_id: id_field(obj, "user_id", false)?,
-            session_id: id_field(obj, "session_id", false)?,
-            attributes,
-            app_id: id_field(obj, "app_id", false)?,
-            app_name: text_field(obj, "app_name")?,
-            server_time,
-        })
+        let event = decode_envelope(obj, |t| self.types.get(t).is_some())?;
+        let schema = self.types.get(&event.event_type).expect("a known type");
+        schema.validate(&Value::Object(event.attributes.clone()))?;
+        Ok(event)
     }
+}
+
+/// The envelope of an event whose type `known` knows, its attributes not checked against their
+/// schema (the lake reads events the router has checked, and links no validator).
+pub fn decode_envelope(
+    obj: &Map<String, Value>,
+    known: impl Fn(&str) -> bool,
+) -> Result<Event, Rejection> {
+    let event_id = id_field(obj, "event_id", true)?.unwrap_or_default();
+    let event_type = match obj.get("event_type") {
+        None | Some(Value::Null) => return Err(Rejection::MissingField("event_type")),
+        Some(Value::String(s)) => s.clone(),
+        Some(other) => return Err(Rejection::wrong_type("event_type", "a string", other)),
+    };
+    let device = match obj.get("device") {
+        None | Some(Value::Null) => return Err(Rejection::MissingField("device.id")),
+        Some(Value::Object(d)) => d,
+        Some(other) => return Err(Rejection::wrong_type("device", "an object", other)),
+    };
+    let device_id = id_field(device, "id", true)
+        .map_err(|e| match e {
+            Rejection::MissingField(_) => Rejection::MissingField("device.id"),
+            Rejection::WrongType { expected, got, .. } => Rejection::WrongType {
+                field: "device.id",
+                expected,
+                got,
+            },
+            Rejection::InvalidField { reason, .. } => Rejection::InvalidField {
+                field: "device.id",
+                reason,
+            },
+            other => other,
+        })?
+        .unwrap_or_default();
+    if !known(&event_type) {
+        return Err(Rejection::UnknownType(event_type));
+    }
+    let platform = match device.get("platform") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) => {
+            Some(Platform::parse(s).ok_or_else(|| Rejection::InvalidField {
+                field: "device.platform",
+                reason: format!("{s:?} is not one of ios, android, web"),
+            })?)
+        }
+        Some(other) => {
+            return Err(Rejection::wrong_type(
+                "device.platform",
+                "one of ios, android, web",
+                other,
+            ))
+        }
+    };
+    let client_time = match obj.get("client_time") {
+        None | Some(Value::Null) => return Err(Rejection::MissingField("client_time")),
+        Some(v) => parse_time("client_time", v)?,
+    };
+    let attributes = match obj.get("attributes") {
+        None | Some(Value::Null) => Map::new(),
+        Some(Value::Object(a)) => a.clone(),
+        Some(other) => return Err(Rejection::wrong_type("attributes", "an object", other)),
+    };
+    let server_time = match obj.get("server_time") {
+        None | Some(Value::Null) => None,
+        Some(v) => Some(parse_time("server_time", v)?),
+    };
+    Ok(Event {
+        event_id,
+        event_type,
+        client_time,
+        device: Device {
+            id: device_id,
+            platform,
+            os_version: text_field(device, "os_version")?,
+            model: text_field(device, "model")?,
+            app_version: text_field(device, "app_version")?,
+        },
+        user_id: id_field(obj, "user_id", false)?,
+        session_id: id_field(obj, "session_id", false)?,
+        attributes,
+        app_id: id_field(obj, "app_id", false)?,
+        app_name: text_field(obj, "app_name")?,
+        server_time,
+    })
 }

@@ -30,21 +30,87 @@ pub struct Attribute {
     pub required: bool,
 }
 
-/// One event type: its schema, compiled, and its attributes in the schema's order.
-pub struct EventType {
+/// What a schema says of its type without validating anything: its attributes (the columns of
+/// its warehouse table, in name order). The lake needs only this, so it links no validator.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TypeInfo {
     pub name: String,
     pub description: String,
     pub attributes: Vec<Attribute>,
     pub schema: Value,
+}
+
+/// One event type: what its schema says, and the schema compiled.
+pub struct EventType {
+    pub info: TypeInfo,
     validator: Validator,
 }
 
 impl std::fmt::Debug for EventType {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("EventType")
-            .field("name", &self.name)
-            .field("attributes", &self.attributes)
+            .field("info", &self.info)
             .finish_non_exhaustive()
+    }
+}
+
+impl TypeInfo {
+    pub fn parse(name: &str, text: &str) -> Result<TypeInfo, String> {
+        if !is_type_name(name) {
+            return Err(format!(
+                "schemas/events/{name}.json: a type is named in lower case letters, digits and _"
+            ));
+        }
+        let schema: Value = serde_json::from_str(text)
+            .map_err(|e| format!("schemas/events/{name}.json is not JSON: {e}"))?;
+        if schema["type"] != "object" {
+            return Err(format!(
+                "schemas/events/{name}.json must describe an object (\"type\": \"object\")"
+            ));
+        }
+        let required: Vec<&str> = schema["required"]
+            .as_array()
+            .map(|r| r.iter().filter_map(Value::as_str).collect())
+            .unwrap_or_default();
+        let attributes = schema["properties"]
+            .as_object()
+            .map(|props| {
+                props
+                    .iter()
+                    .map(|(name, p)| Attribute {
+                        name: name.clone(),
+                        kind: kind_of(p),
+                        description: p["description"].as_str().unwrap_or_default().to_string(),
+                        required: required.contains(&name.as_str()),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        Ok(TypeInfo {
+            name: name.to_string(),
+            description: schema["description"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string(),
+            attributes,
+            schema,
+        })
+    }
+
+    /// Every type of `schemas/events/`, by name.
+    pub fn built_in() -> &'static [TypeInfo] {
+        static INFOS: OnceLock<Vec<TypeInfo>> = OnceLock::new();
+        INFOS.get_or_init(|| {
+            SCHEMA_FILES
+                .iter()
+                .map(|(name, text)| TypeInfo::parse(name, text))
+                .collect::<Result<_, _>>()
+                .unwrap_or_else(|e| panic!("{e}"))
+        })
+    }
+
+    pub fn is_built_in(name: &str) -> bool {
+        Self::built_in().iter().any(|t| t.name == name)
     }
 }
 
@@ -82,43 +148,10 @@ fn kind_of(property: &Value) -> AttributeKind {
 impl EventType {
     /// Compiles one schema; the error names the type and what is wrong with its file.
     pub fn compile(name: &str, text: &str) -> Result<EventType, String> {
-        let schema: Value = serde_json::from_str(text)
-            .map_err(|e| format!("schemas/events/{name}.json is not JSON: {e}"))?;
-        let validator = jsonschema::draft202012::new(&schema)
+        let info = TypeInfo::parse(name, text)?;
+        let validator = jsonschema::draft202012::new(&info.schema)
             .map_err(|e| format!("schemas/events/{name}.json is not a valid schema: {e}"))?;
-        if schema["type"] != "object" {
-            return Err(format!(
-                "schemas/events/{name}.json must describe an object (\"type\": \"object\")"
-            ));
-        }
-        let required: Vec<&str> = schema["required"]
-            .as_array()
-            .map(|r| r.iter().filter_map(Value::as_str).collect())
-            .unwrap_or_default();
-        let attributes = schema["properties"]
-            .as_object()
-            .map(|props| {
-                props
-                    .iter()
-                    .map(|(name, p)| Attribute {
-                        name: name.clone(),
-                        kind: kind_of(p),
-                        description: p["description"].as_str().unwrap_or_default().to_string(),
-                        required: required.contains(&name.as_str()),
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
-        Ok(EventType {
-            name: name.to_string(),
-            description: schema["description"]
-                .as_str()
-                .unwrap_or_default()
-                .to_string(),
-            attributes,
-            validator,
-            schema,
-        })
+        Ok(EventType { info, validator })
     }
 
     /// Validates an event's attributes; the pointer of a violation is into the whole event
@@ -150,11 +183,6 @@ impl EventTypes {
     pub fn from_files(files: &[(&str, &str)]) -> Result<EventTypes, String> {
         let mut types = BTreeMap::new();
         for (name, text) in files {
-            if !is_type_name(name) {
-                return Err(format!(
-                    "schemas/events/{name}.json: a type is named in lower case letters, digits and _"
-                ));
-            }
             types.insert(name.to_string(), EventType::compile(name, text)?);
         }
         Ok(EventTypes { types })

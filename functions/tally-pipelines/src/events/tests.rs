@@ -58,7 +58,7 @@ fn every_required_type_has_a_schema_and_app_open_and_close_need_no_attributes() 
         no_attributes.as_object_mut().unwrap().remove("attributes");
         decode(&no_attributes).unwrap();
     }
-    let purchase = types.get("purchase").unwrap();
+    let purchase = &types.get("purchase").unwrap().info;
     let columns: Vec<&str> = purchase
         .attributes
         .iter()

@@ -92,33 +92,55 @@ pub fn error_response(status: StatusCode, message: &str) -> Response<Body> {
 
 /// A plain HTTP GET on loopback: (status, body).
 pub async fn http_get(url: &str) -> Result<(u16, String), HttpError> {
-    http_request(hyper::Method::GET, url).await
+    let r = http_send(hyper::Method::GET, url, &[], Vec::new()).await?;
+    Ok((r.status, r.body))
 }
 
 /// A plain HTTP POST without a body on loopback: (status, body).
 pub async fn http_post(url: &str) -> Result<(u16, String), HttpError> {
-    http_request(hyper::Method::POST, url).await
+    let r = http_send(hyper::Method::POST, url, &[], Vec::new()).await?;
+    Ok((r.status, r.body))
 }
 
-async fn http_request(method: hyper::Method, url: &str) -> Result<(u16, String), HttpError> {
-    use http_body_util::Empty;
+/// What came back.
+#[derive(Debug, Clone)]
+pub struct HttpReply {
+    pub status: u16,
+    pub headers: hyper::HeaderMap,
+    pub body: String,
+}
+
+/// One request on loopback, with headers and a body.
+pub async fn http_send(
+    method: hyper::Method,
+    url: &str,
+    headers: &[(&str, &str)],
+    body: Vec<u8>,
+) -> Result<HttpReply, HttpError> {
     let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-        .build_http::<Empty<Bytes>>();
+        .build_http::<Full<Bytes>>();
     let failed = |e: &dyn std::fmt::Display| HttpError(format!("{method} {url}: {e}"));
-    let request = Request::builder()
-        .method(method.clone())
-        .uri(url)
-        .body(Empty::new())
+    let mut request = Request::builder().method(method.clone()).uri(url);
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let request = request
+        .body(Full::new(Bytes::from(body)))
         .map_err(|e| failed(&e))?;
     let resp = client.request(request).await.map_err(|e| failed(&e))?;
     let status = resp.status().as_u16();
+    let headers = resp.headers().clone();
     let body = resp
         .into_body()
         .collect()
         .await
         .map_err(|e| failed(&e))?
         .to_bytes();
-    Ok((status, String::from_utf8_lossy(&body).into_owned()))
+    Ok(HttpReply {
+        status,
+        headers,
+        body: String::from_utf8_lossy(&body).into_owned(),
+    })
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -29,6 +29,7 @@ pub mod kinesis;
 pub mod lake;
 pub mod lambda;
 pub mod meetup;
+pub mod mobile;
 pub mod pipelines;
 pub mod provision;
 pub mod template;

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use tally_infra::cli::{
-    bench, catalog, clusters, demo, gen, invoke, put, serve_rsvps, sql, tail, up,
+    apps, bench, catalog, clusters, collect, demo, gen, invoke, put, serve_rsvps, sql, tail, up,
 };
 use tally_infra::cli::{Cli, Command, Context};
 
@@ -20,6 +20,8 @@ async fn main() -> ExitCode {
             Command::Invoke(args) => invoke::run(args, &ctx).await,
             Command::Demo(args) => demo::run(args, &ctx).await,
             Command::Gen(args) => gen::run(args, &ctx).await,
+            Command::Apps(args) => apps::run(args, &ctx).await,
+            Command::Collect(args) => collect::run(args, &ctx).await,
             Command::ServeRsvps(args) => serve_rsvps::run(args, &ctx).await,
             Command::Sql(args) => sql::run(args, &ctx).await,
             Command::Catalog(args) => catalog::run(args, &ctx).await,

@@ -1,5 +1,6 @@
 //! `tally gen rsvps --count N --seed S`: made-up Meetup RSVPs in the real stream's exact shape, one
-//! JSON line each (see `meetup/generator.rs` for what they are like).
+//! JSON line each (see `meetup/generator.rs` for what they are like). `tally gen events --devices N
+//! --minutes M --seed S`: app events as a fleet's SDKs send them (`mobile/generator.rs`).
 
 use std::io::{BufWriter, IsTerminal, Write};
 use std::path::PathBuf;
@@ -20,6 +21,27 @@ pub struct Args {
 pub enum What {
     /// Meetup RSVPs (`RsvpStream`'s records).
     Rsvps(RsvpArgs),
+    /// App events (`EventsStream`'s records, as `/collect` takes them), in send order.
+    Events(EventArgs),
+}
+
+#[derive(clap::Args, Clone)]
+pub struct EventArgs {
+    /// How many devices.
+    #[arg(long, default_value_t = 100)]
+    pub devices: u64,
+    /// Minutes of activity.
+    #[arg(long, default_value_t = 60)]
+    pub minutes: u32,
+    /// The same seed, the same events.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// When the activity starts (RFC 3339, or `now`); default a fixed time.
+    #[arg(long, value_parser = parse_start)]
+    pub start: Option<DateTime<Utc>>,
+    /// Write to this file instead of standard output.
+    #[arg(long, short)]
+    pub out: Option<PathBuf>,
 }
 
 #[derive(clap::Args, Clone)]
@@ -60,16 +82,12 @@ pub fn check_rate(rate: f64) -> Result<f64> {
 pub async fn run(args: Args, _ctx: &Context) -> Result<()> {
     match args.what {
         What::Rsvps(a) => rsvps(a),
+        What::Events(a) => events(a),
     }
 }
 
-fn rsvps(args: RsvpArgs) -> Result<()> {
-    let clock = Clock::Simulated {
-        start: args.start.unwrap_or_else(default_start),
-        rate: check_rate(args.rate)?,
-    };
-    let generator = RsvpGenerator::new(args.seed, clock, Shape::default());
-    let (mut out, to): (Box<dyn Write>, String) = match &args.out {
+fn output(out: &Option<PathBuf>) -> Result<(Box<dyn Write>, String)> {
+    Ok(match out {
         Some(p) => (
             Box::new(
                 std::fs::File::create(p)
@@ -78,7 +96,45 @@ fn rsvps(args: RsvpArgs) -> Result<()> {
             p.display().to_string(),
         ),
         None => (Box::new(std::io::stdout().lock()), "standard output".into()),
+    })
+}
+
+fn events(args: EventArgs) -> Result<()> {
+    if args.devices == 0 || args.minutes == 0 {
+        anyhow::bail!("--devices and --minutes must be at least 1");
+    }
+    let mut fleet = crate::mobile::Fleet::new(args.devices, args.minutes, args.seed);
+    if let Some(start) = args.start {
+        fleet.start = start;
+    }
+    let batches = crate::mobile::batches(&fleet);
+    let (mut out, to) = output(&args.out)?;
+    let mut out = BufWriter::new(&mut out);
+    let mut n = 0;
+    for b in &batches {
+        for e in &b.events {
+            writeln!(out, "{e}")?;
+            n += 1;
+        }
+    }
+    out.flush()?;
+    eprintln!(
+        "wrote {n} events in {} SDK batches from {} devices over {} minutes (seed {}) to {to}",
+        batches.len(),
+        args.devices,
+        args.minutes,
+        args.seed
+    );
+    Ok(())
+}
+
+fn rsvps(args: RsvpArgs) -> Result<()> {
+    let clock = Clock::Simulated {
+        start: args.start.unwrap_or_else(default_start),
+        rate: check_rate(args.rate)?,
     };
+    let generator = RsvpGenerator::new(args.seed, clock, Shape::default());
+    let (mut out, to) = output(&args.out)?;
     let mut out = BufWriter::new(&mut out);
     let bar = if args.out.is_some() && std::io::stderr().is_terminal() {
         indicatif::ProgressBar::new(args.count)

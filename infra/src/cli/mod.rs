@@ -1,9 +1,11 @@
 //! The `tally` commands, one module each with its own arguments and `run()`. What several of them
 //! need (the project, the stack, a stream of the running cloud) is here.
 
+pub mod apps;
 pub mod bench;
 pub mod catalog;
 pub mod clusters;
+pub mod collect;
 pub mod demo;
 pub mod gen;
 pub mod invoke;
@@ -51,8 +53,12 @@ pub enum Command {
     Invoke(invoke::Args),
     /// Start the local cloud, put each pipeline's sample, show what came out, stop.
     Demo(demo::Args),
-    /// Make up records in a stream's exact shape (`tally gen rsvps --count N --seed S`).
+    /// Make up records in a stream's exact shape (`tally gen rsvps`, `tally gen events`).
     Gen(gen::Args),
+    /// Register apps that may post events (`tally apps add NAME` prints the key).
+    Apps(apps::Args),
+    /// Post NDJSON events to /collect as a mobile SDK does.
+    Collect(collect::Args),
     /// Stream RSVPs over a websocket as stream.meetup.com/2/rsvps did.
     ServeRsvps(serve_rsvps::Args),
     /// Query the local cloud's lake with SQL (the same text runs on Athena).

@@ -90,6 +90,46 @@ def http_get(path, query=None):
     return event
 
 
+def http_post(path, body, headers):
+    """An API Gateway HTTP API (payload 2.0) POST, its body base64 when it is not text."""
+    event = http_get(path)
+    event["routeKey"] = event["requestContext"]["routeKey"] = f"POST {path}"
+    event["requestContext"]["http"]["method"] = "POST"
+    event["headers"].update(headers)
+    if isinstance(body, bytes):
+        event["body"] = base64.b64encode(body).decode()
+        event["isBase64Encoded"] = True
+    else:
+        event["body"] = body
+    return event
+
+
+def firehose_transformation(stream, lines):
+    """What Firehose sends its transformation Lambda: records of a Kinesis source, data base64."""
+    return {
+        "invocationId": "5f0e2b8c-1d3a-4c6e-9b7f-0a1b2c3d4e5f",
+        "deliveryStreamArn": "arn:aws:firehose:us-east-1:123456789012:deliverystream/tally-EventsArchiveDeliveryStream",
+        "sourceKinesisStreamArn": f"arn:aws:kinesis:us-east-1:123456789012:stream/{stream}",
+        "region": "us-east-1",
+        "records": [{
+            "recordId": f"4958{i:04d}",
+            "approximateArrivalTimestamp": int(ARRIVAL * 1000) + i,
+            "data": base64.b64encode(line.encode()).decode(),
+            "kinesisRecordMetadata": {"shardId": "shardId-000000000000", "partitionKey": "dev-1",
+                                      "approximateArrivalTimestamp": int(ARRIVAL * 1000) + i,
+                                      "sequenceNumber": str(SEQ_BASE + i * 7), "subsequenceNumber": 0},
+        } for i, line in enumerate(lines)],
+    }
+
+
+def app_event(event_id, event_type, attributes, device="dev-1", **extra):
+    e = {"event_id": event_id, "event_type": event_type, "client_time": "2026-11-22T09:59:30.000Z",
+         "device": {"id": device, "platform": "android", "os_version": "15", "model": "Pixel 9", "app_version": "4.2.0"},
+         "user_id": "user-7", "session_id": "s-1", "attributes": attributes}
+    e.update(extra)
+    return e
+
+
 def visit(cid, gndr, ts=None):
     v = {"cid": cid, "gndr": gndr}
     if ts:
@@ -178,6 +218,26 @@ events = {
         alert(("no_such_rule", "user"), 3, "interactions_count", 9, 3),
     ]),
     "LiveApiFunction": http_get("/api/v1/rsvp/stats"),
+    # An SDK's batch: three events, one of an unknown type (listed in `rejected`, index 1).
+    "CollectFunction": http_post("/collect", json.dumps([
+        app_event("0b6f3f0e-1c2d-4e5f-8a9b-0c1d2e3f4a5b", "app_open", {"launch_source": "icon"}),
+        app_event("1c7a4b1f-2d3e-4f60-9b0c-1d2e3f4a5b6c", "app_crash", {}),
+        app_event("2d8b5c20-3e4f-4071-8c1d-2e3f4a5b6c7d", "clip_play", {"clip_id": "clip-001"}),
+    ]), {"content-type": "application/json", "x-api-key": "tk_sample_key_registered_by_the_test"}),
+    # Events as /collect stamps them and one put directly; a repeat (SDK retry) and one invalid.
+    "EventsMetricsFunction": kinesis_event("EventsStream", [
+        ("dev-1", json.dumps(app_event("e-1", "screen_view", {"screen_name": "home"}, app_id="flyers-3f2a9c", app_name="Flyers", server_time="2026-11-22T10:00:00.000Z"))),
+        ("dev-1", json.dumps(app_event("e-2", "click", {"screen_name": "home", "element_id": "card-1"}, app_id="flyers-3f2a9c", app_name="Flyers", server_time="2026-11-22T10:00:00.000Z"))),
+        ("dev-1", json.dumps(app_event("e-2", "click", {"screen_name": "home", "element_id": "card-1"}, app_id="flyers-3f2a9c", app_name="Flyers", server_time="2026-11-22T10:00:05.000Z"))),
+        ("dev-2", json.dumps(app_event("e-3", "search", {"query": "milk"}, device="dev-2"))),
+        ("dev-2", json.dumps(app_event("e-4", "purchase", {"order_id": "o-1", "item_id": "i-1", "price": -1, "currency": "CAD"}, device="dev-2"))),
+    ]),
+    # The archive's router: a valid event, one of an unknown type, one not JSON.
+    "EventsRouterFunction": firehose_transformation("tally-EventsStream", [
+        json.dumps(app_event("e-1", "screen_view", {"screen_name": "home"})),
+        json.dumps(app_event("e-9", "app_crash", {})),
+        "{\"event_id\":",
+    ]),
     "GenderApiFunction": http_get("/api/v1/getGender/C124", {"model": "MODEL2"}),
 }
 

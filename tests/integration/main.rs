@@ -1,8 +1,9 @@
 //! Integration tests: the real functions against DynamoDB Local, kinesalite and moto, with the
 //! resources provisioned from template.yaml, and the local cloud end to end. One test binary, a
-//! module per pipeline (`gender`, `rules`), one for the lake, one for the local cloud's services,
+//! module per pipeline (`gender`, `rules`, `rsvp`, `events`), one for the lake, one for the local cloud's services,
 //! one for the template, and `support` for what they share.
 
+mod events;
 mod gender;
 mod lake;
 mod local_cloud;

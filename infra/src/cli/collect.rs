@@ -10,7 +10,7 @@ use anyhow::{bail, Context as _, Result};
 use futures_util::StreamExt;
 
 use super::Context;
-use crate::mobile::sender::{sdk_batches, SendReport, Sender};
+use crate::mobile::sender::{sdk_batches, Sender};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -36,6 +36,14 @@ pub struct Args {
     pub url: String,
 }
 
+/// The sender for the first batch: fewer, shorter tries.
+fn quick_sender(sender: &Sender) -> Sender {
+    Sender {
+        max_attempts: 2,
+        ..sender.clone()
+    }
+}
+
 pub async fn run(args: Args, _ctx: &Context) -> Result<()> {
     if let Some(r) = args.rate {
         if !(r.is_finite() && r > 0.0) {
@@ -57,17 +65,33 @@ pub async fn run(args: Args, _ctx: &Context) -> Result<()> {
         url: format!("{}/collect", args.url.trim_end_matches('/')),
         key: args.key.clone(),
         gzip: !args.no_gzip,
+        max_attempts: 8,
     });
     let bar = indicatif::ProgressBar::new(total as u64).with_style(
         indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} events {per_sec} eta {eta}")
             .expect("a valid template"),
     );
+    // One batch first: a wrong URL or key is one clear line, not a run of retries.
+    let mut batches = batches.into_iter();
+    let Some(first) = batches.next() else {
+        bail!("{} holds no events", args.file.display());
+    };
+    let probe = quick_sender(&sender).send(&first).await;
+    if probe.unreachable {
+        bail!(
+            "cannot reach {}: is the local cloud running (`make up`)? Another API: --url",
+            sender.url
+        );
+    }
+    if let Some(why) = probe.failed.first() {
+        bail!("/collect refused the first batch: {why}");
+    }
     let started = Instant::now();
-    let mut report = SendReport::default();
+    let mut report = probe;
     let rate = args.rate;
     let mut sent_so_far = 0usize;
+    sent_so_far += report.events as usize;
     let scheduled: Vec<(Duration, Vec<serde_json::Value>)> = batches
-        .into_iter()
         .map(|b| {
             // Each batch leaves when the rate allows the events before it.
             let at = rate.map_or(Duration::ZERO, |r| {
@@ -86,14 +110,9 @@ pub async fn run(args: Args, _ctx: &Context) -> Result<()> {
             }
         })
         .buffer_unordered(args.concurrency);
+    bar.inc(report.events);
     while let Some(r) = results.next().await {
         bar.inc(r.events);
-        if let Some(first) = r.failed.first() {
-            if report.failed.is_empty() && (first.starts_with("401") || first.starts_with("403")) {
-                bar.abandon();
-                bail!("/collect refused the key: {first}");
-            }
-        }
         report.add(r);
     }
     bar.finish_and_clear();

@@ -11,15 +11,14 @@ use serde_json::Value;
 
 use crate::http::http_send;
 
-/// How often one batch is tried before the sender gives up on it (and says so).
-const MAX_ATTEMPTS: u32 = 8;
-
 #[derive(Debug, Clone)]
 pub struct Sender {
     /// `http://127.0.0.1:5000/collect`.
     pub url: String,
     pub key: String,
     pub gzip: bool,
+    /// How often one batch is tried before the sender gives up on it (and says so).
+    pub max_attempts: u32,
 }
 
 /// What sending did.
@@ -34,6 +33,8 @@ pub struct SendReport {
     pub retries: u64,
     /// Batches given up on after every attempt: the one-line reasons.
     pub failed: Vec<String>,
+    /// Whether the API was never reached (nothing listening).
+    pub unreachable: bool,
     /// Latency of each answered request, ms.
     pub latencies_ms: Vec<f64>,
 }
@@ -48,6 +49,7 @@ impl SendReport {
         }
         self.retries += other.retries;
         self.failed.extend(other.failed);
+        self.unreachable |= other.unreachable;
         self.latencies_ms.extend(other.latencies_ms);
     }
 }
@@ -80,9 +82,11 @@ impl Sender {
             headers.push(("content-encoding", e));
         }
         let mut pause = Duration::from_millis(100);
-        for attempt in 1..=MAX_ATTEMPTS {
+        let mut answered = false;
+        for attempt in 1..=self.max_attempts {
             let started = Instant::now();
             let outcome = http_send(hyper::Method::POST, &self.url, &headers, body.clone()).await;
+            answered |= outcome.is_ok();
             let wait = match outcome {
                 Ok(r) if r.status == 200 => {
                     report
@@ -117,15 +121,16 @@ impl Sender {
                 }
                 Err(_) => pause,
             };
-            if attempt < MAX_ATTEMPTS {
+            if attempt < self.max_attempts {
                 report.retries += 1;
                 tokio::time::sleep(wait).await;
                 pause = (pause * 2).min(Duration::from_secs(5));
             }
         }
+        report.unreachable = !answered;
         report.failed.push(format!(
-            "gave up after {MAX_ATTEMPTS} attempts: {}",
-            self.url
+            "gave up after {} attempts: {}",
+            self.max_attempts, self.url
         ));
         report
     }

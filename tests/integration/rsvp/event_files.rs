@@ -88,7 +88,14 @@ async fn the_dashboard_feed_on_its_event_file_counts_a_republished_alert_once() 
     // The event's records arrived at 10:00 on 2026-11-22: the dashboard as of half an hour later.
     let api = LiveApi::from_env(&stack.sdk, &stack.function_env("LiveApiFunction")).unwrap();
     let at = Utc.with_ymd_and_hms(2026, 11, 22, 10, 30, 0).unwrap();
-    let reply = api.route(&Method::GET, "/api/v1/dashboard", at).await;
+    let reply = api
+        .route(
+            &Method::GET,
+            "/api/v1/dashboard",
+            &live_api::Query::default(),
+            at,
+        )
+        .await;
     let response = reply.into_response().unwrap();
     assert_eq!(response.status(), 200);
     let dashboard: Value = serde_json::from_slice(response.body().as_ref()).unwrap();

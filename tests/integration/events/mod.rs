@@ -152,8 +152,8 @@ async fn events_posted_and_put_reach_the_metrics_the_warehouse_and_bad_records_e
             file.to_str().unwrap(),
             "--key",
             &key,
-            "--concurrency",
-            "4",
+            "--url",
+            &cloud.api_url,
         ],
         &cloud.edge_url,
     );

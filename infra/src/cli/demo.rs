@@ -92,6 +92,9 @@ async fn steps(cloud: &mut LocalCloud, ctx: &Context) -> Result<()> {
             samples.push((p, put_sample(cloud, ctx, source).await?));
         }
     }
+    if pipelines.iter().any(|p| p.name == "events") {
+        post_events(cloud).await?;
+    }
     cloud.wait_idle(Duration::from_secs(120)).await?;
     println!("pipeline caught up:");
     for m in &cloud.mappings {
@@ -108,6 +111,7 @@ async fn steps(cloud: &mut LocalCloud, ctx: &Context) -> Result<()> {
         match pipeline.name.as_str() {
             "gender" => show_lookups(cloud, sample).await?,
             "rsvp" => show_rsvp_stats(cloud).await?,
+            "events" => show_event_metrics(cloud).await?,
             _ => show_outputs(cloud, pipeline).await?,
         }
     }
@@ -137,6 +141,9 @@ async fn show_lake(cloud: &LocalCloud, ctx: &Context) -> Result<()> {
         "queries/rsvp/most_active_member.sql",
         "queries/rsvp/most_popular_group.sql",
         "queries/rsvp/suspected_bots.sql",
+        "queries/events/events_per_type_per_day.sql",
+        "queries/events/funnel.sql",
+        "queries/events/top_clips.sql",
     ] {
         let text = std::fs::read_to_string(ctx.root.join(query))
             .with_context(|| format!("cannot read {query}"))?;
@@ -178,6 +185,72 @@ async fn show_lookups(cloud: &LocalCloud, sample: &[String]) -> Result<()> {
             });
         }
         println!("  {:<8} {:<16} {:<16} {:<16}", cid, row[0], row[1], row[2]);
+    }
+    Ok(())
+}
+
+/// Registers an app and posts a small generated fleet's events to `/collect`, as its SDKs would.
+async fn post_events(cloud: &LocalCloud) -> Result<()> {
+    use tally_pipelines::events::collect::{key_hash, App};
+    let registry = tally_aws::DynamoAppKeys::new(
+        cloud.clients.dynamodb.clone(),
+        cloud.template.physical_name("AppsTable"),
+    );
+    let key = super::apps::new_key();
+    let app = App {
+        app_id: super::apps::app_id_for("Demo Flyers"),
+        name: "Demo Flyers".into(),
+    };
+    registry
+        .register(&key_hash(&key), &app)
+        .await
+        .map_err(|e| anyhow!("registering the demo app: {e}"))?;
+    let sender = crate::mobile::Sender {
+        url: format!("{}/collect", cloud.api_url),
+        key,
+        gzip: true,
+        max_attempts: 5,
+    };
+    let fleet = crate::mobile::Fleet::new(12, 15, 5);
+    let mut report = crate::mobile::SendReport::default();
+    for batch in crate::mobile::batches(&fleet) {
+        report.add(sender.send(&batch.events).await);
+    }
+    if let Some(why) = report.failed.first() {
+        bail!("POST /collect failed: {why}");
+    }
+    let rejected: Vec<String> = report
+        .rejected
+        .iter()
+        .map(|(code, n)| format!("{n} {code}"))
+        .collect();
+    println!(
+        "posted {} events of app {} to POST /collect in {} gzip batches: {} accepted, rejected: {}",
+        report.events,
+        app.app_id,
+        report.batches,
+        report.accepted,
+        if rejected.is_empty() { "none".into() } else { rejected.join(", ") }
+    );
+    Ok(())
+}
+
+/// The events' live metrics (all apps, the last hour) as the API answers them.
+async fn show_event_metrics(cloud: &LocalCloud) -> Result<()> {
+    let url = format!("{}/api/v1/events/metrics?minutes=60", cloud.api_url);
+    let (status, body) = http_get(&url).await?;
+    let m: serde_json::Value = serde_json::from_str(&body)
+        .map_err(|e| anyhow!("GET {url} answered {status} with no JSON: {e}"))?;
+    if status != 200 {
+        bail!("GET {url} answered {status}: {body}");
+    }
+    println!(
+        "
+app events of the last hour (GET {url}): {} events, each event_id once",
+        m["events"]
+    );
+    for (t, n) in m["totals"].as_object().into_iter().flatten() {
+        println!("  {n:>5}  {t}");
     }
     Ok(())
 }

@@ -157,6 +157,26 @@ function renderAlerts(panels) {
   chart("activity", series, data, false);
 }
 
+const TYPE_COLORS = ["#3b6fd8", "#e07b39", "#2f9e6b", "#b04fc7", "#d04a5a", "#7a8699", "#c9a227", "#2aa3b8"];
+
+function renderEvents(events) {
+  const types = Object.keys(events.totals).sort();
+  $("event-types").replaceChildren(
+    ...types.map((t, i) => {
+      const li = el("li");
+      li.style.borderLeftColor = TYPE_COLORS[i % TYPE_COLORS.length];
+      li.append(el("span", "rule", t), el("span", "number", number.format(events.totals[t])));
+      return li;
+    })
+  );
+  $("events-total").textContent = events.events ? number.format(events.events) + " events" : "";
+  $("events-empty").hidden = types.length > 0;
+  const xs = events.per_minute.map((m) => Date.parse(m.minute) / 1000);
+  const series = types.map((t, i) => ({ label: t, color: TYPE_COLORS[i % TYPE_COLORS.length] }));
+  const data = [xs].concat(types.map((t) => events.per_minute.map((m) => m.counts[t] || 0)));
+  chart("events-per-minute", series, data, false);
+}
+
 async function refresh() {
   try {
     const response = await fetch("/api/v1/dashboard", { cache: "no-store" });
@@ -168,6 +188,7 @@ async function refresh() {
     renderPerMinute(body.rsvp);
     renderAnswers(body.panels);
     renderAlerts(body.panels);
+    renderEvents(body.events);
     setStatus(true, "live · updated " + new Date(body.as_of).toISOString().slice(11, 19) + " UTC");
   } catch (e) {
     setStatus(false, "offline (" + e.message + "), retrying");

@@ -15,7 +15,7 @@ use tally_infra::http::{http_get, http_send};
 use tally_infra::mobile::{batches, Fleet};
 
 use crate::lake::{sql, sql_file};
-use crate::support::{shared_cloud, shared_stack, tally, wait_for};
+use crate::support::{chromium_dom, shared_cloud, shared_stack, tally, wait_for};
 
 mod event_files;
 
@@ -293,6 +293,14 @@ async fn events_posted_and_put_reach_the_metrics_the_warehouse_and_bad_records_e
             let (got, want) = last.lock().unwrap().clone();
             panic!("metrics for {app:?} differ:\n got {got}\nwant {want}");
         }
+    }
+
+    // The dashboard's events panel, rendered by Chromium: every type with its count.
+    let dom = chromium_dom(&format!("{api}/dashboard"));
+    let panel = dom.split("id=\"event-types\"").nth(1).unwrap_or_default();
+    let panel = panel.split("</ul>").next().unwrap_or_default();
+    for t in first.values().map(|c| c.event_type.as_str()).collect::<BTreeSet<_>>() {
+        assert!(panel.contains(&format!(">{t}<")), "{t} not on the dashboard: {panel}");
     }
 
     // The warehouse: each valid event id once, per type and day of the event.

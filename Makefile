@@ -8,7 +8,7 @@ STAMP := target/.setup
 
 # Emulators and tools into the project's own folders (infra/node_modules, .venv), pinned; Chromium
 # (for the dashboard test in a real browser) from Debian's packages when missing.
-setup: $(STAMP)/npm $(STAMP)/pip $(STAMP)/chromium
+setup: $(STAMP)/npm $(STAMP)/pip $(STAMP)/chromium $(STAMP)/fuzz
 
 $(STAMP)/chromium:
 	@mkdir -p $(STAMP)
@@ -28,6 +28,15 @@ $(STAMP)/pip: infra/requirements.txt
 	@echo "setup: python tools (moto, cfn-lint, sam) into $(VENV)"
 	test -x $(VENV)/bin/python || python3 -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r infra/requirements.txt
+	@touch $@
+
+# schemathesis, for the API fuzz test, in a venv of its own (its click and PyYAML pins differ
+# from aws-sam-cli's).
+$(STAMP)/fuzz: infra/requirements-fuzz.txt
+	@mkdir -p $(STAMP)
+	@echo "setup: schemathesis (the API fuzz test) into .venv-fuzz"
+	test -x .venv-fuzz/bin/python || python3 -m venv .venv-fuzz
+	.venv-fuzz/bin/pip install --quiet --disable-pip-version-check -r infra/requirements-fuzz.txt
 	@touch $@
 
 # Every test: unit, handler tests against the emulators, template lint, end to end on the local

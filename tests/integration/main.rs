@@ -3,6 +3,7 @@
 //! module per pipeline (`gender`, `rules`, `rsvp`, `events`), one for the lake, one for the local cloud's services,
 //! one for the template, and `support` for what they share.
 
+mod api_fuzz;
 mod events;
 mod gender;
 mod lake;

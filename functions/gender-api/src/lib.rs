@@ -13,6 +13,13 @@ use tally_pipelines::gender::{model_by_name, Cid, Gender, ModelSettings, ResultL
 pub const SERVICE: &str = "tally";
 pub const DEFAULT_MODEL: &str = "MODEL1";
 
+/// Every route of the HTTP API, described (docs/openapi.json): served at `GET /openapi.json`.
+pub const OPENAPI: tally_aws::http::Asset = tally_aws::http::Asset {
+    content_type: "application/json",
+    bytes: include_bytes!("../../../docs/openapi.json"),
+    cache_control: "no-cache",
+};
+
 pub struct GenderApi<L> {
     pub lookup: L,
     pub settings: ModelSettings,
@@ -64,6 +71,7 @@ impl<L: ResultLookup> GenderApi<L> {
         let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
         let known = match segments.as_slice() {
             [""] => Some(Route::Root),
+            ["openapi.json"] => Some(Route::OpenApi),
             ["api", "v1", "getGender", cid] => Some(Route::Gender(cid)),
             _ => None,
         };
@@ -84,6 +92,7 @@ impl<L: ResultLookup> GenderApi<L> {
                 serde_json::json!({ "service": SERVICE, "version": env!("CARGO_PKG_VERSION") }),
             ),
             Route::Gender(raw_cid) => self.gender(raw_cid, model, now).await,
+            Route::OpenApi => Reply::asset(OPENAPI),
         }
     }
 
@@ -161,6 +170,7 @@ impl<L: ResultLookup> HttpApi for GenderApi<L> {
 
 enum Route<'a> {
     Root,
+    OpenApi,
     Gender(&'a str),
 }
 

@@ -230,7 +230,11 @@ async fn post_events(cloud: &LocalCloud) -> Result<()> {
         app.app_id,
         report.batches,
         report.accepted,
-        if rejected.is_empty() { "none".into() } else { rejected.join(", ") }
+        if rejected.is_empty() {
+            "none".into()
+        } else {
+            rejected.join(", ")
+        }
     );
     Ok(())
 }

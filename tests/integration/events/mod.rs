@@ -299,8 +299,15 @@ async fn events_posted_and_put_reach_the_metrics_the_warehouse_and_bad_records_e
     let dom = chromium_dom(&format!("{api}/dashboard"));
     let panel = dom.split("id=\"event-types\"").nth(1).unwrap_or_default();
     let panel = panel.split("</ul>").next().unwrap_or_default();
-    for t in first.values().map(|c| c.event_type.as_str()).collect::<BTreeSet<_>>() {
-        assert!(panel.contains(&format!(">{t}<")), "{t} not on the dashboard: {panel}");
+    for t in first
+        .values()
+        .map(|c| c.event_type.as_str())
+        .collect::<BTreeSet<_>>()
+    {
+        assert!(
+            panel.contains(&format!(">{t}<")),
+            "{t} not on the dashboard: {panel}"
+        );
     }
 
     // The warehouse: each valid event id once, per type and day of the event.

@@ -1,0 +1,129 @@
+//! The HTTP API against its description: every route of the template is in docs/openapi.json,
+//! which `GET /openapi.json` serves; and schemathesis (PyPI, pinned) fuzzes every operation of it
+//! on the shared local cloud: no 5xx, and every answer's status, type and body as documented.
+
+use std::collections::BTreeSet;
+use std::process::Command;
+
+use serde_json::Value;
+use tally_infra::http::http_get;
+
+use crate::support::{local_root, shared_cloud, tally};
+
+fn document() -> Value {
+    serde_json::from_str(&std::fs::read_to_string(local_root().join("docs/openapi.json")).unwrap())
+        .unwrap()
+}
+
+#[test]
+fn every_route_of_the_template_is_described() {
+    let template = tally_infra::template::Template::load(
+        &local_root().join("template.yaml"),
+        "tally",
+        &Default::default(),
+    )
+    .unwrap();
+    let doc = document();
+    let described: BTreeSet<(String, String)> = doc["paths"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .flat_map(|(path, ops)| {
+            ops.as_object()
+                .unwrap()
+                .keys()
+                .map(move |m| (m.to_uppercase(), path.clone()))
+        })
+        .collect();
+    let mut routes = BTreeSet::new();
+    for f in template.of_kind("AWS::Serverless::Function") {
+        for (_, e) in f.properties["Events"].as_object().into_iter().flatten() {
+            if e["Type"] != "HttpApi" {
+                continue;
+            }
+            let (method, path) = (
+                e["Properties"]["Method"].as_str().unwrap(),
+                e["Properties"]["Path"].as_str().unwrap(),
+            );
+            if path.contains('+') {
+                continue; // a catch-all: its routes are the function's own, described one by one
+            }
+            routes.insert((method.to_uppercase(), path.to_string()));
+        }
+    }
+    let missing: Vec<_> = routes.difference(&described).collect();
+    assert!(
+        missing.is_empty(),
+        "routes not in docs/openapi.json: {missing:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn schemathesis_finds_no_5xx_and_no_answer_unlike_the_document() {
+    let cloud = shared_cloud();
+    let (status, served) = http_get(&format!("{}/openapi.json", cloud.api_url))
+        .await
+        .unwrap();
+    assert_eq!(status, 200);
+    assert_eq!(
+        serde_json::from_str::<Value>(&served).unwrap(),
+        document(),
+        "the served document is docs/openapi.json"
+    );
+    let st = local_root().join(".venv-fuzz/bin/st");
+    assert!(
+        st.is_file(),
+        "{} is missing: run `make setup`",
+        st.display()
+    );
+    // With a real key, /collect is fuzzed beyond its 401.
+    let out = tally(&["apps", "add", "fuzz"], &cloud.edge_url);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let key = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .last()
+        .unwrap()
+        .to_string();
+    let out = Command::new(&st)
+        .args([
+            "run",
+            &format!("{}/openapi.json", cloud.api_url),
+            "--header",
+            &format!("x-api-key: {key}"),
+            "--checks",
+            "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance",
+            "--phases",
+            "examples,coverage,fuzzing",
+            "--max-examples",
+            "25",
+            "--seed",
+            "20261201",
+            "--workers",
+            "2",
+            "--no-color",
+        ])
+        .env("SCHEMATHESIS_TELEMETRY", "false")
+        .current_dir(std::env::temp_dir())
+        .output()
+        .unwrap();
+    let report = String::from_utf8_lossy(&out.stdout);
+    let summary: String = report
+        .lines()
+        .rev()
+        .take(12)
+        .collect::<Vec<_>>()
+        .into_iter()
+        .rev()
+        .collect::<Vec<_>>()
+        .join("\n");
+    assert!(
+        out.status.success(),
+        "schemathesis found failures:\n{report}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(report.contains("passed"), "{summary}");
+}

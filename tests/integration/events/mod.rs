@@ -443,6 +443,9 @@ async fn events_posted_and_put_reach_the_metrics_the_warehouse_and_bad_records_e
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// Request headers, by name.
+type Headers = Vec<(&'static str, String)>;
+
 fn gzip(data: &[u8]) -> Vec<u8> {
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
     gz.write_all(data).unwrap();
@@ -473,7 +476,7 @@ async fn collect_answers_every_documented_case_over_http() {
         h.extend(extra.iter().map(|(k, v)| (*k, v.to_string())));
         h
     };
-    let cases: Vec<(Vec<(&'static str, String)>, Vec<u8>, u16, &str)> = vec![
+    let cases: Vec<(Headers, Vec<u8>, u16, &str)> = vec![
         (vec![], one.clone(), 401, "x-api-key"),
         (
             vec![("x-api-key", "tk_unknown".into())],

@@ -229,7 +229,7 @@ mod tests {
         assert!(pipeline(&t, "nope")
             .unwrap_err()
             .to_string()
-            .contains("pipelines: dashboard, gender, rsvp, rules"));
+            .contains("pipelines: dashboard, events, gender, rsvp, rules"));
         let rsvp = pipeline(&t, "rsvp").unwrap();
         assert_eq!(
             rsvp.source().unwrap().partition_key.as_deref(),
@@ -240,5 +240,12 @@ mod tests {
         let dashboard = pipeline(&t, "dashboard").unwrap();
         assert_eq!(dashboard.functions, ["DashboardFeedFunction"]);
         assert!(dashboard.sources.is_empty());
+        let events = pipeline(&t, "events").unwrap();
+        assert_eq!(
+            events.source().unwrap().partition_key.as_deref(),
+            Some("device.id")
+        );
+        assert_eq!(events.functions, ["EventsMetricsFunction"]);
+        assert!(events.outputs.is_empty());
     }
 }

@@ -8,7 +8,7 @@ use std::process::Command;
 use serde_json::Value;
 use tally_infra::http::http_get;
 
-use crate::support::{local_root, shared_cloud, tally};
+use crate::support::{local_root, shared_cloud};
 
 fn document() -> Value {
     serde_json::from_str(&std::fs::read_to_string(local_root().join("docs/openapi.json")).unwrap())
@@ -77,17 +77,7 @@ async fn schemathesis_finds_no_5xx_and_no_answer_unlike_the_document() {
         st.display()
     );
     // With a real key, /collect is fuzzed beyond its 401.
-    let out = tally(&["apps", "add", "fuzz"], &cloud.edge_url);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let key = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .last()
-        .unwrap()
-        .to_string();
+    let (_, key) = crate::events::register(&cloud.edge_url, "fuzz");
     let out = Command::new(&st)
         .args([
             "run",

@@ -30,6 +30,30 @@ use crate::sequence::SequenceNumber;
 /// Attributes one write may name: a DynamoDB update expression holds at most 4 KB.
 pub const MAX_NAMES_PER_WRITE: usize = 80;
 
+/// A first sighting as a fact's text: where it was seen (shard, sequence number), then the
+/// pipeline's own fields, `|`-separated; only the last field may hold the separator.
+pub fn encode_sighting(shard: &str, seq: &SequenceNumber, fields: &[&str]) -> String {
+    let mut out = format!("{shard}|{}", seq.ordered_key());
+    for f in fields {
+        out.push('|');
+        out.push_str(f);
+    }
+    out
+}
+
+/// The shard, sequence number and `fields` fields of a fact written by [`encode_sighting`]; a
+/// missing last field reads as empty.
+pub fn decode_sighting(s: &str, fields: usize) -> Option<(String, SequenceNumber, Vec<String>)> {
+    let mut parts = s.splitn(fields + 2, '|');
+    let shard = parts.next()?.to_string();
+    let seq = SequenceNumber::from_ordered_key(parts.next()?).ok()?;
+    let mut rest: Vec<String> = parts.map(String::from).collect();
+    if rest.len() + 1 == fields {
+        rest.push(String::new());
+    }
+    (rest.len() == fields).then_some((shard, seq, rest))
+}
+
 /// A pipeline that counts records by the first sighting of their id.
 pub trait Sightings: Send + Sync {
     type Event: Clone + Send + Sync;

@@ -20,7 +20,7 @@ use crate::support::{chromium_dom, shared_cloud, shared_stack, tally, wait_for};
 mod event_files;
 
 /// Registers an app with the CLI; returns (app_id, key).
-fn register(edge_url: &str, name: &str) -> (String, String) {
+pub fn register(edge_url: &str, name: &str) -> (String, String) {
     let out = tally(&["apps", "add", name], edge_url);
     assert!(
         out.status.success(),

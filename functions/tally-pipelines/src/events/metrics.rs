@@ -19,7 +19,7 @@ use chrono::{DateTime, Duration, SecondsFormat, Utc};
 use serde::Serialize;
 use tally_engine::engine::DEFAULT_CONCURRENCY;
 use tally_engine::ports::{DeadLetterSink, StateReader, StateStore};
-use tally_engine::sightings::{count_first_sightings, Sightings};
+use tally_engine::sightings::{count_first_sightings, decode_sighting, encode_sighting, Sightings};
 use tally_engine::windows::MinuteBuckets;
 use tally_engine::{
     Aggregation, BatchHandler, BatchReport, PortError, Rejection, SequenceNumber, Sequenced,
@@ -70,24 +70,23 @@ pub struct Sighting {
 impl Sighting {
     fn encode(&self) -> String {
         // The app goes last: the one part that may hold the separator.
-        format!(
-            "{}|{}|{}|{}|{}",
-            self.shard,
-            self.seq.ordered_key(),
-            self.minute.timestamp(),
-            self.event_type,
-            self.app
+        let minute = self.minute.timestamp().to_string();
+        encode_sighting(
+            &self.shard,
+            &self.seq,
+            &[&minute, &self.event_type, &self.app],
         )
     }
 
     fn decode(s: &str) -> Option<Sighting> {
-        let mut parts = s.splitn(5, '|');
+        let (shard, seq, fields) = decode_sighting(s, 3)?;
+        let [minute, event_type, app] = <[String; 3]>::try_from(fields).ok()?;
         Some(Sighting {
-            shard: parts.next()?.to_string(),
-            seq: SequenceNumber::from_ordered_key(parts.next()?).ok()?,
-            minute: DateTime::from_timestamp(parts.next()?.parse().ok()?, 0)?,
-            event_type: parts.next()?.to_string(),
-            app: parts.next()?.to_string(),
+            shard,
+            seq,
+            minute: DateTime::from_timestamp(minute.parse().ok()?, 0)?,
+            event_type,
+            app,
         })
     }
 }

@@ -26,7 +26,8 @@ use serde::Serialize;
 use tally_engine::engine::DEFAULT_CONCURRENCY;
 use tally_engine::ports::{DeadLetterSink, OutRecord, RecordPublisher, StateReader, StateStore};
 use tally_engine::publish::{publish_all, Outgoing};
-use tally_engine::sightings::{count_first_sightings, Counted, Sightings};
+use tally_engine::sightings::{count_first_sightings, decode_sighting, encode_sighting};
+use tally_engine::sightings::{Counted, Sightings};
 use tally_engine::windows::MinuteBuckets;
 use tally_engine::{
     Aggregation, BatchHandler, BatchReport, Latest, PortError, Rejection, SequenceNumber,
@@ -80,24 +81,22 @@ impl Sighting {
 
     fn encode(&self) -> String {
         // The event's name goes last: it is the one part that may hold the separator.
-        format!(
-            "{}|{}|{}|{}|{}",
-            self.shard,
-            self.seq.ordered_key(),
-            self.response.as_str(),
-            self.event_id,
-            self.event_name
+        encode_sighting(
+            &self.shard,
+            &self.seq,
+            &[self.response.as_str(), &self.event_id, &self.event_name],
         )
     }
 
     fn decode(s: &str) -> Option<Sighting> {
-        let mut parts = s.splitn(5, '|');
+        let (shard, seq, fields) = decode_sighting(s, 3)?;
+        let [response, event_id, event_name] = <[String; 3]>::try_from(fields).ok()?;
         Some(Sighting {
-            shard: parts.next()?.to_string(),
-            seq: SequenceNumber::from_ordered_key(parts.next()?).ok()?,
-            response: Response::parse(parts.next()?)?,
-            event_id: parts.next()?.to_string(),
-            event_name: parts.next().unwrap_or_default().to_string(),
+            shard,
+            seq,
+            response: Response::parse(&response)?,
+            event_id,
+            event_name,
         })
     }
 }

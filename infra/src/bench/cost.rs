@@ -15,6 +15,8 @@ pub struct Prices {
     pub kinesis_per_shard_hour: f64,
     pub kinesis_per_million_put_payload_units: f64,
     pub firehose_per_gb_ingested: f64,
+    /// API Gateway HTTP APIs, the first 300 million requests a month.
+    pub api_gateway_http_per_million_requests: f64,
     pub sources: Vec<&'static str>,
 }
 
@@ -29,11 +31,13 @@ pub fn prices() -> Prices {
         kinesis_per_shard_hour: 0.015,
         kinesis_per_million_put_payload_units: 0.014,
         firehose_per_gb_ingested: 0.029,
+        api_gateway_http_per_million_requests: 1.00,
         sources: vec![
             "https://aws.amazon.com/lambda/pricing/",
             "https://aws.amazon.com/dynamodb/pricing/on-demand/",
             "https://aws.amazon.com/kinesis/data-streams/pricing/",
             "https://aws.amazon.com/firehose/pricing/",
+            "https://aws.amazon.com/api-gateway/pricing/",
         ],
     }
 }
@@ -50,6 +54,8 @@ pub struct Usage {
     pub memory_mb: f64,
     /// Streams that carry the pipeline's records, for the shard hours at `rate`.
     pub streams: usize,
+    /// HTTP API requests per event (`/collect`: one per SDK batch).
+    pub api_requests_per_event: f64,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -60,6 +66,7 @@ pub struct Cost {
     pub lambda_usd: f64,
     pub kinesis_usd: f64,
     pub firehose_usd: f64,
+    pub api_usd: f64,
     pub total_usd_per_million_events: f64,
     pub assumptions: String,
 }
@@ -83,6 +90,7 @@ pub fn per_million(pipeline: &str, mode: &str, u: &Usage, rate: f64, p: &Prices)
         + u.kinesis_records_per_event * p.kinesis_per_million_put_payload_units;
     // Firehose bills each record rounded up to 5 KB.
     let firehose = m * 5.0 / (1024.0 * 1024.0) * p.firehose_per_gb_ingested;
+    let api = u.api_requests_per_event * p.api_gateway_http_per_million_requests;
     Cost {
         pipeline: pipeline.into(),
         mode: mode.into(),
@@ -90,7 +98,8 @@ pub fn per_million(pipeline: &str, mode: &str, u: &Usage, rate: f64, p: &Prices)
         lambda_usd: lambda,
         kinesis_usd: kinesis,
         firehose_usd: firehose,
-        total_usd_per_million_events: dynamodb + lambda + kinesis + firehose,
+        api_usd: api,
+        total_usd_per_million_events: dynamodb + lambda + kinesis + firehose + api,
         assumptions: format!(
             "{rate:.0} events/s steady; {:.2} writes and {:.2} reads per event; {:.2} Kinesis records per event over {} streams ({shards:.0} shards); Lambda {:.3} ms per event at {} MB (arm64), measured on the local cloud",
             u.write_requests_per_event, u.read_requests_per_event, u.kinesis_records_per_event, u.streams, u.lambda_ms_per_event, u.memory_mb
@@ -113,6 +122,7 @@ mod tests {
             lambda_ms_per_event: 0.0,
             memory_mb: 256.0,
             streams: 1,
+            api_requests_per_event: 0.0,
         };
         let c = per_million("x", "y", &u, 1000.0, &p);
         assert!((c.dynamodb_usd - 0.625).abs() < 1e-9);

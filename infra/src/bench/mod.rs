@@ -2,6 +2,7 @@
 //! `bench/report.json` and `BENCHMARKS.md`. Timings live here, never in tests.
 
 pub mod cost;
+pub mod events;
 pub mod functions;
 pub mod lake;
 pub mod pipeline;
@@ -68,6 +69,7 @@ pub struct Report {
     pub api: ApiFigures,
     pub lake: Option<lake::LakeFigures>,
     pub rsvp: Option<rsvp::RsvpFigures>,
+    pub events: Option<events::EventFigures>,
     pub cpu: Vec<CpuFigure>,
     pub cost: Vec<cost::Cost>,
     pub prices: cost::Prices,
@@ -226,6 +228,15 @@ async fn requests_and_busy_time(
         ),
     );
     counts.push(rsvps);
+    let app_events = events::requests(cloud, mode, n).await?;
+    step(
+        begin,
+        &format!(
+            "events {mode}: {:.3} DynamoDB requests per event",
+            app_events.dynamodb_per_event
+        ),
+    );
+    counts.push(app_events);
     let mut per_pipeline = BTreeMap::new();
     for p in ["gender", "rules"] {
         let ms: f64 = pipeline_functions(&cloud.template, p)?
@@ -496,6 +507,51 @@ pub async fn run(o: BenchOptions) -> Result<Report> {
         etl,
     };
 
+    step(
+        begin,
+        "events: /collect at a fixed concurrency on a fresh cloud, freshness on the metrics API",
+    );
+    let cloud = LocalCloud::start(cloud_options(&o, "per-key")).await?;
+    let busy_before = busy_ms(&cloud);
+    let loaded = events::load(&cloud, 4, 10, sizes.seconds / 2.0).await;
+    // The metrics and the archive's router finish what the load put before their time is taken.
+    let _ = cloud.wait_idle(drain).await;
+    let busy_after = busy_ms(&cloud);
+    cloud.stop().await;
+    let (collect, freshness, unanswered, fleet_per_request) = loaded?;
+    let events_ms: f64 = [
+        "CollectFunction",
+        "EventsMetricsFunction",
+        "EventsRouterFunction",
+    ]
+    .iter()
+    .map(|f| busy_after.get(*f).unwrap_or(&0.0) - busy_before.get(*f).unwrap_or(&0.0))
+    .sum::<f64>()
+        / collect.events.max(1) as f64;
+    step(
+        begin,
+        &format!(
+            "  /collect: {:.0} events/s ({:.0} requests/s of {}), p99 {:?} ms; freshness p50 {:?} ms",
+            collect.events_per_s,
+            collect.requests_per_s,
+            collect.events_per_request,
+            collect.latency.as_ref().map(|l| l.p99_ms.round()),
+            freshness.as_ref().map(|f| f.p50_ms.round())
+        ),
+    );
+    let app_events = events::EventFigures {
+        requests: ours
+            .iter()
+            .chain(&per_record)
+            .filter(|c| c.pipeline == "events")
+            .cloned()
+            .collect(),
+        collect,
+        freshness,
+        freshness_unanswered: unanswered,
+        fleet_events_per_request: fleet_per_request,
+    };
+
     if let Some(why) = &api.wrk_missing {
         not_measured.push(format!("API at fixed concurrency: {why}"));
     }
@@ -558,8 +614,31 @@ pub async fn run(o: BenchOptions) -> Result<Report> {
                 lambda_ms_per_event: ms.get(pipeline).copied().unwrap_or(0.0),
                 memory_mb: 256.0,
                 streams: if pipeline == "gender" { 2 } else { 4 },
+                api_requests_per_event: 0.0,
             };
             costs.push(cost::per_million(pipeline, mode, &usage, RATE, &prices));
+        }
+        // App events: /collect (a request per SDK batch), the metrics and the archive's router.
+        if let Some(c) = counts.iter().find(|c| c.pipeline == "events") {
+            let reads = c
+                .dynamodb
+                .iter()
+                .filter(|(op, _)| op.starts_with("Get") || op.starts_with("Batch"))
+                .map(|(_, n)| *n)
+                .sum::<u64>() as f64
+                / c.events as f64;
+            let per_request = app_events.fleet_events_per_request.max(1.0);
+            let usage = Usage {
+                write_requests_per_event: c.dynamodb_per_event - reads,
+                read_requests_per_event: reads,
+                kinesis_records_per_event: 1.0,
+                lambda_invocations_per_event: 1.0 / per_request + 1.0 / 500.0,
+                lambda_ms_per_event: events_ms,
+                memory_mb: 256.0,
+                streams: 1,
+                api_requests_per_event: 1.0 / per_request,
+            };
+            costs.push(cost::per_million("events", mode, &usage, RATE, &prices));
         }
     }
 
@@ -599,6 +678,7 @@ pub async fn run(o: BenchOptions) -> Result<Report> {
         api,
         lake: Some(lake),
         rsvp: Some(rsvp),
+        events: Some(app_events),
         cpu,
         cost: costs,
         prices,

@@ -291,17 +291,18 @@ pub fn markdown(r: &Report) -> String {
         p.dynamodb_per_million_read_units, p.kinesis_per_shard_hour, p.kinesis_per_million_put_payload_units,
         p.firehose_per_gb_ingested, p.sources.join(", ")
     );
-    let _ = writeln!(s, "| pipeline | mode | DynamoDB | Lambda | Kinesis | Firehose | total $ per million events | from |\n|---|---|---|---|---|---|---|---|");
+    let _ = writeln!(s, "| pipeline | mode | DynamoDB | Lambda | Kinesis | Firehose | API | total $ per million events | from |\n|---|---|---|---|---|---|---|---|---|");
     for c in &r.cost {
         let _ = writeln!(
             s,
-            "| {} | {} | {:.3} | {:.3} | {:.3} | {:.3} | **{:.3}** | {} |",
+            "| {} | {} | {:.3} | {:.3} | {:.3} | {:.3} | {:.3} | **{:.3}** | {} |",
             c.pipeline,
             c.mode,
             c.dynamodb_usd,
             c.lambda_usd,
             c.kinesis_usd,
             c.firehose_usd,
+            c.api_usd,
             c.total_usd_per_million_events,
             c.assumptions
         );
@@ -352,10 +353,105 @@ pub fn markdown(r: &Report) -> String {
         s.push_str(&deploy_build(d));
     }
 
+    if let Some(f) = &r.events {
+        s.push_str(&app_events(f, &r.cost));
+    }
+
     let _ = writeln!(s, "\n## Not measured, and limits\n");
     for n in &r.not_measured {
         let _ = writeln!(s, "- {n}");
     }
+    s
+}
+
+/// What AWS's Clickstream Analytics publishes for its ingestion module (ALB, ECS on EC2, Kinesis,
+/// S3; 10 events a request; us-east-1, on demand), per month at each request rate: (requests/s,
+/// Kinesis provisioned, Kinesis on-demand), USD. Source: its implementation guide, "Cost"
+/// (awslabs/clickstream-analytics-on-aws, docs/en/plan-deployment/cost.md).
+const CLICKSTREAM_INGESTION: [(f64, f64, f64); 3] = [
+    (10.0, 165.0, 181.0),
+    (100.0, 195.0, 284.0),
+    (1000.0, 568.0, 1439.0),
+];
+
+/// The section on the mobile events platform.
+fn app_events(f: &super::events::EventFigures, costs: &[super::cost::Cost]) -> String {
+    let mut s = String::new();
+    let _ = writeln!(s, "\n## 11. Mobile events\n");
+    let _ = writeln!(
+        s,
+        "A generated fleet's events (`tally gen events`' shape) through the live metrics \
+         (`EventsMetricsFunction`), requests as in figure 1 (the per-record baseline writes each \
+         event's id and each minute bucket on its own). `/collect` is loaded on a fresh cloud by \
+         {} SDKs at once, {} events a gzip request, for {:.0} s (debug or release as the bench \
+         runs, one function instance locally); freshness is a probe event's `/collect` 200 to \
+         `GET /api/v1/events/metrics` counting it, one probe at a time during the load.\n",
+        f.collect.concurrency, f.collect.events_per_request, f.collect.seconds
+    );
+    let _ = writeln!(s, "| figure | value |");
+    let _ = writeln!(s, "|---|---|");
+    let find = |mode: &str| f.requests.iter().find(|c| c.mode == mode);
+    if let (Some(a), Some(b)) = (find("per-key"), find("per-record")) {
+        let _ = writeln!(
+            s,
+            "| DynamoDB requests per event ({} events) | {:.3} against {:.3} per-record: {:.2}x fewer |",
+            a.events,
+            a.dynamodb_per_event,
+            b.dynamodb_per_event,
+            b.dynamodb_per_event / a.dynamodb_per_event.max(1e-9)
+        );
+    }
+    let c = &f.collect;
+    let l = c.latency.as_ref();
+    let _ = writeln!(
+        s,
+        "| `/collect` at concurrency {} | {:.0} events/s ({:.0} requests/s), latency p50 {} ms, p99 {} ms, {} failed |",
+        c.concurrency,
+        c.events_per_s,
+        c.requests_per_s,
+        opt(l.map(|l| l.p50_ms), 1),
+        opt(l.map(|l| l.p99_ms), 1),
+        c.failed
+    );
+    let p = f.freshness.as_ref();
+    let _ = writeln!(
+        s,
+        "| freshness, `/collect` to the metrics API | p50 {} ms, p99 {} ms, max {} ms ({} probes, {} unanswered) |",
+        opt(p.map(|p| p.p50_ms), 0),
+        opt(p.map(|p| p.p99_ms), 0),
+        opt(p.map(|p| p.max_ms), 0),
+        p.map_or(0, |p| p.samples),
+        f.freshness_unanswered
+    );
+    if let Some(ours) = costs
+        .iter()
+        .find(|c| c.pipeline == "events" && c.mode == "per-key")
+    {
+        let ingest = ours.api_usd + ours.kinesis_usd + ours.firehose_usd;
+        let _ = writeln!(
+            s,
+            "| tally per million events (section 7) | **{:.3}** in all; ingestion alone (API, Kinesis, Firehose) {:.3} |",
+            ours.total_usd_per_million_events, ingest
+        );
+    }
+    let month = 30.0 * 86_400.0;
+    let theirs: Vec<String> = CLICKSTREAM_INGESTION
+        .iter()
+        .map(|(rps, provisioned, on_demand)| {
+            let millions = rps * 10.0 * month / 1e6;
+            format!(
+                "{:.0} events/s: {:.3} to {:.3}",
+                rps * 10.0,
+                provisioned / millions,
+                on_demand / millions
+            )
+        })
+        .collect();
+    let _ = writeln!(
+        s,
+        "| Clickstream Analytics' published ingestion, $ per million events | {} (its fixed ALB and EC2 cost spread over the events; it answers before the data is in Kinesis) |",
+        theirs.join("; ")
+    );
     s
 }
 

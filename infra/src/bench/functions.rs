@@ -112,6 +112,38 @@ async fn event_for(
             "2 S3 notifications (absent objects)".into(),
             event_file("LakeWriterFunction.json")?.into_bytes(),
         ),
+        "CollectFunction" => {
+            // The sample's key, registered once (a second registration is refused: fine).
+            let _ = tally_aws::DynamoAppKeys::new(
+                cloud.clients.dynamodb.clone(),
+                template.physical_name("AppsTable"),
+            )
+            .register(
+                &tally_pipelines::events::collect::key_hash("tk_sample_key_registered_by_the_test"),
+                &tally_pipelines::events::collect::App {
+                    app_id: "bench-sample".into(),
+                    name: "Bench sample".into(),
+                },
+            )
+            .await;
+            (
+                "one POST /collect of 3 events".into(),
+                event_file("CollectFunction.json")?.into_bytes(),
+            )
+        }
+        "EventsRouterFunction" => (
+            "a Firehose transformation of 3 records".into(),
+            event_file("EventsRouterFunction.json")?.into_bytes(),
+        ),
+        "EventsMetricsFunction" => {
+            let mut events = super::events::stamped_events(10, 70 + i);
+            events.truncate(100);
+            let events = events
+                .into_iter()
+                .map(|e| (e.partition_key, e.data))
+                .collect();
+            ("100 app events".into(), hundred(events, "EventsStream")?)
+        }
         "RsvpStatsFunction" => {
             let events = super::rsvp::rsvp_events(100, 60 + i, 1667.0)
                 .into_iter()

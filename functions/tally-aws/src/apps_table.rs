@@ -15,6 +15,9 @@ use crate::errors::port_error;
 
 pub const KEY_HASH: &str = "key_hash";
 const CACHE_FOR: Duration = Duration::from_secs(60);
+/// Lookups kept at most: unknown keys are cached too, so a client sending random keys must not
+/// grow the cache without bound.
+const CACHE_MAX: usize = 10_000;
 
 pub struct DynamoAppKeys {
     client: Client,
@@ -107,10 +110,14 @@ impl AppKeys for DynamoAppKeys {
             .await
             .map_err(|e| port_error("GetItem", e))?;
         let app = out.item().and_then(app_of);
-        self.cache
-            .lock()
-            .unwrap()
-            .insert(key_hash.to_string(), (Instant::now(), app.clone()));
+        let mut cache = self.cache.lock().unwrap();
+        if cache.len() >= CACHE_MAX {
+            cache.retain(|_, (at, _)| at.elapsed() < CACHE_FOR);
+            if cache.len() >= CACHE_MAX {
+                cache.clear();
+            }
+        }
+        cache.insert(key_hash.to_string(), (Instant::now(), app.clone()));
         Ok(app)
     }
 }

@@ -2,6 +2,7 @@
 
 use std::fmt::Write;
 
+use super::pipeline::RequestCount;
 use super::Report;
 
 fn mb(bytes: u64) -> String {
@@ -364,6 +365,21 @@ pub fn markdown(r: &Report) -> String {
     s
 }
 
+/// The row comparing a pipeline's requests per record with the per-record baseline, if both ran.
+fn requests_row(requests: &[RequestCount], noun: &str, plural: &str) -> String {
+    let find = |mode: &str| requests.iter().find(|c| c.mode == mode);
+    let (Some(a), Some(b)) = (find("per-key"), find("per-record")) else {
+        return String::new();
+    };
+    format!(
+        "| DynamoDB requests per {noun} ({} {plural}) | {:.3} against {:.3} per-record: {:.2}x fewer |\n",
+        a.events,
+        a.dynamodb_per_event,
+        b.dynamodb_per_event,
+        b.dynamodb_per_event / a.dynamodb_per_event.max(1e-9)
+    )
+}
+
 /// What AWS's Clickstream Analytics publishes for its ingestion module (ALB, ECS on EC2, Kinesis,
 /// S3; 10 events a request; us-east-1, on demand), per month at each request rate: (requests/s,
 /// Kinesis provisioned, Kinesis on-demand), USD. Source: its implementation guide, "Cost"
@@ -390,17 +406,7 @@ fn app_events(f: &super::events::EventFigures, costs: &[super::cost::Cost]) -> S
     );
     let _ = writeln!(s, "| figure | value |");
     let _ = writeln!(s, "|---|---|");
-    let find = |mode: &str| f.requests.iter().find(|c| c.mode == mode);
-    if let (Some(a), Some(b)) = (find("per-key"), find("per-record")) {
-        let _ = writeln!(
-            s,
-            "| DynamoDB requests per event ({} events) | {:.3} against {:.3} per-record: {:.2}x fewer |",
-            a.events,
-            a.dynamodb_per_event,
-            b.dynamodb_per_event,
-            b.dynamodb_per_event / a.dynamodb_per_event.max(1e-9)
-        );
-    }
+    s.push_str(&requests_row(&f.requests, "event", "events"));
     let c = &f.collect;
     let l = c.latency.as_ref();
     let _ = writeln!(
@@ -477,17 +483,7 @@ fn rsvp(f: &super::rsvp::RsvpFigures) -> String {
     );
     let _ = writeln!(s, "| figure | value |");
     let _ = writeln!(s, "|---|---|");
-    let find = |mode: &str| f.requests.iter().find(|c| c.mode == mode);
-    if let (Some(a), Some(b)) = (find("per-key"), find("per-record")) {
-        let _ = writeln!(
-            s,
-            "| DynamoDB requests per RSVP ({} RSVPs) | {:.3} against {:.3} per-record: {:.2}x fewer |",
-            a.events,
-            a.dynamodb_per_event,
-            b.dynamodb_per_event,
-            b.dynamodb_per_event / a.dynamodb_per_event.max(1e-9)
-        );
-    }
+    s.push_str(&requests_row(&f.requests, "RSVP", "RSVPs"));
     for t in [&f.sustained, &f.light] {
         let rate = t.target_events_per_s;
         let _ = writeln!(

@@ -1,5 +1,7 @@
 //! Kinesis event source mappings with AWS's semantics, read from the template: one poller per
-//! shard per function (order kept within a shard), `BatchSize`, `MaximumBatchingWindowInSeconds`,
+//! shard per function (order kept within a shard), `ParallelizationFactor` (up to that many
+//! batches of a shard at once, each with its own partition keys: order kept per partition key),
+//! `BatchSize`, `MaximumBatchingWindowInSeconds`,
 //! `StartingPosition`, `FilterCriteria`, `ReportBatchItemFailures` (resume from the lowest failed
 //! sequence number), `BisectBatchOnFunctionError`, `MaximumRetryAttempts`,
 //! `MaximumRecordAgeInSeconds` and an SQS on-failure destination.
@@ -142,10 +144,12 @@ impl Mapping {
             if *shutdown.borrow() {
                 return;
             }
-            // Fill a batch: up to BatchSize records, or what came within the batching window.
+            // Fill a batch: up to BatchSize records (per lane), or what came within the batching
+            // window.
+            let wanted = self.spec.batch_size * self.spec.parallelization;
             let mut window_start: Option<Instant> = None;
-            while pending.len() < self.spec.batch_size && !reader.is_closed() {
-                let page = match reader.read(self.spec.batch_size - pending.len()).await {
+            while pending.len() < wanted && !reader.is_closed() {
+                let page = match reader.read(wanted - pending.len()).await {
                     Ok(page) => page,
                     Err(_) => {
                         // A lost iterator or a throttle: the reader resumes after its last record.
@@ -184,10 +188,15 @@ impl Mapping {
                 }
                 continue;
             }
-            let n = pending.len().min(self.spec.batch_size);
-            let batch: Vec<ShardRecord> = pending.drain(..n).collect();
             self.set_idle(&shard_id, false);
-            self.process(batch, &shutdown).await;
+            let batches = take_lanes(
+                &mut pending,
+                self.spec.batch_size,
+                self.spec.parallelization,
+            );
+            // The shard goes on once every lane's batch is done with.
+            futures_util::future::join_all(batches.into_iter().map(|b| self.process(b, &shutdown)))
+                .await;
         }
     }
 
@@ -325,5 +334,103 @@ impl Mapping {
                 aws_sdk_sqs::error::DisplayErrorContext(e)
             );
         }
+    }
+}
+
+/// The next batch of each lane, taken from the front of `pending`: a record's lane follows its
+/// partition key, so one key's records stay in one lane, in order, and never run at once. What a
+/// full lane cannot take stays pending, in order.
+fn take_lanes(
+    pending: &mut VecDeque<ShardRecord>,
+    batch_size: usize,
+    lanes: usize,
+) -> Vec<Vec<ShardRecord>> {
+    if lanes <= 1 {
+        let n = pending.len().min(batch_size);
+        return vec![pending.drain(..n).collect()];
+    }
+    let mut batches: Vec<Vec<ShardRecord>> = vec![Vec::new(); lanes];
+    let mut rest = VecDeque::new();
+    for record in pending.drain(..) {
+        let lane = &mut batches[lane_of(&record.partition_key, lanes)];
+        if lane.len() < batch_size {
+            lane.push(record);
+        } else {
+            rest.push_back(record);
+        }
+    }
+    *pending = rest;
+    batches.retain(|b| !b.is_empty());
+    batches
+}
+
+/// A stable lane for a partition key (FNV-1a): the same key, the same lane, on every poll.
+fn lane_of(partition_key: &str, lanes: usize) -> usize {
+    let hash = partition_key
+        .bytes()
+        .fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+        });
+    (hash % lanes as u64) as usize
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(i: usize, key: &str) -> ShardRecord {
+        ShardRecord {
+            shard_id: "shardId-000000000000".into(),
+            sequence_number: format!("{i:05}"),
+            partition_key: key.into(),
+            data: Vec::new(),
+            arrival: 0.0,
+        }
+    }
+
+    #[test]
+    fn lanes_keep_each_partition_key_in_one_batch_in_order() {
+        let keys = ["a", "b", "c", "d", "e", "f", "g"];
+        let mut pending: VecDeque<ShardRecord> = (0..60)
+            .map(|i| record(i, keys[i * 7 % keys.len()]))
+            .collect();
+        let mut seen: Vec<Vec<ShardRecord>> = Vec::new();
+        while !pending.is_empty() {
+            let before = pending.len();
+            let batches = take_lanes(&mut pending, 4, 3);
+            assert!(batches.len() <= 3 && batches.iter().all(|b| b.len() <= 4));
+            let lanes: Vec<_> = batches
+                .iter()
+                .map(|b| lane_of(&b[0].partition_key, 3))
+                .collect();
+            assert!(
+                batches
+                    .iter()
+                    .zip(&lanes)
+                    .all(|(b, l)| b.iter().all(|r| lane_of(&r.partition_key, 3) == *l)),
+                "a batch holds one lane's keys"
+            );
+            assert!(pending.len() < before, "progress");
+            seen.extend(batches);
+        }
+        for key in keys {
+            let order: Vec<&str> = seen
+                .iter()
+                .flatten()
+                .filter(|r| r.partition_key == key)
+                .map(|r| r.sequence_number.as_str())
+                .collect();
+            assert!(order.windows(2).all(|w| w[0] < w[1]), "{key}: {order:?}");
+        }
+        assert_eq!(seen.iter().map(Vec::len).sum::<usize>(), 60, "nothing lost");
+    }
+
+    #[test]
+    fn one_lane_is_the_shard_in_order() {
+        let mut pending: VecDeque<ShardRecord> = (0..10).map(|i| record(i, "k")).collect();
+        let batches = take_lanes(&mut pending, 4, 1);
+        assert_eq!(batches.len(), 1);
+        assert_eq!(batches[0][0].sequence_number, "00000");
+        assert_eq!(pending.len(), 6);
     }
 }

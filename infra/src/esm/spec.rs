@@ -23,6 +23,9 @@ pub struct MappingSpec {
     pub stream_name: String,
     pub stream_arn: String,
     pub batch_size: usize,
+    /// `ParallelizationFactor`: batches of one shard processed at once, each holding its own
+    /// partition keys (order is kept per partition key, not per shard).
+    pub parallelization: usize,
     pub batching_window: Duration,
     pub starting_position: StartAt,
     pub report_batch_item_failures: bool,
@@ -76,8 +79,11 @@ impl MappingSpec {
                 template.resources[stream_id].kind
             )));
         }
-        if number(props, "ParallelizationFactor").is_some_and(|n| n > 1.0) {
-            return Err(unsupported("ParallelizationFactor above 1"));
+        let parallelization = number(props, "ParallelizationFactor").unwrap_or(1.0);
+        if !(1.0..=10.0).contains(&parallelization) || parallelization.fract() != 0.0 {
+            return Err(unsupported(&format!(
+                "ParallelizationFactor {parallelization} (1 to 10)"
+            )));
         }
         if number(props, "TumblingWindowInSeconds").is_some_and(|n| n > 0.0) {
             return Err(unsupported("TumblingWindowInSeconds"));
@@ -160,6 +166,7 @@ impl MappingSpec {
             stream_name: template.physical_name(stream_id),
             stream_arn: template.arn(stream_id)?,
             batch_size: number(props, "BatchSize").unwrap_or(100.0).max(1.0) as usize,
+            parallelization: parallelization as usize,
             batching_window: Duration::from_secs_f64(
                 number(props, "MaximumBatchingWindowInSeconds").unwrap_or(0.0),
             ),

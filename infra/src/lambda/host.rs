@@ -1,8 +1,13 @@
 //! Runs a function's real compiled binary behind a Lambda Runtime API server, the same
 //! `lambda_runtime` code path as in AWS: the process polls `/invocation/next`, answers on
 //! `/response` or `/error`. Cold start on the first invocation, warm reuse after, a crashed or
-//! timed-out process is replaced on the next invocation. One instance per function: invocations
-//! are served one at a time, like a function with reserved concurrency 1.
+//! timed-out process is replaced on the next invocation.
+//!
+//! Like Lambda, a function runs as a pool of execution environments ([`Instance`]s, each a
+//! process behind its own Runtime API): an invocation takes an idle instance or, when every one
+//! is busy, starts another (a cold start), up to the function's `ReservedConcurrentExecutions`
+//! ([`DEFAULT_CONCURRENCY`] when unset). Beyond that limit an invocation waits for a free instance
+//! where Lambda would throttle it (and its callers retry).
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -52,9 +57,18 @@ impl std::fmt::Display for InvokeError {
 
 impl std::error::Error for InvokeError {}
 
+/// Instances of a function the local cloud runs at most at once when the template sets no
+/// `ReservedConcurrentExecutions`: enough for every shard's poller and an API's bursts on a small
+/// machine (AWS's limit is the account's unreserved concurrency, 1,000 by default).
+pub const DEFAULT_CONCURRENCY: usize = 10;
+
 /// Counters for `tally up`'s status and the benchmarks.
 #[derive(Debug, Clone, Default)]
 pub struct HostStats {
+    /// Execution environments created (each starts cold).
+    pub instances: u64,
+    /// The most invocations that ran at the same time.
+    pub max_concurrent: u64,
     pub cold_starts: u64,
     pub invocations: u64,
     pub errors: u64,
@@ -80,7 +94,8 @@ struct Shared {
     init_error: Mutex<Option<String>>,
     /// When the current process was spawned; cleared at its first `/next` (init done).
     spawned_at: Mutex<Option<Instant>>,
-    stats: Mutex<HostStats>,
+    /// The function's counters, shared by its instances.
+    stats: Arc<Mutex<HostStats>>,
 }
 
 struct Process {
@@ -89,16 +104,22 @@ struct Process {
     queue: mpsc::Sender<Pending>,
 }
 
+/// A function: its pool of instances.
 pub struct FunctionHost {
-    shared: Arc<Shared>,
-    runtime_api: String,
-    /// The Runtime API server's task: stopped with the host.
-    server: AbortHandle,
-    process: tokio::sync::Mutex<Option<Process>>,
+    spec: FunctionSpec,
+    stats: Arc<Mutex<HostStats>>,
+    /// One permit per instance the function may run at once.
+    permits: tokio::sync::Semaphore,
+    concurrency: usize,
+    /// Every instance created, and those not serving an invocation now.
+    all: Mutex<Vec<Arc<Instance>>>,
+    idle: Mutex<Vec<Arc<Instance>>>,
+    running: Mutex<u64>,
 }
 
 impl FunctionHost {
-    /// Starts the Runtime API server for `spec`; the process starts at the first invocation.
+    /// Checks the function's binary and starts its first instance's Runtime API (its process
+    /// starts at the first invocation).
     pub async fn start(spec: FunctionSpec) -> std::io::Result<Arc<Self>> {
         if !spec.binary.is_file() {
             return Err(std::io::Error::new(
@@ -111,6 +132,128 @@ impl FunctionHost {
                 ),
             ));
         }
+        let concurrency = spec
+            .reserved_concurrency
+            .map_or(DEFAULT_CONCURRENCY, |n| n as usize)
+            .max(1);
+        let host = Arc::new(Self {
+            stats: Arc::default(),
+            permits: tokio::sync::Semaphore::new(concurrency),
+            concurrency,
+            all: Mutex::default(),
+            idle: Mutex::default(),
+            running: Mutex::new(0),
+            spec,
+        });
+        let first = host.new_instance().await?;
+        host.idle.lock().unwrap().push(first);
+        Ok(host)
+    }
+
+    async fn new_instance(&self) -> std::io::Result<Arc<Instance>> {
+        let instance = Arc::new(Instance::start(self.spec.clone(), self.stats.clone()).await?);
+        self.stats.lock().unwrap().instances += 1;
+        self.all.lock().unwrap().push(instance.clone());
+        Ok(instance)
+    }
+
+    /// The Runtime API addresses (`AWS_LAMBDA_RUNTIME_API`) of the instances created so far.
+    pub fn runtime_apis(&self) -> Vec<String> {
+        let all = self.all.lock().unwrap();
+        all.iter().map(|i| i.runtime_api.clone()).collect()
+    }
+
+    pub fn spec(&self) -> &FunctionSpec {
+        &self.spec
+    }
+
+    /// How many instances may serve at once.
+    pub fn concurrency(&self) -> usize {
+        self.concurrency
+    }
+
+    pub fn stats(&self) -> HostStats {
+        self.stats.lock().unwrap().clone()
+    }
+
+    /// Invokes the function with `payload` (a JSON event) on an idle instance, or on a new one
+    /// while the function is below its concurrency; waits for a free one otherwise.
+    pub async fn invoke(&self, payload: Vec<u8>) -> Result<Bytes, InvokeError> {
+        let _permit = self
+            .permits
+            .acquire()
+            .await
+            .map_err(|_| InvokeError::Init("the function is stopped".into()))?;
+        // Warm first, the most recently used (as Lambda prefers), else a new environment.
+        let reused = self.idle.lock().unwrap().pop();
+        let instance = match reused {
+            Some(i) => i,
+            None => self
+                .new_instance()
+                .await
+                .map_err(|e| InvokeError::Init(e.to_string()))?,
+        };
+        let lease = Lease::new(self, instance);
+        lease.instance.invoke(payload).await
+    }
+
+    /// Ends every instance's process, as Lambda recycles environments: each one's next
+    /// invocation is a cold start. The host keeps serving.
+    pub async fn recycle(&self) {
+        let all = self.all.lock().unwrap().clone();
+        for instance in all {
+            instance.recycle().await;
+        }
+    }
+
+    /// Stops the host: every instance's process and Runtime API; invocations waiting for an
+    /// instance fail.
+    pub async fn stop(&self) {
+        self.permits.close();
+        let all = self.all.lock().unwrap().clone();
+        for instance in all {
+            instance.stop().await;
+        }
+    }
+}
+
+/// An instance serving one invocation; back to the idle ones when done, even when the caller
+/// gives up (an HTTP client that hangs up drops the invocation's future).
+struct Lease<'a> {
+    host: &'a FunctionHost,
+    instance: Arc<Instance>,
+}
+
+impl<'a> Lease<'a> {
+    fn new(host: &'a FunctionHost, instance: Arc<Instance>) -> Self {
+        let mut running = host.running.lock().unwrap();
+        *running += 1;
+        let mut stats = host.stats.lock().unwrap();
+        stats.max_concurrent = stats.max_concurrent.max(*running);
+        Lease { host, instance }
+    }
+}
+
+impl Drop for Lease<'_> {
+    fn drop(&mut self) {
+        *self.host.running.lock().unwrap() -= 1;
+        self.host.idle.lock().unwrap().push(self.instance.clone());
+    }
+}
+
+/// One execution environment: a process (started at its first invocation, replaced after a
+/// crash or a timeout) behind its own Runtime API, serving one invocation at a time.
+struct Instance {
+    shared: Arc<Shared>,
+    runtime_api: String,
+    /// The Runtime API server's task: stopped with the host.
+    server: AbortHandle,
+    process: tokio::sync::Mutex<Option<Process>>,
+}
+
+impl Instance {
+    /// Starts the Runtime API server for `spec`; the process starts at the first invocation.
+    async fn start(spec: FunctionSpec, stats: Arc<Mutex<HostStats>>) -> std::io::Result<Self> {
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let runtime_api = listener.local_addr()?.to_string();
         let (_, queue_rx) = mpsc::channel(1);
@@ -120,7 +263,7 @@ impl FunctionHost {
             in_flight: Mutex::new(HashMap::new()),
             init_error: Mutex::new(None),
             spawned_at: Mutex::new(None),
-            stats: Mutex::new(HostStats::default()),
+            stats,
         });
         let api = shared.clone();
         let server = tokio::spawn(crate::http::serve(
@@ -129,30 +272,17 @@ impl FunctionHost {
             move |req, _| serve_runtime_api(api.clone(), req),
         ))
         .abort_handle();
-        Ok(Arc::new(Self {
+        Ok(Self {
             shared,
             runtime_api,
             server,
             process: tokio::sync::Mutex::new(None),
-        }))
-    }
-
-    /// The Runtime API's address (`AWS_LAMBDA_RUNTIME_API`).
-    pub fn runtime_api(&self) -> &str {
-        &self.runtime_api
-    }
-
-    pub fn spec(&self) -> &FunctionSpec {
-        &self.shared.spec
-    }
-
-    pub fn stats(&self) -> HostStats {
-        self.shared.stats.lock().unwrap().clone()
+        })
     }
 
     /// Invokes the function with `payload` (a JSON event) and returns its response body.
-    pub async fn invoke(&self, payload: Vec<u8>) -> Result<Bytes, InvokeError> {
-        // One instance: the process lock is held for the whole invocation.
+    async fn invoke(&self, payload: Vec<u8>) -> Result<Bytes, InvokeError> {
+        // The process lock is held for the whole invocation: one at a time per instance.
         let mut process = self.process.lock().await;
         let running = matches!(&*process, Some(p) if p.exited.borrow().is_none());
         if !running {
@@ -283,22 +413,20 @@ impl FunctionHost {
         })
     }
 
-    /// Ends the function's execution environment, as Lambda recycles one: the next invocation
-    /// is a cold start. The host keeps serving.
-    pub async fn recycle(&self) {
+    /// Ends the process, as Lambda recycles an environment: its next invocation is a cold start.
+    async fn recycle(&self) {
         if let Some(p) = self.process.lock().await.take() {
             kill(p.child_pid);
         }
     }
 
-    /// Stops the host: its process, if any, and its Runtime API.
-    pub async fn stop(&self) {
+    async fn stop(&self) {
         self.server.abort();
         self.recycle().await;
     }
 }
 
-impl Drop for FunctionHost {
+impl Drop for Instance {
     fn drop(&mut self) {
         self.server.abort();
     }

@@ -21,6 +21,8 @@ pub struct FunctionSpec {
     pub timeout: Duration,
     pub memory_mb: u32,
     pub log_file: PathBuf,
+    /// `ReservedConcurrentExecutions`: the most instances at once (the local default when unset).
+    pub reserved_concurrency: Option<u32>,
 }
 
 /// The binary a function runs: its crate's package name (or `BuildProperties.Binary`).
@@ -146,7 +148,25 @@ pub fn function_specs(
             timeout: Duration::from_secs_f64(num("Timeout", 3.0)),
             memory_mb: num("MemorySize", 128.0) as u32,
             log_file: opts.log_dir.join(format!("{}.log", f.logical_id)),
+            reserved_concurrency: reserved_concurrency(&props, &f.logical_id)?,
         });
     }
     Ok(specs)
+}
+
+/// `ReservedConcurrentExecutions`, if set. Zero (a function switched off) is not run locally.
+fn reserved_concurrency(props: &Json, id: &str) -> Result<Option<u32>, TemplateError> {
+    let Some(v) = props.get("ReservedConcurrentExecutions") else {
+        return Ok(None);
+    };
+    match scalar_string(v).parse::<u32>() {
+        Ok(n) if n > 0 => Ok(Some(n)),
+        _ => Err(TemplateError::Unsupported {
+            what: format!(
+                "ReservedConcurrentExecutions {} (a positive number runs locally; 0 switches the function off)",
+                scalar_string(v)
+            ),
+            at: format!("Resources.{id}.Properties"),
+        }),
+    }
 }

@@ -18,9 +18,10 @@ async fn stopping_a_host_stops_its_runtime_api() {
         timeout: Duration::from_secs(3),
         memory_mb: 128,
         log_file: bin_dir().join("test-logs/probe.log"),
+        reserved_concurrency: None,
     };
     let host = FunctionHost::start(spec).await.unwrap();
-    let address = host.runtime_api().to_string();
+    let address = host.runtime_apis()[0].clone();
     assert!(
         tokio::net::TcpStream::connect(&address).await.is_ok(),
         "the Runtime API listens"

@@ -296,3 +296,115 @@ async fn after_a_reshard_the_children_follow_their_parent_and_the_mapping_catche
     .await;
     cloud.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_parallelization_factor_runs_batches_of_one_shard_at_once_in_order_per_key() {
+    let mut opts = cloud_options(&format!("par{}", std::process::id()));
+    opts.template = local_root().join("tests/fixtures/esm/template.yaml");
+    opts.params.insert("Parallelization".into(), "4".into());
+    let cloud = LocalCloud::start(opts)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let name = |id: &str| cloud.template.physical_name(id);
+    // 12 keys with slow records (so lanes overlap), a few failures to redeliver (few enough for
+    // MaximumRetryAttempts 2, so that none goes to the on-failure queue).
+    let kind = |id: u64| match id {
+        4 | 50 => "fail_once",
+        27 => "crash_once",
+        _ if id.is_multiple_of(3) => "slow",
+        _ => "ok",
+    };
+    let ids = 1..=96u64;
+    let entries: Vec<aws_sdk_kinesis::types::PutRecordsRequestEntry> = ids
+        .clone()
+        .map(|id| {
+            aws_sdk_kinesis::types::PutRecordsRequestEntry::builder()
+                .partition_key(format!("key{}", id % 12))
+                .data(aws_sdk_kinesis::primitives::Blob::new(format!(
+                    r#"{{"id":{id},"kind":"{}"}}"#,
+                    kind(id)
+                )))
+                .build()
+                .unwrap()
+        })
+        .collect();
+    // One call: the poller finds many keys at once, as under load.
+    let out = cloud
+        .clients
+        .kinesis
+        .put_records()
+        .stream_name(name("InputStream"))
+        .set_records(Some(entries))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(out.failed_record_count(), Some(0));
+
+    let db = cloud.clients.dynamodb.clone();
+    let table = name("LedgerTable");
+    let items = wait_for("all records completed", Duration::from_secs(90), || {
+        let (db, table, cloud) = (db.clone(), table.clone(), &cloud);
+        async move {
+            let items = db
+                .scan()
+                .table_name(table)
+                .consistent_read(true)
+                .send()
+                .await
+                .ok()?
+                .items()
+                .to_vec();
+            let done: std::collections::BTreeSet<u64> = items
+                .iter()
+                .filter(|i| i["pk"].as_s().unwrap().starts_with("order#"))
+                .flat_map(|i| i["ids"].as_l().unwrap().clone())
+                .map(|v| v.as_n().unwrap().parse().unwrap())
+                .collect();
+            (done.len() == 96 && cloud.caught_up()).then_some(items)
+        }
+    })
+    .await;
+    let pk =
+        |i: &std::collections::HashMap<String, AttributeValue>| i["pk"].as_s().unwrap().to_string();
+    let per_key: Vec<_> = items
+        .iter()
+        .filter(|i| pk(i).starts_with("order#") && pk(i).matches('#').count() == 2)
+        .collect();
+    assert_eq!(per_key.len(), 12, "every key's ledger");
+    for item in per_key {
+        let order: Vec<u64> = item["ids"]
+            .as_l()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_n().unwrap().parse().unwrap())
+            .collect();
+        let mut firsts = Vec::new();
+        for id in &order {
+            if !firsts.contains(id) {
+                firsts.push(*id);
+            }
+        }
+        assert!(
+            firsts.windows(2).all(|w| w[0] < w[1]),
+            "order kept per partition key ({}): {order:?}",
+            pk(item)
+        );
+    }
+    let peak = items
+        .iter()
+        .filter(|i| pk(i).starts_with("peak#"))
+        .map(|i| i["n"].as_n().unwrap().parse::<u64>().unwrap())
+        .max()
+        .unwrap();
+    assert!(peak >= 2, "batches of one shard ran at once (peak {peak})");
+    let host = cloud.functions["FlakyFunction"].stats();
+    assert!(host.instances >= 2, "the function scaled out: {host:?}");
+    assert!(
+        (2..=3).contains(&host.max_concurrent) && host.instances <= 3,
+        "ReservedConcurrentExecutions 3 caps the instances: {host:?}"
+    );
+    let stats = cloud.mappings[0].stats.lock().unwrap().clone();
+    assert!(stats.partial_failures >= 1, "{stats:?}");
+    assert_eq!(stats.sent_to_destination, 0, "{stats:?}");
+    cloud.stop().await;
+}

@@ -96,3 +96,71 @@ async fn every_function_reads_every_variable_the_template_gives_it() {
     }
     assert_eq!(checked, 15, "every function of the template");
 }
+
+/// `StreamParallelizationFactor` reaches exactly the mappings whose functions keep their state
+/// exact under it (watermarks per shard and partition key, or conditional upserts by revision);
+/// the functions whose minute buckets rely on each shard's order never get it.
+#[test]
+fn the_parallelization_factor_reaches_only_functions_exact_under_it() {
+    let overrides = [("StreamParallelizationFactor".to_string(), "4".to_string())]
+        .into_iter()
+        .collect();
+    let template = tally_infra::template::Template::load(
+        &local_root().join("template.yaml"),
+        "tally",
+        &overrides,
+    )
+    .unwrap();
+    let shard_ordered = [
+        "functions/rsvp-stats",
+        "functions/events-metrics",
+        "functions/dashboard-feed",
+    ];
+    let mut parallel = Vec::new();
+    for m in template.of_kind("AWS::Lambda::EventSourceMapping") {
+        let props = template.resolved_properties(m).unwrap();
+        if !props["EventSourceArn"]
+            .as_str()
+            .unwrap_or_default()
+            .contains(":kinesis:")
+        {
+            continue;
+        }
+        let function = template
+            .logical_id_of(props["FunctionName"].as_str().unwrap())
+            .unwrap()
+            .to_string();
+        let code = template
+            .resolved_properties(&template.resources[&function])
+            .unwrap()["CodeUri"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let factor = props
+            .get("ParallelizationFactor")
+            .map(tally_infra::template::scalar_string);
+        if shard_ordered.contains(&code.as_str()) {
+            assert_eq!(
+                factor, None,
+                "{}: {code} relies on shard order",
+                m.logical_id
+            );
+        } else {
+            assert_eq!(factor.as_deref(), Some("4"), "{}", m.logical_id);
+            parallel.push(function);
+        }
+    }
+    parallel.sort();
+    assert_eq!(
+        parallel,
+        [
+            "Model1Function",
+            "Model2Function",
+            "Model3Function",
+            "PaidUserFunction",
+            "PossibleBrokerFunction",
+            "PropertyStatusFunction",
+            "ResultsWriterFunction"
+        ]
+    );
+}

@@ -3,7 +3,8 @@
 //!
 //! Item layout (`pk` = `MODEL2#C124`, `paid_user#1`):
 //! - `rev` (N): revision, +1 per applied change
-//! - `wm_<shardId>` (S): ordered key of the last applied sequence number of that shard
+//! - `wm_<domain>` (S): ordered key of the last applied sequence number of that order domain: a
+//!   shard (`wm_shardId-000000000000`), or a shard and partition key (`wm_shardId-000000000000/C124`)
 //! - `c_<name>` (N): named counters (`c_all_male`, `c_2026-11-22_female`, `c_count`)
 //! - `lt` (S), `lg` (S): the register's order key and value (MODEL1: event time and arrival, gender)
 //! - `f_<name>` (BOOL): flags (`f_alerted`)

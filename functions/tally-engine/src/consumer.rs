@@ -5,7 +5,7 @@ use std::fmt;
 
 use chrono::{DateTime, Utc};
 
-use crate::grouping::Sequenced;
+use crate::grouping::{Sequenced, WatermarkScope};
 use crate::ports::{OutRecord, StateDelta, StoredState};
 use crate::record::{Rejection, StreamRecord};
 
@@ -36,6 +36,13 @@ pub trait Consumer: Send + Sync {
 
     /// What to do with the item once it holds the events: what to publish, what to prune.
     fn emit(&self, key: &Self::Key, stored: &StoredState, now: DateTime<Utc>) -> Emit;
+
+    /// Which order the state items' watermarks rely on. `PartitionKey` keeps the state exact
+    /// under a `ParallelizationFactor`; `Shard` (the default) suits items that hear from many
+    /// partition keys, whose mappings must then keep a factor of 1.
+    fn watermark_scope(&self) -> WatermarkScope {
+        WatermarkScope::Shard
+    }
 
     /// Whether nothing can change this key's outputs any more: the engine then stops writing its
     /// events while the function stays warm (a rule key whose alert is out).

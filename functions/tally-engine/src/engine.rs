@@ -147,10 +147,11 @@ impl<C: Consumer, S: StateStore, P: RecordPublisher, D: DeadLetterSink> Engine<C
         let mut report = BatchReport::new(records.len());
         let mut events = Vec::with_capacity(records.len());
         let mut rejected = Vec::new();
+        let scope = self.consumer.watermark_scope();
         for r in records {
             match self.consumer.decode(r) {
                 Ok(Some(event)) => events.push((
-                    r.shard_id.clone(),
+                    scope.domain(&r.shard_id, &r.partition_key),
                     self.consumer.key(&event),
                     Sequenced {
                         sequence_number: r.sequence_number.clone(),

@@ -33,9 +33,36 @@ impl Aggregation {
     }
 }
 
-/// One shard's records of one key, in sequence order: what the engine writes at once.
+/// Which order an item's watermarks rely on: the records of one watermark are applied in
+/// sequence order, so a record at or below it was applied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum WatermarkScope {
+    /// One watermark per shard: needs the shard's records in order, as Lambda delivers them
+    /// without a `ParallelizationFactor`. For items that hear from many partition keys (a
+    /// minute bucket), where one watermark per key would not fit.
+    #[default]
+    Shard,
+    /// One watermark per shard and partition key: exact with any `ParallelizationFactor`, since
+    /// Lambda keeps order per partition key (batches of one shard that run at once never share
+    /// a key). An item keyed by its records' partition key has one either way.
+    PartitionKey,
+}
+
+impl WatermarkScope {
+    /// The order domain of a record: the name of the watermark it moves.
+    pub fn domain(self, shard_id: &str, partition_key: &str) -> String {
+        match self {
+            WatermarkScope::Shard => shard_id.to_string(),
+            WatermarkScope::PartitionKey => format!("{shard_id}/{partition_key}"),
+        }
+    }
+}
+
+/// One order domain's records of one key (a shard's, or a shard and partition key's; see
+/// [`WatermarkScope`]), in sequence order: what the engine writes at once.
 #[derive(Debug, Clone)]
 pub struct KeyBatch<K, T> {
+    /// The order domain (named for the common case, a shard).
     pub shard_id: String,
     pub key: K,
     pub records: Vec<Sequenced<T>>,

@@ -27,7 +27,7 @@ mod engine_tests;
 
 pub use consumer::{Consumer, Emit, Output};
 pub use engine::{BatchHandler, Engine, FinishedKeys};
-pub use grouping::{Aggregation, KeyBatch, Sequenced};
+pub use grouping::{Aggregation, KeyBatch, Sequenced, WatermarkScope};
 pub use ports::{Latest, PortError, StateDelta, StateKey, StoredState};
 pub use record::{json_object, DeadLetter, Rejection, StreamRecord};
 pub use report::BatchReport;

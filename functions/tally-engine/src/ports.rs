@@ -108,6 +108,8 @@ impl StateDelta {
 /// One change to a state item, covering a shard's records up to `applies_through`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StateChange {
+    /// The records' order domain, whose watermark the change moves: their shard, or their shard
+    /// and partition key ([`crate::WatermarkScope`]).
     pub shard_id: String,
     pub applies_through: SequenceNumber,
     pub delta: StateDelta,

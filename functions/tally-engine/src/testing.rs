@@ -403,3 +403,62 @@ pub async fn deliver_like_lambda(
         }
     }
 }
+
+/// Delivers `records` the way Lambda does with a `ParallelizationFactor` of `lanes`: each shard's
+/// records split into lanes by partition key (one key's records in one lane, in order), each lane
+/// in batches of `batch`, every batch `repeats` times, resuming a lane at the first record a
+/// report asks to retry from. Lanes run at once on AWS, so their batches come in an order drawn
+/// from `seed`: a later record of a shard often lands before an earlier one of another key.
+pub async fn deliver_in_lanes(
+    handler: &impl crate::BatchHandler,
+    records: &[crate::StreamRecord],
+    lanes: usize,
+    batch: usize,
+    repeats: usize,
+    seed: u64,
+    now: chrono::DateTime<chrono::Utc>,
+) {
+    let lane_of = |key: &str| {
+        let h = key.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+        });
+        (h % lanes.max(1) as u64) as usize
+    };
+    let mut queues: BTreeMap<(String, usize), Vec<crate::StreamRecord>> = BTreeMap::new();
+    for r in records {
+        queues
+            .entry((r.shard_id.clone(), lane_of(&r.partition_key)))
+            .or_default()
+            .push(r.clone());
+    }
+    let mut queues: Vec<(Vec<crate::StreamRecord>, usize)> =
+        queues.into_values().map(|q| (q, 0)).collect();
+    let mut rng = SeededRng::new(seed);
+    let mut attempts = 0;
+    loop {
+        let open: Vec<usize> = (0..queues.len())
+            .filter(|i| queues[*i].1 < queues[*i].0.len())
+            .collect();
+        if open.is_empty() {
+            return;
+        }
+        let (queue, pos) = &mut queues[open[rng.below(open.len() as u64) as usize]];
+        let end = (*pos + batch).min(queue.len());
+        let mut report = None;
+        for _ in 0..repeats.max(1) {
+            report = Some(handler.handle(&queue[*pos..end], now).await);
+        }
+        let report = report.expect("delivered at least once");
+        match report.retry_from {
+            None => *pos = end,
+            Some(s) => {
+                *pos = queue
+                    .iter()
+                    .position(|r| r.sequence_number == s)
+                    .expect("the retry names a record of the batch");
+                attempts += 1;
+                assert!(attempts < 1000, "no progress: {:?}", report.errors);
+            }
+        }
+    }
+}

@@ -166,11 +166,11 @@ async fn model2_state_counts_are_stored_atomically_per_cid() {
         "one write for the cid's three visits"
     );
     assert!(
-        item["wm_shardId-000000000000"]
+        item["wm_shardId-000000000000/C124"]
             .as_s()
             .unwrap()
             .starts_with("056:"),
-        "watermark is the 56-digit sequence number, ordered"
+        "the watermark of the shard and partition key is the 56-digit sequence number, ordered"
     );
 }
 

@@ -7,7 +7,9 @@ use std::ops::Deref;
 use chrono::{DateTime, Utc};
 use tally_engine::ports::OutRecord;
 use tally_engine::StreamRecord;
-use tally_engine::{Consumer, Emit, Output, Rejection, Sequenced, StateDelta, StoredState};
+use tally_engine::{
+    Consumer, Emit, Output, Rejection, Sequenced, StateDelta, StoredState, WatermarkScope,
+};
 
 use super::model::{GenderCounts, GenderModel, LatestVisit, ModelState, StateSpec};
 use super::result::GenderResult;
@@ -77,6 +79,12 @@ impl<'m, M: Deref<Target = dyn GenderModel + 'm> + Send + Sync> Consumer for Vis
 
     fn key(&self, visit: &Visit) -> Cid {
         visit.cid.clone()
+    }
+
+    /// Exact under a `ParallelizationFactor` whatever partition key a producer chose; with the
+    /// contract's (the cid), an item still has one watermark per shard.
+    fn watermark_scope(&self) -> WatermarkScope {
+        WatermarkScope::PartitionKey
     }
 
     fn fold(

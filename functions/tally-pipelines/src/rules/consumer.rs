@@ -8,7 +8,9 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use tally_engine::ports::OutRecord;
 use tally_engine::StreamRecord;
-use tally_engine::{Consumer, Emit, Output, Rejection, Sequenced, StateDelta, StoredState};
+use tally_engine::{
+    Consumer, Emit, Output, Rejection, Sequenced, StateDelta, StoredState, WatermarkScope,
+};
 
 use super::interaction::{Interaction, InteractionDecoder};
 use super::rule::{Rule, RuleKey};
@@ -81,6 +83,13 @@ impl Consumer for RuleConsumer {
 
     /// Once its alert is out nothing about the key can change an answer: the alert is emitted
     /// once, and no one reads its count.
+    /// property_status counts a property's interactions from many users (the partition key):
+    /// with a `ParallelizationFactor`, batches of one shard with different users touch one item
+    /// at once, and only each user's own order is kept.
+    fn watermark_scope(&self) -> WatermarkScope {
+        WatermarkScope::PartitionKey
+    }
+
     fn finished(&self, stored: &StoredState) -> bool {
         stored.flags.contains(ALERTED)
     }

@@ -1,6 +1,8 @@
-//! `template.yaml` as the local cloud reads it: resources, parameters, and the intrinsic functions
-//! (`Ref`, `Fn::GetAtt`, `Fn::Sub`, `Fn::Join`, `Fn::Select`, `Fn::Split`) resolved against local
-//! physical names. Anything else is reported as not supported locally, never silently skipped.
+//! `template.yaml` as the local cloud reads it: resources, parameters, conditions (`Fn::Equals`,
+//! `Fn::Not`, `Fn::And`, `Fn::Or`, `Condition`; a resource whose condition is false is not
+//! there), and the intrinsic functions (`Ref`, `Fn::GetAtt`, `Fn::Sub`, `Fn::Join`, `Fn::Select`,
+//! `Fn::Split`, `Fn::If` with `AWS::NoValue`) resolved against local physical names. Anything else
+//! is reported as not supported locally, never silently skipped.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -48,7 +50,12 @@ pub struct Template {
     pub stack_name: String,
     /// The endpoint queue URLs are built on (the local cloud's edge, or an emulator in tests).
     pub queue_endpoint: String,
+    /// Every condition of the `Conditions` section, evaluated with the parameters.
+    pub conditions: BTreeMap<String, bool>,
 }
+
+/// What `Ref: AWS::NoValue` resolves to until the object or list holding it drops it.
+const NO_VALUE: &str = "\u{0}tally:AWS::NoValue";
 
 /// Turns YAML (with short-form tags) into JSON with long-form intrinsics.
 fn to_json(v: &Yaml) -> Result<Json, TemplateError> {
@@ -140,6 +147,23 @@ impl Template {
                 return Err(TemplateError::Invalid(format!("unknown parameter {name}")));
             }
         }
+        let mut template = Template {
+            resources: BTreeMap::new(),
+            parameters,
+            globals: doc.get("Globals").cloned().unwrap_or(Json::Null),
+            stack_name: stack_name.to_string(),
+            queue_endpoint: "http://127.0.0.1:4566".into(),
+            conditions: BTreeMap::new(),
+        };
+        let defined = doc
+            .get("Conditions")
+            .and_then(Json::as_object)
+            .cloned()
+            .unwrap_or_default();
+        for name in defined.keys() {
+            let value = template.condition(name, &defined, &mut Vec::new())?;
+            template.conditions.insert(name.clone(), value);
+        }
         let mut resources = BTreeMap::new();
         let Some(res) = doc.get("Resources").and_then(Json::as_object) else {
             return Err(TemplateError::Invalid("no Resources section".into()));
@@ -159,11 +183,17 @@ impl Template {
                 .get("Type")
                 .and_then(Json::as_str)
                 .ok_or_else(|| TemplateError::Invalid(format!("resource {id} has no Type")))?;
-            if r.get("Condition").is_some() {
-                return Err(TemplateError::Unsupported {
-                    what: "resource Condition".into(),
-                    at: format!("Resources.{id}"),
-                });
+            if let Some(c) = r.get("Condition") {
+                let name = c.as_str().unwrap_or_default();
+                match template.conditions.get(name) {
+                    Some(true) => {}
+                    Some(false) => continue,
+                    None => {
+                        return Err(TemplateError::Invalid(format!(
+                            "Resources.{id}: unknown condition {name:?}"
+                        )))
+                    }
+                }
             }
             resources.insert(
                 id.clone(),
@@ -179,13 +209,77 @@ impl Template {
                 },
             );
         }
-        Ok(Template {
-            resources,
-            parameters,
-            globals: doc.get("Globals").cloned().unwrap_or(Json::Null),
-            stack_name: stack_name.to_string(),
-            queue_endpoint: "http://127.0.0.1:4566".into(),
-        })
+        template.resources = resources;
+        Ok(template)
+    }
+
+    /// Evaluates condition `name` of `defined` (conditions may name conditions; `seen` breaks
+    /// cycles).
+    fn condition(
+        &self,
+        name: &str,
+        defined: &serde_json::Map<String, Json>,
+        seen: &mut Vec<String>,
+    ) -> Result<bool, TemplateError> {
+        if let Some(v) = self.conditions.get(name) {
+            return Ok(*v);
+        }
+        if seen.iter().any(|s| s == name) {
+            return Err(TemplateError::Invalid(format!(
+                "condition {name} depends on itself"
+            )));
+        }
+        let expr = defined
+            .get(name)
+            .ok_or_else(|| TemplateError::Invalid(format!("unknown condition {name:?}")))?;
+        seen.push(name.to_string());
+        let value = self.condition_value(expr, defined, seen, &format!("Conditions.{name}"));
+        seen.pop();
+        value
+    }
+
+    fn condition_value(
+        &self,
+        expr: &Json,
+        defined: &serde_json::Map<String, Json>,
+        seen: &mut Vec<String>,
+        at: &str,
+    ) -> Result<bool, TemplateError> {
+        let bad = || TemplateError::Invalid(format!("bad condition at {at}"));
+        let (op, arg) = expr
+            .as_object()
+            .filter(|m| m.len() == 1)
+            .and_then(|m| m.iter().next())
+            .ok_or_else(bad)?;
+        let args = || arg.as_array().ok_or_else(bad);
+        match op.as_str() {
+            "Condition" => self.condition(arg.as_str().ok_or_else(bad)?, defined, seen),
+            "Fn::Equals" => match args()?.as_slice() {
+                [a, b] => Ok(
+                    scalar_string(&self.resolve(a, at)?) == scalar_string(&self.resolve(b, at)?)
+                ),
+                _ => Err(bad()),
+            },
+            "Fn::Not" => match args()?.as_slice() {
+                [c] => Ok(!self.condition_value(c, defined, seen, at)?),
+                _ => Err(bad()),
+            },
+            "Fn::And" | "Fn::Or" => {
+                let mut values = Vec::new();
+                for c in args()? {
+                    values.push(self.condition_value(c, defined, seen, at)?);
+                }
+                Ok(if op == "Fn::And" {
+                    values.iter().all(|v| *v)
+                } else {
+                    values.iter().any(|v| *v)
+                })
+            }
+            other => Err(TemplateError::Unsupported {
+                what: format!("{other} in a condition"),
+                at: at.to_string(),
+            }),
+        }
     }
 
     pub fn of_kind<'a>(&'a self, kind: &'a str) -> impl Iterator<Item = &'a Resource> + 'a {
@@ -286,16 +380,33 @@ impl Template {
     /// Resolves every intrinsic function in `v`. `at` names the place, for error messages.
     pub fn resolve(&self, v: &Json, at: &str) -> Result<Json, TemplateError> {
         match v {
-            Json::Array(items) => Ok(Json::Array(
-                items
-                    .iter()
-                    .map(|i| self.resolve(i, at))
-                    .collect::<Result<_, _>>()?,
-            )),
+            Json::Array(items) => {
+                let mut out = Vec::with_capacity(items.len());
+                for i in items {
+                    let v = self.resolve(i, at)?;
+                    if v != NO_VALUE {
+                        out.push(v);
+                    }
+                }
+                Ok(Json::Array(out))
+            }
             Json::Object(map) if map.len() == 1 => {
                 let (k, arg) = map.iter().next().unwrap();
                 match k.as_str() {
+                    "Ref" if arg == "AWS::NoValue" => Ok(Json::from(NO_VALUE)),
                     "Ref" => self.reference(arg.as_str().unwrap_or_default(), at),
+                    "Fn::If" => match arg.as_array().map(Vec::as_slice) {
+                        Some([Json::String(name), then, otherwise]) => {
+                            match self.conditions.get(name) {
+                                Some(true) => self.resolve(then, at),
+                                Some(false) => self.resolve(otherwise, at),
+                                None => Err(TemplateError::Invalid(format!(
+                                    "Fn::If names unknown condition {name:?} at {at}"
+                                ))),
+                            }
+                        }
+                        _ => Err(TemplateError::Invalid(format!("bad Fn::If at {at}"))),
+                    },
                     "Fn::GetAtt" => {
                         let parts: Vec<String> = match self.resolve(arg, at)? {
                             Json::Array(a) => a
@@ -354,16 +465,23 @@ impl Template {
                             at: at.to_string(),
                         })
                     }
-                    _ => Ok(Json::Object(
-                        std::iter::once((k.clone(), self.resolve(arg, &format!("{at}.{k}"))?))
-                            .collect(),
-                    )),
+                    _ => {
+                        let v = self.resolve(arg, &format!("{at}.{k}"))?;
+                        Ok(Json::Object(
+                            std::iter::once((k.clone(), v))
+                                .filter(|(_, v)| v != NO_VALUE)
+                                .collect(),
+                        ))
+                    }
                 }
             }
             Json::Object(map) => {
                 let mut out = serde_json::Map::new();
                 for (k, v) in map {
-                    out.insert(k.clone(), self.resolve(v, &format!("{at}.{k}"))?);
+                    let v = self.resolve(v, &format!("{at}.{k}"))?;
+                    if v != NO_VALUE {
+                        out.insert(k.clone(), v);
+                    }
                 }
                 Ok(Json::Object(out))
             }
@@ -485,13 +603,80 @@ mod tests {
         let t = template();
         let err = t
             .resolve(
-                &serde_json::json!({"Fn::If": ["C", 1, 2]}),
+                &serde_json::json!({"Fn::FindInMap": ["M", "a", "b"]}),
                 "Resources.X.Properties.Y",
             )
             .unwrap_err();
         assert_eq!(
             err.to_string(),
-            "template feature not supported locally: Fn::If at Resources.X.Properties.Y"
+            "template feature not supported locally: Fn::FindInMap at Resources.X.Properties.Y"
+        );
+    }
+
+    fn conditional(mode: &str) -> Template {
+        let dir = std::env::temp_dir().join(format!("tally-cond-{}-{mode}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("template.yaml");
+        std::fs::write(
+            &path,
+            r#"
+Parameters:
+  Mode:
+    Type: String
+    Default: one
+  Size:
+    Type: Number
+    Default: 3
+Conditions:
+  IsOne: !Equals [!Ref Mode, one]
+  IsMany: !Not [!Condition IsOne]
+  ManyAndBig: !And [!Condition IsMany, !Or [!Equals [!Ref Size, 3], !Equals [!Ref Size, 4]]]
+Resources:
+  One:
+    Type: AWS::SQS::Queue
+    Condition: IsOne
+  Many:
+    Type: AWS::SQS::Queue
+    Condition: IsMany
+    Properties:
+      DelaySeconds: !If [ManyAndBig, 5, !Ref AWS::NoValue]
+      Tags: [!If [IsOne, {Key: a, Value: b}, !Ref AWS::NoValue]]
+"#,
+        )
+        .unwrap();
+        Template::load(
+            &path,
+            "tally",
+            &BTreeMap::from([("Mode".into(), mode.into())]),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn conditions_choose_resources_and_values() {
+        let one = conditional("one");
+        assert!(one.resources.contains_key("One") && !one.resources.contains_key("Many"));
+        assert_eq!(one.conditions["IsMany"], false);
+        let many = conditional("many");
+        assert!(!many.resources.contains_key("One"));
+        assert!(many.conditions["ManyAndBig"]);
+        let props = many.resolved_properties(&many.resources["Many"]).unwrap();
+        assert_eq!(props["DelaySeconds"], 5);
+        assert_eq!(
+            props["Tags"],
+            serde_json::json!([]),
+            "AWS::NoValue drops the item"
+        );
+        let none = many
+            .resolve(
+                &serde_json::json!({"A": {"Fn::If": ["IsOne", 1, {"Ref": "AWS::NoValue"}]}, "B": 2}),
+                "X",
+            )
+            .unwrap();
+        assert_eq!(
+            none,
+            serde_json::json!({"B": 2}),
+            "AWS::NoValue drops the key"
         );
     }
 }

@@ -1,6 +1,7 @@
 //! Figures of the function binaries themselves: zipped size, init time (process start to the first
 //! `/next`, SDK clients built), warm time of a 100-record batch; and the HTTP API under load.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -271,8 +272,14 @@ pub struct ApiFigures {
     pub wrk_missing: Option<String>,
     /// Our own open-loop client at a fixed rate; latency from each request's scheduled start.
     pub paced_rate: f64,
+    /// Latency of every answer: 200s, and 404s (the API's documented answer for an unknown cid).
     pub paced: Option<Percentiles>,
-    pub paced_errors: usize,
+    /// Answers by HTTP status.
+    pub paced_answers: BTreeMap<u16, usize>,
+    /// Real failures apart, by kind (`5xx`, `timeout`, `connection`, other 4xx as `4xx`).
+    pub paced_failures: BTreeMap<String, usize>,
+    /// The (cid, model) pairs asked for: stored by the skewed run.
+    pub stored_keys: usize,
 }
 
 fn millis(s: &str) -> Option<f64> {
@@ -308,24 +315,78 @@ pub fn parse_wrk(text: &str) -> Option<(f64, f64, f64, u64)> {
     Some((rps?, p50?, p99?, non_2xx))
 }
 
+/// Up to `limit` (cid, model) pairs the results table holds: what the API is asked for.
+async fn stored_keys(cloud: &LocalCloud, limit: usize) -> Result<Vec<(String, String)>> {
+    let table = cloud.template.physical_name("GenderResultsTable");
+    let mut keys = Vec::new();
+    let mut start = None;
+    while keys.len() < limit {
+        let page = cloud
+            .clients
+            .dynamodb
+            .scan()
+            .table_name(&table)
+            .projection_expression("cid, model")
+            .set_exclusive_start_key(start)
+            .send()
+            .await
+            .map_err(|e| {
+                anyhow!(
+                    "scanning {table}: {}",
+                    aws_sdk_dynamodb::error::DisplayErrorContext(e)
+                )
+            })?;
+        for item in page.items() {
+            if let (Some(Ok(cid)), Some(Ok(model))) = (
+                item.get("cid").map(|v| v.as_s()),
+                item.get("model").map(|v| v.as_s()),
+            ) {
+                keys.push((cid.clone(), model.clone()));
+            }
+        }
+        start = page.last_evaluated_key().cloned();
+        if start.is_none() {
+            break;
+        }
+    }
+    keys.truncate(limit);
+    if keys.is_empty() {
+        anyhow::bail!("{table} is empty: the API figures need the skewed run's results");
+    }
+    Ok(keys)
+}
+
+/// How a paced request ended.
+enum Paced {
+    Answer(u16, f64),
+    Failure(&'static str),
+}
+
 pub async fn api_figures(
     cloud: &LocalCloud,
     scratch: &Path,
     seconds: u64,
     paced_rate: f64,
 ) -> Result<ApiFigures> {
+    let keys = stored_keys(cloud, 2_000).await?;
+    let hottest: Vec<String> = keys
+        .iter()
+        .take(100)
+        .map(|(cid, model)| format!("\"/api/v1/getGender/{cid}?model={model}\""))
+        .collect();
     let script = scratch.join("getGender.lua");
     std::fs::write(
         &script,
-        // The 100 hottest cids of the skewed run (all stored), all three models.
-        "math.randomseed(7)\n\
-         local models = {\"MODEL1\", \"MODEL2\", \"MODEL3\"}\n\
-         request = function()\n\
-         \x20 local cid = \"S\" .. math.random(1, 100)\n\
-         \x20 return wrk.format(\"GET\", \"/api/v1/getGender/\" .. cid .. \"?model=\" .. models[math.random(1, 3)])\n\
-         end\n",
-    )
-    ?;
+        // Stored (cid, model) pairs of the skewed run, at random.
+        format!(
+            "math.randomseed(7)\n\
+             local paths = {{{}}}\n\
+             request = function()\n\
+             \x20 return wrk.format(\"GET\", paths[math.random(1, #paths)])\n\
+             end\n",
+            hottest.join(", ")
+        ),
+    )?;
     let mut wrk = Vec::new();
     let mut wrk_missing = None;
     for connections in [1usize, 4, 16] {
@@ -371,32 +432,38 @@ pub async fn api_figures(
         }
     }
 
-    // Open loop: request k starts at k / rate whatever the earlier ones do (no coordinated omission).
+    // Open loop: request k starts at k / rate whatever the earlier ones do (no coordinated
+    // omission), over the stored pairs in turn.
     let total = (paced_rate * seconds as f64) as usize;
     let begin = Instant::now();
     let mut tasks = Vec::with_capacity(total);
     for k in 0..total {
         let due = begin + Duration::from_secs_f64(k as f64 / paced_rate);
         tokio::time::sleep_until(due.into()).await;
-        let url = format!(
-            "{}/api/v1/getGender/S{}?model=MODEL{}",
-            cloud.api_url,
-            1 + k % 2000,
-            1 + k % 3
-        );
+        let (cid, model) = &keys[k % keys.len()];
+        let url = format!("{}/api/v1/getGender/{cid}?model={model}", cloud.api_url);
         tasks.push(tokio::spawn(async move {
-            match http_get(&url).await {
-                Ok((200, _)) => Some(due.elapsed().as_secs_f64() * 1e3),
-                _ => None,
+            match tokio::time::timeout(Duration::from_secs(5), http_get(&url)).await {
+                Err(_) => Paced::Failure("timeout"),
+                Ok(Err(_)) => Paced::Failure("connection"),
+                Ok(Ok((status @ (200 | 404), _))) => {
+                    Paced::Answer(status, due.elapsed().as_secs_f64() * 1e3)
+                }
+                Ok(Ok((status, _))) if status >= 500 => Paced::Failure("5xx"),
+                Ok(Ok(_)) => Paced::Failure("4xx"),
             }
         }));
     }
     let mut latencies = Vec::new();
-    let mut errors = 0;
+    let mut paced_answers = BTreeMap::new();
+    let mut paced_failures = BTreeMap::new();
     for t in tasks {
-        match t.await.ok().flatten() {
-            Some(ms) => latencies.push(ms),
-            None => errors += 1,
+        match t.await.unwrap_or(Paced::Failure("connection")) {
+            Paced::Answer(status, ms) => {
+                latencies.push(ms);
+                *paced_answers.entry(status).or_default() += 1;
+            }
+            Paced::Failure(kind) => *paced_failures.entry(kind.to_string()).or_default() += 1,
         }
     }
     Ok(ApiFigures {
@@ -404,7 +471,9 @@ pub async fn api_figures(
         wrk_missing,
         paced_rate,
         paced: Percentiles::of(latencies),
-        paced_errors: errors,
+        paced_answers,
+        paced_failures,
+        stored_keys: keys.len(),
     })
 }
 

@@ -255,7 +255,7 @@ pub fn markdown(r: &Report) -> String {
     }
 
     let _ = writeln!(s, "\n## 6. API\n");
-    let _ = writeln!(s, "`wrk -t1 -cN -d{}s --latency` over the 100 hottest stored cids and the three models (closed loop, fixed concurrency):\n",
+    let _ = writeln!(s, "`wrk -t1 -cN -d{}s --latency` over 100 (cid, model) pairs the results table holds (closed loop, fixed concurrency):\n",
         r.api.wrk.first().map_or(0, |w| w.seconds));
     let _ = writeln!(
         s,
@@ -272,11 +272,37 @@ pub fn markdown(r: &Report) -> String {
         let _ = writeln!(s, "| not measured: {why} | | | | |");
     }
     if let Some(p) = &r.api.paced {
+        let counts = |m: Vec<(String, usize)>| {
+            if m.is_empty() {
+                "none".to_string()
+            } else {
+                m.iter()
+                    .map(|(k, n)| format!("{n} {k}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            }
+        };
+        let answers = counts(
+            r.api
+                .paced_answers
+                .iter()
+                .map(|(k, n)| (k.to_string(), *n))
+                .collect(),
+        );
+        let failures = counts(
+            r.api
+                .paced_failures
+                .iter()
+                .map(|(k, n)| (k.clone(), *n))
+                .collect(),
+        );
         let _ = writeln!(
             s,
-            "\nOpen loop at {:.0} requests/s (tally's own client; latency from each request's scheduled start): \
-             p50 {:.2} ms, p95 {:.2} ms, p99 {:.2} ms, max {:.2} ms over {} requests, {} errors.\n",
-            r.api.paced_rate, p.p50_ms, p.p95_ms, p.p99_ms, p.max_ms, p.samples, r.api.paced_errors
+            "\nOpen loop at {:.0} requests/s (tally's own client; latency from each request's scheduled start) over \
+             {} (cid, model) pairs the results table holds, in turn: p50 {:.2} ms, p95 {:.2} ms, **p99 {:.2} ms**, \
+             max {:.2} ms over {} answers (by status: {answers}; a 404 is the API's documented answer for an \
+             unknown cid and counts as one). Failures (5xx, timeouts after 5 s, refused connections), apart: {failures}.\n",
+            r.api.paced_rate, r.api.stored_keys, p.p50_ms, p.p95_ms, p.p99_ms, p.max_ms, p.samples
         );
     }
 

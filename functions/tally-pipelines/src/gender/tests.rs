@@ -274,7 +274,10 @@ async fn overlapping_retry_applies_only_the_unseen_records() {
         10
     );
     // One watermark per shard and partition key (the records' key is "pk").
-    assert_eq!(items["MODEL2#C1"].watermarks[&format!("{SHARD}/pk")], seq(9));
+    assert_eq!(
+        items["MODEL2#C1"].watermarks[&format!("{SHARD}/pk")],
+        seq(9)
+    );
 }
 
 #[tokio::test]

@@ -54,7 +54,8 @@ pub trait Consumer: Send + Sync {
 /// What the engine does after a key's events are applied.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Emit {
-    pub output: Option<Output>,
+    /// What to publish (a model's result, an alert; several when one item serves several models).
+    pub outputs: Vec<Output>,
     /// Counters that no longer matter (expired days): removed, best effort.
     pub prune: Vec<String>,
 }

@@ -85,7 +85,8 @@ pub struct Engine<C, S, P, D> {
 struct KeyOutcome {
     writes: usize,
     conflicts: usize,
-    output: Option<(Output, StoredState)>,
+    outputs: Vec<Output>,
+    stored: StoredState,
 }
 
 impl<C, S, P, D> Engine<C, S, P, D> {
@@ -207,21 +208,21 @@ impl<C: Consumer, S: StateStore, P: RecordPublisher, D: DeadLetterSink> Engine<C
             };
             report.writes += outcome.writes;
             report.conflicts += outcome.conflicts;
-            let Some((output, stored)) = outcome.output else {
-                continue;
-            };
-            if let Some(flag) = output.flag_when_published {
-                // One emit-once output per id per invocation, even when a key is written twice.
-                if !emitted_once.insert(output.id.clone()) {
-                    continue;
+            for output in outcome.outputs {
+                if let Some(flag) = output.flag_when_published {
+                    // One emit-once output per id per invocation, even when a key is written twice.
+                    if !emitted_once.insert(output.id.clone()) {
+                        continue;
+                    }
+                    let stored = outcome.stored.clone();
+                    flags.push((output.id.clone(), self.state_key(&batch.key), flag, stored));
                 }
-                flags.push((output.id.clone(), self.state_key(&batch.key), flag, stored));
+                outgoing.push(Outgoing {
+                    id: output.id,
+                    record: output.record,
+                    first: batch.first().clone(),
+                });
             }
-            outgoing.push(Outgoing {
-                id: output.id,
-                record: output.record,
-                first: batch.first().clone(),
-            });
         }
         let published: BTreeSet<String> = publish_all(&self.publisher, outgoing, &mut report)
             .await
@@ -272,13 +273,15 @@ impl<C: Consumer, S: StateStore, P: RecordPublisher, D: DeadLetterSink> Engine<C
             return Ok(KeyOutcome {
                 writes: 0,
                 conflicts: 0,
-                output: None,
+                outputs: Vec::new(),
+                stored: StoredState::default(),
             });
         };
         let mut outcome = KeyOutcome {
             writes: once.writes,
             conflicts: once.conflicts,
-            output: None,
+            outputs: Vec::new(),
+            stored: StoredState::default(),
         };
         if self.skips_finished() && self.consumer.finished(&once.stored) {
             self.finished.insert(&key);
@@ -293,7 +296,8 @@ impl<C: Consumer, S: StateStore, P: RecordPublisher, D: DeadLetterSink> Engine<C
                 }
             }
         }
-        outcome.output = emit.output.map(|o| (o, once.stored));
+        outcome.outputs = emit.outputs;
+        outcome.stored = once.stored;
         Ok(outcome)
     }
 }

@@ -56,13 +56,16 @@ impl Consumer for Words {
     fn emit(&self, word: &String, stored: &StoredState, _: DateTime<Utc>) -> Emit {
         let told = stored.counters["count"] >= 3 && !stored.flags.contains(TOLD);
         Emit {
-            output: told.then(|| {
-                let record = ports::OutRecord {
-                    partition_key: word.clone(),
-                    data: format!(r#"{{"word":"{word}"}}"#).into_bytes(),
-                };
-                Output::once(format!("words:{word}"), record, TOLD)
-            }),
+            outputs: told
+                .then(|| {
+                    let record = ports::OutRecord {
+                        partition_key: word.clone(),
+                        data: format!(r#"{{"word":"{word}"}}"#).into_bytes(),
+                    };
+                    Output::once(format!("words:{word}"), record, TOLD)
+                })
+                .into_iter()
+                .collect(),
             prune: stored
                 .counters
                 .keys()

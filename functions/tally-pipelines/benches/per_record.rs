@@ -67,7 +67,7 @@ fn gender(c: &mut Criterion) {
             });
             let mut results = 0;
             for key_batch in group_by_key(visits, Aggregation::PerKey) {
-                let change = fold_change(&spec, &key_batch.records, now);
+                let change = fold_change(&[spec], &key_batch.records, now);
                 results += usize::from(change.is_some());
             }
             results

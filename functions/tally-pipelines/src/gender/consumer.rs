@@ -1,7 +1,7 @@
 //! A gender model on the engine: visits in, the model's state per cid, its result out after every
 //! change (the seed's `dispatch` template method, with the engine as the template).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Deref;
 
 use chrono::{DateTime, Utc};
@@ -15,37 +15,65 @@ use super::model::{GenderCounts, GenderModel, LatestVisit, ModelState, StateSpec
 use super::result::GenderResult;
 use super::visit::{Cid, Gender, Visit, VisitDecoder};
 
-/// One model over `VisitsStream`, keyed by cid. `M` is a box in the function, a reference in tests.
+/// The state item's name when one item per cid serves every model.
+pub const ALL_MODELS: &str = "MODELS";
+
+/// Models over `VisitsStream`, keyed by cid: one model (the seed's deployment, one function per
+/// model) or several sharing one state item per cid, so that a batch writes each cid once for all
+/// of them. `M` is a box in the function, a reference in tests.
 pub struct VisitConsumer<M> {
-    pub model: M,
+    pub models: Vec<M>,
+    /// Names the state items (`MODEL2#C124`, `MODELS#C124`) and the dead letters.
+    name: String,
     pub decoder: VisitDecoder,
 }
 
 impl<'m, M: Deref<Target = dyn GenderModel + 'm>> VisitConsumer<M> {
+    /// One model, its own state item per cid.
     pub fn new(model: M) -> Self {
         VisitConsumer {
-            model,
+            name: model.name().to_string(),
+            models: vec![model],
             decoder: VisitDecoder::default(),
         }
     }
+
+    /// Several models, one state item per cid for all of them ([`ALL_MODELS`]).
+    pub fn combined(models: Vec<M>) -> Self {
+        VisitConsumer {
+            name: ALL_MODELS.to_string(),
+            models,
+            decoder: VisitDecoder::default(),
+        }
+    }
+
+    fn specs(&self) -> Vec<StateSpec> {
+        self.models.iter().map(|m| m.state_spec()).collect()
+    }
 }
 
-/// The change that `visits` (one cid's, in sequence order) make to a model's state as of `now`;
-/// `None` when they change nothing (visits already outside MODEL3's window).
+/// The change that `visits` (one cid's, in sequence order) make to the state the models of
+/// `specs` keep, as of `now`; `None` when they change nothing (visits already outside MODEL3's
+/// window). Models that count in the same bucket share its counter.
 pub fn fold_change(
-    spec: &StateSpec,
+    specs: &[StateSpec],
     visits: &[Sequenced<Visit>],
     now: DateTime<Utc>,
 ) -> Option<StateDelta> {
     let mut counts: BTreeMap<_, GenderCounts> = BTreeMap::new();
     let mut latest: Option<LatestVisit> = None;
     let mut latest_day = None;
+    let keeps_latest = specs.iter().any(|s| s.keeps_latest);
     for v in visits {
-        if let Some(bucket) = spec.bucket_for(v.value.day(), now) {
+        let buckets: BTreeSet<_> = specs
+            .iter()
+            .filter_map(|s| s.bucket_for(v.value.day(), now))
+            .collect();
+        for bucket in buckets {
             counts.entry(bucket).or_default().add(v.value.gender, 1);
             latest_day = latest_day.max(Some(v.value.day().max(now.date_naive())));
         }
-        if spec.keeps_latest {
+        if keeps_latest {
             let candidate = LatestVisit {
                 ts: v.value.event_time,
                 arrival: v.sequence_number.ordered_key(),
@@ -57,10 +85,19 @@ pub fn fold_change(
     if counts.is_empty() && latest.is_none() {
         return None;
     }
+    // The item expires only when every model's state in it does (MODEL2's never does).
+    let expires_at = latest_day.and_then(|d| {
+        specs
+            .iter()
+            .map(|s| s.expires_at(d))
+            .collect::<Option<Vec<_>>>()?
+            .into_iter()
+            .max()
+    });
     Some(StateDelta {
         counters: ModelState::counters(&counts),
         latest: latest.as_ref().map(LatestVisit::to_latest),
-        expires_at: latest_day.and_then(|d| spec.expires_at(d)),
+        expires_at,
         ..Default::default()
     })
 }
@@ -70,7 +107,7 @@ impl<'m, M: Deref<Target = dyn GenderModel + 'm> + Send + Sync> Consumer for Vis
     type Key = Cid;
 
     fn name(&self) -> &str {
-        self.model.name()
+        &self.name
     }
 
     fn decode(&self, record: &StreamRecord) -> Result<Option<Visit>, Rejection> {
@@ -93,27 +130,32 @@ impl<'m, M: Deref<Target = dyn GenderModel + 'm> + Send + Sync> Consumer for Vis
         visits: &[Sequenced<Visit>],
         now: DateTime<Utc>,
     ) -> Option<StateDelta> {
-        fold_change(&self.model.state_spec(), visits, now)
+        fold_change(&self.specs(), visits, now)
     }
 
     fn emit(&self, cid: &Cid, stored: &StoredState, now: DateTime<Utc>) -> Emit {
         let state = ModelState::from_stored(stored);
-        let prune = self
-            .model
-            .state_spec()
-            .expired_buckets(&state, now)
-            .iter()
+        let specs = self.specs();
+        // A bucket goes once no model keeps it (MODEL3's days past its window).
+        let prune = state
+            .counts
+            .keys()
+            .filter(|b| !specs.iter().any(|s| s.keeps(**b, now)))
             .flat_map(|b| [b.counter(Gender::Male), b.counter(Gender::Female)])
             .filter(|name| stored.counters.contains_key(name))
             .collect();
-        let result = GenderResult::from_state(&*self.model, cid, stored, now);
-        let record = OutRecord {
-            partition_key: cid.to_string(),
-            data: serde_json::to_vec(&result).expect("results serialise"),
-        };
-        Emit {
-            output: Some(Output::state(result.id, record)),
-            prune,
-        }
+        let outputs = self
+            .models
+            .iter()
+            .map(|model| {
+                let result = GenderResult::from_state(&**model, cid, stored, now);
+                let record = OutRecord {
+                    partition_key: cid.to_string(),
+                    data: serde_json::to_vec(&result).expect("results serialise"),
+                };
+                Output::state(result.id, record)
+            })
+            .collect();
+        Emit { outputs, prune }
     }
 }

@@ -202,6 +202,34 @@ impl StateSpec {
         }
     }
 
+    /// Whether `bucket` still matters to this model as of `now`.
+    pub fn keeps(&self, bucket: Bucket, now: DateTime<Utc>) -> bool {
+        match (self.counting, bucket) {
+            (Counting::AllTime, Bucket::AllTime) => true,
+            (Counting::UtcDays { days }, Bucket::Day(d)) => UtcDays { days }.can_count(d, now),
+            _ => false,
+        }
+    }
+
+    /// What this model reads of a state that may hold other models' counts too (one item for
+    /// every model): its own buckets and, if it keeps one, the latest visit.
+    pub fn view(&self, state: &ModelState) -> ModelState {
+        let own = |b: &Bucket| match (self.counting, b) {
+            (Counting::AllTime, Bucket::AllTime) => true,
+            (Counting::UtcDays { .. }, Bucket::Day(_)) => true,
+            _ => false,
+        };
+        ModelState {
+            counts: state
+                .counts
+                .iter()
+                .filter(|(b, _)| own(b))
+                .map(|(b, c)| (*b, *c))
+                .collect(),
+            latest: state.latest.clone().filter(|_| self.keeps_latest),
+        }
+    }
+
     /// Buckets that no longer matter as of `now` and can be removed from storage.
     pub fn expired_buckets(&self, state: &ModelState, now: DateTime<Utc>) -> Vec<Bucket> {
         match self.counting {

@@ -47,7 +47,8 @@ impl GenderResult {
         stored: &StoredState,
         now: DateTime<Utc>,
     ) -> Self {
-        Self::build(model, cid, stored.rev, ModelState::from_stored(stored), now)
+        let state = model.state_spec().view(&ModelState::from_stored(stored));
+        Self::build(model, cid, stored.rev, state, now)
     }
 
     fn build(

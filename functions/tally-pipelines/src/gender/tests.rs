@@ -7,13 +7,13 @@ use std::sync::atomic::Ordering;
 use chrono::{DateTime, Duration, TimeZone, Utc};
 
 use tally_engine::testing::*;
-use tally_engine::{Aggregation, BatchHandler, Engine, SequenceNumber, StreamRecord};
+use tally_engine::{Aggregation, BatchHandler, Engine, SequenceNumber, Sequenced, StreamRecord};
 
 use super::model::{
     Bucket, GenderCounts, GenderModel, LastVisitModel, LatestVisit, ModelState,
     RecentTopGenderModel, TopGenderModel,
 };
-use super::visit::Gender;
+use super::visit::{Gender, Visit, VisitDecoder};
 use super::VisitConsumer;
 
 const SHARD: &str = "shardId-000000000000";
@@ -61,6 +61,20 @@ fn engine<'a>(
     dl: &'a MemoryDeadLetters,
 ) -> ModelEngine<'a> {
     Engine::new(VisitConsumer::new(model), store, publisher, dl)
+}
+
+/// Every model on one state item per cid (the default deployment).
+fn combined<'a>(
+    store: &'a MemoryStateStore,
+    publisher: &'a MemoryPublisher,
+    dl: &'a MemoryDeadLetters,
+) -> ModelEngine<'a> {
+    const ALL: [&dyn GenderModel; 3] = [
+        &LastVisitModel,
+        &TopGenderModel,
+        &RecentTopGenderModel { days: 7 },
+    ];
+    Engine::new(VisitConsumer::combined(ALL.to_vec()), store, publisher, dl)
 }
 
 /// The stored latest visit of a state item.
@@ -487,6 +501,69 @@ async fn same_answers_when_batches_of_one_shard_run_at_once() {
             }
         }
     }
+}
+
+/// One item per cid for all three models: each model answers as it does alone, whatever the
+/// batching, redelivery and lanes, with one write per distinct cid per batch for all of them.
+#[tokio::test]
+async fn all_models_on_one_item_answer_as_each_alone_with_one_write_per_cid() {
+    let models = [
+        &LastVisitModel as &dyn GenderModel,
+        &TopGenderModel,
+        &RecentTopGenderModel { days: 7 },
+    ];
+    for seed in 0..4u64 {
+        let mut rng = SeededRng::new(seed);
+        let records = random_visits(&mut rng, 300, 25);
+        for (lanes, batch, repeats) in [(1, 1, 1), (1, 7, 2), (1, 300, 3), (4, 9, 2)] {
+            let (store, publisher, dl) = (
+                MemoryStateStore::new(),
+                MemoryPublisher::default(),
+                MemoryDeadLetters::default(),
+            );
+            let d = combined(&store, &publisher, &dl);
+            deliver_in_lanes(&d, &records, lanes, batch, repeats, seed, now()).await;
+            for model in models {
+                assert_eq!(
+                    answers(&publisher, model),
+                    expected_answers(&records, model.name()),
+                    "seed {seed} {} {lanes} lanes batch {batch} x{repeats}",
+                    model.name()
+                );
+            }
+        }
+    }
+    // One batch: one write per distinct cid, three results each.
+    let records: Vec<_> = (0..100)
+        .map(|i| visit(i, &format!("C{}", i % 4), "male", now()))
+        .collect();
+    let (store, publisher, dl) = (
+        MemoryStateStore::new(),
+        MemoryPublisher::default(),
+        MemoryDeadLetters::default(),
+    );
+    let report = combined(&store, &publisher, &dl).run(&records, now()).await;
+    assert_eq!(report.writes, 4);
+    assert_eq!(store.requests.load(Ordering::SeqCst), 4);
+    assert_eq!(report.published, 12);
+    let item = store.item("MODELS#C0").unwrap();
+    assert_eq!(item.counters["all_male"], 25);
+    assert_eq!(item.counters["2026-11-22_male"], 25);
+    let visits: Vec<Sequenced<Visit>> = records[..3]
+        .iter()
+        .map(|r| Sequenced {
+            sequence_number: r.sequence_number.clone(),
+            value: VisitDecoder::default().decode(r).unwrap(),
+        })
+        .collect();
+    let specs: Vec<_> = models.iter().map(|m| m.state_spec()).collect();
+    let change = super::consumer::fold_change(&specs, &visits, now()).unwrap();
+    assert_eq!(
+        change.expires_at, None,
+        "MODEL2's counts in the item never expire"
+    );
+    let alone = super::consumer::fold_change(&specs[2..], &visits, now()).unwrap();
+    assert!(alone.expires_at.is_some(), "MODEL3's item alone does");
 }
 
 #[tokio::test]

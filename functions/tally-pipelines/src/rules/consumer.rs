@@ -76,7 +76,7 @@ impl Consumer for RuleConsumer {
             Output::once(self.rule.alert_id(key), record, ALERTED)
         });
         Emit {
-            output,
+            outputs: output.into_iter().collect(),
             prune: Vec::new(),
         }
     }

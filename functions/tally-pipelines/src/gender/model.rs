@@ -214,10 +214,11 @@ impl StateSpec {
     /// What this model reads of a state that may hold other models' counts too (one item for
     /// every model): its own buckets and, if it keeps one, the latest visit.
     pub fn view(&self, state: &ModelState) -> ModelState {
-        let own = |b: &Bucket| match (self.counting, b) {
-            (Counting::AllTime, Bucket::AllTime) => true,
-            (Counting::UtcDays { .. }, Bucket::Day(_)) => true,
-            _ => false,
+        let own = |b: &Bucket| {
+            matches!(
+                (self.counting, b),
+                (Counting::AllTime, Bucket::AllTime) | (Counting::UtcDays { .. }, Bucket::Day(_))
+            )
         };
         ModelState {
             counts: state

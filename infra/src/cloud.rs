@@ -341,6 +341,11 @@ impl LocalCloud {
             .logical_id_of(function)
             .filter(|id| self.functions.contains_key(*id));
         let Some(id) = id else {
+            if let Some(why) = self.template.why_absent(function) {
+                return Err(CloudError::Function(format!(
+                    "{why} (a --param chooses the deployment)"
+                )));
+            }
             let known: Vec<&str> = self.functions.keys().map(String::as_str).collect();
             return Err(CloudError::Function(format!(
                 "no function {function} in template.yaml (functions: {})",

@@ -194,12 +194,8 @@ mod tests {
         functions.sort();
         assert_eq!(
             functions,
-            [
-                "Model1Function",
-                "Model2Function",
-                "Model3Function",
-                "ResultsWriterFunction"
-            ]
+            ["GenderModelsFunction", "ResultsWriterFunction"],
+            "the default deployment: every model in one function"
         );
         let rules = pipeline(&t, "rules").unwrap();
         assert_eq!(

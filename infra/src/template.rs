@@ -52,6 +52,8 @@ pub struct Template {
     pub queue_endpoint: String,
     /// Every condition of the `Conditions` section, evaluated with the parameters.
     pub conditions: BTreeMap<String, bool>,
+    /// Resources left out because their condition is false: logical ID -> condition.
+    pub omitted: BTreeMap<String, String>,
 }
 
 /// What `Ref: AWS::NoValue` resolves to until the object or list holding it drops it.
@@ -154,6 +156,7 @@ impl Template {
             stack_name: stack_name.to_string(),
             queue_endpoint: "http://127.0.0.1:4566".into(),
             conditions: BTreeMap::new(),
+            omitted: BTreeMap::new(),
         };
         let defined = doc
             .get("Conditions")
@@ -187,7 +190,10 @@ impl Template {
                 let name = c.as_str().unwrap_or_default();
                 match template.conditions.get(name) {
                     Some(true) => {}
-                    Some(false) => continue,
+                    Some(false) => {
+                        template.omitted.insert(id.clone(), name.to_string());
+                        continue;
+                    }
                     None => {
                         return Err(TemplateError::Invalid(format!(
                             "Resources.{id}: unknown condition {name:?}"
@@ -280,6 +286,14 @@ impl Template {
                 at: at.to_string(),
             }),
         }
+    }
+
+    /// Why `logical_id` is not in this deployment, when a condition left it out (for errors).
+    pub fn why_absent(&self, logical_id: &str) -> Option<String> {
+        let condition = self.omitted.get(logical_id)?;
+        Some(format!(
+            "{logical_id} is not deployed with these parameters: its condition {condition} is false"
+        ))
     }
 
     pub fn of_kind<'a>(&'a self, kind: &'a str) -> impl Iterator<Item = &'a Resource> + 'a {
@@ -559,7 +573,11 @@ mod tests {
 
     #[test]
     fn resolves_refs_getatts_and_subs_of_the_real_template() {
-        let t = template();
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../template.yaml");
+        let per_model = BTreeMap::from([("GenderDeployment".into(), "per-model".into())]);
+        let t = Template::load(&path, "tally", &per_model).unwrap();
+        assert!(!t.resources.contains_key("GenderModelsFunction"));
+        assert_eq!(t.omitted["GenderModelsFunction"], "CombinedDeployment");
         let f = &t.resources["Model2Function"];
         let props = t.resolved_properties(f).unwrap();
         let env = &props["Environment"]["Variables"];

@@ -51,10 +51,21 @@ fn sam_validate_lint_passes() {
 /// `RUST_LOG` is read by the tracing set-up every function shares.
 #[tokio::test]
 async fn every_function_reads_every_variable_the_template_gives_it() {
+    for (params, functions) in [(&[][..], 13), (crate::support::PER_MODEL, 15)] {
+        every_function_reads_its_variables(params, functions).await;
+    }
+}
+
+/// In the deployment `params` choose, which has `functions` functions.
+async fn every_function_reads_its_variables(params: &[(&str, &str)], functions: usize) {
+    let overrides = params
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
     let template = tally_infra::template::Template::load(
         &local_root().join("template.yaml"),
         "tally",
-        &Default::default(),
+        &overrides,
     )
     .unwrap();
     let sdk = tally_infra::clients::local_config("http://127.0.0.1:9").await;
@@ -94,7 +105,10 @@ async fn every_function_reads_every_variable_the_template_gives_it() {
         );
         checked += 1;
     }
-    assert_eq!(checked, 15, "every function of the template");
+    assert_eq!(
+        checked, functions,
+        "every function of the template, {params:?}"
+    );
 }
 
 /// `StreamParallelizationFactor` reaches exactly the mappings whose functions keep their state
@@ -154,9 +168,7 @@ fn the_parallelization_factor_reaches_only_functions_exact_under_it() {
     assert_eq!(
         parallel,
         [
-            "Model1Function",
-            "Model2Function",
-            "Model3Function",
+            "GenderModelsFunction",
             "PaidUserFunction",
             "PossibleBrokerFunction",
             "PropertyStatusFunction",

@@ -7,7 +7,6 @@ use lambda_http::{Error, Request, RequestExt};
 use serde::Serialize;
 use tally_aws::http::{percent_decode, HttpApi, Reply};
 use tally_aws::{DynamoResultsTable, Env, SdkConfig};
-use tally_pipelines::gender::result::result_id;
 use tally_pipelines::gender::{model_by_name, Cid, Gender, ModelSettings, ResultLookup};
 
 pub const SERVICE: &str = "tally";
@@ -111,8 +110,7 @@ impl<L: ResultLookup> GenderApi<L> {
             Ok(m) => m,
             Err(e) => return Reply::error(StatusCode::BAD_REQUEST, e.to_string()),
         };
-        let id = result_id(&cid, model.name());
-        let stored = match self.lookup.get(&id).await {
+        let stored = match self.lookup.get(&cid, model.name()).await {
             Ok(Some(r)) => r,
             Ok(None) => {
                 return Reply::error(

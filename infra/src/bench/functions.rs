@@ -168,7 +168,7 @@ async fn event_for(
                 .collect();
             ("100 results".into(), hundred(slice, "GenderResultsStream")?)
         }
-        f if f.starts_with("Model") => {
+        f if f.starts_with("Model") || f == "GenderModelsFunction" => {
             let v = visits(&format!("W{i}x"), 100, Skew::Zipf, 40 + i, today(), 1667.0);
             let events = v.into_iter().map(|e| (e.partition_key, e.data)).collect();
             ("100 visits".into(), hundred(events, "VisitsStream")?)
@@ -326,7 +326,6 @@ async fn stored_keys(cloud: &LocalCloud, limit: usize) -> Result<Vec<(String, St
             .dynamodb
             .scan()
             .table_name(&table)
-            .projection_expression("cid, model")
             .set_exclusive_start_key(start)
             .send()
             .await
@@ -336,12 +335,15 @@ async fn stored_keys(cloud: &LocalCloud, limit: usize) -> Result<Vec<(String, St
                     aws_sdk_dynamodb::error::DisplayErrorContext(e)
                 )
             })?;
+        // One item per cid, a `rev_<MODEL>` per model it holds a result of.
         for item in page.items() {
-            if let (Some(Ok(cid)), Some(Ok(model))) = (
-                item.get("cid").map(|v| v.as_s()),
-                item.get("model").map(|v| v.as_s()),
-            ) {
-                keys.push((cid.clone(), model.clone()));
+            let Some(Ok(cid)) = item.get("cid").map(|v| v.as_s()) else {
+                continue;
+            };
+            for name in item.keys() {
+                if let Some(model) = name.strip_prefix("rev_") {
+                    keys.push((cid.clone(), model.to_string()));
+                }
             }
         }
         start = page.last_evaluated_key().cloned();

@@ -137,6 +137,11 @@ fn cloud_options(o: &BenchOptions, mode: &str) -> CloudOptions {
     c.api_port = 0;
     c.log_dir = o.root.join(format!("target/bench/logs-{mode}"));
     c.params.insert("Aggregation".into(), mode.into());
+    if mode == "per-record" {
+        // The baseline is the seed's layout: one function and one write per record per model.
+        c.params
+            .insert("GenderDeployment".into(), "per-model".into());
+    }
     c
 }
 

@@ -449,9 +449,8 @@ pub async fn model2_total(cloud: &LocalCloud, table: &str, tag: &str) -> Result<
             .dynamodb
             .scan()
             .table_name(table)
-            .filter_expression("#m = :m AND begins_with(cid, :tag)")
-            .expression_attribute_names("#m", "model")
-            .expression_attribute_values(":m", AttributeValue::S("MODEL2".into()))
+            .filter_expression("attribute_exists(#b) AND begins_with(cid, :tag)")
+            .expression_attribute_names("#b", "body_MODEL2")
             .expression_attribute_values(":tag", AttributeValue::S(tag.into()))
             .set_exclusive_start_key(start)
             .send()
@@ -464,7 +463,7 @@ pub async fn model2_total(cloud: &LocalCloud, table: &str, tag: &str) -> Result<
             })?;
         for item in out.items() {
             let body: serde_json::Value = item
-                .get("body")
+                .get("body_MODEL2")
                 .and_then(|b| b.as_s().ok())
                 .and_then(|b| serde_json::from_str(b).ok())
                 .unwrap_or_default();

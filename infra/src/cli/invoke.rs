@@ -20,6 +20,10 @@ pub struct Args {
     pub event: PathBuf,
     #[arg(long, value_name = "DIR")]
     pub bin_dir: Option<PathBuf>,
+    /// Template parameter override, NAME=VALUE (repeatable), as `sam local invoke
+    /// --parameter-overrides` (`GenderDeployment=per-model` for Model1Function..Model3Function).
+    #[arg(long = "param", value_name = "NAME=VALUE")]
+    pub params: Vec<String>,
 }
 
 pub async fn run(args: Args, ctx: &Context) -> Result<()> {
@@ -28,6 +32,7 @@ pub async fn run(args: Args, ctx: &Context) -> Result<()> {
     serde_json::from_slice::<serde_json::Value>(&payload)
         .with_context(|| format!("{} is not JSON", args.event.display()))?;
     let mut opts = ctx.cloud_options(args.bin_dir);
+    opts.params = super::parse_params(&args.params)?;
     let url = ctx.edge_url();
     let running = Clients::new(&Endpoints::all(&url))
         .await
@@ -38,12 +43,15 @@ pub async fn run(args: Args, ctx: &Context) -> Result<()> {
         .is_ok();
     let function = &args.function;
     let body = if running {
-        let template = ctx.template()?;
+        let template = ctx.template_with(&opts.params)?;
         let id = template.logical_id_of(function).map(String::from);
         let spec = function_specs(&template, &opts, &url)?
             .into_iter()
             .find(|s| Some(&s.logical_id) == id.as_ref())
-            .ok_or_else(|| anyhow!("no function {function} in template.yaml"))?;
+            .ok_or_else(|| match template.why_absent(function) {
+                Some(why) => anyhow!("{why} (a --param chooses the deployment)"),
+                None => anyhow!("no function {function} in template.yaml"),
+            })?;
         let host = FunctionHost::start(spec).await?;
         let outcome = host.invoke(payload).await;
         host.stop().await;

@@ -87,10 +87,15 @@ impl Context {
     }
 
     pub fn template(&self) -> Result<Template> {
+        self.template_with(&BTreeMap::new())
+    }
+
+    /// The template with parameter overrides.
+    pub fn template_with(&self, params: &BTreeMap<String, String>) -> Result<Template> {
         Ok(Template::load(
             &self.root.join("template.yaml"),
             &self.stack,
-            &BTreeMap::new(),
+            params,
         )?)
     }
 
@@ -134,15 +139,22 @@ pub struct CloudArgs {
     pub bin_dir: Option<PathBuf>,
 }
 
+/// `--param NAME=VALUE` flags as template parameter overrides.
+pub fn parse_params(params: &[String]) -> Result<BTreeMap<String, String>> {
+    params
+        .iter()
+        .map(|p| {
+            p.split_once('=')
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .ok_or_else(|| anyhow!("--param {p}: expected NAME=VALUE"))
+        })
+        .collect()
+}
+
 impl CloudArgs {
     pub fn options(&self, ctx: &Context) -> Result<CloudOptions> {
         let mut opts = ctx.cloud_options(self.bin_dir.clone());
-        for p in &self.params {
-            let (k, v) = p
-                .split_once('=')
-                .ok_or_else(|| anyhow!("--param {p}: expected NAME=VALUE"))?;
-            opts.params.insert(k.to_string(), v.to_string());
-        }
+        opts.params = parse_params(&self.params)?;
         opts.edge_port = self.edge_port;
         opts.api_port = self.api_port;
         Ok(opts)

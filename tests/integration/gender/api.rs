@@ -15,7 +15,12 @@ async fn api_with(
 ) -> GenderApi<tally_aws::DynamoResultsTable> {
     let api = GenderApi::from_env(&stack.sdk, &stack.function_env("GenderApiFunction")).unwrap();
     for r in results {
-        assert!(api.lookup.upsert_if_newer(r).await.unwrap());
+        let stored = api
+            .lookup
+            .upsert_newer(&r.cid, std::slice::from_ref(r))
+            .await
+            .unwrap();
+        assert_eq!(stored, 1);
     }
     api
 }

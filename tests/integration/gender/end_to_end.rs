@@ -127,9 +127,9 @@ async fn visits_put_with_tally_reach_the_api_with_independently_computed_answers
         .iter()
         .any(|r| r["_id"] == "E2E-0_MODEL2" && r["model"] == "MODEL2"));
 
-    // The bad lines are dead letters of every model, with their reasons.
+    // The bad lines are dead letters of the models' function, with their reasons.
     let bucket = format!("{}-archivebucket", shared_stack());
-    let reasons: Vec<String> = support::read_objects(&clients.s3, &bucket, "dead-letter/MODEL1/")
+    let reasons: Vec<String> = support::read_objects(&clients.s3, &bucket, "dead-letter/MODELS/")
         .await
         .values()
         .map(|body| {

@@ -11,7 +11,7 @@ use tally_aws::http::HttpApi;
 use tally_aws::kinesis_event::KinesisEvent;
 
 use super::oracle;
-use crate::support::{event_file, Stack};
+use crate::support::{event_file, Stack, PER_MODEL};
 
 fn lambda_event(name: &str) -> LambdaEvent<KinesisEvent> {
     LambdaEvent::new(
@@ -42,8 +42,16 @@ async fn published_answers(stack: &Stack, model: &str) -> BTreeMap<String, Strin
     newest.into_iter().map(|(k, (_, g))| (k, g)).collect()
 }
 
-async fn run_model_event(logical_id: &str, model: &str, expected_rejections: &[&str]) {
-    let stack = Stack::new(&[]).await;
+/// Runs `logical_id` on its events file: `models` answer as the oracle does, the rejections are
+/// dead-lettered under `dead-letter/<state_name>/`, a redelivery changes nothing.
+async fn run_model_event(
+    params: &[(&str, &str)],
+    logical_id: &str,
+    models: &[&str],
+    state_name: &str,
+    expected_rejections: &[&str],
+) {
+    let stack = Stack::new(params).await;
     let function = gender_model::from_env(&stack.sdk, &stack.function_env(logical_id)).unwrap();
     let file = format!("{logical_id}.json");
     let response = function.handle(lambda_event(&file)).await.unwrap();
@@ -55,16 +63,19 @@ async fn run_model_event(logical_id: &str, model: &str, expected_rejections: &[&
 
     let visits = oracle::visits_of_event(&event_file(&file));
     let window: u64 = stack.template.parameters["WindowDays"].parse().unwrap();
-    let expected = oracle::answers(&visits, model, Utc::now(), window);
-    assert_eq!(
-        published_answers(&stack, model).await,
-        expected,
-        "{model} answers on GenderResultsStream"
-    );
+    let mut expected = BTreeMap::new();
+    for model in models {
+        expected.insert(*model, oracle::answers(&visits, model, Utc::now(), window));
+        assert_eq!(
+            published_answers(&stack, model).await,
+            expected[model],
+            "{model} answers on GenderResultsStream"
+        );
+    }
 
     // Every rejected record is in the dead-letter location with its reason.
     let letters = stack
-        .objects("ArchiveBucket", &format!("dead-letter/{model}/"))
+        .objects("ArchiveBucket", &format!("dead-letter/{state_name}/"))
         .await;
     let reasons: Vec<String> = letters
         .values()
@@ -95,7 +106,9 @@ async fn run_model_event(logical_id: &str, model: &str, expected_rejections: &[&
         before,
         "a redelivered batch must not change the state"
     );
-    assert_eq!(published_answers(&stack, model).await, expected);
+    for model in models {
+        assert_eq!(published_answers(&stack, model).await, expected[model]);
+    }
 }
 
 /// The state table as pk -> attributes without bookkeeping that may legitimately differ.
@@ -125,22 +138,45 @@ pub async fn scan_state(stack: &Stack) -> BTreeMap<String, BTreeMap<String, Stri
 
 #[tokio::test]
 async fn model1_event_file() {
-    run_model_event("Model1Function", "MODEL1", &["malformed json"]).await;
+    let (file, model) = ("Model1Function", "MODEL1");
+    run_model_event(PER_MODEL, file, &[model], model, &["malformed json"]).await;
 }
 
 #[tokio::test]
 async fn model2_event_file() {
-    run_model_event("Model2Function", "MODEL2", &["unknown gender \"other\""]).await;
+    let (file, model) = ("Model2Function", "MODEL2");
+    run_model_event(
+        PER_MODEL,
+        file,
+        &[model],
+        model,
+        &["unknown gender \"other\""],
+    )
+    .await;
 }
 
 #[tokio::test]
 async fn model3_event_file() {
-    run_model_event("Model3Function", "MODEL3", &["not utf-8"]).await;
+    let (file, model) = ("Model3Function", "MODEL3");
+    run_model_event(PER_MODEL, file, &[model], model, &["not utf-8"]).await;
+}
+
+/// The default deployment: one function, every model's answers, one item per cid.
+#[tokio::test]
+async fn all_models_event_file() {
+    run_model_event(
+        &[],
+        "GenderModelsFunction",
+        &["MODEL1", "MODEL2", "MODEL3"],
+        "MODELS",
+        &["unknown gender \"other\""],
+    )
+    .await;
 }
 
 #[tokio::test]
 async fn model2_state_counts_are_stored_atomically_per_cid() {
-    let stack = Stack::new(&[]).await;
+    let stack = Stack::new(PER_MODEL).await;
     let function =
         gender_model::from_env(&stack.sdk, &stack.function_env("Model2Function")).unwrap();
     function
@@ -184,6 +220,7 @@ async fn results_writer_event_file_keeps_the_newest_revision() {
         .await
         .unwrap();
     assert!(response.batch_item_failures.is_empty());
+    // One item per cid, each model's newest result in it.
     let get = |id: &'static str| {
         let stack = &stack;
         async move {
@@ -199,18 +236,15 @@ async fn results_writer_event_file_keeps_the_newest_revision() {
                 .item
         }
     };
-    let model2 = get("C124_MODEL2").await.unwrap();
+    let c124 = get("C124").await.unwrap();
     assert_eq!(
-        model2["rev"].as_n().unwrap(),
+        c124["rev_MODEL2"].as_n().unwrap(),
         "3",
         "rev 3 arrived before rev 2 and must stay"
     );
-    assert_eq!(model2["gndr"].as_s().unwrap(), "male");
-    assert_eq!(
-        get("C124_MODEL1").await.unwrap()["gndr"].as_s().unwrap(),
-        "female"
-    );
-    assert!(get("C999_MODEL2").await.is_none());
+    assert_eq!(c124["gndr_MODEL2"].as_s().unwrap(), "male");
+    assert_eq!(c124["gndr_MODEL1"].as_s().unwrap(), "female");
+    assert!(get("C999").await.is_none());
     let letters = stack
         .objects("ArchiveBucket", "dead-letter/results-writer/")
         .await;
@@ -221,7 +255,7 @@ async fn results_writer_event_file_keeps_the_newest_revision() {
         .await
         .unwrap();
     assert_eq!(
-        get("C124_MODEL2").await.unwrap()["rev"].as_n().unwrap(),
+        get("C124").await.unwrap()["rev_MODEL2"].as_n().unwrap(),
         "3"
     );
 }

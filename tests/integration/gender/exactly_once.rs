@@ -18,7 +18,7 @@ use tally_pipelines::gender::VisitConsumer;
 
 use super::event_files::scan_state;
 use super::oracle;
-use crate::support::{kinesis_event, ShardRecord, Stack};
+use crate::support::{kinesis_event, ShardRecord, Stack, PER_MODEL};
 
 /// Passes `writes_left` writes through, then fails the next `failures_left`, then works again: a
 /// process that died (or lost DynamoDB for a while) after that many writes.
@@ -200,8 +200,18 @@ async fn deliver<H: BatchHandler>(
     }
 }
 
+/// A stack of the per-model deployment (the default one is tested in
+/// `all_models_on_one_item_...` below) with `n` visits on its stream.
 async fn stack_with_visits(seed: u64, n: usize) -> (Stack, Vec<ShardRecord>, String) {
-    let stack = Stack::new(&[]).await;
+    stack_with_visits_in(PER_MODEL, seed, n).await
+}
+
+async fn stack_with_visits_in(
+    params: &[(&str, &str)],
+    seed: u64,
+    n: usize,
+) -> (Stack, Vec<ShardRecord>, String) {
+    let stack = Stack::new(params).await;
     stack
         .put_records("VisitsStream", &visit_lines(seed, n, 12))
         .await;
@@ -282,6 +292,30 @@ async fn partial_failures_resume_and_batch_sizes_do_not_change_answers() {
         deliver(&f, &arn, &records, 240).await;
         assert_eq!(answers_on_stream(&stack, model).await, expected, "{model}");
     }
+}
+
+/// The default deployment: every model on one item per cid, through a mid-batch failure, a
+/// redelivery in other batch sizes, each model's answers equal the oracle's.
+#[tokio::test]
+async fn all_models_on_one_item_per_cid_survive_partial_failures_and_redelivery() {
+    let (stack, records, arn) = stack_with_visits_in(&[], 6, 240).await;
+    let base =
+        gender_model::from_env(&stack.sdk, &stack.function_env("GenderModelsFunction")).unwrap();
+    let f = with_store(base, |s| CrashAfter::new(s, 4, 2));
+    deliver(&f, &arn, &records, 64).await;
+    assert_eq!(f.handler.store.failures_left.load(Ordering::SeqCst), 0);
+    deliver(&f, &arn, &records, 17).await;
+    deliver(&f, &arn, &records, 240).await;
+    for model in ["MODEL1", "MODEL2", "MODEL3"] {
+        let expected = oracle::answers(&oracle_visits(&records), model, Utc::now(), 7);
+        assert_eq!(answers_on_stream(&stack, model).await, expected, "{model}");
+    }
+    let state = scan_state(&stack).await;
+    assert!(
+        !state.is_empty() && state.keys().all(|pk| pk.starts_with("MODELS#")),
+        "one item per cid for every model: {:?}",
+        state.keys().take(3).collect::<Vec<_>>()
+    );
 }
 
 #[tokio::test]

@@ -17,17 +17,28 @@ fn tally_invoke_runs_every_events_file_in_a_private_cloud() {
         .filter(|p| p.extension().is_some_and(|e| e == "json"))
         .collect();
     files.sort();
-    let template = tally_infra::template::Template::load(
-        &local_root().join("template.yaml"),
-        "tally",
-        &Default::default(),
-    )
-    .unwrap();
-    let mut functions: Vec<String> = template
+    // Every function of either gender deployment; those of the per-model one are invoked with
+    // its parameter.
+    let load = |params: &[(&str, &str)]| {
+        let overrides = params
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        tally_infra::template::Template::load(
+            &local_root().join("template.yaml"),
+            "tally",
+            &overrides,
+        )
+        .unwrap()
+    };
+    let (default, per_model) = (load(&[]), load(crate::support::PER_MODEL));
+    let mut functions: Vec<String> = default
         .of_kind("AWS::Serverless::Function")
+        .chain(per_model.of_kind("AWS::Serverless::Function"))
         .map(|f| format!("{}.json", f.logical_id))
         .collect();
     functions.sort();
+    functions.dedup();
     let names: Vec<String> = files
         .iter()
         .map(|f| f.file_name().unwrap().to_string_lossy().into_owned())
@@ -40,6 +51,11 @@ fn tally_invoke_runs_every_events_file_in_a_private_cloud() {
     );
     for file in files {
         let function = file.file_stem().unwrap().to_str().unwrap();
+        let deployment = if default.resources.contains_key(function) {
+            vec![]
+        } else {
+            vec!["--param", "GenderDeployment=per-model"]
+        };
         let out = Command::new(bin_dir().join("tally"))
             .args([
                 "invoke",
@@ -49,6 +65,7 @@ fn tally_invoke_runs_every_events_file_in_a_private_cloud() {
                 "--bin-dir",
                 bin_dir().to_str().unwrap(),
             ])
+            .args(&deployment)
             .current_dir(local_root())
             .env("AWS_ENDPOINT_URL", &nowhere)
             .output()
@@ -103,11 +120,11 @@ fn tally_invoke_runs_every_events_file_in_a_private_cloud() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tally_invoke_uses_the_running_cloud_resources() {
     let cloud = shared_cloud();
-    let event = local_root().join("events/Model2Function.json");
+    let event = local_root().join("events/GenderModelsFunction.json");
     let out = tally(
         &[
             "invoke",
-            "Model2Function",
+            "GenderModelsFunction",
             "--event",
             event.to_str().unwrap(),
             "--bin-dir",
@@ -128,11 +145,27 @@ async fn tally_invoke_uses_the_running_cloud_resources() {
         .dynamodb
         .get_item()
         .table_name(format!("{}-GenderStateTable", shared_stack()))
-        .key("pk", AttributeValue::S("MODEL2#C124".into()))
+        .key("pk", AttributeValue::S("MODELS#C124".into()))
         .send()
         .await
         .unwrap()
         .item
-        .expect("MODEL2#C124 written by the invoked function");
+        .expect("MODELS#C124 written by the invoked function");
     assert_eq!(item["c_all_male"].as_n().unwrap(), "2");
+    // A function of the other deployment is named as such, in one line.
+    let out = tally(
+        &[
+            "invoke",
+            "Model2Function",
+            "--event",
+            event.to_str().unwrap(),
+        ],
+        &cloud.edge_url,
+    );
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("Model2Function is not deployed with these parameters: its condition PerModelDeployment is false"),
+        "{err}"
+    );
 }

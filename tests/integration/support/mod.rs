@@ -246,6 +246,9 @@ pub fn shared_stack() -> String {
     format!("e2e{}", std::process::id())
 }
 
+/// The template's parameters for the seed's deployment, one function per gender model.
+pub const PER_MODEL: &[(&str, &str)] = &[("GenderDeployment", "per-model")];
+
 pub struct SharedCloud {
     pub edge_url: String,
     pub api_url: String,

@@ -104,17 +104,23 @@ fn displayed_counts(
     }
 }
 
-/// Upserting results into the results table, newest revision wins (the results writer's port).
+/// Upserting results into the results table, one item per cid holding each model's newest
+/// result (the results writer's port).
 pub trait ResultsUpsert: Send + Sync {
-    /// Returns false when the table already holds this or a newer revision.
-    fn upsert_if_newer(
+    /// Stores `results` (one cid's, at most one per model) in one write, each only where the
+    /// table holds an older revision of that model's result. Returns how many were stored.
+    fn upsert_newer(
         &self,
-        result: &GenderResult,
-    ) -> impl Future<Output = Result<bool, PortError>> + Send;
+        cid: &Cid,
+        results: &[GenderResult],
+    ) -> impl Future<Output = Result<usize, PortError>> + Send;
 }
 
-/// Looking a result up by `_id` (the API's port).
+/// Looking a cid's result of one model up (the API's port).
 pub trait ResultLookup: Send + Sync {
-    fn get(&self, id: &str)
-        -> impl Future<Output = Result<Option<GenderResult>, PortError>> + Send;
+    fn get(
+        &self,
+        cid: &Cid,
+        model: &str,
+    ) -> impl Future<Output = Result<Option<GenderResult>, PortError>> + Send;
 }

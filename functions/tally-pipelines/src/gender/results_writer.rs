@@ -1,6 +1,7 @@
 //! The results writer: `GenderResultsStream` records into the results table, newest revision wins.
 //! Publishing is at-least-once and may reorder across retries; the revision makes the upsert
-//! idempotent and order-independent.
+//! idempotent and order-independent. The table holds one item per cid with each model's newest
+//! result, so a batch writes each cid once for all its models.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
@@ -14,6 +15,7 @@ use tally_engine::{json_object, Aggregation, BatchHandler, BatchReport, Rejectio
 use tally_engine::{SequenceNumber, StreamRecord};
 
 use super::result::{result_id, GenderResult, ResultsUpsert};
+use super::visit::Cid;
 
 pub const SOURCE: &str = "results-writer";
 
@@ -66,8 +68,8 @@ impl<U: ResultsUpsert, D: DeadLetterSink> BatchHandler for ResultsWriter<U, D> {
     }
 }
 
-/// Stores a batch of results: per key, only the newest revision of the batch is written; in
-/// per-record mode (the benchmarks' baseline) every record is, in order.
+/// Stores a batch of results: per cid, the newest revision of each model's result in the batch,
+/// in one write; in per-record mode (the benchmarks' baseline) every record on its own, in order.
 pub async fn write_results<U: ResultsUpsert, D: DeadLetterSink>(
     table: &U,
     dead_letters: &D,
@@ -75,32 +77,30 @@ pub async fn write_results<U: ResultsUpsert, D: DeadLetterSink>(
     aggregation: Aggregation,
 ) -> BatchReport {
     let mut report = BatchReport::new(records.len());
-    // Newest revision per _id; remember the first record of each id for retries.
-    let mut newest: BTreeMap<String, (GenderResult, SequenceNumber)> = BTreeMap::new();
-    let mut each: Vec<(GenderResult, SequenceNumber)> = Vec::new();
+    // Per cid, the newest revision per model, and the cid's first record (where a retry starts).
+    let mut newest: BTreeMap<Cid, (BTreeMap<String, GenderResult>, SequenceNumber)> =
+        BTreeMap::new();
+    let mut each: Vec<(Cid, Vec<GenderResult>, SequenceNumber)> = Vec::new();
     let mut rejected = Vec::new();
     for r in records {
         match decode_result(r) {
             Ok(result) if aggregation == Aggregation::PerRecord => {
                 report.valid += 1;
-                each.push((result, r.sequence_number.clone()));
+                each.push((result.cid.clone(), vec![result], r.sequence_number.clone()));
             }
             Ok(result) => {
                 report.valid += 1;
-                match newest.get_mut(&result.id) {
-                    Some((kept, first)) => {
-                        if result.rev > kept.rev
-                            || (result.rev == kept.rev && result.as_of > kept.as_of)
-                        {
-                            *kept = result;
-                        }
-                        if r.sequence_number < *first {
-                            *first = r.sequence_number.clone();
-                        }
-                    }
-                    None => {
-                        newest.insert(result.id.clone(), (result, r.sequence_number.clone()));
-                    }
+                let (models, first) = newest
+                    .entry(result.cid.clone())
+                    .or_insert_with(|| (BTreeMap::new(), r.sequence_number.clone()));
+                if r.sequence_number < *first {
+                    *first = r.sequence_number.clone();
+                }
+                let newer = models.get(&result.model).is_none_or(|kept| {
+                    result.rev > kept.rev || (result.rev == kept.rev && result.as_of > kept.as_of)
+                });
+                if newer {
+                    models.insert(result.model.clone(), result);
                 }
             }
             Err(why) => rejected.push((r, why)),
@@ -110,29 +110,30 @@ pub async fn write_results<U: ResultsUpsert, D: DeadLetterSink>(
     report.keys = newest.len()
         + each
             .iter()
-            .map(|(r, _)| &r.id)
+            .map(|(c, _, _)| c)
             .collect::<BTreeSet<_>>()
             .len();
-    each.extend(newest.into_values());
+    each.extend(
+        newest
+            .into_iter()
+            .map(|(cid, (models, first))| (cid, models.into_values().collect(), first)),
+    );
     let outcomes: Vec<_> = stream::iter(each)
-        .map(|(result, first)| async move {
-            let outcome = table.upsert_if_newer(&result).await;
-            (result, first, outcome)
+        .map(|(cid, results, first)| async move {
+            let outcome = table.upsert_newer(&cid, &results).await;
+            (cid, results.len(), first, outcome)
         })
         .buffered(aggregation.concurrency(DEFAULT_CONCURRENCY))
         .collect()
         .await;
-    for (result, first, outcome) in outcomes {
+    for (cid, offered, first, outcome) in outcomes {
         match outcome {
             Ok(stored) => {
                 report.writes += 1;
-                if stored {
-                    report.published += 1;
-                } else {
-                    report.conflicts += 1;
-                }
+                report.published += stored;
+                report.conflicts += offered - stored;
             }
-            Err(e) => report.fail(&first, format!("result {} not stored: {e}", result.id)),
+            Err(e) => report.fail(&first, format!("results of {cid} not stored: {e}")),
         }
     }
     report

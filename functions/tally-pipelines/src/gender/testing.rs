@@ -1,31 +1,43 @@
 //! An in-memory results table for tests of the writer and the API (feature `testing`).
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 use tally_engine::PortError;
 
 use super::result::{GenderResult, ResultLookup, ResultsUpsert};
+use super::visit::Cid;
 
-/// Evaluates the same condition as the DynamoDB table: a result is stored only over an older one.
+/// Evaluates the same condition as the DynamoDB table: one item per cid, a model's result stored
+/// only over an older one.
 #[derive(Default)]
 pub struct MemoryResultsTable {
-    pub results: Mutex<BTreeMap<String, GenderResult>>,
+    /// cid -> model -> result.
+    pub items: Mutex<BTreeMap<String, BTreeMap<String, GenderResult>>>,
+    /// Write requests made.
+    pub writes: AtomicUsize,
 }
 
 impl ResultsUpsert for MemoryResultsTable {
-    async fn upsert_if_newer(&self, result: &GenderResult) -> Result<bool, PortError> {
-        let mut results = self.results.lock().unwrap();
-        if results.get(&result.id).is_some_and(|r| r.rev >= result.rev) {
-            return Ok(false);
+    async fn upsert_newer(&self, cid: &Cid, results: &[GenderResult]) -> Result<usize, PortError> {
+        self.writes.fetch_add(1, Ordering::SeqCst);
+        let mut items = self.items.lock().unwrap();
+        let item = items.entry(cid.to_string()).or_default();
+        let mut stored = 0;
+        for r in results {
+            if item.get(&r.model).is_none_or(|old| old.rev < r.rev) {
+                item.insert(r.model.clone(), r.clone());
+                stored += 1;
+            }
         }
-        results.insert(result.id.clone(), result.clone());
-        Ok(true)
+        Ok(stored)
     }
 }
 
 impl ResultLookup for MemoryResultsTable {
-    async fn get(&self, id: &str) -> Result<Option<GenderResult>, PortError> {
-        Ok(self.results.lock().unwrap().get(id).cloned())
+    async fn get(&self, cid: &Cid, model: &str) -> Result<Option<GenderResult>, PortError> {
+        let items = self.items.lock().unwrap();
+        Ok(items.get(cid.as_str()).and_then(|i| i.get(model)).cloned())
     }
 }

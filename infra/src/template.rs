@@ -674,7 +674,7 @@ Resources:
     fn conditions_choose_resources_and_values() {
         let one = conditional("one");
         assert!(one.resources.contains_key("One") && !one.resources.contains_key("Many"));
-        assert_eq!(one.conditions["IsMany"], false);
+        assert!(!one.conditions["IsMany"]);
         let many = conditional("many");
         assert!(!many.resources.contains_key("One"));
         assert!(many.conditions["ManyAndBig"]);

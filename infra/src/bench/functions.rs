@@ -207,7 +207,7 @@ pub async fn function_figures(
     let results = read_stream(&cloud.clients.kinesis, &results_stream).await?;
     let mut out = Vec::new();
     for (id, host) in &cloud.functions {
-        // Not behind a stream consumer's invocation: one instance per function here.
+        // Once the mappings are idle, so that every cold start and init time is this loop's.
         for _ in 0..500 {
             if cloud.caught_up() {
                 break;

@@ -55,7 +55,12 @@ pub struct CpuFigure {
 pub struct Report {
     pub requests_per_event: serde_json::Value,
     pub throughput_events_per_s: f64,
+    /// At half the sustained rate (`freshness_half_rate`).
     pub freshness_p99_ms: Option<f64>,
+    /// The most DynamoDB requests/s a sustained run drove, over the emulator's measured
+    /// conditional-write capacity in the same run.
+    pub dynamodb_utilisation: f64,
+    pub freshness_half_rate: Throughput,
     pub init_ms_max: f64,
     pub zip_bytes_max: u64,
     pub api_p99_ms: Option<f64>,
@@ -266,17 +271,19 @@ async fn requests_on(
     outcome
 }
 
-/// One sustained run: the chosen pipelines (gender, rules) fed at [`RATE`] for `seconds`, then
-/// the checks that nothing was lost.
+/// One sustained run: the chosen pipelines (gender, rules) each fed at `rate` for `seconds`,
+/// then the checks that nothing was lost.
+#[allow(clippy::too_many_arguments)]
 async fn sustained_run(
     cloud: &LocalCloud,
     run: usize,
     pipelines: (bool, bool),
-    n: usize,
+    rate: f64,
     seconds: f64,
     drain: Duration,
     begin: Instant,
 ) -> Result<Throughput> {
+    let n = (rate * seconds) as usize;
     let t = &cloud.template;
     let (visits_stream, _) = streams(t, "gender")?;
     let (interactions_stream, alert_streams) = streams(t, "rules")?;
@@ -285,8 +292,8 @@ async fn sustained_run(
     let start = chrono::Utc::now();
     let tag = format!("T{run}x");
     let offset = 10_000_000 * (run as u64 + 1);
-    let gender_events = visits(&tag, n, Skew::Zipf, 100 + run as u64, start, RATE);
-    let rule_events = interactions(offset, n, Skew::Zipf, 200 + run as u64, start, RATE);
+    let gender_events = visits(&tag, n, Skew::Zipf, 100 + run as u64, start, rate);
+    let rule_events = interactions(offset, n, Skew::Zipf, 200 + run as u64, start, rate);
     let mut feeds = Vec::new();
     if with_gender {
         feeds.push(Feed {
@@ -306,7 +313,7 @@ async fn sustained_run(
         begin,
         &format!(
             "sustained {:.0} events/s per pipeline for {:.0} s: {}",
-            RATE,
+            rate,
             seconds,
             feeds
                 .iter()
@@ -318,7 +325,7 @@ async fn sustained_run(
     let probe = with_gender.then(|| pipeline::Probe::Gender {
         stream: visits_stream.clone(),
     });
-    let mut result = pipeline::sustained(cloud, feeds, RATE, probe, drain).await?;
+    let mut result = pipeline::sustained(cloud, feeds, rate, probe, drain).await?;
     // Nothing lost: every visit counted once by MODEL2; every alert emitted.
     let mut checks = Vec::new();
     let mut lost = false;
@@ -392,7 +399,7 @@ pub async fn run(o: BenchOptions) -> Result<Report> {
             // Sized for the 15-minute budget: the per-record baseline is slow here.
             events: 2_000,
             seconds: 120.0,
-            cold: 5,
+            cold: 20,
             warm: 20,
             api_seconds: 8,
             capacity_seconds: 5.0,
@@ -453,16 +460,43 @@ pub async fn run(o: BenchOptions) -> Result<Report> {
 
     // Each throughput run on a fresh local cloud: a backlog one run leaves must not slow the next.
     let mut throughput = Vec::new();
-    let n = (RATE * sizes.seconds) as usize;
     let drain = Duration::from_secs(if o.quick { 20 } else { 25 });
     for (run, pipelines) in [(true, false), (false, true), (true, true)]
         .into_iter()
         .enumerate()
     {
         let cloud = LocalCloud::start(cloud_options(&o, "per-key")).await?;
-        let outcome = sustained_run(&cloud, run, pipelines, n, sizes.seconds, drain, begin).await;
+        let outcome =
+            sustained_run(&cloud, run, pipelines, RATE, sizes.seconds, drain, begin).await;
         cloud.stop().await;
         throughput.push(outcome?);
+    }
+    // Freshness where it means something: both pipelines at half the rate each held above.
+    let half = throughput
+        .iter()
+        .map(|t| t.events_per_s / t.pipelines.split(" + ").count() as f64)
+        .fold(f64::INFINITY, f64::min)
+        / 2.0;
+    step(
+        begin,
+        &format!("freshness at half the sustained rate: {half:.0} events/s per pipeline"),
+    );
+    let cloud = LocalCloud::start(cloud_options(&o, "per-key")).await?;
+    let outcome = sustained_run(
+        &cloud,
+        3,
+        (true, true),
+        half,
+        sizes.seconds / 2.0,
+        drain,
+        begin,
+    )
+    .await;
+    cloud.stop().await;
+    let mut half_rate = outcome?;
+    for t in throughput.iter_mut().chain(std::iter::once(&mut half_rate)) {
+        t.dynamodb_utilisation =
+            Some(t.dynamodb_requests_per_s / capacity.conditional_update_item_per_s.max(1.0));
     }
     step(
         begin,
@@ -652,14 +686,17 @@ pub async fn run(o: BenchOptions) -> Result<Report> {
         .iter()
         .map(|t| t.events_per_s / t.pipelines.split(" + ").count() as f64)
         .fold(f64::INFINITY, f64::min);
-    let freshness_p99_ms = throughput
-        .iter()
-        .filter_map(|t| t.freshness.as_ref().map(|f| f.p99_ms))
-        .fold(None, |m: Option<f64>, v| Some(m.map_or(v, |m| m.max(v))));
+    // Freshness is the goal's: at half the sustained rate (under overload it only measures the
+    // backlog; those figures stay in the runs' rows).
+    let freshness_p99_ms = half_rate.freshness.as_ref().map(|f| f.p99_ms);
     if freshness_p99_ms.is_none() {
         not_measured.push("freshness: no probe was answered".into());
     }
-    not_measured.push("AWS itself: every figure is of the local cloud on this machine (emulators, one function instance per function, x86_64 builds); on AWS each shard gets its own instance".into());
+    let dynamodb_utilisation = throughput
+        .iter()
+        .filter_map(|t| t.dynamodb_utilisation)
+        .fold(0.0, f64::max);
+    not_measured.push("AWS itself: every figure is of the local cloud on this machine (emulators sharing 2 cores with the functions, x86_64 builds); docs/scaling.md derives the AWS figures from these".into());
     let cpu_after = cpu_times();
     let steal_percent =
         100.0 * (cpu_after.0 - cpu_before.0) as f64 / (cpu_after.1 - cpu_before.1).max(1) as f64;
@@ -670,6 +707,8 @@ pub async fn run(o: BenchOptions) -> Result<Report> {
         requests_per_event,
         throughput_events_per_s,
         freshness_p99_ms,
+        dynamodb_utilisation,
+        freshness_half_rate: half_rate,
         init_ms_max: functions.iter().map(|f| f.init_ms_max).fold(0.0, f64::max),
         zip_bytes_max: functions.iter().map(|f| f.zip_bytes).max().unwrap_or(0),
         api_p99_ms: api.paced.as_ref().map(|p| p.p99_ms),

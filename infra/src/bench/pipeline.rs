@@ -199,6 +199,10 @@ pub struct Throughput {
     pub freshness_unanswered: usize,
     pub nothing_lost: Option<bool>,
     pub check: String,
+    /// DynamoDB requests per second the run drove (counted at the edge, first acknowledgement to
+    /// settled), and that against the emulator's measured conditional-write capacity.
+    pub dynamodb_requests_per_s: f64,
+    pub dynamodb_utilisation: Option<f64>,
 }
 
 /// What a freshness probe puts, and how the API shows it was counted.
@@ -280,6 +284,7 @@ pub async fn sustained(
     drain_limit: Duration,
 ) -> Result<Throughput> {
     let started = Instant::now();
+    let dynamodb_before = dynamodb_requests(cloud);
     let first_ack: Arc<Mutex<Option<Instant>>> = Arc::default();
     let acked = Arc::new(AtomicU64::new(0));
     let total: usize = feeds.iter().map(|f| f.events.len()).sum();
@@ -365,7 +370,11 @@ pub async fn sustained(
     } else {
         consumed
     };
+    let dynamodb = dynamodb_requests(cloud) - dynamodb_before;
     Ok(Throughput {
+        dynamodb_requests_per_s: dynamodb as f64
+            / end.duration_since(first).as_secs_f64().max(1e-3),
+        dynamodb_utilisation: None,
         pipelines,
         target_events_per_s: rate,
         seconds: produced_at.duration_since(first).as_secs_f64(),
@@ -380,6 +389,17 @@ pub async fn sustained(
         nothing_lost: None,
         check: String::new(),
     })
+}
+
+/// DynamoDB requests through the edge so far.
+fn dynamodb_requests(cloud: &LocalCloud) -> u64 {
+    cloud
+        .router
+        .counts()
+        .iter()
+        .filter(|(op, _)| op.starts_with("dynamodb:"))
+        .map(|(_, n)| n)
+        .sum()
 }
 
 /// Every 250 ms while the producers run, one probe; each is polled at the API every 20 ms until

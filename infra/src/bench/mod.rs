@@ -6,6 +6,7 @@ pub mod events;
 pub mod functions;
 pub mod lake;
 pub mod pipeline;
+pub mod profile;
 pub mod report;
 pub mod rsvp;
 pub mod workload;

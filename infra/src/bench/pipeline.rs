@@ -203,6 +203,8 @@ pub struct Throughput {
     /// settled), and that against the emulator's measured conditional-write capacity.
     pub dynamodb_requests_per_s: f64,
     pub dynamodb_utilisation: Option<f64>,
+    /// Cores each kind of process used during the run.
+    pub cpu: super::profile::CpuProfile,
 }
 
 /// What a freshness probe puts, and how the API shows it was counted.
@@ -285,6 +287,7 @@ pub async fn sustained(
 ) -> Result<Throughput> {
     let started = Instant::now();
     let dynamodb_before = dynamodb_requests(cloud);
+    let cpu_before = super::profile::snapshot();
     let first_ack: Arc<Mutex<Option<Instant>>> = Arc::default();
     let acked = Arc::new(AtomicU64::new(0));
     let total: usize = feeds.iter().map(|f| f.events.len()).sum();
@@ -371,7 +374,9 @@ pub async fn sustained(
         consumed
     };
     let dynamodb = dynamodb_requests(cloud) - dynamodb_before;
+    let cpu = cpu_before.until(&super::profile::snapshot());
     Ok(Throughput {
+        cpu,
         dynamodb_requests_per_s: dynamodb as f64
             / end.duration_since(first).as_secs_f64().max(1e-3),
         dynamodb_utilisation: None,

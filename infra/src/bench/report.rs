@@ -243,6 +243,32 @@ pub fn markdown(r: &Report) -> String {
             t.dynamodb_utilisation.unwrap_or(0.0) * 100.0
         );
     }
+    let _ = writeln!(
+        s,
+        "\nWhere the CPU went during each run (cores used on average, of {}; from every \
+         process's user and system time in /proc, grouped by what the process is):\n",
+        r.machine["cores"]
+    );
+    for t in r
+        .throughput
+        .iter()
+        .chain(std::iter::once(&r.freshness_half_rate))
+    {
+        let cores: Vec<String> = t
+            .cpu
+            .cores
+            .iter()
+            .take(8)
+            .map(|(k, c)| format!("{k} {c:.2}"))
+            .collect();
+        let _ = writeln!(
+            s,
+            "- {} at {:.0}/s: {}",
+            t.pipelines,
+            t.target_events_per_s,
+            cores.join(", ")
+        );
+    }
     let c = &r.capacity;
     let _ = writeln!(
         s,

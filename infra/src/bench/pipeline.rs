@@ -418,6 +418,22 @@ async fn freshness_probes(
     let run = chrono::Utc::now().timestamp_millis() % 1_000_000_000;
     let mut polls = Vec::new();
     let mut n = 0;
+    // The probes' polls share one budget: the API and DynamoDB Local serve the pipelines too, and
+    // a backlog of unanswered probes polling on their own would load them more than the pipelines
+    // (each poll waits its turn; with few probes outstanding each still polls every 20 ms).
+    let budget = Arc::new(tokio::sync::Semaphore::new(0));
+    let refill = {
+        let budget = budget.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_millis(1000 / POLLS_PER_S));
+            loop {
+                tick.tick().await;
+                if budget.available_permits() < 4 {
+                    budget.add_permits(1);
+                }
+            }
+        })
+    };
     let mut ticker = tokio::time::interval(Duration::from_millis(250));
     while !producers_done.load(Ordering::Relaxed) {
         ticker.tick().await;
@@ -440,9 +456,13 @@ async fn freshness_probes(
         }
         let acked = Instant::now();
         let url = format!("{api}{path}");
+        let budget = budget.clone();
         polls.push(tokio::spawn(async move {
             let deadline = acked + Duration::from_secs(30);
             while Instant::now() < deadline {
+                if let Ok(permit) = budget.acquire().await {
+                    permit.forget();
+                }
                 if let Ok((200, body)) = http_get(&url).await {
                     if answered(&body) {
                         return Some(acked.elapsed().as_secs_f64() * 1e3);
@@ -461,8 +481,12 @@ async fn freshness_probes(
             None => unanswered += 1,
         }
     }
+    refill.abort();
     (delays, unanswered)
 }
+
+/// API polls per second all freshness probes together may make.
+const POLLS_PER_S: u64 = 50;
 
 /// Sum of MODEL2's counts over the cids starting with `tag`: every valid visit counts once.
 pub async fn model2_total(cloud: &LocalCloud, table: &str, tag: &str) -> Result<u64> {

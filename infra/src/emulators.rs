@@ -66,10 +66,16 @@ impl EmulatorPorts {
     }
 
     pub fn any_free() -> std::io::Result<Self> {
+        // Held until all three are chosen: the kernel may hand a port just released out again,
+        // and two emulators told the same port make one answer the other's requests.
+        let held: Vec<TcpListener> = (0..3)
+            .map(|_| TcpListener::bind("127.0.0.1:0"))
+            .collect::<Result<_, _>>()?;
+        let port = |i: usize| held[i].local_addr().map(|a| a.port());
         Ok(Self {
-            dynamodb: free_port()?,
-            kinesis: free_port()?,
-            moto: free_port()?,
+            dynamodb: port(0)?,
+            kinesis: port(1)?,
+            moto: port(2)?,
         })
     }
 }

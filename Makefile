@@ -67,7 +67,7 @@ up: build
 release: setup
 	$(CARGO) build --release --locked --bins $(FUNCTIONS) -p tally-infra
 
-# Every figure of BENCHMARKS.md in one run (about 12 minutes after the build), written to
+# Every figure of BENCHMARKS.md in one run (about 20 minutes after the build), written to
 # BENCHMARKS.md and bench/report.json. The release build comes first (slow the first time: the AWS
 # SDK in release plus one LTO link per binary); wrk comes from Debian's packages when missing.
 bench: release

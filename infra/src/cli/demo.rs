@@ -352,7 +352,7 @@ async fn show_archive(cloud: &mut LocalCloud) -> Result<()> {
         }
     }
     println!(
-        "dead letters (one per rejected record and model): {dead} under s3://{bucket}/dead-letter/"
+        "dead letters (one per rejected record and consuming function): {dead} under s3://{bucket}/dead-letter/"
     );
     if raw == 0 {
         bail!("Firehose archived nothing");

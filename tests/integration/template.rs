@@ -58,16 +58,7 @@ async fn every_function_reads_every_variable_the_template_gives_it() {
 
 /// In the deployment `params` choose, which has `functions` functions.
 async fn every_function_reads_its_variables(params: &[(&str, &str)], functions: usize) {
-    let overrides = params
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-    let template = tally_infra::template::Template::load(
-        &local_root().join("template.yaml"),
-        "tally",
-        &overrides,
-    )
-    .unwrap();
+    let template = crate::support::template_with(params);
     let sdk = tally_infra::clients::local_config("http://127.0.0.1:9").await;
     let mut checked = 0;
     for f in template.of_kind("AWS::Serverless::Function") {
@@ -116,15 +107,7 @@ async fn every_function_reads_its_variables(params: &[(&str, &str)], functions: 
 /// the functions whose minute buckets rely on each shard's order never get it.
 #[test]
 fn the_parallelization_factor_reaches_only_functions_exact_under_it() {
-    let overrides = [("StreamParallelizationFactor".to_string(), "4".to_string())]
-        .into_iter()
-        .collect();
-    let template = tally_infra::template::Template::load(
-        &local_root().join("template.yaml"),
-        "tally",
-        &overrides,
-    )
-    .unwrap();
+    let template = crate::support::template_with(&[("StreamParallelizationFactor", "4")]);
     let shard_ordered = [
         "functions/rsvp-stats",
         "functions/events-metrics",

@@ -110,7 +110,6 @@ pub struct FunctionHost {
     stats: Arc<Mutex<HostStats>>,
     /// One permit per instance the function may run at once.
     permits: tokio::sync::Semaphore,
-    concurrency: usize,
     /// Every instance created, and those not serving an invocation now.
     all: Mutex<Vec<Arc<Instance>>>,
     idle: Mutex<Vec<Arc<Instance>>>,
@@ -139,7 +138,6 @@ impl FunctionHost {
         let host = Arc::new(Self {
             stats: Arc::default(),
             permits: tokio::sync::Semaphore::new(concurrency),
-            concurrency,
             all: Mutex::default(),
             idle: Mutex::default(),
             running: Mutex::new(0),
@@ -165,11 +163,6 @@ impl FunctionHost {
 
     pub fn spec(&self) -> &FunctionSpec {
         &self.spec
-    }
-
-    /// How many instances may serve at once.
-    pub fn concurrency(&self) -> usize {
-        self.concurrency
     }
 
     pub fn stats(&self) -> HostStats {

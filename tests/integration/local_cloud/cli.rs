@@ -6,7 +6,9 @@ use std::process::Command;
 use aws_sdk_dynamodb::types::AttributeValue;
 use tally_infra::clients::{Clients, Endpoints};
 
-use crate::support::{bin_dir, local_root, shared_cloud, shared_stack, tally};
+use crate::support::{
+    bin_dir, local_root, shared_cloud, shared_stack, tally, template_with, PER_MODEL,
+};
 
 #[test]
 fn tally_invoke_runs_every_events_file_in_a_private_cloud() {
@@ -19,19 +21,7 @@ fn tally_invoke_runs_every_events_file_in_a_private_cloud() {
     files.sort();
     // Every function of either gender deployment; those of the per-model one are invoked with
     // its parameter.
-    let load = |params: &[(&str, &str)]| {
-        let overrides = params
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        tally_infra::template::Template::load(
-            &local_root().join("template.yaml"),
-            "tally",
-            &overrides,
-        )
-        .unwrap()
-    };
-    let (default, per_model) = (load(&[]), load(crate::support::PER_MODEL));
+    let (default, per_model) = (template_with(&[]), template_with(PER_MODEL));
     let mut functions: Vec<String> = default
         .of_kind("AWS::Serverless::Function")
         .chain(per_model.of_kind("AWS::Serverless::Function"))

@@ -1,11 +1,59 @@
 //! Event source mappings with AWS's semantics, against a consumer that fails on purpose.
 
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::Duration;
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use tally_infra::cloud::LocalCloud;
 
 use crate::support::{cloud_options, local_root, wait_for};
+
+/// The flaky consumer's ledger table, read consistently: `pk` -> item.
+async fn ledger(
+    db: &aws_sdk_dynamodb::Client,
+    table: &str,
+) -> Option<BTreeMap<String, HashMap<String, AttributeValue>>> {
+    let out = db
+        .scan()
+        .table_name(table)
+        .consistent_read(true)
+        .send()
+        .await
+        .ok()?;
+    Some(
+        out.items()
+            .iter()
+            .map(|i| (i["pk"].as_s().unwrap().clone(), i.clone()))
+            .collect(),
+    )
+}
+
+/// The ids completed in each `order#...` ledger item, in completion order.
+fn orders(
+    ledger: &BTreeMap<String, HashMap<String, AttributeValue>>,
+) -> BTreeMap<String, Vec<u64>> {
+    ledger
+        .iter()
+        .filter(|(pk, _)| pk.starts_with("order#"))
+        .map(|(pk, i)| {
+            let ids = i["ids"].as_l().unwrap();
+            let ids = ids.iter().map(|v| v.as_n().unwrap().parse().unwrap());
+            (pk.clone(), ids.collect())
+        })
+        .collect()
+}
+
+/// Whether the ids, each at its first completion, come in increasing order (a redelivered id
+/// may complete again later).
+fn first_completions_increase(order: &[u64]) -> bool {
+    let mut firsts = Vec::new();
+    for id in order {
+        if !firsts.contains(id) {
+            firsts.push(*id);
+        }
+    }
+    firsts.windows(2).all(|w| w[0] < w[1])
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn event_source_mapping_retries_bisects_filters_and_sends_exhausted_batches_to_the_queue() {
@@ -90,42 +138,16 @@ async fn event_source_mapping_retries_bisects_filters_and_sends_exhausted_batche
     let orders = wait_for("all records completed", Duration::from_secs(60), || {
         let (db, table) = (db.clone(), table.clone());
         async move {
-            let items = db
-                .scan()
-                .table_name(table)
-                .consistent_read(true)
-                .send()
-                .await
-                .ok()?
-                .items()
-                .to_vec();
-            let orders: Vec<Vec<u64>> = items
-                .iter()
-                .filter(|i| i["pk"].as_s().unwrap().starts_with("order#"))
-                .map(|i| {
-                    i["ids"]
-                        .as_l()
-                        .unwrap()
-                        .iter()
-                        .map(|v| v.as_n().unwrap().parse().unwrap())
-                        .collect()
-                })
-                .collect();
-            let done: std::collections::BTreeSet<u64> = orders.iter().flatten().copied().collect();
+            let orders = orders(&ledger(&db, &table).await?);
+            let done: BTreeSet<u64> = orders.values().flatten().copied().collect();
             let wanted = (1..=40u64).filter(|id| kind(*id) != "skip").count();
             (done.len() == wanted).then_some(orders)
         }
     })
     .await;
-    for order in &orders {
-        let mut firsts = Vec::new();
-        for id in order {
-            if !firsts.contains(id) {
-                firsts.push(*id);
-            }
-        }
+    for order in orders.values() {
         assert!(
-            firsts.windows(2).all(|w| w[0] < w[1]),
+            first_completions_increase(order),
             "per-shard order kept: {order:?}"
         );
     }
@@ -345,55 +367,27 @@ async fn a_parallelization_factor_runs_batches_of_one_shard_at_once_in_order_per
     let items = wait_for("all records completed", Duration::from_secs(90), || {
         let (db, table, cloud) = (db.clone(), table.clone(), &cloud);
         async move {
-            let items = db
-                .scan()
-                .table_name(table)
-                .consistent_read(true)
-                .send()
-                .await
-                .ok()?
-                .items()
-                .to_vec();
-            let done: std::collections::BTreeSet<u64> = items
-                .iter()
-                .filter(|i| i["pk"].as_s().unwrap().starts_with("order#"))
-                .flat_map(|i| i["ids"].as_l().unwrap().clone())
-                .map(|v| v.as_n().unwrap().parse().unwrap())
-                .collect();
+            let items = ledger(&db, &table).await?;
+            let done: BTreeSet<u64> = orders(&items).values().flatten().copied().collect();
             (done.len() == 96 && cloud.caught_up()).then_some(items)
         }
     })
     .await;
-    let pk =
-        |i: &std::collections::HashMap<String, AttributeValue>| i["pk"].as_s().unwrap().to_string();
-    let per_key: Vec<_> = items
-        .iter()
-        .filter(|i| pk(i).starts_with("order#") && pk(i).matches('#').count() == 2)
+    let per_key: BTreeMap<String, Vec<u64>> = orders(&items)
+        .into_iter()
+        .filter(|(pk, _)| pk.matches('#').count() == 2)
         .collect();
     assert_eq!(per_key.len(), 12, "every key's ledger");
-    for item in per_key {
-        let order: Vec<u64> = item["ids"]
-            .as_l()
-            .unwrap()
-            .iter()
-            .map(|v| v.as_n().unwrap().parse().unwrap())
-            .collect();
-        let mut firsts = Vec::new();
-        for id in &order {
-            if !firsts.contains(id) {
-                firsts.push(*id);
-            }
-        }
+    for (pk, order) in &per_key {
         assert!(
-            firsts.windows(2).all(|w| w[0] < w[1]),
-            "order kept per partition key ({}): {order:?}",
-            pk(item)
+            first_completions_increase(order),
+            "order kept per partition key ({pk}): {order:?}"
         );
     }
     let peak = items
         .iter()
-        .filter(|i| pk(i).starts_with("peak#"))
-        .map(|i| i["n"].as_n().unwrap().parse::<u64>().unwrap())
+        .filter(|(pk, _)| pk.starts_with("peak#"))
+        .map(|(_, i)| i["n"].as_n().unwrap().parse::<u64>().unwrap())
         .max()
         .unwrap();
     assert!(peak >= 2, "batches of one shard ran at once (peak {peak})");

@@ -249,6 +249,16 @@ pub fn shared_stack() -> String {
 /// The template's parameters for the seed's deployment, one function per gender model.
 pub const PER_MODEL: &[(&str, &str)] = &[("GenderDeployment", "per-model")];
 
+/// template.yaml with parameter overrides, as the local cloud reads it (stack `tally`).
+pub fn template_with(params: &[(&str, &str)]) -> Template {
+    let overrides: BTreeMap<String, String> = params
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    Template::load(&local_root().join("template.yaml"), "tally", &overrides)
+        .expect("template.yaml loads")
+}
+
 pub struct SharedCloud {
     pub edge_url: String,
     pub api_url: String,

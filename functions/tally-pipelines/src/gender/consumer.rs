@@ -23,6 +23,8 @@ pub const ALL_MODELS: &str = "MODELS";
 /// of them. `M` is a box in the function, a reference in tests.
 pub struct VisitConsumer<M> {
     pub models: Vec<M>,
+    /// What each model keeps, in `models`' order (asked once, used for every key).
+    specs: Vec<StateSpec>,
     /// Names the state items (`MODEL2#C124`, `MODELS#C124`) and the dead letters.
     name: String,
     pub decoder: VisitDecoder,
@@ -31,24 +33,22 @@ pub struct VisitConsumer<M> {
 impl<'m, M: Deref<Target = dyn GenderModel + 'm>> VisitConsumer<M> {
     /// One model, its own state item per cid.
     pub fn new(model: M) -> Self {
-        VisitConsumer {
-            name: model.name().to_string(),
-            models: vec![model],
-            decoder: VisitDecoder::default(),
-        }
+        let name = model.name().to_string();
+        Self::named(name, vec![model])
     }
 
     /// Several models, one state item per cid for all of them ([`ALL_MODELS`]).
     pub fn combined(models: Vec<M>) -> Self {
-        VisitConsumer {
-            name: ALL_MODELS.to_string(),
-            models,
-            decoder: VisitDecoder::default(),
-        }
+        Self::named(ALL_MODELS.to_string(), models)
     }
 
-    fn specs(&self) -> Vec<StateSpec> {
-        self.models.iter().map(|m| m.state_spec()).collect()
+    fn named(name: String, models: Vec<M>) -> Self {
+        VisitConsumer {
+            specs: models.iter().map(|m| m.state_spec()).collect(),
+            models,
+            name,
+            decoder: VisitDecoder::default(),
+        }
     }
 }
 
@@ -130,12 +130,12 @@ impl<'m, M: Deref<Target = dyn GenderModel + 'm> + Send + Sync> Consumer for Vis
         visits: &[Sequenced<Visit>],
         now: DateTime<Utc>,
     ) -> Option<StateDelta> {
-        fold_change(&self.specs(), visits, now)
+        fold_change(&self.specs, visits, now)
     }
 
     fn emit(&self, cid: &Cid, stored: &StoredState, now: DateTime<Utc>) -> Emit {
         let state = ModelState::from_stored(stored);
-        let specs = self.specs();
+        let specs = &self.specs;
         // A bucket goes once no model keeps it (MODEL3's days past its window).
         let prune = state
             .counts

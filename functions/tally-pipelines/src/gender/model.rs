@@ -202,29 +202,30 @@ impl StateSpec {
         }
     }
 
+    /// Whether this model counts in buckets of `bucket`'s kind (all-time or per day).
+    fn owns(&self, bucket: Bucket) -> bool {
+        matches!(
+            (self.counting, bucket),
+            (Counting::AllTime, Bucket::AllTime) | (Counting::UtcDays { .. }, Bucket::Day(_))
+        )
+    }
+
     /// Whether `bucket` still matters to this model as of `now`.
     pub fn keeps(&self, bucket: Bucket, now: DateTime<Utc>) -> bool {
         match (self.counting, bucket) {
-            (Counting::AllTime, Bucket::AllTime) => true,
             (Counting::UtcDays { days }, Bucket::Day(d)) => UtcDays { days }.can_count(d, now),
-            _ => false,
+            _ => self.owns(bucket),
         }
     }
 
     /// What this model reads of a state that may hold other models' counts too (one item for
     /// every model): its own buckets and, if it keeps one, the latest visit.
     pub fn view(&self, state: &ModelState) -> ModelState {
-        let own = |b: &Bucket| {
-            matches!(
-                (self.counting, b),
-                (Counting::AllTime, Bucket::AllTime) | (Counting::UtcDays { .. }, Bucket::Day(_))
-            )
-        };
         ModelState {
             counts: state
                 .counts
                 .iter()
-                .filter(|(b, _)| own(b))
+                .filter(|(b, _)| self.owns(**b))
                 .map(|(b, c)| (*b, *c))
                 .collect(),
             latest: state.latest.clone().filter(|_| self.keeps_latest),

@@ -90,6 +90,8 @@ pub struct CloudOptions {
     pub log_dir: PathBuf,
     /// Start event source mappings and Firehose deliveries (off for a single `tally invoke`).
     pub run_streams: bool,
+    /// How long a poller waits after a failed read, and an SQS poller after an empty one
+    /// (idle shards wait for a Kinesis write instead: `kinesis::wakeup`).
     pub idle_poll: Duration,
 }
 
@@ -273,6 +275,7 @@ impl LocalCloud {
                     clients.sqs.clone(),
                     edge_url.clone(),
                     opts.idle_poll,
+                    router.kinesis_writes().watch(),
                 );
                 servers.push(tokio::spawn(m.clone().run(shutdown_rx.clone())));
                 mappings.push(m);
@@ -291,6 +294,7 @@ impl LocalCloud {
                     clients.s3.clone(),
                     functions.clone(),
                     opts.idle_poll,
+                    router.kinesis_writes().clone(),
                 );
                 delivery_tasks.push(tokio::spawn(d.clone().run(shutdown_rx.clone())));
                 deliveries.push(d);

@@ -1,7 +1,8 @@
 //! The edge endpoint (127.0.0.1:4566 in the local cloud): one address for every AWS API. Each
 //! request goes to the emulator of its service, read from the SigV4 credential scope
 //! (`Credential=KEY/DATE/REGION/SERVICE/aws4_request`), so any AWS SDK or CLI works with
-//! `AWS_ENDPOINT_URL`. It also counts requests per operation, for the benchmarks.
+//! `AWS_ENDPOINT_URL`. It also counts requests per operation, for the benchmarks, and tells idle
+//! shard readers when a Kinesis write is acknowledged ([`KinesisWrites`]).
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
@@ -17,6 +18,7 @@ use hyper_util::rt::TokioExecutor;
 use tokio::net::TcpListener;
 
 use crate::http::{error_response, Body};
+use crate::kinesis::KinesisWrites;
 
 /// Where each service's requests go: a port per service, and one for every other service.
 #[derive(Debug, Clone)]
@@ -61,6 +63,7 @@ pub struct EdgeRouter {
     client: Client<HttpConnector, Incoming>,
     counts: Mutex<BTreeMap<String, u64>>,
     control: Mutex<Option<Arc<dyn Control>>>,
+    kinesis_writes: KinesisWrites,
 }
 
 /// The service a request is for.
@@ -119,7 +122,13 @@ impl EdgeRouter {
             client: Client::builder(TokioExecutor::new()).build_http(),
             counts: Mutex::new(BTreeMap::new()),
             control: Mutex::new(None),
+            kinesis_writes: KinesisWrites::default(),
         })
+    }
+
+    /// What the shard readers wait on.
+    pub fn kinesis_writes(&self) -> &KinesisWrites {
+        &self.kinesis_writes
     }
 
     pub fn set_control(&self, control: Arc<dyn Control>) {
@@ -157,12 +166,12 @@ impl EdgeRouter {
             return Ok(self.control(&req).await);
         }
         let service = service_of(&req);
-        *self
-            .counts
-            .lock()
-            .unwrap()
-            .entry(operation_of(&service, &req))
-            .or_default() += 1;
+        let operation = operation_of(&service, &req);
+        let writes_records = matches!(
+            operation.as_str(),
+            "kinesis:PutRecord" | "kinesis:PutRecords"
+        );
+        *self.counts.lock().unwrap().entry(operation).or_default() += 1;
         let port = self.backends.port_for(&service);
         let path = req
             .uri()
@@ -179,7 +188,13 @@ impl EdgeRouter {
             }
         };
         match self.client.request(req).await {
-            Ok(resp) => Ok(resp.map(|b| b.boxed())),
+            Ok(resp) => {
+                // Acknowledged means readable: kinesalite answers after storing the records.
+                if writes_records && resp.status().is_success() {
+                    self.kinesis_writes.written();
+                }
+                Ok(resp.map(|b| b.boxed()))
+            }
             Err(e) => Ok(error_response(
                 StatusCode::BAD_GATEWAY,
                 &format!("{service} emulator on port {port} did not answer: {e}"),

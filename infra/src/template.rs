@@ -594,7 +594,7 @@ mod tests {
             esm["EventSourceArn"],
             "arn:aws:kinesis:us-east-1:000000000000:stream/tally-VisitsStream"
         );
-        assert_eq!(esm["BatchSize"], "500");
+        assert_eq!(esm["BatchSize"], "2000");
     }
 
     #[test]

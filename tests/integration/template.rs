@@ -144,6 +144,15 @@ fn the_parallelization_factor_reaches_only_functions_exact_under_it() {
             );
         } else {
             assert_eq!(factor.as_deref(), Some("4"), "{}", m.logical_id);
+            // A function that picks its watermarks' scope from the factor is told this one.
+            let told = template
+                .resolved_properties(&template.resources[&function])
+                .unwrap()["Environment"]["Variables"]
+                .get("PARALLELIZATION_FACTOR")
+                .map(tally_infra::template::scalar_string);
+            if code == "functions/rule-engine" {
+                assert_eq!(told.as_deref(), Some("4"), "{function}");
+            }
             parallel.push(function);
         }
     }

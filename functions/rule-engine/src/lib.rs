@@ -9,6 +9,7 @@ use tally_pipelines::rules::{Rule, RuleConsumer};
 pub type RuleFunction = KinesisFunction<AwsEngine<RuleConsumer>>;
 
 /// Reads `RULE`, `THRESHOLD`, for windowed rules `WINDOW_SECONDS` and `WINDOW_STATE_SECONDS`, and
+/// `PARALLELIZATION_FACTOR` (the mapping's, 1 when unset: it picks the watermarks' scope), and
 /// the engine's variables (`STATE_TABLE`, `ALERTS_STREAM`, `DEAD_LETTER_BUCKET`,
 /// `DEAD_LETTER_PREFIX`, `AGGREGATION`).
 pub fn from_env(config: &SdkConfig, env: &Env) -> Result<RuleFunction, Error> {
@@ -25,6 +26,8 @@ pub fn from_env(config: &SdkConfig, env: &Env) -> Result<RuleFunction, Error> {
         threshold: env.required("THRESHOLD")?,
         window,
     };
-    let engine = aws_engine(RuleConsumer::new(rule), config, env, "ALERTS_STREAM")?;
+    let factor = env.parse_at_least("PARALLELIZATION_FACTOR", 1, 1)?;
+    let consumer = RuleConsumer::with_parallelization(rule, factor);
+    let engine = aws_engine(consumer, config, env, "ALERTS_STREAM")?;
     Ok(KinesisFunction::new(engine))
 }

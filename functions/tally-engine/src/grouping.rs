@@ -49,6 +49,16 @@ pub enum WatermarkScope {
 }
 
 impl WatermarkScope {
+    /// The narrowest scope exact under a mapping's `ParallelizationFactor`: a shard's records
+    /// arrive in order only at factor 1. Per-shard watermarks are the cheaper choice there: an
+    /// item that hears from many partition keys is written once per batch, not once per key.
+    pub fn for_parallelization(factor: u32) -> Self {
+        match factor {
+            0 | 1 => WatermarkScope::Shard,
+            _ => WatermarkScope::PartitionKey,
+        }
+    }
+
     /// The order domain of a record: the name of the watermark it moves.
     pub fn domain(self, shard_id: &str, partition_key: &str) -> String {
         match self {

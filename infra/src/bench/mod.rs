@@ -35,6 +35,8 @@ pub struct BenchOptions {
     pub bin_dir: PathBuf,
     /// Short runs to try the bench itself; figures are not comparable.
     pub quick: bool,
+    /// Template parameters for every cloud (the mode's own come on top).
+    pub params: BTreeMap<String, String>,
 }
 
 struct Sizes {
@@ -67,6 +69,8 @@ pub struct Report {
     pub api_p99_ms: Option<f64>,
     pub machine: serde_json::Value,
     pub quick: bool,
+    /// Template parameters set with `--param` (empty: the template's defaults).
+    pub params: BTreeMap<String, String>,
     pub run_seconds: f64,
     pub requests: Vec<RequestCount>,
     pub throughput: Vec<Throughput>,
@@ -142,6 +146,7 @@ fn cloud_options(o: &BenchOptions, mode: &str) -> CloudOptions {
     c.edge_port = 0;
     c.api_port = 0;
     c.log_dir = o.root.join(format!("target/bench/logs-{mode}"));
+    c.params = o.params.clone();
     c.params.insert("Aggregation".into(), mode.into());
     if mode == "per-record" {
         // The baseline is the seed's layout: one function and one write per record per model.
@@ -272,6 +277,72 @@ async fn requests_on(
     outcome
 }
 
+/// A per-key cloud whose DynamoDB Local has run for a while (see [`sustained_run`]): the
+/// capacity loop's conditional writes, on a table of their own, for pipelines whose checks
+/// count everything they were fed.
+async fn warm_cloud(o: &BenchOptions) -> Result<LocalCloud> {
+    let cloud = LocalCloud::start(cloud_options(o, "per-key")).await?;
+    if let Err(e) = pipeline::capacity(&cloud, WARM_UP_SECONDS / 2.0).await {
+        cloud.stop().await;
+        return Err(e);
+    }
+    Ok(cloud)
+}
+
+/// Runs at this index and above are warm-ups (their keys never meet a measured run's).
+const WARM_UP_RUN: usize = 100;
+const WARM_UP_SECONDS: f64 = 30.0;
+const WARM_UP_RATE: f64 = 250.0;
+
+/// What one run feeds: `n` Zipf visits tagged `T{run}x` and `n` interactions of keys above
+/// `10,000,000 x (run + 1)`, `rate` a second each, for the pipelines chosen (gender, rules).
+struct RunEvents {
+    n: usize,
+    tag: String,
+    offset: u64,
+    feeds: Vec<Feed>,
+    rule_events: Vec<workload::Interaction>,
+}
+
+impl RunEvents {
+    fn new(
+        t: &Template,
+        run: usize,
+        (with_gender, with_rules): (bool, bool),
+        rate: f64,
+        seconds: f64,
+    ) -> Result<Self> {
+        let n = (rate * seconds) as usize;
+        let start = chrono::Utc::now();
+        let tag = format!("T{run}x");
+        let offset = 10_000_000 * (run as u64 + 1);
+        let mut feeds = Vec::new();
+        let mut rule_events = Vec::new();
+        if with_gender {
+            feeds.push(Feed {
+                pipeline: "gender",
+                stream: streams(t, "gender")?.0,
+                events: visits(&tag, n, Skew::Zipf, 100 + run as u64, start, rate),
+            });
+        }
+        if with_rules {
+            rule_events = interactions(offset, n, Skew::Zipf, 200 + run as u64, start, rate);
+            feeds.push(Feed {
+                pipeline: "rules",
+                stream: streams(t, "rules")?.0,
+                events: rule_events.iter().map(|i| i.event()).collect(),
+            });
+        }
+        Ok(RunEvents {
+            n,
+            tag,
+            offset,
+            feeds,
+            rule_events,
+        })
+    }
+}
+
 /// One sustained run: the chosen pipelines (gender, rules) each fed at `rate` for `seconds`,
 /// then the checks that nothing was lost.
 #[allow(clippy::too_many_arguments)]
@@ -284,32 +355,29 @@ async fn sustained_run(
     drain: Duration,
     begin: Instant,
 ) -> Result<Throughput> {
-    let n = (rate * seconds) as usize;
     let t = &cloud.template;
     let (visits_stream, _) = streams(t, "gender")?;
-    let (interactions_stream, alert_streams) = streams(t, "rules")?;
+    let (_, alert_streams) = streams(t, "rules")?;
     let results_table = t.physical_name("GenderResultsTable");
     let (with_gender, with_rules) = pipelines;
-    let start = chrono::Utc::now();
-    let tag = format!("T{run}x");
-    let offset = 10_000_000 * (run as u64 + 1);
-    let gender_events = visits(&tag, n, Skew::Zipf, 100 + run as u64, start, rate);
-    let rule_events = interactions(offset, n, Skew::Zipf, 200 + run as u64, start, rate);
-    let mut feeds = Vec::new();
-    if with_gender {
-        feeds.push(Feed {
-            pipeline: "gender",
-            stream: visits_stream.clone(),
-            events: gender_events,
-        });
-    }
-    if with_rules {
-        feeds.push(Feed {
-            pipeline: "rules",
-            stream: interactions_stream.clone(),
-            events: rule_events.iter().map(|i| i.event()).collect(),
-        });
-    }
+    // DynamoDB Local is a JVM: for about half a minute it interprets and compiles (at 380
+    // events/s it took 1.1 cores and answers came 6.9 s late; warm, 0.68 cores and 0.47 s).
+    // DynamoDB is never cold, so each run starts on a warmed cloud (at a rate it keeps up with,
+    // so that no backlog is left to the run).
+    let warm_rate = rate.min(WARM_UP_RATE);
+    let warm = RunEvents::new(t, WARM_UP_RUN + run, pipelines, warm_rate, WARM_UP_SECONDS)?;
+    step(
+        begin,
+        &format!("  warm-up: {WARM_UP_SECONDS:.0} s at {warm_rate:.0} events/s per pipeline"),
+    );
+    pipeline::sustained(cloud, warm.feeds, warm_rate, None, Duration::from_secs(60)).await?;
+    let RunEvents {
+        n,
+        tag,
+        offset,
+        feeds,
+        rule_events,
+    } = RunEvents::new(t, run, pipelines, rate, seconds)?;
     step(
         begin,
         &format!(
@@ -504,12 +572,12 @@ pub async fn run(o: BenchOptions) -> Result<Report> {
         "rsvp: sustained RSVPs/s on a fresh cloud, freshness on the stats API, the 3NF conversion",
     );
     let rsvp_seconds = sizes.seconds / 2.0;
-    let cloud = LocalCloud::start(cloud_options(&o, "per-key")).await?;
+    let cloud = warm_cloud(&o).await?;
     let sustained = rsvp::sustained(&cloud, RATE, rsvp_seconds, drain).await;
     cloud.stop().await;
     let sustained = sustained?;
     // And at a rate the local cloud keeps up with: freshness without a backlog, and the check.
-    let cloud = LocalCloud::start(cloud_options(&o, "per-key")).await?;
+    let cloud = warm_cloud(&o).await?;
     let light = rsvp::sustained(&cloud, rsvp::LIGHT_RATE, rsvp_seconds / 2.0, drain).await;
     cloud.stop().await;
     let light = light?;
@@ -551,7 +619,7 @@ pub async fn run(o: BenchOptions) -> Result<Report> {
         begin,
         "events: /collect at a fixed concurrency on a fresh cloud, freshness on the metrics API",
     );
-    let cloud = LocalCloud::start(cloud_options(&o, "per-key")).await?;
+    let cloud = warm_cloud(&o).await?;
     let busy_before = busy_ms(&cloud);
     let loaded = events::load(&cloud, 4, 10, sizes.seconds / 2.0).await;
     // The metrics and the archive's router finish what the load put before their time is taken.
@@ -601,6 +669,7 @@ pub async fn run(o: BenchOptions) -> Result<Report> {
         not_measured.push("per-record CPU: no criterion estimates in target/criterion (run `make bench`, which runs `cargo bench` first)".into());
     }
 
+    let template = Template::load(&o.root.join("template.yaml"), "bench", &o.params)?;
     // Figure 1 headline: gender and rules together, skewed workload.
     let skewed = |counts: &[RequestCount]| -> f64 {
         let (req, ev) =
@@ -620,10 +689,9 @@ pub async fn run(o: BenchOptions) -> Result<Report> {
         "ours": ours_rpe,
         "per_record": baseline_rpe,
         "ratio": baseline_rpe / ours_rpe.max(1e-9),
-        "workload": format!("skewed: Zipf s={} over {} keys, {} visits and {} interactions, template batch size 500", workload::ZIPF_S, workload::KEYS, sizes.events, sizes.events),
+        "workload": format!("skewed: Zipf s={} over {} keys, {} visits and {} interactions, batch size {}", workload::ZIPF_S, workload::KEYS, sizes.events, sizes.events, template.parameters.get("StreamBatchSize").map_or("?", String::as_str)),
     });
 
-    let template = Template::load(&o.root.join("template.yaml"), "bench", &BTreeMap::new())?;
     let prices = cost::prices();
     let mut costs = Vec::new();
     for (mode, counts, ms) in [
@@ -715,6 +783,7 @@ pub async fn run(o: BenchOptions) -> Result<Report> {
         api_p99_ms: api.paced.as_ref().map(|p| p.p99_ms),
         machine,
         quick: o.quick,
+        params: o.params.clone(),
         run_seconds: begin.elapsed().as_secs_f64(),
         requests: ours.into_iter().chain(per_record).collect(),
         throughput,

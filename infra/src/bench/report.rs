@@ -43,6 +43,14 @@ pub fn markdown(r: &Report) -> String {
         r.run_seconds,
         if r.quick { " (**quick mode: short runs, figures not comparable**)" } else { "" }
     );
+    if !r.params.is_empty() {
+        let set: Vec<String> = r.params.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        let _ = writeln!(
+            s,
+            "Template parameters changed from their defaults: {}.\n",
+            set.join(", ")
+        );
+    }
 
     let _ = writeln!(s, "## Summary\n");
     let _ = writeln!(s, "| figure | measured | goal | |\n|---|---|---|---|");
@@ -191,8 +199,10 @@ pub fn markdown(r: &Report) -> String {
     let _ = writeln!(s, "## 2. Sustained throughput, and 3. freshness\n");
     let _ = writeln!(
         s,
-        "Each pipeline fed at 1,667 events/s (skewed keys) by one producer (PutRecords every 100 ms), \
-         then both at half the lowest rate any pipeline held (the last row, where freshness is \
+        "Each run on a fresh cloud warmed for 30 s first (the same pipelines at up to 250 events/s \
+         each: DynamoDB Local is a JVM, slow and busy compiling for its first half minute, which \
+         DynamoDB never is). Each pipeline fed at 1,667 events/s (skewed keys) by one producer \
+         (PutRecords every 100 ms), then both at half the lowest rate any pipeline held (the last row, where freshness is \
          measured against its goal); the rate is events divided by the time from the first \
          acknowledgement to every function caught up. Freshness: every 250 ms a visit of a new \
          cid; delay from its PutRecord acknowledgement to `GET /api/v1/getGender/{{cid}}?model=MODEL2` \
@@ -495,7 +505,8 @@ fn app_events(f: &super::events::EventFigures, costs: &[super::cost::Cost]) -> S
         s,
         "A generated fleet's events (`tally gen events`' shape) through the live metrics \
          (`EventsMetricsFunction`), requests as in figure 1 (the per-record baseline writes each \
-         event's id and each minute bucket on its own). `/collect` is loaded on a fresh cloud by \
+         event's id and each minute bucket on its own). `/collect` is loaded on a fresh cloud (its \
+         DynamoDB Local warmed for 15 s by the capacity loop) by \
          {} SDKs at once, {} events a gzip request, for {:.0} s (debug or release as the bench \
          runs; a pool of function instances, as Lambda's); freshness is a probe event's `/collect` 200 to \
          `GET /api/v1/events/metrics` counting it, one probe at a time during the load.\n",
@@ -567,7 +578,8 @@ fn rsvp(f: &super::rsvp::RsvpFigures) -> String {
         "Generated RSVPs (`tally gen rsvps`' shape: Zipf popularity, 7% later versions, automated \
          members) through `RsvpStatsFunction` on the local cloud. Requests as in figure 1, the \
          per-record baseline writing each record's version, minute and totals on its own. Two \
-         sustained runs feed `RsvpStream`, each on a fresh cloud: at the target rate, and at a \
+         sustained runs feed `RsvpStream`, each on a fresh cloud (DynamoDB Local warmed for 15 s by \
+         the capacity loop): at the target rate, and at a \
          rate the local cloud keeps up with; freshness is a \
          probe RSVP's PutRecords acknowledgement to `GET /api/v1/rsvp/stats` showing it (each \
          probe in a minute of its own, which ends the window once counted), every 250 ms under \

@@ -20,6 +20,10 @@ pub struct Args {
     pub markdown: PathBuf,
     #[arg(long, value_name = "DIR")]
     pub bin_dir: Option<PathBuf>,
+    /// A template parameter for every cloud the bench starts, to compare settings
+    /// (`--param StreamBatchSize=2000`); repeatable.
+    #[arg(long = "param", value_name = "NAME=VALUE")]
+    pub params: Vec<String>,
 }
 
 pub async fn run(args: Args, ctx: &Context) -> Result<()> {
@@ -32,6 +36,7 @@ pub async fn run(args: Args, ctx: &Context) -> Result<()> {
         root: root.clone(),
         bin_dir,
         quick: args.quick,
+        params: super::parse_params(&args.params)?,
     })
     .await?;
     let json = serde_json::to_string_pretty(&report)?;

@@ -8,30 +8,38 @@ use serde_json::Value as Json;
 
 use crate::kinesis::ShardRecord;
 
+/// Lambda's limit on a synchronous invocation's payload: a mapping's batch stops short of it,
+/// whatever its `BatchSize`.
+pub const PAYLOAD_LIMIT: usize = 6 * 1024 * 1024;
+
 /// The Lambda event for `records`, as the Kinesis event source mapping builds it.
 pub fn kinesis_event(stream_arn: &str, records: &[ShardRecord]) -> Json {
-    let records: Vec<Json> = records
-        .iter()
-        .map(|r| {
-            serde_json::json!({
-                "kinesis": {
-                    "kinesisSchemaVersion": "1.0",
-                    "partitionKey": r.partition_key,
-                    "sequenceNumber": r.sequence_number,
-                    "data": base64::engine::general_purpose::STANDARD.encode(&r.data),
-                    "approximateArrivalTimestamp": r.arrival,
-                },
-                "eventSource": "aws:kinesis",
-                "eventVersion": "1.0",
-                "eventID": format!("{}:{}", r.shard_id, r.sequence_number),
-                "eventName": "aws:kinesis:record",
-                "invokeIdentityArn": format!("arn:aws:iam::{}:role/local-cloud", crate::template::ACCOUNT),
-                "awsRegion": crate::template::REGION,
-                "eventSourceARN": stream_arn,
-            })
-        })
-        .collect();
+    let records: Vec<Json> = records.iter().map(|r| record_json(stream_arn, r)).collect();
     serde_json::json!({ "Records": records })
+}
+
+/// What one record adds to the event's payload (its JSON and a comma).
+pub fn payload_bytes(stream_arn: &str, record: &ShardRecord) -> usize {
+    serde_json::to_vec(&record_json(stream_arn, record)).map_or(0, |v| v.len() + 1)
+}
+
+fn record_json(stream_arn: &str, r: &ShardRecord) -> Json {
+    serde_json::json!({
+        "kinesis": {
+            "kinesisSchemaVersion": "1.0",
+            "partitionKey": r.partition_key,
+            "sequenceNumber": r.sequence_number,
+            "data": base64::engine::general_purpose::STANDARD.encode(&r.data),
+            "approximateArrivalTimestamp": r.arrival,
+        },
+        "eventSource": "aws:kinesis",
+        "eventVersion": "1.0",
+        "eventID": format!("{}:{}", r.shard_id, r.sequence_number),
+        "eventName": "aws:kinesis:record",
+        "invokeIdentityArn": format!("arn:aws:iam::{}:role/local-cloud", crate::template::ACCOUNT),
+        "awsRegion": crate::template::REGION,
+        "eventSourceARN": stream_arn,
+    })
 }
 
 /// Index of the lowest failed record of a partial batch response; `Err` when the response is

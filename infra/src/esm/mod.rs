@@ -26,12 +26,12 @@ use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
 use event::first_failure;
-pub use event::kinesis_event;
+pub use event::{kinesis_event, payload_bytes, PAYLOAD_LIMIT};
 use filters::{filter_view, pattern_matches};
 pub use queue::{QueueMapping, QueueMappingSpec};
 pub use spec::MappingSpec;
 
-use crate::kinesis::{for_each_shard, ShardReader, ShardRecord};
+use crate::kinesis::{for_each_shard, ShardReader, ShardRecord, WriteWatch};
 use crate::lambda::{FunctionHost, InvokeError};
 use destination::Failure;
 
@@ -55,7 +55,10 @@ pub struct Mapping {
     kinesis: aws_sdk_kinesis::Client,
     sqs: aws_sdk_sqs::Client,
     queue_endpoint: String,
+    /// After a failed read.
     idle_poll: Duration,
+    /// An idle shard waits for a write (or a second).
+    writes: WriteWatch,
     pub stats: Mutex<MappingStats>,
     /// Per shard: whether it has read to the end of the shard and has nothing in hand.
     idle_shards: Mutex<HashMap<String, bool>>,
@@ -69,6 +72,7 @@ impl Mapping {
         sqs: aws_sdk_sqs::Client,
         queue_endpoint: String,
         idle_poll: Duration,
+        writes: WriteWatch,
     ) -> Arc<Self> {
         Arc::new(Mapping {
             spec,
@@ -77,6 +81,7 @@ impl Mapping {
             sqs,
             queue_endpoint,
             idle_poll,
+            writes,
             stats: Mutex::new(MappingStats::default()),
             idle_shards: Mutex::default(),
         })
@@ -132,6 +137,7 @@ impl Mapping {
     }
 
     async fn poll_shard(&self, shard_id: String, shutdown: watch::Receiver<bool>) {
+        let (mut writes, mut stop) = (self.writes.clone(), shutdown.clone());
         let start = self.spec.starting_position.clone();
         let mut reader = ShardReader::new(
             self.kinesis.clone(),
@@ -149,6 +155,7 @@ impl Mapping {
             let wanted = self.spec.batch_size * self.spec.parallelization;
             let mut window_start: Option<Instant> = None;
             while pending.len() < wanted && !reader.is_closed() {
+                writes.before_read();
                 let page = match reader.read(wanted - pending.len()).await {
                     Ok(page) => page,
                     Err(_) => {
@@ -170,7 +177,7 @@ impl Mapping {
                     if *shutdown.borrow() {
                         return;
                     }
-                    tokio::time::sleep(self.idle_poll).await;
+                    writes.idle(&mut stop).await;
                     continue;
                 }
                 let started = *window_start.get_or_insert_with(Instant::now);
@@ -189,10 +196,12 @@ impl Mapping {
                 continue;
             }
             self.set_idle(&shard_id, false);
+            let arn = &self.spec.stream_arn;
             let batches = take_lanes(
                 &mut pending,
                 self.spec.batch_size,
                 self.spec.parallelization,
+                |r| payload_bytes(arn, r),
             );
             // The shard goes on once every lane's batch is done with.
             futures_util::future::join_all(batches.into_iter().map(|b| self.process(b, &shutdown)))
@@ -344,19 +353,30 @@ fn take_lanes(
     pending: &mut VecDeque<ShardRecord>,
     batch_size: usize,
     lanes: usize,
+    payload_bytes: impl Fn(&ShardRecord) -> usize,
 ) -> Vec<Vec<ShardRecord>> {
-    if lanes <= 1 {
-        let n = pending.len().min(batch_size);
-        return vec![pending.drain(..n).collect()];
-    }
+    let lanes = lanes.max(1);
     let mut batches: Vec<Vec<ShardRecord>> = vec![Vec::new(); lanes];
+    let mut bytes = vec![0usize; lanes];
+    // A lane that refused a record takes no later one: that would overtake it.
+    let mut full = vec![false; lanes];
     let mut rest = VecDeque::new();
     for record in pending.drain(..) {
-        let lane = &mut batches[lane_of(&record.partition_key, lanes)];
-        if lane.len() < batch_size {
-            lane.push(record);
+        let lane = if lanes == 1 {
+            0
         } else {
+            lane_of(&record.partition_key, lanes)
+        };
+        let size = payload_bytes(&record);
+        let batch = &mut batches[lane];
+        full[lane] = full[lane]
+            || batch.len() >= batch_size
+            || (!batch.is_empty() && bytes[lane] + size > PAYLOAD_LIMIT);
+        if full[lane] {
             rest.push_back(record);
+        } else {
+            bytes[lane] += size;
+            batch.push(record);
         }
     }
     *pending = rest;
@@ -397,7 +417,7 @@ mod tests {
         let mut seen: Vec<Vec<ShardRecord>> = Vec::new();
         while !pending.is_empty() {
             let before = pending.len();
-            let batches = take_lanes(&mut pending, 4, 3);
+            let batches = take_lanes(&mut pending, 4, 3, |_| 1);
             assert!(batches.len() <= 3 && batches.iter().all(|b| b.len() <= 4));
             let lanes: Vec<_> = batches
                 .iter()
@@ -428,9 +448,31 @@ mod tests {
     #[test]
     fn one_lane_is_the_shard_in_order() {
         let mut pending: VecDeque<ShardRecord> = (0..10).map(|i| record(i, "k")).collect();
-        let batches = take_lanes(&mut pending, 4, 1);
+        let batches = take_lanes(&mut pending, 4, 1, |_| 1);
         assert_eq!(batches.len(), 1);
         assert_eq!(batches[0][0].sequence_number, "00000");
         assert_eq!(pending.len(), 6);
+    }
+
+    /// Kinesis records of up to 1 MB, base64 in the event: a batch of 10,000 would not fit in
+    /// Lambda's 6 MB, so it ends before, and the rest waits in order.
+    #[test]
+    fn a_batch_stops_short_of_lambdas_payload_limit() {
+        let arn = "arn:aws:kinesis:us-east-1:123456789012:stream/s";
+        let mut pending: VecDeque<ShardRecord> = (0..10)
+            .map(|i| ShardRecord {
+                data: vec![b'x'; 1_000_000],
+                ..record(i, "k")
+            })
+            .collect();
+        let batches = take_lanes(&mut pending, 10_000, 1, |r| payload_bytes(arn, r));
+        let event = serde_json::to_vec(&kinesis_event(arn, &batches[0])).unwrap();
+        assert_eq!(batches[0].len(), 4, "4 x 1.33 MB of base64 fit, 5 do not");
+        assert!(event.len() <= PAYLOAD_LIMIT, "{} bytes", event.len());
+        assert_eq!(pending.len(), 6);
+        assert_eq!(pending[0].sequence_number, "00004");
+        // A record bigger than the limit still goes alone, as Lambda would try it.
+        let mut one: VecDeque<ShardRecord> = VecDeque::from([record(0, "k")]);
+        assert_eq!(take_lanes(&mut one, 10, 1, |_| PAYLOAD_LIMIT + 1).len(), 1);
     }
 }

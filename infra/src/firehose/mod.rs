@@ -20,7 +20,7 @@ use chrono::{DateTime, Utc};
 use serde_json::Value as Json;
 use tokio::sync::{mpsc, oneshot, watch};
 
-use crate::kinesis::{for_each_shard, ShardReader, StartAt};
+use crate::kinesis::{for_each_shard, KinesisWrites, ShardReader, StartAt};
 use crate::lambda::FunctionHost;
 use crate::template::scalar_string;
 use prefix::evaluate_prefix;
@@ -44,7 +44,10 @@ pub struct Delivery {
     s3: aws_sdk_s3::Client,
     functions: BTreeMap<String, Arc<FunctionHost>>,
     pub stats: Mutex<DeliveryStats>,
+    /// After a failed read.
     idle_poll: Duration,
+    /// An idle shard waits for a write (or a second); a flush wakes every reader.
+    writes: KinesisWrites,
     /// Per shard being read: when its latest read that reached the shard's end began.
     read_to_end: Mutex<HashMap<String, Option<Instant>>>,
     flush_requests: mpsc::Sender<oneshot::Sender<()>>,
@@ -58,6 +61,7 @@ impl Delivery {
         s3: aws_sdk_s3::Client,
         functions: BTreeMap<String, Arc<FunctionHost>>,
         idle_poll: Duration,
+        writes: KinesisWrites,
     ) -> Arc<Self> {
         let (flush_requests, flush_inbox) = mpsc::channel(16);
         Arc::new(Delivery {
@@ -67,6 +71,7 @@ impl Delivery {
             functions,
             stats: Mutex::new(DeliveryStats::default()),
             idle_poll,
+            writes,
             read_to_end: Mutex::default(),
             flush_requests,
             flush_inbox: Mutex::new(Some(flush_inbox)),
@@ -145,6 +150,7 @@ impl Delivery {
                 Some(reply) = flushes.recv() => {
                     // Every shard read to its end after the request, what was read taken in.
                     let asked = Instant::now();
+                    self.writes.written();
                     let deadline = asked + Duration::from_secs(30);
                     loop {
                         while let Ok(item) = rx.try_recv() {
@@ -185,6 +191,7 @@ impl Delivery {
             StartAt::TrimHorizon,
         );
         let mut failures = 0;
+        let (mut writes, mut stop) = (self.writes.watch(), shutdown.clone());
         self.read_to_end
             .lock()
             .unwrap()
@@ -192,6 +199,7 @@ impl Delivery {
         loop {
             let stopping = *shutdown.borrow();
             let began = Instant::now();
+            writes.before_read();
             match reader.read(10_000).await {
                 Ok(page) => {
                     failures = 0;
@@ -225,7 +233,7 @@ impl Delivery {
                         return;
                     }
                     if page.at_end {
-                        tokio::time::sleep(self.idle_poll).await;
+                        writes.idle(&mut stop).await;
                     }
                 }
                 Err(e) => {

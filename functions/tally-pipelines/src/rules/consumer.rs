@@ -21,13 +21,23 @@ pub const ALERTED: &str = "alerted";
 pub struct RuleConsumer {
     pub rule: Rule,
     pub decoder: InteractionDecoder,
+    /// From the mapping's `ParallelizationFactor`: property_status counts a property's
+    /// interactions from many users (partition keys), and with a factor above 1 batches of one
+    /// shard with different users touch one item at once, in order per user only.
+    pub scope: WatermarkScope,
 }
 
 impl RuleConsumer {
+    /// For a mapping without a `ParallelizationFactor` (each shard's records in order).
     pub fn new(rule: Rule) -> Self {
+        RuleConsumer::with_parallelization(rule, 1)
+    }
+
+    pub fn with_parallelization(rule: Rule, factor: u32) -> Self {
         RuleConsumer {
             rule,
             decoder: InteractionDecoder::default(),
+            scope: WatermarkScope::for_parallelization(factor),
         }
     }
 }
@@ -81,15 +91,12 @@ impl Consumer for RuleConsumer {
         }
     }
 
-    /// Once its alert is out nothing about the key can change an answer: the alert is emitted
-    /// once, and no one reads its count.
-    /// property_status counts a property's interactions from many users (the partition key):
-    /// with a `ParallelizationFactor`, batches of one shard with different users touch one item
-    /// at once, and only each user's own order is kept.
     fn watermark_scope(&self) -> WatermarkScope {
-        WatermarkScope::PartitionKey
+        self.scope
     }
 
+    /// Once its alert is out nothing about the key can change an answer: the alert is emitted
+    /// once, and no one reads its count.
     fn finished(&self, stored: &StoredState) -> bool {
         stored.flags.contains(ALERTED)
     }

@@ -240,7 +240,8 @@ async fn alerts_are_exact_when_batches_of_one_shard_run_at_once() {
                     MemoryPublisher::default(),
                     MemoryDeadLetters::default(),
                 );
-                let engine = Engine::new(RuleConsumer::new(rule), &store, &publisher, &dl);
+                let consumer = RuleConsumer::with_parallelization(rule, lanes as u32);
+                let engine = Engine::new(consumer, &store, &publisher, &dl);
                 deliver_in_lanes(&engine, &records, lanes, batch, repeats, seed, now()).await;
                 let (alerts, n) = alerts(&publisher);
                 emitted += n;
@@ -257,13 +258,50 @@ async fn alerts_are_exact_when_batches_of_one_shard_run_at_once() {
                 MemoryDeadLetters::default(),
             );
             let rule = Rule::by_name("property_status", u64::MAX / 2, 60, 86_400).unwrap();
-            let engine = Engine::new(RuleConsumer::new(rule), &store, &publisher, &dl);
+            let consumer = RuleConsumer::with_parallelization(rule, lanes as u32);
+            let engine = Engine::new(consumer, &store, &publisher, &dl);
             deliver_in_lanes(&engine, &records, lanes, batch, repeats, seed, now()).await;
             for (property, n) in interactions_per_property(&records) {
                 let item = store.item(&format!("property_status#{property}")).unwrap();
                 assert_eq!(item.counters["count"], n, "property {property}: {case}");
             }
         }
+    }
+}
+
+/// Without a `ParallelizationFactor` a shard's records arrive in order, so a property that
+/// hears from several users in a batch is written once; with one, once per user (their own
+/// watermarks keep it exact).
+#[tokio::test]
+async fn a_property_is_written_once_per_batch_unless_batches_of_a_shard_run_at_once() {
+    let rule = Rule::by_name("property_status", 5, 60, 86_400).unwrap();
+    let at = Utc.with_ymd_and_hms(2021, 11, 30, 0, 0, 0).unwrap();
+    let records: Vec<StreamRecord> = (0..12u64)
+        .map(|i| StreamRecord {
+            partition_key: (i % 4).to_string(),
+            ..record(
+                i,
+                "shardId-000000000000",
+                interaction(i % 4, 5, at, "Interaction"),
+            )
+        })
+        .collect();
+    for (factor, writes) in [(1, 1), (2, 4)] {
+        let (store, publisher, dl) = (
+            MemoryStateStore::new(),
+            MemoryPublisher::default(),
+            MemoryDeadLetters::default(),
+        );
+        let consumer = RuleConsumer::with_parallelization(rule, factor);
+        let report = Engine::new(consumer, &store, &publisher, &dl)
+            .run(&records, now())
+            .await;
+        assert_eq!(report.keys, writes, "factor {factor}");
+        assert_eq!(
+            store.item("property_status#5").unwrap().counters["count"],
+            12
+        );
+        assert_eq!(alerts(&publisher).1, 1, "factor {factor}");
     }
 }
 

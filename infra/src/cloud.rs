@@ -268,6 +268,7 @@ impl LocalCloud {
         if opts.run_streams {
             for spec in mapping_specs {
                 let host = functions[&spec.function].clone();
+                let writes = router.kinesis_writes().watch(&spec.stream_name);
                 let m = Mapping::new(
                     spec,
                     host,
@@ -275,7 +276,7 @@ impl LocalCloud {
                     clients.sqs.clone(),
                     edge_url.clone(),
                     opts.idle_poll,
-                    router.kinesis_writes().watch(),
+                    writes,
                 );
                 servers.push(tokio::spawn(m.clone().run(shutdown_rx.clone())));
                 mappings.push(m);

@@ -18,7 +18,7 @@ use hyper_util::rt::TokioExecutor;
 use tokio::net::TcpListener;
 
 use crate::http::{error_response, Body};
-use crate::kinesis::KinesisWrites;
+use crate::kinesis::{wakeup::stream_of_put, KinesisWrites};
 
 /// Where each service's requests go: a port per service, and one for every other service.
 #[derive(Debug, Clone)]
@@ -60,7 +60,7 @@ pub const FLUSH_PATH: &str = "/_tally/flush";
 
 pub struct EdgeRouter {
     backends: Backends,
-    client: Client<HttpConnector, Incoming>,
+    client: Client<HttpConnector, Body>,
     counts: Mutex<BTreeMap<String, u64>>,
     control: Mutex<Option<Arc<dyn Control>>>,
     kinesis_writes: KinesisWrites,
@@ -160,7 +160,7 @@ impl EdgeRouter {
 
     async fn forward(
         self: Arc<Self>,
-        mut req: Request<Incoming>,
+        req: Request<Incoming>,
     ) -> Result<Response<Body>, Infallible> {
         if req.uri().path() == FLUSH_PATH {
             return Ok(self.control(&req).await);
@@ -172,6 +172,24 @@ impl EdgeRouter {
             "kinesis:PutRecord" | "kinesis:PutRecords"
         );
         *self.counts.lock().unwrap().entry(operation).or_default() += 1;
+        // A write's stream is in its body: read it whole (at most 5 MB) to wake that stream's
+        // readers once it is acknowledged.
+        let (parts, body) = req.into_parts();
+        let (mut req, written_stream) = if writes_records {
+            let bytes = match body.collect().await {
+                Ok(b) => b.to_bytes(),
+                Err(e) => {
+                    return Ok(error_response(
+                        StatusCode::BAD_REQUEST,
+                        &format!("request body not read: {e}"),
+                    ))
+                }
+            };
+            let stream = stream_of_put(&bytes);
+            (Request::from_parts(parts, crate::http::full(bytes)), stream)
+        } else {
+            (Request::from_parts(parts, body.boxed()), None)
+        };
         let port = self.backends.port_for(&service);
         let path = req
             .uri()
@@ -190,8 +208,8 @@ impl EdgeRouter {
         match self.client.request(req).await {
             Ok(resp) => {
                 // Acknowledged means readable: kinesalite answers after storing the records.
-                if writes_records && resp.status().is_success() {
-                    self.kinesis_writes.written();
+                if let (Some(stream), true) = (&written_stream, resp.status().is_success()) {
+                    self.kinesis_writes.written(stream);
                 }
                 Ok(resp.map(|b| b.boxed()))
             }

@@ -150,7 +150,7 @@ impl Delivery {
                 Some(reply) = flushes.recv() => {
                     // Every shard read to its end after the request, what was read taken in.
                     let asked = Instant::now();
-                    self.writes.written();
+                    self.writes.wake_all();
                     let deadline = asked + Duration::from_secs(30);
                     loop {
                         while let Ok(item) = rx.try_recv() {
@@ -191,7 +191,7 @@ impl Delivery {
             StartAt::TrimHorizon,
         );
         let mut failures = 0;
-        let (mut writes, mut stop) = (self.writes.watch(), shutdown.clone());
+        let (mut writes, mut stop) = (self.writes.watch(&self.spec.stream_name), shutdown.clone());
         self.read_to_end
             .lock()
             .unwrap()

@@ -469,6 +469,21 @@ mod tests {
         let event = serde_json::to_vec(&kinesis_event(arn, &batches[0])).unwrap();
         assert_eq!(batches[0].len(), 4, "4 x 1.33 MB of base64 fit, 5 do not");
         assert!(event.len() <= PAYLOAD_LIMIT, "{} bytes", event.len());
+        // The estimate is an upper bound, and a close one.
+        let one = ShardRecord {
+            partition_key: "k\"é".into(),
+            arrival: 1_796_137_956.473,
+            ..record(7, "k")
+        };
+        let exact = serde_json::to_vec(&kinesis_event(arn, std::slice::from_ref(&one)))
+            .unwrap()
+            .len()
+            - r#"{"Records":[]}"#.len();
+        let estimate = payload_bytes(arn, &one);
+        assert!(
+            estimate >= exact && estimate <= exact + 40,
+            "{estimate} for {exact}"
+        );
         assert_eq!(pending.len(), 6);
         assert_eq!(pending[0].sequence_number, "00004");
         // A record bigger than the limit still goes alone, as Lambda would try it.

@@ -28,6 +28,9 @@ use workload::{interactions, today, visits, Skew};
 
 /// The load: 100,000 events a minute.
 pub const RATE: f64 = 1_667.0;
+/// The open-loop API load (GET lookups a second) and how long each API run lasts.
+const API_RATE: f64 = 500.0;
+const API_SECONDS: u64 = 8;
 
 #[derive(Debug, Clone)]
 pub struct BenchOptions {
@@ -456,6 +459,49 @@ fn read_criterion(root: &std::path::Path) -> Vec<CpuFigure> {
     out
 }
 
+/// The three overloaded runs (gender, rules, both at [`RATE`] per pipeline), each on a fresh
+/// local cloud: a backlog one run leaves must not slow the next.
+async fn overload_runs(
+    o: &BenchOptions,
+    seconds: f64,
+    drain: Duration,
+    begin: Instant,
+) -> Result<Vec<Throughput>> {
+    let mut throughput = Vec::new();
+    for (run, pipelines) in [(true, false), (false, true), (true, true)]
+        .into_iter()
+        .enumerate()
+    {
+        let cloud = LocalCloud::start(cloud_options(o, "per-key")).await?;
+        let outcome = sustained_run(&cloud, run, pipelines, RATE, seconds, drain, begin).await;
+        cloud.stop().await;
+        throughput.push(outcome?);
+    }
+    Ok(throughput)
+}
+
+/// `tally bench --only throughput`: the overloaded runs alone, to compare settings or builds in
+/// minutes (`--seconds` long each); nothing is written.
+pub async fn throughput_only(o: BenchOptions, seconds: f64) -> Result<Vec<Throughput>> {
+    overload_runs(&o, seconds, Duration::from_secs(25), Instant::now()).await
+}
+
+/// `tally bench --only api`: the API figures alone (on a cloud holding the request runs' results,
+/// whose keys they ask for); nothing is written.
+pub async fn api_only(o: BenchOptions) -> Result<ApiFigures> {
+    let begin = Instant::now();
+    let cloud = LocalCloud::start(cloud_options(&o, "per-key")).await?;
+    let outcome = async {
+        requests_and_busy_time(&cloud, "per-key", 2_000, begin).await?;
+        let scratch = o.root.join("target/bench");
+        std::fs::create_dir_all(&scratch)?;
+        functions::api_figures(&cloud, &scratch, API_SECONDS, API_RATE).await
+    }
+    .await;
+    cloud.stop().await;
+    outcome
+}
+
 pub async fn run(o: BenchOptions) -> Result<Report> {
     let begin = Instant::now();
     let sizes = if o.quick {
@@ -474,7 +520,7 @@ pub async fn run(o: BenchOptions) -> Result<Report> {
             seconds: 120.0,
             cold: 20,
             warm: 20,
-            api_seconds: 8,
+            api_seconds: API_SECONDS,
             capacity_seconds: 5.0,
         }
     };
@@ -509,7 +555,7 @@ pub async fn run(o: BenchOptions) -> Result<Report> {
             begin,
             "API under load (wrk at fixed concurrency, then 500 requests/s paced)",
         );
-        let api = functions::api_figures(&cloud, &scratch, sizes.api_seconds, 500.0).await?;
+        let api = functions::api_figures(&cloud, &scratch, sizes.api_seconds, API_RATE).await?;
 
         step(begin, "the lake: conversion throughput, Parquet against GZIP, put to tally sql");
         let (objects, per_object) = if o.quick { (2, 5_000) } else { (10, 20_000) };
@@ -531,19 +577,8 @@ pub async fn run(o: BenchOptions) -> Result<Report> {
     cloud.stop().await;
     let (ours, ours_ms, functions, capacity, api, lake) = outcome?;
 
-    // Each throughput run on a fresh local cloud: a backlog one run leaves must not slow the next.
-    let mut throughput = Vec::new();
     let drain = Duration::from_secs(if o.quick { 20 } else { 25 });
-    for (run, pipelines) in [(true, false), (false, true), (true, true)]
-        .into_iter()
-        .enumerate()
-    {
-        let cloud = LocalCloud::start(cloud_options(&o, "per-key")).await?;
-        let outcome =
-            sustained_run(&cloud, run, pipelines, RATE, sizes.seconds, drain, begin).await;
-        cloud.stop().await;
-        throughput.push(outcome?);
-    }
+    let mut throughput = overload_runs(&o, sizes.seconds, drain, begin).await?;
     // Freshness where it means something: both pipelines at half the rate each held above.
     let half = throughput
         .iter()

@@ -24,6 +24,19 @@ pub struct Args {
     /// (`--param StreamBatchSize=2000`); repeatable.
     #[arg(long = "param", value_name = "NAME=VALUE")]
     pub params: Vec<String>,
+    /// Only one section, printed and not written, to compare settings or builds in minutes:
+    /// the overloaded throughput runs (gender, rules, both), or the API under load.
+    #[arg(long, value_enum)]
+    pub only: Option<Section>,
+    /// How long each run of `--only throughput` feeds (the full bench feeds 120 s).
+    #[arg(long, default_value_t = 60.0, requires = "only")]
+    pub seconds: f64,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+pub enum Section {
+    Throughput,
+    Api,
 }
 
 pub async fn run(args: Args, ctx: &Context) -> Result<()> {
@@ -32,13 +45,41 @@ pub async fn run(args: Args, ctx: &Context) -> Result<()> {
         .bin_dir
         .or_else(own_bin_dir)
         .unwrap_or_else(|| root.join("target/release"));
-    let report = crate::bench::run(BenchOptions {
+    let options = BenchOptions {
         root: root.clone(),
         bin_dir,
         quick: args.quick,
         params: super::parse_params(&args.params)?,
-    })
-    .await?;
+    };
+    if let Some(Section::Throughput) = args.only {
+        if args.seconds <= 0.0 {
+            anyhow::bail!("--seconds must be above 0 (got {})", args.seconds);
+        }
+        for t in crate::bench::throughput_only(options, args.seconds).await? {
+            println!(
+                "{:<15} {:>6.0} events/s of {:.0} offered, settled {}, DynamoDB {:.0} requests/s; cores: {}",
+                t.pipelines,
+                t.events_per_s,
+                t.offered_events_per_s,
+                t.settled,
+                t.dynamodb_requests_per_s,
+                t.cpu
+                    .cores
+                    .iter()
+                    .take(4)
+                    .map(|(kind, cores)| format!("{kind} {cores:.2}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+        }
+        return Ok(());
+    }
+    if let Some(Section::Api) = args.only {
+        let api = crate::bench::api_only(options).await?;
+        println!("{}", serde_json::to_string_pretty(&api)?);
+        return Ok(());
+    }
+    let report = crate::bench::run(options).await?;
     let json = serde_json::to_string_pretty(&report)?;
     for (path, text) in [
         (root.join(&args.out), json + "\n"),

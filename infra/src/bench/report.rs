@@ -292,8 +292,9 @@ pub fn markdown(r: &Report) -> String {
     let _ = writeln!(
         s,
         "Init: process start to its first `/next` on the local Runtime API (configuration read, SDK \
-         clients built); each cold start is a new process. Warm: one invocation through the Runtime \
-         API, emulators included.\n"
+         clients built); each cold start is a new process, started once the pipelines are idle (what \
+         the previous invocation published is handled first, not beside it). Warm: one invocation \
+         through the Runtime API, emulators included.\n"
     );
     let _ = writeln!(s, "| function | binary | zipped | init p50 / max (ms) | warm event | warm p50 / p95 (ms) |\n|---|---|---|---|---|---|");
     for f in &r.functions {

@@ -28,9 +28,9 @@ pub struct Args {
     /// the overloaded throughput runs (gender, rules, both), or the API under load.
     #[arg(long, value_enum)]
     pub only: Option<Section>,
-    /// How long each run of `--only throughput` feeds (the full bench feeds 120 s).
-    #[arg(long, default_value_t = 60.0, requires = "only")]
-    pub seconds: f64,
+    /// How long each run of `--only throughput` feeds (default 60; the full bench feeds 120 s).
+    #[arg(long)]
+    pub seconds: Option<f64>,
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -51,11 +51,16 @@ pub async fn run(args: Args, ctx: &Context) -> Result<()> {
         quick: args.quick,
         params: super::parse_params(&args.params)?,
     };
+    let seconds = match (args.only, args.seconds) {
+        (Some(Section::Throughput), s) => s.unwrap_or(60.0),
+        (_, None) => 0.0,
+        (_, Some(_)) => anyhow::bail!("--seconds is for `--only throughput`"),
+    };
     if let Some(Section::Throughput) = args.only {
-        if args.seconds <= 0.0 {
-            anyhow::bail!("--seconds must be above 0 (got {})", args.seconds);
+        if seconds <= 0.0 {
+            anyhow::bail!("--seconds must be above 0 (got {seconds})");
         }
-        for t in crate::bench::throughput_only(options, args.seconds).await? {
+        for t in crate::bench::throughput_only(options, seconds).await? {
             println!(
                 "{:<15} {:>6.0} events/s of {:.0} offered, settled {}, DynamoDB {:.0} requests/s; cores: {}",
                 t.pipelines,

@@ -27,9 +27,12 @@ impl KinesisWrites {
             .clone()
     }
 
-    /// A write to `stream` was acknowledged.
+    /// A write to `stream` was acknowledged. (On every put: a stream no reader watches has no
+    /// sender to wake, and none is made for it.)
     pub fn written(&self, stream: &str) {
-        self.sender(stream).send_modify(|n| *n = n.wrapping_add(1));
+        if let Some(s) = self.0.lock().unwrap().get(stream) {
+            s.send_modify(|n| *n = n.wrapping_add(1));
+        }
     }
 
     /// Wakes every idle reader (a flush wants every shard read to its end now).

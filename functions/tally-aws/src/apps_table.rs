@@ -10,6 +10,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_dynamodb::Client;
 use tally_engine::PortError;
 use tally_pipelines::events::collect::{App, AppKeys};
+use tally_pipelines::events::seal::{SealKeys, KEY_BYTES};
 
 use crate::errors::port_error;
 
@@ -119,5 +120,96 @@ impl AppKeys for DynamoAppKeys {
         }
         cache.insert(key_hash.to_string(), (Instant::now(), app.clone()));
         Ok(app)
+    }
+}
+
+/// The item of the ingest seal's key: not a SHA-256 in hex, so never an app key's item, and
+/// without `app_id`, so never listed as an app.
+pub const SEAL_KEY_ITEM: &str = "ingest-seal-key";
+
+/// The ingest seal's key (`tally_pipelines::events::seal`) in `AppsTable`: made by whichever
+/// function asks first (a conditional put: of two makers one wins and the other reads its key),
+/// readable only by the functions whose policies name this item (`dynamodb:LeadingKeys`).
+pub struct DynamoSealKeys {
+    client: Client,
+    table: String,
+}
+
+impl DynamoSealKeys {
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        Self {
+            client,
+            table: table.into(),
+        }
+    }
+
+    /// The table named by `APPS_TABLE`.
+    pub fn from_env(
+        config: &aws_config::SdkConfig,
+        env: &crate::Env,
+    ) -> Result<Self, crate::ConfigError> {
+        Ok(Self::new(Client::new(config), env.var("APPS_TABLE")?))
+    }
+
+    async fn stored(&self) -> Result<Option<Vec<u8>>, PortError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key(KEY_HASH, AttributeValue::S(SEAL_KEY_ITEM.into()))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| port_error("GetItem", e))?;
+        Ok(out
+            .item()
+            .and_then(|i| i.get("secret"))
+            .and_then(|v| v.as_b().ok())
+            .map(|b| b.as_ref().to_vec()))
+    }
+}
+
+/// Fresh random bytes from the kernel.
+fn random_key() -> Result<Vec<u8>, PortError> {
+    use std::io::Read;
+    let mut key = vec![0u8; KEY_BYTES];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut key))
+        .map_err(|e| PortError::Fatal(format!("no random bytes for the seal key: {e}")))?;
+    Ok(key)
+}
+
+impl SealKeys for DynamoSealKeys {
+    async fn seal_key(&self) -> Result<Vec<u8>, PortError> {
+        if let Some(key) = self.stored().await? {
+            return Ok(key);
+        }
+        let key = random_key()?;
+        let made = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .item(KEY_HASH, AttributeValue::S(SEAL_KEY_ITEM.into()))
+            .item("secret", AttributeValue::B(key.clone().into()))
+            .item(
+                "created_at",
+                AttributeValue::S(chrono::Utc::now().to_rfc3339()),
+            )
+            .condition_expression("attribute_not_exists(#k)")
+            .expression_attribute_names("#k", KEY_HASH)
+            .send()
+            .await;
+        match made {
+            Ok(_) => Ok(key),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                self.stored().await?.ok_or_else(|| {
+                    PortError::Transient("the seal key was made but cannot be read yet".into())
+                })
+            }
+            Err(e) => Err(port_error("PutItem", e)),
+        }
     }
 }

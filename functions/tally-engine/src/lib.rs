@@ -10,6 +10,7 @@
 pub mod consumer;
 pub mod dead_letters;
 pub mod engine;
+pub mod event_time;
 pub mod exactly_once;
 pub mod grouping;
 pub mod ports;
@@ -27,6 +28,7 @@ mod engine_tests;
 
 pub use consumer::{Consumer, Emit, Output};
 pub use engine::{BatchHandler, Engine, FinishedKeys};
+pub use event_time::TimeBounds;
 pub use grouping::{Aggregation, KeyBatch, Sequenced, WatermarkScope};
 pub use ports::{Latest, PortError, StateDelta, StateKey, StoredState};
 pub use record::{json_object, DeadLetter, Rejection, StreamRecord};

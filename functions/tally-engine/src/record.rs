@@ -43,6 +43,9 @@ pub enum Rejection {
     /// Against its type's schema: where (a JSON pointer into the record) and why.
     #[error("schema violation at {pointer}: {message}")]
     SchemaViolation { pointer: String, message: String },
+    /// An event time before 1970 or too far after the record's arrival (`event_time.rs`).
+    #[error("{field} out of range: {reason}")]
+    TimeOutOfRange { field: &'static str, reason: String },
 }
 
 impl Rejection {
@@ -78,6 +81,7 @@ impl Rejection {
             Rejection::InvalidField { .. } => "invalid_field",
             Rejection::UnknownType(_) => "unknown_type",
             Rejection::SchemaViolation { .. } => "schema_violation",
+            Rejection::TimeOutOfRange { .. } => "time_out_of_range",
         }
     }
 }

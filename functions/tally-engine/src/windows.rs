@@ -4,6 +4,16 @@
 
 use chrono::{DateTime, Days, Duration, NaiveDate, TimeZone, Utc};
 
+/// `t + d`, held at chrono's limits instead of panicking: a window or TTL computed from a time
+/// near them (which the decoders refuse, `event_time.rs`) must still never stop a batch.
+pub fn plus(t: DateTime<Utc>, d: Duration) -> DateTime<Utc> {
+    t.checked_add_signed(d).unwrap_or(if d < Duration::zero() {
+        DateTime::<Utc>::MIN_UTC
+    } else {
+        DateTime::<Utc>::MAX_UTC
+    })
+}
+
 /// The last `days` UTC calendar days, today included, as of the moment asked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct UtcDays {
@@ -54,12 +64,12 @@ impl Tumbling {
     /// The start of the window `t` falls in.
     pub fn start_of(&self, t: DateTime<Utc>) -> DateTime<Utc> {
         let secs = t.timestamp();
-        let start = secs - secs.rem_euclid(self.seconds);
+        let start = secs.saturating_sub(secs.rem_euclid(self.seconds));
         Utc.timestamp_opt(start, 0).single().unwrap_or(t)
     }
 
     pub fn end_of(&self, start: DateTime<Utc>) -> DateTime<Utc> {
-        start + Duration::seconds(self.seconds)
+        plus(start, Duration::seconds(self.seconds))
     }
 
     /// When a window's state may go (DynamoDB TTL): `state_seconds` after the later of the
@@ -71,7 +81,10 @@ impl Tumbling {
         now: DateTime<Utc>,
         state_seconds: i64,
     ) -> DateTime<Utc> {
-        self.end_of(start).max(now) + Duration::seconds(state_seconds)
+        plus(
+            self.end_of(start).max(now),
+            Duration::try_seconds(state_seconds).unwrap_or(Duration::MAX),
+        )
     }
 }
 
@@ -98,7 +111,10 @@ impl MinuteBuckets {
     /// The first and last minute of the span that ends with the minute `newest` falls in.
     pub fn span_ending(&self, newest: DateTime<Utc>) -> (DateTime<Utc>, DateTime<Utc>) {
         let last = Self::bucket_of(newest);
-        let first = last - Duration::minutes(i64::from(self.minutes.saturating_sub(1)));
+        let first = plus(
+            last,
+            -Duration::minutes(i64::from(self.minutes.saturating_sub(1))),
+        );
         (first, last)
     }
 
@@ -117,9 +133,13 @@ impl MinuteBuckets {
         now: DateTime<Utc>,
         grace_seconds: i64,
     ) -> DateTime<Utc> {
-        Self::bucket_of(bucket).max(now)
-            + Duration::minutes(i64::from(self.minutes))
-            + Duration::seconds(grace_seconds)
+        plus(
+            plus(
+                Self::bucket_of(bucket).max(now),
+                Duration::minutes(i64::from(self.minutes)),
+            ),
+            Duration::try_seconds(grace_seconds).unwrap_or(Duration::MAX),
+        )
     }
 }
 
@@ -163,6 +183,14 @@ mod tests {
         let start = at(10, 0, 0);
         assert_eq!(w.expires_at(start, at(9, 0, 0), 3600), at(11, 1, 0));
         assert_eq!(w.expires_at(start, at(12, 0, 0), 3600), at(13, 0, 0));
+        let far = DateTime::<Utc>::MAX_UTC;
+        assert_eq!(w.expires_at(far, far, i64::MAX), far, "held at the limit");
+        assert_eq!(
+            MinuteBuckets { minutes: 60 }.expires_at(far, far, 86_400),
+            far
+        );
+        let early = DateTime::<Utc>::MIN_UTC;
+        assert!(MinuteBuckets { minutes: 5 }.span_ending(early).0 <= early);
         let before_epoch = Utc.timestamp_opt(-30, 0).unwrap();
         assert_eq!(Tumbling::new(60).start_of(before_epoch).timestamp(), -60);
     }

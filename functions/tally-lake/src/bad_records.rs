@@ -25,7 +25,7 @@ pub const BAD_RECORDS: Table = Table {
         Column { name: "arrival", kind: T::Timestamp },
     ],
     layout: Layout::MergedByDay {
-        id: "id",
+        id: &["id"],
         keep: Keep::Earliest("arrival"),
         day: "arrival",
     },

@@ -3,9 +3,12 @@
 //! `event_<type>` (its attributes as columns, from `schemas/events/<type>.json`), of `dim_device`
 //! and, when it names one, of `dim_app`.
 //!
-//! - `fact_events` and `event_<type>` are unique by `event_id` (the earliest `server_time` wins),
-//!   in one file per UTC day of `client_time`: an SDK's retry repeats its event exactly, so every
-//!   copy of an id meets the others in one file, and analysts ask by the day the event happened.
+//! - `fact_events` and `event_<type>` are unique by (`app_id`, `event_id`) (the earliest
+//!   `server_time` wins), in one file per UTC day of `client_time`: an SDK's retry repeats its
+//!   event exactly, so every copy of an id meets the others in one file, and analysts ask by the
+//!   day the event happened. The router wrote `app_id` and `server_time` only for sealed events
+//!   (`tally_pipelines::events::seal`): an event put directly is the app `direct`'s, so it can
+//!   neither replace nor hide a registered app's event of the same id.
 //! - `dim_device` is unique by `device_id`, merged by hash: the attributes of its latest event
 //!   (by `client_time`, the device's own timeline), seen first and last then.
 //! - `dim_app` is unique by `app_id`: the name `/collect` stamped on its latest event.
@@ -26,16 +29,16 @@ use crate::raw::RawObject;
 use crate::rows::{Row, Value};
 use crate::table::{col, Column, ColumnType as T, Curated, Keep, Layout, RawTable, Table};
 
-/// Rows unique by event id, filed by the day the event happened.
+/// Rows unique by app and event id, filed by the day the event happened.
 const BY_EVENT: Layout = Layout::MergedByDay {
-    id: "event_id",
+    id: &["app_id", "event_id"],
     keep: Keep::Earliest("server_time"),
     day: "client_time",
 };
 
 pub const FACT_EVENTS: Table = Table {
     name: "fact_events",
-    description: "Each app event once by event_id (its first arrival): what happened, in which app, on which device, for which user and session, when.",
+    description: "Each app event once by (app_id, event_id) (its first arrival): what happened, in which app (direct: not through /collect), on which device, for which user and session, when.",
     columns: &[
         col("event_id", T::String),
         col("event_type", T::String),
@@ -62,7 +65,7 @@ pub const DIM_DEVICE: Table = Table {
         col("last_seen", T::Timestamp),
     ],
     layout: Layout::MergedByHash {
-        id: "device_id",
+        id: &["device_id"],
         keep: Keep::Span {
             first: "first_seen",
             last: "last_seen",
@@ -80,7 +83,7 @@ pub const DIM_APP: Table = Table {
         col("last_seen", T::Timestamp),
     ],
     layout: Layout::MergedByHash {
-        id: "app_id",
+        id: &["app_id"],
         keep: Keep::Latest("last_seen"),
         files: 1,
     },
@@ -130,7 +133,7 @@ pub fn event_tables() -> &'static [EventTables] {
         TypeInfo::built_in()
             .iter()
             .map(|info| {
-                let mut columns = vec![col("event_id", T::String)];
+                let mut columns = vec![col("event_id", T::String), col("app_id", T::String)];
                 columns.extend(
                     info.attributes
                         .iter()
@@ -141,7 +144,7 @@ pub fn event_tables() -> &'static [EventTables] {
                 let table: &'static Table = Box::leak(Box::new(Table {
                     name: leak(format!("event_{}", info.name)),
                     description: leak(format!(
-                        "Each {} event once by event_id, its attributes as columns (schemas/events/{}.json): {}",
+                        "Each {} event once by (app_id, event_id), its attributes as columns (schemas/events/{}.json): {}",
                         info.name, info.name, info.description
                     )),
                     columns: Box::leak(columns.into_boxed_slice()),
@@ -190,7 +193,8 @@ pub fn event_rows(line: &[u8], raw: &RawObject) -> Result<Vec<(&'static Table, R
         .iter()
         .find(|t| t.info.name == e.event_type)
         .ok_or_else(|| Rejection::UnknownType(e.event_type.clone()))?;
-    // Events put directly carry no server time: the archive's delivery time stands in.
+    // The router gives every event a server time; an archive from before it did has the
+    // delivery time instead.
     let server_time: DateTime<Utc> = e.received(raw.delivered);
     let mut rows = vec![
         (
@@ -198,7 +202,7 @@ pub fn event_rows(line: &[u8], raw: &RawObject) -> Result<Vec<(&'static Table, R
             vec![
                 Value::str(&e.event_id),
                 Value::str(&e.event_type),
-                text(&e.app_id),
+                Value::str(e.app()),
                 Value::str(&e.device.id),
                 text(&e.user_id),
                 text(&e.session_id),
@@ -229,7 +233,7 @@ pub fn event_rows(line: &[u8], raw: &RawObject) -> Result<Vec<(&'static Table, R
             ],
         ));
     }
-    let mut row = vec![Value::str(&e.event_id)];
+    let mut row = vec![Value::str(&e.event_id), Value::str(e.app())];
     row.extend(
         tables
             .info

@@ -29,6 +29,17 @@ fn fnv1a(s: &str) -> u64 {
     })
 }
 
+/// Between the parts of an id of several columns: a control character no id holds.
+const ID_SEPARATOR: &str = "\u{1f}";
+
+/// A row's id (its id columns' texts) as one key.
+fn row_key(row: &Row, id: &[usize]) -> String {
+    id.iter()
+        .map(|&i| key_text(&row[i]))
+        .collect::<Vec<_>>()
+        .join(ID_SEPARATOR)
+}
+
 /// An id as text: the key rows are deduplicated and filed by.
 fn key_text(v: &Value) -> String {
     match v {
@@ -56,7 +67,11 @@ pub fn file_of(table: &Table, row: &Row) -> Result<String, LakeError> {
             ))),
         },
         Layout::MergedByHash { id, files, .. } => {
-            let id = key_text(value(id)?);
+            let id = id
+                .iter()
+                .map(|c| value(c).map(key_text))
+                .collect::<Result<Vec<_>, _>>()?
+                .join(ID_SEPARATOR);
             Ok(format!(
                 "{}part-{:02}.parquet",
                 table.prefix(),
@@ -103,7 +118,11 @@ pub fn deduplicate(
             .column(name)
             .ok_or_else(|| LakeError::Schema(format!("{} has no column {name}", table.name)))
     };
-    let id = column(id)?;
+    let id = id
+        .iter()
+        .map(|c| column(c))
+        .collect::<Result<Vec<_>, _>>()?;
+    let id = &id[..];
     let (by, earliest) = match keep {
         Keep::Earliest(c) => (column(c)?, true),
         Keep::Latest(c) => (column(c)?, false),
@@ -114,7 +133,7 @@ pub fn deduplicate(
     };
     let mut unique: BTreeMap<String, Row> = BTreeMap::new();
     for row in rows {
-        let key = key_text(&row[id]);
+        let key = row_key(&row, id);
         match unique.get(&key) {
             Some(kept) => {
                 let better = if earliest {
@@ -136,10 +155,10 @@ pub fn deduplicate(
 
 /// Per id, the row with the largest `last` (the first of those on a tie), holding the smallest
 /// `first` of all its rows, in id order.
-fn spans(rows: impl IntoIterator<Item = Row>, id: usize, first: usize, last: usize) -> Vec<Row> {
+fn spans(rows: impl IntoIterator<Item = Row>, id: &[usize], first: usize, last: usize) -> Vec<Row> {
     let mut unique: BTreeMap<String, Row> = BTreeMap::new();
     for row in rows {
-        let key = key_text(&row[id]);
+        let key = row_key(&row, id);
         match unique.get_mut(&key) {
             Some(kept) => {
                 let earliest = if row[first] < kept[first] && row[first] != Value::Null {
@@ -163,14 +182,14 @@ fn spans(rows: impl IntoIterator<Item = Row>, id: usize, first: usize, last: usi
 /// The rows of each id's latest version, one per member, in (id, member) order.
 fn latest_sets(
     rows: impl IntoIterator<Item = Row>,
-    id: usize,
+    id: &[usize],
     version: usize,
     member: usize,
 ) -> Vec<Row> {
     let rows: Vec<Row> = rows.into_iter().collect();
     let mut newest: BTreeMap<String, &Value> = BTreeMap::new();
     for row in &rows {
-        let v = newest.entry(key_text(&row[id])).or_insert(&row[version]);
+        let v = newest.entry(row_key(row, id)).or_insert(&row[version]);
         if row[version] > **v {
             *v = &row[version];
         }
@@ -178,7 +197,7 @@ fn latest_sets(
     let newest: BTreeMap<String, Value> = newest.into_iter().map(|(k, v)| (k, v.clone())).collect();
     let mut unique: BTreeMap<(String, String), Row> = BTreeMap::new();
     for row in rows {
-        let key = key_text(&row[id]);
+        let key = row_key(&row, id);
         if newest.get(&key) == Some(&row[version]) {
             unique.entry((key, key_text(&row[member]))).or_insert(row);
         }

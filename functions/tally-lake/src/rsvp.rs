@@ -15,7 +15,7 @@ use crate::table::{col, ColumnType as T, Keep, Layout, Table};
 /// Files per dimension table: small tables, rewritten whole by a merge that touches them.
 const DIMENSION_FILES: u32 = 4;
 
-const fn dimension(id: &'static str) -> Layout {
+const fn dimension(id: &'static [&'static str]) -> Layout {
     Layout::MergedByHash {
         id,
         keep: Keep::Latest("mtime"),
@@ -32,7 +32,7 @@ pub const MEMBERS: Table = Table {
         col("photo", T::String),
         col("mtime", T::Timestamp),
     ],
-    layout: dimension("member_id"),
+    layout: dimension(&["member_id"]),
 };
 
 pub const GROUPS: Table = Table {
@@ -49,7 +49,7 @@ pub const GROUPS: Table = Table {
         col("group_lon", T::Double),
         col("mtime", T::Timestamp),
     ],
-    layout: dimension("group_id"),
+    layout: dimension(&["group_id"]),
 };
 
 pub const VENUES: Table = Table {
@@ -63,7 +63,7 @@ pub const VENUES: Table = Table {
         col("lon", T::Double),
         col("mtime", T::Timestamp),
     ],
-    layout: dimension("venue_id"),
+    layout: dimension(&["venue_id"]),
 };
 
 pub const MEETUP_EVENTS: Table = Table {
@@ -79,7 +79,7 @@ pub const MEETUP_EVENTS: Table = Table {
         col("venue_id", T::BigInt),
         col("mtime", T::Timestamp),
     ],
-    layout: dimension("event_id"),
+    layout: dimension(&["event_id"]),
 };
 
 pub const TOPICS: Table = Table {
@@ -90,7 +90,7 @@ pub const TOPICS: Table = Table {
         col("topic_name", T::String),
         col("mtime", T::Timestamp),
     ],
-    layout: dimension("urlkey"),
+    layout: dimension(&["urlkey"]),
 };
 
 pub const GROUP_TOPICS: Table = Table {
@@ -102,7 +102,7 @@ pub const GROUP_TOPICS: Table = Table {
         col("mtime", T::Timestamp),
     ],
     layout: Layout::MergedByHash {
-        id: "group_id",
+        id: &["group_id"],
         keep: Keep::LatestSet {
             version: "mtime",
             member: "urlkey",
@@ -124,7 +124,7 @@ pub const RSVPS: Table = Table {
         col("event_id", T::String),
     ],
     layout: Layout::MergedByHash {
-        id: "rsvp_id",
+        id: &["rsvp_id"],
         keep: Keep::Latest("mtime"),
         // The fact table grows fastest: more files, so a merge rewrites a smaller share of it.
         files: 16,
@@ -148,8 +148,8 @@ fn double(x: Option<f64>) -> Value {
 }
 
 /// An RSVP line as its rows: the same decoder as the live statistics, so the same lines are bad.
-pub fn rsvp_rows(line: &[u8], _raw: &RawObject) -> Result<Vec<(&'static Table, Row)>, Rejection> {
-    let r: Rsvp = RsvpDecoder::default().decode_bytes(line)?;
+pub fn rsvp_rows(line: &[u8], raw: &RawObject) -> Result<Vec<(&'static Table, Row)>, Rejection> {
+    let r: Rsvp = RsvpDecoder::default().decode_bytes(line, raw.delivered)?;
     let mtime = Value::Timestamp(r.mtime);
     let (member_id, group_id) = (id("member_id", r.member.id)?, id("group_id", r.group.id)?);
     let venue_id = match &r.venue {

@@ -63,7 +63,7 @@ pub const ALERTS: Table = Table {
         },
     ],
     layout: Layout::MergedByHash {
-        id: "alert_id",
+        id: &["alert_id"],
         keep: Keep::Earliest("published"),
         files: 8,
     },

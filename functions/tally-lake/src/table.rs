@@ -94,17 +94,18 @@ pub enum Layout {
     /// One file per raw object, in the raw object's `dt` partition, named after it: converting an
     /// object again replaces its file. Every raw line is a row.
     PerRawObject,
-    /// Unique by `id`: rows are merged (read, deduplicate, write only if the file is unchanged
-    /// since it was read) into one file per `dt`, the UTC day of the row's timestamp column `day`.
+    /// Unique by `id` (the columns that together identify a row): rows are merged (read,
+    /// deduplicate, write only if the file is unchanged since it was read) into one file per
+    /// `dt`, the UTC day of the row's timestamp column `day`.
     MergedByDay {
-        id: &'static str,
+        id: &'static [&'static str],
         keep: Keep,
         day: &'static str,
     },
     /// Unique by `id`, for rows that have no day of their own: merged into `files` files chosen
     /// by a hash of the id, so that every copy of a row meets the others in one file.
     MergedByHash {
-        id: &'static str,
+        id: &'static [&'static str],
         keep: Keep,
         files: u32,
     },

@@ -392,7 +392,23 @@ async fn events_become_facts_dimensions_and_typed_tables_each_event_id_once() {
                 "4.1",
                 r#"{"clip_id":"c1","autoplay":true,"position_ms":0}"#,
             ),
-            // A direct put (no app, no server time) from the same device, newer app version.
+            // p1 put directly, as the router archives it (the app `direct`, received at its
+            // arrival, which is earlier): a row of its own that replaces nothing of app-1's.
+            &app_event(
+                "p1",
+                "clip_play",
+                "2026-11-22T09:00:00Z",
+                Some("2026-11-22T09:00:01Z"),
+                "d1",
+                "4.1",
+                r#"{"clip_id":"c1","autoplay":true,"position_ms":0}"#,
+            )
+            .replace(
+                r#""app_id":"app-1","app_name":"Flyers""#,
+                r#""app_id":"direct""#,
+            ),
+            // An archive from before the router stamped direct puts (no app, no server time)
+            // from the same device, newer app version.
             &app_event(
                 "p2",
                 "clip_play",
@@ -424,18 +440,38 @@ async fn events_become_facts_dimensions_and_typed_tables_each_event_id_once() {
     }
     let ts = |s: &str| Value::Timestamp(s.parse().unwrap());
     let mut facts = rows_of(&store, &FACT_EVENTS);
-    facts.sort_by(|a, b| a[0].partial_cmp(&b[0]).unwrap());
-    let ids: Vec<(Value, Value)> = facts.iter().map(|r| (r[0].clone(), r[7].clone())).collect();
+    facts.sort_by(|a, b| (&a[0], &a[2]).partial_cmp(&(&b[0], &b[2])).unwrap());
+    let ids: Vec<(Value, Value, Value)> = facts
+        .iter()
+        .map(|r| (r[0].clone(), r[2].clone(), r[7].clone()))
+        .collect();
     assert_eq!(
         ids,
         vec![
-            (Value::str("b1"), ts("2026-11-22T00:00:01Z")),
-            (Value::str("p1"), ts("2026-11-22T09:00:05Z")),
-            // Firehose's delivery time (from the object's name) stands in for a direct put's.
-            (Value::str("p2"), ts("2026-11-22T10:00:01Z")),
+            (
+                Value::str("b1"),
+                Value::str("app-1"),
+                ts("2026-11-22T00:00:01Z")
+            ),
+            // Unique by (app_id, event_id): app-1's p1 keeps its own first arrival.
+            (
+                Value::str("p1"),
+                Value::str("app-1"),
+                ts("2026-11-22T09:00:05Z")
+            ),
+            (
+                Value::str("p1"),
+                Value::str("direct"),
+                ts("2026-11-22T09:00:01Z")
+            ),
+            // Firehose's delivery time (from the object's name) stands in for an old direct put's.
+            (
+                Value::str("p2"),
+                Value::str("direct"),
+                ts("2026-11-22T10:00:01Z")
+            ),
         ]
     );
-    assert_eq!(facts[2][2], Value::Null, "a direct put names no app");
     assert!(
         files(&store, "lake/fact_events/")
             .iter()
@@ -452,6 +488,7 @@ async fn events_become_facts_dimensions_and_typed_tables_each_event_id_once() {
         names,
         [
             "event_id",
+            "app_id",
             "autoplay",
             "clip_id",
             "position_ms",
@@ -460,15 +497,27 @@ async fn events_become_facts_dimensions_and_typed_tables_each_event_id_once() {
         ]
     );
     let mut plays_rows = rows_of(&store, clip_play);
-    plays_rows.sort_by(|a, b| a[0].partial_cmp(&b[0]).unwrap());
-    assert_eq!(plays_rows.len(), 2);
+    plays_rows.sort_by(|a, b| (&a[0], &a[1]).partial_cmp(&(&b[0], &b[1])).unwrap());
+    assert_eq!(plays_rows.len(), 3);
     assert_eq!(
-        plays_rows[0][1..4],
-        [Value::Bool(true), Value::str("c1"), Value::BigInt(0)]
+        plays_rows[0][..5],
+        [
+            Value::str("p1"),
+            Value::str("app-1"),
+            Value::Bool(true),
+            Value::str("c1"),
+            Value::BigInt(0)
+        ]
     );
     assert_eq!(
-        plays_rows[1][1..4],
-        [Value::Null, Value::str("c2"), Value::Null]
+        plays_rows[2][..5],
+        [
+            Value::str("p2"),
+            Value::str("direct"),
+            Value::Null,
+            Value::str("c2"),
+            Value::Null
+        ]
     );
     let purchase = event_tables()
         .iter()
@@ -492,7 +541,7 @@ async fn events_become_facts_dimensions_and_typed_tables_each_event_id_once() {
         "first and last seen"
     );
     let apps = rows_of(&store, &DIM_APP);
-    assert_eq!(apps.len(), 1);
+    assert_eq!(apps.len(), 1, "direct puts name no app");
     assert_eq!(apps[0][..2], [Value::str("app-1"), Value::str("Flyers")]);
     assert_eq!(
         rows_of(&store, &BAD_RECORDS).len(),

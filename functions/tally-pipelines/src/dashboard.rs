@@ -13,7 +13,7 @@ use chrono::{DateTime, Duration, SecondsFormat, Utc};
 use serde::Serialize;
 use serde_json::Value;
 use tally_engine::ports::StateReader;
-use tally_engine::windows::MinuteBuckets;
+use tally_engine::windows::{plus, MinuteBuckets};
 use tally_engine::{json_object, Consumer, Emit, PortError, Rejection, Sequenced};
 use tally_engine::{StateDelta, StateKey, StoredState, StreamRecord};
 
@@ -199,7 +199,7 @@ pub async fn read_panels<R: StateReader>(
 ) -> Result<Panels, PortError> {
     let (start, last) = SPAN.span_ending(now);
     let minutes: Vec<DateTime<Utc>> = (0..i64::from(SPAN.minutes))
-        .map(|i| start + Duration::minutes(i))
+        .map(|i| plus(start, Duration::minutes(i)))
         .collect();
     let mut keys: Vec<StateKey> = minutes
         .iter()
@@ -258,7 +258,7 @@ pub async fn read_panels<R: StateReader>(
     latest.truncate(LATEST_ALERTS);
     Ok(Panels {
         window_start: start,
-        window_end: last + Duration::minutes(1),
+        window_end: plus(last, Duration::minutes(1)),
         answers: answers
             .into_iter()
             .map(|(model, (male, female))| ModelAnswers {

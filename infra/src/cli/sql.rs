@@ -27,7 +27,8 @@ pub enum Format {
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// The query.
+    /// The query: any SQL text, also one that starts with a `--` comment.
+    #[arg(allow_hyphen_values = true)]
     pub query: Option<String>,
     /// A file holding the query (queries/...sql), instead of the argument.
     #[arg(long, value_name = "FILE")]
@@ -103,7 +104,10 @@ pub async fn copy_lake(s3: &aws_sdk_s3::Client, bucket: &str, dir: &Path) -> Res
         }
     }
     for (key, etag) in &listed {
-        let path = dir.join(key);
+        let Some(path) = local_path(dir, key) else {
+            eprintln!("tally sql: s3://{bucket}/{key} skipped: a key with `..`, `.` or an absolute path cannot be copied safely");
+            continue;
+        };
         if manifest.get(key) == Some(etag) && path.is_file() {
             continue;
         }
@@ -136,12 +140,30 @@ pub async fn copy_lake(s3: &aws_sdk_s3::Client, bucket: &str, dir: &Path) -> Res
         .cloned()
         .collect::<Vec<_>>()
     {
-        let _ = std::fs::remove_file(dir.join(&key));
+        if let Some(path) = local_path(dir, &key) {
+            let _ = std::fs::remove_file(path);
+        }
         manifest.remove(&key);
     }
     std::fs::create_dir_all(dir)?;
     std::fs::write(&manifest_path, serde_json::to_string(&manifest)?)?;
     Ok(())
+}
+
+/// Where the object `key` is copied under `dir`: only plain names, so no key (`../x`,
+/// `/etc/x`, `a/./b`) can write outside `dir`.
+pub fn local_path(dir: &Path, key: &str) -> Option<PathBuf> {
+    use std::path::Component;
+    let relative = Path::new(key);
+    let plain = !key.is_empty()
+        && !key.contains('\0')
+        && key
+            .split('/')
+            .all(|part| !part.is_empty() && part != "." && part != "..")
+        && relative
+            .components()
+            .all(|c| matches!(c, Component::Normal(_)));
+    plain.then(|| dir.join(relative))
 }
 
 /// An answer: column names, and rows of JSON values.
@@ -259,4 +281,49 @@ pub fn print_answer(answer: &Answer, format: Format) -> Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[test]
+    fn keys_that_leave_the_copy_are_refused() {
+        let dir = Path::new("/tmp/lake");
+        assert_eq!(
+            local_path(dir, "lake/visits/dt=2026-11-22/part.parquet"),
+            Some(dir.join("lake/visits/dt=2026-11-22/part.parquet"))
+        );
+        for key in [
+            "../x",
+            "lake/../../x",
+            "/etc/passwd",
+            "lake//x",
+            "lake/./x",
+            "",
+            "lake/x/..",
+        ] {
+            assert_eq!(local_path(dir, key), None, "{key:?}");
+        }
+    }
+
+    #[derive(clap::Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: Args,
+    }
+
+    #[test]
+    fn a_query_may_start_with_a_comment() {
+        let cli = Cli::try_parse_from(["sql", "-- a comment\nSELECT 1"]).unwrap();
+        assert_eq!(cli.args.query.as_deref(), Some("-- a comment\nSELECT 1"));
+        let cli = Cli::try_parse_from(["sql", "--format", "json", "--x\nSELECT 2"]).unwrap();
+        assert_eq!(cli.args.query.as_deref(), Some("--x\nSELECT 2"));
+        assert!(Cli::try_parse_from(["sql", "--file", "q.sql"])
+            .unwrap()
+            .args
+            .file
+            .is_some());
+    }
 }

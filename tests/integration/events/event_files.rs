@@ -7,9 +7,9 @@ use lambda_runtime::{Context, LambdaEvent};
 use serde_json::{json, Value};
 use tally_aws::http::HttpApi;
 use tally_aws::kinesis_event::KinesisEvent;
-use tally_aws::DynamoAppKeys;
+use tally_aws::{DynamoAppKeys, DynamoSealKeys};
 use tally_pipelines::events::collect::{key_hash, App};
-use tally_pipelines::events::read_metrics;
+use tally_pipelines::events::{read_metrics, IngestSeal, SealKeys, DIRECT_APP};
 
 use crate::support::{event_file, Stack};
 
@@ -45,6 +45,15 @@ async fn collect_on_its_event_file_puts_the_valid_events_and_lists_the_other() {
     assert!(put
         .iter()
         .all(|e| e["app_id"] == "flyers-3f2a9c" && e["server_time"].is_string()));
+    // Sealed with the stack's key, which the first function that needed it made.
+    let key = DynamoSealKeys::new(stack.clients.dynamodb.clone(), stack.name("AppsTable"))
+        .seal_key()
+        .await
+        .unwrap();
+    let seal = IngestSeal::new(key);
+    assert!(put
+        .iter()
+        .all(|e| e.as_object().is_some_and(|e| seal.verifies(e))));
 }
 
 #[tokio::test]
@@ -70,15 +79,16 @@ async fn events_metrics_on_its_event_file_count_each_event_id_once() {
         serde_json::to_value(&all.totals).unwrap(),
         json!({"click": 1, "screen_view": 1, "search": 1})
     );
+    // The file's records name an app but carry no ingest seal (as a direct put would): they
+    // count under `direct`, never for the app they claim.
     let app = read_metrics(&store, Some("flyers-3f2a9c"), 60, at)
         .await
         .unwrap();
-    assert_eq!(app.events, 2);
-    let unknown = read_metrics(&store, Some("unknown"), 60, at).await.unwrap();
-    assert_eq!(
-        serde_json::to_value(&unknown.totals).unwrap(),
-        json!({"search": 1})
-    );
+    assert_eq!(app.events, 0);
+    let direct = read_metrics(&store, Some(DIRECT_APP), 60, at)
+        .await
+        .unwrap();
+    assert_eq!(direct.events, 3);
     let letters = stack
         .objects("ArchiveBucket", "dead-letter/events-metrics/")
         .await;
@@ -94,11 +104,17 @@ async fn events_metrics_on_its_event_file_count_each_event_id_once() {
     );
 }
 
-#[test]
-fn the_router_on_its_event_file_partitions_the_valid_event_and_fails_the_rest() {
+#[tokio::test]
+async fn the_router_on_its_event_file_partitions_the_valid_event_and_fails_the_rest() {
+    let stack = Stack::new(&[]).await;
+    let router = events_router::EventsRouter::from_env(
+        &stack.sdk,
+        &stack.function_env("EventsRouterFunction"),
+    )
+    .unwrap();
     let event: events_router::TransformationEvent =
         serde_json::from_value(event_file("EventsRouterFunction.json")).unwrap();
-    let out = events_router::EventsRouter::default().transform(event);
+    let out = router.transform(event, Utc::now()).await.unwrap();
     let results: Vec<&str> = out.records.iter().map(|r| r.result).collect();
     assert_eq!(results, ["Ok", "ProcessingFailed", "ProcessingFailed"]);
     let keys = out.records[0].metadata.as_ref().unwrap();

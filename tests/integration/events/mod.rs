@@ -182,6 +182,21 @@ async fn events_posted_and_put_reach_the_metrics_the_warehouse_and_bad_records_e
         })
         .collect();
     lines.push(lines[3].clone());
+    // A forgery: one of the app's own events, put straight on the stream under its app id, name
+    // and an early server time. Without /collect's seal it is only `direct`'s.
+    let mut forged = generated
+        .iter()
+        .find(|e| e["event_type"] == "purchase")
+        .expect("the fleet buys something")
+        .clone();
+    forged["app_id"] = json!(app_id);
+    forged["app_name"] = json!("Forged");
+    forged["server_time"] = json!("2000-01-01T00:00:00Z");
+    let forged_id = forged["event_id"].as_str().unwrap().to_string();
+    lines.push((
+        forged["device"]["id"].as_str().unwrap().into(),
+        forged.to_string(),
+    ));
     for (bad, _) in invalid_events() {
         lines.push(("dev-bad".into(), bad));
     }
@@ -203,7 +218,9 @@ async fn events_posted_and_put_reach_the_metrics_the_warehouse_and_bad_records_e
     })
     .await;
     let bad_ids: BTreeSet<String> = (0..6).map(|i| format!("bad-{i}")).collect();
-    let mut first: BTreeMap<String, Counted> = BTreeMap::new();
+    // Each (app, event id) at its first arrival: the app only when /collect sealed the event
+    // (nothing here forges a seal), else `direct`, received at its Kinesis arrival.
+    let mut first: BTreeMap<(String, String), Counted> = BTreeMap::new();
     for r in &records {
         let Ok(v) = serde_json::from_slice::<Value>(&r.data) else {
             continue;
@@ -211,31 +228,36 @@ async fn events_posted_and_put_reach_the_metrics_the_warehouse_and_bad_records_e
         let Some(id) = v["event_id"].as_str() else {
             continue;
         };
-        // Only this test's events: its app's, and the direct puts (no app). Other tests post to
-        // the same cloud under apps of their own.
-        if bad_ids.contains(id) || v["app_id"].as_str().is_some_and(|a| a != app_id) {
+        let sealed = v.get("ingest_seal").is_some();
+        // Only this test's events: its app's, and the direct puts. Other tests post to the same
+        // cloud under apps of their own.
+        if bad_ids.contains(id) || (sealed && v["app_id"] != app_id.as_str()) {
             continue;
         }
-        let received = match v["server_time"].as_str() {
-            Some(t) => t.parse().unwrap(),
-            None => chrono::DateTime::from_timestamp_millis((r.arrival * 1000.0).round() as i64)
+        let app = if sealed { app_id.as_str() } else { "direct" };
+        let received = match (sealed, v["server_time"].as_str()) {
+            (true, Some(t)) => t.parse().unwrap(),
+            _ => chrono::DateTime::from_timestamp_millis((r.arrival * 1000.0).round() as i64)
                 .unwrap(),
         };
         let client: chrono::DateTime<chrono::Utc> = match &v["client_time"] {
             Value::String(t) => t.parse().unwrap(),
             other => chrono::DateTime::from_timestamp_millis(other.as_i64().unwrap()).unwrap(),
         };
-        first.entry(id.to_string()).or_insert(Counted {
-            event_type: v["event_type"].as_str().unwrap().to_string(),
-            app: v["app_id"].as_str().unwrap_or("unknown").to_string(),
-            minute: minute_of(received),
-            day: client.date_naive().to_string(),
-        });
+        first
+            .entry((app.to_string(), id.to_string()))
+            .or_insert(Counted {
+                event_type: v["event_type"].as_str().unwrap().to_string(),
+                app: app.to_string(),
+                minute: minute_of(received),
+                day: client.date_naive().to_string(),
+            });
     }
     let posted_valid = records
         .iter()
         .filter(|r| {
-            serde_json::from_slice::<Value>(&r.data).is_ok_and(|v| v["app_id"] == app_id.as_str())
+            serde_json::from_slice::<Value>(&r.data)
+                .is_ok_and(|v| v["app_id"] == app_id.as_str() && v.get("ingest_seal").is_some())
         })
         .count();
     assert!(
@@ -250,7 +272,12 @@ async fn events_posted_and_put_reach_the_metrics_the_warehouse_and_bad_records_e
 
     // Live metrics: per app (and all apps), per type and minute, each event id once.
     let api = cloud.api_url.clone();
-    for app in [Some(app_id.as_str()), Some("unknown")] {
+    assert!(
+        first.contains_key(&(app_id.clone(), forged_id.clone()))
+            && first.contains_key(&("direct".to_string(), forged_id.clone())),
+        "the forged id counts for the app once (its own) and for direct once"
+    );
+    for app in [Some(app_id.as_str()), Some("direct")] {
         let query = app.map(|a| format!("&app_id={a}")).unwrap_or_default();
         let url = format!("{api}/api/v1/events/metrics?minutes=60{query}");
         let first = first.clone();
@@ -321,7 +348,7 @@ async fn events_posted_and_put_reach_the_metrics_the_warehouse_and_bad_records_e
             .entry((c.day.clone(), c.event_type.clone()))
             .or_default() += 1;
     }
-    let ours = format!("(app_id = '{app_id}' OR app_id IS NULL)");
+    let ours = format!("(app_id = '{app_id}' OR app_id = 'direct')");
     let got: BTreeMap<(String, String), u64> = sql(
         &cloud.edge_url,
         &format!(
@@ -344,7 +371,7 @@ async fn events_posted_and_put_reach_the_metrics_the_warehouse_and_bad_records_e
     let totals = &sql(
         &cloud.edge_url,
         &format!(
-            "SELECT count(*) AS n, count(DISTINCT event_id) AS d FROM fact_events WHERE {ours}"
+            "SELECT count(*) AS n, count(DISTINCT app_id || '/' || event_id) AS d FROM fact_events WHERE {ours}"
         ),
     )[0];
     assert_eq!(
@@ -355,7 +382,7 @@ async fn events_posted_and_put_reach_the_metrics_the_warehouse_and_bad_records_e
         let rows = sql(
             &cloud.edge_url,
             &format!(
-                "SELECT count(*) AS n FROM event_{t} e JOIN fact_events f ON f.event_id = e.event_id WHERE {ours}"
+                "SELECT count(*) AS n FROM event_{t} e JOIN fact_events f ON f.event_id = e.event_id AND f.app_id = e.app_id WHERE {ours}"
             ),
         );
         let n = first.values().filter(|c| c.event_type == t).count() as u64;
@@ -370,6 +397,32 @@ async fn events_posted_and_put_reach_the_metrics_the_warehouse_and_bad_records_e
         &format!("SELECT name FROM dim_app WHERE app_id = '{app_id}'"),
     );
     assert_eq!(app, vec![json!({"name": "Flyers e2e"})]);
+    // The forgery replaced nothing of the app's and named no app.
+    let own = sql(
+        &cloud.edge_url,
+        &format!(
+            "SELECT app_id, year(server_time) AS year FROM fact_events WHERE event_id = '{forged_id}' ORDER BY app_id"
+        ),
+    );
+    let own: Vec<(String, i64)> = own
+        .iter()
+        .map(|r| {
+            (
+                r["app_id"].as_str().unwrap().to_string(),
+                r["year"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    assert!(
+        own.len() == 2 && own.iter().all(|(_, year)| *year >= 2026),
+        "the app's row and direct's, neither dated 2000: {own:?}"
+    );
+    let forged_names = sql(
+        &cloud.edge_url,
+        "SELECT count(*) AS n FROM dim_app WHERE name = 'Forged'",
+    );
+    assert_eq!(forged_names[0]["n"].as_u64(), Some(0));
+    let counted_ids: BTreeSet<&str> = first.keys().map(|(_, id)| id.as_str()).collect();
     let devices: BTreeSet<String> = generated
         .iter()
         .chain(
@@ -382,7 +435,7 @@ async fn events_posted_and_put_reach_the_metrics_the_warehouse_and_bad_records_e
         .filter(|e| {
             e["event_id"]
                 .as_str()
-                .is_some_and(|id| first.contains_key(id))
+                .is_some_and(|id| counted_ids.contains(id))
         })
         .filter_map(|e| e["device"]["id"].as_str().map(String::from))
         .collect();

@@ -17,6 +17,7 @@ use tally_engine::ports::{OutRecord, PortError, RecordPublisher};
 use tally_engine::Rejection;
 
 use super::event::EventDecoder;
+use super::seal::{SealKeys, Seals};
 
 /// The largest body accepted, decoded (after gzip).
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
@@ -177,20 +178,23 @@ pub fn stamp(mut event: Map<String, Value>, app: &App, now: DateTime<Utc>) -> Ma
     event
 }
 
-/// `/collect`'s work, with its two ports: the key registry and the events stream.
-pub struct Collector<K, P> {
+/// `/collect`'s work, with its three ports: the key registry, the events stream and the seal's
+/// key.
+pub struct Collector<K, P, S> {
     pub keys: K,
     pub stream: P,
+    pub seals: Seals<S>,
     pub decoder: EventDecoder,
     /// Backoff between `PutRecords` attempts for refused entries (doubles each time).
     pub backoff: Duration,
 }
 
-impl<K: AppKeys, P: RecordPublisher> Collector<K, P> {
-    pub fn new(keys: K, stream: P) -> Self {
+impl<K: AppKeys, P: RecordPublisher, S: SealKeys> Collector<K, P, S> {
+    pub fn new(keys: K, stream: P, seal_keys: S) -> Self {
         Collector {
             keys,
             stream,
+            seals: Seals::new(seal_keys),
             decoder: EventDecoder::default(),
             backoff: Duration::from_millis(50),
         }
@@ -215,6 +219,10 @@ impl<K: AppKeys, P: RecordPublisher> Collector<K, P> {
             .map_err(|_| CollectError::Unavailable(1))?
             .ok_or(CollectError::UnknownKey)?;
         let events = parse_events(&decode_body(body, content_encoding)?)?;
+        let seal = self.seals.get().await.map_err(|e| {
+            tracing::error!(error = %e, "ingest seal key not read");
+            CollectError::Unavailable(1)
+        })?;
         let mut rejected = Vec::new();
         let mut records = Vec::new();
         for (index, value) in events.into_iter().enumerate() {
@@ -227,7 +235,7 @@ impl<K: AppKeys, P: RecordPublisher> Collector<K, P> {
                             limit: self.decoder.max_bytes,
                         })
                     } else {
-                        self.decoder.decode_object(&obj).map(|e| (e, obj))
+                        self.decoder.decode_object(&obj, now).map(|e| (e, obj))
                     }
                 }
                 _ => Err(Rejection::NotAnObject),
@@ -235,7 +243,8 @@ impl<K: AppKeys, P: RecordPublisher> Collector<K, P> {
             match checked {
                 Ok((event, obj)) => records.push(OutRecord {
                     partition_key: event.device.id.clone(),
-                    data: serde_json::to_vec(&stamp(obj, &app, now)).expect("json serialises"),
+                    data: serde_json::to_vec(&seal.seal(stamp(obj, &app, now)))
+                        .expect("json serialises"),
                 }),
                 Err(why) => rejected.push(Rejected {
                     index,

@@ -7,7 +7,9 @@ use serde_json::{Map, Value};
 use tally_engine::{json_object, Rejection, StreamRecord};
 
 use super::schema::EventTypes;
-use crate::gender::visit::parse_time;
+use super::seal::{IngestSeal, DIRECT_APP};
+use tally_engine::event_time::parse_time;
+use tally_engine::TimeBounds;
 
 /// The largest event accepted: far above a real one (a few hundred bytes), far below Kinesis'
 /// 1 MiB record.
@@ -60,7 +62,8 @@ pub struct Event {
     pub user_id: Option<String>,
     pub session_id: Option<String>,
     pub attributes: Map<String, Value>,
-    /// Added by `/collect` from the app's key (a direct put may carry its own).
+    /// Added by `/collect` from the app's key; `direct` for an event without its seal
+    /// (`seal.rs`).
     pub app_id: Option<String>,
     pub app_name: Option<String>,
     /// Added by `/collect`: when it was accepted.
@@ -73,13 +76,12 @@ impl Event {
         self.server_time.unwrap_or(arrival)
     }
 
-    /// The app it counts under: events put without one count under `unknown`.
+    /// The app it counts under (an event read without the seal's check, such as a test's, with
+    /// no app is `direct`'s).
     pub fn app(&self) -> &str {
-        self.app_id.as_deref().unwrap_or(UNKNOWN_APP)
+        self.app_id.as_deref().unwrap_or(DIRECT_APP)
     }
 }
-
-pub const UNKNOWN_APP: &str = "unknown";
 
 fn id_field(
     obj: &Map<String, Value>,
@@ -131,19 +133,40 @@ impl Default for EventDecoder {
     }
 }
 
+/// What `/collect` adds to an event at most (`app_id`, `app_name`, `server_time` and the seal):
+/// a stamped event of the largest size a client may send is still read from the stream.
+pub const STAMP_BYTES: usize = 1024;
+
 impl EventDecoder {
-    pub fn decode(&self, record: &StreamRecord) -> Result<Event, Rejection> {
-        self.decode_bytes(&record.data)
+    /// A record of `EventsStream` as the pipelines see it: within the size limit, its origin as
+    /// the seal says (`seal.rs`), then checked like `/collect` checks it. Also the event's JSON
+    /// as trusted, which the archive keeps.
+    pub fn decode_record(
+        &self,
+        record: &StreamRecord,
+        seal: &IngestSeal,
+    ) -> Result<(Event, Map<String, Value>), Rejection> {
+        let obj = json_object(&record.data, self.max_bytes.saturating_add(STAMP_BYTES))?;
+        let obj = seal.trusted(obj, record.arrival);
+        let event = self.decode_object(&obj, record.arrival)?;
+        Ok((event, obj))
     }
 
-    pub fn decode_bytes(&self, data: &[u8]) -> Result<Event, Rejection> {
+    /// An event's bytes that arrived at `arrival`, taken as they claim (tests, tools).
+    pub fn decode_bytes(&self, data: &[u8], arrival: DateTime<Utc>) -> Result<Event, Rejection> {
         let obj = json_object(data, self.max_bytes)?;
-        self.decode_object(&obj)
+        self.decode_object(&obj, arrival)
     }
 
-    /// The checks in the order a client would fix them: the envelope, the type, the attributes.
-    pub fn decode_object(&self, obj: &Map<String, Value>) -> Result<Event, Rejection> {
+    /// The checks in the order a client would fix them: the envelope, the type, the time (from
+    /// 1970 to a day after `arrival`), the attributes.
+    pub fn decode_object(
+        &self,
+        obj: &Map<String, Value>,
+        arrival: DateTime<Utc>,
+    ) -> Result<Event, Rejection> {
         let event = decode_envelope(obj, |t| self.types.get(t).is_some())?;
+        TimeBounds::EVENT.check("client_time", event.client_time, arrival)?;
         let schema = self.types.get(&event.event_type).expect("a known type");
         schema.validate(&Value::Object(event.attributes.clone()))?;
         Ok(event)

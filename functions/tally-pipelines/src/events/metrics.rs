@@ -1,9 +1,11 @@
-//! Live metrics of app events: counts per app, event type and UTC minute, each `event_id` once
-//! however often it arrives (SDK retries, direct puts repeated, redelivered batches), on the
-//! engine's first sightings ([`tally_engine::sightings`]):
+//! Live metrics of app events: counts per app, event type and UTC minute, each (`app_id`,
+//! `event_id`) once however often it arrives (SDK retries, direct puts repeated, redelivered
+//! batches), on the engine's first sightings ([`tally_engine::sightings`]). The app is the one
+//! the ingest seal vouches for (`seal.rs`): an event put directly counts under `direct`, so it
+//! can neither count for a registered app nor hide one of its events.
 //!
-//! 1. one item per event id (`events#id#<event_id>`): its first sighting, a fact set once, with
-//!    its app, type and minute; it expires (TTL) after the dedupe horizon;
+//! 1. one item per app and event id (`events#id#<len>:<app>#<event_id>`): its first sighting, a
+//!    fact set once, with its app, type and minute; it expires (TTL) after the dedupe horizon;
 //! 2. minute buckets, per app (`events#minute#<minute>#app#<app>`) and for all apps
 //!    (`events#minute#<minute>`), one counter per event type, written once per batch; they
 //!    expire a day after their minute (the longest span the API serves).
@@ -20,6 +22,7 @@ use serde::Serialize;
 use tally_engine::engine::DEFAULT_CONCURRENCY;
 use tally_engine::ports::{DeadLetterSink, StateReader, StateStore};
 use tally_engine::sightings::{count_first_sightings, decode_sighting, encode_sighting, Sightings};
+use tally_engine::windows::plus;
 use tally_engine::windows::MinuteBuckets;
 use tally_engine::{
     Aggregation, BatchHandler, BatchReport, PortError, Rejection, SequenceNumber, Sequenced,
@@ -27,6 +30,7 @@ use tally_engine::{
 };
 
 use super::event::{Event, EventDecoder};
+use super::seal::{IngestSeal, SealKeys, Seals};
 
 pub const NAME: &str = "events-metrics";
 /// The owner of every state item of the metrics (the IAM leading key `events#*`).
@@ -40,8 +44,14 @@ const HORIZON: MinuteBuckets = MinuteBuckets {
 /// The fact of an event id's item.
 const SEEN: &str = "seen";
 
-pub fn event_key(event_id: &str) -> StateKey {
-    StateKey::new(OWNER, &format!("id#{event_id}"))
+/// An event's identity: its app and its id (an app's length first, so no id can pose as
+/// another app's).
+pub fn event_identity(app: &str, event_id: &str) -> String {
+    format!("{}:{app}#{event_id}", app.len())
+}
+
+pub fn event_key(identity: &str) -> StateKey {
+    StateKey::new(OWNER, &format!("id#{identity}"))
 }
 
 fn minute_label(minute: DateTime<Utc>) -> String {
@@ -122,6 +132,7 @@ pub struct OneMore {
 /// The metrics as first sightings.
 struct EventSightings<'a> {
     decoder: &'a EventDecoder,
+    seal: &'a IngestSeal,
     dedupe_seconds: i64,
     grace_seconds: i64,
 }
@@ -136,12 +147,12 @@ impl Sightings for EventSightings<'_> {
     }
 
     fn decode(&self, record: &StreamRecord) -> Result<Option<Counted>, Rejection> {
-        let event = self.decoder.decode(record)?;
+        let (event, _) = self.decoder.decode_record(record, self.seal)?;
         Ok(Some(Counted::of(&event, record.arrival)))
     }
 
     fn id(&self, event: &Counted) -> String {
-        event.event_id.clone()
+        event_identity(&event.app, &event.event_id)
     }
 
     fn sighting_key(&self, id: &String) -> StateKey {
@@ -164,7 +175,10 @@ impl Sightings for EventSightings<'_> {
                 app: first.value.app.clone(),
             };
             delta.facts.insert(SEEN.into(), sighting.encode());
-            delta.expires_at = Some(now + Duration::seconds(self.dedupe_seconds));
+            delta.expires_at = Some(plus(
+                now,
+                Duration::try_seconds(self.dedupe_seconds).unwrap_or(Duration::MAX),
+            ));
         }
         delta
     }
@@ -223,9 +237,11 @@ impl Sightings for EventSightings<'_> {
 }
 
 /// The live metrics function's work for a batch.
-pub struct EventsMetricsHandler<S, D> {
+pub struct EventsMetricsHandler<S, D, K> {
     pub store: S,
     pub dead_letters: D,
+    /// Which events passed through `/collect`.
+    pub seals: Seals<K>,
     pub decoder: EventDecoder,
     pub aggregation: Aggregation,
     pub concurrency: usize,
@@ -235,11 +251,12 @@ pub struct EventsMetricsHandler<S, D> {
     pub grace_seconds: i64,
 }
 
-impl<S, D> EventsMetricsHandler<S, D> {
-    pub fn new(store: S, dead_letters: D) -> Self {
+impl<S, D, K: SealKeys> EventsMetricsHandler<S, D, K> {
+    pub fn new(store: S, dead_letters: D, seal_keys: K) -> Self {
         EventsMetricsHandler {
             store,
             dead_letters,
+            seals: Seals::new(seal_keys),
             decoder: EventDecoder::default(),
             aggregation: Aggregation::PerKey,
             concurrency: DEFAULT_CONCURRENCY,
@@ -249,10 +266,22 @@ impl<S, D> EventsMetricsHandler<S, D> {
     }
 }
 
-impl<S: StateStore, D: DeadLetterSink> EventsMetricsHandler<S, D> {
+impl<S: StateStore, D: DeadLetterSink, K: SealKeys> EventsMetricsHandler<S, D, K> {
     pub async fn run(&self, records: &[StreamRecord], now: DateTime<Utc>) -> BatchReport {
+        let seal = match self.seals.get().await {
+            Ok(seal) => seal,
+            Err(e) => {
+                // Without the key no event's app can be told: the whole batch comes again.
+                let mut report = BatchReport::new(records.len());
+                if let Some(first) = records.iter().map(|r| &r.sequence_number).min() {
+                    report.fail(first, format!("ingest seal key not read: {e}"));
+                }
+                return report;
+            }
+        };
         let sightings = EventSightings {
             decoder: &self.decoder,
+            seal: &seal,
             dedupe_seconds: self.dedupe_seconds,
             grace_seconds: self.grace_seconds,
         };
@@ -270,7 +299,7 @@ impl<S: StateStore, D: DeadLetterSink> EventsMetricsHandler<S, D> {
     }
 }
 
-impl<S: StateStore, D: DeadLetterSink> BatchHandler for EventsMetricsHandler<S, D> {
+impl<S: StateStore, D: DeadLetterSink, K: SealKeys> BatchHandler for EventsMetricsHandler<S, D, K> {
     fn name(&self) -> &str {
         NAME
     }
@@ -312,7 +341,7 @@ pub struct Metrics {
 fn span(minutes: u32, now: DateTime<Utc>) -> Vec<DateTime<Utc>> {
     let (first, _) = MinuteBuckets { minutes }.span_ending(now);
     (0..i64::from(minutes))
-        .map(|i| first + Duration::minutes(i))
+        .map(|i| plus(first, Duration::minutes(i)))
         .collect()
 }
 
@@ -352,7 +381,10 @@ pub fn metrics(
         as_of: now,
         minutes,
         window_start: label(minutes_of[0]),
-        window_end: label(*minutes_of.last().expect("at least a minute") + Duration::minutes(1)),
+        window_end: label(plus(
+            *minutes_of.last().expect("at least a minute"),
+            Duration::minutes(1),
+        )),
         events: totals.values().sum(),
         totals,
         per_minute,
@@ -392,17 +424,18 @@ pub async fn read_metrics<R: StateReader>(
 }
 
 /// What the metrics must say, computed independently from the events as received (in stream
-/// order, with their arrival times): each event id counted once, at its first arrival.
+/// order, with their arrival times, as the seal let them be): each app's event id counted once,
+/// at its first arrival.
 pub fn expected_metrics(
     received: &[(Event, DateTime<Utc>)],
     app_id: Option<&str>,
     minutes: u32,
     now: DateTime<Utc>,
 ) -> Metrics {
-    let mut first: BTreeMap<&str, Counted> = BTreeMap::new();
+    let mut first: BTreeMap<(&str, &str), Counted> = BTreeMap::new();
     for (e, arrival) in received {
         first
-            .entry(e.event_id.as_str())
+            .entry((e.app(), e.event_id.as_str()))
             .or_insert_with(|| Counted::of(e, *arrival));
     }
     let minutes_of = span(minutes, now);

@@ -4,12 +4,15 @@
 //! - `schema.rs`: the event types, compiled from their schemas
 //! - `event.rs`: an event as the contract gives it, decoded and validated
 //! - `collect.rs`: `POST /collect`'s body: decoding, limits, per-event acceptance
-//! - `metrics.rs`: live counts per app, event type and minute, each `event_id` once
+//! - `seal.rs`: which events passed through `/collect` (an HMAC only tally can make); the rest
+//!   count under the app `direct`
+//! - `metrics.rs`: live counts per app, event type and minute, each (`app_id`, `event_id`) once
 
 pub mod collect;
 pub mod event;
 pub mod metrics;
 pub mod schema;
+pub mod seal;
 
 #[cfg(test)]
 mod tests;
@@ -17,3 +20,4 @@ mod tests;
 pub use event::{Event, EventDecoder};
 pub use metrics::{expected_metrics, read_metrics, EventsMetricsHandler, Metrics};
 pub use schema::{EventType, EventTypes};
+pub use seal::{IngestSeal, SealKeys, Seals, DIRECT_APP};

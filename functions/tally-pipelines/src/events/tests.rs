@@ -15,7 +15,7 @@ use tally_engine::{Aggregation, StreamRecord};
 
 use super::collect::{key_hash, App, AppKeys, CollectError, Collector, MAX_BODY_BYTES};
 use super::metrics::{expected_metrics, read_metrics, EventsMetricsHandler};
-use super::{EventDecoder, EventTypes};
+use super::{EventDecoder, EventTypes, IngestSeal, DIRECT_APP};
 
 fn now() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 11, 22, 12, 0, 30).unwrap()
@@ -34,7 +34,16 @@ fn event(id: &str, event_type: &str, attributes: Value) -> Value {
 }
 
 fn decode(v: &Value) -> Result<super::Event, tally_engine::Rejection> {
-    EventDecoder::default().decode_bytes(v.to_string().as_bytes())
+    EventDecoder::default().decode_bytes(v.to_string().as_bytes(), now())
+}
+
+/// The seal key of these tests' stack.
+fn seal_key() -> Vec<u8> {
+    vec![42; super::seal::KEY_BYTES]
+}
+
+fn seal() -> IngestSeal {
+    IngestSeal::new(seal_key())
 }
 
 #[test]
@@ -86,7 +95,7 @@ fn a_valid_event_decodes_with_its_device_and_times() {
         Utc.with_ymd_and_hms(2026, 11, 22, 11, 59, 0).unwrap()
     );
     assert_eq!(e.attributes["price"], json!(2.5));
-    assert_eq!(e.app(), "unknown", "a direct put without an app");
+    assert_eq!(e.app(), DIRECT_APP, "a direct put without an app");
     let mut epoch = event("e2", "app_open", json!({}));
     epoch["client_time"] = json!(1_700_000_000_000i64);
     assert_eq!(
@@ -184,12 +193,12 @@ fn every_kind_of_bad_event_has_its_code_and_a_reason_that_says_where() {
     );
     let d = EventDecoder::default();
     assert_eq!(
-        d.decode_bytes(b"{not json").unwrap_err().code(),
+        d.decode_bytes(b"{not json", now()).unwrap_err().code(),
         "malformed_json"
     );
     let huge = event("e1", "search", json!({"query": "x".repeat(40_000)}));
     assert_eq!(
-        d.decode_bytes(huge.to_string().as_bytes())
+        d.decode_bytes(huge.to_string().as_bytes(), now())
             .unwrap_err()
             .code(),
         "oversized"
@@ -238,10 +247,10 @@ impl RecordPublisher for Stream {
     }
 }
 
-fn collector(refusals: usize) -> Collector<Keys, Stream> {
+fn collector(refusals: usize) -> Collector<Keys, Stream, Vec<u8>> {
     let stream = Stream::default();
     stream.refusals.store(refusals, Ordering::SeqCst);
-    let mut c = Collector::new(Keys, stream);
+    let mut c = Collector::new(Keys, stream, seal_key());
     c.backoff = std::time::Duration::from_millis(1);
     c
 }
@@ -288,6 +297,10 @@ async fn collect_accepts_each_valid_event_and_lists_the_rest_by_index() {
         .iter()
         .map(|r| {
             let v: Value = serde_json::from_slice(&r.data).unwrap();
+            let Value::Object(sealed) = &v else {
+                panic!("{v}")
+            };
+            assert!(seal().verifies(sealed), "sealed by /collect: {v}");
             assert_eq!(v["app_id"], "app-1");
             assert_eq!(v["app_name"], "Flyers");
             assert_eq!(v["server_time"], "2026-11-22T12:00:30.000Z");
@@ -431,41 +444,70 @@ fn attributes(t: &str, i: u64) -> Value {
 }
 
 /// Events of three apps over 20 minutes on two shards (by device), with SDK retries that repeat
-/// an event id (sometimes minutes later), direct puts without an app, and garbage.
+/// an event id (sometimes minutes later), direct puts without an app, forged copies of an app's
+/// events (its app id and an early server time, without the seal), times out of range, and
+/// garbage.
 fn random_records(seed: u64, n: u64) -> Vec<StreamRecord> {
     let mut rng = SeededRng::new(seed);
     let start = now() - Duration::minutes(20);
     let mut sent: Vec<(Value, u64)> = Vec::new();
     let mut out = Vec::new();
     let mut positions = [0u64; 2];
+    let sealed = |v: Value| match v {
+        Value::Object(m) => Value::Object(seal().seal(m)).to_string(),
+        other => other.to_string(),
+    };
     for i in 0..n {
         let arrival = start + Duration::milliseconds((i as i64) * 1_200_000 / n as i64);
-        let (data, device) = match rng.below(25) {
+        let (data, device) = match rng.below(30) {
             0 if !sent.is_empty() => {
                 // A retry: the same event, stamped again by /collect later.
                 let (mut v, device) = sent[rng.below(sent.len() as u64) as usize].clone();
-                v["server_time"] = json!(arrival.to_rfc3339());
-                (v.to_string(), device)
+                if v.get("app_id").is_some() {
+                    v["server_time"] = json!(arrival.to_rfc3339());
+                    (sealed(v), device)
+                } else {
+                    (v.to_string(), device)
+                }
             }
             1 => ("{\"event_id\":".to_string(), rng.below(6)),
             2 => (
                 event(&format!("bad{i}"), "click", json!({})).to_string(),
                 rng.below(6),
             ),
+            3 if !sent.is_empty() => {
+                // A forgery: an app's event put directly with its app id and an early server
+                // time, but no seal.
+                let (mut v, device) = sent[rng.below(sent.len() as u64) as usize].clone();
+                v["app_id"] = json!("app-1");
+                v["app_name"] = json!("Not Flyers");
+                v["server_time"] = json!("2000-01-01T00:00:00Z");
+                (v.to_string(), device)
+            }
+            4 => {
+                let mut v = event(&format!("late{i}"), "app_open", json!({}));
+                v["client_time"] = match rng.below(3) {
+                    0 => json!(8_210_266_876_799_999i64),
+                    1 => json!("9999-12-31T23:59:59Z"),
+                    _ => json!(-1),
+                };
+                (sealed(v), rng.below(6))
+            }
             _ => {
                 let t = TYPES[rng.below(4) as usize];
                 let device = rng.below(6);
                 let mut v = event(&format!("ev-{i}"), t, attributes(t, i));
                 v["device"]["id"] = json!(format!("d{device}"));
-                match rng.below(4) {
-                    0 => {} // a direct put: no app, no server time
+                let data = match rng.below(4) {
+                    0 => v.to_string(), // a direct put: no app, no server time
                     n => {
                         v["app_id"] = json!(format!("app-{n}"));
                         v["server_time"] = json!(arrival.to_rfc3339());
+                        sealed(v.clone())
                     }
-                }
-                sent.push((v.clone(), device));
-                (v.to_string(), device)
+                };
+                sent.push((v, device));
+                (data, device)
             }
         };
         let s = (device % 2) as usize;
@@ -488,11 +530,14 @@ fn received(records: &[StreamRecord]) -> Vec<(super::Event, DateTime<Utc>)> {
         .sort_by(|a, b| (&a.shard_id, &a.sequence_number).cmp(&(&b.shard_id, &b.sequence_number)));
     by_shard
         .into_iter()
-        .filter_map(|r| Some((EventDecoder::default().decode(r).ok()?, r.arrival)))
+        .filter_map(|r| {
+            let (event, _) = EventDecoder::default().decode_record(r, &seal()).ok()?;
+            Some((event, r.arrival))
+        })
         .collect()
 }
 
-type Handler<'a> = EventsMetricsHandler<&'a MemoryStateStore, &'a MemoryDeadLetters>;
+type Handler<'a> = EventsMetricsHandler<&'a MemoryStateStore, &'a MemoryDeadLetters, Vec<u8>>;
 
 #[tokio::test]
 async fn metrics_equal_an_independent_computation_whatever_the_batching() {
@@ -514,11 +559,11 @@ async fn metrics_equal_an_independent_computation_whatever_the_batching() {
             (800, 3, Aggregation::PerKey),
         ] {
             let (store, dl) = (MemoryStateStore::new(), MemoryDeadLetters::default());
-            let mut h: Handler = EventsMetricsHandler::new(&store, &dl);
+            let mut h: Handler = EventsMetricsHandler::new(&store, &dl, seal_key());
             h.aggregation = aggregation;
             deliver_like_lambda(&h, &records, batch, repeats, now()).await;
             let case = format!("seed {seed} batch {batch} x{repeats} {aggregation:?}");
-            for app in [None, Some("app-1"), Some("app-3"), Some("unknown")] {
+            for app in [None, Some("app-1"), Some("app-3"), Some(DIRECT_APP)] {
                 for minutes in [1, 15, 60] {
                     let got = read_metrics(&store, app, minutes, now()).await.unwrap();
                     assert_eq!(
@@ -543,7 +588,7 @@ async fn metrics_equal_an_independent_computation_whatever_the_batching() {
                 .collect();
             assert_eq!(
                 codes,
-                ["malformed_json", "schema_violation"]
+                ["malformed_json", "schema_violation", "time_out_of_range"]
                     .map(String::from)
                     .into(),
                 "{case}"
@@ -561,13 +606,13 @@ async fn a_crash_after_any_write_loses_and_doubles_nothing() {
     let expected = expected_metrics(&received(&records), None, 60, now());
     let clean = {
         let (store, dl) = (MemoryStateStore::new(), MemoryDeadLetters::default());
-        let h: Handler = EventsMetricsHandler::new(&store, &dl);
+        let h: Handler = EventsMetricsHandler::new(&store, &dl, seal_key());
         h.run(&records, now()).await.writes
     };
     assert!(clean > 20, "both steps write: {clean}");
     for (n, only) in (0..clean).flat_map(|n| [(n, false), (n, true)]) {
         let (store, dl) = (MemoryStateStore::new(), MemoryDeadLetters::default());
-        let h: Handler = EventsMetricsHandler::new(&store, &dl);
+        let h: Handler = EventsMetricsHandler::new(&store, &dl, seal_key());
         // A crash after n writes, or only the n-th write throttled and the others done.
         if only {
             store.fail_only(n);
@@ -587,9 +632,62 @@ async fn a_crash_after_any_write_loses_and_doubles_nothing() {
 async fn a_batch_reports_what_it_counted_per_type_for_the_metrics_line() {
     let records = random_records(3, 300);
     let (store, dl) = (MemoryStateStore::new(), MemoryDeadLetters::default());
-    let h: Handler = EventsMetricsHandler::new(&store, &dl);
+    let h: Handler = EventsMetricsHandler::new(&store, &dl, seal_key());
     let report = h.run(&records, now()).await;
     let expected = expected_metrics(&received(&records), None, 60, now());
     let per_type: BTreeMap<String, u64> = report.counted.clone();
     assert_eq!(per_type, expected.totals);
+}
+
+#[tokio::test]
+async fn a_forged_direct_event_neither_replaces_nor_counts_for_a_registered_app() {
+    let arrival = now() - Duration::minutes(5);
+    let mut own = event("e1", "click", attributes("click", 1));
+    own["app_id"] = json!("app-1");
+    own["app_name"] = json!("Flyers");
+    own["server_time"] = json!(arrival.to_rfc3339());
+    let Value::Object(own_map) = own.clone() else {
+        unreachable!()
+    };
+    let sealed = Value::Object(seal().seal(own_map)).to_string();
+    // The same id and app, an earlier server time, put straight onto the stream, before and
+    // after the app's own event; and one under a new id.
+    let mut forged = own.clone();
+    forged["server_time"] = json!("2000-01-01T00:00:00Z");
+    let mut forged_new = forged.clone();
+    forged_new["event_id"] = json!("e2");
+    let record = |n: u64, data: String, minutes_ago: i64| StreamRecord {
+        shard_id: SHARDS[0].into(),
+        sequence_number: kinesis_sequence(n),
+        partition_key: "d1".into(),
+        data: data.into_bytes(),
+        arrival: now() - Duration::minutes(minutes_ago),
+    };
+    let records = [
+        record(1, forged.to_string(), 6),
+        record(2, sealed, 5),
+        record(3, forged.to_string(), 4),
+        record(4, forged_new.to_string(), 4),
+    ];
+    let (store, dl) = (MemoryStateStore::new(), MemoryDeadLetters::default());
+    let h: Handler = EventsMetricsHandler::new(&store, &dl, seal_key());
+    deliver_like_lambda(&h, &records, 1, 2, now()).await;
+    let app = read_metrics(&store, Some("app-1"), 60, now())
+        .await
+        .unwrap();
+    assert_eq!(app.events, 1, "only the app's own event counts for it");
+    let minute = |m: &super::Metrics| {
+        m.per_minute
+            .iter()
+            .filter(|c| c.events > 0)
+            .map(|c| c.minute.clone())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(minute(&app), ["2026-11-22T11:55:00Z"], "at its own arrival");
+    let direct = read_metrics(&store, Some(DIRECT_APP), 60, now())
+        .await
+        .unwrap();
+    assert_eq!(direct.events, 2, "the forgeries count once each, as direct");
+    let all = read_metrics(&store, None, 60, now()).await.unwrap();
+    assert_eq!(all.events, 3);
 }

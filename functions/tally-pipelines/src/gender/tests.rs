@@ -36,14 +36,17 @@ fn record(i: u64, data: &str) -> StreamRecord {
     }
 }
 
+/// A visit at `ts`, arriving then (or at `now()` if that is later).
 fn visit(i: u64, cid: &str, g: &str, ts: DateTime<Utc>) -> StreamRecord {
-    record(
+    let mut r = record(
         i,
         &format!(
             r#"{{"cid":"{cid}","gndr":"{g}","ts":"{}"}}"#,
             ts.to_rfc3339()
         ),
-    )
+    );
+    r.arrival = r.arrival.max(ts);
+    r
 }
 
 /// A model on the engine, with the test's ports.

@@ -1,10 +1,11 @@
 //! Visits: the records of `VisitsStream`, and their decoding and validation.
 
-use chrono::{DateTime, NaiveDate, TimeZone, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
-use tally_engine::{json_object, Rejection, StreamRecord};
+use tally_engine::event_time::parse_time;
+use tally_engine::{json_object, Rejection, StreamRecord, TimeBounds};
 
 /// The two genders of the contract. Case-insensitive on input, lower case on output.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -152,7 +153,7 @@ impl VisitDecoder {
         };
         let event_time = match obj.get("ts") {
             None | Some(serde_json::Value::Null) => record.arrival,
-            Some(v) => parse_event_time(v)?,
+            Some(v) => TimeBounds::EVENT.check("ts", parse_time("ts", v)?, record.arrival)?,
         };
         Ok(Visit {
             cid,
@@ -162,59 +163,10 @@ impl VisitDecoder {
     }
 }
 
-/// `ts`: an RFC 3339 string or epoch milliseconds (a JSON integer, or a string of digits).
-pub fn parse_event_time(v: &serde_json::Value) -> Result<DateTime<Utc>, Rejection> {
-    parse_time("ts", v)
-}
-
-/// A time field: an RFC 3339 string or epoch milliseconds (a JSON integer, or a string of digits).
-pub fn parse_time(field: &'static str, v: &serde_json::Value) -> Result<DateTime<Utc>, Rejection> {
-    let invalid = |reason: String| Rejection::InvalidField { field, reason };
-    match v {
-        serde_json::Value::String(s) => {
-            if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) {
-                let ms: i64 = s
-                    .parse()
-                    .map_err(|_| invalid(format!("epoch milliseconds {s:?} out of range")))?;
-                return from_epoch_ms(ms)
-                    .ok_or_else(|| invalid(format!("epoch milliseconds {ms} out of range")));
-            }
-            DateTime::parse_from_rfc3339(s)
-                .map(|t| t.with_timezone(&Utc))
-                .map_err(|e| {
-                    invalid(format!(
-                        "{s:?} is not RFC 3339 ({e}) nor epoch milliseconds"
-                    ))
-                })
-        }
-        serde_json::Value::Number(n) => {
-            let ms = n.as_i64().ok_or_else(|| {
-                invalid(format!(
-                    "{n} is not an integer number of epoch milliseconds"
-                ))
-            })?;
-            from_epoch_ms(ms)
-                .ok_or_else(|| invalid(format!("epoch milliseconds {ms} out of range")))
-        }
-        other => Err(Rejection::wrong_type(
-            field,
-            "an RFC 3339 string or epoch milliseconds",
-            other,
-        )),
-    }
-}
-
-fn from_epoch_ms(ms: i64) -> Option<DateTime<Utc>> {
-    // Negative times are almost always a unit bug (seconds vs ms would be positive, so keep it simple).
-    if ms < 0 {
-        return None;
-    }
-    Utc.timestamp_millis_opt(ms).single()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use chrono::TimeZone;
     use tally_engine::SequenceNumber;
 
     fn rec(data: &[u8]) -> StreamRecord {
@@ -284,10 +236,18 @@ mod tests {
             (r#"{"cid":"a b","gndr":"male"}"#, "has a character"),
             (
                 r#"{"cid":"C1","gndr":"male","ts":"yesterday"}"#,
-                "not RFC 3339",
+                "not an RFC 3339",
             ),
             (r#"{"cid":"C1","gndr":"male","ts":1.5}"#, "not an integer"),
             (r#"{"cid":"C1","gndr":"male","ts":-5}"#, "out of range"),
+            (
+                r#"{"cid":"C1","gndr":"male","ts":8210266876799999}"#,
+                "ts out of range",
+            ),
+            (
+                r#"{"cid":"C1","gndr":"male","ts":"2026-11-23T10:00:01Z"}"#,
+                "is after 2026-11-23T10:00:00+00:00",
+            ),
             (r#"{"cid":"C1","gndr":"male","ts":[1]}"#, "field ts must be"),
         ];
         for (input, expected) in cases {

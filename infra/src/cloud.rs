@@ -16,6 +16,7 @@ use crate::clients::{Clients, Endpoints};
 use crate::edge::{Control, EdgeRouter};
 use crate::emulators::{port_is_free, EmulatorError, EmulatorPorts, Emulators};
 use crate::esm::{Mapping, MappingSpec, QueueMapping, QueueMappingSpec};
+use crate::faults::Faults;
 use crate::firehose::{Delivery, DeliverySpec};
 use crate::lambda::{function_specs, FunctionHost};
 use crate::provision::{provision, ProvisionError, Provisioned};
@@ -93,6 +94,8 @@ pub struct CloudOptions {
     /// How long a poller waits after a failed read, and an SQS poller after an empty one
     /// (idle shards wait for a Kinesis write instead: `kinesis::wakeup`).
     pub idle_poll: Duration,
+    /// Faults on demand (`--faults`), armed once the cloud is provisioned.
+    pub faults: Arc<Faults>,
 }
 
 impl CloudOptions {
@@ -108,6 +111,7 @@ impl CloudOptions {
             api_port: 5000,
             run_streams: true,
             idle_poll: Duration::from_millis(100),
+            faults: Faults::none(),
         }
     }
 }
@@ -201,6 +205,8 @@ pub struct LocalCloud {
     pub queue_mappings: Vec<Arc<QueueMapping>>,
     pub deliveries: Vec<Arc<Delivery>>,
     pub activity: Arc<Activity>,
+    /// Faults on demand, and what they injected so far.
+    pub faults: Arc<Faults>,
     shutdown: watch::Sender<bool>,
     servers: Vec<JoinHandle<()>>,
     delivery_tasks: Vec<JoinHandle<()>>,
@@ -239,7 +245,7 @@ impl LocalCloud {
 
         let edge_listener = bind(opts.edge_port, "edge endpoint", "--edge-port").await?;
         let edge_url = format!("http://{}", edge_listener.local_addr()?);
-        let router = EdgeRouter::new(ports.backends());
+        let router = EdgeRouter::with_faults(ports.backends(), opts.faults.clone());
         let mut servers = vec![tokio::spawn(router.clone().serve(edge_listener))];
         template.queue_endpoint = edge_url.clone();
         let clients = Clients::new(&Endpoints::all(&edge_url)).await;
@@ -296,6 +302,7 @@ impl LocalCloud {
                     functions.clone(),
                     opts.idle_poll,
                     router.kinesis_writes().clone(),
+                    opts.faults.clone(),
                 );
                 delivery_tasks.push(tokio::spawn(d.clone().run(shutdown_rx.clone())));
                 deliveries.push(d);
@@ -308,6 +315,9 @@ impl LocalCloud {
             deliveries: deliveries.clone(),
         });
         router.set_control(activity.clone());
+
+        // Faults from here on: provisioning is not what they test.
+        opts.faults.arm();
 
         // The API last: when it answers, everything else is running.
         let api_listener = bind(opts.api_port, "API", "--api-port").await?;
@@ -328,6 +338,7 @@ impl LocalCloud {
             queue_mappings,
             deliveries,
             activity,
+            faults: opts.faults.clone(),
             shutdown,
             servers,
             delivery_tasks,

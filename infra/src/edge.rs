@@ -17,6 +17,7 @@ use hyper_util::client::legacy::{connect::HttpConnector, Client};
 use hyper_util::rt::TokioExecutor;
 use tokio::net::TcpListener;
 
+use crate::faults::{Fault, Faults};
 use crate::http::{error_response, Body};
 use crate::kinesis::{wakeup::stream_of_put, KinesisWrites};
 
@@ -64,6 +65,7 @@ pub struct EdgeRouter {
     counts: Mutex<BTreeMap<String, u64>>,
     control: Mutex<Option<Arc<dyn Control>>>,
     kinesis_writes: KinesisWrites,
+    faults: Arc<Faults>,
 }
 
 /// The service a request is for.
@@ -115,15 +117,158 @@ pub fn operation_of<B>(service: &str, req: &Request<B>) -> String {
     }
 }
 
+/// An AWS error answer in the JSON protocols' shape.
+fn aws_json_error(
+    status: StatusCode,
+    content_type: &str,
+    kind: &str,
+    message: &str,
+) -> Response<Body> {
+    Response::builder()
+        .status(status)
+        .header("content-type", content_type)
+        .header("x-amzn-errortype", kind)
+        .body(crate::http::full(
+            serde_json::json!({ "__type": kind, "message": message }).to_string(),
+        ))
+        .expect("status and headers are valid")
+}
+
+/// The answer AWS gives a request that `fault` fails whole.
+pub fn fault_response(fault: Fault) -> Response<Body> {
+    const DYNAMODB: &str = "application/x-amz-json-1.0";
+    const JSON: &str = "application/x-amz-json-1.1";
+    match fault {
+        Fault::DynamoThrottle => aws_json_error(
+            StatusCode::BAD_REQUEST,
+            DYNAMODB,
+            "com.amazonaws.dynamodb.v20120810#ProvisionedThroughputExceededException",
+            "The level of configured provisioned throughput for the table was exceeded. Consider increasing your provisioning level with the UpdateTable API.",
+        ),
+        Fault::DynamoError => aws_json_error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            DYNAMODB,
+            "com.amazonaws.dynamodb.v20120810#InternalServerError",
+            "Internal server error",
+        ),
+        Fault::KinesisThrottle => aws_json_error(
+            StatusCode::BAD_REQUEST,
+            JSON,
+            "ProvisionedThroughputExceededException",
+            "Rate exceeded for the stream (injected by tally up --faults).",
+        ),
+        Fault::KinesisError => aws_json_error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            JSON,
+            "InternalFailure",
+            "Internal service failure (injected by tally up --faults).",
+        ),
+        Fault::FirehoseThrottle => aws_json_error(
+            StatusCode::BAD_REQUEST,
+            JSON,
+            "ServiceUnavailableException",
+            "Slow down (injected by tally up --faults).",
+        ),
+        Fault::S3Error | Fault::LambdaCrash => Response::builder()
+            .status(StatusCode::SERVICE_UNAVAILABLE)
+            .header("content-type", "application/xml")
+            .body(crate::http::full(
+                "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message><RequestId>tally-faults</RequestId></Error>",
+            ))
+            .expect("status and headers are valid"),
+    }
+}
+
+/// `PutRecords` throttled record by record, as Kinesis does under load: the request for the
+/// records that pass, and where each refused one sits in the answer.
+struct PartialPut {
+    body: hyper::body::Bytes,
+    refused: Vec<usize>,
+    total: usize,
+}
+
+fn partial_put(body: &[u8], faults: &Faults) -> Option<PartialPut> {
+    let mut request: serde_json::Value = serde_json::from_slice(body).ok()?;
+    let records = request.get_mut("Records")?.as_array_mut()?;
+    let total = records.len();
+    let mut refused = Vec::new();
+    let mut kept = Vec::new();
+    for (i, r) in std::mem::take(records).into_iter().enumerate() {
+        if faults.strikes(Fault::KinesisThrottle) {
+            refused.push(i);
+        } else {
+            kept.push(r);
+        }
+    }
+    *records = kept;
+    Some(PartialPut {
+        body: serde_json::to_vec(&request).ok()?.into(),
+        refused,
+        total,
+    })
+}
+
+/// The answer to the whole `PutRecords`: Kinesis' entries for the records it took, in order,
+/// with the refused ones in their places.
+fn merge_put_answer(answer: Option<&[u8]>, put: &PartialPut) -> Option<Vec<u8>> {
+    let taken: Vec<serde_json::Value> = match answer {
+        Some(a) => serde_json::from_slice::<serde_json::Value>(a)
+            .ok()?
+            .get("Records")?
+            .as_array()?
+            .clone(),
+        None => Vec::new(),
+    };
+    let mut taken = taken.into_iter();
+    let mut failed = 0;
+    let mut records = Vec::with_capacity(put.total);
+    for i in 0..put.total {
+        if put.refused.contains(&i) {
+            records.push(serde_json::json!({
+                "ErrorCode": "ProvisionedThroughputExceededException",
+                "ErrorMessage": "Rate exceeded for shard in stream under account 123456789012 (injected by tally up --faults).",
+            }));
+            failed += 1;
+        } else {
+            let entry = taken.next()?;
+            if entry.get("ErrorCode").is_some() {
+                failed += 1;
+            }
+            records.push(entry);
+        }
+    }
+    serde_json::to_vec(&serde_json::json!({ "FailedRecordCount": failed, "Records": records })).ok()
+}
+
 impl EdgeRouter {
     pub fn new(backends: Backends) -> Arc<Self> {
+        Self::with_faults(backends, Faults::none())
+    }
+
+    /// An edge that fails requests as `faults` says.
+    pub fn with_faults(backends: Backends, faults: Arc<Faults>) -> Arc<Self> {
         Arc::new(Self {
             backends,
             client: Client::builder(TokioExecutor::new()).build_http(),
             counts: Mutex::new(BTreeMap::new()),
             control: Mutex::new(None),
             kinesis_writes: KinesisWrites::default(),
+            faults,
         })
+    }
+
+    /// A fault that fails this request whole, if one strikes.
+    fn whole_request_fault(&self, service: &str, operation: &str) -> Option<Fault> {
+        let candidates: &[Fault] = match service {
+            "dynamodb" => &[Fault::DynamoThrottle, Fault::DynamoError],
+            // PutRecords' throttling is per record (below).
+            "kinesis" if operation == "kinesis:PutRecords" => &[Fault::KinesisError],
+            "kinesis" => &[Fault::KinesisThrottle, Fault::KinesisError],
+            "s3" => &[Fault::S3Error],
+            "firehose" => &[Fault::FirehoseThrottle],
+            _ => &[],
+        };
+        candidates.iter().copied().find(|f| self.faults.strikes(*f))
     }
 
     /// What the shard readers wait on.
@@ -171,6 +316,11 @@ impl EdgeRouter {
             operation.as_str(),
             "kinesis:PutRecord" | "kinesis:PutRecords"
         );
+        if let Some(fault) = self.whole_request_fault(&service, &operation) {
+            return Ok(fault_response(fault));
+        }
+        let throttles_records =
+            operation == "kinesis:PutRecords" && self.faults.active(Fault::KinesisThrottle);
         *self.counts.lock().unwrap().entry(operation).or_default() += 1;
         // A write's stream is in its body: read it whole (at most 5 MB) to wake that stream's
         // readers once it is acknowledged.
@@ -186,6 +336,11 @@ impl EdgeRouter {
                 }
             };
             let stream = stream_of_put(&bytes);
+            if throttles_records {
+                if let Some(put) = partial_put(&bytes, &self.faults) {
+                    return Ok(self.put_in_part(parts, put, stream).await);
+                }
+            }
             (Request::from_parts(parts, crate::http::full(bytes)), stream)
         } else {
             (Request::from_parts(parts, body.boxed()), None)
@@ -217,6 +372,60 @@ impl EdgeRouter {
                 StatusCode::BAD_GATEWAY,
                 &format!("{service} emulator on port {port} did not answer: {e}"),
             )),
+        }
+    }
+
+    /// `PutRecords` with some records refused: the rest go to Kinesis, and the answer is the
+    /// whole request's.
+    async fn put_in_part(
+        &self,
+        parts: hyper::http::request::Parts,
+        put: PartialPut,
+        stream: Option<String>,
+    ) -> Response<Body> {
+        let answer = if put.refused.len() == put.total {
+            None
+        } else {
+            let mut parts = parts;
+            parts.headers.remove(hyper::header::CONTENT_LENGTH);
+            let port = self.backends.port_for("kinesis");
+            parts.uri = match format!("http://127.0.0.1:{port}/").parse() {
+                Ok(u) => u,
+                Err(e) => return error_response(StatusCode::BAD_REQUEST, &e.to_string()),
+            };
+            let req = Request::from_parts(parts, crate::http::full(put.body.clone()));
+            let resp = match self.client.request(req).await {
+                Ok(r) => r,
+                Err(e) => {
+                    return error_response(
+                        StatusCode::BAD_GATEWAY,
+                        &format!("kinesis emulator on port {port} did not answer: {e}"),
+                    )
+                }
+            };
+            let (head, body) = resp.into_parts();
+            let bytes = match body.collect().await {
+                Ok(b) => b.to_bytes(),
+                Err(e) => return error_response(StatusCode::BAD_GATEWAY, &e.to_string()),
+            };
+            if !head.status.is_success() {
+                return Response::from_parts(head, crate::http::full(bytes));
+            }
+            if let Some(stream) = &stream {
+                self.kinesis_writes.written(stream);
+            }
+            Some(bytes)
+        };
+        match merge_put_answer(answer.as_deref(), &put) {
+            Some(body) => Response::builder()
+                .status(StatusCode::OK)
+                .header("content-type", "application/x-amz-json-1.1")
+                .body(crate::http::full(body))
+                .expect("status and header are valid"),
+            None => error_response(
+                StatusCode::BAD_GATEWAY,
+                "kinesis emulator answered PutRecords with an unreadable body",
+            ),
         }
     }
 

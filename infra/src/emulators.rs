@@ -149,11 +149,30 @@ impl Emulators {
             "-Djava.library.path={}",
             dynamo_lib.join("DynamoDBLocal_lib").display()
         ))
-        .arg("-Xmx1g")
-        .arg("-cp")
-        .arg(dynamo_lib.join("DynamoDBLocal.jar"))
-        .arg(root.join("infra/java/LoopbackDynamoDB.java"))
-        .args([
+        .arg("-Xmx1g");
+        let launcher = root.join("infra/java/LoopbackDynamoDB.java");
+        let compiled = root.join("target/java");
+        let fresh = |class: &Path| -> Option<bool> {
+            Some(
+                class.metadata().ok()?.modified().ok()?
+                    >= launcher.metadata().ok()?.modified().ok()?,
+            )
+        };
+        if fresh(&compiled.join("LoopbackDynamoDB.class")) == Some(true) {
+            // Compiled by `make setup`.
+            let classpath = std::env::join_paths([dynamo_lib.join("DynamoDBLocal.jar"), compiled])
+                .map_err(|e| EmulatorError::Failed {
+                    what: "DynamoDB Local",
+                    detail: e.to_string(),
+                    log: log_dir.display().to_string(),
+                })?;
+            java.arg("-cp").arg(classpath).arg("LoopbackDynamoDB");
+        } else {
+            java.arg("-cp")
+                .arg(dynamo_lib.join("DynamoDBLocal.jar"))
+                .arg(&launcher);
+        }
+        java.args([
             "-inMemory",
             "-sharedDb",
             "-disableTelemetry",

@@ -23,6 +23,7 @@ pub mod cloud;
 pub mod edge;
 pub mod emulators;
 pub mod esm;
+pub mod faults;
 pub mod firehose;
 pub mod http;
 pub mod kinesis;

@@ -5,6 +5,7 @@
 
 mod api_fuzz;
 mod events;
+mod faults;
 mod gender;
 mod lake;
 mod local_cloud;

@@ -80,8 +80,9 @@ async fn every_function_reads_its_variables(params: &[(&str, &str)], functions: 
             "functions/live-api" => live_api::LiveApi::from_env(&sdk, &env).map(drop),
             "functions/collect" => collect::CollectApi::from_env(&sdk, &env).map(drop),
             "functions/events-metrics" => events_metrics::from_env(&sdk, &env).map(drop),
-            // Firehose's transformation: no configuration at all.
-            "functions/events-router" => Ok(()),
+            "functions/events-router" => {
+                events_router::EventsRouter::from_env(&sdk, &env).map(drop)
+            }
             other => panic!("{id}: no from_env known for {other}: add it to this test"),
         };
         built.unwrap_or_else(|e| panic!("{id}: {e}"));

@@ -143,8 +143,20 @@ pub fn aggregation(env: &Env) -> Result<Aggregation, ConfigError> {
 }
 
 /// The SDK configuration. Honours `AWS_ENDPOINT_URL` (the local cloud's edge endpoint).
+/// The functions' SDK configuration: the environment's credentials, region and endpoint, and
+/// retries for throttling as DynamoDB and Kinesis advise (up to 8 attempts from 50 ms, at most
+/// 5 s apart): with the SDK's default 3 attempts from 1 s, a batch of hundreds of writes at 10%
+/// throttling failed on one write in two tries (one failed write retries the whole batch).
 pub async fn sdk_config() -> SdkConfig {
-    aws_config::defaults(BehaviorVersion::latest()).load().await
+    aws_config::defaults(BehaviorVersion::latest())
+        .retry_config(
+            aws_config::retry::RetryConfig::standard()
+                .with_max_attempts(8)
+                .with_initial_backoff(std::time::Duration::from_millis(50))
+                .with_max_backoff(std::time::Duration::from_secs(5)),
+        )
+        .load()
+        .await
 }
 
 /// An S3 client; path-style addressing when a custom endpoint is set (emulators have no

@@ -34,10 +34,16 @@ pub async fn run(args: Args, ctx: &Context) -> Result<()> {
     let mut opts = ctx.cloud_options(args.bin_dir);
     opts.params = super::parse_params(&args.params)?;
     let url = ctx.edge_url();
+    // One try: nothing listening is the usual answer, not a fault to retry.
     let running = Clients::new(&Endpoints::all(&url))
         .await
         .dynamodb
         .list_tables()
+        .customize()
+        .config_override(
+            aws_sdk_dynamodb::config::Builder::default()
+                .retry_config(aws_config::retry::RetryConfig::disabled()),
+        )
         .send()
         .await
         .is_ok();

@@ -137,6 +137,13 @@ pub struct CloudArgs {
     /// Folder of the function binaries (default: the folder of this tally executable).
     #[arg(long, value_name = "DIR")]
     pub bin_dir: Option<PathBuf>,
+    /// Fail as AWS fails: service:kind=rate,... (dynamodb:throttle, dynamodb:error,
+    /// kinesis:throttle, kinesis:error, s3:error, firehose:throttle, lambda:crash).
+    #[arg(long, value_name = "SPEC")]
+    pub faults: Option<String>,
+    /// Seed of the faults' draws (the same seed, the same sequence of draws).
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub faults_seed: u64,
 }
 
 /// `--param NAME=VALUE` flags as template parameter overrides.
@@ -157,6 +164,11 @@ impl CloudArgs {
         opts.params = parse_params(&self.params)?;
         opts.edge_port = self.edge_port;
         opts.api_port = self.api_port;
+        if let Some(spec) = &self.faults {
+            let spec =
+                crate::faults::FaultSpec::parse(spec).map_err(|e| anyhow!("--faults: {e}"))?;
+            opts.faults = crate::faults::Faults::new(spec, self.faults_seed);
+        }
         Ok(opts)
     }
 }

@@ -27,6 +27,10 @@ pub async fn run(args: Args, ctx: &Context) -> Result<()> {
 
 fn print_cloud(cloud: &LocalCloud) {
     println!("tally local cloud is running");
+    let faults = cloud.faults.spec();
+    if !faults.is_empty() {
+        println!("  faults         {faults} (as AWS fails under load; every client retries)");
+    }
     println!(
         "  edge endpoint  {}   (export AWS_ENDPOINT_URL={})",
         cloud.edge_url, cloud.edge_url

@@ -20,6 +20,7 @@ use chrono::{DateTime, Utc};
 use serde_json::Value as Json;
 use tokio::sync::{mpsc, oneshot, watch};
 
+use crate::faults::{Fault, Faults};
 use crate::kinesis::{for_each_shard, KinesisWrites, ShardReader, StartAt};
 use crate::lambda::FunctionHost;
 use crate::template::scalar_string;
@@ -52,9 +53,19 @@ pub struct Delivery {
     read_to_end: Mutex<HashMap<String, Option<Instant>>>,
     flush_requests: mpsc::Sender<oneshot::Sender<()>>,
     flush_inbox: Mutex<Option<mpsc::Receiver<oneshot::Sender<()>>>>,
+    /// `firehose:throttle` fails deliveries to S3 (retried, as Firehose retries for a day).
+    faults: Arc<Faults>,
 }
 
+/// Invocations of a transformation Lambda per batch: the first and Firehose's default three
+/// retries; a batch that fails them all is kept under the error prefix (`processing-failed`).
+const TRANSFORM_ATTEMPTS: u32 = 4;
+/// Attempts to write one object to S3 (Firehose retries for up to a day; here for minutes, so a
+/// stopping cloud cannot hang on a bucket that is gone).
+const PUT_ATTEMPTS: u32 = 60;
+
 impl Delivery {
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         spec: DeliverySpec,
         kinesis: aws_sdk_kinesis::Client,
@@ -62,6 +73,7 @@ impl Delivery {
         functions: BTreeMap<String, Arc<FunctionHost>>,
         idle_poll: Duration,
         writes: KinesisWrites,
+        faults: Arc<Faults>,
     ) -> Arc<Self> {
         let (flush_requests, flush_inbox) = mpsc::channel(16);
         Arc::new(Delivery {
@@ -75,6 +87,7 @@ impl Delivery {
             read_to_end: Mutex::default(),
             flush_requests,
             flush_inbox: Mutex::new(Some(flush_inbox)),
+            faults,
         })
     }
 
@@ -319,9 +332,17 @@ impl Delivery {
                         })
                         .collect();
                     let event = serde_json::json!({"invocationId": uuid::Uuid::new_v4().to_string(), "deliveryStreamArn": format!("arn:aws:firehose:{}:{}:deliverystream/{}", crate::template::REGION, crate::template::ACCOUNT, self.spec.name), "region": crate::template::REGION, "records": records});
-                    let response = host
-                        .invoke(serde_json::to_vec(&event).unwrap_or_default())
-                        .await;
+                    let event = serde_json::to_vec(&event).unwrap_or_default();
+                    let mut response = host.invoke(event.clone()).await;
+                    for attempt in 1..TRANSFORM_ATTEMPTS {
+                        let Err(e) = &response else { break };
+                        eprintln!(
+                            "{}: transformation {f} failed (attempt {attempt} of {TRANSFORM_ATTEMPTS}): {e}",
+                            self.spec.logical_id
+                        );
+                        tokio::time::sleep(Duration::from_millis(100 << attempt)).await;
+                        response = host.invoke(event.clone()).await;
+                    }
                     let results: BTreeMap<String, Json> = response
                         .ok()
                         .and_then(|b| serde_json::from_slice::<Json>(&b).ok())
@@ -372,27 +393,29 @@ impl Delivery {
         } else {
             body
         };
-        for attempt in 0..5u32 {
-            match self
-                .s3
-                .put_object()
-                .bucket(&self.spec.bucket)
-                .key(&key)
-                .body(body.clone().into())
-                .send()
-                .await
-            {
+        for attempt in 0..PUT_ATTEMPTS {
+            let written = if self.faults.strikes(Fault::FirehoseThrottle) {
+                Err("throttled (tally up --faults firehose:throttle)".to_string())
+            } else {
+                self.s3
+                    .put_object()
+                    .bucket(&self.spec.bucket)
+                    .key(&key)
+                    .body(body.clone().into())
+                    .send()
+                    .await
+                    .map_err(|e| aws_sdk_s3::error::DisplayErrorContext(e).to_string())
+            };
+            match written {
                 Ok(_) => {
                     self.stats.lock().unwrap().objects += 1;
                     return;
                 }
-                Err(e) if attempt == 4 => eprintln!(
-                    "{}: could not write s3://{}/{key}: {}",
-                    self.spec.logical_id,
-                    self.spec.bucket,
-                    aws_sdk_s3::error::DisplayErrorContext(e)
+                Err(e) if attempt + 1 == PUT_ATTEMPTS => eprintln!(
+                    "{}: could not write s3://{}/{key} in {PUT_ATTEMPTS} attempts: {e}",
+                    self.spec.logical_id, self.spec.bucket,
                 ),
-                Err(_) => tokio::time::sleep(Duration::from_millis(200 << attempt)).await,
+                Err(_) => tokio::time::sleep(Duration::from_millis(100 << attempt.min(5))).await,
             }
         }
     }

@@ -22,6 +22,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::AbortHandle;
 
 use super::spec::FunctionSpec;
+use crate::faults::Fault;
 use crate::http::{full, json_response, Body};
 
 /// The first of `paths` that is a file on this machine.
@@ -119,6 +120,10 @@ struct Shared {
     spawned_at: Mutex<Option<Instant>>,
     /// The function's counters, shared by its instances.
     stats: Arc<Mutex<HostStats>>,
+    /// The current process, for a crash on demand (`lambda:crash`).
+    pid: Mutex<Option<u32>>,
+    /// Invocations whose process is killed as it posts their answer (after all their writes).
+    crash_at_answer: Mutex<std::collections::HashSet<String>>,
 }
 
 struct Process {
@@ -280,6 +285,8 @@ impl Instance {
             init_error: Mutex::new(None),
             spawned_at: Mutex::new(None),
             stats,
+            pid: Mutex::new(None),
+            crash_at_answer: Mutex::new(Default::default()),
         });
         let api = shared.clone();
         let server = tokio::spawn(crate::http::serve(
@@ -308,6 +315,8 @@ impl Instance {
         let timeout = self.shared.spec.timeout;
         let (tx, rx) = oneshot::channel();
         let id = uuid::Uuid::new_v4().to_string();
+        self.crash_on_demand(&id);
+        let invocation = id.clone();
         let deadline_ms = chrono::Utc::now().timestamp_millis() + timeout.as_millis() as i64;
         self.shared.stats.lock().unwrap().invocations += 1;
         let queue = process.as_ref().unwrap().queue.clone();
@@ -343,6 +352,11 @@ impl Instance {
             }
         };
         self.shared.stats.lock().unwrap().busy_ms += handed_over.elapsed().as_secs_f64() * 1e3;
+        self.shared
+            .crash_at_answer
+            .lock()
+            .unwrap()
+            .remove(&invocation);
         if matches!(outcome, Err(InvokeError::Timeout(_))) {
             // Wait until it is gone, so the next invocation cannot reach it.
             let _ = tokio::time::timeout(Duration::from_secs(5), exited.wait_for(|e| e.is_some()))
@@ -367,6 +381,31 @@ impl Instance {
             }
         }
         outcome
+    }
+
+    /// `lambda:crash`: this invocation's process dies as it posts its answer, or earlier, at a
+    /// random moment while the function holds the event.
+    fn crash_on_demand(&self, id: &str) {
+        let faults = &self.shared.spec.faults;
+        if !faults.strikes(Fault::LambdaCrash) {
+            return;
+        }
+        self.shared
+            .crash_at_answer
+            .lock()
+            .unwrap()
+            .insert(id.to_string());
+        if faults.draw() < 0.5 {
+            let delay = Duration::from_secs_f64(faults.draw() * 0.05);
+            let (shared, id) = (self.shared.clone(), id.to_string());
+            tokio::spawn(async move {
+                tokio::time::sleep(delay).await;
+                let holding = shared.in_flight.lock().unwrap().contains_key(&id);
+                if let (true, Some(pid)) = (holding, *shared.pid.lock().unwrap()) {
+                    kill(pid);
+                }
+            });
+        }
     }
 
     fn spawn(&self) -> std::io::Result<Process> {
@@ -421,6 +460,7 @@ impl Instance {
         let mut child = cmd.spawn()?;
         self.shared.stats.lock().unwrap().cold_starts += 1;
         let child_pid = child.id().unwrap_or_default();
+        *self.shared.pid.lock().unwrap() = Some(child_pid);
         let (tx, exited) = watch::channel(None);
         tokio::spawn(async move {
             let status = child
@@ -542,7 +582,19 @@ async fn serve_runtime_api(
                 .body(full(p.payload))
                 .expect("valid response"))
         }
-        (Method::POST, ["invocation", id, "response"]) => Ok(answer(&shared, id, Ok(body))),
+        (Method::POST, ["invocation", id, "response"]) => {
+            if shared.crash_at_answer.lock().unwrap().remove(*id) {
+                // Everything the invocation wrote stays; its answer is lost with its process.
+                if let Some(pid) = *shared.pid.lock().unwrap() {
+                    kill(pid);
+                }
+                return Ok(reply(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    r#"{"errorMessage":"the process was killed (tally up --faults lambda:crash)"}"#,
+                ));
+            }
+            Ok(answer(&shared, id, Ok(body)))
+        }
         (Method::POST, ["invocation", id, "error"]) => {
             let v: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
             let error = InvokeError::Function {

@@ -23,6 +23,8 @@ pub struct FunctionSpec {
     pub log_file: PathBuf,
     /// `ReservedConcurrentExecutions`: the most instances at once (the local default when unset).
     pub reserved_concurrency: Option<u32>,
+    /// The cloud's faults on demand (`lambda:crash` kills the process during an invocation).
+    pub faults: std::sync::Arc<crate::faults::Faults>,
 }
 
 /// The binary a function runs: its crate's package name (or `BuildProperties.Binary`).
@@ -149,6 +151,7 @@ pub fn function_specs(
             memory_mb: num("MemorySize", 128.0) as u32,
             log_file: opts.log_dir.join(format!("{}.log", f.logical_id)),
             reserved_concurrency: reserved_concurrency(&props, &f.logical_id)?,
+            faults: opts.faults.clone(),
         });
     }
     Ok(specs)

@@ -349,6 +349,7 @@ async fn events_posted_and_put_reach_the_metrics_the_warehouse_and_bad_records_e
             .or_default() += 1;
     }
     let ours = format!("(app_id = '{app_id}' OR app_id = 'direct')");
+    let ours_f = format!("(f.app_id = '{app_id}' OR f.app_id = 'direct')");
     let got: BTreeMap<(String, String), u64> = sql(
         &cloud.edge_url,
         &format!(
@@ -382,7 +383,7 @@ async fn events_posted_and_put_reach_the_metrics_the_warehouse_and_bad_records_e
         let rows = sql(
             &cloud.edge_url,
             &format!(
-                "SELECT count(*) AS n FROM event_{t} e JOIN fact_events f ON f.event_id = e.event_id AND f.app_id = e.app_id WHERE {ours}"
+                "SELECT count(*) AS n FROM event_{t} e JOIN fact_events f ON f.event_id = e.event_id AND f.app_id = e.app_id WHERE {ours_f}"
             ),
         );
         let n = first.values().filter(|c| c.event_type == t).count() as u64;

@@ -373,6 +373,7 @@ async fn model3_prunes_expired_days_in_dynamodb_and_sets_a_ttl() {
             records.last().unwrap().sequence_number
         ))
         .unwrap(),
+        arrival: later,
         ..stream_records[0].clone()
     };
     engine.run(&[late_visit], later).await;

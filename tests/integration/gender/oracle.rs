@@ -40,12 +40,17 @@ pub fn parse_visit(data: &[u8], arrival_ms: i64, order: usize) -> Option<RawVisi
         "female" => "female",
         _ => return None,
     };
+    let arrival = Utc.timestamp_millis_opt(arrival_ms).unwrap();
     let ts = match &v["ts"] {
-        serde_json::Value::Null => Utc.timestamp_millis_opt(arrival_ms).unwrap(),
-        serde_json::Value::Number(n) => Utc.timestamp_millis_opt(n.as_i64()?).unwrap(),
+        serde_json::Value::Null => arrival,
+        serde_json::Value::Number(n) => Utc.timestamp_millis_opt(n.as_i64()?).single()?,
         serde_json::Value::String(s) => DateTime::parse_from_rfc3339(s).ok()?.with_timezone(&Utc),
         _ => return None,
     };
+    // The contract's range: from 1970 to a day after the visit arrived.
+    if ts.timestamp() < 0 || ts > arrival + chrono::Duration::days(1) {
+        return None;
+    }
     Some(RawVisit {
         cid,
         gndr,

@@ -19,6 +19,7 @@ async fn stopping_a_host_stops_its_runtime_api() {
         memory_mb: 128,
         log_file: bin_dir().join("test-logs/probe.log"),
         reserved_concurrency: None,
+        faults: tally_infra::faults::Faults::none(),
     };
     let host = FunctionHost::start(spec).await.unwrap();
     let address = host.runtime_apis()[0].clone();

@@ -24,13 +24,20 @@ mod producer;
 /// never counts).
 fn counted(line: &str) -> Option<Value> {
     let v: Value = serde_json::from_str(line).ok()?;
-    (v["event"]["event_id"].is_string() && matches!(v["response"].as_str(), Some("yes" | "no")))
-        .then_some(v)
+    // An mtime from 1970 to five minutes after it arrived (these lines arrive now).
+    let latest = chrono::Utc::now().timestamp_millis() + 300_000;
+    let in_range = v["mtime"]
+        .as_i64()
+        .is_some_and(|m| (0..=latest).contains(&m));
+    (in_range
+        && v["event"]["event_id"].is_string()
+        && matches!(v["response"].as_str(), Some("yes" | "no")))
+    .then_some(v)
 }
 
 /// The statistics of the contract, computed from the RSVP lines as JSON: distinct (rsvp_id, mtime)
 /// versions of valid RSVPs; the window is the 5 minutes ending with the newest minute; per minute over 60.
-fn expected(lines: &[String]) -> Value {
+pub(crate) fn expected(lines: &[String]) -> Value {
     let mut versions: BTreeMap<(u64, i64), Value> = BTreeMap::new();
     for l in lines {
         if let Some(v) = counted(l) {
@@ -80,7 +87,7 @@ fn expected(lines: &[String]) -> Value {
     })
 }
 
-fn without_as_of(mut v: Value) -> Value {
+pub(crate) fn without_as_of(mut v: Value) -> Value {
     if let Some(o) = v.as_object_mut() {
         o.remove("as_of");
     }

@@ -290,11 +290,16 @@ pub fn shared_cloud() -> &'static SharedCloud {
 
 /// Runs this build's `tally` against the cloud at `edge_url`, with the shared cloud's stack.
 pub fn tally(args: &[&str], edge_url: &str) -> std::process::Output {
+    tally_for(&shared_stack(), args, edge_url)
+}
+
+/// Runs this build's `tally` against the cloud of `stack` at `edge_url`.
+pub fn tally_for(stack: &str, args: &[&str], edge_url: &str) -> std::process::Output {
     Command::new(bin_dir().join("tally"))
         .args(args)
         .current_dir(local_root())
         .env("AWS_ENDPOINT_URL", edge_url)
-        .env("TALLY_STACK", shared_stack())
+        .env("TALLY_STACK", stack)
         .output()
         .unwrap()
 }

@@ -549,3 +549,83 @@ async fn events_become_facts_dimensions_and_typed_tables_each_event_id_once() {
         "the line without a device"
     );
 }
+
+/// Hostile archived lines (arbitrary bytes, each record shape with hostile values) never panic a
+/// conversion: each line is rows, or a rejection with its reason, and the rows write as Parquet.
+#[test]
+fn hostile_lines_become_rows_or_reasons_never_a_panic() {
+    use crate::raw::RawObject;
+    use tally_engine::testing::SeededRng;
+    let cases: u64 = std::env::var("TALLY_FUZZ_CASES")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(600);
+    let raw = RawObject {
+        key: "raw/x/dt=2026-11-22/x-1-2026-11-22-10-00-00-0.gz".into(),
+        stream: "x".into(),
+        dt: chrono::NaiveDate::from_ymd_opt(2026, 11, 22).unwrap(),
+        stem: "x".into(),
+        delivered: Utc.with_ymd_and_hms(2026, 11, 22, 10, 0, 0).unwrap(),
+    };
+    let sample = include_str!("../../../tests/fixtures/meetup_rsvp_sample.jsonl");
+    let shapes: Vec<serde_json::Value> = vec![
+        serde_json::json!({"cid": "C1", "gndr": "male", "ts": "2026-11-22T09:00:00Z"}),
+        serde_json::json!({"user_id": 1, "property_id": 2, "date": "2021-11-30 00:00:00", "event": "Interaction"}),
+        serde_json::json!({"alert_id": "paid_user:1", "user": 1, "interactions_count": 9}),
+        serde_json::from_str(sample.lines().next().unwrap()).unwrap(),
+        serde_json::json!({"event_id": "e1", "event_type": "purchase", "client_time": "2026-11-22T09:00:00Z", "device": {"id": "d1"}, "attributes": {"order_id": "o", "item_id": "i", "price": 1.5, "currency": "CAD", "quantity": 1}, "app_id": "a", "server_time": "2026-11-22T09:00:01Z"}),
+    ];
+    let palette = [
+        serde_json::json!(null),
+        serde_json::json!(-1),
+        serde_json::json!(i64::MIN),
+        serde_json::json!(u64::MAX),
+        serde_json::json!(1e308),
+        serde_json::json!(8_210_266_876_799_999i64),
+        serde_json::json!("9999-12-31T23:59:59Z"),
+        serde_json::json!("2026-02-30 00:00:00"),
+        serde_json::json!("\u{0}"),
+        serde_json::json!("x".repeat(3000)),
+        serde_json::json!([1, {}]),
+        serde_json::json!({"a": 1}),
+        serde_json::json!(3_000_000_000i64),
+    ];
+    let mut rng = SeededRng::new(17);
+    for i in 0..cases {
+        let shape = &shapes[(i % shapes.len() as u64) as usize];
+        let line: Vec<u8> = if rng.below(6) == 0 {
+            (0..rng.below(200)).map(|_| rng.below(256) as u8).collect()
+        } else {
+            let mut v = shape.clone();
+            let obj = v.as_object_mut().unwrap();
+            let keys: Vec<String> = obj.keys().cloned().collect();
+            for _ in 0..=rng.below(2) {
+                let key = &keys[rng.below(keys.len() as u64) as usize];
+                let value = palette[rng.below(palette.len() as u64) as usize].clone();
+                obj.insert(key.clone(), value);
+            }
+            v.to_string().into_bytes()
+        };
+        let single = |row: Result<crate::rows::Row, tally_engine::Rejection>,
+                      table: &crate::table::Table| {
+            if let Ok(row) = row {
+                crate::rows::write_parquet(table, &[row]).expect("a row of the table writes");
+            }
+        };
+        single(crate::gender::visit_row(&line, &raw), &VISITS);
+        single(crate::rules::interaction_row(&line, &raw), &INTERACTIONS);
+        single(crate::rules::alert_row(&line, &raw), &ALERTS);
+        for rows in [
+            crate::rsvp::rsvp_rows(&line, &raw),
+            crate::events::event_rows(&line, &raw),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            for (table, row) in rows {
+                crate::rows::write_parquet(table, &[row]).expect("a row of the table writes");
+            }
+        }
+        let _ = crate::bad_records::dead_letter_row("dead-letter/x/s/1.json", &line);
+    }
+}

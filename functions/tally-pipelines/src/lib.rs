@@ -13,3 +13,6 @@ pub mod events;
 pub mod gender;
 pub mod rsvp;
 pub mod rules;
+
+#[cfg(test)]
+mod fuzz_tests;

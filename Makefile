@@ -65,8 +65,9 @@ build: setup
 demo: build
 	target/debug/tally demo
 
+# `make up FAULTS=dynamodb:throttle=0.1,...` fails as AWS does under load (README).
 up: build
-	target/debug/tally up
+	target/debug/tally up $(if $(FAULTS),--faults $(FAULTS))
 
 # The Lambda-tuned build (fat LTO, one codegen unit, stripped), as deployed. Slow on 2 cores: the
 # AWS SDK in release plus one LTO link per function.

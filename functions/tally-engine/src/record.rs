@@ -44,7 +44,7 @@ pub enum Rejection {
     #[error("schema violation at {pointer}: {message}")]
     SchemaViolation { pointer: String, message: String },
     /// An event time before 1970 or too far after the record's arrival (`event_time.rs`).
-    #[error("{field} out of range: {reason}")]
+    #[error("{field} out of range (time_out_of_range): {reason}")]
     TimeOutOfRange { field: &'static str, reason: String },
 }
 

@@ -4,8 +4,8 @@
 //! any time. Nothing may panic, no batch may fail, and every record ends applied, ignored or
 //! dead-lettered, once.
 //!
-//! `make test` runs a short pass; a long one is `TALLY_FUZZ_CASES=200000 cargo test -p
-//! tally-pipelines --release fuzz -- --nocapture` (docs/exactly-once.md, "Hostile input").
+//! `make test` runs a short pass; a long one is `TALLY_FUZZ_CASES=200000 cargo test --release -p
+//! tally-pipelines -- fuzz` (docs/exactly-once.md, "Hostile input").
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use serde_json::{json, Value};

@@ -9,6 +9,7 @@ pub mod pipeline;
 pub mod profile;
 pub mod report;
 pub mod rsvp;
+pub mod soak;
 pub mod workload;
 
 use std::collections::BTreeMap;

@@ -22,7 +22,7 @@ pub struct CpuProfile {
 }
 
 /// What a process is, from its command name and command line.
-fn kind(comm: &str, cmdline: &str) -> String {
+pub fn kind(comm: &str, cmdline: &str) -> String {
     match comm {
         "java" if cmdline.contains("DynamoDBLocal") => "DynamoDB Local (java)".into(),
         "java" => "java".into(),

@@ -24,19 +24,78 @@ pub struct Args {
     /// (`--param StreamBatchSize=2000`); repeatable.
     #[arg(long = "param", value_name = "NAME=VALUE")]
     pub params: Vec<String>,
-    /// Only one section, printed and not written, to compare settings or builds in minutes:
-    /// the overloaded throughput runs (gender, rules, both), or the API under load.
+    /// Only one section: the overloaded throughput runs (gender, rules, both) or the API under
+    /// load, printed and not written, to compare settings or builds in minutes; or the soak,
+    /// written to the report's `soak` key and BENCHMARKS.md.
     #[arg(long, value_enum)]
     pub only: Option<Section>,
-    /// How long each run of `--only throughput` feeds (default 60; the full bench feeds 120 s).
+    /// How long each run of `--only throughput` feeds (default 60; the full bench feeds 120 s),
+    /// or `--only soak` (default 600).
     #[arg(long)]
     pub seconds: Option<f64>,
+    /// Events a second of `--only soak`, all pipelines together (default: half the rate they
+    /// sustained together in bench/report.json).
+    #[arg(long)]
+    pub rate: Option<f64>,
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
 pub enum Section {
     Throughput,
     Api,
+    Soak,
+}
+
+/// The soak's section of BENCHMARKS.md, between these lines (the full bench keeps it).
+const SOAK_BEGIN: &str = "<!-- soak: tally bench --only soak -->";
+const SOAK_END: &str = "<!-- /soak -->";
+
+fn soak_markdown(soak: &serde_json::Value) -> String {
+    let mut rows = String::new();
+    if let Some(growth) = soak["rss_growth_percent"].as_object() {
+        for (kind, pct) in growth {
+            let mb = &soak["rss_mb"][kind];
+            rows.push_str(&format!("| {kind} | {} | {} | {pct}% |\n", mb[0], mb[1]));
+        }
+    }
+    let mut pipelines = String::new();
+    if let Some(p) = soak["pipelines"].as_object() {
+        for (name, v) in p {
+            pipelines.push_str(&format!("| {name} | {} | {} |\n", v[0], v[1]));
+        }
+    }
+    format!(
+        "{SOAK_BEGIN}\n## Soak: all four pipelines at once, for {:.0} s\n\n\
+         Fed {} events at {:.1} events/s in all ({:.1} asked: half of what every pipeline \
+         sustained together), {} build of the functions. **Lost: {}.** Every pipeline had \
+         counted everything {:.1} s after the last record was fed.\n\n\
+         | pipeline | fed | counted |\n|---|---|---|\n{pipelines}\n\
+         Resident memory after the first fifth of the run and at its end (MB; functions per \
+         instance):\n\n| process | MB then | MB at the end | growth |\n|---|---|---|---|\n{rows}{SOAK_END}\n",
+        soak["seconds"].as_f64().unwrap_or(0.0),
+        soak["events"],
+        soak["offered_events_per_s"].as_f64().unwrap_or(0.0),
+        soak["rate_events_per_s"].as_f64().unwrap_or(0.0),
+        soak["build"].as_str().unwrap_or("?"),
+        soak["lost"],
+        soak["lag_seconds"].as_f64().unwrap_or(0.0),
+    )
+}
+
+/// `markdown` with the soak's section in place of the old one (or at the end).
+fn with_soak(markdown: &str, soak: Option<&serde_json::Value>) -> String {
+    let Some(soak) = soak.filter(|s| !s.is_null()) else {
+        return markdown.to_string();
+    };
+    let section = soak_markdown(soak);
+    match (markdown.find(SOAK_BEGIN), markdown.find(SOAK_END)) {
+        (Some(a), Some(b)) if b > a => format!(
+            "{}{section}{}",
+            &markdown[..a],
+            &markdown[b + SOAK_END.len()..].trim_start_matches('\n')
+        ),
+        _ => format!("{}\n{section}", markdown.trim_end()),
+    }
 }
 
 pub async fn run(args: Args, ctx: &Context) -> Result<()> {
@@ -53,9 +112,49 @@ pub async fn run(args: Args, ctx: &Context) -> Result<()> {
     };
     let seconds = match (args.only, args.seconds) {
         (Some(Section::Throughput), s) => s.unwrap_or(60.0),
+        (Some(Section::Soak), s) => s.unwrap_or(600.0),
         (_, None) => 0.0,
-        (_, Some(_)) => anyhow::bail!("--seconds is for `--only throughput`"),
+        (_, Some(_)) => anyhow::bail!("--seconds is for `--only throughput` or `--only soak`"),
     };
+    if args.rate.is_some() && !matches!(args.only, Some(Section::Soak)) {
+        anyhow::bail!("--rate is for `--only soak`");
+    }
+    let report_path = root.join(&args.out);
+    let markdown_path = root.join(&args.markdown);
+    let old_report: serde_json::Value = std::fs::read_to_string(&report_path)
+        .ok()
+        .and_then(|t| serde_json::from_str(&t).ok())
+        .unwrap_or_default();
+    if let Some(Section::Soak) = args.only {
+        if seconds <= 0.0 {
+            anyhow::bail!("--seconds must be above 0 (got {seconds})");
+        }
+        let rate = args
+            .rate
+            .unwrap_or_else(|| crate::bench::soak::default_rate(&root));
+        if rate <= 0.0 {
+            anyhow::bail!("--rate must be above 0 (got {rate})");
+        }
+        println!("soak: all four pipelines at {rate:.1} events/s for {seconds:.0} s, then until they settle");
+        let soak = serde_json::to_value(crate::bench::soak::soak(&options, seconds, rate).await?)?;
+        println!("{}", serde_json::to_string_pretty(&soak)?);
+        let mut report = old_report;
+        if !report.is_object() {
+            report = serde_json::json!({});
+        }
+        report["soak"] = soak.clone();
+        std::fs::write(&report_path, serde_json::to_string_pretty(&report)? + "\n")
+            .with_context(|| format!("cannot write {}", report_path.display()))?;
+        let markdown = std::fs::read_to_string(&markdown_path).unwrap_or_default();
+        std::fs::write(&markdown_path, with_soak(&markdown, Some(&soak)))
+            .with_context(|| format!("cannot write {}", markdown_path.display()))?;
+        println!(
+            "wrote {} and {}",
+            report_path.display(),
+            markdown_path.display()
+        );
+        return Ok(());
+    }
     if let Some(Section::Throughput) = args.only {
         if seconds <= 0.0 {
             anyhow::bail!("--seconds must be above 0 (got {seconds})");
@@ -85,10 +184,19 @@ pub async fn run(args: Args, ctx: &Context) -> Result<()> {
         return Ok(());
     }
     let report = crate::bench::run(options).await?;
-    let json = serde_json::to_string_pretty(&report)?;
+    // The soak is a run of its own: a full bench keeps its figures.
+    let mut json = serde_json::to_value(&report)?;
+    let soak = old_report.get("soak").cloned();
+    if let Some(soak) = &soak {
+        json["soak"] = soak.clone();
+    }
+    let json = serde_json::to_string_pretty(&json)?;
     for (path, text) in [
-        (root.join(&args.out), json + "\n"),
-        (root.join(&args.markdown), report::markdown(&report)),
+        (report_path, json + "\n"),
+        (
+            markdown_path,
+            with_soak(&report::markdown(&report), soak.as_ref()),
+        ),
     ] {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir)

@@ -691,3 +691,36 @@ async fn a_forged_direct_event_neither_replaces_nor_counts_for_a_registered_app(
     let all = read_metrics(&store, None, 60, now()).await.unwrap();
     assert_eq!(all.events, 3);
 }
+
+#[tokio::test]
+async fn collect_rejects_times_out_of_range_by_index() {
+    let c = collector(0);
+    let mut far = event("e1", "app_open", json!({}));
+    far["client_time"] = json!("9999-12-31T23:59:59Z");
+    let mut limit = event("e2", "app_open", json!({}));
+    limit["client_time"] = json!(8_210_266_876_799_999i64);
+    let mut before = event("e3", "app_open", json!({}));
+    before["client_time"] = json!(-1);
+    let mut tomorrow = event("e4", "app_open", json!({}));
+    tomorrow["client_time"] = json!((now() + Duration::hours(23)).to_rfc3339());
+    let batch = json!([far, limit, before, tomorrow]);
+    let got = c
+        .collect(Some("tk_good"), batch.to_string().as_bytes(), None, now())
+        .await
+        .unwrap();
+    assert_eq!(got.accepted, 1, "a clock up to a day ahead is accepted");
+    let rejected: Vec<(usize, &str)> = got.rejected.iter().map(|r| (r.index, r.code)).collect();
+    assert_eq!(
+        rejected,
+        [
+            (0, "time_out_of_range"),
+            (1, "time_out_of_range"),
+            (2, "time_out_of_range")
+        ]
+    );
+    assert!(
+        got.rejected[0].reason.contains("time_out_of_range"),
+        "{:?}",
+        got.rejected[0]
+    );
+}

@@ -242,7 +242,7 @@ mod tests {
             (r#"{"cid":"C1","gndr":"male","ts":-5}"#, "out of range"),
             (
                 r#"{"cid":"C1","gndr":"male","ts":8210266876799999}"#,
-                "ts out of range",
+                "ts out of range (time_out_of_range)",
             ),
             (
                 r#"{"cid":"C1","gndr":"male","ts":"2026-11-23T10:00:01Z"}"#,

@@ -121,7 +121,7 @@ mod tests {
             ),
             (
                 r#"{"user_id":1,"property_id":1,"event":"Interaction","date":"9999-12-31 23:59:59"}"#,
-                "date out of range",
+                "date out of range (time_out_of_range)",
             ),
             (
                 r#"{"user_id":1,"property_id":1,"event":"Interaction","date":"2021-02-30 00:00:00"}"#,

@@ -18,7 +18,7 @@ use tally_infra::kinesis::{put_all, read_stream, ShardRecord};
 use tally_infra::meetup::{default_start, Clock, RsvpGenerator, Shape};
 
 use crate::gender::oracle;
-use crate::support::{cloud_options, tally_for, wait_for};
+use crate::support::{cloud_options, register_app, tally_for, wait_for};
 
 /// The mix of the "done when".
 const FAULTS: &str = "dynamodb:throttle=0.1,kinesis:throttle=0.1,s3:error=0.05,lambda:crash=0.02";
@@ -191,17 +191,7 @@ async fn every_pipeline_and_the_lake_stay_exact_when_aws_throttles_fails_and_kil
     put_lines(&clients, &stream("RsvpStream"), &rsvps).await;
 
     // App events: a fleet through /collect, and direct puts, some with impossible times.
-    let out = tally_for(&stack, &["apps", "add", "Faulty"], &edge);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let key = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .last()
-        .unwrap()
-        .to_string();
+    let (_, key) = register_app(&stack, &edge, "Faulty");
     let dir = std::env::temp_dir().join(format!("tally-faults-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let fleet = dir.join("fleet.jsonl");
@@ -484,17 +474,7 @@ async fn every_pipeline_and_the_lake_stay_exact_when_aws_throttles_fails_and_kil
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn collect_answers_503_with_retry_after_over_http_when_kinesis_refuses_every_record() {
     let (cloud, stack) = cloud_with("throttled", "kinesis:throttle=1").await;
-    let out = tally_for(&stack, &["apps", "add", "Throttled"], &cloud.edge_url);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let key = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .last()
-        .unwrap()
-        .to_string();
+    let (_, key) = register_app(&stack, &cloud.edge_url, "Throttled");
     let body = json!([{"event_id": "e1", "event_type": "app_open", "client_time": Utc::now().to_rfc3339(), "device": {"id": "d1"}}]).to_string();
     let out = std::process::Command::new("curl")
         .args([

@@ -41,6 +41,8 @@ pub struct BenchOptions {
     pub quick: bool,
     /// Template parameters for every cloud (the mode's own come on top).
     pub params: BTreeMap<String, String>,
+    /// Faults every cloud injects (`--faults`), to measure what they cost.
+    pub faults: Option<crate::faults::FaultSpec>,
 }
 
 struct Sizes {
@@ -152,6 +154,9 @@ fn cloud_options(o: &BenchOptions, mode: &str) -> CloudOptions {
     c.log_dir = o.root.join(format!("target/bench/logs-{mode}"));
     c.params = o.params.clone();
     c.params.insert("Aggregation".into(), mode.into());
+    if let Some(spec) = &o.faults {
+        c.faults = crate::faults::Faults::new(spec.clone(), 1);
+    }
     if mode == "per-record" {
         // The baseline is the seed's layout: one function and one write per record per model.
         c.params

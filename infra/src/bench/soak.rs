@@ -34,8 +34,11 @@ pub struct SoakFigures {
     /// Resident memory at the end against just after the warm-up fifth of the run, per kind of
     /// process (functions: per instance).
     pub rss_growth_percent: BTreeMap<String, f64>,
-    /// Resident MB per kind of process then and at the end.
-    pub rss_mb: BTreeMap<String, (f64, f64)>,
+    /// The same over the second half of the run alone: memory that only warms up grows in the
+    /// first half; a leak, or data kept per record, grows in both.
+    pub rss_growth_second_half_percent: BTreeMap<String, f64>,
+    /// Resident MB per kind of process after the warm-up fifth, at half time and at the end.
+    pub rss_mb: BTreeMap<String, (f64, f64, f64)>,
     pub rate_events_per_s: f64,
     pub offered_events_per_s: f64,
     /// Per pipeline: (fed, counted).
@@ -307,6 +310,12 @@ async fn run(cloud: &LocalCloud, o: &BenchOptions, seconds: f64, rate: f64) -> R
         .or(samples.first())
         .map(|(_, r)| r.clone())
         .context("no memory sample")?;
+    let half = samples
+        .iter()
+        .find(|(at, _)| *at >= fed_for / 2.0)
+        .or(samples.last())
+        .map(|(_, r)| r.clone())
+        .context("no memory sample")?;
     let last = samples
         .last()
         .map(|(_, r)| r.clone())
@@ -322,7 +331,10 @@ async fn run(cloud: &LocalCloud, o: &BenchOptions, seconds: f64, rate: f64) -> R
         })
         .collect();
     let mut rss_growth_percent = BTreeMap::new();
+    let mut rss_growth_second_half_percent = BTreeMap::new();
     let mut rss_mb = BTreeMap::new();
+    let growth = |from: f64, to: f64| ((to - from) / from * 1000.0).round() / 10.0;
+    let tenth = |mb: f64| (mb * 10.0).round() / 10.0;
     for (kind, (end_mb, end_n)) in &last {
         let Some((start_mb, start_n)) = baseline.get(kind) else {
             continue;
@@ -332,12 +344,13 @@ async fn run(cloud: &LocalCloud, o: &BenchOptions, seconds: f64, rate: f64) -> R
             continue;
         }
         // Functions run as several instances: their memory per instance.
-        let (a, b) = (start_mb / f64::from(*start_n), end_mb / f64::from(*end_n));
-        rss_growth_percent.insert(kind.clone(), ((b - a) / a * 1000.0).round() / 10.0);
-        rss_mb.insert(
-            kind.clone(),
-            ((a * 10.0).round() / 10.0, (b * 10.0).round() / 10.0),
-        );
+        let (a, c) = (start_mb / f64::from(*start_n), end_mb / f64::from(*end_n));
+        let b = half
+            .get(kind)
+            .map_or(a, |(mb, n)| mb / f64::from((*n).max(1)));
+        rss_growth_percent.insert(kind.clone(), growth(a, c));
+        rss_growth_second_half_percent.insert(kind.clone(), growth(b, c));
+        rss_mb.insert(kind.clone(), (tenth(a), tenth(b), tenth(c)));
     }
     let pipelines: BTreeMap<String, (u64, u64)> = want
         .iter()
@@ -351,6 +364,7 @@ async fn run(cloud: &LocalCloud, o: &BenchOptions, seconds: f64, rate: f64) -> R
         lost,
         lag_seconds: (lag_seconds * 10.0).round() / 10.0,
         rss_growth_percent,
+        rss_growth_second_half_percent,
         rss_mb,
         rate_events_per_s: rate,
         offered_events_per_s: events as f64 / fed_for,

@@ -37,6 +37,10 @@ pub struct Args {
     /// sustained together in bench/report.json).
     #[arg(long)]
     pub rate: Option<f64>,
+    /// Faults for every cloud of `--only throughput` or `--only soak` (as `tally up --faults`),
+    /// to measure what they cost.
+    #[arg(long, value_name = "SPEC")]
+    pub faults: Option<String>,
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -55,7 +59,11 @@ fn soak_markdown(soak: &serde_json::Value) -> String {
     if let Some(growth) = soak["rss_growth_percent"].as_object() {
         for (kind, pct) in growth {
             let mb = &soak["rss_mb"][kind];
-            rows.push_str(&format!("| {kind} | {} | {} | {pct}% |\n", mb[0], mb[1]));
+            let late = &soak["rss_growth_second_half_percent"][kind];
+            rows.push_str(&format!(
+                "| {kind} | {} | {} | {} | {pct}% | {late}% |\n",
+                mb[0], mb[1], mb[2]
+            ));
         }
     }
     let mut pipelines = String::new();
@@ -70,8 +78,12 @@ fn soak_markdown(soak: &serde_json::Value) -> String {
          sustained together), {} build of the functions. **Lost: {}.** Every pipeline had \
          counted everything {:.1} s after the last record was fed.\n\n\
          | pipeline | fed | counted |\n|---|---|---|\n{pipelines}\n\
-         Resident memory after the first fifth of the run and at its end (MB; functions per \
-         instance):\n\n| process | MB then | MB at the end | growth |\n|---|---|---|---|\n{rows}{SOAK_END}\n",
+         Resident memory after the first fifth of the run, at half time and at its end (MB; \
+         functions per instance). Memory that only warms up grows in the first half; the \
+         emulators keep every record (24 hours) and every item the soak made (each record a key \
+         of its own, so that nothing lost can hide), so theirs grows with the data in both \
+         halves.\n\n| process | MB then | MB at half time | MB at the end | growth | growth in \
+         the second half |\n|---|---|---|---|---|---|\n{rows}{SOAK_END}\n",
         soak["seconds"].as_f64().unwrap_or(0.0),
         soak["events"],
         soak["offered_events_per_s"].as_f64().unwrap_or(0.0),
@@ -80,6 +92,35 @@ fn soak_markdown(soak: &serde_json::Value) -> String {
         soak["lost"],
         soak["lag_seconds"].as_f64().unwrap_or(0.0),
     )
+}
+
+/// The report's text with its `soak` member replaced by `soak` (pretty JSON) or added last,
+/// every other member as it was (the report's own order, not a map's).
+fn with_soak_json(report: &str, soak: &str) -> String {
+    let soak = soak.replace('\n', "\n  ");
+    if matches!(report.trim(), "" | "{}") {
+        return format!("{{\n  \"soak\": {soak}\n}}\n");
+    }
+    let mut lines: Vec<&str> = report.trim_end().lines().collect();
+    if let Some(start) = lines.iter().position(|l| l.starts_with("  \"soak\": ")) {
+        let end = (start..lines.len())
+            .find(|&i| i > start && (lines[i] == "  }" || lines[i] == "  },"))
+            .unwrap_or(start);
+        lines.drain(start..=end);
+    }
+    // Drop the closing brace and any trailing comma the removal left.
+    while lines.last().is_some_and(|l| l.trim().is_empty() || *l == "}") {
+        lines.pop();
+    }
+    let body: Vec<String> = lines.iter().map(|l| l.to_string()).collect();
+    let mut body = body.join("\n");
+    if body.trim() == "{" || body.is_empty() {
+        return format!("{{\n  \"soak\": {soak}\n}}\n");
+    }
+    if body.ends_with(',') {
+        body.pop();
+    }
+    format!("{body},\n  \"soak\": {soak}\n}}\n")
 }
 
 /// `markdown` with the soak's section in place of the old one (or at the end).
@@ -104,7 +145,15 @@ pub async fn run(args: Args, ctx: &Context) -> Result<()> {
         .bin_dir
         .or_else(own_bin_dir)
         .unwrap_or_else(|| root.join("target/release"));
+    let faults = match (&args.faults, args.only) {
+        (None, _) => None,
+        (Some(spec), Some(Section::Throughput | Section::Soak)) => Some(
+            crate::faults::FaultSpec::parse(spec).map_err(|e| anyhow::anyhow!("--faults: {e}"))?,
+        ),
+        (Some(_), _) => anyhow::bail!("--faults is for `--only throughput` or `--only soak`"),
+    };
     let options = BenchOptions {
+        faults,
         root: root.clone(),
         bin_dir,
         quick: args.quick,
@@ -136,14 +185,12 @@ pub async fn run(args: Args, ctx: &Context) -> Result<()> {
             anyhow::bail!("--rate must be above 0 (got {rate})");
         }
         println!("soak: all four pipelines at {rate:.1} events/s for {seconds:.0} s, then until they settle");
-        let soak = serde_json::to_value(crate::bench::soak::soak(&options, seconds, rate).await?)?;
-        println!("{}", serde_json::to_string_pretty(&soak)?);
-        let mut report = old_report;
-        if !report.is_object() {
-            report = serde_json::json!({});
-        }
-        report["soak"] = soak.clone();
-        std::fs::write(&report_path, serde_json::to_string_pretty(&report)? + "\n")
+        let figures = crate::bench::soak::soak(&options, seconds, rate).await?;
+        let soak_text = serde_json::to_string_pretty(&figures)?;
+        println!("{soak_text}");
+        let soak = serde_json::to_value(&figures)?;
+        let old_text = std::fs::read_to_string(&report_path).unwrap_or_else(|_| "{}".into());
+        std::fs::write(&report_path, with_soak_json(&old_text, &soak_text))
             .with_context(|| format!("cannot write {}", report_path.display()))?;
         let markdown = std::fs::read_to_string(&markdown_path).unwrap_or_default();
         std::fs::write(&markdown_path, with_soak(&markdown, Some(&soak)))
@@ -185,14 +232,13 @@ pub async fn run(args: Args, ctx: &Context) -> Result<()> {
     }
     let report = crate::bench::run(options).await?;
     // The soak is a run of its own: a full bench keeps its figures.
-    let mut json = serde_json::to_value(&report)?;
     let soak = old_report.get("soak").cloned();
+    let mut json = serde_json::to_string_pretty(&report)? + "\n";
     if let Some(soak) = &soak {
-        json["soak"] = soak.clone();
+        json = with_soak_json(&json, &serde_json::to_string_pretty(soak)?);
     }
-    let json = serde_json::to_string_pretty(&json)?;
     for (path, text) in [
-        (report_path, json + "\n"),
+        (report_path, json),
         (
             markdown_path,
             with_soak(&report::markdown(&report), soak.as_ref()),
@@ -206,4 +252,30 @@ pub async fn run(args: Args, ctx: &Context) -> Result<()> {
         println!("wrote {}", path.display());
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_soak_replaces_its_own_member_and_keeps_the_others_in_order() {
+        let report = "{\n  \"b\": 1,\n  \"a\": {\n    \"x\": 2\n  }\n}\n";
+        let once = with_soak_json(report, "{\n  \"lost\": 0\n}");
+        assert_eq!(
+            once,
+            "{\n  \"b\": 1,\n  \"a\": {\n    \"x\": 2\n  },\n  \"soak\": {\n    \"lost\": 0\n  }\n}\n"
+        );
+        let twice = with_soak_json(&once, "{\n  \"lost\": 1\n}");
+        assert_eq!(twice, once.replace("\"lost\": 0", "\"lost\": 1"));
+        let v: serde_json::Value = serde_json::from_str(&twice).unwrap();
+        assert_eq!(v["soak"]["lost"], 1);
+        assert_eq!(with_soak_json("{}", "{}"), "{\n  \"soak\": {}\n}\n");
+        let md = with_soak(
+            "# B\n",
+            Some(&serde_json::json!({"seconds": 1.0, "events": 2, "lost": 0})),
+        );
+        assert!(md.contains(SOAK_BEGIN) && md.contains("**Lost: 0.**"));
+        assert_eq!(with_soak(&md, Some(&serde_json::json!({"lost": 3}))).matches(SOAK_BEGIN).count(), 1);
+    }
 }

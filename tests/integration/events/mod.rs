@@ -19,36 +19,9 @@ use crate::support::{chromium_dom, shared_cloud, shared_stack, tally, wait_for};
 
 mod event_files;
 
-/// Registers an app with the CLI; returns (app_id, key).
+/// Registers an app with the CLI on the shared cloud; returns (app_id, key).
 pub fn register(edge_url: &str, name: &str) -> (String, String) {
-    let out = tally(&["apps", "add", name], edge_url);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let key = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .last()
-        .unwrap()
-        .to_string();
-    assert!(
-        key.starts_with("tk_") && key.len() > 60,
-        "a key alone on the last line: {key}"
-    );
-    let list = tally(&["apps", "list"], edge_url);
-    let listed = String::from_utf8_lossy(&list.stdout).to_string();
-    let app_id = listed
-        .lines()
-        .filter_map(|l| l.split_once('\t'))
-        .find(|(_, n)| *n == name)
-        .map(|(id, _)| id.to_string())
-        .unwrap_or_else(|| panic!("{name} listed: {listed}"));
-    assert!(
-        !listed.contains(&key),
-        "keys are never stored or shown again"
-    );
-    (app_id, key)
+    crate::support::register_app(&crate::support::shared_stack(), edge_url, name)
 }
 
 /// Invalid events of every documented kind, as a broken SDK or a direct put may send them.

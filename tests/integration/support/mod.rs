@@ -365,3 +365,35 @@ pub fn chromium_dom(url: &str) -> String {
     );
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
+
+/// Registers an app with the CLI on the cloud of `stack`; returns (app_id, key).
+pub fn register_app(stack: &str, edge_url: &str, name: &str) -> (String, String) {
+    let out = tally_for(stack, &["apps", "add", name], edge_url);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let key = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .last()
+        .unwrap()
+        .to_string();
+    assert!(
+        key.starts_with("tk_") && key.len() > 60,
+        "a key alone on the last line: {key}"
+    );
+    let list = tally_for(stack, &["apps", "list"], edge_url);
+    let listed = String::from_utf8_lossy(&list.stdout).to_string();
+    let app_id = listed
+        .lines()
+        .filter_map(|l| l.split_once('\t'))
+        .find(|(_, n)| *n == name)
+        .map(|(id, _)| id.to_string())
+        .unwrap_or_else(|| panic!("{name} listed: {listed}"));
+    assert!(
+        !listed.contains(&key),
+        "keys are never stored or shown again"
+    );
+    (app_id, key)
+}

@@ -4,6 +4,7 @@
 pub mod cost;
 pub mod events;
 pub mod functions;
+pub mod kept;
 pub mod lake;
 pub mod pipeline;
 pub mod profile;
@@ -484,6 +485,73 @@ async fn overload_runs(
         throughput.push(outcome?);
     }
     Ok(throughput)
+}
+
+/// What AWS's failures cost (`tally bench --only faults`, report key `faults`).
+#[derive(Debug, Clone, Serialize)]
+pub struct FaultsCost {
+    pub spec: String,
+    pub seconds: f64,
+    pub build: String,
+    pub runs: Vec<FaultsRun>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct FaultsRun {
+    pub pipelines: String,
+    pub without_events_per_s: f64,
+    pub with_events_per_s: f64,
+    /// Throughput lost to the faults, percent.
+    pub cost_percent: f64,
+    pub settled_with: bool,
+}
+
+/// The overloaded runs on quiet clouds, then with `spec`'s faults.
+pub async fn faults_cost(
+    o: BenchOptions,
+    spec: crate::faults::FaultSpec,
+    seconds: f64,
+) -> Result<FaultsCost> {
+    let without = throughput_only(
+        BenchOptions {
+            faults: None,
+            ..o.clone()
+        },
+        seconds,
+    )
+    .await?;
+    let build = if o.bin_dir.ends_with("release") {
+        "release"
+    } else {
+        "debug"
+    }
+    .to_string();
+    let with = throughput_only(
+        BenchOptions {
+            faults: Some(spec.clone()),
+            ..o
+        },
+        seconds,
+    )
+    .await?;
+    let runs = without
+        .iter()
+        .zip(&with)
+        .map(|(a, b)| FaultsRun {
+            pipelines: a.pipelines.clone(),
+            without_events_per_s: a.events_per_s,
+            with_events_per_s: b.events_per_s,
+            cost_percent: ((1.0 - b.events_per_s / a.events_per_s.max(1e-9)) * 1000.0).round()
+                / 10.0,
+            settled_with: b.settled,
+        })
+        .collect();
+    Ok(FaultsCost {
+        spec: spec.to_string(),
+        seconds,
+        build,
+        runs,
+    })
 }
 
 /// `tally bench --only throughput`: the overloaded runs alone, to compare settings or builds in

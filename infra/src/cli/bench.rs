@@ -1,11 +1,11 @@
 //! `tally bench`: every figure of BENCHMARKS.md, written there and to bench/report.json.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, Result};
 
 use super::{own_bin_dir, Context};
-use crate::bench::{report, BenchOptions};
+use crate::bench::{kept, report, BenchOptions};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -48,95 +48,34 @@ pub enum Section {
     Throughput,
     Api,
     Soak,
+    /// The overloaded runs without and with the faults of `--faults` (default: the issue's mix),
+    /// written to the report's `faults` key and BENCHMARKS.md.
+    Faults,
 }
 
-/// The soak's section of BENCHMARKS.md, between these lines (the full bench keeps it).
-const SOAK_BEGIN: &str = "<!-- soak: tally bench --only soak -->";
-const SOAK_END: &str = "<!-- /soak -->";
+/// The mix `--only faults` measures unless `--faults` says otherwise.
+const FAULTS_MIX: &str =
+    "dynamodb:throttle=0.1,kinesis:throttle=0.1,s3:error=0.05,lambda:crash=0.02";
 
-fn soak_markdown(soak: &serde_json::Value) -> String {
-    let mut rows = String::new();
-    if let Some(growth) = soak["rss_growth_percent"].as_object() {
-        for (kind, pct) in growth {
-            let mb = &soak["rss_mb"][kind];
-            let late = &soak["rss_growth_second_half_percent"][kind];
-            rows.push_str(&format!(
-                "| {kind} | {} | {} | {} | {pct}% | {late}% |\n",
-                mb[0], mb[1], mb[2]
-            ));
-        }
-    }
-    let mut pipelines = String::new();
-    if let Some(p) = soak["pipelines"].as_object() {
-        for (name, v) in p {
-            pipelines.push_str(&format!("| {name} | {} | {} |\n", v[0], v[1]));
-        }
-    }
-    format!(
-        "{SOAK_BEGIN}\n## Soak: all four pipelines at once, for {:.0} s\n\n\
-         Fed {} events at {:.1} events/s in all ({:.1} asked: half of what every pipeline \
-         sustained together), {} build of the functions. **Lost: {}.** Every pipeline had \
-         counted everything {:.1} s after the last record was fed.\n\n\
-         | pipeline | fed | counted |\n|---|---|---|\n{pipelines}\n\
-         Resident memory after the first fifth of the run, at half time and at its end (MB; \
-         functions per instance). Memory that only warms up grows in the first half; the \
-         emulators keep every record (24 hours) and every item the soak made (each record a key \
-         of its own, so that nothing lost can hide), so theirs grows with the data in both \
-         halves.\n\n| process | MB then | MB at half time | MB at the end | growth | growth in \
-         the second half |\n|---|---|---|---|---|---|\n{rows}{SOAK_END}\n",
-        soak["seconds"].as_f64().unwrap_or(0.0),
-        soak["events"],
-        soak["offered_events_per_s"].as_f64().unwrap_or(0.0),
-        soak["rate_events_per_s"].as_f64().unwrap_or(0.0),
-        soak["build"].as_str().unwrap_or("?"),
-        soak["lost"],
-        soak["lag_seconds"].as_f64().unwrap_or(0.0),
+/// Writes a kept run's figures (`bench::kept`) into the report and BENCHMARKS.md.
+fn write_kept(
+    key: &str,
+    figures: &serde_json::Value,
+    report: &Path,
+    markdown: &Path,
+) -> Result<()> {
+    let old = std::fs::read_to_string(report).unwrap_or_else(|_| "{}".into());
+    let pretty = serde_json::to_string_pretty(figures)?;
+    std::fs::write(report, kept::with_member(&old, key, &pretty))
+        .with_context(|| format!("cannot write {}", report.display()))?;
+    let old = std::fs::read_to_string(markdown).unwrap_or_default();
+    std::fs::write(
+        markdown,
+        kept::with_section(&old, key, &kept::section(key, figures)),
     )
-}
-
-/// The report's text with its `soak` member replaced by `soak` (pretty JSON) or added last,
-/// every other member as it was (the report's own order, not a map's).
-fn with_soak_json(report: &str, soak: &str) -> String {
-    let soak = soak.replace('\n', "\n  ");
-    if matches!(report.trim(), "" | "{}") {
-        return format!("{{\n  \"soak\": {soak}\n}}\n");
-    }
-    let mut lines: Vec<&str> = report.trim_end().lines().collect();
-    if let Some(start) = lines.iter().position(|l| l.starts_with("  \"soak\": ")) {
-        let end = (start..lines.len())
-            .find(|&i| i > start && (lines[i] == "  }" || lines[i] == "  },"))
-            .unwrap_or(start);
-        lines.drain(start..=end);
-    }
-    // Drop the closing brace and any trailing comma the removal left.
-    while lines.last().is_some_and(|l| l.trim().is_empty() || *l == "}") {
-        lines.pop();
-    }
-    let body: Vec<String> = lines.iter().map(|l| l.to_string()).collect();
-    let mut body = body.join("\n");
-    if body.trim() == "{" || body.is_empty() {
-        return format!("{{\n  \"soak\": {soak}\n}}\n");
-    }
-    if body.ends_with(',') {
-        body.pop();
-    }
-    format!("{body},\n  \"soak\": {soak}\n}}\n")
-}
-
-/// `markdown` with the soak's section in place of the old one (or at the end).
-fn with_soak(markdown: &str, soak: Option<&serde_json::Value>) -> String {
-    let Some(soak) = soak.filter(|s| !s.is_null()) else {
-        return markdown.to_string();
-    };
-    let section = soak_markdown(soak);
-    match (markdown.find(SOAK_BEGIN), markdown.find(SOAK_END)) {
-        (Some(a), Some(b)) if b > a => format!(
-            "{}{section}{}",
-            &markdown[..a],
-            &markdown[b + SOAK_END.len()..].trim_start_matches('\n')
-        ),
-        _ => format!("{}\n{section}", markdown.trim_end()),
-    }
+    .with_context(|| format!("cannot write {}", markdown.display()))?;
+    println!("wrote {} and {}", report.display(), markdown.display());
+    Ok(())
 }
 
 pub async fn run(args: Args, ctx: &Context) -> Result<()> {
@@ -147,10 +86,12 @@ pub async fn run(args: Args, ctx: &Context) -> Result<()> {
         .unwrap_or_else(|| root.join("target/release"));
     let faults = match (&args.faults, args.only) {
         (None, _) => None,
-        (Some(spec), Some(Section::Throughput | Section::Soak)) => Some(
+        (Some(spec), Some(Section::Throughput | Section::Soak | Section::Faults)) => Some(
             crate::faults::FaultSpec::parse(spec).map_err(|e| anyhow::anyhow!("--faults: {e}"))?,
         ),
-        (Some(_), _) => anyhow::bail!("--faults is for `--only throughput` or `--only soak`"),
+        (Some(_), _) => {
+            anyhow::bail!("--faults is for `--only throughput`, `--only soak` or `--only faults`")
+        }
     };
     let options = BenchOptions {
         faults,
@@ -160,10 +101,12 @@ pub async fn run(args: Args, ctx: &Context) -> Result<()> {
         params: super::parse_params(&args.params)?,
     };
     let seconds = match (args.only, args.seconds) {
-        (Some(Section::Throughput), s) => s.unwrap_or(60.0),
+        (Some(Section::Throughput | Section::Faults), s) => s.unwrap_or(60.0),
         (Some(Section::Soak), s) => s.unwrap_or(600.0),
         (_, None) => 0.0,
-        (_, Some(_)) => anyhow::bail!("--seconds is for `--only throughput` or `--only soak`"),
+        (_, Some(_)) => {
+            anyhow::bail!("--seconds is for `--only throughput`, `--only soak` or `--only faults`")
+        }
     };
     if args.rate.is_some() && !matches!(args.only, Some(Section::Soak)) {
         anyhow::bail!("--rate is for `--only soak`");
@@ -186,20 +129,24 @@ pub async fn run(args: Args, ctx: &Context) -> Result<()> {
         }
         println!("soak: all four pipelines at {rate:.1} events/s for {seconds:.0} s, then until they settle");
         let figures = crate::bench::soak::soak(&options, seconds, rate).await?;
-        let soak_text = serde_json::to_string_pretty(&figures)?;
-        println!("{soak_text}");
-        let soak = serde_json::to_value(&figures)?;
-        let old_text = std::fs::read_to_string(&report_path).unwrap_or_else(|_| "{}".into());
-        std::fs::write(&report_path, with_soak_json(&old_text, &soak_text))
-            .with_context(|| format!("cannot write {}", report_path.display()))?;
-        let markdown = std::fs::read_to_string(&markdown_path).unwrap_or_default();
-        std::fs::write(&markdown_path, with_soak(&markdown, Some(&soak)))
-            .with_context(|| format!("cannot write {}", markdown_path.display()))?;
-        println!(
-            "wrote {} and {}",
-            report_path.display(),
-            markdown_path.display()
-        );
+        let figures = serde_json::to_value(&figures)?;
+        println!("{}", serde_json::to_string_pretty(&figures)?);
+        write_kept("soak", &figures, &report_path, &markdown_path)?;
+        return Ok(());
+    }
+    if let Some(Section::Faults) = args.only {
+        if seconds <= 0.0 {
+            anyhow::bail!("--seconds must be above 0 (got {seconds})");
+        }
+        let mut options = options;
+        let spec = options
+            .faults
+            .take()
+            .unwrap_or(crate::faults::FaultSpec::parse(FAULTS_MIX).expect("the mix parses"));
+        let figures = crate::bench::faults_cost(options, spec, seconds).await?;
+        let figures = serde_json::to_value(&figures)?;
+        println!("{}", serde_json::to_string_pretty(&figures)?);
+        write_kept("faults", &figures, &report_path, &markdown_path)?;
         return Ok(());
     }
     if let Some(Section::Throughput) = args.only {
@@ -231,19 +178,13 @@ pub async fn run(args: Args, ctx: &Context) -> Result<()> {
         return Ok(());
     }
     let report = crate::bench::run(options).await?;
-    // The soak is a run of its own: a full bench keeps its figures.
-    let soak = old_report.get("soak").cloned();
-    let mut json = serde_json::to_string_pretty(&report)? + "\n";
-    if let Some(soak) = &soak {
-        json = with_soak_json(&json, &serde_json::to_string_pretty(soak)?);
-    }
-    for (path, text) in [
-        (report_path, json),
-        (
-            markdown_path,
-            with_soak(&report::markdown(&report), soak.as_ref()),
-        ),
-    ] {
+    // Runs of their own (the soak, the faults' cost): a full bench keeps their figures.
+    let (json, markdown) = kept::carry_over(
+        &old_report,
+        serde_json::to_string_pretty(&report)? + "\n",
+        report::markdown(&report),
+    );
+    for (path, text) in [(report_path, json), (markdown_path, markdown)] {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir)
                 .with_context(|| format!("cannot create {}", dir.display()))?;
@@ -252,30 +193,4 @@ pub async fn run(args: Args, ctx: &Context) -> Result<()> {
         println!("wrote {}", path.display());
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_soak_replaces_its_own_member_and_keeps_the_others_in_order() {
-        let report = "{\n  \"b\": 1,\n  \"a\": {\n    \"x\": 2\n  }\n}\n";
-        let once = with_soak_json(report, "{\n  \"lost\": 0\n}");
-        assert_eq!(
-            once,
-            "{\n  \"b\": 1,\n  \"a\": {\n    \"x\": 2\n  },\n  \"soak\": {\n    \"lost\": 0\n  }\n}\n"
-        );
-        let twice = with_soak_json(&once, "{\n  \"lost\": 1\n}");
-        assert_eq!(twice, once.replace("\"lost\": 0", "\"lost\": 1"));
-        let v: serde_json::Value = serde_json::from_str(&twice).unwrap();
-        assert_eq!(v["soak"]["lost"], 1);
-        assert_eq!(with_soak_json("{}", "{}"), "{\n  \"soak\": {}\n}\n");
-        let md = with_soak(
-            "# B\n",
-            Some(&serde_json::json!({"seconds": 1.0, "events": 2, "lost": 0})),
-        );
-        assert!(md.contains(SOAK_BEGIN) && md.contains("**Lost: 0.**"));
-        assert_eq!(with_soak(&md, Some(&serde_json::json!({"lost": 3}))).matches(SOAK_BEGIN).count(), 1);
-    }
 }

@@ -141,7 +141,7 @@ pub fn aws_engine<C: Consumer>(
 /// The state table: `STATE_TABLE`.
 pub fn state_store(config: &SdkConfig, env: &Env) -> Result<DynamoStateStore, ConfigError> {
     Ok(DynamoStateStore::new(
-        aws_sdk_dynamodb::Client::new(config),
+        crate::config::dynamodb_client(config),
         env.var("STATE_TABLE")?,
     ))
 }
@@ -153,7 +153,7 @@ pub fn publisher(
     output_stream: &'static str,
 ) -> Result<KinesisPublisher, ConfigError> {
     Ok(KinesisPublisher::new(
-        aws_sdk_kinesis::Client::new(config),
+        crate::config::kinesis_client(config),
         env.var(output_stream)?,
     ))
 }

@@ -40,7 +40,10 @@ impl DynamoAppKeys {
         config: &aws_config::SdkConfig,
         env: &crate::Env,
     ) -> Result<Self, crate::ConfigError> {
-        Ok(Self::new(crate::config::dynamodb_client(config), env.var("APPS_TABLE")?))
+        Ok(Self::new(
+            crate::config::dynamodb_client(config),
+            env.var("APPS_TABLE")?,
+        ))
     }
 
     /// Registers an app under a key's hash (the `tally apps add` command).
@@ -148,7 +151,10 @@ impl DynamoSealKeys {
         config: &aws_config::SdkConfig,
         env: &crate::Env,
     ) -> Result<Self, crate::ConfigError> {
-        Ok(Self::new(crate::config::dynamodb_client(config), env.var("APPS_TABLE")?))
+        Ok(Self::new(
+            crate::config::dynamodb_client(config),
+            env.var("APPS_TABLE")?,
+        ))
     }
 
     async fn stored(&self) -> Result<Option<Vec<u8>>, PortError> {

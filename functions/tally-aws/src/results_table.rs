@@ -33,7 +33,10 @@ impl DynamoResultsTable {
         config: &aws_config::SdkConfig,
         env: &crate::Env,
     ) -> Result<Self, crate::ConfigError> {
-        Ok(Self::new(crate::config::dynamodb_client(config), env.var("RESULTS_TABLE")?))
+        Ok(Self::new(
+            crate::config::dynamodb_client(config),
+            env.var("RESULTS_TABLE")?,
+        ))
     }
 }
 

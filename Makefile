@@ -46,9 +46,12 @@ $(STAMP)/fuzz: infra/requirements-fuzz.txt
 	@touch $@
 
 # Every test: unit, handler tests against the emulators, template lint, end to end on the local
-# cloud (which runs the debug builds of the function binaries).
-test: setup
-	$(CARGO) build --workspace --bins --locked
+# cloud (which runs the debug builds of the function binaries). The build needs none of the setup,
+# which is mostly downloads: on a fresh clone the two run at once.
+test:
+	@$(CARGO) build --workspace --bins --locked & build=$$!; \
+		$(MAKE) --no-print-directory setup; setup=$$?; \
+		wait $$build || exit 1; exit $$setup
 	SAM_CLI_TELEMETRY=0 $(CARGO) test --workspace --locked 2>&1 | tee target/test.log | grep -vE '^test result: ok. 0 passed'; \
 	status=$${PIPESTATUS[0]}; \
 	echo; echo "summary:"; \
@@ -59,8 +62,10 @@ test: setup
 # the function binaries that sit next to it.
 FUNCTIONS := -p gender-model -p results-writer -p gender-api -p rule-engine -p lake-writer \
 	-p rsvp-stats -p dashboard-feed -p live-api -p collect -p events-metrics -p events-router
-build: setup
-	$(CARGO) build --locked --bins $(FUNCTIONS) -p tally-infra
+build:
+	@$(CARGO) build --locked --bins $(FUNCTIONS) -p tally-infra & build=$$!; \
+		$(MAKE) --no-print-directory setup; setup=$$?; \
+		wait $$build || exit 1; exit $$setup
 
 demo: build
 	target/debug/tally demo

@@ -304,22 +304,16 @@ async fn run(cloud: &LocalCloud, o: &BenchOptions, seconds: f64, rate: f64) -> R
     let lag_seconds = ended.elapsed().as_secs_f64();
     sampler.abort();
     let samples = samples.lock().unwrap().clone();
-    let baseline = samples
-        .iter()
-        .find(|(at, _)| *at >= fed_for / 5.0)
-        .or(samples.first())
-        .map(|(_, r)| r.clone())
-        .context("no memory sample")?;
-    let half = samples
-        .iter()
-        .find(|(at, _)| *at >= fed_for / 2.0)
-        .or(samples.last())
-        .map(|(_, r)| r.clone())
-        .context("no memory sample")?;
-    let last = samples
-        .last()
-        .map(|(_, r)| r.clone())
-        .context("no memory sample")?;
+    // The first sample at that share of the feeding (the last one if none is that late).
+    let at = |share: f64| {
+        samples
+            .iter()
+            .find(|(at, _)| *at >= fed_for * share)
+            .or(samples.last())
+            .map(|(_, r)| r.clone())
+            .context("no memory sample")
+    };
+    let (baseline, half, last) = (at(0.2)?, at(0.5)?, at(f64::INFINITY)?);
     let functions: std::collections::BTreeSet<String> = cloud
         .functions
         .values()

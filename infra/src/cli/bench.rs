@@ -108,6 +108,9 @@ pub async fn run(args: Args, ctx: &Context) -> Result<()> {
             anyhow::bail!("--seconds is for `--only throughput`, `--only soak` or `--only faults`")
         }
     };
+    if args.only.is_some() && seconds <= 0.0 && !matches!(args.only, Some(Section::Api)) {
+        anyhow::bail!("--seconds must be above 0 (got {seconds})");
+    }
     if args.rate.is_some() && !matches!(args.only, Some(Section::Soak)) {
         anyhow::bail!("--rate is for `--only soak`");
     }
@@ -118,9 +121,6 @@ pub async fn run(args: Args, ctx: &Context) -> Result<()> {
         .and_then(|t| serde_json::from_str(&t).ok())
         .unwrap_or_default();
     if let Some(Section::Soak) = args.only {
-        if seconds <= 0.0 {
-            anyhow::bail!("--seconds must be above 0 (got {seconds})");
-        }
         let rate = args
             .rate
             .unwrap_or_else(|| crate::bench::soak::default_rate(&root));
@@ -135,9 +135,6 @@ pub async fn run(args: Args, ctx: &Context) -> Result<()> {
         return Ok(());
     }
     if let Some(Section::Faults) = args.only {
-        if seconds <= 0.0 {
-            anyhow::bail!("--seconds must be above 0 (got {seconds})");
-        }
         let mut options = options;
         let spec = options
             .faults
@@ -150,9 +147,6 @@ pub async fn run(args: Args, ctx: &Context) -> Result<()> {
         return Ok(());
     }
     if let Some(Section::Throughput) = args.only {
-        if seconds <= 0.0 {
-            anyhow::bail!("--seconds must be above 0 (got {seconds})");
-        }
         for t in crate::bench::throughput_only(options, seconds).await? {
             println!(
                 "{:<15} {:>6.0} events/s of {:.0} offered, settled {}, DynamoDB {:.0} requests/s; cores: {}",

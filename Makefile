@@ -63,7 +63,7 @@ test:
 FUNCTIONS := -p gender-model -p results-writer -p gender-api -p rule-engine -p lake-writer \
 	-p rsvp-stats -p dashboard-feed -p live-api -p collect -p events-metrics -p events-router
 build:
-	@$(CARGO) build --locked --bins $(FUNCTIONS) -p tally-infra & build=$$!; \
+	@$(CARGO) build --locked --bins $(FUNCTIONS) -p tally-cli & build=$$!; \
 		$(MAKE) --no-print-directory setup; setup=$$?; \
 		wait $$build || exit 1; exit $$setup
 
@@ -77,7 +77,7 @@ up: build
 # The Lambda-tuned build (fat LTO, one codegen unit, stripped), as deployed. Slow on 2 cores: the
 # AWS SDK in release plus one LTO link per function.
 release: setup
-	$(CARGO) build --release --locked --bins $(FUNCTIONS) -p tally-infra
+	$(CARGO) build --release --locked --bins $(FUNCTIONS) -p tally-cli
 
 # Every figure of BENCHMARKS.md in one run (about 20 minutes after the build), written to
 # BENCHMARKS.md and bench/report.json. The release build comes first (slow the first time: the AWS

@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use std::process::Command;
 
 use serde_json::Value;
-use tally_infra::http::http_get;
+use tally_cloud::http::http_get;
 
 use crate::support::{local_root, shared_cloud};
 
@@ -17,7 +17,7 @@ fn document() -> Value {
 
 #[test]
 fn every_route_of_the_template_is_described() {
-    let template = tally_infra::template::Template::load(
+    let template = tally_stack::template::Template::load(
         &local_root().join("template.yaml"),
         "tally",
         &Default::default(),

@@ -10,12 +10,12 @@ use std::time::Duration;
 
 use chrono::Utc;
 use serde_json::{json, Value};
-use tally_infra::clients::{Clients, Endpoints};
-use tally_infra::cloud::LocalCloud;
-use tally_infra::faults::{FaultSpec, Faults};
-use tally_infra::http::http_get;
-use tally_infra::kinesis::{put_all, read_stream, ShardRecord};
-use tally_infra::meetup::{default_start, Clock, RsvpGenerator, Shape};
+use tally_cloud::clients::{Clients, Endpoints};
+use tally_cloud::cloud::LocalCloud;
+use tally_cloud::faults::{FaultSpec, Faults};
+use tally_cloud::http::http_get;
+use tally_cloud::kinesis::{put_all, read_stream, ShardRecord};
+use tally_gen::meetup::{default_start, Clock, RsvpGenerator, Shape};
 
 use crate::gender::oracle;
 use crate::support::{cloud_options, register_app, tally_for, wait_for};

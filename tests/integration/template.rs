@@ -59,11 +59,11 @@ async fn every_function_reads_every_variable_the_template_gives_it() {
 /// In the deployment `params` choose, which has `functions` functions.
 async fn every_function_reads_its_variables(params: &[(&str, &str)], functions: usize) {
     let template = crate::support::template_with(params);
-    let sdk = tally_infra::clients::local_config("http://127.0.0.1:9").await;
+    let sdk = tally_cloud::clients::local_config("http://127.0.0.1:9").await;
     let mut checked = 0;
     for f in template.of_kind("AWS::Serverless::Function") {
         let id = &f.logical_id;
-        let vars = tally_infra::lambda::function_environment(&template, id).unwrap();
+        let vars = tally_cloud::lambda::function_environment(&template, id).unwrap();
         let env = tally_aws::Env::from_map(vars);
         let code = template.resolved_properties(f).unwrap()["CodeUri"]
             .as_str()
@@ -136,7 +136,7 @@ fn the_parallelization_factor_reaches_only_functions_exact_under_it() {
             .to_string();
         let factor = props
             .get("ParallelizationFactor")
-            .map(tally_infra::template::scalar_string);
+            .map(tally_stack::template::scalar_string);
         if shard_ordered.contains(&code.as_str()) {
             assert_eq!(
                 factor, None,
@@ -150,7 +150,7 @@ fn the_parallelization_factor_reaches_only_functions_exact_under_it() {
                 .resolved_properties(&template.resources[&function])
                 .unwrap()["Environment"]["Variables"]
                 .get("PARALLELIZATION_FACTOR")
-                .map(tally_infra::template::scalar_string);
+                .map(tally_stack::template::scalar_string);
             if code == "functions/rule-engine" {
                 assert_eq!(told.as_deref(), Some("4"), "{function}");
             }

@@ -176,13 +176,41 @@ impl DynamoSealKeys {
 }
 
 /// Fresh random bytes from the kernel.
-fn random_key() -> Result<Vec<u8>, PortError> {
+fn random_bytes(n: usize) -> Result<Vec<u8>, PortError> {
     use std::io::Read;
-    let mut key = vec![0u8; KEY_BYTES];
+    let mut bytes = vec![0u8; n];
     std::fs::File::open("/dev/urandom")
-        .and_then(|mut f| f.read_exact(&mut key))
-        .map_err(|e| PortError::Fatal(format!("no random bytes for the seal key: {e}")))?;
-    Ok(key)
+        .and_then(|mut f| f.read_exact(&mut bytes))
+        .map_err(|e| PortError::Fatal(format!("no random bytes: {e}")))?;
+    Ok(bytes)
+}
+
+fn random_key() -> Result<Vec<u8>, PortError> {
+    random_bytes(KEY_BYTES)
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A new app key: `tk_` and 256 random bits in hex (the table keeps only its SHA-256).
+pub fn new_app_key() -> Result<String, PortError> {
+    Ok(format!("tk_{}", hex(&random_bytes(32)?)))
+}
+
+/// `Flyers Canada` -> `flyers-canada-3f2a9c`: readable, and unique however often a name is reused.
+pub fn app_id_for(name: &str) -> Result<String, PortError> {
+    let slug: String = name
+        .to_lowercase()
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+        .collect();
+    let slug: Vec<&str> = slug.split('-').filter(|s| !s.is_empty()).collect();
+    let suffix = hex(&random_bytes(3)?);
+    Ok(match slug.join("-") {
+        s if s.is_empty() => format!("app-{suffix}"),
+        s => format!("{}-{suffix}", &s[..s.len().min(40)]),
+    })
 }
 
 impl SealKeys for DynamoSealKeys {

@@ -17,7 +17,7 @@ pub mod s3_events;
 pub mod state_store;
 pub mod telemetry;
 
-pub use apps_table::{DynamoAppKeys, DynamoSealKeys};
+pub use apps_table::{app_id_for, new_app_key, DynamoAppKeys, DynamoSealKeys};
 pub use aws_config::SdkConfig;
 pub use config::{aggregation, sdk_config, ConfigError, Env};
 pub use dead_letters::S3DeadLetters;

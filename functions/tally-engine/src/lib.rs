@@ -17,6 +17,7 @@ pub mod ports;
 pub mod publish;
 pub mod record;
 pub mod report;
+pub mod sampling;
 pub mod sequence;
 pub mod sightings;
 #[cfg(any(test, feature = "testing"))]

@@ -1,6 +1,6 @@
-//! For tests and benchmarks of every crate (feature `testing`): in-memory ports that evaluate the
-//! same conditions as the DynamoDB adapter and can be told to fail, a seeded generator, and
-//! Kinesis-like sequence numbers.
+//! For tests of every crate (feature `testing`): in-memory ports that evaluate the same
+//! conditions as the DynamoDB adapter and can be told to fail, Kinesis-like sequence numbers, and
+//! deliveries as Lambda makes them.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -8,6 +8,7 @@ use std::sync::Mutex;
 
 use crate::ports::*;
 use crate::record::DeadLetter;
+pub use crate::sampling::{SeededRng, ZipfKeys};
 use crate::sequence::SequenceNumber;
 
 /// A 56-digit sequence number, like Kinesis's, for position `i` of a shard.
@@ -16,35 +17,6 @@ pub fn kinesis_sequence(i: u64) -> SequenceNumber {
         "4959033827149025660855969253836157109592157598{i:010}"
     ))
     .expect("56 digits")
-}
-
-/// splitmix64: the same seed gives the same numbers on every run and machine, so a failing
-/// randomized case can be replayed, and a benchmark's workload is the same every time.
-#[derive(Debug, Clone)]
-pub struct SeededRng(u64);
-
-impl SeededRng {
-    pub fn new(seed: u64) -> Self {
-        SeededRng(seed)
-    }
-
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in `0..n` (`n` > 0).
-    pub fn below(&mut self, n: u64) -> u64 {
-        self.next_u64() % n.max(1)
-    }
-
-    /// Uniform in [0, 1).
-    pub fn unit(&mut self) -> f64 {
-        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
-    }
 }
 
 #[derive(Default)]
@@ -260,35 +232,6 @@ impl DeadLetterSink for MemoryDeadLetters {
             .unwrap()
             .insert(letter.object_key("dead-letter"), letter.clone());
         Ok(())
-    }
-}
-
-/// Key ranks `1..=keys` drawn from a Zipf distribution of exponent `s` (0: uniform), by inverse
-/// transform over the cumulative weights: a skewed workload, the same on every run.
-#[derive(Debug, Clone)]
-pub struct ZipfKeys {
-    cumulative: Vec<f64>,
-}
-
-impl ZipfKeys {
-    pub fn new(keys: usize, s: f64) -> Self {
-        let weights: Vec<f64> = (1..=keys.max(1)).map(|k| (k as f64).powf(-s)).collect();
-        let total: f64 = weights.iter().sum();
-        let mut acc = 0.0;
-        let cumulative = weights
-            .into_iter()
-            .map(|w| {
-                acc += w / total;
-                acc
-            })
-            .collect();
-        ZipfKeys { cumulative }
-    }
-
-    pub fn rank(&self, rng: &mut SeededRng) -> u64 {
-        let u = rng.unit();
-        let last = self.cumulative.len() - 1;
-        (self.cumulative.partition_point(|c| *c < u).min(last) + 1) as u64
     }
 }
 

@@ -10,9 +10,9 @@ use std::io::Write;
 use std::time::Duration;
 
 use serde_json::{json, Value};
-use tally_infra::clients::{Clients, Endpoints};
-use tally_infra::http::{http_get, http_send};
-use tally_infra::mobile::{batches, Fleet};
+use tally_cloud::clients::{Clients, Endpoints};
+use tally_cloud::http::{http_get, http_send};
+use tally_gen::mobile::{batches, Fleet};
 
 use crate::lake::{sql, sql_file};
 use crate::support::{chromium_dom, shared_cloud, shared_stack, tally, wait_for};
@@ -175,7 +175,7 @@ async fn events_posted_and_put_reach_the_metrics_the_warehouse_and_bad_records_e
     }
     let clients = Clients::new(&Endpoints::all(&cloud.edge_url)).await;
     let stream = format!("{}-EventsStream", shared_stack());
-    let put = tally_infra::kinesis::put_all(&clients.kinesis, &stream, &lines, |_| {}).await;
+    let put = tally_cloud::kinesis::put_all(&clients.kinesis, &stream, &lines, |_| {}).await;
     assert_eq!(put.refused, 0, "{put:?}");
 
     // What the stream holds, in shard order: the oracle's input.
@@ -183,7 +183,7 @@ async fn events_posted_and_put_reach_the_metrics_the_warehouse_and_bad_records_e
         let (kinesis, stream) = (clients.kinesis.clone(), stream.clone());
         let want = lines.len();
         async move {
-            let r = tally_infra::kinesis::read_stream(&kinesis, &stream)
+            let r = tally_cloud::kinesis::read_stream(&kinesis, &stream)
                 .await
                 .ok()?;
             (r.len() >= want).then_some(r)

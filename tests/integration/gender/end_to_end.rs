@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use chrono::Utc;
-use tally_infra::clients::{Clients, Endpoints};
-use tally_infra::http::http_get;
+use tally_cloud::clients::{Clients, Endpoints};
+use tally_cloud::http::http_get;
 
 use super::oracle;
 use crate::support::{self, shared_cloud, shared_stack, tally, wait_for};
@@ -60,7 +60,7 @@ async fn visits_put_with_tally_reach_the_api_with_independently_computed_answers
     let clients = Clients::new(&Endpoints::all(&cloud.edge_url)).await;
     let stream = format!("{}-VisitsStream", shared_stack());
     let mut visits = Vec::new();
-    for r in tally_infra::kinesis::read_stream(&clients.kinesis, &stream)
+    for r in tally_cloud::kinesis::read_stream(&clients.kinesis, &stream)
         .await
         .unwrap()
     {

@@ -8,7 +8,7 @@ use std::io::Write;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use lambda_runtime::{Context, LambdaEvent};
-use tally_infra::template::Template;
+use tally_stack::template::Template;
 
 use crate::support::{local_root, shared_cloud, tally, Stack};
 
@@ -178,7 +178,7 @@ async fn records_put_with_tally_come_back_from_tally_sql_exactly() {
     );
     assert_eq!(raw[0]["n"], 42, "every line that is a JSON object");
     // Every query of queries/ runs locally as it is.
-    for (name, _) in tally_infra::lake::queries(&local_root()).unwrap() {
+    for (name, _) in tally_stack::catalog::queries(&local_root()).unwrap() {
         let file = local_root().join("queries").join(format!("{name}.sql"));
         let out = tally(&["sql", "--file", file.to_str().unwrap()], &cloud.edge_url);
         assert!(
@@ -210,7 +210,7 @@ async fn tally_sql_explains_bad_queries_and_a_missing_cloud_in_one_line() {
     }
     let nowhere = format!(
         "http://127.0.0.1:{}",
-        tally_infra::emulators::free_port().unwrap()
+        tally_cloud::emulators::free_port().unwrap()
     );
     let out = tally(&["sql", "SELECT 1"], &nowhere);
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -420,7 +420,7 @@ fn the_glue_catalog_and_named_queries_of_the_template_match_the_code_and_queries
             )
         })
         .collect();
-    let files: BTreeMap<String, String> = tally_infra::lake::queries(&local_root())
+    let files: BTreeMap<String, String> = tally_stack::catalog::queries(&local_root())
         .unwrap()
         .into_iter()
         .map(|(n, text)| (n, text.trim().to_string()))

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::process::Command;
 
 use aws_sdk_dynamodb::types::AttributeValue;
-use tally_infra::clients::{Clients, Endpoints};
+use tally_cloud::clients::{Clients, Endpoints};
 
 use crate::support::{
     bin_dir, local_root, shared_cloud, shared_stack, tally, template_with, PER_MODEL,
@@ -37,7 +37,7 @@ fn tally_invoke_runs_every_events_file_in_a_private_cloud() {
     // Nothing listens there: each invocation brings up its own emulators and resources.
     let nowhere = format!(
         "http://127.0.0.1:{}",
-        tally_infra::emulators::free_port().unwrap()
+        tally_cloud::emulators::free_port().unwrap()
     );
     for file in files {
         let function = file.file_stem().unwrap().to_str().unwrap();

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use chrono::Utc;
-use tally_infra::cloud::LocalCloud;
+use tally_cloud::cloud::LocalCloud;
 
 use crate::support::{cloud_options, wait_for};
 
@@ -106,7 +106,7 @@ async fn records_put_just_before_the_cloud_stops_are_archived() {
         .map(|(i, l)| (i.to_string(), l.as_bytes()))
         .collect();
     let put =
-        tally_infra::kinesis::put_all(&cloud.clients.kinesis, &stream, &entries, |_| {}).await;
+        tally_cloud::kinesis::put_all(&cloud.clients.kinesis, &stream, &entries, |_| {}).await;
     assert_eq!(put.accepted, lines.len());
     // No waiting for Firehose to read them: stopping must read every shard to its end first.
     cloud.drain().await;

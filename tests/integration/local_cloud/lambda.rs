@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use tally_infra::lambda::{FunctionHost, FunctionSpec};
+use tally_cloud::lambda::{FunctionHost, FunctionSpec};
 
 use crate::support::{bin_dir, wait_for};
 
@@ -19,7 +19,7 @@ async fn stopping_a_host_stops_its_runtime_api() {
         memory_mb: 128,
         log_file: bin_dir().join("test-logs/probe.log"),
         reserved_concurrency: None,
-        faults: tally_infra::faults::Faults::none(),
+        faults: tally_cloud::faults::Faults::none(),
     };
     let host = FunctionHost::start(spec).await.unwrap();
     let address = host.runtime_apis()[0].clone();

@@ -4,7 +4,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::Duration;
 
 use aws_sdk_dynamodb::types::AttributeValue;
-use tally_infra::cloud::LocalCloud;
+use tally_cloud::cloud::LocalCloud;
 
 use crate::support::{cloud_options, local_root, wait_for};
 
@@ -98,7 +98,7 @@ async fn event_source_mapping_retries_bisects_filters_and_sends_exhausted_batche
     let queue_url = format!(
         "{}/{}/{}",
         cloud.edge_url,
-        tally_infra::template::ACCOUNT,
+        tally_stack::template::ACCOUNT,
         name("FailureQueue")
     );
     let sqs = cloud.clients.sqs.clone();

@@ -7,11 +7,11 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use serde_json::{json, Value};
-use tally_infra::clients::{Clients, Endpoints};
-use tally_infra::http::http_get;
-use tally_infra::meetup::producer::{produce, ProducerOptions, ProducerProgress};
-use tally_infra::meetup::server::{serve, ServeOptions, Source};
-use tally_infra::meetup::{default_start, mtime_of, Clock, RsvpGenerator, Shape};
+use tally_cloud::clients::{Clients, Endpoints};
+use tally_cloud::http::http_get;
+use tally_gen::meetup::producer::{produce, ProducerOptions, ProducerProgress};
+use tally_gen::meetup::server::{serve, ServeOptions, Source};
+use tally_gen::meetup::{default_start, mtime_of, Clock, RsvpGenerator, Shape};
 use tokio::sync::watch;
 
 use crate::support::{chromium_dom, shared_cloud, shared_stack, wait_for};

@@ -5,8 +5,8 @@
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use tally_infra::meetup::server::{serve, ServeOptions, Source};
-use tally_infra::meetup::{default_start, Clock, RsvpGenerator, Shape};
+use tally_gen::meetup::server::{serve, ServeOptions, Source};
+use tally_gen::meetup::{default_start, Clock, RsvpGenerator, Shape};
 use tokio::sync::watch;
 
 use crate::support::{bin_dir, local_aws, local_root, wait_for, Stack};

@@ -13,13 +13,13 @@ use std::time::{Duration, Instant};
 use aws_config::SdkConfig;
 use tally_aws::kinesis_event::KinesisEvent;
 use tally_aws::Env;
-use tally_infra::clients::{local_config, Clients, Endpoints};
-use tally_infra::cloud::{CloudOptions, LocalCloud};
-use tally_infra::edge::EdgeRouter;
-use tally_infra::emulators::{project_root, EmulatorPorts, Emulators};
-pub use tally_infra::kinesis::ShardRecord;
-use tally_infra::provision::provision;
-use tally_infra::template::Template;
+use tally_cloud::clients::{local_config, Clients, Endpoints};
+use tally_cloud::cloud::{CloudOptions, LocalCloud};
+use tally_cloud::edge::EdgeRouter;
+use tally_cloud::emulators::{project_root, EmulatorPorts, Emulators};
+pub use tally_cloud::kinesis::ShardRecord;
+use tally_cloud::provision::provision;
+use tally_stack::template::Template;
 
 pub struct LocalAws {
     pub endpoint: String,
@@ -118,20 +118,20 @@ impl Stack {
     /// The environment the template gives a function, as the local cloud gives it.
     pub fn function_env(&self, logical_id: &str) -> Env {
         Env::from_map(
-            tally_infra::lambda::function_environment(&self.template, logical_id).unwrap(),
+            tally_cloud::lambda::function_environment(&self.template, logical_id).unwrap(),
         )
     }
 
     /// Every record of a stream, in shard order, from the beginning.
     pub async fn read_stream(&self, logical_id: &str) -> Vec<ShardRecord> {
-        tally_infra::kinesis::read_stream(&self.clients.kinesis, &self.name(logical_id))
+        tally_cloud::kinesis::read_stream(&self.clients.kinesis, &self.name(logical_id))
             .await
             .unwrap()
     }
 
     /// Puts records to a stream, each with its partition key; returns once all are accepted.
     pub async fn put_records(&self, logical_id: &str, records: &[(String, Vec<u8>)]) {
-        let outcome = tally_infra::kinesis::put_all(
+        let outcome = tally_cloud::kinesis::put_all(
             &self.clients.kinesis,
             &self.name(logical_id),
             records,
@@ -186,7 +186,7 @@ pub async fn read_objects(
 
 /// The Lambda event that delivers `records` (as the event source mapping would).
 pub fn kinesis_event(stream_arn: &str, records: &[ShardRecord]) -> KinesisEvent {
-    serde_json::from_value(tally_infra::esm::kinesis_event(stream_arn, records))
+    serde_json::from_value(tally_cloud::esm::kinesis_event(stream_arn, records))
         .expect("the mapping builds valid Kinesis events")
 }
 

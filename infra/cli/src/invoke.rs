@@ -1,0 +1,80 @@
+//! `tally invoke FUNCTION --event FILE`: the Docker-free `sam local invoke`. Like SAM, which uses
+//! the account's real resources, it uses a running local cloud's resources when there is one,
+//! else a private local cloud without stream pollers, just for this invocation.
+
+use std::path::PathBuf;
+
+use anyhow::{anyhow, Context as _, Result};
+
+use crate::Context;
+use tally_cloud::clients::{Clients, Endpoints};
+use tally_cloud::cloud::LocalCloud;
+use tally_cloud::lambda::{function_specs, FunctionHost};
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Function logical ID (Model2Function) or physical name.
+    pub function: String,
+    /// Event file (see events/).
+    #[arg(long, value_name = "FILE")]
+    pub event: PathBuf,
+    #[arg(long, value_name = "DIR")]
+    pub bin_dir: Option<PathBuf>,
+    /// Template parameter override, NAME=VALUE (repeatable), as `sam local invoke
+    /// --parameter-overrides` (`GenderDeployment=per-model` for Model1Function..Model3Function).
+    #[arg(long = "param", value_name = "NAME=VALUE")]
+    pub params: Vec<String>,
+}
+
+pub async fn run(args: Args, ctx: &Context) -> Result<()> {
+    let payload = std::fs::read(&args.event)
+        .with_context(|| format!("cannot read {}", args.event.display()))?;
+    serde_json::from_slice::<serde_json::Value>(&payload)
+        .with_context(|| format!("{} is not JSON", args.event.display()))?;
+    let mut opts = ctx.cloud_options(args.bin_dir);
+    opts.params = super::parse_params(&args.params)?;
+    let url = ctx.edge_url();
+    // One try: nothing listening is the usual answer, not a fault to retry.
+    let running = Clients::new(&Endpoints::all(&url))
+        .await
+        .dynamodb
+        .list_tables()
+        .customize()
+        .config_override(
+            aws_sdk_dynamodb::config::Builder::default()
+                .retry_config(aws_config::retry::RetryConfig::disabled()),
+        )
+        .send()
+        .await
+        .is_ok();
+    let function = &args.function;
+    let body = if running {
+        let template = ctx.template_with(&opts.params)?;
+        let id = template.logical_id_of(function).map(String::from);
+        let spec = function_specs(&template, &opts, &url)?
+            .into_iter()
+            .find(|s| Some(&s.logical_id) == id.as_ref())
+            .ok_or_else(|| match template.why_absent(function) {
+                Some(why) => anyhow!("{why} (a --param chooses the deployment)"),
+                None => anyhow!("no function {function} in template.yaml"),
+            })?;
+        let host = FunctionHost::start(spec).await?;
+        let outcome = host.invoke(payload).await;
+        host.stop().await;
+        outcome.with_context(|| function.clone())?
+    } else {
+        opts.run_streams = false;
+        opts.edge_port = 0;
+        opts.api_port = 0;
+        let cloud = LocalCloud::start(opts).await?;
+        let outcome = cloud.invoke(function, payload).await;
+        cloud.stop().await;
+        outcome?
+    };
+    let text = match serde_json::from_slice::<serde_json::Value>(&body) {
+        Ok(v) => serde_json::to_string_pretty(&v)?,
+        Err(_) => String::from_utf8_lossy(&body).into_owned(),
+    };
+    println!("{text}");
+    Ok(())
+}

@@ -1,0 +1,67 @@
+//! SDK clients for the local cloud: fixed test credentials, one region, local endpoints.
+
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_sdk_dynamodb::config::Credentials;
+
+/// Endpoints of each service (all the edge endpoint in the local cloud; emulators in tests).
+#[derive(Debug, Clone)]
+pub struct Endpoints {
+    pub dynamodb: String,
+    pub kinesis: String,
+    pub s3: String,
+    pub sqs: String,
+}
+
+impl Endpoints {
+    pub fn all(url: &str) -> Self {
+        Self {
+            dynamodb: url.into(),
+            kinesis: url.into(),
+            s3: url.into(),
+            sqs: url.into(),
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct Clients {
+    pub dynamodb: aws_sdk_dynamodb::Client,
+    pub kinesis: aws_sdk_kinesis::Client,
+    pub s3: aws_sdk_s3::Client,
+    pub sqs: aws_sdk_sqs::Client,
+}
+
+/// The tools retry a failed call up to 10 times from 50 ms (the SDK's default is 3 from 1 s):
+/// under `--faults` a command or a test that makes thousands of calls must not fail on the one
+/// that lost three draws.
+pub async fn local_config(endpoint: &str) -> SdkConfig {
+    aws_config::defaults(BehaviorVersion::latest())
+        .region(Region::new(tally_stack::template::REGION))
+        .retry_config(
+            aws_config::retry::RetryConfig::standard()
+                .with_max_attempts(10)
+                .with_initial_backoff(std::time::Duration::from_millis(50))
+                .with_max_backoff(std::time::Duration::from_secs(2)),
+        )
+        .credentials_provider(Credentials::new("test", "test", None, None, "tally-local"))
+        .endpoint_url(endpoint)
+        .load()
+        .await
+}
+
+impl Clients {
+    pub async fn new(endpoints: &Endpoints) -> Self {
+        let s3_config = local_config(&endpoints.s3).await;
+        let s3 = aws_sdk_s3::Client::from_conf(
+            aws_sdk_s3::config::Builder::from(&s3_config)
+                .force_path_style(true)
+                .build(),
+        );
+        Clients {
+            dynamodb: aws_sdk_dynamodb::Client::new(&local_config(&endpoints.dynamodb).await),
+            kinesis: aws_sdk_kinesis::Client::new(&local_config(&endpoints.kinesis).await),
+            s3,
+            sqs: aws_sdk_sqs::Client::new(&local_config(&endpoints.sqs).await),
+        }
+    }
+}

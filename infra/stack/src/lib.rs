@@ -1,0 +1,16 @@
+//! The stack as `template.yaml` declares it, for everything that runs or operates it (the local
+//! cloud, the CLI, the bench):
+//!
+//! - `template.rs`: the template read: parameters, conditions, intrinsics, resources, names, ARNs
+//! - `mappings.rs`: which function reads which stream or queue
+//! - `pipelines.rs`: what the template says of each pipeline (its streams, keys, samples, functions)
+//! - `catalog.rs`: the lake's part of it, made from the lake's table definitions (Glue tables,
+//!   named queries) and the local views `tally sql` queries
+
+pub mod catalog;
+pub mod mappings;
+pub mod pipelines;
+pub mod template;
+
+pub use pipelines::{pipeline, pipelines, stream_facts, Pipeline, StreamFacts};
+pub use template::{Template, TemplateError};

@@ -1,0 +1,700 @@
+//! `template.yaml` as the local cloud reads it: resources, parameters, conditions (`Fn::Equals`,
+//! `Fn::Not`, `Fn::And`, `Fn::Or`, `Condition`; a resource whose condition is false is not
+//! there), and the intrinsic functions (`Ref`, `Fn::GetAtt`, `Fn::Sub`, `Fn::Join`, `Fn::Select`,
+//! `Fn::Split`, `Fn::If` with `AWS::NoValue`) resolved against local physical names. Anything else
+//! is reported as not supported locally, never silently skipped.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde_json::Value as Json;
+use serde_yaml::Value as Yaml;
+
+pub const REGION: &str = "us-east-1";
+pub const ACCOUNT: &str = "000000000000";
+
+#[derive(Debug, thiserror::Error)]
+pub enum TemplateError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("{path} is not valid YAML: {source}")]
+    Yaml {
+        path: String,
+        source: serde_yaml::Error,
+    },
+    #[error("template: {0}")]
+    Invalid(String),
+    #[error("template feature not supported locally: {what} at {at}")]
+    Unsupported { what: String, at: String },
+}
+
+#[derive(Debug, Clone)]
+pub struct Resource {
+    pub logical_id: String,
+    pub kind: String,
+    /// Properties with YAML tags turned into their long JSON form (`{"Ref": ..}`), unresolved.
+    pub properties: Json,
+    pub metadata: Json,
+    /// Where it stands among the template's resources (0 first): the order the author chose.
+    pub position: usize,
+}
+
+#[derive(Debug, Clone)]
+pub struct Template {
+    pub resources: BTreeMap<String, Resource>,
+    pub parameters: BTreeMap<String, String>,
+    pub globals: Json,
+    pub stack_name: String,
+    /// The endpoint queue URLs are built on (the local cloud's edge, or an emulator in tests).
+    pub queue_endpoint: String,
+    /// Every condition of the `Conditions` section, evaluated with the parameters.
+    pub conditions: BTreeMap<String, bool>,
+    /// Resources left out because their condition is false: logical ID -> condition.
+    pub omitted: BTreeMap<String, String>,
+}
+
+/// What `Ref: AWS::NoValue` resolves to until the object or list holding it drops it.
+const NO_VALUE: &str = "\u{0}tally:AWS::NoValue";
+
+/// Turns YAML (with short-form tags) into JSON with long-form intrinsics.
+fn to_json(v: &Yaml) -> Result<Json, TemplateError> {
+    Ok(match v {
+        Yaml::Null => Json::Null,
+        Yaml::Bool(b) => Json::Bool(*b),
+        Yaml::Number(n) => {
+            if let Some(i) = n.as_i64() {
+                Json::from(i)
+            } else {
+                Json::from(n.as_f64().unwrap_or_default())
+            }
+        }
+        Yaml::String(s) => Json::String(s.clone()),
+        Yaml::Sequence(items) => Json::Array(items.iter().map(to_json).collect::<Result<_, _>>()?),
+        Yaml::Mapping(m) => {
+            let mut out = serde_json::Map::new();
+            for (k, v) in m {
+                let key = match k {
+                    Yaml::String(s) => s.clone(),
+                    other => serde_yaml::to_string(other)
+                        .unwrap_or_default()
+                        .trim()
+                        .to_string(),
+                };
+                out.insert(key, to_json(v)?);
+            }
+            Json::Object(out)
+        }
+        Yaml::Tagged(t) => {
+            let tag = t.tag.to_string();
+            let tag = tag.trim_start_matches('!');
+            let name = if tag == "Ref" || tag == "Condition" {
+                tag.to_string()
+            } else {
+                format!("Fn::{tag}")
+            };
+            let mut inner = to_json(&t.value)?;
+            // `!GetAtt A.B` is the short form of `Fn::GetAtt: [A, B]`.
+            if name == "Fn::GetAtt" {
+                if let Json::String(s) = &inner {
+                    let (a, b) = s.split_once('.').ok_or_else(|| {
+                        TemplateError::Invalid(format!("!GetAtt {s} needs Resource.Attribute"))
+                    })?;
+                    inner = serde_json::json!([a, b]);
+                }
+            }
+            serde_json::json!({ name: inner })
+        }
+    })
+}
+
+impl Template {
+    pub fn load(
+        path: &Path,
+        stack_name: &str,
+        overrides: &BTreeMap<String, String>,
+    ) -> Result<Self, TemplateError> {
+        let text = std::fs::read_to_string(path).map_err(|source| TemplateError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        let yaml: Yaml = serde_yaml::from_str(&text).map_err(|source| TemplateError::Yaml {
+            path: path.display().to_string(),
+            source,
+        })?;
+        let doc = to_json(&yaml)?;
+        let mut parameters = BTreeMap::new();
+        if let Some(params) = doc.get("Parameters").and_then(Json::as_object) {
+            for (name, spec) in params {
+                let value = match overrides.get(name) {
+                    Some(v) => v.clone(),
+                    None => match spec.get("Default") {
+                        Some(Json::String(s)) => s.clone(),
+                        Some(Json::Number(n)) => n.to_string(),
+                        Some(other) => other.to_string(),
+                        None => {
+                            return Err(TemplateError::Invalid(format!(
+                                "parameter {name} has no Default: pass --parameter {name}=VALUE"
+                            )))
+                        }
+                    },
+                };
+                parameters.insert(name.clone(), value);
+            }
+        }
+        for name in overrides.keys() {
+            if !parameters.contains_key(name) {
+                return Err(TemplateError::Invalid(format!("unknown parameter {name}")));
+            }
+        }
+        let mut template = Template {
+            resources: BTreeMap::new(),
+            parameters,
+            globals: doc.get("Globals").cloned().unwrap_or(Json::Null),
+            stack_name: stack_name.to_string(),
+            queue_endpoint: "http://127.0.0.1:4566".into(),
+            conditions: BTreeMap::new(),
+            omitted: BTreeMap::new(),
+        };
+        let defined = doc
+            .get("Conditions")
+            .and_then(Json::as_object)
+            .cloned()
+            .unwrap_or_default();
+        for name in defined.keys() {
+            let value = template.condition(name, &defined, &mut Vec::new())?;
+            template.conditions.insert(name.clone(), value);
+        }
+        let mut resources = BTreeMap::new();
+        let Some(res) = doc.get("Resources").and_then(Json::as_object) else {
+            return Err(TemplateError::Invalid("no Resources section".into()));
+        };
+        // JSON objects sort their keys; the YAML mapping keeps the author's order.
+        let declared: Vec<String> = yaml
+            .get("Resources")
+            .and_then(Yaml::as_mapping)
+            .map(|m| {
+                m.keys()
+                    .filter_map(|k| k.as_str().map(String::from))
+                    .collect()
+            })
+            .unwrap_or_default();
+        for (id, r) in res {
+            let kind = r
+                .get("Type")
+                .and_then(Json::as_str)
+                .ok_or_else(|| TemplateError::Invalid(format!("resource {id} has no Type")))?;
+            if let Some(c) = r.get("Condition") {
+                let name = c.as_str().unwrap_or_default();
+                match template.conditions.get(name) {
+                    Some(true) => {}
+                    Some(false) => {
+                        template.omitted.insert(id.clone(), name.to_string());
+                        continue;
+                    }
+                    None => {
+                        return Err(TemplateError::Invalid(format!(
+                            "Resources.{id}: unknown condition {name:?}"
+                        )))
+                    }
+                }
+            }
+            resources.insert(
+                id.clone(),
+                Resource {
+                    logical_id: id.clone(),
+                    kind: kind.to_string(),
+                    properties: r
+                        .get("Properties")
+                        .cloned()
+                        .unwrap_or(Json::Object(Default::default())),
+                    metadata: r.get("Metadata").cloned().unwrap_or(Json::Null),
+                    position: declared.iter().position(|d| d == id).unwrap_or(usize::MAX),
+                },
+            );
+        }
+        template.resources = resources;
+        Ok(template)
+    }
+
+    /// Evaluates condition `name` of `defined` (conditions may name conditions; `seen` breaks
+    /// cycles).
+    fn condition(
+        &self,
+        name: &str,
+        defined: &serde_json::Map<String, Json>,
+        seen: &mut Vec<String>,
+    ) -> Result<bool, TemplateError> {
+        if let Some(v) = self.conditions.get(name) {
+            return Ok(*v);
+        }
+        if seen.iter().any(|s| s == name) {
+            return Err(TemplateError::Invalid(format!(
+                "condition {name} depends on itself"
+            )));
+        }
+        let expr = defined
+            .get(name)
+            .ok_or_else(|| TemplateError::Invalid(format!("unknown condition {name:?}")))?;
+        seen.push(name.to_string());
+        let value = self.condition_value(expr, defined, seen, &format!("Conditions.{name}"));
+        seen.pop();
+        value
+    }
+
+    fn condition_value(
+        &self,
+        expr: &Json,
+        defined: &serde_json::Map<String, Json>,
+        seen: &mut Vec<String>,
+        at: &str,
+    ) -> Result<bool, TemplateError> {
+        let bad = || TemplateError::Invalid(format!("bad condition at {at}"));
+        let (op, arg) = expr
+            .as_object()
+            .filter(|m| m.len() == 1)
+            .and_then(|m| m.iter().next())
+            .ok_or_else(bad)?;
+        let args = || arg.as_array().ok_or_else(bad);
+        match op.as_str() {
+            "Condition" => self.condition(arg.as_str().ok_or_else(bad)?, defined, seen),
+            "Fn::Equals" => match args()?.as_slice() {
+                [a, b] => Ok(
+                    scalar_string(&self.resolve(a, at)?) == scalar_string(&self.resolve(b, at)?)
+                ),
+                _ => Err(bad()),
+            },
+            "Fn::Not" => match args()?.as_slice() {
+                [c] => Ok(!self.condition_value(c, defined, seen, at)?),
+                _ => Err(bad()),
+            },
+            "Fn::And" | "Fn::Or" => {
+                let mut values = Vec::new();
+                for c in args()? {
+                    values.push(self.condition_value(c, defined, seen, at)?);
+                }
+                Ok(if op == "Fn::And" {
+                    values.iter().all(|v| *v)
+                } else {
+                    values.iter().any(|v| *v)
+                })
+            }
+            other => Err(TemplateError::Unsupported {
+                what: format!("{other} in a condition"),
+                at: at.to_string(),
+            }),
+        }
+    }
+
+    /// Why `logical_id` is not in this deployment, when a condition left it out (for errors).
+    pub fn why_absent(&self, logical_id: &str) -> Option<String> {
+        let condition = self.omitted.get(logical_id)?;
+        Some(format!(
+            "{logical_id} is not deployed with these parameters: its condition {condition} is false"
+        ))
+    }
+
+    pub fn of_kind<'a>(&'a self, kind: &'a str) -> impl Iterator<Item = &'a Resource> + 'a {
+        self.resources.values().filter(move |r| r.kind == kind)
+    }
+
+    /// The local physical name of a resource (what `Ref` returns for most types).
+    pub fn physical_name(&self, logical_id: &str) -> String {
+        let kind = self
+            .resources
+            .get(logical_id)
+            .map(|r| r.kind.as_str())
+            .unwrap_or_default();
+        let name = format!("{}-{}", self.stack_name, logical_id);
+        if kind == "AWS::S3::Bucket" {
+            name.to_ascii_lowercase()
+        } else {
+            name
+        }
+    }
+
+    pub fn arn(&self, logical_id: &str) -> Result<String, TemplateError> {
+        let r = self
+            .resources
+            .get(logical_id)
+            .ok_or_else(|| TemplateError::Invalid(format!("no resource {logical_id}")))?;
+        let name = self.physical_name(logical_id);
+        Ok(match r.kind.as_str() {
+            "AWS::Kinesis::Stream" => format!("arn:aws:kinesis:{REGION}:{ACCOUNT}:stream/{name}"),
+            "AWS::DynamoDB::Table" => format!("arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/{name}"),
+            "AWS::S3::Bucket" => format!("arn:aws:s3:::{name}"),
+            "AWS::SQS::Queue" => format!("arn:aws:sqs:{REGION}:{ACCOUNT}:{name}"),
+            "AWS::Serverless::Function" | "AWS::Lambda::Function" => {
+                format!("arn:aws:lambda:{REGION}:{ACCOUNT}:function:{name}")
+            }
+            "AWS::IAM::Role" => format!("arn:aws:iam::{ACCOUNT}:role/{name}"),
+            "AWS::KinesisFirehose::DeliveryStream" => {
+                format!("arn:aws:firehose:{REGION}:{ACCOUNT}:deliverystream/{name}")
+            }
+            other => {
+                return Err(TemplateError::Unsupported {
+                    what: format!("Arn of {other}"),
+                    at: format!("Resources.{logical_id}"),
+                })
+            }
+        })
+    }
+
+    /// The logical id whose local ARN or physical name is `s`.
+    pub fn logical_id_of(&self, s: &str) -> Option<&str> {
+        self.resources.keys().map(String::as_str).find(|id| {
+            *id == s || self.physical_name(id) == s || self.arn(id).ok().as_deref() == Some(s)
+        })
+    }
+
+    pub fn queue_url(&self, logical_id: &str, endpoint: &str) -> String {
+        format!(
+            "{}/{ACCOUNT}/{}",
+            endpoint.trim_end_matches('/'),
+            self.physical_name(logical_id)
+        )
+    }
+
+    fn reference(&self, name: &str, at: &str) -> Result<Json, TemplateError> {
+        if let Some(v) = self.parameters.get(name) {
+            return Ok(Json::String(v.clone()));
+        }
+        match name {
+            "AWS::Region" => return Ok(Json::from(REGION)),
+            "AWS::AccountId" => return Ok(Json::from(ACCOUNT)),
+            "AWS::Partition" => return Ok(Json::from("aws")),
+            "AWS::URLSuffix" => return Ok(Json::from("amazonaws.com")),
+            "AWS::StackName" => return Ok(Json::from(self.stack_name.clone())),
+            _ => {}
+        }
+        let r = self
+            .resources
+            .get(name)
+            .ok_or_else(|| TemplateError::Invalid(format!("Ref to unknown {name} at {at}")))?;
+        Ok(Json::String(match r.kind.as_str() {
+            "AWS::SQS::Queue" => self.queue_url(name, &self.queue_endpoint),
+            _ => self.physical_name(name),
+        }))
+    }
+
+    fn get_att(&self, id: &str, attr: &str, at: &str) -> Result<Json, TemplateError> {
+        match attr {
+            "Arn" => self.arn(id).map(Json::String),
+            "QueueName" | "Name" => Ok(Json::String(self.physical_name(id))),
+            "QueueUrl" => Ok(Json::String(self.queue_url(id, &self.queue_endpoint))),
+            _ => Err(TemplateError::Unsupported {
+                what: format!("Fn::GetAtt {id}.{attr}"),
+                at: at.to_string(),
+            }),
+        }
+    }
+
+    /// Resolves every intrinsic function in `v`. `at` names the place, for error messages.
+    pub fn resolve(&self, v: &Json, at: &str) -> Result<Json, TemplateError> {
+        match v {
+            Json::Array(items) => {
+                let mut out = Vec::with_capacity(items.len());
+                for i in items {
+                    let v = self.resolve(i, at)?;
+                    if v != NO_VALUE {
+                        out.push(v);
+                    }
+                }
+                Ok(Json::Array(out))
+            }
+            Json::Object(map) if map.len() == 1 => {
+                let (k, arg) = map.iter().next().unwrap();
+                match k.as_str() {
+                    "Ref" if arg == "AWS::NoValue" => Ok(Json::from(NO_VALUE)),
+                    "Ref" => self.reference(arg.as_str().unwrap_or_default(), at),
+                    "Fn::If" => match arg.as_array().map(Vec::as_slice) {
+                        Some([Json::String(name), then, otherwise]) => {
+                            match self.conditions.get(name) {
+                                Some(true) => self.resolve(then, at),
+                                Some(false) => self.resolve(otherwise, at),
+                                None => Err(TemplateError::Invalid(format!(
+                                    "Fn::If names unknown condition {name:?} at {at}"
+                                ))),
+                            }
+                        }
+                        _ => Err(TemplateError::Invalid(format!("bad Fn::If at {at}"))),
+                    },
+                    "Fn::GetAtt" => {
+                        let parts: Vec<String> = match self.resolve(arg, at)? {
+                            Json::Array(a) => a
+                                .iter()
+                                .map(|p| p.as_str().unwrap_or_default().to_string())
+                                .collect(),
+                            Json::String(s) => s.splitn(2, '.').map(String::from).collect(),
+                            _ => vec![],
+                        };
+                        match parts.as_slice() {
+                            [id, attr] => self.get_att(id, attr, at),
+                            _ => Err(TemplateError::Invalid(format!("bad Fn::GetAtt at {at}"))),
+                        }
+                    }
+                    "Fn::Sub" => self.sub(arg, at),
+                    "Fn::Join" => {
+                        let a = self.resolve(arg, at)?;
+                        let (sep, items) = (
+                            a.get(0).and_then(Json::as_str).unwrap_or_default(),
+                            a.get(1).and_then(Json::as_array),
+                        );
+                        let items = items.ok_or_else(|| {
+                            TemplateError::Invalid(format!("bad Fn::Join at {at}"))
+                        })?;
+                        Ok(Json::String(
+                            items
+                                .iter()
+                                .map(scalar_string)
+                                .collect::<Vec<_>>()
+                                .join(sep),
+                        ))
+                    }
+                    "Fn::Select" => {
+                        let a = self.resolve(arg, at)?;
+                        let i = a
+                            .get(0)
+                            .map(scalar_string)
+                            .and_then(|s| s.parse::<usize>().ok());
+                        let list = a.get(1).and_then(Json::as_array);
+                        match (i, list) {
+                            (Some(i), Some(list)) if i < list.len() => Ok(list[i].clone()),
+                            _ => Err(TemplateError::Invalid(format!("bad Fn::Select at {at}"))),
+                        }
+                    }
+                    "Fn::Split" => {
+                        let a = self.resolve(arg, at)?;
+                        let sep = a.get(0).and_then(Json::as_str).unwrap_or_default();
+                        let s = a.get(1).map(scalar_string).unwrap_or_default();
+                        Ok(Json::Array(
+                            s.split(sep).map(|p| Json::String(p.to_string())).collect(),
+                        ))
+                    }
+                    k if k.starts_with("Fn::") || k == "Condition" => {
+                        Err(TemplateError::Unsupported {
+                            what: k.to_string(),
+                            at: at.to_string(),
+                        })
+                    }
+                    _ => {
+                        let v = self.resolve(arg, &format!("{at}.{k}"))?;
+                        Ok(Json::Object(
+                            std::iter::once((k.clone(), v))
+                                .filter(|(_, v)| v != NO_VALUE)
+                                .collect(),
+                        ))
+                    }
+                }
+            }
+            Json::Object(map) => {
+                let mut out = serde_json::Map::new();
+                for (k, v) in map {
+                    let v = self.resolve(v, &format!("{at}.{k}"))?;
+                    if v != NO_VALUE {
+                        out.insert(k.clone(), v);
+                    }
+                }
+                Ok(Json::Object(out))
+            }
+            other => Ok(other.clone()),
+        }
+    }
+
+    fn sub(&self, arg: &Json, at: &str) -> Result<Json, TemplateError> {
+        let (text, vars) = match arg {
+            Json::String(s) => (s.clone(), serde_json::Map::new()),
+            Json::Array(a) if a.len() == 2 => (
+                a[0].as_str().unwrap_or_default().to_string(),
+                self.resolve(&a[1], at)?
+                    .as_object()
+                    .cloned()
+                    .unwrap_or_default(),
+            ),
+            _ => return Err(TemplateError::Invalid(format!("bad Fn::Sub at {at}"))),
+        };
+        let mut out = String::new();
+        let mut rest = text.as_str();
+        while let Some(start) = rest.find("${") {
+            out.push_str(&rest[..start]);
+            let after = &rest[start + 2..];
+            // `${!Literal}` writes `${Literal}`.
+            if let Some(lit) = after.strip_prefix('!') {
+                out.push_str("${");
+                rest = lit;
+                continue;
+            }
+            let end = after.find('}').ok_or_else(|| {
+                TemplateError::Invalid(format!("unclosed ${{ in Fn::Sub at {at}"))
+            })?;
+            let name = &after[..end];
+            let value = match vars.get(name) {
+                Some(v) => v.clone(),
+                None => match name.split_once('.') {
+                    Some((id, attr)) if self.resources.contains_key(id) => {
+                        self.get_att(id, attr, at)?
+                    }
+                    _ => self.reference(name, at)?,
+                },
+            };
+            out.push_str(&scalar_string(&value));
+            rest = &after[end + 1..];
+        }
+        out.push_str(rest);
+        Ok(Json::String(out))
+    }
+
+    /// A resource's properties with every intrinsic resolved.
+    pub fn resolved_properties(&self, r: &Resource) -> Result<Json, TemplateError> {
+        self.resolve(
+            &r.properties,
+            &format!("Resources.{}.Properties", r.logical_id),
+        )
+    }
+}
+
+pub fn scalar_string(v: &Json) -> String {
+    match v {
+        Json::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn template() -> Template {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../template.yaml");
+        Template::load(&path, "tally", &BTreeMap::new()).unwrap()
+    }
+
+    #[test]
+    fn resolves_refs_getatts_and_subs_of_the_real_template() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../template.yaml");
+        let per_model = BTreeMap::from([("GenderDeployment".into(), "per-model".into())]);
+        let t = Template::load(&path, "tally", &per_model).unwrap();
+        assert!(!t.resources.contains_key("GenderModelsFunction"));
+        assert_eq!(t.omitted["GenderModelsFunction"], "CombinedDeployment");
+        let f = &t.resources["Model2Function"];
+        let props = t.resolved_properties(f).unwrap();
+        let env = &props["Environment"]["Variables"];
+        assert_eq!(env["MODEL"], "MODEL2");
+        assert_eq!(env["STATE_TABLE"], "tally-GenderStateTable");
+        assert_eq!(env["WINDOW_DAYS"], "7");
+        let stmts = &props["Policies"][0]["Statement"];
+        assert_eq!(
+            stmts[3]["Resource"],
+            "arn:aws:s3:::tally-archivebucket/dead-letter/MODEL2/*"
+        );
+        let esm = t.resolved_properties(&t.resources["Model2Visits"]).unwrap();
+        assert_eq!(
+            esm["EventSourceArn"],
+            "arn:aws:kinesis:us-east-1:000000000000:stream/tally-VisitsStream"
+        );
+        assert_eq!(esm["BatchSize"], "2000");
+    }
+
+    #[test]
+    fn parameters_can_be_overridden_and_unknown_ones_are_refused() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../template.yaml");
+        let t = Template::load(
+            &path,
+            "tally",
+            &BTreeMap::from([("WindowDays".into(), "3".into())]),
+        )
+        .unwrap();
+        assert_eq!(t.parameters["WindowDays"], "3");
+        let err = Template::load(
+            &path,
+            "tally",
+            &BTreeMap::from([("Nope".into(), "3".into())]),
+        )
+        .unwrap_err();
+        assert_eq!(err.to_string(), "template: unknown parameter Nope");
+    }
+
+    #[test]
+    fn unsupported_intrinsics_are_named() {
+        let t = template();
+        let err = t
+            .resolve(
+                &serde_json::json!({"Fn::FindInMap": ["M", "a", "b"]}),
+                "Resources.X.Properties.Y",
+            )
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "template feature not supported locally: Fn::FindInMap at Resources.X.Properties.Y"
+        );
+    }
+
+    fn conditional(mode: &str) -> Template {
+        let dir = std::env::temp_dir().join(format!("tally-cond-{}-{mode}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("template.yaml");
+        std::fs::write(
+            &path,
+            r#"
+Parameters:
+  Mode:
+    Type: String
+    Default: one
+  Size:
+    Type: Number
+    Default: 3
+Conditions:
+  IsOne: !Equals [!Ref Mode, one]
+  IsMany: !Not [!Condition IsOne]
+  ManyAndBig: !And [!Condition IsMany, !Or [!Equals [!Ref Size, 3], !Equals [!Ref Size, 4]]]
+Resources:
+  One:
+    Type: AWS::SQS::Queue
+    Condition: IsOne
+  Many:
+    Type: AWS::SQS::Queue
+    Condition: IsMany
+    Properties:
+      DelaySeconds: !If [ManyAndBig, 5, !Ref AWS::NoValue]
+      Tags: [!If [IsOne, {Key: a, Value: b}, !Ref AWS::NoValue]]
+"#,
+        )
+        .unwrap();
+        Template::load(
+            &path,
+            "tally",
+            &BTreeMap::from([("Mode".into(), mode.into())]),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn conditions_choose_resources_and_values() {
+        let one = conditional("one");
+        assert!(one.resources.contains_key("One") && !one.resources.contains_key("Many"));
+        assert!(!one.conditions["IsMany"]);
+        let many = conditional("many");
+        assert!(!many.resources.contains_key("One"));
+        assert!(many.conditions["ManyAndBig"]);
+        let props = many.resolved_properties(&many.resources["Many"]).unwrap();
+        assert_eq!(props["DelaySeconds"], 5);
+        assert_eq!(
+            props["Tags"],
+            serde_json::json!([]),
+            "AWS::NoValue drops the item"
+        );
+        let none = many
+            .resolve(
+                &serde_json::json!({"A": {"Fn::If": ["IsOne", 1, {"Ref": "AWS::NoValue"}]}, "B": 2}),
+                "X",
+            )
+            .unwrap();
+        assert_eq!(
+            none,
+            serde_json::json!({"B": 2}),
+            "AWS::NoValue drops the key"
+        );
+    }
+}

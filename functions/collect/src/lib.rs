@@ -9,8 +9,8 @@ use tally_aws::http::{HttpApi, Reply};
 use tally_aws::telemetry::emf_line;
 use tally_aws::{publisher, DynamoAppKeys, DynamoSealKeys, Env, KinesisPublisher, SdkConfig};
 use tally_engine::ports::RecordPublisher;
-use tally_pipelines::events::collect::{AppKeys, CollectError, Collector};
-use tally_pipelines::events::SealKeys;
+use tally_events::collect::{AppKeys, CollectError, Collector};
+use tally_events::SealKeys;
 
 pub struct CollectApi<K, P, S> {
     pub collector: Collector<K, P, S>,

@@ -5,7 +5,7 @@
 use tally_aws::{aggregation, s3_dead_letters, state_store};
 use tally_aws::{DynamoSealKeys, DynamoStateStore, S3DeadLetters};
 use tally_aws::{Env, Error, KinesisFunction, SdkConfig};
-use tally_pipelines::events::EventsMetricsHandler;
+use tally_events::EventsMetricsHandler;
 
 pub type EventsMetricsFunction =
     KinesisFunction<EventsMetricsHandler<DynamoStateStore, S3DeadLetters, DynamoSealKeys>>;

@@ -12,7 +12,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use tally_aws::{DynamoSealKeys, Env, SdkConfig};
 use tally_engine::{PortError, SequenceNumber, StreamRecord};
-use tally_pipelines::events::{EventDecoder, SealKeys, Seals};
+use tally_events::{EventDecoder, SealKeys, Seals};
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -136,7 +136,7 @@ mod tests {
     use super::*;
 
     use serde_json::{json, Value};
-    use tally_pipelines::events::{IngestSeal, DIRECT_APP};
+    use tally_events::{IngestSeal, DIRECT_APP};
 
     const KEY: [u8; 32] = [3; 32];
     const ARRIVAL_MS: i64 = 1_795_341_605_000; // 2026-11-22T10:00:05Z

@@ -11,9 +11,9 @@ use serde::Serialize;
 use tally_aws::http::{HttpApi, Reply};
 use tally_aws::{state_store, DynamoStateStore, Env, SdkConfig};
 use tally_engine::ports::StateReader;
+use tally_events::metrics::{parse_minutes, DEFAULT_MINUTES};
+use tally_events::{read_metrics, Metrics};
 use tally_pipelines::dashboard::{read_panels, Panels};
-use tally_pipelines::events::metrics::{parse_minutes, DEFAULT_MINUTES};
-use tally_pipelines::events::{read_metrics, Metrics};
 use tally_pipelines::rsvp::{read_stats, Stats};
 
 /// The routes, each with the one state reader it needs.

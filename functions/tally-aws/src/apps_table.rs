@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_dynamodb::Client;
 use tally_engine::PortError;
-use tally_pipelines::events::collect::{App, AppKeys};
-use tally_pipelines::events::seal::{SealKeys, KEY_BYTES};
+use tally_events::collect::{App, AppKeys};
+use tally_events::seal::{SealKeys, KEY_BYTES};
 
 use crate::errors::port_error;
 
@@ -130,7 +130,7 @@ impl AppKeys for DynamoAppKeys {
 /// without `app_id`, so never listed as an app.
 pub const SEAL_KEY_ITEM: &str = "ingest-seal-key";
 
-/// The ingest seal's key (`tally_pipelines::events::seal`) in `AppsTable`: made by whichever
+/// The ingest seal's key (`tally_events::seal`) in `AppsTable`: made by whichever
 /// function asks first (a conditional put: of two makers one wins and the other reads its key),
 /// readable only by the functions whose policies name this item (`dynamodb:LeadingKeys`).
 pub struct DynamoSealKeys {

@@ -2,6 +2,7 @@
 //! pipelines' ports, the conversion of Lambda's Kinesis events, configuration from the
 //! environment, telemetry, and the runners every Kinesis- or SQS-triggered function uses.
 
+#[cfg(feature = "apps")]
 pub mod apps_table;
 pub mod config;
 pub mod dead_letters;
@@ -17,6 +18,7 @@ pub mod s3_events;
 pub mod state_store;
 pub mod telemetry;
 
+#[cfg(feature = "apps")]
 pub use apps_table::{app_id_for, new_app_key, DynamoAppKeys, DynamoSealKeys};
 pub use aws_config::SdkConfig;
 pub use config::{aggregation, sdk_config, ConfigError, Env};

@@ -221,6 +221,17 @@ pub enum PutCondition {
     IfUnchanged(String),
 }
 
+impl PutCondition {
+    /// Whether a put under this condition applies over an object whose ETag is `current`.
+    pub fn holds(&self, current: Option<&str>) -> bool {
+        match self {
+            PutCondition::Always => true,
+            PutCondition::IfAbsent => current.is_none(),
+            PutCondition::IfUnchanged(etag) => current == Some(etag.as_str()),
+        }
+    }
+}
+
 /// Objects (S3 `GetObject` and `PutObject`): the lake's files. Conditional puts give optimistic
 /// concurrency, as the state store's revisions do for items.
 pub trait ObjectStore: Send + Sync {

@@ -290,11 +290,7 @@ impl ObjectStore for MemoryObjects {
             .unwrap()
             .get(key)
             .map(|o| o.etag.clone());
-        let holds = match &condition {
-            PutCondition::Always => true,
-            PutCondition::IfAbsent => current.is_none(),
-            PutCondition::IfUnchanged(etag) => current.as_deref() == Some(etag.as_str()),
-        };
+        let holds = condition.holds(current.as_deref());
         if holds {
             self.insert(key, data);
         }

@@ -7,7 +7,7 @@
 //!   `server_time` wins), in one file per UTC day of `client_time`: an SDK's retry repeats its
 //!   event exactly, so every copy of an id meets the others in one file, and analysts ask by the
 //!   day the event happened. The router wrote `app_id` and `server_time` only for sealed events
-//!   (`tally_pipelines::events::seal`): an event put directly is the app `direct`'s, so it can
+//!   (`tally_events::seal`): an event put directly is the app `direct`'s, so it can
 //!   neither replace nor hide a registered app's event of the same id.
 //! - `dim_device` is unique by `device_id`, merged by hash: the attributes of its latest event
 //!   (by `client_time`, the device's own timeline), seen first and last then.
@@ -21,9 +21,9 @@ use std::sync::OnceLock;
 use chrono::{DateTime, Utc};
 use serde_json::Value as Json;
 use tally_engine::{json_object, Rejection};
-use tally_pipelines::events::event::{decode_envelope, MAX_EVENT_BYTES};
-use tally_pipelines::events::schema::{AttributeKind, TypeInfo};
-use tally_pipelines::events::Event;
+use tally_events::event::{decode_envelope, MAX_EVENT_BYTES};
+use tally_events::schema::{AttributeKind, TypeInfo};
+use tally_events::Event;
 
 use crate::raw::RawObject;
 use crate::rows::{Row, Value};

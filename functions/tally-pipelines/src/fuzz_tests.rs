@@ -13,7 +13,6 @@ use tally_engine::testing::*;
 use tally_engine::{BatchHandler, BatchReport, Engine, StreamRecord};
 
 use crate::dashboard::FeedConsumer;
-use crate::events::{EventDecoder, EventsMetricsHandler, IngestSeal};
 use crate::gender::model::{LastVisitModel, RecentTopGenderModel, TopGenderModel};
 use crate::gender::results_writer::ResultsWriter;
 use crate::gender::testing::MemoryResultsTable;
@@ -21,6 +20,7 @@ use crate::gender::{GenderModel, VisitConsumer, VisitDecoder};
 use crate::rsvp::{RsvpDecoder, RsvpStatsHandler};
 use crate::rules::interaction::InteractionDecoder;
 use crate::rules::{Rule, RuleConsumer, RULES};
+use tally_events::{EventDecoder, EventsMetricsHandler, IngestSeal};
 
 /// Cases per target: `TALLY_FUZZ_CASES`, or a pass short enough for `make test`.
 fn cases() -> u64 {

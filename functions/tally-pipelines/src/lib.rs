@@ -5,11 +5,12 @@
 //! - `gender/`: the gender service (seed 000)
 //! - `rules/`: the property-interaction threshold rules (seed 003)
 //! - `rsvp/`: the Meetup RSVP analytics (seed 004)
-//! - `events/`: the mobile events platform (seed 002)
 //! - `dashboard.rs`: the dashboard's live panels of the gender models and the rules
+//!
+//! The mobile events platform (seed 002) is a crate of its own, `tally-events`: only its functions
+//! compile JSON Schema.
 
 pub mod dashboard;
-pub mod events;
 pub mod gender;
 pub mod rsvp;
 pub mod rules;

@@ -81,7 +81,7 @@ pub async fn requests(cloud: &LocalCloud, mode: &str, n: usize) -> Result<Reques
 
 /// Registers an app in the cloud's `AppsTable`; returns a sender with its key.
 async fn sender(cloud: &LocalCloud, name: &str) -> Result<Sender> {
-    use tally_pipelines::events::collect::{key_hash, App};
+    use tally_events::collect::{key_hash, App};
     let key = tally_aws::new_app_key()?;
     tally_aws::DynamoAppKeys::new(
         cloud.clients.dynamodb.clone(),
@@ -208,7 +208,7 @@ mod tests {
     fn stamped_events_are_valid_keyed_by_device_and_of_one_app() {
         let events = stamped_events(5, 3);
         assert!(events.len() > 20);
-        let decoder = tally_pipelines::events::EventDecoder::default();
+        let decoder = tally_events::EventDecoder::default();
         let valid = events
             .iter()
             .filter(|e| {

@@ -120,8 +120,8 @@ async fn event_for(
                 template.physical_name("AppsTable"),
             )
             .register(
-                &tally_pipelines::events::collect::key_hash("tk_sample_key_registered_by_the_test"),
-                &tally_pipelines::events::collect::App {
+                &tally_events::collect::key_hash("tk_sample_key_registered_by_the_test"),
+                &tally_events::collect::App {
                     app_id: "bench-sample".into(),
                     name: "Bench sample".into(),
                 },

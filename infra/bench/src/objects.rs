@@ -79,12 +79,7 @@ impl ObjectStore for FolderObjects {
         condition: PutCondition,
     ) -> Result<bool, PortError> {
         let mut etags = self.etags.lock().unwrap();
-        let current = etags.get(key);
-        let holds = match &condition {
-            PutCondition::Always => true,
-            PutCondition::IfAbsent => current.is_none(),
-            PutCondition::IfUnchanged(etag) => current == Some(etag),
-        };
+        let holds = condition.holds(etags.get(key).map(String::as_str));
         if holds {
             self.write(&mut etags, key, &data).map_err(fatal)?;
         }

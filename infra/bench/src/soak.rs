@@ -221,8 +221,8 @@ async fn run(cloud: &LocalCloud, o: &BenchOptions, seconds: f64, rate: f64) -> R
         cloud.template.physical_name("AppsTable"),
     )
     .register(
-        &tally_pipelines::events::collect::key_hash(&key),
-        &tally_pipelines::events::collect::App {
+        &tally_events::collect::key_hash(&key),
+        &tally_events::collect::App {
             app_id: app.clone(),
             name: "Soak".into(),
         },

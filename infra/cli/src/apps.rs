@@ -4,7 +4,7 @@
 
 use anyhow::{bail, Context as _, Result};
 use tally_aws::{app_id_for, new_app_key, DynamoAppKeys};
-use tally_pipelines::events::collect::{key_hash, App};
+use tally_events::collect::{key_hash, App};
 
 use crate::Context;
 use tally_cloud::clients::{Clients, Endpoints};

@@ -192,7 +192,7 @@ async fn show_lookups(cloud: &LocalCloud, sample: &[String]) -> Result<()> {
 
 /// Registers an app and posts a small generated fleet's events to `/collect`, as its SDKs would.
 async fn post_events(cloud: &LocalCloud) -> Result<()> {
-    use tally_pipelines::events::collect::{key_hash, App};
+    use tally_events::collect::{key_hash, App};
     let registry = tally_aws::DynamoAppKeys::new(
         cloud.clients.dynamodb.clone(),
         cloud.template.physical_name("AppsTable"),

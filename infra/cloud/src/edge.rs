@@ -138,45 +138,48 @@ fn aws_json_error(
 pub fn fault_response(fault: Fault) -> Response<Body> {
     const DYNAMODB: &str = "application/x-amz-json-1.0";
     const JSON: &str = "application/x-amz-json-1.1";
-    match fault {
-        Fault::DynamoThrottle => aws_json_error(
+    let (status, content_type, kind, message) = match fault {
+        Fault::DynamoThrottle => (
             StatusCode::BAD_REQUEST,
             DYNAMODB,
             "com.amazonaws.dynamodb.v20120810#ProvisionedThroughputExceededException",
             "The level of configured provisioned throughput for the table was exceeded. Consider increasing your provisioning level with the UpdateTable API.",
         ),
-        Fault::DynamoError => aws_json_error(
+        Fault::DynamoError => (
             StatusCode::INTERNAL_SERVER_ERROR,
             DYNAMODB,
             "com.amazonaws.dynamodb.v20120810#InternalServerError",
             "Internal server error",
         ),
-        Fault::KinesisThrottle => aws_json_error(
+        Fault::KinesisThrottle => (
             StatusCode::BAD_REQUEST,
             JSON,
             "ProvisionedThroughputExceededException",
             "Rate exceeded for the stream (injected by tally up --faults).",
         ),
-        Fault::KinesisError => aws_json_error(
+        Fault::KinesisError => (
             StatusCode::INTERNAL_SERVER_ERROR,
             JSON,
             "InternalFailure",
             "Internal service failure (injected by tally up --faults).",
         ),
-        Fault::FirehoseThrottle => aws_json_error(
+        Fault::FirehoseThrottle => (
             StatusCode::BAD_REQUEST,
             JSON,
             "ServiceUnavailableException",
             "Slow down (injected by tally up --faults).",
         ),
-        Fault::S3Error | Fault::LambdaCrash => Response::builder()
-            .status(StatusCode::SERVICE_UNAVAILABLE)
-            .header("content-type", "application/xml")
-            .body(crate::http::full(
-                "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message><RequestId>tally-faults</RequestId></Error>",
-            ))
-            .expect("status and headers are valid"),
-    }
+        Fault::S3Error | Fault::LambdaCrash => {
+            return Response::builder()
+                .status(StatusCode::SERVICE_UNAVAILABLE)
+                .header("content-type", "application/xml")
+                .body(crate::http::full(
+                    "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message><RequestId>tally-faults</RequestId></Error>",
+                ))
+                .expect("status and headers are valid")
+        }
+    };
+    aws_json_error(status, content_type, kind, message)
 }
 
 /// `PutRecords` throttled record by record, as Kinesis does under load: the request for the

@@ -3,6 +3,7 @@
 //!
 //! - `template.rs`: the template read: parameters, conditions, intrinsics, resources, names, ARNs
 //! - `mappings.rs`: which function reads which stream or queue
+//! - `routes.rs`: the HTTP API's routes, and which one a request takes
 //! - `pipelines.rs`: what the template says of each pipeline (its streams, keys, samples, functions)
 //! - `catalog.rs`: the lake's part of it, made from the lake's table definitions (Glue tables,
 //!   named queries) and the local views `tally sql` queries
@@ -10,6 +11,7 @@
 pub mod catalog;
 pub mod mappings;
 pub mod pipelines;
+pub mod routes;
 pub mod template;
 
 pub use pipelines::{pipeline, pipelines, stream_facts, Pipeline, StreamFacts};

@@ -8,8 +8,8 @@ use serde_json::{json, Value};
 use tally_aws::http::HttpApi;
 use tally_aws::kinesis_event::KinesisEvent;
 use tally_aws::{DynamoAppKeys, DynamoSealKeys};
-use tally_pipelines::events::collect::{key_hash, App};
-use tally_pipelines::events::{read_metrics, IngestSeal, SealKeys, DIRECT_APP};
+use tally_events::collect::{key_hash, App};
+use tally_events::{read_metrics, IngestSeal, SealKeys, DIRECT_APP};
 
 use crate::support::{event_file, Stack};
 

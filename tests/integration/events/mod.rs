@@ -479,7 +479,7 @@ async fn events_posted_and_put_reach_the_metrics_the_warehouse_and_bad_records_e
         known.is_subset(&types)
             && types
                 .iter()
-                .all(|t| tally_pipelines::events::schema::TypeInfo::is_built_in(t)),
+                .all(|t| tally_events::schema::TypeInfo::is_built_in(t)),
         "partitions {types:?}, ours {known:?}"
     );
     let failed = clients

@@ -2,11 +2,10 @@
 //! HTTP request turned into the proxy event the function gets in AWS, and its response turned
 //! back into HTTP.
 //!
-//! - `routes.rs`: the routes and matching
+//! - the routes and their matching: `tally-stack`'s `routes.rs`
 //! - `proxy.rs`: request to event, response to HTTP
 
 pub mod proxy;
-pub mod routes;
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
@@ -19,7 +18,7 @@ use tokio::net::TcpListener;
 use crate::http::{json_response, Body};
 use crate::lambda::FunctionHost;
 pub use proxy::{http_response, proxy_event};
-pub use routes::{routes, Route};
+pub use tally_stack::routes::{routes, Route};
 
 pub struct ApiGateway {
     routes: Vec<Route>,

@@ -9,8 +9,8 @@ use hyper::body::{Bytes, Incoming};
 use hyper::{Request, Response, StatusCode};
 use serde_json::Value as Json;
 
-use super::routes::Route;
 use crate::http::{full, json_response, Body};
+use tally_stack::routes::Route;
 
 /// The HTTP API payload 2.0 event for a request.
 pub async fn proxy_event(

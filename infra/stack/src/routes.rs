@@ -1,10 +1,11 @@
-//! The HTTP API's routes, from the template's `HttpApi` events, and how a request finds its route.
+//! The HTTP API's routes, from the template's `HttpApi` events, and which one a request takes
+//! (API Gateway's rule: literal segments first, then parameters, then greedy ones).
 
 use std::collections::BTreeMap;
 
 use serde_json::Value as Json;
 
-use tally_stack::template::{Template, TemplateError};
+use crate::template::{Template, TemplateError};
 
 #[derive(Debug, Clone)]
 pub struct Route {

@@ -8,21 +8,21 @@ use tally_engine::Rejection;
 
 use crate::raw::RawObject;
 use crate::rows::{Row, Value};
-use crate::table::{Column, ColumnType as T, Keep, Layout, Table};
+use crate::table::{col, ColumnType as T, Keep, Layout, PipelineTables, Table};
 use crate::LakeError;
 
 pub const BAD_RECORDS: Table = Table {
     name: "bad_records",
     description: "Every dead letter and every raw line the lake could not convert, once each, with its reason; data is the record as UTF-8 text (invalid bytes replaced).",
     columns: &[
-        Column { name: "source", kind: T::String },
-        Column { name: "reason_code", kind: T::String },
-        Column { name: "reason", kind: T::String },
-        Column { name: "data", kind: T::String },
-        Column { name: "id", kind: T::String },
-        Column { name: "shard_id", kind: T::String },
-        Column { name: "sequence_number", kind: T::String },
-        Column { name: "arrival", kind: T::Timestamp },
+        col("source", T::String),
+        col("reason_code", T::String),
+        col("reason", T::String),
+        col("data", T::String),
+        col("id", T::String),
+        col("shard_id", T::String),
+        col("sequence_number", T::String),
+        col("arrival", T::Timestamp),
     ],
     layout: Layout::MergedByDay {
         id: &["id"],
@@ -80,3 +80,11 @@ pub fn raw_line_row(raw: &RawObject, line_number: usize, line: &[u8], why: &Reje
         Value::Timestamp(raw.delivered),
     ]
 }
+
+/// The lake's own table of what could not become a row.
+pub const BAD_RECORDS_TABLES: PipelineTables = PipelineTables {
+    pipeline: "bad_records",
+    curated: &[&BAD_RECORDS],
+    raw: &[],
+    generated: None,
+};

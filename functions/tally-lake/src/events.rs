@@ -27,7 +27,9 @@ use tally_events::Event;
 
 use crate::raw::RawObject;
 use crate::rows::{Row, Value};
-use crate::table::{col, Column, ColumnType as T, Curated, Keep, Layout, RawTable, Table};
+use crate::table::{
+    col, Column, ColumnType as T, Curated, Keep, Layout, PipelineTables, RawTable, Table,
+};
 
 /// Rows unique by app and event id, filed by the day the event happened.
 const BY_EVENT: Layout = Layout::MergedByDay {
@@ -246,3 +248,12 @@ pub fn event_rows(line: &[u8], raw: &RawObject) -> Result<Vec<(&'static Table, R
     rows.push((tables.table, row));
     Ok(rows)
 }
+
+/// The mobile events' part of the lake: the warehouse's facts and dimensions, and per event type
+/// its table and its raw archive.
+pub const EVENTS_TABLES: PipelineTables = PipelineTables {
+    pipeline: "events",
+    curated: &[&FACT_EVENTS, &DIM_DEVICE, &DIM_APP],
+    raw: &[],
+    generated: Some(|| event_tables().iter().map(|t| (t.table, t.raw)).collect()),
+};

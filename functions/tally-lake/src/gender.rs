@@ -5,29 +5,17 @@ use tally_pipelines::gender::VisitDecoder;
 
 use crate::raw::RawObject;
 use crate::rows::{Row, Value};
-use crate::table::{Column, ColumnType as T, Layout, Table};
+use crate::table::{col, ColumnType as T, Curated, Layout, PipelineTables, RawTable, Table};
 
 pub const VISITS: Table = Table {
     name: "visits",
     description:
         "Every valid record of VisitsStream: ts is the visit's time (its arrival when it has none).",
     columns: &[
-        Column {
-            name: "cid",
-            kind: T::String,
-        },
-        Column {
-            name: "gndr",
-            kind: T::String,
-        },
-        Column {
-            name: "ts",
-            kind: T::Timestamp,
-        },
-        Column {
-            name: "arrival",
-            kind: T::Timestamp,
-        },
+        col("cid", T::String),
+        col("gndr", T::String),
+        col("ts", T::Timestamp),
+        col("arrival", T::Timestamp),
     ],
     layout: Layout::PerRawObject,
 };
@@ -53,3 +41,39 @@ pub fn visit_row(line: &[u8], raw: &RawObject) -> Result<Row, Rejection> {
         Value::Timestamp(raw.delivered),
     ])
 }
+
+/// The gender pipeline's part of the lake.
+pub const GENDER_TABLES: PipelineTables = PipelineTables {
+    pipeline: "gender",
+    curated: &[&VISITS],
+    raw: &[
+        RawTable {
+            name: "raw_visits",
+            stream: "visits",
+            columns: &[
+                col("cid", T::String),
+                col("gndr", T::String),
+                col("ts", T::String),
+            ],
+            fields: &[],
+            curated: Curated::Rows(&VISITS, visit_row),
+        },
+        RawTable {
+            name: "raw_gender_results",
+            stream: "gender_results",
+            columns: &[
+                col("id", T::String),
+                col("model", T::String),
+                col("cid", T::String),
+                col("gndr", T::String),
+                col("male", T::BigInt),
+                col("female", T::BigInt),
+                col("rev", T::BigInt),
+                col("as_of", T::String),
+            ],
+            fields: &[("id", "_id")],
+            curated: Curated::Archived,
+        },
+    ],
+    generated: None,
+};

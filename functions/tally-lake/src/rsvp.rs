@@ -10,7 +10,7 @@ use tally_pipelines::rsvp::{Rsvp, RsvpDecoder};
 
 use crate::raw::RawObject;
 use crate::rows::{bigint as id, Row, Value};
-use crate::table::{col, ColumnType as T, Keep, Layout, Table};
+use crate::table::{col, ColumnType as T, Curated, Keep, Layout, PipelineTables, RawTable, Table};
 
 /// Files per dimension table: small tables, rewritten whole by a merge that touches them.
 const DIMENSION_FILES: u32 = 4;
@@ -241,3 +241,53 @@ pub fn rsvp_rows(line: &[u8], raw: &RawObject) -> Result<Vec<(&'static Table, Ro
     }
     Ok(rows)
 }
+
+/// The rsvp pipeline's part of the lake.
+pub const RSVP_TABLES: PipelineTables = PipelineTables {
+    pipeline: "rsvp",
+    curated: &[
+        &MEMBERS,
+        &GROUPS,
+        &VENUES,
+        &MEETUP_EVENTS,
+        &TOPICS,
+        &GROUP_TOPICS,
+        &RSVPS,
+        &GROUP_CLUSTERS,
+    ],
+    raw: &[
+        // Nested objects read as their JSON text (json_extract them); `group` is a keyword of SQL.
+        RawTable {
+            name: "raw_rsvps",
+            stream: "rsvps",
+            columns: &[
+                col("rsvp_id", T::BigInt),
+                col("mtime", T::BigInt),
+                col("response", T::String),
+                col("guests", T::Int),
+                col("visibility", T::String),
+                col("member", T::String),
+                col("event", T::String),
+                col("rsvp_group", T::String),
+                col("venue", T::String),
+            ],
+            fields: &[("rsvp_group", "group")],
+            curated: Curated::Normalized(rsvp_rows),
+        },
+        RawTable {
+            name: "raw_rsvp_stats",
+            stream: "rsvp_stats",
+            columns: &[
+                col("as_of", T::String),
+                col("window_start", T::String),
+                col("window_end", T::String),
+                col("top_events", T::String),
+                col("totals", T::String),
+                col("per_minute", T::String),
+            ],
+            fields: &[],
+            curated: Curated::Archived,
+        },
+    ],
+    generated: None,
+};

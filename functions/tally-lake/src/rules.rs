@@ -7,28 +7,16 @@ use tally_pipelines::rules::{InteractionDecoder, RuleDef};
 use crate::gender::as_record;
 use crate::raw::RawObject;
 use crate::rows::{bigint, Row, Value};
-use crate::table::{Column, ColumnType as T, Keep, Layout, Table};
+use crate::table::{col, ColumnType as T, Curated, Keep, Layout, PipelineTables, RawTable, Table};
 
 pub const INTERACTIONS: Table = Table {
     name: "interactions",
     description: "Every valid record of InteractionsStream, of every event type.",
     columns: &[
-        Column {
-            name: "user_id",
-            kind: T::BigInt,
-        },
-        Column {
-            name: "property_id",
-            kind: T::BigInt,
-        },
-        Column {
-            name: "event",
-            kind: T::String,
-        },
-        Column {
-            name: "event_time",
-            kind: T::Timestamp,
-        },
+        col("user_id", T::BigInt),
+        col("property_id", T::BigInt),
+        col("event", T::String),
+        col("event_time", T::Timestamp),
     ],
     layout: Layout::PerRawObject,
 };
@@ -37,30 +25,12 @@ pub const ALERTS: Table = Table {
     name: "alerts",
     description: "Every alert of the three alert streams once, however often it was published.",
     columns: &[
-        Column {
-            name: "rule",
-            kind: T::String,
-        },
-        Column {
-            name: "alert_id",
-            kind: T::String,
-        },
-        Column {
-            name: "key",
-            kind: T::String,
-        },
-        Column {
-            name: "count",
-            kind: T::BigInt,
-        },
-        Column {
-            name: "window_start",
-            kind: T::Timestamp,
-        },
-        Column {
-            name: "published",
-            kind: T::Timestamp,
-        },
+        col("rule", T::String),
+        col("alert_id", T::String),
+        col("key", T::String),
+        col("count", T::BigInt),
+        col("window_start", T::Timestamp),
+        col("published", T::Timestamp),
     ],
     layout: Layout::MergedByHash {
         id: &["alert_id"],
@@ -122,3 +92,58 @@ pub fn alert_row(line: &[u8], raw: &RawObject) -> Result<Row, Rejection> {
         Value::Timestamp(raw.delivered),
     ])
 }
+
+/// The rules pipeline's part of the lake.
+pub const RULES_TABLES: PipelineTables = PipelineTables {
+    pipeline: "rules",
+    curated: &[&INTERACTIONS, &ALERTS],
+    raw: &[
+        RawTable {
+            name: "raw_interactions",
+            stream: "interactions",
+            columns: &[
+                col("user_id", T::BigInt),
+                col("property_id", T::BigInt),
+                col("date", T::String),
+                col("event", T::String),
+            ],
+            fields: &[],
+            curated: Curated::Rows(&INTERACTIONS, interaction_row),
+        },
+        RawTable {
+            name: "raw_paid_user_alerts",
+            stream: "paid_user_alerts",
+            columns: &[
+                col("user", T::BigInt),
+                col("interactions_count", T::BigInt),
+                col("alert_id", T::String),
+            ],
+            fields: &[],
+            curated: Curated::Rows(&ALERTS, alert_row),
+        },
+        RawTable {
+            name: "raw_property_status_alerts",
+            stream: "property_status_alerts",
+            columns: &[
+                col("property", T::BigInt),
+                col("property_interactions_count", T::BigInt),
+                col("alert_id", T::String),
+            ],
+            fields: &[],
+            curated: Curated::Rows(&ALERTS, alert_row),
+        },
+        RawTable {
+            name: "raw_possible_broker_alerts",
+            stream: "possible_broker_alerts",
+            columns: &[
+                col("window_start", T::String),
+                col("user_id", T::BigInt),
+                col("threat_user_interactions", T::BigInt),
+                col("alert_id", T::String),
+            ],
+            fields: &[("window_start", "window.start")],
+            curated: Curated::Rows(&ALERTS, alert_row),
+        },
+    ],
+    generated: None,
+};

@@ -222,3 +222,30 @@ impl RawTable {
             .unwrap_or("")
     }
 }
+
+/// A pipeline's part of the lake: its curated tables and the raw tables of the streams it
+/// archives, declared beside the code that fills them.
+pub struct PipelineTables {
+    pub pipeline: &'static str,
+    pub curated: &'static [&'static Table],
+    pub raw: &'static [RawTable],
+    /// Tables known only when the process starts (one curated and one raw table per event type),
+    /// listed after the fixed ones.
+    pub generated: Option<fn() -> Vec<(&'static Table, &'static RawTable)>>,
+}
+
+impl PipelineTables {
+    pub fn curated_tables(&'static self) -> Vec<&'static Table> {
+        let generated = self.generated.map(|made| made()).unwrap_or_default();
+        let mut all = self.curated.to_vec();
+        all.extend(generated.into_iter().map(|(curated, _)| curated));
+        all
+    }
+
+    pub fn raw_tables(&'static self) -> Vec<&'static RawTable> {
+        let generated = self.generated.map(|made| made()).unwrap_or_default();
+        let mut all: Vec<&'static RawTable> = self.raw.iter().collect();
+        all.extend(generated.into_iter().map(|(_, raw)| raw));
+        all
+    }
+}

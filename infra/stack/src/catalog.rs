@@ -49,93 +49,112 @@ fn columns(s: &mut String, columns: &[tally_lake::Column]) {
     }
 }
 
-fn curated_yaml(s: &mut String, t: &Table) {
-    let partitioned = !t.partition_keys().is_empty();
-    let _ = writeln!(s, "  {}:", logical_id(t.name));
-    let _ = writeln!(s, "    Type: AWS::Glue::Table");
-    let _ = writeln!(s, "    Properties:");
-    let _ = writeln!(s, "      CatalogId: !Ref AWS::AccountId");
-    let _ = writeln!(s, "      DatabaseName: !Ref LakeDatabase");
-    let _ = writeln!(s, "      TableInput:");
-    let _ = writeln!(s, "        Name: {}", t.name);
-    let _ = writeln!(
-        s,
-        "        Description: \"{}\"",
-        t.description.replace('"', "'")
-    );
-    let _ = writeln!(s, "        TableType: EXTERNAL_TABLE");
-    let _ = writeln!(s, "        Parameters:");
-    let _ = writeln!(s, "          classification: parquet");
-    if partitioned {
-        projection(s, t.name, "lake");
-        let _ = writeln!(s, "        PartitionKeys:");
-        let _ = writeln!(s, "          - {{ Name: dt, Type: string }}");
+/// One Glue table as the template declares it: a curated table (Parquet under `lake/`) or a raw
+/// one (GZIP JSON lines under `raw/`, read with the OpenX SerDe).
+struct GlueTable<'a> {
+    name: &'a str,
+    description: String,
+    classification: &'a str,
+    /// Its objects are under `<folder>/<location>/` (`lake/<table>`, `raw/<stream>`), in `dt=`
+    /// partitions when it is partitioned.
+    folder: &'a str,
+    location: &'a str,
+    partitioned: bool,
+    /// Input format, output format, SerDe.
+    formats: [&'a str; 3],
+    serde_parameters: Vec<(String, String)>,
+    columns: &'a [tally_lake::Column],
+}
+
+const PARQUET: [&str; 3] = [
+    "org.apache.hadoop.hive.ql.io.parquet.MapredParquetInputFormat",
+    "org.apache.hadoop.hive.ql.io.parquet.MapredParquetOutputFormat",
+    "org.apache.hadoop.hive.ql.io.parquet.serde.ParquetHiveSerDe",
+];
+
+const JSON_LINES: [&str; 3] = [
+    "org.apache.hadoop.mapred.TextInputFormat",
+    "org.apache.hadoop.hive.ql.io.HiveIgnoreKeyTextOutputFormat",
+    "org.openx.data.jsonserde.JsonSerDe",
+];
+
+impl GlueTable<'_> {
+    fn yaml(&self, s: &mut String) {
+        let [input, output, serde] = self.formats;
+        let _ = writeln!(s, "  {}:", logical_id(self.name));
+        let _ = writeln!(s, "    Type: AWS::Glue::Table");
+        let _ = writeln!(s, "    Properties:");
+        let _ = writeln!(s, "      CatalogId: !Ref AWS::AccountId");
+        let _ = writeln!(s, "      DatabaseName: !Ref LakeDatabase");
+        let _ = writeln!(s, "      TableInput:");
+        let _ = writeln!(s, "        Name: {}", self.name);
+        let _ = writeln!(s, "        Description: \"{}\"", self.description);
+        let _ = writeln!(s, "        TableType: EXTERNAL_TABLE");
+        let _ = writeln!(s, "        Parameters:");
+        let _ = writeln!(s, "          classification: {}", self.classification);
+        if self.partitioned {
+            projection(s, self.location, self.folder);
+            let _ = writeln!(s, "        PartitionKeys:");
+            let _ = writeln!(s, "          - {{ Name: dt, Type: string }}");
+        }
+        let _ = writeln!(s, "        StorageDescriptor:");
+        let (folder, location) = (self.folder, self.location);
+        let _ = writeln!(
+            s,
+            "          Location: !Sub \"s3://${{ArchiveBucket}}/{folder}/{location}/\""
+        );
+        let _ = writeln!(s, "          InputFormat: {input}");
+        let _ = writeln!(s, "          OutputFormat: {output}");
+        let _ = writeln!(s, "          SerdeInfo:");
+        let _ = writeln!(s, "            SerializationLibrary: {serde}");
+        if !self.serde_parameters.is_empty() {
+            let _ = writeln!(s, "            Parameters:");
+            for (key, value) in &self.serde_parameters {
+                let _ = writeln!(s, "              {key}: \"{value}\"");
+            }
+        }
+        columns(s, self.columns);
+        let _ = writeln!(s);
     }
-    let _ = writeln!(s, "        StorageDescriptor:");
-    let _ = writeln!(
-        s,
-        "          Location: !Sub \"s3://${{ArchiveBucket}}/lake/{}/\"",
-        t.name
-    );
-    let _ = writeln!(
-        s,
-        "          InputFormat: org.apache.hadoop.hive.ql.io.parquet.MapredParquetInputFormat"
-    );
-    let _ = writeln!(
-        s,
-        "          OutputFormat: org.apache.hadoop.hive.ql.io.parquet.MapredParquetOutputFormat"
-    );
-    let _ = writeln!(s, "          SerdeInfo:");
-    let _ = writeln!(s, "            SerializationLibrary: org.apache.hadoop.hive.ql.io.parquet.serde.ParquetHiveSerDe");
-    columns(s, t.columns);
-    let _ = writeln!(s);
+}
+
+fn curated_yaml(s: &mut String, t: &Table) {
+    GlueTable {
+        name: t.name,
+        description: t.description.replace('"', "'"),
+        classification: "parquet",
+        folder: "lake",
+        location: t.name,
+        partitioned: !t.partition_keys().is_empty(),
+        formats: PARQUET,
+        serde_parameters: Vec::new(),
+        columns: t.columns,
+    }
+    .yaml(s)
 }
 
 fn raw_yaml(s: &mut String, t: &RawTable) {
-    let _ = writeln!(s, "  {}:", logical_id(t.name));
-    let _ = writeln!(s, "    Type: AWS::Glue::Table");
-    let _ = writeln!(s, "    Properties:");
-    let _ = writeln!(s, "      CatalogId: !Ref AWS::AccountId");
-    let _ = writeln!(s, "      DatabaseName: !Ref LakeDatabase");
-    let _ = writeln!(s, "      TableInput:");
-    let _ = writeln!(s, "        Name: {}", t.name);
-    let _ = writeln!(
-        s,
-        "        Description: \"{} as archived: one JSON record a line, GZIP, by arrival day.\"",
-        t.stream
+    let mut serde_parameters = vec![("ignore.malformed.json".to_string(), "true".to_string())];
+    serde_parameters.extend(
+        t.fields
+            .iter()
+            .map(|(column, field)| (format!("mapping.{column}"), field.to_string())),
     );
-    let _ = writeln!(s, "        TableType: EXTERNAL_TABLE");
-    let _ = writeln!(s, "        Parameters:");
-    let _ = writeln!(s, "          classification: json");
-    projection(s, t.stream, "raw");
-    let _ = writeln!(s, "        PartitionKeys:");
-    let _ = writeln!(s, "          - {{ Name: dt, Type: string }}");
-    let _ = writeln!(s, "        StorageDescriptor:");
-    let _ = writeln!(
-        s,
-        "          Location: !Sub \"s3://${{ArchiveBucket}}/raw/{}/\"",
-        t.stream
-    );
-    let _ = writeln!(
-        s,
-        "          InputFormat: org.apache.hadoop.mapred.TextInputFormat"
-    );
-    let _ = writeln!(
-        s,
-        "          OutputFormat: org.apache.hadoop.hive.ql.io.HiveIgnoreKeyTextOutputFormat"
-    );
-    let _ = writeln!(s, "          SerdeInfo:");
-    let _ = writeln!(
-        s,
-        "            SerializationLibrary: org.openx.data.jsonserde.JsonSerDe"
-    );
-    let _ = writeln!(s, "            Parameters:");
-    let _ = writeln!(s, "              ignore.malformed.json: \"true\"");
-    for (column, field) in t.fields {
-        let _ = writeln!(s, "              mapping.{column}: \"{field}\"");
+    GlueTable {
+        name: t.name,
+        description: format!(
+            "{} as archived: one JSON record a line, GZIP, by arrival day.",
+            t.stream
+        ),
+        classification: "json",
+        folder: "raw",
+        location: t.stream,
+        partitioned: true,
+        formats: JSON_LINES,
+        serde_parameters,
+        columns: t.columns,
     }
-    columns(s, t.columns);
-    let _ = writeln!(s);
+    .yaml(s)
 }
 
 /// The Glue tables of template.yaml, made from the tables' definitions: `tally catalog` prints

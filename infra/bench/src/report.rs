@@ -23,6 +23,35 @@ fn verdict(ok: bool) -> &'static str {
 
 pub fn markdown(r: &Report) -> String {
     let mut s = String::new();
+    title(&mut s, r);
+    summary(&mut s, r);
+    requests(&mut s, r);
+    throughput(&mut s, r);
+    functions(&mut s, r);
+    cpu_and_api(&mut s, r);
+    cost(&mut s, r);
+    lake(&mut s, r);
+    if let Some(f) = &r.rsvp {
+        s.push_str(&rsvp(f));
+    }
+
+    if let Some(d) = &r.deploy_build {
+        s.push_str(&deploy_build(d));
+    }
+
+    if let Some(f) = &r.events {
+        s.push_str(&app_events(f, &r.cost));
+    }
+
+    let _ = writeln!(s, "\n## Not measured, and limits\n");
+    for n in &r.not_measured {
+        let _ = writeln!(s, "- {n}");
+    }
+    s
+}
+
+/// The title and the run: machine, build, parameters changed.
+fn title(s: &mut String, r: &Report) {
     let m = &r.machine;
     let _ = writeln!(s, "# Benchmarks\n");
     let _ =
@@ -51,7 +80,10 @@ pub fn markdown(r: &Report) -> String {
             set.join(", ")
         );
     }
+}
 
+/// The summary table: each goal and whether it was met.
+fn summary(s: &mut String, r: &Report) {
     let _ = writeln!(s, "## Summary\n");
     let _ = writeln!(s, "| figure | measured | goal | |\n|---|---|---|---|");
     // Requests per event against per-record, per pipeline, on its reference workload.
@@ -133,7 +165,10 @@ pub fn markdown(r: &Report) -> String {
         mb(r.zip_bytes_max),
         verdict(r.zip_bytes_max < 5_000_000)
     );
+}
 
+/// 1. DynamoDB requests per event.
+fn requests(s: &mut String, r: &Report) {
     let _ = writeln!(s, "## 1. DynamoDB requests per event\n");
     let _ = writeln!(
         s,
@@ -195,7 +230,10 @@ pub fn markdown(r: &Report) -> String {
         }
     }
     let _ = writeln!(s);
+}
 
+/// 2. Sustained throughput, and 3. freshness.
+fn throughput(s: &mut String, r: &Report) {
     let _ = writeln!(s, "## 2. Sustained throughput, and 3. freshness\n");
     let _ = writeln!(
         s,
@@ -287,7 +325,10 @@ pub fn markdown(r: &Report) -> String {
          **{:.0} records/s** through PutRecords of 500 ({} concurrent calls), {:.0} s each.\n",
         c.conditional_update_item_per_s, c.update_item_concurrency, c.put_records_records_per_s, c.put_records_concurrency, c.seconds_each
     );
+}
 
+/// 4. Cold start and size per function.
+fn functions(s: &mut String, r: &Report) {
     let _ = writeln!(s, "## 4. Cold start and size per function\n");
     let _ = writeln!(
         s,
@@ -325,7 +366,10 @@ pub fn markdown(r: &Report) -> String {
          a per-runtime benchmark harness that measures them on AWS is \
          https://github.com/singledigit/lambda-benchmark.\n"
     );
+}
 
+/// 5. Per-record CPU, and 6. the API under load.
+fn cpu_and_api(s: &mut String, r: &Report) {
     let _ = writeln!(s, "## 5. Per-record CPU\n");
     let _ = writeln!(s, "Criterion (`functions/tally-pipelines/benches/per_record.rs`), a 500-record skewed batch, release profile.\n");
     let _ = writeln!(
@@ -387,7 +431,10 @@ pub fn markdown(r: &Report) -> String {
             r.api.paced_rate, r.api.stored_keys, p.p50_ms, p.p95_ms, p.p99_ms, p.max_ms, p.samples
         );
     }
+}
 
+/// 7. Cost per million events on AWS.
+fn cost(s: &mut String, r: &Report) {
     let _ = writeln!(s, "## 7. Cost per million events on AWS\n");
     let p = &r.prices;
     let _ = writeln!(
@@ -416,12 +463,15 @@ pub fn markdown(r: &Report) -> String {
             c.assumptions
         );
     }
+}
 
+/// 8. The lake.
+fn lake(s: &mut String, r: &Report) {
     if let Some(l) = &r.lake {
         let _ = writeln!(s, "\n## 8. The lake\n");
         let _ = writeln!(
             s,
-            "The lake writer's conversion alone, in memory, release build: {} archived objects of \
+            "The lake writer's conversion alone, into a folder on local disk, release build: {} archived objects of \
              skewed visits ({} records) converted to Parquet (Snappy) in {:.2} s. Then `tally sql`'s \
              whole path on the local cloud, from a visit's PutRecords acknowledgement to the answer \
              holding it (the stream functions idle, Firehose delivered, the lake writer done, the \
@@ -453,24 +503,6 @@ pub fn markdown(r: &Report) -> String {
             opt(p.map(|p| p.max_ms), 0)
         );
     }
-
-    if let Some(f) = &r.rsvp {
-        s.push_str(&rsvp(f));
-    }
-
-    if let Some(d) = &r.deploy_build {
-        s.push_str(&deploy_build(d));
-    }
-
-    if let Some(f) = &r.events {
-        s.push_str(&app_events(f, &r.cost));
-    }
-
-    let _ = writeln!(s, "\n## Not measured, and limits\n");
-    for n in &r.not_measured {
-        let _ = writeln!(s, "- {n}");
-    }
-    s
 }
 
 /// The row comparing a pipeline's requests per record with the per-record baseline, if both ran.
@@ -588,7 +620,7 @@ fn rsvp(f: &super::rsvp::RsvpFigures) -> String {
          one shard, so one instance of the function at a time (as on AWS, where each shard gets \
          its own) against DynamoDB Local (see the emulators' capacity in section 2 and the \
          function's warm time in section 4): the sustained rate here is bounded by those. The conversion is the \
-         lake writer's, in memory, release build: RSVP lines into the seven tables, every table \
+         lake writer's, into a folder on local disk, release build: RSVP lines into the seven tables, every table \
          merged by a hash of its id.\n"
     );
     let _ = writeln!(s, "| figure | value |");

@@ -40,10 +40,8 @@ impl DynamoAppKeys {
         config: &aws_config::SdkConfig,
         env: &crate::Env,
     ) -> Result<Self, crate::ConfigError> {
-        Ok(Self::new(
-            crate::config::dynamodb_client(config),
-            env.var("APPS_TABLE")?,
-        ))
+        let (client, table) = apps_table(config, env)?;
+        Ok(Self::new(client, table))
     }
 
     /// Registers an app under a key's hash (the `tally apps add` command).
@@ -151,10 +149,8 @@ impl DynamoSealKeys {
         config: &aws_config::SdkConfig,
         env: &crate::Env,
     ) -> Result<Self, crate::ConfigError> {
-        Ok(Self::new(
-            crate::config::dynamodb_client(config),
-            env.var("APPS_TABLE")?,
-        ))
+        let (client, table) = apps_table(config, env)?;
+        Ok(Self::new(client, table))
     }
 
     async fn stored(&self) -> Result<Option<Vec<u8>>, PortError> {
@@ -173,6 +169,17 @@ impl DynamoSealKeys {
             .and_then(|v| v.as_b().ok())
             .map(|b| b.as_ref().to_vec()))
     }
+}
+
+/// The client and the name of the table named by `APPS_TABLE`.
+fn apps_table(
+    config: &aws_config::SdkConfig,
+    env: &crate::Env,
+) -> Result<(Client, String), crate::ConfigError> {
+    Ok((
+        crate::config::dynamodb_client(config),
+        env.var("APPS_TABLE")?,
+    ))
 }
 
 /// Fresh random bytes from the kernel.

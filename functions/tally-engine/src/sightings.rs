@@ -115,7 +115,7 @@ pub trait Sightings: Send + Sync {
 }
 
 /// How a batch went: the report, and whether any aggregate changed (then there is news to tell).
-pub struct Counted {
+pub struct CountedBatch {
     pub report: BatchReport,
     pub changed: bool,
     /// Per shard, the first sequence number of the batch.
@@ -167,7 +167,7 @@ pub async fn count_first_sightings<P, S, D>(
     concurrency: usize,
     records: &[StreamRecord],
     now: DateTime<Utc>,
-) -> Counted
+) -> CountedBatch
 where
     P: Sightings,
     S: StateStore,
@@ -313,7 +313,7 @@ where
             retry_from(&mut report, &mut failed_from, &shard, at, why);
         }
     }
-    Counted {
+    CountedBatch {
         report,
         changed,
         first_of,

@@ -103,16 +103,16 @@ impl Sighting {
 
 /// An event as the metrics see it: its id, type, app and minute.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Counted {
+pub struct CountedEvent {
     pub event_id: String,
     pub event_type: String,
     pub app: String,
     pub minute: DateTime<Utc>,
 }
 
-impl Counted {
-    pub fn of(event: &Event, arrival: DateTime<Utc>) -> Counted {
-        Counted {
+impl CountedEvent {
+    pub fn of(event: &Event, arrival: DateTime<Utc>) -> CountedEvent {
+        CountedEvent {
             event_id: event.event_id.clone(),
             event_type: event.event_type.clone(),
             app: event.app().to_string(),
@@ -138,7 +138,7 @@ struct EventSightings<'a> {
 }
 
 impl Sightings for EventSightings<'_> {
-    type Event = Counted;
+    type Event = CountedEvent;
     type Id = String;
     type Contribution = OneMore;
 
@@ -146,12 +146,12 @@ impl Sightings for EventSightings<'_> {
         NAME
     }
 
-    fn decode(&self, record: &StreamRecord) -> Result<Option<Counted>, Rejection> {
+    fn decode(&self, record: &StreamRecord) -> Result<Option<CountedEvent>, Rejection> {
         let (event, _) = self.decoder.decode_record(record, self.seal)?;
-        Ok(Some(Counted::of(&event, record.arrival)))
+        Ok(Some(CountedEvent::of(&event, record.arrival)))
     }
 
-    fn id(&self, event: &Counted) -> String {
+    fn id(&self, event: &CountedEvent) -> String {
         event_identity(&event.app, &event.event_id)
     }
 
@@ -162,7 +162,7 @@ impl Sightings for EventSightings<'_> {
     fn sightings(
         &self,
         shard: &str,
-        records: &[Sequenced<Counted>],
+        records: &[Sequenced<CountedEvent>],
         now: DateTime<Utc>,
     ) -> StateDelta {
         let mut delta = StateDelta::default();
@@ -432,11 +432,11 @@ pub fn expected_metrics(
     minutes: u32,
     now: DateTime<Utc>,
 ) -> Metrics {
-    let mut first: BTreeMap<(&str, &str), Counted> = BTreeMap::new();
+    let mut first: BTreeMap<(&str, &str), CountedEvent> = BTreeMap::new();
     for (e, arrival) in received {
         first
             .entry((e.app(), e.event_id.as_str()))
-            .or_insert_with(|| Counted::of(e, *arrival));
+            .or_insert_with(|| CountedEvent::of(e, *arrival));
     }
     let minutes_of = span(minutes, now);
     let counts: Vec<BTreeMap<String, u64>> = minutes_of

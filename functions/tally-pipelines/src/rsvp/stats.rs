@@ -27,7 +27,7 @@ use tally_engine::engine::DEFAULT_CONCURRENCY;
 use tally_engine::ports::{DeadLetterSink, OutRecord, RecordPublisher, StateReader, StateStore};
 use tally_engine::publish::{publish_all, Outgoing};
 use tally_engine::sightings::{count_first_sightings, decode_sighting, encode_sighting};
-use tally_engine::sightings::{Counted, Sightings};
+use tally_engine::sightings::{CountedBatch, Sightings};
 use tally_engine::windows::plus;
 use tally_engine::windows::MinuteBuckets;
 use tally_engine::{
@@ -510,7 +510,7 @@ impl<S: StateStore + StateReader, P: RecordPublisher, D: DeadLetterSink> RsvpSta
             decoder: &self.decoder,
             grace_seconds: self.grace_seconds,
         };
-        let Counted {
+        let CountedBatch {
             mut report,
             changed,
             first_of,

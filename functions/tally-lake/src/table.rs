@@ -223,6 +223,9 @@ impl RawTable {
     }
 }
 
+/// Tables made when the process starts: a curated table and its raw table each.
+pub type GeneratedTables = fn() -> Vec<(&'static Table, &'static RawTable)>;
+
 /// A pipeline's part of the lake: its curated tables and the raw tables of the streams it
 /// archives, declared beside the code that fills them.
 pub struct PipelineTables {
@@ -231,7 +234,7 @@ pub struct PipelineTables {
     pub raw: &'static [RawTable],
     /// Tables known only when the process starts (one curated and one raw table per event type),
     /// listed after the fixed ones.
-    pub generated: Option<fn() -> Vec<(&'static Table, &'static RawTable)>>,
+    pub generated: Option<GeneratedTables>,
 }
 
 impl PipelineTables {

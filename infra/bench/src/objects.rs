@@ -10,8 +10,15 @@ use tally_engine::ports::{ObjectStore, PortError, PutCondition, StoredObject};
 
 pub struct FolderObjects {
     root: PathBuf,
-    /// Each key's ETag; the lock also makes a conditional put's check and write one step.
-    etags: Mutex<BTreeMap<String, String>>,
+    /// Each key's ETag, and the writes so far (every write gets a new ETag, even of the same
+    /// bytes); the lock also makes a conditional put's check and write one step.
+    etags: Mutex<Etags>,
+}
+
+#[derive(Default)]
+struct Etags {
+    by_key: BTreeMap<String, String>,
+    writes: u64,
 }
 
 impl FolderObjects {
@@ -23,7 +30,7 @@ impl FolderObjects {
         std::fs::create_dir_all(root)?;
         Ok(FolderObjects {
             root: root.to_path_buf(),
-            etags: Mutex::new(BTreeMap::new()),
+            etags: Mutex::new(Etags::default()),
         })
     }
 
@@ -34,7 +41,7 @@ impl FolderObjects {
 
     /// Every key, in order.
     pub fn keys(&self) -> Vec<String> {
-        self.etags.lock().unwrap().keys().cloned().collect()
+        self.etags.lock().unwrap().by_key.keys().cloned().collect()
     }
 
     /// The size of an object, in bytes.
@@ -42,19 +49,15 @@ impl FolderObjects {
         std::fs::metadata(self.root.join(key)).map_or(0, |m| m.len())
     }
 
-    fn write(
-        &self,
-        etags: &mut BTreeMap<String, String>,
-        key: &str,
-        data: &[u8],
-    ) -> std::io::Result<()> {
+    fn write(&self, etags: &mut Etags, key: &str, data: &[u8]) -> std::io::Result<()> {
         let path = self.root.join(key);
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir)?;
         }
         std::fs::write(&path, data)?;
-        let version = etags.len() + 1;
-        etags.insert(key.to_string(), format!("{version}-{}", data.len()));
+        etags.writes += 1;
+        let etag = format!("v{}", etags.writes);
+        etags.by_key.insert(key.to_string(), etag);
         Ok(())
     }
 }
@@ -65,7 +68,7 @@ fn fatal(e: std::io::Error) -> PortError {
 
 impl ObjectStore for FolderObjects {
     async fn get(&self, key: &str) -> Result<Option<StoredObject>, PortError> {
-        let Some(etag) = self.etags.lock().unwrap().get(key).cloned() else {
+        let Some(etag) = self.etags.lock().unwrap().by_key.get(key).cloned() else {
             return Ok(None);
         };
         let data = std::fs::read(self.root.join(key)).map_err(fatal)?;
@@ -79,10 +82,34 @@ impl ObjectStore for FolderObjects {
         condition: PutCondition,
     ) -> Result<bool, PortError> {
         let mut etags = self.etags.lock().unwrap();
-        let holds = condition.holds(etags.get(key).map(String::as_str));
+        let holds = condition.holds(etags.by_key.get(key).map(String::as_str));
         if holds {
             self.write(&mut etags, key, &data).map_err(fatal)?;
         }
         Ok(holds)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_put_over_a_stale_etag_fails_even_when_the_bytes_are_the_same() {
+        let dir = std::env::temp_dir().join(format!("tally-folder-objects-{}", std::process::id()));
+        let store = FolderObjects::new(&dir).unwrap();
+        assert!(store
+            .put("a/b", b"x".to_vec(), PutCondition::IfAbsent)
+            .await
+            .unwrap());
+        let stale = store.get("a/b").await.unwrap().unwrap().etag;
+        assert!(store
+            .put("a/b", b"x".to_vec(), PutCondition::Always)
+            .await
+            .unwrap());
+        let over_stale = PutCondition::IfUnchanged(stale);
+        assert!(!store.put("a/b", b"y".to_vec(), over_stale).await.unwrap());
+        assert_eq!(store.get("a/b").await.unwrap().unwrap().data, b"x");
+        std::fs::remove_dir_all(dir).unwrap();
     }
 }

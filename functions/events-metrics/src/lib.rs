@@ -5,7 +5,7 @@
 use tally_aws::{aggregation, s3_dead_letters, state_store};
 use tally_aws::{DynamoSealKeys, DynamoStateStore, S3DeadLetters};
 use tally_aws::{Env, Error, KinesisFunction, SdkConfig};
-use tally_events::EventsMetricsHandler;
+use tally_events::{EventsMetrics, EventsMetricsHandler};
 
 pub type EventsMetricsFunction =
     KinesisFunction<EventsMetricsHandler<DynamoStateStore, S3DeadLetters, DynamoSealKeys>>;
@@ -13,12 +13,12 @@ pub type EventsMetricsFunction =
 /// Reads `STATE_TABLE`, `DEAD_LETTER_BUCKET`, `DEAD_LETTER_PREFIX`, `AGGREGATION`,
 /// `DEDUPE_SECONDS` (how long an event id is remembered) and `APPS_TABLE` (the ingest seal's key).
 pub fn from_env(config: &SdkConfig, env: &Env) -> Result<EventsMetricsFunction, Error> {
-    let mut handler = EventsMetricsHandler::new(
+    let mut handler = EventsMetrics::handler(
         state_store(config, env)?,
         s3_dead_letters(config, env)?,
         DynamoSealKeys::from_env(config, env)?,
     );
     handler.aggregation = aggregation(env)?;
-    handler.dedupe_seconds = env.parse_at_least("DEDUPE_SECONDS", 7 * 86_400, 60)?.into();
+    handler.consumer.dedupe_seconds = env.parse_at_least("DEDUPE_SECONDS", 7 * 86_400, 60)?.into();
     Ok(KinesisFunction::new(handler))
 }

@@ -4,7 +4,7 @@
 use tally_aws::{aggregation, publisher, s3_dead_letters, state_store};
 use tally_aws::{DynamoStateStore, KinesisPublisher, S3DeadLetters};
 use tally_aws::{Env, Error, KinesisFunction, SdkConfig};
-use tally_pipelines::rsvp::RsvpStatsHandler;
+use tally_pipelines::rsvp::{RsvpStats, RsvpStatsHandler};
 
 pub type RsvpStatsFunction =
     KinesisFunction<RsvpStatsHandler<DynamoStateStore, KinesisPublisher, S3DeadLetters>>;
@@ -12,13 +12,13 @@ pub type RsvpStatsFunction =
 /// Reads `STATE_TABLE`, `STATS_STREAM`, `DEAD_LETTER_BUCKET`, `DEAD_LETTER_PREFIX`, `AGGREGATION`
 /// and `BUCKET_GRACE_SECONDS` (how long a minute bucket outlives the hour that can show it).
 pub fn from_env(config: &SdkConfig, env: &Env) -> Result<RsvpStatsFunction, Error> {
-    let mut handler = RsvpStatsHandler::new(
+    let mut handler = RsvpStats::handler(
         state_store(config, env)?,
         publisher(config, env, "STATS_STREAM")?,
         s3_dead_letters(config, env)?,
     );
     handler.aggregation = aggregation(env)?;
-    handler.grace_seconds = env
+    handler.consumer.grace_seconds = env
         .parse_at_least("BUCKET_GRACE_SECONDS", 86_400, 0)?
         .into();
     Ok(KinesisFunction::new(handler))

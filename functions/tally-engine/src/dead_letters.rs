@@ -50,3 +50,26 @@ pub async fn dead_letter_all<D: DeadLetterSink>(
         }
     }
 }
+
+/// A batch's first step, whatever the state pattern: each record decoded; the valid ones returned
+/// with their record, the ignored ones counted, the rejected ones written as dead letters.
+pub async fn decode_or_dead_letter<'r, E, D: DeadLetterSink>(
+    records: &'r [StreamRecord],
+    source: &str,
+    sink: &D,
+    report: &mut BatchReport,
+    decode: impl Fn(&StreamRecord) -> Result<Option<E>, Rejection>,
+) -> Vec<(&'r StreamRecord, E)> {
+    let mut valid = Vec::with_capacity(records.len());
+    let mut rejected = Vec::new();
+    for r in records {
+        match decode(r) {
+            Ok(Some(event)) => valid.push((r, event)),
+            Ok(None) => report.ignored += 1,
+            Err(why) => rejected.push((r, why)),
+        }
+    }
+    report.valid = valid.len();
+    dead_letter_all(sink, source, rejected, report).await;
+    valid
+}

@@ -9,7 +9,8 @@ use chrono::{DateTime, Utc};
 use futures::stream::{self, StreamExt};
 
 use crate::consumer::{Consumer, Output};
-use crate::dead_letters::dead_letter_all;
+use crate::dead_letters::decode_or_dead_letter;
+use crate::pattern::StatePattern;
 use crate::exactly_once::apply_once;
 use crate::grouping::{group_by_key, Aggregation, KeyBatch, Sequenced};
 use crate::ports::{
@@ -144,33 +145,32 @@ impl<C: Consumer, S: StateStore, P: RecordPublisher, D: DeadLetterSink> Engine<C
         self.aggregation == Aggregation::PerKey
     }
 
-    pub async fn run(&self, records: &[StreamRecord], now: DateTime<Utc>) -> BatchReport {
+    /// A batch as [`Consumer`]s take it: one state item per key, written once per shard's run.
+    pub(crate) async fn run_per_key(
+        &self,
+        records: &[StreamRecord],
+        now: DateTime<Utc>,
+    ) -> BatchReport {
         let mut report = BatchReport::new(records.len());
-        let mut events = Vec::with_capacity(records.len());
-        let mut rejected = Vec::new();
         let scope = self.consumer.watermark_scope();
-        for r in records {
-            match self.consumer.decode(r) {
-                Ok(Some(event)) => events.push((
-                    scope.domain(&r.shard_id, &r.partition_key),
-                    self.consumer.key(&event),
-                    Sequenced {
-                        sequence_number: r.sequence_number.clone(),
-                        value: event,
-                    },
-                )),
-                Ok(None) => report.ignored += 1,
-                Err(why) => rejected.push((r, why)),
-            }
-        }
-        report.valid = events.len();
-        dead_letter_all(
-            &self.dead_letters,
+        let valid = decode_or_dead_letter(
+            records,
             self.consumer.name(),
-            rejected,
+            &self.dead_letters,
             &mut report,
+            |r| self.consumer.decode(r),
         )
         .await;
+        let events = valid.into_iter().map(|(r, event)| {
+            (
+                scope.domain(&r.shard_id, &r.partition_key),
+                self.consumer.key(&event),
+                Sequenced {
+                    sequence_number: r.sequence_number.clone(),
+                    value: event,
+                },
+            )
+        });
 
         let mut batches = group_by_key(events, self.aggregation);
         if self.skips_finished() {
@@ -302,7 +302,15 @@ impl<C: Consumer, S: StateStore, P: RecordPublisher, D: DeadLetterSink> Engine<C
     }
 }
 
-impl<C: Consumer, S: StateStore, P: RecordPublisher, D: DeadLetterSink> BatchHandler
+impl<C: StatePattern, S: StateStore, P: RecordPublisher, D: DeadLetterSink> Engine<C, S, P, D> {
+    /// One batch through the consumer's state pattern.
+    pub async fn run(&self, records: &[StreamRecord], now: DateTime<Utc>) -> BatchReport {
+        C::apply_batch(self, records, now).await
+    }
+}
+
+/// The one batch handler of every stateful pipeline, whatever its state pattern.
+impl<C: StatePattern, S: StateStore, P: RecordPublisher, D: DeadLetterSink> BatchHandler
     for Engine<C, S, P, D>
 {
     fn name(&self) -> &str {
@@ -314,6 +322,6 @@ impl<C: Consumer, S: StateStore, P: RecordPublisher, D: DeadLetterSink> BatchHan
         records: &[StreamRecord],
         now: DateTime<Utc>,
     ) -> impl Future<Output = BatchReport> + Send {
-        self.run(records, now)
+        C::apply_batch(self, records, now)
     }
 }

@@ -13,6 +13,7 @@ pub mod engine;
 pub mod event_time;
 pub mod exactly_once;
 pub mod grouping;
+pub mod pattern;
 pub mod ports;
 pub mod publish;
 pub mod record;
@@ -29,6 +30,7 @@ mod engine_tests;
 
 pub use consumer::{Consumer, Emit, Output};
 pub use engine::{BatchHandler, Engine, FinishedKeys};
+pub use pattern::{FirstSightings, StatePattern};
 pub use event_time::TimeBounds;
 pub use grouping::{Aggregation, KeyBatch, Sequenced, WatermarkScope};
 pub use ports::{Latest, PortError, StateDelta, StateKey, StoredState};

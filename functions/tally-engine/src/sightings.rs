@@ -10,19 +10,27 @@
 //!    record's sequence number. So a retry after a crash at any point, whatever step 1 or 2 had
 //!    written, adds exactly what was missing.
 //!
-//! A pipeline says what a sighting records and what it contributes ([`Sightings`]); the steps,
-//! the chunking under DynamoDB's expression limit, the retries and the report are here.
+//! A pipeline says what a sighting records and what it contributes ([`Sightings`]) and runs on the
+//! engine as [`FirstSightings`]; the steps, the chunking under DynamoDB's expression limit, the
+//! retries and the report are here, one function per step.
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::future::Future;
 
 use chrono::{DateTime, Utc};
 use futures::stream::{self, StreamExt};
 
-use crate::dead_letters::dead_letter_all;
+use crate::consumer::Output;
+use crate::dead_letters::decode_or_dead_letter;
+use crate::engine::Engine;
 use crate::exactly_once::apply_once_chunked;
 use crate::grouping::{group_by_key, Aggregation, Sequenced};
-use crate::ports::{DeadLetterSink, StateChange, StateDelta, StateKey, StateStore, StoredState};
+use crate::pattern::{FirstSightings, StatePattern};
+use crate::ports::{
+    DeadLetterSink, RecordPublisher, StateChange, StateDelta, StateKey, StateStore, StoredState,
+};
+use crate::publish::{publish_all, Outgoing};
 use crate::record::{Rejection, StreamRecord};
 use crate::report::BatchReport;
 use crate::sequence::SequenceNumber;
@@ -60,12 +68,21 @@ pub trait Sightings: Send + Sync {
     type Id: Ord + Clone + fmt::Display + Send + Sync;
     /// What one first sighting adds to one aggregate item.
     type Contribution: Clone + Send + Sync;
+    /// What decoding needs that is read once per batch (the ingest seal's key), or `()`.
+    type Context: Send + Sync;
 
     /// Names the pipeline in dead letters and metrics.
     fn name(&self) -> &str;
 
+    /// Reads the batch's context; an error retries the whole batch.
+    fn context(&self) -> impl Future<Output = Result<Self::Context, String>> + Send;
+
     /// Decodes and validates a record; `Ok(None)` is a record this pipeline ignores.
-    fn decode(&self, record: &StreamRecord) -> Result<Option<Self::Event>, Rejection>;
+    fn decode(
+        &self,
+        context: &Self::Context,
+        record: &StreamRecord,
+    ) -> Result<Option<Self::Event>, Rejection>;
 
     fn id(&self, event: &Self::Event) -> Self::Id;
 
@@ -112,30 +129,29 @@ pub trait Sightings: Send + Sync {
         contributions: &[Sequenced<Self::Contribution>],
         now: DateTime<Utc>,
     ) -> StateDelta;
+
+    /// What to publish after a batch that changed an aggregate (a snapshot of the new totals),
+    /// at least once, with stable ids; an error retries the batch from its first record.
+    fn news(&self, _now: DateTime<Utc>) -> impl Future<Output = Result<Vec<Output>, String>> + Send {
+        async { Ok(Vec::new()) }
+    }
 }
 
-/// How a batch went: the report, and whether any aggregate changed (then there is news to tell).
-pub struct CountedBatch {
-    pub report: BatchReport,
-    pub changed: bool,
-    /// Per shard, the first sequence number of the batch.
-    pub first_of: BTreeMap<String, SequenceNumber>,
-}
+/// Where each shard's batch must be retried from: the first record whose write failed.
+#[derive(Default)]
+struct RetryPoints(BTreeMap<String, SequenceNumber>);
 
-/// Reports a record to retry from, remembering per shard the first such record.
-fn retry_from(
-    report: &mut BatchReport,
-    failed_from: &mut BTreeMap<String, SequenceNumber>,
-    shard: &str,
-    at: SequenceNumber,
-    why: String,
-) {
-    report.fail(&at, why);
-    let first = failed_from
-        .entry(shard.to_string())
-        .or_insert_with(|| at.clone());
-    if at < *first {
-        *first = at;
+impl RetryPoints {
+    fn retry(&mut self, report: &mut BatchReport, shard: &str, at: SequenceNumber, why: String) {
+        report.fail(&at, why);
+        let first = self.0.entry(shard.to_string()).or_insert_with(|| at.clone());
+        if at < *first {
+            *first = at;
+        }
+    }
+
+    fn of(&self, shard: &str) -> Option<&SequenceNumber> {
+        self.0.get(shard)
     }
 }
 
@@ -157,165 +173,277 @@ fn change<T>(
     })
 }
 
-/// Runs both steps for a batch. Per record (`Aggregation::PerRecord`, the benchmarks' baseline)
-/// every sighting and every contribution is written on its own.
-pub async fn count_first_sightings<P, S, D>(
-    pipeline: &P,
-    store: &S,
-    dead_letters: &D,
-    aggregation: Aggregation,
-    concurrency: usize,
-    records: &[StreamRecord],
-    now: DateTime<Utc>,
-) -> CountedBatch
-where
-    P: Sightings,
-    S: StateStore,
-    D: DeadLetterSink,
-{
-    let mut report = BatchReport::new(records.len());
-    let mut valid = Vec::new();
-    let mut rejected = Vec::new();
-    let mut first_of: BTreeMap<String, SequenceNumber> = BTreeMap::new();
-    for r in records {
-        let first = first_of
-            .entry(r.shard_id.clone())
-            .or_insert_with(|| r.sequence_number.clone());
-        if &r.sequence_number < first {
-            *first = r.sequence_number.clone();
-        }
-        match pipeline.decode(r) {
-            Ok(Some(event)) => valid.push((
-                r.shard_id.clone(),
-                pipeline.id(&event),
-                Sequenced {
-                    sequence_number: r.sequence_number.clone(),
-                    value: event,
-                },
-            )),
-            Ok(None) => {}
-            Err(why) => rejected.push((r, why)),
-        }
-    }
-    report.valid = valid.len();
-    dead_letter_all(dead_letters, pipeline.name(), rejected, &mut report).await;
-
-    // Step 1: every id's sightings, exactly once.
-    let concurrency = aggregation.concurrency(concurrency);
-    let max_names = match aggregation {
+/// How many names one write may carry: per record (the benchmarks' baseline) one at a time.
+fn max_names(aggregation: Aggregation) -> usize {
+    match aggregation {
         Aggregation::PerKey => MAX_NAMES_PER_WRITE,
         Aggregation::PerRecord => 1,
-    };
-    let batches = group_by_key(valid, aggregation);
-    report.keys = batches.len();
-    let outcomes: Vec<_> = stream::iter(batches)
-        .map(|b| async move {
-            let key = pipeline.sighting_key(&b.key);
-            let shard = b.shard_id.clone();
-            let fold = |recs: &[Sequenced<P::Event>], stored: Option<&StoredState>| {
-                change(&shard, recs, pipeline.sightings(&shard, recs, now), stored)
-            };
-            let weight = pipeline.facts_per_record();
-            let once = apply_once_chunked(
-                store,
-                &key,
-                &b.shard_id,
-                &b.records,
-                |_| weight,
-                max_names.max(weight),
-                fold,
-            )
-            .await;
-            (b.shard_id, b.key, once)
-        })
-        .buffer_unordered(concurrency)
-        .collect()
-        .await;
-    let mut failed_from: BTreeMap<String, SequenceNumber> = BTreeMap::new();
-    // Each id's item as last written (per record, an id is written once per record).
-    let mut items: BTreeMap<(String, P::Id), StoredState> = BTreeMap::new();
-    for (shard, id, once) in outcomes {
-        report.writes += once.writes;
-        report.conflicts += once.conflicts;
-        if let Some((at, e)) = once.failed {
-            let why = format!(
-                "{} not updated: {e}",
-                pipeline.sighting_key(&id).partition_key()
-            );
-            retry_from(&mut report, &mut failed_from, &shard, at, why);
-        }
-        if let Some(stored) = once.stored {
-            let item = items.entry((shard, id)).or_insert_with(|| stored.clone());
-            if stored.rev > item.rev {
-                *item = stored;
+    }
+}
+
+/// A batch's valid events by shard and id, and each shard's first sequence number (of every
+/// record, the rejected ones included: the batch's range starts there).
+struct DecodedBatch<X: Sightings> {
+    events: Vec<(String, X::Id, Sequenced<X::Event>)>,
+    first_of: BTreeMap<String, SequenceNumber>,
+}
+
+impl<X: Sightings, S: StateStore, P: RecordPublisher, D: DeadLetterSink>
+    Engine<FirstSightings<X>, S, P, D>
+{
+    fn pipeline(&self) -> &X {
+        &self.consumer.0
+    }
+
+    /// Every record decoded; the invalid ones are dead letters.
+    async fn decode_batch(
+        &self,
+        context: &X::Context,
+        records: &[StreamRecord],
+        report: &mut BatchReport,
+    ) -> DecodedBatch<X> {
+        let mut first_of: BTreeMap<String, SequenceNumber> = BTreeMap::new();
+        for r in records {
+            let first = first_of
+                .entry(r.shard_id.clone())
+                .or_insert_with(|| r.sequence_number.clone());
+            if &r.sequence_number < first {
+                *first = r.sequence_number.clone();
             }
+        }
+        let x = self.pipeline();
+        let valid = decode_or_dead_letter(records, x.name(), &self.dead_letters, report, |r| {
+            x.decode(context, r)
+        })
+        .await;
+        let events = valid
+            .into_iter()
+            .map(|(r, event)| {
+                let id = x.id(&event);
+                let sequenced = Sequenced {
+                    sequence_number: r.sequence_number.clone(),
+                    value: event,
+                };
+                (r.shard_id.clone(), id, sequenced)
+            })
+            .collect();
+        DecodedBatch { events, first_of }
+    }
+
+    /// Step 1: every id's sightings, exactly once. Returns each id's item as last written (per
+    /// record, an id is written once per record).
+    async fn write_sightings(
+        &self,
+        events: Vec<(String, X::Id, Sequenced<X::Event>)>,
+        now: DateTime<Utc>,
+        report: &mut BatchReport,
+        retries: &mut RetryPoints,
+    ) -> BTreeMap<(String, X::Id), StoredState> {
+        let x = self.pipeline();
+        let batches = group_by_key(events, self.aggregation);
+        report.keys = batches.len();
+        let weight = x.facts_per_record();
+        let max_names = max_names(self.aggregation).max(weight);
+        let outcomes: Vec<_> = stream::iter(batches)
+            .map(|b| async move {
+                let key = x.sighting_key(&b.key);
+                let shard = b.shard_id.clone();
+                let fold = |recs: &[Sequenced<X::Event>], stored: Option<&StoredState>| {
+                    change(&shard, recs, x.sightings(&shard, recs, now), stored)
+                };
+                let once = apply_once_chunked(
+                    &self.store,
+                    &key,
+                    &b.shard_id,
+                    &b.records,
+                    |_| weight,
+                    max_names,
+                    fold,
+                )
+                .await;
+                (b.shard_id, b.key, once)
+            })
+            .buffer_unordered(self.aggregation.concurrency(self.concurrency))
+            .collect()
+            .await;
+        let mut items: BTreeMap<(String, X::Id), StoredState> = BTreeMap::new();
+        for (shard, id, once) in outcomes {
+            report.writes += once.writes;
+            report.conflicts += once.conflicts;
+            if let Some((at, e)) = once.failed {
+                let why = format!("{} not updated: {e}", x.sighting_key(&id).partition_key());
+                retries.retry(report, &shard, at, why);
+            }
+            if let Some(stored) = once.stored {
+                let item = items.entry((shard, id)).or_insert_with(|| stored.clone());
+                if stored.rev > item.rev {
+                    *item = stored;
+                }
+            }
+        }
+        items
+    }
+
+    /// What the sightings first seen in this batch's range (and before any record to retry)
+    /// contribute, per shard and aggregate item, in sequence order.
+    fn contributions_by_item(
+        &self,
+        items: &BTreeMap<(String, X::Id), StoredState>,
+        first_of: &BTreeMap<String, SequenceNumber>,
+        retries: &RetryPoints,
+    ) -> BTreeMap<(String, StateKey), Vec<Sequenced<X::Contribution>>> {
+        let mut per_item: BTreeMap<(String, StateKey), Vec<Sequenced<X::Contribution>>> =
+            BTreeMap::new();
+        for ((shard, _), stored) in items {
+            let first = &first_of[shard];
+            for c in self
+                .pipeline()
+                .contributions(shard, first, retries.of(shard), stored)
+            {
+                let (key, value) = c.value;
+                per_item
+                    .entry((shard.clone(), key))
+                    .or_default()
+                    .push(Sequenced {
+                        sequence_number: c.sequence_number,
+                        value,
+                    });
+            }
+        }
+        for contributions in per_item.values_mut() {
+            contributions.sort_by(|a, b| a.sequence_number.cmp(&b.sequence_number));
+        }
+        per_item
+    }
+
+    /// Step 2: each aggregate item written once per shard, exactly once. Returns whether any
+    /// aggregate changed.
+    async fn write_aggregates(
+        &self,
+        per_item: BTreeMap<(String, StateKey), Vec<Sequenced<X::Contribution>>>,
+        now: DateTime<Utc>,
+        report: &mut BatchReport,
+        retries: &mut RetryPoints,
+    ) -> bool {
+        let x = self.pipeline();
+        let aggregation = self.aggregation;
+        let max_names = max_names(aggregation);
+        let writes: Vec<_> = stream::iter(per_item)
+            .map(|((shard, key), contributions)| async move {
+                let fold = |cs: &[Sequenced<X::Contribution>], stored: Option<&StoredState>| {
+                    change(&shard, cs, x.aggregate(cs, now), stored)
+                };
+                let weight = |c: &X::Contribution| match aggregation {
+                    Aggregation::PerKey => x.names(c),
+                    Aggregation::PerRecord => 1,
+                };
+                let once = apply_once_chunked(
+                    &self.store,
+                    &key,
+                    &shard,
+                    &contributions,
+                    weight,
+                    max_names,
+                    fold,
+                )
+                .await;
+                // What this write counted: the contributions before the first one to be retried.
+                let failed_at = once.failed.as_ref().map(|(at, _)| at);
+                let mut counted: BTreeMap<String, u64> = BTreeMap::new();
+                for c in contributions
+                    .iter()
+                    .take_while(|c| failed_at.is_none_or(|at| &c.sequence_number < at))
+                {
+                    if let Some(name) = x.counted_as(&c.value) {
+                        *counted.entry(name).or_default() += 1;
+                    }
+                }
+                (shard, key, once, counted)
+            })
+            .buffer_unordered(aggregation.concurrency(self.concurrency))
+            .collect()
+            .await;
+        let mut changed = false;
+        for (shard, key, once, counted) in writes {
+            for (name, n) in counted {
+                *report.counted.entry(name).or_default() += n;
+            }
+            report.writes += once.writes;
+            report.conflicts += once.conflicts;
+            changed |= once.stored.is_some();
+            if let Some((at, e)) = once.failed {
+                let why = format!("{} not updated: {e}", key.partition_key());
+                retries.retry(report, &shard, at, why);
+            }
+        }
+        changed
+    }
+
+    /// After a batch that changed an aggregate: the pipeline's news, published at least once.
+    async fn publish_news(&self, first: SequenceNumber, now: DateTime<Utc>, report: &mut BatchReport) {
+        match self.pipeline().news(now).await {
+            Ok(outputs) if outputs.is_empty() => {}
+            Ok(outputs) => {
+                let outgoing = outputs
+                    .into_iter()
+                    .map(|o| Outgoing {
+                        id: o.id,
+                        record: o.record,
+                        first: first.clone(),
+                    })
+                    .collect();
+                publish_all(&self.publisher, outgoing, report).await;
+            }
+            Err(e) => report.fail(&first, e),
         }
     }
 
-    // Step 2: the aggregates, from the sightings first seen in this batch's range.
-    let mut per_item: BTreeMap<(String, StateKey), Vec<Sequenced<P::Contribution>>> =
-        BTreeMap::new();
-    for ((shard, _), stored) in &items {
-        let first = &first_of[shard];
-        for c in pipeline.contributions(shard, first, failed_from.get(shard), stored) {
-            let (key, value) = c.value;
-            per_item
-                .entry((shard.clone(), key))
-                .or_default()
-                .push(Sequenced {
-                    sequence_number: c.sequence_number,
-                    value,
-                });
-        }
-    }
-    let writes: Vec<_> = stream::iter(per_item)
-        .map(|((shard, key), mut contributions)| async move {
-            contributions.sort_by(|a, b| a.sequence_number.cmp(&b.sequence_number));
-            let fold = |cs: &[Sequenced<P::Contribution>], stored: Option<&StoredState>| {
-                change(&shard, cs, pipeline.aggregate(cs, now), stored)
-            };
-            let weight = |c: &P::Contribution| match aggregation {
-                Aggregation::PerKey => pipeline.names(c),
-                Aggregation::PerRecord => 1,
-            };
-            let once =
-                apply_once_chunked(store, &key, &shard, &contributions, weight, max_names, fold)
-                    .await;
-            // What this write counted: the contributions before the first one to be retried.
-            let mut counted: BTreeMap<String, u64> = BTreeMap::new();
-            for c in &contributions {
-                if once
-                    .failed
-                    .as_ref()
-                    .is_some_and(|(at, _)| &c.sequence_number >= at)
-                {
-                    break;
-                }
-                if let Some(name) = pipeline.counted_as(&c.value) {
-                    *counted.entry(name).or_default() += 1;
-                }
+    /// Both steps for a batch, then the news. Per record (`Aggregation::PerRecord`, the
+    /// benchmarks' baseline) every sighting and every contribution is written on its own.
+    async fn count_first_sightings(
+        &self,
+        records: &[StreamRecord],
+        now: DateTime<Utc>,
+    ) -> BatchReport {
+        let mut report = BatchReport::new(records.len());
+        let Some(first) = records.iter().map(|r| &r.sequence_number).min().cloned() else {
+            return report;
+        };
+        let context = match self.pipeline().context().await {
+            Ok(context) => context,
+            Err(e) => {
+                report.fail(&first, e);
+                return report;
             }
-            (shard, key, once, counted)
-        })
-        .buffer_unordered(concurrency)
-        .collect()
-        .await;
-    let mut changed = false;
-    for (shard, key, once, counted) in writes {
-        for (name, n) in counted {
-            *report.counted.entry(name).or_default() += n;
+        };
+        let decoded = self.decode_batch(&context, records, &mut report).await;
+        let mut retries = RetryPoints::default();
+        let items = self
+            .write_sightings(decoded.events, now, &mut report, &mut retries)
+            .await;
+        let per_item = self.contributions_by_item(&items, &decoded.first_of, &retries);
+        let changed = self
+            .write_aggregates(per_item, now, &mut report, &mut retries)
+            .await;
+        if changed {
+            self.publish_news(first, now, &mut report).await;
         }
-        report.writes += once.writes;
-        report.conflicts += once.conflicts;
-        changed |= once.stored.is_some();
-        if let Some((at, e)) = once.failed {
-            let why = format!("{} not updated: {e}", key.partition_key());
-            retry_from(&mut report, &mut failed_from, &shard, at, why);
-        }
+        report
     }
-    CountedBatch {
-        report,
-        changed,
-        first_of,
+}
+
+impl<X: Sightings> StatePattern for FirstSightings<X> {
+    fn name(&self) -> &str {
+        self.0.name()
+    }
+
+    fn apply_batch<S: StateStore, P: RecordPublisher, D: DeadLetterSink>(
+        engine: &Engine<Self, S, P, D>,
+        records: &[StreamRecord],
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = BatchReport> + Send {
+        // Boxed: its steps' futures over the SDK's nest past the compiler's type layout limit
+        // (128) in a function's `main`; one allocation per batch.
+        Box::pin(engine.count_first_sightings(records, now))
     }
 }

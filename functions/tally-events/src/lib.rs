@@ -18,6 +18,6 @@ pub mod seal;
 mod tests;
 
 pub use event::{Event, EventDecoder};
-pub use metrics::{expected_metrics, read_metrics, EventsMetricsHandler, Metrics};
+pub use metrics::{expected_metrics, read_metrics, EventsMetrics, EventsMetricsHandler, Metrics};
 pub use schema::{EventType, EventTypes};
 pub use seal::{IngestSeal, SealKeys, Seals, DIRECT_APP};

@@ -15,17 +15,16 @@
 //! offline devices send hours late. The warehouse keeps `client_time` for analysis.
 
 use std::collections::BTreeMap;
-use std::future::Future;
+use std::sync::Arc;
 
 use chrono::{DateTime, Duration, SecondsFormat, Utc};
 use serde::Serialize;
-use tally_engine::engine::DEFAULT_CONCURRENCY;
-use tally_engine::ports::{DeadLetterSink, StateReader, StateStore};
-use tally_engine::sightings::{count_first_sightings, decode_sighting, encode_sighting, Sightings};
+use tally_engine::ports::{NoOutputStream, StateReader};
+use tally_engine::sightings::{decode_sighting, encode_sighting, Sightings};
 use tally_engine::windows::plus;
 use tally_engine::windows::MinuteBuckets;
 use tally_engine::{
-    Aggregation, BatchHandler, BatchReport, PortError, Rejection, SequenceNumber, Sequenced,
+    Engine, FirstSightings, PortError, Rejection, SequenceNumber, Sequenced,
     StateDelta, StateKey, StoredState, StreamRecord,
 };
 
@@ -129,25 +128,58 @@ pub struct OneMore {
     all_apps: bool,
 }
 
-/// The metrics as first sightings.
-struct EventSightings<'a> {
-    decoder: &'a EventDecoder,
-    seal: &'a IngestSeal,
-    dedupe_seconds: i64,
-    grace_seconds: i64,
+/// The metrics as first sightings: an (app, event id) is the id, the minute buckets per app and
+/// for all apps are the aggregates. The app is the one the batch's ingest seal vouches for.
+pub struct EventsMetrics<K> {
+    /// Which events passed through `/collect`.
+    pub seals: Seals<K>,
+    pub decoder: EventDecoder,
+    /// How long an event id is remembered: a copy that comes later counts again.
+    pub dedupe_seconds: i64,
+    /// How long a minute bucket outlives the longest span the API serves.
+    pub grace_seconds: i64,
 }
 
-impl Sightings for EventSightings<'_> {
+/// The live metrics function's work for a batch: [`EventsMetrics`] on the engine (it publishes
+/// nothing; the API reads the minute buckets).
+pub type EventsMetricsHandler<S, D, K> = Engine<FirstSightings<EventsMetrics<K>>, S, NoOutputStream, D>;
+
+impl<K: SealKeys> EventsMetrics<K> {
+    pub fn handler<S, D>(store: S, dead_letters: D, seal_keys: K) -> EventsMetricsHandler<S, D, K> {
+        let metrics = EventsMetrics {
+            seals: Seals::new(seal_keys),
+            decoder: EventDecoder::default(),
+            dedupe_seconds: 7 * 86_400,
+            grace_seconds: 3_600,
+        };
+        Engine::new(FirstSightings(metrics), store, NoOutputStream, dead_letters)
+    }
+}
+
+impl<K: SealKeys> Sightings for EventsMetrics<K> {
     type Event = CountedEvent;
     type Id = String;
     type Contribution = OneMore;
+    type Context = Arc<IngestSeal>;
 
     fn name(&self) -> &str {
         NAME
     }
 
-    fn decode(&self, record: &StreamRecord) -> Result<Option<CountedEvent>, Rejection> {
-        let (event, _) = self.decoder.decode_record(record, self.seal)?;
+    /// Without the key no event's app can be told: the whole batch comes again.
+    async fn context(&self) -> Result<Arc<IngestSeal>, String> {
+        self.seals
+            .get()
+            .await
+            .map_err(|e| format!("ingest seal key not read: {e}"))
+    }
+
+    fn decode(
+        &self,
+        seal: &Arc<IngestSeal>,
+        record: &StreamRecord,
+    ) -> Result<Option<CountedEvent>, Rejection> {
+        let (event, _) = self.decoder.decode_record(record, seal)?;
         Ok(Some(CountedEvent::of(&event, record.arrival)))
     }
 
@@ -233,83 +265,6 @@ impl Sightings for EventSightings<'_> {
             delta.expires_at = Some(HORIZON.expires_at(c.value.minute, now, self.grace_seconds));
         }
         delta
-    }
-}
-
-/// The live metrics function's work for a batch.
-pub struct EventsMetricsHandler<S, D, K> {
-    pub store: S,
-    pub dead_letters: D,
-    /// Which events passed through `/collect`.
-    pub seals: Seals<K>,
-    pub decoder: EventDecoder,
-    pub aggregation: Aggregation,
-    pub concurrency: usize,
-    /// How long an event id is remembered: a copy that comes later counts again.
-    pub dedupe_seconds: i64,
-    /// How long a minute bucket outlives the longest span the API serves.
-    pub grace_seconds: i64,
-}
-
-impl<S, D, K: SealKeys> EventsMetricsHandler<S, D, K> {
-    pub fn new(store: S, dead_letters: D, seal_keys: K) -> Self {
-        EventsMetricsHandler {
-            store,
-            dead_letters,
-            seals: Seals::new(seal_keys),
-            decoder: EventDecoder::default(),
-            aggregation: Aggregation::PerKey,
-            concurrency: DEFAULT_CONCURRENCY,
-            dedupe_seconds: 7 * 86_400,
-            grace_seconds: 3_600,
-        }
-    }
-}
-
-impl<S: StateStore, D: DeadLetterSink, K: SealKeys> EventsMetricsHandler<S, D, K> {
-    pub async fn run(&self, records: &[StreamRecord], now: DateTime<Utc>) -> BatchReport {
-        let seal = match self.seals.get().await {
-            Ok(seal) => seal,
-            Err(e) => {
-                // Without the key no event's app can be told: the whole batch comes again.
-                let mut report = BatchReport::new(records.len());
-                if let Some(first) = records.iter().map(|r| &r.sequence_number).min() {
-                    report.fail(first, format!("ingest seal key not read: {e}"));
-                }
-                return report;
-            }
-        };
-        let sightings = EventSightings {
-            decoder: &self.decoder,
-            seal: &seal,
-            dedupe_seconds: self.dedupe_seconds,
-            grace_seconds: self.grace_seconds,
-        };
-        count_first_sightings(
-            &sightings,
-            &self.store,
-            &self.dead_letters,
-            self.aggregation,
-            self.concurrency,
-            records,
-            now,
-        )
-        .await
-        .report
-    }
-}
-
-impl<S: StateStore, D: DeadLetterSink, K: SealKeys> BatchHandler for EventsMetricsHandler<S, D, K> {
-    fn name(&self) -> &str {
-        NAME
-    }
-
-    fn handle(
-        &self,
-        records: &[StreamRecord],
-        now: DateTime<Utc>,
-    ) -> impl Future<Output = BatchReport> + Send {
-        self.run(records, now)
     }
 }
 

@@ -14,7 +14,7 @@ use tally_engine::testing::*;
 use tally_engine::{Aggregation, StreamRecord};
 
 use super::collect::{key_hash, App, AppKeys, CollectError, Collector, MAX_BODY_BYTES};
-use super::metrics::{expected_metrics, read_metrics, EventsMetricsHandler};
+use super::metrics::{expected_metrics, read_metrics, EventsMetrics, EventsMetricsHandler};
 use super::{EventDecoder, EventTypes, IngestSeal, DIRECT_APP};
 
 fn now() -> DateTime<Utc> {
@@ -559,7 +559,7 @@ async fn metrics_equal_an_independent_computation_whatever_the_batching() {
             (800, 3, Aggregation::PerKey),
         ] {
             let (store, dl) = (MemoryStateStore::new(), MemoryDeadLetters::default());
-            let mut h: Handler = EventsMetricsHandler::new(&store, &dl, seal_key());
+            let mut h: Handler = EventsMetrics::handler(&store, &dl, seal_key());
             h.aggregation = aggregation;
             deliver_like_lambda(&h, &records, batch, repeats, now()).await;
             let case = format!("seed {seed} batch {batch} x{repeats} {aggregation:?}");
@@ -606,13 +606,13 @@ async fn a_crash_after_any_write_loses_and_doubles_nothing() {
     let expected = expected_metrics(&received(&records), None, 60, now());
     let clean = {
         let (store, dl) = (MemoryStateStore::new(), MemoryDeadLetters::default());
-        let h: Handler = EventsMetricsHandler::new(&store, &dl, seal_key());
+        let h: Handler = EventsMetrics::handler(&store, &dl, seal_key());
         h.run(&records, now()).await.writes
     };
     assert!(clean > 20, "both steps write: {clean}");
     for (n, only) in (0..clean).flat_map(|n| [(n, false), (n, true)]) {
         let (store, dl) = (MemoryStateStore::new(), MemoryDeadLetters::default());
-        let h: Handler = EventsMetricsHandler::new(&store, &dl, seal_key());
+        let h: Handler = EventsMetrics::handler(&store, &dl, seal_key());
         // A crash after n writes, or only the n-th write throttled and the others done.
         if only {
             store.fail_only(n);
@@ -632,7 +632,7 @@ async fn a_crash_after_any_write_loses_and_doubles_nothing() {
 async fn a_batch_reports_what_it_counted_per_type_for_the_metrics_line() {
     let records = random_records(3, 300);
     let (store, dl) = (MemoryStateStore::new(), MemoryDeadLetters::default());
-    let h: Handler = EventsMetricsHandler::new(&store, &dl, seal_key());
+    let h: Handler = EventsMetrics::handler(&store, &dl, seal_key());
     let report = h.run(&records, now()).await;
     let expected = expected_metrics(&received(&records), None, 60, now());
     let per_type: BTreeMap<String, u64> = report.counted.clone();
@@ -670,7 +670,7 @@ async fn a_forged_direct_event_neither_replaces_nor_counts_for_a_registered_app(
         record(4, forged_new.to_string(), 4),
     ];
     let (store, dl) = (MemoryStateStore::new(), MemoryDeadLetters::default());
-    let h: Handler = EventsMetricsHandler::new(&store, &dl, seal_key());
+    let h: Handler = EventsMetrics::handler(&store, &dl, seal_key());
     deliver_like_lambda(&h, &records, 1, 2, now()).await;
     let app = read_metrics(&store, Some("app-1"), 60, now())
         .await

@@ -17,10 +17,10 @@ use crate::gender::model::{LastVisitModel, RecentTopGenderModel, TopGenderModel}
 use crate::gender::results_writer::ResultsWriter;
 use crate::gender::testing::MemoryResultsTable;
 use crate::gender::{GenderModel, VisitConsumer, VisitDecoder};
-use crate::rsvp::{RsvpDecoder, RsvpStatsHandler};
+use crate::rsvp::{RsvpDecoder, RsvpStats};
 use crate::rules::interaction::InteractionDecoder;
 use crate::rules::{Rule, RuleConsumer, RULES};
-use tally_events::{EventDecoder, EventsMetricsHandler, IngestSeal};
+use tally_events::{EventDecoder, EventsMetrics, IngestSeal};
 
 /// Cases per target: `TALLY_FUZZ_CASES`, or a pass short enough for `make test`.
 fn cases() -> u64 {
@@ -341,7 +341,7 @@ async fn the_rsvp_stats_take_any_rsvp() {
         MemoryPublisher::default(),
         MemoryDeadLetters::default(),
     );
-    let handler = RsvpStatsHandler::new(&store, &publisher, &dl);
+    let handler = RsvpStats::handler(&store, &publisher, &dl);
     fuzz_handler("rsvp stats", rsvp(), 7, &handler, &dl).await;
 }
 
@@ -349,7 +349,7 @@ async fn the_rsvp_stats_take_any_rsvp() {
 async fn the_event_metrics_take_any_event() {
     let key = vec![9u8; 32];
     let (store, dl) = (MemoryStateStore::new(), MemoryDeadLetters::default());
-    let handler = EventsMetricsHandler::new(&store, &dl, key.clone());
+    let handler = EventsMetrics::handler(&store, &dl, key.clone());
     fuzz_handler(
         "event metrics",
         app_event(&IngestSeal::new(key)),

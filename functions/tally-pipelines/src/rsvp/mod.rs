@@ -12,4 +12,4 @@ pub mod stats;
 mod tests;
 
 pub use record::{Response, Rsvp, RsvpDecoder};
-pub use stats::{expected_stats, read_stats, RsvpStatsHandler, Stats};
+pub use stats::{expected_stats, read_stats, RsvpStats, RsvpStatsHandler, Stats};

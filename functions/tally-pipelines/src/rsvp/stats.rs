@@ -19,19 +19,15 @@
 //! totals depend on the one before it.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::future::Future;
 
 use chrono::{DateTime, Duration, Utc};
 use serde::Serialize;
-use tally_engine::engine::DEFAULT_CONCURRENCY;
-use tally_engine::ports::{DeadLetterSink, OutRecord, RecordPublisher, StateReader, StateStore};
-use tally_engine::publish::{publish_all, Outgoing};
-use tally_engine::sightings::{count_first_sightings, decode_sighting, encode_sighting};
-use tally_engine::sightings::{CountedBatch, Sightings};
+use tally_engine::ports::{OutRecord, StateReader};
+use tally_engine::sightings::{decode_sighting, encode_sighting, Sightings};
 use tally_engine::windows::plus;
 use tally_engine::windows::MinuteBuckets;
 use tally_engine::{
-    Aggregation, BatchHandler, BatchReport, Latest, PortError, Rejection, SequenceNumber,
+    Engine, FirstSightings, Latest, Output, PortError, Rejection, SequenceNumber,
     Sequenced, StateDelta, StateKey, StoredState, StreamRecord,
 };
 
@@ -419,51 +415,46 @@ pub async fn read_stats<R: StateReader>(
     Ok(stats(totals.as_ref(), &minutes, now))
 }
 
-/// The RSVP statistics function's work for a batch.
-pub struct RsvpStatsHandler<S, P, D> {
-    pub store: S,
-    pub publisher: P,
-    pub dead_letters: D,
+/// The RSVP statistics as first sightings: an RSVP version is the id, its minute bucket and the
+/// totals are the aggregates, and a batch that changed them publishes the new statistics (read
+/// back through `reader`, the state table).
+pub struct RsvpStats<R> {
+    pub reader: R,
     pub decoder: RsvpDecoder,
-    /// Per key (the normal mode) or per record (the benchmarks' baseline: every version and every
-    /// contribution written on its own).
-    pub aggregation: Aggregation,
-    pub concurrency: usize,
     /// How long a minute bucket outlives the span that can show it (late and replayed RSVPs).
     pub grace_seconds: i64,
 }
 
-impl<S, P, D> RsvpStatsHandler<S, P, D> {
-    pub fn new(store: S, publisher: P, dead_letters: D) -> Self {
-        RsvpStatsHandler {
-            store,
-            publisher,
-            dead_letters,
+/// The RSVP statistics function's work for a batch: [`RsvpStats`] on the engine.
+pub type RsvpStatsHandler<S, P, D> = Engine<FirstSightings<RsvpStats<S>>, S, P, D>;
+
+impl<S: Clone> RsvpStats<S> {
+    /// The handler over the state table `store` (which the statistics are also read back from).
+    pub fn handler<P, D>(store: S, publisher: P, dead_letters: D) -> RsvpStatsHandler<S, P, D> {
+        let stats = RsvpStats {
+            reader: store.clone(),
             decoder: RsvpDecoder::default(),
-            aggregation: Aggregation::PerKey,
-            concurrency: DEFAULT_CONCURRENCY,
             grace_seconds: 86_400,
-        }
+        };
+        Engine::new(FirstSightings(stats), store, publisher, dead_letters)
     }
 }
 
-/// The RSVP statistics as first sightings: an RSVP version is the id, its minute bucket and the
-/// totals are the aggregates.
-struct RsvpSightings<'a> {
-    decoder: &'a RsvpDecoder,
-    grace_seconds: i64,
-}
-
-impl Sightings for RsvpSightings<'_> {
+impl<R: StateReader> Sightings for RsvpStats<R> {
     type Event = Rsvp;
     type Id = u64;
     type Contribution = Contribution;
+    type Context = ();
 
     fn name(&self) -> &str {
         NAME
     }
 
-    fn decode(&self, record: &StreamRecord) -> Result<Option<Rsvp>, Rejection> {
+    async fn context(&self) -> Result<(), String> {
+        Ok(())
+    }
+
+    fn decode(&self, _: &(), record: &StreamRecord) -> Result<Option<Rsvp>, Rejection> {
         self.decoder.decode(record).map(Some)
     }
 
@@ -502,71 +493,18 @@ impl Sightings for RsvpSightings<'_> {
     fn aggregate(&self, cs: &[Sequenced<Contribution>], now: DateTime<Utc>) -> StateDelta {
         aggregate(cs, now, self.grace_seconds)
     }
-}
 
-impl<S: StateStore + StateReader, P: RecordPublisher, D: DeadLetterSink> RsvpStatsHandler<S, P, D> {
-    pub async fn run(&self, records: &[StreamRecord], now: DateTime<Utc>) -> BatchReport {
-        let sightings = RsvpSightings {
-            decoder: &self.decoder,
-            grace_seconds: self.grace_seconds,
+    /// At most one stats record per batch that changed them.
+    async fn news(&self, now: DateTime<Utc>) -> Result<Vec<Output>, String> {
+        let stats = read_stats(&self.reader, now)
+            .await
+            .map_err(|e| format!("stats not read: {e}"))?;
+        let record = OutRecord {
+            partition_key: "stats".into(),
+            data: serde_json::to_vec(&stats).expect("stats serialise"),
         };
-        let CountedBatch {
-            mut report,
-            changed,
-            first_of,
-        } = count_first_sightings(
-            &sightings,
-            &self.store,
-            &self.dead_letters,
-            self.aggregation,
-            self.concurrency,
-            records,
-            now,
-        )
-        .await;
-
-        // At most one stats record per batch that changed them.
-        if changed {
-            let first = first_of.values().min().cloned();
-            match read_stats(&self.store, now).await {
-                Ok(stats) => {
-                    let record = OutRecord {
-                        partition_key: "stats".into(),
-                        data: serde_json::to_vec(&stats).expect("stats serialise"),
-                    };
-                    if let Some(first) = first {
-                        let outgoing = vec![Outgoing {
-                            id: format!("stats as of {}", stats.as_of.to_rfc3339()),
-                            record,
-                            first,
-                        }];
-                        publish_all(&self.publisher, outgoing, &mut report).await;
-                    }
-                }
-                Err(e) => {
-                    if let Some(first) = first {
-                        report.fail(&first, format!("stats not read: {e}"));
-                    }
-                }
-            }
-        }
-        report
-    }
-}
-
-impl<S: StateStore + StateReader, P: RecordPublisher, D: DeadLetterSink> BatchHandler
-    for RsvpStatsHandler<S, P, D>
-{
-    fn name(&self) -> &str {
-        NAME
-    }
-
-    fn handle(
-        &self,
-        records: &[StreamRecord],
-        now: DateTime<Utc>,
-    ) -> impl Future<Output = BatchReport> + Send {
-        self.run(records, now)
+        let id = format!("stats as of {}", stats.as_of.to_rfc3339());
+        Ok(vec![Output::state(id, record)])
     }
 }
 

@@ -7,7 +7,7 @@ use chrono::{DateTime, TimeZone, Utc};
 use tally_engine::testing::*;
 use tally_engine::{Aggregation, SequenceNumber, StreamRecord};
 
-use super::stats::{read_stats, RsvpStatsHandler, Stats};
+use super::stats::{read_stats, RsvpStats, RsvpStatsHandler, Stats};
 use super::{expected_stats, Rsvp, RsvpDecoder};
 
 fn now() -> DateTime<Utc> {
@@ -117,7 +117,7 @@ async fn stats_equal_an_independent_computation_whatever_the_batching() {
                 MemoryPublisher::default(),
                 MemoryDeadLetters::default(),
             );
-            let mut h = RsvpStatsHandler::new(&store, &publisher, &dl);
+            let mut h = RsvpStats::handler(&store, &publisher, &dl);
             h.aggregation = aggregation;
             deliver(&h, &records, batch, repeats).await;
             let got = read_stats(&store, now()).await.unwrap();
@@ -194,7 +194,7 @@ async fn a_crash_after_any_write_loses_and_doubles_nothing() {
                 MemoryPublisher::default(),
                 MemoryDeadLetters::default(),
             );
-            RsvpStatsHandler::new(&store, &publisher, &dl)
+            RsvpStats::handler(&store, &publisher, &dl)
                 .run(&shard[..batch], now())
                 .await
                 .writes
@@ -207,7 +207,7 @@ async fn a_crash_after_any_write_loses_and_doubles_nothing() {
                 MemoryPublisher::default(),
                 MemoryDeadLetters::default(),
             );
-            let h = RsvpStatsHandler::new(&store, &publisher, &dl);
+            let h = RsvpStats::handler(&store, &publisher, &dl);
             // A crash after n writes, or only the n-th write throttled and the others done.
             if only {
                 store.fail_only(n);
@@ -240,7 +240,7 @@ async fn a_batch_of_versions_seen_before_changes_nothing_and_publishes_nothing()
         MemoryPublisher::default(),
         MemoryDeadLetters::default(),
     );
-    let h = RsvpStatsHandler::new(&store, &publisher, &dl);
+    let h = RsvpStats::handler(&store, &publisher, &dl);
     deliver(&h, &records, 50, 1).await;
     let before = read_stats(&store, now()).await.unwrap();
     let published = publisher.published.lock().unwrap().len();
@@ -288,7 +288,7 @@ async fn a_later_version_replaces_the_response_and_an_older_one_does_not() {
         MemoryPublisher::default(),
         MemoryDeadLetters::default(),
     );
-    let h = RsvpStatsHandler::new(&store, &publisher, &dl);
+    let h = RsvpStats::handler(&store, &publisher, &dl);
     h.run(
         &[
             record(1, rsvp_json(1, at, true, 1, 1)),
@@ -354,7 +354,7 @@ async fn a_minute_of_many_events_is_written_in_several_updates_and_counted_exact
             MemoryPublisher::default(),
             MemoryDeadLetters::default(),
         );
-        let h = RsvpStatsHandler::new(&store, &publisher, &dl);
+        let h = RsvpStats::handler(&store, &publisher, &dl);
         store.fail_after(crash_after);
         h.run(&records[..batch], now()).await;
         store.fail_after(usize::MAX);

@@ -2,6 +2,8 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 VENV := .venv
+# The root template and its nested applications' (one beside each pipeline's code).
+TEMPLATES := template.yaml $(shell find functions -name template.yaml | sort)
 STAMP := target/.setup
 
 .PHONY: setup build test release bench deploy-build demo up lint fmt clean
@@ -106,8 +108,8 @@ $(STAMP)/deploy-tools: infra/requirements-deploy.txt
 lint: setup
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
-	$(VENV)/bin/cfn-lint template.yaml
-	SAM_CLI_TELEMETRY=0 $(VENV)/bin/sam validate --lint --template-file template.yaml --region us-east-1
+	$(VENV)/bin/cfn-lint $(TEMPLATES)
+	for t in $(TEMPLATES); do SAM_CLI_TELEMETRY=0 $(VENV)/bin/sam validate --lint --template-file $$t --region us-east-1 || exit 1; done
 
 fmt:
 	$(CARGO) fmt --all

@@ -41,10 +41,10 @@ def main():
         sys.exit("deploy-build: sam build failed (its output is above)")
     seconds = time.monotonic() - started
     functions = {}
-    for d in sorted((ROOT / ".aws-sam/build").iterdir()):
-        bootstrap = d / "bootstrap"
+    # Nested applications' functions are built under .aws-sam/build/<App>/<Function>/.
+    for bootstrap in sorted((ROOT / ".aws-sam/build").rglob("bootstrap")):
         if bootstrap.is_file():
-            functions[d.name] = {
+            functions[bootstrap.parent.name] = {
                 "bootstrap_bytes": bootstrap.stat().st_size,
                 "zip_bytes": zipped_size(bootstrap),
                 "arch": elf_arch(bootstrap),

@@ -1,4 +1,5 @@
-//! template.yaml passes cfn-lint and `sam validate --lint` (both installed by `make setup`).
+//! template.yaml and every nested application's template pass cfn-lint and `sam validate --lint`
+//! (both installed by `make setup`).
 
 use std::process::Command;
 
@@ -26,24 +27,41 @@ fn run(tool: &str, args: &[&str]) {
     );
 }
 
-#[test]
-fn cfn_lint_passes() {
-    run("cfn-lint", &["template.yaml"]);
+/// The root template and its applications' templates, relative to the project root.
+fn templates() -> Vec<String> {
+    let template = crate::support::template_with(&[]);
+    let root = local_root();
+    let files: Vec<String> = template
+        .scopes
+        .iter()
+        .map(|s| s.file.strip_prefix(&root).unwrap().display().to_string())
+        .collect();
+    assert!(files.len() >= 7, "the root and six applications: {files:?}");
+    files
 }
 
 #[test]
-fn sam_validate_lint_passes() {
-    run(
-        "sam",
-        &[
-            "validate",
-            "--lint",
-            "--template-file",
-            "template.yaml",
-            "--region",
-            "us-east-1",
-        ],
-    );
+fn cfn_lint_passes_on_every_template() {
+    let files = templates();
+    let args: Vec<&str> = files.iter().map(String::as_str).collect();
+    run("cfn-lint", &args);
+}
+
+#[test]
+fn sam_validate_lint_passes_on_every_template() {
+    for file in templates() {
+        run(
+            "sam",
+            &[
+                "validate",
+                "--lint",
+                "--template-file",
+                &file,
+                "--region",
+                "us-east-1",
+            ],
+        );
+    }
 }
 
 /// Each function's `from_env`, on exactly the variables the template gives it (the local cloud's

@@ -83,7 +83,7 @@ pub fn raw_line_row(raw: &RawObject, line_number: usize, line: &[u8], why: &Reje
 
 /// The lake's own table of what could not become a row.
 pub const BAD_RECORDS_TABLES: PipelineTables = PipelineTables {
-    pipeline: "bad_records",
+    pipeline: "lake",
     curated: &[&BAD_RECORDS],
     raw: &[],
     generated: None,

@@ -17,7 +17,7 @@ pub mod rules;
 pub mod table;
 pub mod writer;
 
-pub use catalog::{raw_table, raw_tables, tables};
+pub use catalog::{raw_table, raw_tables, tables, PIPELINES};
 pub use table::{Column, ColumnType, Layout, RawTable, Table};
 pub use writer::{LakeReport, LakeWriter};
 

@@ -229,6 +229,8 @@ pub type GeneratedTables = fn() -> Vec<(&'static Table, &'static RawTable)>;
 /// A pipeline's part of the lake: its curated tables and the raw tables of the streams it
 /// archives, declared beside the code that fills them.
 pub struct PipelineTables {
+    /// The pipeline (or `lake`, for the lake's own tables): its queries are under
+    /// `queries/<pipeline>/`, and its application's template declares the Glue tables.
     pub pipeline: &'static str,
     pub curated: &'static [&'static Table],
     pub raw: &'static [RawTable],

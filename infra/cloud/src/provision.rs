@@ -35,6 +35,8 @@ pub struct Provisioned {
 
 /// Types the local cloud runs itself or does not need to create.
 const RUN_LOCALLY: &[&str] = &[
+    // Read by the template loader: its resources are in the flat map with the others.
+    tally_stack::template::APPLICATION,
     "AWS::Serverless::Function",
     "AWS::Lambda::EventSourceMapping",
     "AWS::KinesisFirehose::DeliveryStream",

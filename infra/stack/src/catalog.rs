@@ -1,5 +1,5 @@
-//! The lake as the CLI sees it: the Glue catalog block of template.yaml made from the tables'
-//! definitions (`tally catalog`), and the local views `tally sql` queries, over a copy of the local
+//! The lake as the CLI sees it: each pipeline's Glue tables and named queries made from the
+//! tables' definitions and `queries/` (`tally catalog`), and the local views `tally sql` queries, over a copy of the local
 //! cloud's lake.
 
 use std::collections::BTreeMap;
@@ -157,17 +157,46 @@ fn raw_yaml(s: &mut String, t: &RawTable) {
     .yaml(s)
 }
 
-/// The Glue tables of template.yaml, made from the tables' definitions: `tally catalog` prints
-/// them, and a test checks that the template holds the same columns.
-pub fn glue_tables_yaml() -> String {
-    let mut s = String::new();
-    for t in tables() {
-        curated_yaml(&mut s, t);
+/// One pipeline's part of the catalog: what its application's template declares.
+pub struct CatalogBlock {
+    pub pipeline: &'static str,
+    /// The logical IDs it declares (its Glue tables, then its named queries).
+    pub logical_ids: Vec<String>,
+    /// The resources, as YAML to paste into the template's `Resources`.
+    pub yaml: String,
+}
+
+/// Per pipeline, the Glue tables made from the tables' definitions and a named query per file
+/// of `queries/<pipeline>/`: `tally catalog` prints them, and a test checks that the templates
+/// hold the same.
+pub fn catalog_blocks(root: &Path) -> std::io::Result<Vec<CatalogBlock>> {
+    let queries = queries(root)?;
+    let mut blocks = Vec::new();
+    for p in tally_lake::PIPELINES {
+        let mut yaml = String::new();
+        let mut logical_ids = Vec::new();
+        for t in p.curated_tables() {
+            logical_ids.push(logical_id(t.name));
+            curated_yaml(&mut yaml, t);
+        }
+        for t in p.raw_tables() {
+            logical_ids.push(logical_id(t.name));
+            raw_yaml(&mut yaml, t);
+        }
+        let own = queries
+            .iter()
+            .filter(|(name, _)| name.split('/').next() == Some(p.pipeline));
+        for (name, text) in own {
+            logical_ids.push(query_logical_id(name));
+            named_query_yaml(&mut yaml, name, text);
+        }
+        blocks.push(CatalogBlock {
+            pipeline: p.pipeline,
+            logical_ids,
+            yaml,
+        });
     }
-    for t in raw_tables() {
-        raw_yaml(&mut s, t);
-    }
-    s
+    Ok(blocks)
 }
 
 /// The queries of `queries/<pipeline>/<name>.sql`: (`<pipeline>/<name>`, the file's text).
@@ -187,34 +216,30 @@ pub fn query_logical_id(name: &str) -> String {
     logical_id(&name.replace('/', "_")).replace("Table", "Query")
 }
 
-/// The named queries of template.yaml, one per file of `queries/`.
-pub fn named_queries_yaml(root: &Path) -> std::io::Result<String> {
-    let mut s = String::new();
-    for (name, text) in queries(root)? {
-        let description = text
-            .lines()
-            .take_while(|l| l.starts_with("--"))
-            .map(|l| l.trim_start_matches('-').trim())
-            .collect::<Vec<_>>()
-            .join(" ");
-        let _ = writeln!(s, "  {}:", query_logical_id(&name));
-        let _ = writeln!(s, "    Type: AWS::Athena::NamedQuery");
-        let _ = writeln!(s, "    Properties:");
-        let _ = writeln!(s, "      Name: {name}");
-        let _ = writeln!(
-            s,
-            "      Description: \"{}\"",
-            description.replace('"', "'")
-        );
-        let _ = writeln!(s, "      Database: !Ref LakeDatabase");
-        let _ = writeln!(s, "      WorkGroup: !Ref LakeWorkGroup");
-        let _ = writeln!(s, "      QueryString: |");
-        for line in text.lines() {
-            let _ = writeln!(s, "        {line}");
-        }
-        let _ = writeln!(s);
+/// One named query as the template declares it.
+fn named_query_yaml(s: &mut String, name: &str, text: &str) {
+    let description = text
+        .lines()
+        .take_while(|l| l.starts_with("--"))
+        .map(|l| l.trim_start_matches('-').trim())
+        .collect::<Vec<_>>()
+        .join(" ");
+    let _ = writeln!(s, "  {}:", query_logical_id(name));
+    let _ = writeln!(s, "    Type: AWS::Athena::NamedQuery");
+    let _ = writeln!(s, "    Properties:");
+    let _ = writeln!(s, "      Name: {name}");
+    let _ = writeln!(
+        s,
+        "      Description: \"{}\"",
+        description.replace('"', "'")
+    );
+    let _ = writeln!(s, "      Database: !Ref LakeDatabase");
+    let _ = writeln!(s, "      WorkGroup: !Ref LakeWorkGroup");
+    let _ = writeln!(s, "      QueryString: |");
+    for line in text.lines() {
+        let _ = writeln!(s, "        {line}");
     }
-    Ok(s)
+    let _ = writeln!(s);
 }
 
 fn quote(path: &Path) -> String {

@@ -3,9 +3,15 @@
 //! there), and the intrinsic functions (`Ref`, `Fn::GetAtt`, `Fn::Sub`, `Fn::Join`, `Fn::Select`,
 //! `Fn::Split`, `Fn::If` with `AWS::NoValue`) resolved against local physical names. Anything else
 //! is reported as not supported locally, never silently skipped.
+//!
+//! Nested applications (`AWS::Serverless::Application` with a local `Location`) are read as
+//! CloudFormation runs them: each template in its own scope (parameters passed by its parent,
+//! its own conditions and `Globals`, its `Outputs` read by `!GetAtt App.Outputs.X`), and their
+//! resources in one flat map, since every command addresses a resource by its logical ID: a
+//! logical ID may appear only once across all the templates.
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde_json::Value as Json;
 use serde_yaml::Value as Yaml;
@@ -34,6 +40,8 @@ pub enum TemplateError {
 #[derive(Debug, Clone)]
 pub struct Resource {
     pub logical_id: String,
+    /// The template it is declared in (an index of [`Template::scopes`]; 0 is the root).
+    pub scope: usize,
     pub kind: String,
     /// Properties with YAML tags turned into their long JSON form (`{"Ref": ..}`), unresolved.
     pub properties: Json,
@@ -42,11 +50,30 @@ pub struct Resource {
     pub position: usize,
 }
 
+/// One template of the stack: the root, or a nested application.
+#[derive(Debug, Clone)]
+pub struct Scope {
+    /// The application's logical ID in its parent (`GenderApp`); empty for the root.
+    pub app: String,
+    /// The template file.
+    pub file: PathBuf,
+    /// The template's folder: its `CodeUri`s are relative to it, as in SAM.
+    pub dir: PathBuf,
+    pub parameters: BTreeMap<String, String>,
+    pub conditions: BTreeMap<String, bool>,
+    pub globals: Json,
+    /// The `Outputs` section, unresolved.
+    pub outputs: serde_json::Map<String, Json>,
+}
+
 #[derive(Debug, Clone)]
 pub struct Template {
     pub resources: BTreeMap<String, Resource>,
+    /// The root template's parameters.
     pub parameters: BTreeMap<String, String>,
     pub globals: Json,
+    /// The root and every nested application, parents before children.
+    pub scopes: Vec<Scope>,
     pub stack_name: String,
     /// The endpoint queue URLs are built on (the local cloud's edge, or an emulator in tests).
     pub queue_endpoint: String,
@@ -54,6 +81,40 @@ pub struct Template {
     pub conditions: BTreeMap<String, bool>,
     /// Resources left out because their condition is false: logical ID -> condition.
     pub omitted: BTreeMap<String, String>,
+}
+
+/// The resource type of a nested application.
+pub const APPLICATION: &str = "AWS::Serverless::Application";
+
+/// ` in GenderApp`, or nothing for the root template (for messages).
+fn in_app(app: &str) -> String {
+    if app.is_empty() {
+        String::new()
+    } else {
+        format!(" in {app}")
+    }
+}
+
+/// The applications whose outputs `v` names (`!GetAtt App.Outputs.X`).
+fn outputs_named(v: &Json) -> Vec<String> {
+    let mut out = Vec::new();
+    match v {
+        Json::Object(m) => {
+            if let Some(Json::Array(a)) = m.get("Fn::GetAtt") {
+                if let [Json::String(app), Json::String(attr)] = a.as_slice() {
+                    if attr.starts_with("Outputs.") {
+                        out.push(app.clone());
+                    }
+                }
+            }
+            for x in m.values() {
+                out.extend(outputs_named(x));
+            }
+        }
+        Json::Array(a) => a.iter().for_each(|x| out.extend(outputs_named(x))),
+        _ => {}
+    }
+    out
 }
 
 /// What `Ref: AWS::NoValue` resolves to until the object or list holding it drops it.
@@ -110,12 +171,14 @@ fn to_json(v: &Yaml) -> Result<Json, TemplateError> {
     })
 }
 
-impl Template {
-    pub fn load(
-        path: &Path,
-        stack_name: &str,
-        overrides: &BTreeMap<String, String>,
-    ) -> Result<Self, TemplateError> {
+/// A template file read as JSON, with the author's order of its resources.
+struct TemplateFile {
+    doc: Json,
+    declared: Vec<String>,
+}
+
+impl TemplateFile {
+    fn read(path: &Path) -> Result<Self, TemplateError> {
         let text = std::fs::read_to_string(path).map_err(|source| TemplateError::Read {
             path: path.display().to_string(),
             source,
@@ -124,55 +187,8 @@ impl Template {
             path: path.display().to_string(),
             source,
         })?;
-        let doc = to_json(&yaml)?;
-        let mut parameters = BTreeMap::new();
-        if let Some(params) = doc.get("Parameters").and_then(Json::as_object) {
-            for (name, spec) in params {
-                let value = match overrides.get(name) {
-                    Some(v) => v.clone(),
-                    None => match spec.get("Default") {
-                        Some(Json::String(s)) => s.clone(),
-                        Some(Json::Number(n)) => n.to_string(),
-                        Some(other) => other.to_string(),
-                        None => {
-                            return Err(TemplateError::Invalid(format!(
-                                "parameter {name} has no Default: pass --parameter {name}=VALUE"
-                            )))
-                        }
-                    },
-                };
-                parameters.insert(name.clone(), value);
-            }
-        }
-        for name in overrides.keys() {
-            if !parameters.contains_key(name) {
-                return Err(TemplateError::Invalid(format!("unknown parameter {name}")));
-            }
-        }
-        let mut template = Template {
-            resources: BTreeMap::new(),
-            parameters,
-            globals: doc.get("Globals").cloned().unwrap_or(Json::Null),
-            stack_name: stack_name.to_string(),
-            queue_endpoint: "http://127.0.0.1:4566".into(),
-            conditions: BTreeMap::new(),
-            omitted: BTreeMap::new(),
-        };
-        let defined = doc
-            .get("Conditions")
-            .and_then(Json::as_object)
-            .cloned()
-            .unwrap_or_default();
-        for name in defined.keys() {
-            let value = template.condition(name, &defined, &mut Vec::new())?;
-            template.conditions.insert(name.clone(), value);
-        }
-        let mut resources = BTreeMap::new();
-        let Some(res) = doc.get("Resources").and_then(Json::as_object) else {
-            return Err(TemplateError::Invalid("no Resources section".into()));
-        };
         // JSON objects sort their keys; the YAML mapping keeps the author's order.
-        let declared: Vec<String> = yaml
+        let declared = yaml
             .get("Resources")
             .and_then(Yaml::as_mapping)
             .map(|m| {
@@ -181,53 +197,252 @@ impl Template {
                     .collect()
             })
             .unwrap_or_default();
+        Ok(TemplateFile {
+            doc: to_json(&yaml)?,
+            declared,
+        })
+    }
+
+    /// The parameters' values: `given` where given, else the defaults.
+    fn parameters(
+        &self,
+        given: &BTreeMap<String, String>,
+        who: &str,
+    ) -> Result<BTreeMap<String, String>, TemplateError> {
+        let mut parameters = BTreeMap::new();
+        if let Some(params) = self.doc.get("Parameters").and_then(Json::as_object) {
+            for (name, spec) in params {
+                let value = match given.get(name) {
+                    Some(v) => v.clone(),
+                    None => match spec.get("Default") {
+                        Some(Json::String(s)) => s.clone(),
+                        Some(Json::Number(n)) => n.to_string(),
+                        Some(other) => other.to_string(),
+                        None if who.is_empty() => {
+                            return Err(TemplateError::Invalid(format!(
+                                "parameter {name} has no Default: pass --parameter {name}=VALUE"
+                            )))
+                        }
+                        None => {
+                            return Err(TemplateError::Invalid(format!(
+                                "{who} does not pass parameter {name}, which has no Default"
+                            )))
+                        }
+                    },
+                };
+                parameters.insert(name.clone(), value);
+            }
+        }
+        for name in given.keys() {
+            if !parameters.contains_key(name) {
+                return Err(TemplateError::Invalid(if who.is_empty() {
+                    format!("unknown parameter {name}")
+                } else {
+                    format!("{who} passes parameter {name}, which its template does not declare")
+                }));
+            }
+        }
+        Ok(parameters)
+    }
+}
+
+impl Template {
+    pub fn load(
+        path: &Path,
+        stack_name: &str,
+        overrides: &BTreeMap<String, String>,
+    ) -> Result<Self, TemplateError> {
+        let root = TemplateFile::read(path)?;
+        let parameters = root.parameters(overrides, "")?;
+        let mut template = Template {
+            resources: BTreeMap::new(),
+            parameters: parameters.clone(),
+            globals: root.doc.get("Globals").cloned().unwrap_or(Json::Null),
+            scopes: Vec::new(),
+            stack_name: stack_name.to_string(),
+            queue_endpoint: "http://127.0.0.1:4566".into(),
+            conditions: BTreeMap::new(),
+            omitted: BTreeMap::new(),
+        };
+        template.add_scope(String::new(), path, parameters, root)?;
+        template.conditions = template.scopes[0].conditions.clone();
+        template.add_applications()?;
+        Ok(template)
+    }
+
+    /// Adds one template's scope and resources.
+    fn add_scope(
+        &mut self,
+        app: String,
+        path: &Path,
+        parameters: BTreeMap<String, String>,
+        file: TemplateFile,
+    ) -> Result<(), TemplateError> {
+        let doc = &file.doc;
+        let index = self.scopes.len();
+        self.scopes.push(Scope {
+            app: app.clone(),
+            file: path.to_path_buf(),
+            dir: path.parent().unwrap_or(Path::new(".")).to_path_buf(),
+            parameters,
+            conditions: BTreeMap::new(),
+            globals: doc.get("Globals").cloned().unwrap_or(Json::Null),
+            outputs: doc
+                .get("Outputs")
+                .and_then(Json::as_object)
+                .cloned()
+                .unwrap_or_default(),
+        });
+        let defined = doc
+            .get("Conditions")
+            .and_then(Json::as_object)
+            .cloned()
+            .unwrap_or_default();
+        for name in defined.keys() {
+            let value = self.condition(index, name, &defined, &mut Vec::new())?;
+            self.scopes[index].conditions.insert(name.clone(), value);
+        }
+        let Some(res) = doc.get("Resources").and_then(Json::as_object) else {
+            return Err(TemplateError::Invalid(format!(
+                "no Resources section{}",
+                in_app(&app)
+            )));
+        };
         for (id, r) in res {
-            let kind = r
-                .get("Type")
-                .and_then(Json::as_str)
-                .ok_or_else(|| TemplateError::Invalid(format!("resource {id} has no Type")))?;
+            let kind = r.get("Type").and_then(Json::as_str).ok_or_else(|| {
+                TemplateError::Invalid(format!("resource {id}{} has no Type", in_app(&app)))
+            })?;
             if let Some(c) = r.get("Condition") {
                 let name = c.as_str().unwrap_or_default();
-                match template.conditions.get(name) {
+                match self.scopes[index].conditions.get(name) {
                     Some(true) => {}
                     Some(false) => {
-                        template.omitted.insert(id.clone(), name.to_string());
+                        self.omitted.insert(id.clone(), name.to_string());
                         continue;
                     }
                     None => {
                         return Err(TemplateError::Invalid(format!(
-                            "Resources.{id}: unknown condition {name:?}"
+                            "Resources.{id}{}: unknown condition {name:?}",
+                            in_app(&app)
                         )))
                     }
                 }
             }
-            resources.insert(
+            if let Some(other) = self.resources.get(id) {
+                return Err(TemplateError::Invalid(format!(
+                    "logical ID {id} is declared in {} and in {}: logical IDs must be unique \
+                     across the nested applications (commands address resources by them)",
+                    self.scope_name(other.scope),
+                    self.scope_name(index)
+                )));
+            }
+            self.resources.insert(
                 id.clone(),
                 Resource {
                     logical_id: id.clone(),
+                    scope: index,
                     kind: kind.to_string(),
                     properties: r
                         .get("Properties")
                         .cloned()
                         .unwrap_or(Json::Object(Default::default())),
                     metadata: r.get("Metadata").cloned().unwrap_or(Json::Null),
-                    position: declared.iter().position(|d| d == id).unwrap_or(usize::MAX),
+                    position: file
+                        .declared
+                        .iter()
+                        .position(|d| d == id)
+                        .map_or(usize::MAX, |p| index * 100_000 + p),
                 },
             );
         }
-        template.resources = resources;
-        Ok(template)
+        Ok(())
+    }
+
+    /// Reads every nested application, each once the outputs its parameters name are known.
+    fn add_applications(&mut self) -> Result<(), TemplateError> {
+        let mut pending: Vec<String> = self
+            .of_kind(APPLICATION)
+            .map(|r| r.logical_id.clone())
+            .collect();
+        while !pending.is_empty() {
+            let ready = pending.iter().position(|id| {
+                let r = &self.resources[id];
+                outputs_named(&r.properties)
+                    .iter()
+                    .all(|app| self.scope_of_app(app).is_some() || !pending.contains(app))
+            });
+            let Some(ready) = ready else {
+                return Err(TemplateError::Invalid(format!(
+                    "the applications {} pass one another's outputs in a cycle",
+                    pending.join(", ")
+                )));
+            };
+            let id = pending.remove(ready);
+            let r = self.resources[&id].clone();
+            let at = format!("Resources.{id}.Properties");
+            let props = self.resolve_in(r.scope, &r.properties, &at)?;
+            let Some(location) = props.get("Location").and_then(Json::as_str) else {
+                return Err(TemplateError::Unsupported {
+                    what: "an application from the Serverless Application Repository (only a local Location)".into(),
+                    at,
+                });
+            };
+            let path = self.scopes[r.scope].dir.join(location);
+            let given = props
+                .get("Parameters")
+                .and_then(Json::as_object)
+                .into_iter()
+                .flatten()
+                .map(|(k, v)| (k.clone(), scalar_string(v)))
+                .collect();
+            let file = TemplateFile::read(&path)?;
+            let parameters = file.parameters(&given, &id)?;
+            let first_new = self.scopes.len();
+            self.add_scope(id, &path, parameters, file)?;
+            pending.extend(
+                self.resources
+                    .values()
+                    .filter(|r| r.scope >= first_new && r.kind == APPLICATION)
+                    .map(|r| r.logical_id.clone()),
+            );
+        }
+        Ok(())
+    }
+
+    /// The scope of the application `app`, once it is read.
+    pub fn scope_of_app(&self, app: &str) -> Option<usize> {
+        self.scopes.iter().position(|s| s.app == app)
+    }
+
+    /// The template a scope comes from, for messages: `the root template`, `GenderApp`.
+    fn scope_name(&self, scope: usize) -> String {
+        match self.scopes[scope].app.as_str() {
+            "" => "the root template".into(),
+            app => app.to_string(),
+        }
+    }
+
+    /// The folder of the template `r` is declared in.
+    pub fn dir_of(&self, r: &Resource) -> &Path {
+        &self.scopes[r.scope].dir
+    }
+
+    /// The `Globals` of the template `r` is declared in, resolved there.
+    pub fn globals_of(&self, r: &Resource) -> Result<Json, TemplateError> {
+        let scope = &self.scopes[r.scope];
+        self.resolve_in(r.scope, &scope.globals, &format!("Globals{}", in_app(&scope.app)))
     }
 
     /// Evaluates condition `name` of `defined` (conditions may name conditions; `seen` breaks
     /// cycles).
     fn condition(
         &self,
+        scope: usize,
         name: &str,
         defined: &serde_json::Map<String, Json>,
         seen: &mut Vec<String>,
     ) -> Result<bool, TemplateError> {
-        if let Some(v) = self.conditions.get(name) {
+        if let Some(v) = self.scopes[scope].conditions.get(name) {
             return Ok(*v);
         }
         if seen.iter().any(|s| s == name) {
@@ -239,13 +454,14 @@ impl Template {
             .get(name)
             .ok_or_else(|| TemplateError::Invalid(format!("unknown condition {name:?}")))?;
         seen.push(name.to_string());
-        let value = self.condition_value(expr, defined, seen, &format!("Conditions.{name}"));
+        let value = self.condition_value(scope, expr, defined, seen, &format!("Conditions.{name}"));
         seen.pop();
         value
     }
 
     fn condition_value(
         &self,
+        scope: usize,
         expr: &Json,
         defined: &serde_json::Map<String, Json>,
         seen: &mut Vec<String>,
@@ -259,21 +475,20 @@ impl Template {
             .ok_or_else(bad)?;
         let args = || arg.as_array().ok_or_else(bad);
         match op.as_str() {
-            "Condition" => self.condition(arg.as_str().ok_or_else(bad)?, defined, seen),
+            "Condition" => self.condition(scope, arg.as_str().ok_or_else(bad)?, defined, seen),
             "Fn::Equals" => match args()?.as_slice() {
-                [a, b] => Ok(
-                    scalar_string(&self.resolve(a, at)?) == scalar_string(&self.resolve(b, at)?)
-                ),
+                [a, b] => Ok(scalar_string(&self.resolve_in(scope, a, at)?)
+                    == scalar_string(&self.resolve_in(scope, b, at)?)),
                 _ => Err(bad()),
             },
             "Fn::Not" => match args()?.as_slice() {
-                [c] => Ok(!self.condition_value(c, defined, seen, at)?),
+                [c] => Ok(!self.condition_value(scope, c, defined, seen, at)?),
                 _ => Err(bad()),
             },
             "Fn::And" | "Fn::Or" => {
                 let mut values = Vec::new();
                 for c in args()? {
-                    values.push(self.condition_value(c, defined, seen, at)?);
+                    values.push(self.condition_value(scope, c, defined, seen, at)?);
                 }
                 Ok(if op == "Fn::And" {
                     values.iter().all(|v| *v)
@@ -357,8 +572,9 @@ impl Template {
         )
     }
 
-    fn reference(&self, name: &str, at: &str) -> Result<Json, TemplateError> {
-        if let Some(v) = self.parameters.get(name) {
+    fn reference(&self, scope: usize, name: &str, at: &str) -> Result<Json, TemplateError> {
+        let sc = &self.scopes[scope];
+        if let Some(v) = sc.parameters.get(name) {
             return Ok(Json::String(v.clone()));
         }
         match name {
@@ -366,7 +582,9 @@ impl Template {
             "AWS::AccountId" => return Ok(Json::from(ACCOUNT)),
             "AWS::Partition" => return Ok(Json::from("aws")),
             "AWS::URLSuffix" => return Ok(Json::from("amazonaws.com")),
-            "AWS::StackName" => return Ok(Json::from(self.stack_name.clone())),
+            // A nested stack's own name, as CloudFormation names it (less its random suffix).
+            "AWS::StackName" if sc.app.is_empty() => return Ok(Json::from(self.stack_name.clone())),
+            "AWS::StackName" => return Ok(Json::from(format!("{}-{}", self.stack_name, sc.app))),
             _ => {}
         }
         let r = self
@@ -380,6 +598,9 @@ impl Template {
     }
 
     fn get_att(&self, id: &str, attr: &str, at: &str) -> Result<Json, TemplateError> {
+        if let Some(output) = attr.strip_prefix("Outputs.") {
+            return self.output(id, output, at);
+        }
         match attr {
             "Arn" => self.arn(id).map(Json::String),
             "QueueName" | "Name" => Ok(Json::String(self.physical_name(id))),
@@ -393,11 +614,36 @@ impl Template {
 
     /// Resolves every intrinsic function in `v`. `at` names the place, for error messages.
     pub fn resolve(&self, v: &Json, at: &str) -> Result<Json, TemplateError> {
+        self.resolve_in(0, v, at)
+    }
+
+    /// `!GetAtt App.Outputs.X`: the output `X` of the application `app`, resolved in its scope.
+    fn output(&self, app: &str, name: &str, at: &str) -> Result<Json, TemplateError> {
+        let scope = self.scope_of_app(app).ok_or_else(|| {
+            TemplateError::Invalid(match self.why_absent(app) {
+                Some(why) => format!("{why} (at {at})"),
+                None => format!("Fn::GetAtt {app}.Outputs.{name}: no application {app} at {at}"),
+            })
+        })?;
+        let value = self.scopes[scope]
+            .outputs
+            .get(name)
+            .and_then(|o| o.get("Value"))
+            .ok_or_else(|| {
+                TemplateError::Invalid(format!(
+                    "Fn::GetAtt {app}.Outputs.{name}: {app} has no output {name} (at {at})"
+                ))
+            })?;
+        self.resolve_in(scope, value, &format!("{app}: Outputs.{name}"))
+    }
+
+    /// Resolves every intrinsic function in `v` as the template of `scope` sees them.
+    pub fn resolve_in(&self, scope: usize, v: &Json, at: &str) -> Result<Json, TemplateError> {
         match v {
             Json::Array(items) => {
                 let mut out = Vec::with_capacity(items.len());
                 for i in items {
-                    let v = self.resolve(i, at)?;
+                    let v = self.resolve_in(scope, i, at)?;
                     if v != NO_VALUE {
                         out.push(v);
                     }
@@ -408,12 +654,12 @@ impl Template {
                 let (k, arg) = map.iter().next().unwrap();
                 match k.as_str() {
                     "Ref" if arg == "AWS::NoValue" => Ok(Json::from(NO_VALUE)),
-                    "Ref" => self.reference(arg.as_str().unwrap_or_default(), at),
+                    "Ref" => self.reference(scope, arg.as_str().unwrap_or_default(), at),
                     "Fn::If" => match arg.as_array().map(Vec::as_slice) {
                         Some([Json::String(name), then, otherwise]) => {
-                            match self.conditions.get(name) {
-                                Some(true) => self.resolve(then, at),
-                                Some(false) => self.resolve(otherwise, at),
+                            match self.scopes[scope].conditions.get(name) {
+                                Some(true) => self.resolve_in(scope, then, at),
+                                Some(false) => self.resolve_in(scope, otherwise, at),
                                 None => Err(TemplateError::Invalid(format!(
                                     "Fn::If names unknown condition {name:?} at {at}"
                                 ))),
@@ -422,7 +668,7 @@ impl Template {
                         _ => Err(TemplateError::Invalid(format!("bad Fn::If at {at}"))),
                     },
                     "Fn::GetAtt" => {
-                        let parts: Vec<String> = match self.resolve(arg, at)? {
+                        let parts: Vec<String> = match self.resolve_in(scope, arg, at)? {
                             Json::Array(a) => a
                                 .iter()
                                 .map(|p| p.as_str().unwrap_or_default().to_string())
@@ -435,9 +681,9 @@ impl Template {
                             _ => Err(TemplateError::Invalid(format!("bad Fn::GetAtt at {at}"))),
                         }
                     }
-                    "Fn::Sub" => self.sub(arg, at),
+                    "Fn::Sub" => self.sub(scope, arg, at),
                     "Fn::Join" => {
-                        let a = self.resolve(arg, at)?;
+                        let a = self.resolve_in(scope, arg, at)?;
                         let (sep, items) = (
                             a.get(0).and_then(Json::as_str).unwrap_or_default(),
                             a.get(1).and_then(Json::as_array),
@@ -454,7 +700,7 @@ impl Template {
                         ))
                     }
                     "Fn::Select" => {
-                        let a = self.resolve(arg, at)?;
+                        let a = self.resolve_in(scope, arg, at)?;
                         let i = a
                             .get(0)
                             .map(scalar_string)
@@ -466,7 +712,7 @@ impl Template {
                         }
                     }
                     "Fn::Split" => {
-                        let a = self.resolve(arg, at)?;
+                        let a = self.resolve_in(scope, arg, at)?;
                         let sep = a.get(0).and_then(Json::as_str).unwrap_or_default();
                         let s = a.get(1).map(scalar_string).unwrap_or_default();
                         Ok(Json::Array(
@@ -480,7 +726,7 @@ impl Template {
                         })
                     }
                     _ => {
-                        let v = self.resolve(arg, &format!("{at}.{k}"))?;
+                        let v = self.resolve_in(scope, arg, &format!("{at}.{k}"))?;
                         Ok(Json::Object(
                             std::iter::once((k.clone(), v))
                                 .filter(|(_, v)| v != NO_VALUE)
@@ -492,7 +738,7 @@ impl Template {
             Json::Object(map) => {
                 let mut out = serde_json::Map::new();
                 for (k, v) in map {
-                    let v = self.resolve(v, &format!("{at}.{k}"))?;
+                    let v = self.resolve_in(scope, v, &format!("{at}.{k}"))?;
                     if v != NO_VALUE {
                         out.insert(k.clone(), v);
                     }
@@ -503,12 +749,12 @@ impl Template {
         }
     }
 
-    fn sub(&self, arg: &Json, at: &str) -> Result<Json, TemplateError> {
+    fn sub(&self, scope: usize, arg: &Json, at: &str) -> Result<Json, TemplateError> {
         let (text, vars) = match arg {
             Json::String(s) => (s.clone(), serde_json::Map::new()),
             Json::Array(a) if a.len() == 2 => (
                 a[0].as_str().unwrap_or_default().to_string(),
-                self.resolve(&a[1], at)?
+                self.resolve_in(scope, &a[1], at)?
                     .as_object()
                     .cloned()
                     .unwrap_or_default(),
@@ -536,7 +782,7 @@ impl Template {
                     Some((id, attr)) if self.resources.contains_key(id) => {
                         self.get_att(id, attr, at)?
                     }
-                    _ => self.reference(name, at)?,
+                    _ => self.reference(scope, name, at)?,
                 },
             };
             out.push_str(&scalar_string(&value));
@@ -548,7 +794,8 @@ impl Template {
 
     /// A resource's properties with every intrinsic resolved.
     pub fn resolved_properties(&self, r: &Resource) -> Result<Json, TemplateError> {
-        self.resolve(
+        self.resolve_in(
+            r.scope,
             &r.properties,
             &format!("Resources.{}.Properties", r.logical_id),
         )

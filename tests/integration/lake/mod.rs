@@ -404,8 +404,22 @@ fn the_glue_catalog_and_named_queries_of_the_template_match_the_code_and_queries
     }
     assert_eq!(
         glue, code,
-        "run `tally catalog` and paste its tables into template.yaml"
+        "run `tally catalog` and paste each pipeline's tables into the template it names"
     );
+    // A pipeline's tables and queries are all in one template, its application's.
+    for block in tally_stack::catalog::catalog_blocks(&local_root()).unwrap() {
+        let files: std::collections::BTreeSet<_> = block
+            .logical_ids
+            .iter()
+            .map(|id| &template.scopes[template.resources[id].scope].file)
+            .collect();
+        assert_eq!(
+            files.len(),
+            1,
+            "{}'s catalog is spread over {files:?}",
+            block.pipeline
+        );
+    }
 
     let named: BTreeMap<String, String> = template
         .of_kind("AWS::Athena::NamedQuery")
@@ -428,6 +442,6 @@ fn the_glue_catalog_and_named_queries_of_the_template_match_the_code_and_queries
     assert!(files.len() >= 5);
     assert_eq!(
         named, files,
-        "one named query per file of queries/, with its text"
+        "one named query per file of queries/, with its text (`tally catalog`)"
     );
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 use serde_json::Value as Json;
 
 use crate::cloud::{CloudError, CloudOptions};
-use tally_stack::template::{scalar_string, Template, TemplateError, REGION};
+use tally_stack::template::{scalar_string, Resource, Template, TemplateError, REGION};
 
 /// How to run one function.
 #[derive(Debug, Clone)]
@@ -30,10 +30,11 @@ pub struct FunctionSpec {
 /// The binary a function runs: its crate's package name (or `BuildProperties.Binary`).
 fn function_binary(
     opts: &CloudOptions,
-    id: &str,
+    template: &Template,
+    function: &Resource,
     props: &Json,
-    metadata: &Json,
 ) -> Result<PathBuf, CloudError> {
+    let (id, metadata) = (&function.logical_id, &function.metadata);
     let method = metadata
         .get("BuildMethod")
         .and_then(Json::as_str)
@@ -53,8 +54,7 @@ fn function_binary(
         return Ok(opts.bin_dir.join(bin));
     }
     let code = props.get("CodeUri").and_then(Json::as_str).unwrap_or(".");
-    let base = opts.template.parent().unwrap_or(&opts.root);
-    let manifest = base.join(code).join("Cargo.toml");
+    let manifest = template.dir_of(function).join(code).join("Cargo.toml");
     let text = std::fs::read_to_string(&manifest).map_err(|e| {
         CloudError::Function(format!(
             "function {id}: cannot read {}: {e}",
@@ -86,11 +86,11 @@ pub fn function_environment(
     template: &Template,
     logical_id: &str,
 ) -> Result<HashMap<String, String>, TemplateError> {
-    let globals = template.resolve(&template.globals, "Globals")?;
     let function = template
         .resources
         .get(logical_id)
         .ok_or_else(|| TemplateError::Invalid(format!("no function {logical_id}")))?;
+    let globals = template.globals_of(function)?;
     let props = template.resolved_properties(function)?;
     let mut env = HashMap::new();
     for vars in [
@@ -111,10 +111,10 @@ pub fn function_specs(
     opts: &CloudOptions,
     edge_url: &str,
 ) -> Result<Vec<FunctionSpec>, CloudError> {
-    let globals = template.resolve(&template.globals, "Globals")?;
-    let gf = &globals["Function"];
     let mut specs = Vec::new();
     for f in template.of_kind("AWS::Serverless::Function") {
+        let globals = template.globals_of(f)?;
+        let gf = &globals["Function"];
         let props = template.resolved_properties(f)?;
         let get = |k: &str| props.get(k).or(gf.get(k));
         let runtime = get("Runtime").and_then(Json::as_str).unwrap_or_default();
@@ -145,7 +145,7 @@ pub fn function_specs(
             logical_id: f.logical_id.clone(),
             physical_name: template.physical_name(&f.logical_id),
             arn: template.arn(&f.logical_id)?,
-            binary: function_binary(opts, &f.logical_id, &props, &f.metadata)?,
+            binary: function_binary(opts, template, f, &props)?,
             env,
             timeout: Duration::from_secs_f64(num("Timeout", 3.0)),
             memory_mb: num("MemorySize", 128.0) as u32,

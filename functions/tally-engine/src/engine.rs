@@ -10,9 +10,9 @@ use futures::stream::{self, StreamExt};
 
 use crate::consumer::{Consumer, Output};
 use crate::dead_letters::decode_or_dead_letter;
-use crate::pattern::StatePattern;
 use crate::exactly_once::apply_once;
 use crate::grouping::{group_by_key, Aggregation, KeyBatch, Sequenced};
+use crate::pattern::StatePattern;
 use crate::ports::{
     DeadLetterSink, PortError, RecordPublisher, StateChange, StateKey, StateStore, StoredState,
 };

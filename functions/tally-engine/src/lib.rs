@@ -30,9 +30,9 @@ mod engine_tests;
 
 pub use consumer::{Consumer, Emit, Output};
 pub use engine::{BatchHandler, Engine, FinishedKeys};
-pub use pattern::{FirstSightings, StatePattern};
 pub use event_time::TimeBounds;
 pub use grouping::{Aggregation, KeyBatch, Sequenced, WatermarkScope};
+pub use pattern::{FirstSightings, StatePattern};
 pub use ports::{Latest, PortError, StateDelta, StateKey, StoredState};
 pub use record::{json_object, DeadLetter, Rejection, StreamRecord};
 pub use report::BatchReport;

@@ -132,7 +132,10 @@ pub trait Sightings: Send + Sync {
 
     /// What to publish after a batch that changed an aggregate (a snapshot of the new totals),
     /// at least once, with stable ids; an error retries the batch from its first record.
-    fn news(&self, _now: DateTime<Utc>) -> impl Future<Output = Result<Vec<Output>, String>> + Send {
+    fn news(
+        &self,
+        _now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<Vec<Output>, String>> + Send {
         async { Ok(Vec::new()) }
     }
 }
@@ -144,7 +147,10 @@ struct RetryPoints(BTreeMap<String, SequenceNumber>);
 impl RetryPoints {
     fn retry(&mut self, report: &mut BatchReport, shard: &str, at: SequenceNumber, why: String) {
         report.fail(&at, why);
-        let first = self.0.entry(shard.to_string()).or_insert_with(|| at.clone());
+        let first = self
+            .0
+            .entry(shard.to_string())
+            .or_insert_with(|| at.clone());
         if at < *first {
             *first = at;
         }
@@ -380,7 +386,12 @@ impl<X: Sightings, S: StateStore, P: RecordPublisher, D: DeadLetterSink>
     }
 
     /// After a batch that changed an aggregate: the pipeline's news, published at least once.
-    async fn publish_news(&self, first: SequenceNumber, now: DateTime<Utc>, report: &mut BatchReport) {
+    async fn publish_news(
+        &self,
+        first: SequenceNumber,
+        now: DateTime<Utc>,
+        report: &mut BatchReport,
+    ) {
         match self.pipeline().news(now).await {
             Ok(outputs) if outputs.is_empty() => {}
             Ok(outputs) => {

@@ -24,8 +24,8 @@ use tally_engine::sightings::{decode_sighting, encode_sighting, Sightings};
 use tally_engine::windows::plus;
 use tally_engine::windows::MinuteBuckets;
 use tally_engine::{
-    Engine, FirstSightings, PortError, Rejection, SequenceNumber, Sequenced,
-    StateDelta, StateKey, StoredState, StreamRecord,
+    Engine, FirstSightings, PortError, Rejection, SequenceNumber, Sequenced, StateDelta, StateKey,
+    StoredState, StreamRecord,
 };
 
 use super::event::{Event, EventDecoder};
@@ -142,7 +142,8 @@ pub struct EventsMetrics<K> {
 
 /// The live metrics function's work for a batch: [`EventsMetrics`] on the engine (it publishes
 /// nothing; the API reads the minute buckets).
-pub type EventsMetricsHandler<S, D, K> = Engine<FirstSightings<EventsMetrics<K>>, S, NoOutputStream, D>;
+pub type EventsMetricsHandler<S, D, K> =
+    Engine<FirstSightings<EventsMetrics<K>>, S, NoOutputStream, D>;
 
 impl<K: SealKeys> EventsMetrics<K> {
     pub fn handler<S, D>(store: S, dead_letters: D, seal_keys: K) -> EventsMetricsHandler<S, D, K> {

@@ -360,10 +360,10 @@ impl Template {
 
     /// Reads every nested application, each once the outputs its parameters name are known.
     fn add_applications(&mut self) -> Result<(), TemplateError> {
-        let mut pending: Vec<String> = self
-            .of_kind(APPLICATION)
-            .map(|r| r.logical_id.clone())
-            .collect();
+        // In the author's order, so that the resources of all templates keep it too.
+        let mut apps: Vec<&Resource> = self.of_kind(APPLICATION).collect();
+        apps.sort_by_key(|r| r.position);
+        let mut pending: Vec<String> = apps.iter().map(|r| r.logical_id.clone()).collect();
         while !pending.is_empty() {
             let ready = pending.iter().position(|id| {
                 let r = &self.resources[id];
@@ -430,7 +430,11 @@ impl Template {
     /// The `Globals` of the template `r` is declared in, resolved there.
     pub fn globals_of(&self, r: &Resource) -> Result<Json, TemplateError> {
         let scope = &self.scopes[r.scope];
-        self.resolve_in(r.scope, &scope.globals, &format!("Globals{}", in_app(&scope.app)))
+        self.resolve_in(
+            r.scope,
+            &scope.globals,
+            &format!("Globals{}", in_app(&scope.app)),
+        )
     }
 
     /// Evaluates condition `name` of `defined` (conditions may name conditions; `seen` breaks
@@ -583,7 +587,9 @@ impl Template {
             "AWS::Partition" => return Ok(Json::from("aws")),
             "AWS::URLSuffix" => return Ok(Json::from("amazonaws.com")),
             // A nested stack's own name, as CloudFormation names it (less its random suffix).
-            "AWS::StackName" if sc.app.is_empty() => return Ok(Json::from(self.stack_name.clone())),
+            "AWS::StackName" if sc.app.is_empty() => {
+                return Ok(Json::from(self.stack_name.clone()))
+            }
             "AWS::StackName" => return Ok(Json::from(format!("{}-{}", self.stack_name, sc.app))),
             _ => {}
         }
@@ -943,5 +949,142 @@ Resources:
             serde_json::json!({"B": 2}),
             "AWS::NoValue drops the key"
         );
+    }
+
+    /// A root with one nested application in a folder of its own; `child` is its template.
+    fn nested(name: &str, passes: &str, child: &str) -> Result<Template, TemplateError> {
+        let dir = std::env::temp_dir().join(format!("tally-nested-{}-{name}", std::process::id()));
+        std::fs::create_dir_all(dir.join("app")).unwrap();
+        std::fs::write(
+            dir.join("template.yaml"),
+            format!(
+                r#"
+Parameters:
+  Mode:
+    Type: String
+    Default: one
+Resources:
+  Shared:
+    Type: AWS::SQS::Queue
+  App:
+    Type: AWS::Serverless::Application
+    Properties:
+      Location: app/template.yaml
+      Parameters:
+{passes}
+  Reader:
+    Type: AWS::SQS::Queue
+    Properties:
+      QueueName: !GetAtt App.Outputs.StreamArn
+"#
+            ),
+        )
+        .unwrap();
+        std::fs::write(dir.join("app/template.yaml"), child).unwrap();
+        Template::load(&dir.join("template.yaml"), "tally", &BTreeMap::new())
+    }
+
+    const CHILD: &str = r#"
+Parameters:
+  Mode:
+    Type: String
+  SharedArn:
+    Type: String
+Globals:
+  Function:
+    Timeout: 9
+Conditions:
+  IsOne: !Equals [!Ref Mode, one]
+Resources:
+  Stream:
+    Type: AWS::Kinesis::Stream
+    Properties:
+      Name: !If [IsOne, !Sub "${AWS::StackName}-one", many]
+      Tags: [{Key: queue, Value: !Ref SharedArn}]
+Outputs:
+  StreamArn:
+    Value: !GetAtt Stream.Arn
+"#;
+
+    #[test]
+    fn nested_applications_get_their_parameters_and_give_their_outputs() {
+        let passes = "        Mode: !Ref Mode\n        SharedArn: !GetAtt Shared.Arn";
+        let t = nested("ok", passes, CHILD).unwrap();
+        assert_eq!(t.scopes.len(), 2);
+        let stream = &t.resources["Stream"];
+        assert_eq!(t.scopes[stream.scope].app, "App");
+        assert!(t.dir_of(stream).ends_with("app"));
+        assert_eq!(t.globals_of(stream).unwrap()["Function"]["Timeout"], 9);
+        let props = t.resolved_properties(stream).unwrap();
+        assert_eq!(props["Name"], "tally-App-one", "the child's own stack name");
+        assert_eq!(
+            props["Tags"][0]["Value"],
+            "arn:aws:sqs:us-east-1:000000000000:tally-Shared"
+        );
+        let reader = t.resolved_properties(&t.resources["Reader"]).unwrap();
+        assert_eq!(
+            reader["QueueName"],
+            "arn:aws:kinesis:us-east-1:000000000000:stream/tally-Stream"
+        );
+    }
+
+    #[test]
+    fn a_nested_application_must_get_what_it_declares_and_declare_what_it_gets() {
+        let missing = nested("missing", "        Mode: !Ref Mode", CHILD).unwrap_err();
+        assert_eq!(
+            missing.to_string(),
+            "template: App does not pass parameter SharedArn, which has no Default"
+        );
+        let extra = "        Mode: !Ref Mode\n        SharedArn: x\n        Size: 3";
+        let extra = nested("extra", extra, CHILD).unwrap_err();
+        assert_eq!(
+            extra.to_string(),
+            "template: App passes parameter Size, which its template does not declare"
+        );
+    }
+
+    #[test]
+    fn a_logical_id_is_unique_across_the_applications() {
+        let child = CHILD
+            .replace("  Stream:", "  Shared:")
+            .replace("Stream.Arn", "Shared.Arn");
+        let passes = "        Mode: !Ref Mode\n        SharedArn: x";
+        let err = nested("dup", passes, &child).unwrap_err();
+        assert!(
+            err.to_string().starts_with(
+                "template: logical ID Shared is declared in the root template and in App"
+            ),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn the_real_template_is_a_root_of_applications() {
+        let t = template();
+        let apps: Vec<&str> = t.scopes.iter().skip(1).map(|s| s.app.as_str()).collect();
+        assert_eq!(
+            apps,
+            [
+                "GenderApp",
+                "RulesApp",
+                "RsvpApp",
+                "EventsApp",
+                "LakeApp",
+                "ApiApp"
+            ]
+        );
+        // Every stream and function is in an application; the root keeps what they share.
+        for r in t.resources.values() {
+            let in_root = r.scope == 0;
+            match r.kind.as_str() {
+                "AWS::Kinesis::Stream" | "AWS::Serverless::Function" => {
+                    assert!(!in_root, "{} is in the root", r.logical_id)
+                }
+                "AWS::S3::Bucket" | "AWS::Glue::Database" | "AWS::SNS::Topic" => {
+                    assert!(in_root, "{} is not in the root", r.logical_id)
+                }
+                _ => {}
+            }
+        }
     }
 }

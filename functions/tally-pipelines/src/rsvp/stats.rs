@@ -27,8 +27,8 @@ use tally_engine::sightings::{decode_sighting, encode_sighting, Sightings};
 use tally_engine::windows::plus;
 use tally_engine::windows::MinuteBuckets;
 use tally_engine::{
-    Engine, FirstSightings, Latest, Output, PortError, Rejection, SequenceNumber,
-    Sequenced, StateDelta, StateKey, StoredState, StreamRecord,
+    Engine, FirstSightings, Latest, Output, PortError, Rejection, SequenceNumber, Sequenced,
+    StateDelta, StateKey, StoredState, StreamRecord,
 };
 
 use super::record::{Response, Rsvp, RsvpDecoder};

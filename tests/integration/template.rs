@@ -83,10 +83,7 @@ async fn every_function_reads_its_variables(params: &[(&str, &str)], functions: 
         let id = &f.logical_id;
         let vars = tally_cloud::lambda::function_environment(&template, id).unwrap();
         let env = tally_aws::Env::from_map(vars);
-        let code = template.resolved_properties(f).unwrap()["CodeUri"]
-            .as_str()
-            .unwrap()
-            .to_string();
+        let code = template.code_dir(f).unwrap().display().to_string();
         let built = match code.as_str() {
             "functions/gender-model" => gender_model::from_env(&sdk, &env).map(drop),
             "functions/rule-engine" => rule_engine::from_env(&sdk, &env).map(drop),
@@ -147,10 +144,9 @@ fn the_parallelization_factor_reaches_only_functions_exact_under_it() {
             .unwrap()
             .to_string();
         let code = template
-            .resolved_properties(&template.resources[&function])
-            .unwrap()["CodeUri"]
-            .as_str()
+            .code_dir(&template.resources[&function])
             .unwrap()
+            .display()
             .to_string();
         let factor = props
             .get("ParallelizationFactor")

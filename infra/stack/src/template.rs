@@ -427,6 +427,26 @@ impl Template {
         &self.scopes[r.scope].dir
     }
 
+    /// A function's code folder (its `CodeUri`, relative to its template) from the root
+    /// template's folder: `functions/gender-model`.
+    pub fn code_dir(&self, function: &Resource) -> Result<PathBuf, TemplateError> {
+        let props = self.resolved_properties(function)?;
+        let code = props.get("CodeUri").and_then(Json::as_str).unwrap_or(".");
+        let full = self.dir_of(function).join(code);
+        let rel = full.strip_prefix(&self.scopes[0].dir).unwrap_or(&full);
+        let mut out = PathBuf::new();
+        for c in rel.components() {
+            match c {
+                std::path::Component::ParentDir => {
+                    out.pop();
+                }
+                std::path::Component::CurDir => {}
+                other => out.push(other),
+            }
+        }
+        Ok(out)
+    }
+
     /// The `Globals` of the template `r` is declared in, resolved there.
     pub fn globals_of(&self, r: &Resource) -> Result<Json, TemplateError> {
         let scope = &self.scopes[r.scope];

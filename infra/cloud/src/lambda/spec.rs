@@ -32,7 +32,6 @@ fn function_binary(
     opts: &CloudOptions,
     template: &Template,
     function: &Resource,
-    props: &Json,
 ) -> Result<PathBuf, CloudError> {
     let (id, metadata) = (&function.logical_id, &function.metadata);
     let method = metadata
@@ -53,8 +52,10 @@ fn function_binary(
     {
         return Ok(opts.bin_dir.join(bin));
     }
-    let code = props.get("CodeUri").and_then(Json::as_str).unwrap_or(".");
-    let manifest = template.dir_of(function).join(code).join("Cargo.toml");
+    let manifest = template.scopes[0]
+        .dir
+        .join(template.code_dir(function)?)
+        .join("Cargo.toml");
     let text = std::fs::read_to_string(&manifest).map_err(|e| {
         CloudError::Function(format!(
             "function {id}: cannot read {}: {e}",
@@ -145,7 +146,7 @@ pub fn function_specs(
             logical_id: f.logical_id.clone(),
             physical_name: template.physical_name(&f.logical_id),
             arn: template.arn(&f.logical_id)?,
-            binary: function_binary(opts, template, f, &props)?,
+            binary: function_binary(opts, template, f)?,
             env,
             timeout: Duration::from_secs_f64(num("Timeout", 3.0)),
             memory_mb: num("MemorySize", 128.0) as u32,

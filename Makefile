@@ -63,7 +63,8 @@ test:
 # The function binaries and the tally CLI, dev profile: the build `make test` shares. tally runs
 # the function binaries that sit next to it.
 FUNCTIONS := -p gender-model -p results-writer -p gender-api -p rule-engine -p lake-writer \
-	-p rsvp-stats -p dashboard-feed -p live-api -p collect -p events-metrics -p events-router
+	-p rsvp-stats -p dashboard-feed -p live-api -p collect -p events-metrics -p events-router \
+	-p example-views
 build:
 	@$(CARGO) build --locked --bins $(FUNCTIONS) -p tally-cli & build=$$!; \
 		$(MAKE) --no-print-directory setup; setup=$$?; \

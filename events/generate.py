@@ -241,6 +241,18 @@ events = {
     "GenderApiFunction": http_get("/api/v1/getGender/C124", {"model": "MODEL2"}),
 }
 
+# A pipeline that keeps its parts in its own folder keeps its sample events there too.
+OWN_FOLDER = {"ViewsFunction": HERE.parent / "functions/example-views/events"}
+# The example pipeline: two views of a page in one minute, one of another page, one without a
+# page (a dead letter).
+events["ViewsFunction"] = kinesis_event("ViewsStream", [
+    ("/home", json.dumps({"page": "/home", "at": "2026-11-22T09:59:05Z"})),
+    ("/home", json.dumps({"page": "/home", "at": "2026-11-22T09:59:40Z"})),
+    ("/pricing", json.dumps({"page": "/pricing", "at": "2026-11-22T09:59:41Z"})),
+    ("?", json.dumps({"at": "2026-11-22T09:59:42Z"})),
+])
+
 for name, event in events.items():
-    (HERE / f"{name}.json").write_text(json.dumps(event, indent=2) + "\n")
-    print(f"wrote events/{name}.json")
+    folder = OWN_FOLDER.get(name, HERE)
+    (folder / f"{name}.json").write_text(json.dumps(event, indent=2) + "\n")
+    print(f"wrote {(folder / f'{name}.json').relative_to(HERE.parent)}")

@@ -27,16 +27,20 @@ fn run(tool: &str, args: &[&str]) {
     );
 }
 
-/// The root template and its applications' templates, relative to the project root.
+/// The root template and its applications' templates (the example's too), relative to the
+/// project root.
 fn templates() -> Vec<String> {
-    let template = crate::support::template_with(&[]);
+    let template = crate::support::template_with(&[("ExamplePipeline", "yes")]);
     let root = local_root();
     let files: Vec<String> = template
         .scopes
         .iter()
         .map(|s| s.file.strip_prefix(&root).unwrap().display().to_string())
         .collect();
-    assert!(files.len() >= 7, "the root and six applications: {files:?}");
+    assert!(
+        files.len() >= 8,
+        "the root and seven applications: {files:?}"
+    );
     files
 }
 
@@ -69,7 +73,12 @@ fn sam_validate_lint_passes_on_every_template() {
 /// `RUST_LOG` is read by the tracing set-up every function shares.
 #[tokio::test]
 async fn every_function_reads_every_variable_the_template_gives_it() {
-    for (params, functions) in [(&[][..], 13), (crate::support::PER_MODEL, 15)] {
+    let example = &[("ExamplePipeline", "yes")][..];
+    for (params, functions) in [
+        (&[][..], 13),
+        (crate::support::PER_MODEL, 15),
+        (example, 14),
+    ] {
         every_function_reads_its_variables(params, functions).await;
     }
 }
@@ -95,6 +104,7 @@ async fn every_function_reads_its_variables(params: &[(&str, &str)], functions: 
             "functions/live-api" => live_api::LiveApi::from_env(&sdk, &env).map(drop),
             "functions/collect" => collect::CollectApi::from_env(&sdk, &env).map(drop),
             "functions/events-metrics" => events_metrics::from_env(&sdk, &env).map(drop),
+            "functions/example-views" => example_views::from_env(&sdk, &env).map(drop),
             "functions/events-router" => {
                 events_router::EventsRouter::from_env(&sdk, &env).map(drop)
             }

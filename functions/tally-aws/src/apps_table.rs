@@ -7,12 +7,16 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use aws_sdk_dynamodb::types::AttributeValue;
-use aws_sdk_dynamodb::Client;
 use tally_engine::PortError;
 use tally_events::collect::{App, AppKeys};
 use tally_events::seal::{SealKeys, KEY_BYTES};
 
 use crate::errors::port_error;
+use crate::table::DynamoTable;
+use crate::{ConfigError, Env, SdkConfig};
+
+/// The variable that names the apps table.
+const APPS_TABLE: &str = "APPS_TABLE";
 
 pub const KEY_HASH: &str = "key_hash";
 const CACHE_FOR: Duration = Duration::from_secs(60);
@@ -21,47 +25,37 @@ const CACHE_FOR: Duration = Duration::from_secs(60);
 const CACHE_MAX: usize = 10_000;
 
 pub struct DynamoAppKeys {
-    client: Client,
-    table: String,
+    table: DynamoTable,
     cache: Mutex<HashMap<String, (Instant, Option<App>)>>,
 }
 
 impl DynamoAppKeys {
-    pub fn new(client: Client, table: impl Into<String>) -> Self {
+    pub fn on(table: DynamoTable) -> Self {
         Self {
-            client,
-            table: table.into(),
+            table,
             cache: Mutex::new(HashMap::new()),
         }
     }
 
     /// The table named by `APPS_TABLE`.
-    pub fn from_env(
-        config: &aws_config::SdkConfig,
-        env: &crate::Env,
-    ) -> Result<Self, crate::ConfigError> {
-        let (client, table) = apps_table(config, env)?;
-        Ok(Self::new(client, table))
+    pub fn from_env(config: &SdkConfig, env: &Env) -> Result<Self, ConfigError> {
+        DynamoTable::from_env(config, env, APPS_TABLE).map(Self::on)
     }
 
     /// Registers an app under a key's hash (the `tally apps add` command).
     pub async fn register(&self, key_hash: &str, app: &App) -> Result<(), PortError> {
-        self.client
-            .put_item()
-            .table_name(&self.table)
-            .item(KEY_HASH, AttributeValue::S(key_hash.to_string()))
-            .item("app_id", AttributeValue::S(app.app_id.clone()))
-            .item("name", AttributeValue::S(app.name.clone()))
-            .item(
-                "created_at",
-                AttributeValue::S(chrono::Utc::now().to_rfc3339()),
-            )
-            .condition_expression("attribute_not_exists(#k)")
-            .expression_attribute_names("#k", KEY_HASH)
-            .send()
-            .await
-            .map_err(|e| port_error("PutItem", e))?;
-        Ok(())
+        let item = HashMap::from([
+            (KEY_HASH.into(), AttributeValue::S(key_hash.to_string())),
+            ("app_id".into(), AttributeValue::S(app.app_id.clone())),
+            ("name".into(), AttributeValue::S(app.name.clone())),
+        ]);
+        match self.table.put_new(KEY_HASH, item).await? {
+            true => Ok(()),
+            false => Err(PortError::Fatal(format!(
+                "an app is registered under this key already ({})",
+                app.name
+            ))),
+        }
     }
 
     /// Every registered app (the `tally apps list` command).
@@ -70,9 +64,10 @@ impl DynamoAppKeys {
         let mut start = None;
         loop {
             let out = self
+                .table
                 .client
                 .scan()
-                .table_name(&self.table)
+                .table_name(&self.table.name)
                 .set_exclusive_start_key(start)
                 .send()
                 .await
@@ -104,9 +99,10 @@ impl AppKeys for DynamoAppKeys {
             }
         }
         let out = self
+            .table
             .client
             .get_item()
-            .table_name(&self.table)
+            .table_name(&self.table.name)
             .key(KEY_HASH, AttributeValue::S(key_hash.to_string()))
             .send()
             .await
@@ -132,32 +128,25 @@ pub const SEAL_KEY_ITEM: &str = "ingest-seal-key";
 /// function asks first (a conditional put: of two makers one wins and the other reads its key),
 /// readable only by the functions whose policies name this item (`dynamodb:LeadingKeys`).
 pub struct DynamoSealKeys {
-    client: Client,
-    table: String,
+    table: DynamoTable,
 }
 
 impl DynamoSealKeys {
-    pub fn new(client: Client, table: impl Into<String>) -> Self {
-        Self {
-            client,
-            table: table.into(),
-        }
+    pub fn on(table: DynamoTable) -> Self {
+        Self { table }
     }
 
     /// The table named by `APPS_TABLE`.
-    pub fn from_env(
-        config: &aws_config::SdkConfig,
-        env: &crate::Env,
-    ) -> Result<Self, crate::ConfigError> {
-        let (client, table) = apps_table(config, env)?;
-        Ok(Self::new(client, table))
+    pub fn from_env(config: &SdkConfig, env: &Env) -> Result<Self, ConfigError> {
+        DynamoTable::from_env(config, env, APPS_TABLE).map(Self::on)
     }
 
     async fn stored(&self) -> Result<Option<Vec<u8>>, PortError> {
         let out = self
+            .table
             .client
             .get_item()
-            .table_name(&self.table)
+            .table_name(&self.table.name)
             .key(KEY_HASH, AttributeValue::S(SEAL_KEY_ITEM.into()))
             .consistent_read(true)
             .send()
@@ -169,17 +158,6 @@ impl DynamoSealKeys {
             .and_then(|v| v.as_b().ok())
             .map(|b| b.as_ref().to_vec()))
     }
-}
-
-/// The client and the name of the table named by `APPS_TABLE`.
-fn apps_table(
-    config: &aws_config::SdkConfig,
-    env: &crate::Env,
-) -> Result<(Client, String), crate::ConfigError> {
-    Ok((
-        crate::config::dynamodb_client(config),
-        env.var("APPS_TABLE")?,
-    ))
 }
 
 /// Fresh random bytes from the kernel.
@@ -226,31 +204,16 @@ impl SealKeys for DynamoSealKeys {
             return Ok(key);
         }
         let key = random_key()?;
-        let made = self
-            .client
-            .put_item()
-            .table_name(&self.table)
-            .item(KEY_HASH, AttributeValue::S(SEAL_KEY_ITEM.into()))
-            .item("secret", AttributeValue::B(key.clone().into()))
-            .item(
-                "created_at",
-                AttributeValue::S(chrono::Utc::now().to_rfc3339()),
-            )
-            .condition_expression("attribute_not_exists(#k)")
-            .expression_attribute_names("#k", KEY_HASH)
-            .send()
-            .await;
-        match made {
-            Ok(_) => Ok(key),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-            {
-                self.stored().await?.ok_or_else(|| {
-                    PortError::Transient("the seal key was made but cannot be read yet".into())
-                })
-            }
-            Err(e) => Err(port_error("PutItem", e)),
+        let item = HashMap::from([
+            (KEY_HASH.into(), AttributeValue::S(SEAL_KEY_ITEM.into())),
+            ("secret".into(), AttributeValue::B(key.clone().into())),
+        ]);
+        if self.table.put_new(KEY_HASH, item).await? {
+            return Ok(key);
         }
+        // Another function made it first: its key is the one.
+        self.stored().await?.ok_or_else(|| {
+            PortError::Transient("the seal key was made but cannot be read yet".into())
+        })
     }
 }

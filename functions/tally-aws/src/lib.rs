@@ -16,6 +16,7 @@ pub mod results_table;
 pub mod runner;
 pub mod s3_events;
 pub mod state_store;
+pub mod table;
 pub mod telemetry;
 
 #[cfg(feature = "apps")]
@@ -31,3 +32,4 @@ pub use runner::{aws_engine, publisher, s3_dead_letters, state_store, AwsEngine,
 pub use runner::{run_kinesis, run_queue};
 pub use runner::{QueueFunction, QueueHandler, QueueMessage};
 pub use state_store::DynamoStateStore;
+pub use table::DynamoTable;

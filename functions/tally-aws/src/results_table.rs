@@ -6,37 +6,29 @@ use std::collections::HashMap;
 
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::AttributeValue;
-use aws_sdk_dynamodb::Client;
+
 use tally_engine::PortError;
 use tally_pipelines::gender::{Cid, GenderResult, ResultLookup, ResultsUpsert};
 
 use crate::errors::port_error;
+use crate::table::DynamoTable;
+use crate::{ConfigError, Env, SdkConfig};
 
 pub const ID: &str = "_id";
 
 #[derive(Clone)]
 pub struct DynamoResultsTable {
-    client: Client,
-    table: String,
+    table: DynamoTable,
 }
 
 impl DynamoResultsTable {
-    pub fn new(client: Client, table: impl Into<String>) -> Self {
-        Self {
-            client,
-            table: table.into(),
-        }
+    pub fn on(table: DynamoTable) -> Self {
+        Self { table }
     }
 
     /// The table named by `RESULTS_TABLE`.
-    pub fn from_env(
-        config: &aws_config::SdkConfig,
-        env: &crate::Env,
-    ) -> Result<Self, crate::ConfigError> {
-        Ok(Self::new(
-            crate::config::dynamodb_client(config),
-            env.var("RESULTS_TABLE")?,
-        ))
+    pub fn from_env(config: &SdkConfig, env: &Env) -> Result<Self, ConfigError> {
+        DynamoTable::from_env(config, env, "RESULTS_TABLE").map(Self::on)
     }
 }
 
@@ -64,9 +56,10 @@ impl DynamoResultsTable {
         let mut sets = vec!["#cid = :cid".to_string()];
         let mut conditions = Vec::new();
         let mut req = self
+            .table
             .client
             .update_item()
-            .table_name(&self.table)
+            .table_name(&self.table.name)
             .key(ID, AttributeValue::S(cid.to_string()))
             .expression_attribute_names("#cid", "cid")
             .expression_attribute_values(":cid", AttributeValue::S(cid.to_string()));
@@ -105,9 +98,10 @@ impl DynamoResultsTable {
     /// The revisions stored for `cid`, per model.
     async fn stored_revisions(&self, cid: &Cid) -> Result<HashMap<String, u64>, PortError> {
         let out = self
+            .table
             .client
             .get_item()
-            .table_name(&self.table)
+            .table_name(&self.table.name)
             .key(ID, AttributeValue::S(cid.to_string()))
             .consistent_read(true)
             .send()
@@ -146,9 +140,10 @@ impl ResultsUpsert for DynamoResultsTable {
 impl ResultLookup for DynamoResultsTable {
     async fn get(&self, cid: &Cid, model: &str) -> Result<Option<GenderResult>, PortError> {
         let out = self
+            .table
             .client
             .get_item()
-            .table_name(&self.table)
+            .table_name(&self.table.name)
             .key(ID, AttributeValue::S(cid.to_string()))
             .projection_expression("#b")
             .expression_attribute_names("#b", body_attr(model))

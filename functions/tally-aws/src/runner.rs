@@ -14,7 +14,7 @@ use tally_engine::{BatchHandler, Consumer, Engine};
 use crate::config::{aggregation, s3_client, sdk_config, ConfigError, Env};
 use crate::kinesis_event::{batch_response, stream_records, KinesisEvent};
 use crate::telemetry::{emit_metrics, init_tracing};
-use crate::{DynamoStateStore, KinesisPublisher, S3DeadLetters};
+use crate::{DynamoStateStore, DynamoTable, KinesisPublisher, S3DeadLetters};
 
 /// A Kinesis-triggered function around its batch handler.
 pub struct KinesisFunction<H> {
@@ -140,10 +140,7 @@ pub fn aws_engine<C: Consumer>(
 
 /// The state table: `STATE_TABLE`.
 pub fn state_store(config: &SdkConfig, env: &Env) -> Result<DynamoStateStore, ConfigError> {
-    Ok(DynamoStateStore::new(
-        crate::config::dynamodb_client(config),
-        env.var("STATE_TABLE")?,
-    ))
+    DynamoTable::from_env(config, env, "STATE_TABLE").map(DynamoStateStore::on)
 }
 
 /// A publisher to the stream the variable `output_stream` names.

@@ -15,26 +15,23 @@ use std::collections::HashMap;
 
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure};
-use aws_sdk_dynamodb::Client;
+
 use tally_engine::ports::{Applied, StateChange, StateKey, StateReader, StateStore};
 use tally_engine::{Latest, PortError, SequenceNumber, StoredState};
 
 use crate::errors::port_error;
+use crate::table::DynamoTable;
 
 pub const PK: &str = "pk";
 
 #[derive(Clone)]
 pub struct DynamoStateStore {
-    client: Client,
-    table: String,
+    table: DynamoTable,
 }
 
 impl DynamoStateStore {
-    pub fn new(client: Client, table: impl Into<String>) -> Self {
-        Self {
-            client,
-            table: table.into(),
-        }
+    pub fn on(table: DynamoTable) -> Self {
+        Self { table }
     }
 
     fn counter_attr(name: &str) -> String {
@@ -107,9 +104,10 @@ impl DynamoStateStore {
             }
         };
         let outcome = self
+            .table
             .client
             .update_item()
-            .table_name(&self.table)
+            .table_name(&self.table.name)
             .key(PK, AttributeValue::S(key.partition_key().to_string()))
             .update_expression(format!("SET {} ADD {}", sets.join(", "), adds.join(", ")))
             .condition_expression(condition)
@@ -137,9 +135,10 @@ impl DynamoStateStore {
     /// A strongly consistent read of the stored state.
     pub async fn read(&self, key: &StateKey) -> Result<Option<StoredState>, PortError> {
         let out = self
+            .table
             .client
             .get_item()
-            .table_name(&self.table)
+            .table_name(&self.table.name)
             .key(PK, AttributeValue::S(key.partition_key().to_string()))
             .consistent_read(true)
             .send()
@@ -230,15 +229,16 @@ impl StateReader for DynamoStateStore {
                     .build()
                     .map_err(|e| PortError::Fatal(e.to_string()))?;
                 let out = self
+                    .table
                     .client
                     .batch_get_item()
-                    .request_items(&self.table, request)
+                    .request_items(&self.table.name, request)
                     .send()
                     .await
                     .map_err(|e| port_error("BatchGetItem", e))?;
                 for item in out
                     .responses()
-                    .and_then(|r| r.get(&self.table))
+                    .and_then(|r| r.get(&self.table.name))
                     .into_iter()
                     .flatten()
                 {
@@ -248,7 +248,7 @@ impl StateReader for DynamoStateStore {
                 }
                 pending = out
                     .unprocessed_keys()
-                    .and_then(|u| u.get(&self.table))
+                    .and_then(|u| u.get(&self.table.name))
                     .map(|k| k.keys().to_vec())
                     .unwrap_or_default();
                 if !pending.is_empty() {
@@ -324,9 +324,10 @@ impl DynamoStateStore {
         value: Option<(&str, AttributeValue)>,
     ) -> Result<(), PortError> {
         let mut req = self
+            .table
             .client
             .update_item()
-            .table_name(&self.table)
+            .table_name(&self.table.name)
             .key(PK, AttributeValue::S(key.partition_key().to_string()))
             .update_expression(expression)
             .condition_expression("attribute_exists(#pk)")

@@ -83,10 +83,10 @@ pub async fn requests(cloud: &LocalCloud, mode: &str, n: usize) -> Result<Reques
 async fn sender(cloud: &LocalCloud, name: &str) -> Result<Sender> {
     use tally_events::collect::{key_hash, App};
     let key = tally_aws::new_app_key()?;
-    tally_aws::DynamoAppKeys::new(
+    tally_aws::DynamoAppKeys::on(tally_aws::DynamoTable::new(
         cloud.clients.dynamodb.clone(),
         cloud.template.physical_name("AppsTable"),
-    )
+    ))
     .register(
         &key_hash(&key),
         &App {

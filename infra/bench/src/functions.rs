@@ -115,10 +115,10 @@ async fn event_for(
         ),
         "CollectFunction" => {
             // The sample's key, registered once (a second registration is refused: fine).
-            let _ = tally_aws::DynamoAppKeys::new(
+            let _ = tally_aws::DynamoAppKeys::on(tally_aws::DynamoTable::new(
                 cloud.clients.dynamodb.clone(),
                 template.physical_name("AppsTable"),
-            )
+            ))
             .register(
                 &tally_events::collect::key_hash("tk_sample_key_registered_by_the_test"),
                 &tally_events::collect::App {

@@ -216,10 +216,10 @@ async fn run(cloud: &LocalCloud, o: &BenchOptions, seconds: f64, rate: f64) -> R
     // A fresh app, so its metrics are the soak's events alone.
     let key = format!("tk_soak_{}", uuid::Uuid::new_v4().simple());
     let app = format!("soak-{}", &key[8..16]);
-    tally_aws::DynamoAppKeys::new(
+    tally_aws::DynamoAppKeys::on(tally_aws::DynamoTable::new(
         cloud.clients.dynamodb.clone(),
         cloud.template.physical_name("AppsTable"),
-    )
+    ))
     .register(
         &tally_events::collect::key_hash(&key),
         &tally_events::collect::App {

@@ -30,7 +30,10 @@ pub async fn registry(ctx: &Context) -> Result<DynamoAppKeys> {
     let template = ctx.template()?;
     let table = template.physical_name("AppsTable");
     let clients = Clients::new(&Endpoints::all(&ctx.edge_url())).await;
-    Ok(DynamoAppKeys::new(clients.dynamodb, table))
+    Ok(DynamoAppKeys::on(tally_aws::DynamoTable::new(
+        clients.dynamodb,
+        table,
+    )))
 }
 
 pub async fn run(args: Args, ctx: &Context) -> Result<()> {

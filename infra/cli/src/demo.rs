@@ -193,10 +193,10 @@ async fn show_lookups(cloud: &LocalCloud, sample: &[String]) -> Result<()> {
 /// Registers an app and posts a small generated fleet's events to `/collect`, as its SDKs would.
 async fn post_events(cloud: &LocalCloud) -> Result<()> {
     use tally_events::collect::{key_hash, App};
-    let registry = tally_aws::DynamoAppKeys::new(
+    let registry = tally_aws::DynamoAppKeys::on(tally_aws::DynamoTable::new(
         cloud.clients.dynamodb.clone(),
         cloud.template.physical_name("AppsTable"),
-    );
+    ));
     let key = tally_aws::new_app_key()?;
     let app = App {
         app_id: tally_aws::app_id_for("Demo Flyers")?,

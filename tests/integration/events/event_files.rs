@@ -16,16 +16,19 @@ use crate::support::{event_file, Stack};
 #[tokio::test]
 async fn collect_on_its_event_file_puts_the_valid_events_and_lists_the_other() {
     let stack = Stack::new(&[]).await;
-    DynamoAppKeys::new(stack.clients.dynamodb.clone(), stack.name("AppsTable"))
-        .register(
-            &key_hash("tk_sample_key_registered_by_the_test"),
-            &App {
-                app_id: "flyers-3f2a9c".into(),
-                name: "Flyers".into(),
-            },
-        )
-        .await
-        .unwrap();
+    DynamoAppKeys::on(tally_aws::DynamoTable::new(
+        stack.clients.dynamodb.clone(),
+        stack.name("AppsTable"),
+    ))
+    .register(
+        &key_hash("tk_sample_key_registered_by_the_test"),
+        &App {
+            app_id: "flyers-3f2a9c".into(),
+            name: "Flyers".into(),
+        },
+    )
+    .await
+    .unwrap();
     let api =
         collect::CollectApi::from_env(&stack.sdk, &stack.function_env("CollectFunction")).unwrap();
     let request =
@@ -46,10 +49,13 @@ async fn collect_on_its_event_file_puts_the_valid_events_and_lists_the_other() {
         .iter()
         .all(|e| e["app_id"] == "flyers-3f2a9c" && e["server_time"].is_string()));
     // Sealed with the stack's key, which the first function that needed it made.
-    let key = DynamoSealKeys::new(stack.clients.dynamodb.clone(), stack.name("AppsTable"))
-        .seal_key()
-        .await
-        .unwrap();
+    let key = DynamoSealKeys::on(tally_aws::DynamoTable::new(
+        stack.clients.dynamodb.clone(),
+        stack.name("AppsTable"),
+    ))
+    .seal_key()
+    .await
+    .unwrap();
     let seal = IngestSeal::new(key);
     assert!(put
         .iter()

@@ -53,11 +53,7 @@ fn counts(publisher: &MemoryPublisher) -> Vec<(String, String, u64)> {
 
 #[tokio::test]
 async fn views_are_counted_per_page_and_minute_and_bad_ones_are_dead_letters() {
-    let (store, publisher, dl) = (
-        MemoryStateStore::new(),
-        MemoryPublisher::default(),
-        MemoryDeadLetters::default(),
-    );
+    let (store, publisher, dl) = memory_ports();
     let engine = Engine::new(ViewCounter::default(), &store, &publisher, &dl);
     let report = engine.run(&views(), now()).await;
     assert_eq!(report.retry_from, None);
@@ -93,11 +89,7 @@ async fn views_are_counted_per_page_and_minute_and_bad_ones_are_dead_letters() {
 
 #[tokio::test]
 async fn a_redelivered_or_split_batch_counts_each_view_once() {
-    let (store, publisher, dl) = (
-        MemoryStateStore::new(),
-        MemoryPublisher::default(),
-        MemoryDeadLetters::default(),
-    );
+    let (store, publisher, dl) = memory_ports();
     let engine = Engine::new(ViewCounter::default(), &store, &publisher, &dl);
     let all = views();
     // The first three records, then the whole batch again (Lambda retrying after a timeout).

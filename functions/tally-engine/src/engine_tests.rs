@@ -100,11 +100,7 @@ fn records(words: &[&str]) -> Vec<StreamRecord> {
 
 #[tokio::test]
 async fn decodes_ignores_and_dead_letters_in_one_pass() {
-    let (store, publisher, dl) = (
-        MemoryStateStore::new(),
-        MemoryPublisher::default(),
-        MemoryDeadLetters::default(),
-    );
+    let (store, publisher, dl) = memory_ports();
     let engine = Engine::new(Words, &store, &publisher, &dl);
     let report = engine
         .run(&records(&["a", "#note", "", "b", "a"]), now())
@@ -130,11 +126,7 @@ async fn decodes_ignores_and_dead_letters_in_one_pass() {
 #[tokio::test]
 async fn an_emit_once_output_is_published_once_flagged_and_its_key_then_skipped() {
     for (aggregation, skipped) in [(Aggregation::PerKey, 4), (Aggregation::PerRecord, 0)] {
-        let (store, publisher, dl) = (
-            MemoryStateStore::new(),
-            MemoryPublisher::default(),
-            MemoryDeadLetters::default(),
-        );
+        let (store, publisher, dl) = memory_ports();
         let engine = Engine::new(Words, &store, &publisher, &dl).with_aggregation(aggregation);
         let first = engine.run(&records(&["a", "a", "a", "a"]), now()).await;
         assert_eq!(
@@ -152,11 +144,7 @@ async fn an_emit_once_output_is_published_once_flagged_and_its_key_then_skipped(
 
 #[tokio::test]
 async fn a_failed_housekeeping_write_is_not_counted_and_fails_nothing() {
-    let (store, publisher, dl) = (
-        MemoryStateStore::new(),
-        MemoryPublisher::default(),
-        MemoryDeadLetters::default(),
-    );
+    let (store, publisher, dl) = memory_ports();
     let engine = Engine::new(Words, &store, &publisher, &dl);
     store.housekeeping_fails.store(true, Ordering::SeqCst);
     let report = engine.run(&records(&["old"]), now()).await;

@@ -190,6 +190,17 @@ impl StateReader for MemoryStateStore {
     }
 }
 
+/// A state store, an output stream and a dead-letter location, all in memory and empty: what a
+/// test of a consumer on the engine starts from.
+pub fn memory_ports() -> (MemoryStateStore, MemoryPublisher, MemoryDeadLetters) {
+    let dead_letters = MemoryDeadLetters::default();
+    (
+        MemoryStateStore::new(),
+        MemoryPublisher::default(),
+        dead_letters,
+    )
+}
+
 #[derive(Default)]
 pub struct MemoryPublisher {
     pub published: Mutex<Vec<OutRecord>>,

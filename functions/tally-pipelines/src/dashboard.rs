@@ -314,11 +314,7 @@ mod tests {
             record(1, "broker-0", at(1), broker),
             record(9, "results-0", at(0), "{garbage"),
         ];
-        let (store, publisher, dl) = (
-            MemoryStateStore::new(),
-            MemoryPublisher::default(),
-            MemoryDeadLetters::default(),
-        );
+        let (store, publisher, dl) = memory_ports();
         let engine = Engine::new(FeedConsumer, &store, &publisher, &dl);
         let report = engine.run(&records, now).await;
         assert_eq!((report.valid, dl.letters.lock().unwrap().len()), (7, 1));

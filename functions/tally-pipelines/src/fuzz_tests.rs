@@ -297,11 +297,7 @@ fn decoders_never_panic_and_say_why() {
 
 #[tokio::test]
 async fn the_gender_models_take_any_visit() {
-    let (store, publisher, dl) = (
-        MemoryStateStore::new(),
-        MemoryPublisher::default(),
-        MemoryDeadLetters::default(),
-    );
+    let (store, publisher, dl) = memory_ports();
     const ALL: [&dyn GenderModel; 3] = [
         &LastVisitModel,
         &TopGenderModel,
@@ -319,11 +315,7 @@ async fn the_gender_models_take_any_visit() {
 #[tokio::test]
 async fn every_rule_takes_any_interaction() {
     for (i, def) in RULES.iter().enumerate() {
-        let (store, publisher, dl) = (
-            MemoryStateStore::new(),
-            MemoryPublisher::default(),
-            MemoryDeadLetters::default(),
-        );
+        let (store, publisher, dl) = memory_ports();
         let engine = Engine::new(
             RuleConsumer::new(Rule::by_name(def.name, 9, 60, 3_600).unwrap()),
             &store,
@@ -336,11 +328,7 @@ async fn every_rule_takes_any_interaction() {
 
 #[tokio::test]
 async fn the_rsvp_stats_take_any_rsvp() {
-    let (store, publisher, dl) = (
-        MemoryStateStore::new(),
-        MemoryPublisher::default(),
-        MemoryDeadLetters::default(),
-    );
+    let (store, publisher, dl) = memory_ports();
     let handler = RsvpStats::handler(&store, &publisher, &dl);
     fuzz_handler("rsvp stats", rsvp(), 7, &handler, &dl).await;
 }
@@ -369,11 +357,7 @@ async fn the_results_writer_and_the_dashboard_feed_take_any_record() {
         aggregation: tally_engine::Aggregation::PerKey,
     };
     fuzz_handler("results writer", gender_result(), 9, &writer, &dl).await;
-    let (store, publisher, dl) = (
-        MemoryStateStore::new(),
-        MemoryPublisher::default(),
-        MemoryDeadLetters::default(),
-    );
+    let (store, publisher, dl) = memory_ports();
     let feed = Engine::new(FeedConsumer, &store, &publisher, &dl);
     fuzz_handler("dashboard feed", gender_result(), 10, &feed, &dl).await;
     let alert = json!({"alert_id": "paid_user:1", "user": 1, "interactions_count": 9});

@@ -172,11 +172,7 @@ async fn one_write_per_distinct_cid() {
     let records: Vec<_> = (0..100)
         .map(|i| visit(i, &format!("C{}", i % 4), "male", now()))
         .collect();
-    let (store, publisher, dl) = (
-        MemoryStateStore::new(),
-        MemoryPublisher::default(),
-        MemoryDeadLetters::default(),
-    );
+    let (store, publisher, dl) = memory_ports();
     let report = engine(&TopGenderModel, &store, &publisher, &dl)
         .run(&records, now())
         .await;
@@ -197,11 +193,7 @@ async fn one_write_per_distinct_cid() {
 async fn per_record_mode_writes_once_per_record_with_the_same_answers() {
     let mut rng = SeededRng::new(7);
     let records = random_visits(&mut rng, 200, 10);
-    let (store, publisher, dl) = (
-        MemoryStateStore::new(),
-        MemoryPublisher::default(),
-        MemoryDeadLetters::default(),
-    );
+    let (store, publisher, dl) = memory_ports();
     let d =
         engine(&TopGenderModel, &store, &publisher, &dl).with_aggregation(Aggregation::PerRecord);
     let report = d.run(&records, now()).await;
@@ -219,11 +211,7 @@ async fn bad_records_are_dead_lettered_with_reasons_and_do_not_fail_the_batch() 
         record(2, "{oops"),
         record(3, r#"{"cid":"C1","gndr":"x"}"#),
     ];
-    let (store, publisher, dl) = (
-        MemoryStateStore::new(),
-        MemoryPublisher::default(),
-        MemoryDeadLetters::default(),
-    );
+    let (store, publisher, dl) = memory_ports();
     let report = engine(&TopGenderModel, &store, &publisher, &dl)
         .run(&records, now())
         .await;
@@ -247,11 +235,7 @@ async fn redelivered_batch_counts_once_and_republishes_the_same_revision() {
     let records: Vec<_> = (0..10)
         .map(|i| visit(i, "C1", if i < 6 { "male" } else { "female" }, now()))
         .collect();
-    let (store, publisher, dl) = (
-        MemoryStateStore::new(),
-        MemoryPublisher::default(),
-        MemoryDeadLetters::default(),
-    );
+    let (store, publisher, dl) = memory_ports();
     let d = engine(&TopGenderModel, &store, &publisher, &dl);
     d.run(&records, now()).await;
     let again = d.run(&records, now()).await;
@@ -277,11 +261,7 @@ async fn redelivered_batch_counts_once_and_republishes_the_same_revision() {
 async fn overlapping_retry_applies_only_the_unseen_records() {
     // First delivery covers records 0..6; the retry starts at 3 and runs to 10 (bisected or resumed).
     let records: Vec<_> = (0..10).map(|i| visit(i, "C1", "male", now())).collect();
-    let (store, publisher, dl) = (
-        MemoryStateStore::new(),
-        MemoryPublisher::default(),
-        MemoryDeadLetters::default(),
-    );
+    let (store, publisher, dl) = memory_ports();
     let d = engine(&TopGenderModel, &store, &publisher, &dl);
     d.run(&records[0..6], now()).await;
     d.run(&records[3..10], now()).await;
@@ -307,11 +287,7 @@ async fn crash_after_any_write_then_retry_equals_one_delivery() {
         &RecentTopGenderModel { days: 7 },
     ] {
         let clean_writes = {
-            let (store, publisher, dl) = (
-                MemoryStateStore::new(),
-                MemoryPublisher::default(),
-                MemoryDeadLetters::default(),
-            );
+            let (store, publisher, dl) = memory_ports();
             engine(model, &store, &publisher, &dl)
                 .run(&records, now())
                 .await
@@ -319,11 +295,7 @@ async fn crash_after_any_write_then_retry_equals_one_delivery() {
         };
         assert!(clean_writes > 10);
         for crash_after in 0..clean_writes {
-            let (store, publisher, dl) = (
-                MemoryStateStore::new(),
-                MemoryPublisher::default(),
-                MemoryDeadLetters::default(),
-            );
+            let (store, publisher, dl) = memory_ports();
             let d = engine(model, &store, &publisher, &dl);
             store.fail_after(crash_after);
             let report = d.run(&records, now()).await;
@@ -346,11 +318,7 @@ async fn crash_after_any_write_then_retry_equals_one_delivery() {
 #[tokio::test]
 async fn publish_failure_is_retried_and_the_result_arrives() {
     let records: Vec<_> = (0..5).map(|i| visit(i, "C1", "female", now())).collect();
-    let (store, publisher, dl) = (
-        MemoryStateStore::new(),
-        MemoryPublisher::default(),
-        MemoryDeadLetters::default(),
-    );
+    let (store, publisher, dl) = memory_ports();
     publisher.failures_left.store(3, Ordering::SeqCst); // more than one invocation retries
     let d = engine(&TopGenderModel, &store, &publisher, &dl);
     let first = d.run(&records, now()).await;
@@ -373,11 +341,7 @@ async fn model1_keeps_the_latest_event_time_whatever_the_arrival_order() {
         visit(1, "C1", "female", t),
         visit(2, "C1", "female", t + Duration::minutes(10)),
     ];
-    let (store, publisher, dl) = (
-        MemoryStateStore::new(),
-        MemoryPublisher::default(),
-        MemoryDeadLetters::default(),
-    );
+    let (store, publisher, dl) = memory_ports();
     let d = engine(&LastVisitModel, &store, &publisher, &dl);
     for r in &records {
         d.run(std::slice::from_ref(r), now()).await; // one batch each: later batches are older
@@ -392,11 +356,7 @@ async fn model1_keeps_the_latest_event_time_whatever_the_arrival_order() {
 
 #[tokio::test]
 async fn model3_drops_visits_outside_the_window_and_prunes_expired_days() {
-    let (store, publisher, dl) = (
-        MemoryStateStore::new(),
-        MemoryPublisher::default(),
-        MemoryDeadLetters::default(),
-    );
+    let (store, publisher, dl) = memory_ports();
     let model = RecentTopGenderModel { days: 7 };
     let d = engine(&model, &store, &publisher, &dl);
     let report = d
@@ -435,11 +395,7 @@ async fn same_input_same_answers_whatever_the_batching_and_redelivery() {
         ] {
             let expected = expected_answers(&records, model.name());
             for (batch, repeats) in [(1, 1), (7, 2), (100, 1), (300, 3)] {
-                let (store, publisher, dl) = (
-                    MemoryStateStore::new(),
-                    MemoryPublisher::default(),
-                    MemoryDeadLetters::default(),
-                );
+                let (store, publisher, dl) = memory_ports();
                 let d = engine(model, &store, &publisher, &dl);
                 deliver(&d, &records, batch, repeats).await;
                 assert_eq!(
@@ -487,11 +443,7 @@ async fn same_answers_when_batches_of_one_shard_run_at_once() {
             ] {
                 let expected = expected_answers(records, model.name());
                 for (lanes, batch, repeats) in [(2, 5, 1), (4, 9, 2), (10, 40, 1)] {
-                    let (store, publisher, dl) = (
-                        MemoryStateStore::new(),
-                        MemoryPublisher::default(),
-                        MemoryDeadLetters::default(),
-                    );
+                    let (store, publisher, dl) = memory_ports();
                     let d = engine(model, &store, &publisher, &dl);
                     deliver_in_lanes(&d, records, lanes, batch, repeats, seed, now()).await;
                     assert_eq!(
@@ -519,11 +471,7 @@ async fn all_models_on_one_item_answer_as_each_alone_with_one_write_per_cid() {
         let mut rng = SeededRng::new(seed);
         let records = random_visits(&mut rng, 300, 25);
         for (lanes, batch, repeats) in [(1, 1, 1), (1, 7, 2), (1, 300, 3), (4, 9, 2)] {
-            let (store, publisher, dl) = (
-                MemoryStateStore::new(),
-                MemoryPublisher::default(),
-                MemoryDeadLetters::default(),
-            );
+            let (store, publisher, dl) = memory_ports();
             let d = combined(&store, &publisher, &dl);
             deliver_in_lanes(&d, &records, lanes, batch, repeats, seed, now()).await;
             for model in models {
@@ -540,11 +488,7 @@ async fn all_models_on_one_item_answer_as_each_alone_with_one_write_per_cid() {
     let records: Vec<_> = (0..100)
         .map(|i| visit(i, &format!("C{}", i % 4), "male", now()))
         .collect();
-    let (store, publisher, dl) = (
-        MemoryStateStore::new(),
-        MemoryPublisher::default(),
-        MemoryDeadLetters::default(),
-    );
+    let (store, publisher, dl) = memory_ports();
     let report = combined(&store, &publisher, &dl).run(&records, now()).await;
     assert_eq!(report.writes, 4);
     assert_eq!(store.requests.load(Ordering::SeqCst), 4);
@@ -571,11 +515,7 @@ async fn all_models_on_one_item_answer_as_each_alone_with_one_write_per_cid() {
 
 #[tokio::test]
 async fn a_failed_prune_is_not_a_write_and_fails_nothing() {
-    let (store, publisher, dl) = (
-        MemoryStateStore::new(),
-        MemoryPublisher::default(),
-        MemoryDeadLetters::default(),
-    );
+    let (store, publisher, dl) = memory_ports();
     let model = RecentTopGenderModel { days: 7 };
     let d = engine(&model, &store, &publisher, &dl);
     d.run(&[visit(1, "C1", "male", now() - Duration::days(6))], now())

@@ -112,11 +112,7 @@ async fn stats_equal_an_independent_computation_whatever_the_batching() {
             (100, 1, Aggregation::PerRecord),
             (600, 3, Aggregation::PerKey),
         ] {
-            let (store, publisher, dl) = (
-                MemoryStateStore::new(),
-                MemoryPublisher::default(),
-                MemoryDeadLetters::default(),
-            );
+            let (store, publisher, dl) = memory_ports();
             let mut h = RsvpStats::handler(&store, &publisher, &dl);
             h.aggregation = aggregation;
             deliver(&h, &records, batch, repeats).await;
@@ -189,11 +185,7 @@ async fn a_crash_after_any_write_loses_and_doubles_nothing() {
             .cloned()
             .collect();
         let clean_writes = {
-            let (store, publisher, dl) = (
-                MemoryStateStore::new(),
-                MemoryPublisher::default(),
-                MemoryDeadLetters::default(),
-            );
+            let (store, publisher, dl) = memory_ports();
             RsvpStats::handler(&store, &publisher, &dl)
                 .run(&shard[..batch], now())
                 .await
@@ -202,11 +194,7 @@ async fn a_crash_after_any_write_loses_and_doubles_nothing() {
         assert!(clean_writes > 8, "steps 1 and 2 write: {clean_writes}");
         let mut reported = 0;
         for (n, only) in (0..clean_writes).flat_map(|n| [(n, false), (n, true)]) {
-            let (store, publisher, dl) = (
-                MemoryStateStore::new(),
-                MemoryPublisher::default(),
-                MemoryDeadLetters::default(),
-            );
+            let (store, publisher, dl) = memory_ports();
             let h = RsvpStats::handler(&store, &publisher, &dl);
             // A crash after n writes, or only the n-th write throttled and the others done.
             if only {
@@ -235,11 +223,7 @@ async fn a_crash_after_any_write_loses_and_doubles_nothing() {
 #[tokio::test]
 async fn a_batch_of_versions_seen_before_changes_nothing_and_publishes_nothing() {
     let records = random_records(3, 200);
-    let (store, publisher, dl) = (
-        MemoryStateStore::new(),
-        MemoryPublisher::default(),
-        MemoryDeadLetters::default(),
-    );
+    let (store, publisher, dl) = memory_ports();
     let h = RsvpStats::handler(&store, &publisher, &dl);
     deliver(&h, &records, 50, 1).await;
     let before = read_stats(&store, now()).await.unwrap();
@@ -283,11 +267,7 @@ async fn a_later_version_replaces_the_response_and_an_older_one_does_not() {
         data: data.into_bytes(),
         arrival: now(),
     };
-    let (store, publisher, dl) = (
-        MemoryStateStore::new(),
-        MemoryPublisher::default(),
-        MemoryDeadLetters::default(),
-    );
+    let (store, publisher, dl) = memory_ports();
     let h = RsvpStats::handler(&store, &publisher, &dl);
     h.run(
         &[
@@ -349,11 +329,7 @@ async fn a_minute_of_many_events_is_written_in_several_updates_and_counted_exact
         .collect();
     let expected = expected_stats(&versions(&records), now());
     for (crash_after, batch) in [(usize::MAX, 400), (3, 400), (usize::MAX, 137)] {
-        let (store, publisher, dl) = (
-            MemoryStateStore::new(),
-            MemoryPublisher::default(),
-            MemoryDeadLetters::default(),
-        );
+        let (store, publisher, dl) = memory_ports();
         let h = RsvpStats::handler(&store, &publisher, &dl);
         store.fail_after(crash_after);
         h.run(&records[..batch], now()).await;

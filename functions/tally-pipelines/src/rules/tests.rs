@@ -235,11 +235,7 @@ async fn alerts_are_exact_when_batches_of_one_shard_run_at_once() {
             let mut got = BTreeMap::new();
             let mut emitted = 0;
             for rule in rules() {
-                let (store, publisher, dl) = (
-                    MemoryStateStore::new(),
-                    MemoryPublisher::default(),
-                    MemoryDeadLetters::default(),
-                );
+                let (store, publisher, dl) = memory_ports();
                 let consumer = RuleConsumer::with_parallelization(rule, lanes as u32);
                 let engine = Engine::new(consumer, &store, &publisher, &dl);
                 deliver_in_lanes(&engine, &records, lanes, batch, repeats, seed, now()).await;
@@ -252,11 +248,7 @@ async fn alerts_are_exact_when_batches_of_one_shard_run_at_once() {
             assert_eq!(emitted, expected.len(), "each alert emitted once: {case}");
 
             // The counts themselves, with a threshold never reached (no key is ever finished).
-            let (store, publisher, dl) = (
-                MemoryStateStore::new(),
-                MemoryPublisher::default(),
-                MemoryDeadLetters::default(),
-            );
+            let (store, publisher, dl) = memory_ports();
             let rule = Rule::by_name("property_status", u64::MAX / 2, 60, 86_400).unwrap();
             let consumer = RuleConsumer::with_parallelization(rule, lanes as u32);
             let engine = Engine::new(consumer, &store, &publisher, &dl);
@@ -287,11 +279,7 @@ async fn a_property_is_written_once_per_batch_unless_batches_of_a_shard_run_at_o
         })
         .collect();
     for (factor, writes) in [(1, 1), (2, 4)] {
-        let (store, publisher, dl) = (
-            MemoryStateStore::new(),
-            MemoryPublisher::default(),
-            MemoryDeadLetters::default(),
-        );
+        let (store, publisher, dl) = memory_ports();
         let consumer = RuleConsumer::with_parallelization(rule, factor);
         let report = Engine::new(consumer, &store, &publisher, &dl)
             .run(&records, now())
@@ -329,11 +317,7 @@ async fn a_crash_after_any_write_still_emits_every_alert_with_its_id() {
         .collect();
     for rule in rules() {
         let clean_writes = {
-            let (store, publisher, dl) = (
-                MemoryStateStore::new(),
-                MemoryPublisher::default(),
-                MemoryDeadLetters::default(),
-            );
+            let (store, publisher, dl) = memory_ports();
             Engine::new(RuleConsumer::new(rule), &store, &publisher, &dl)
                 .run(&shard, now())
                 .await
@@ -390,11 +374,7 @@ async fn an_alert_whose_publish_failed_is_published_on_the_retry() {
             )
         })
         .collect();
-    let (store, publisher, dl) = (
-        MemoryStateStore::new(),
-        MemoryPublisher::default(),
-        MemoryDeadLetters::default(),
-    );
+    let (store, publisher, dl) = memory_ports();
     publisher
         .failures_left
         .store(3, std::sync::atomic::Ordering::SeqCst);
@@ -423,11 +403,7 @@ async fn other_events_are_ignored_and_garbage_is_dead_lettered() {
         record(1, "s", "{".into()),
         record(2, "s", interaction(2, 1, at, "Interaction")),
     ];
-    let (store, publisher, dl) = (
-        MemoryStateStore::new(),
-        MemoryPublisher::default(),
-        MemoryDeadLetters::default(),
-    );
+    let (store, publisher, dl) = memory_ports();
     let report = Engine::new(RuleConsumer::new(rule), &store, &publisher, &dl)
         .run(&records, now())
         .await;
@@ -460,11 +436,7 @@ async fn events_of_a_key_whose_alert_is_out_are_not_written_again_in_per_key_mod
         })
         .collect();
     for (aggregation, want_skipped) in [(Aggregation::PerKey, 20), (Aggregation::PerRecord, 0)] {
-        let (store, publisher, dl) = (
-            MemoryStateStore::new(),
-            MemoryPublisher::default(),
-            MemoryDeadLetters::default(),
-        );
+        let (store, publisher, dl) = memory_ports();
         let d = Engine::new(RuleConsumer::new(rule), &store, &publisher, &dl)
             .with_aggregation(aggregation);
         let mut skipped = 0;

@@ -98,16 +98,8 @@ impl AppKeys for DynamoAppKeys {
                 return Ok(app.clone());
             }
         }
-        let out = self
-            .table
-            .client
-            .get_item()
-            .table_name(&self.table.name)
-            .key(KEY_HASH, AttributeValue::S(key_hash.to_string()))
-            .send()
-            .await
-            .map_err(|e| port_error("GetItem", e))?;
-        let app = out.item().and_then(app_of);
+        let item = self.table.get(KEY_HASH, key_hash, false).await?;
+        let app = item.as_ref().and_then(app_of);
         let mut cache = self.cache.lock().unwrap();
         if cache.len() >= CACHE_MAX {
             cache.retain(|_, (at, _)| at.elapsed() < CACHE_FOR);
@@ -142,18 +134,9 @@ impl DynamoSealKeys {
     }
 
     async fn stored(&self) -> Result<Option<Vec<u8>>, PortError> {
-        let out = self
-            .table
-            .client
-            .get_item()
-            .table_name(&self.table.name)
-            .key(KEY_HASH, AttributeValue::S(SEAL_KEY_ITEM.into()))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| port_error("GetItem", e))?;
-        Ok(out
-            .item()
+        let item = self.table.get(KEY_HASH, SEAL_KEY_ITEM, true).await?;
+        Ok(item
+            .as_ref()
             .and_then(|i| i.get("secret"))
             .and_then(|v| v.as_b().ok())
             .map(|b| b.as_ref().to_vec()))

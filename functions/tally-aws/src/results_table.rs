@@ -97,19 +97,9 @@ impl DynamoResultsTable {
 
     /// The revisions stored for `cid`, per model.
     async fn stored_revisions(&self, cid: &Cid) -> Result<HashMap<String, u64>, PortError> {
-        let out = self
-            .table
-            .client
-            .get_item()
-            .table_name(&self.table.name)
-            .key(ID, AttributeValue::S(cid.to_string()))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| port_error("GetItem", e))?;
-        Ok(out
-            .item()
-            .into_iter()
+        let item = self.table.get(ID, &cid.to_string(), true).await?;
+        Ok(item
+            .iter()
             .flatten()
             .filter_map(|(name, v)| {
                 let model = name.strip_prefix("rev_")?;

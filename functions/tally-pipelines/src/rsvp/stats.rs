@@ -341,14 +341,7 @@ pub fn stats(
         rsvps: counter(t, "rsvps"),
     };
     let Some(newest) = newest_minute(t) else {
-        return Stats {
-            as_of: now,
-            window_start: None,
-            window_end: None,
-            top_events: Vec::new(),
-            totals,
-            per_minute: Vec::new(),
-        };
+        return Stats::before_any(totals, now);
     };
     let (span_start, _) = SPAN.span_ending(newest);
     let (window_start, _) = WINDOW.span_ending(newest);
@@ -377,24 +370,50 @@ pub fn stats(
             }
         }
     }
-    let mut top: Vec<TopEvent> = yes
+    let events = yes
         .into_iter()
         .filter(|(_, n)| *n > 0)
         .map(|(event_id, yes)| TopEvent {
             event_name: names.get(&event_id).cloned().unwrap_or_default(),
             event_id,
             yes,
-        })
-        .collect();
-    top.sort_by(|a, b| b.yes.cmp(&a.yes).then_with(|| a.event_id.cmp(&b.event_id)));
-    top.truncate(TOP_EVENTS);
-    Stats {
-        as_of: now,
-        window_start: Some(window_start),
-        window_end: Some(plus(newest, Duration::minutes(1))),
-        top_events: top,
-        totals,
-        per_minute,
+        });
+    Stats::of_window(now, newest, events, totals, per_minute)
+}
+
+impl Stats {
+    /// Before any RSVP: no window, only the totals.
+    fn before_any(totals: Totals, now: DateTime<Utc>) -> Stats {
+        Stats {
+            as_of: now,
+            window_start: None,
+            window_end: None,
+            top_events: Vec::new(),
+            totals,
+            per_minute: Vec::new(),
+        }
+    }
+
+    /// The statistics of the window ending with the minute `newest`, its events ranked as the
+    /// contract says: most yes first, ties by event id, at most [`TOP_EVENTS`].
+    fn of_window(
+        now: DateTime<Utc>,
+        newest: DateTime<Utc>,
+        events: impl IntoIterator<Item = TopEvent>,
+        totals: Totals,
+        per_minute: Vec<PerMinute>,
+    ) -> Stats {
+        let mut top: Vec<TopEvent> = events.into_iter().collect();
+        top.sort_by(|a, b| b.yes.cmp(&a.yes).then_with(|| a.event_id.cmp(&b.event_id)));
+        top.truncate(TOP_EVENTS);
+        Stats {
+            as_of: now,
+            window_start: Some(WINDOW.span_ending(newest).0),
+            window_end: Some(plus(newest, Duration::minutes(1))),
+            top_events: top,
+            totals,
+            per_minute,
+        }
     }
 }
 
@@ -533,14 +552,7 @@ pub fn expected_stats(versions: &[Rsvp], now: DateTime<Utc>) -> Stats {
         .map(|v| MinuteBuckets::bucket_of(v.mtime))
         .max()
     else {
-        return Stats {
-            as_of: now,
-            window_start: None,
-            window_end: None,
-            top_events: vec![],
-            totals,
-            per_minute: vec![],
-        };
+        return Stats::before_any(totals, now);
     };
     let (span_start, _) = SPAN.span_ending(newest);
     let (window_start, _) = WINDOW.span_ending(newest);
@@ -571,22 +583,12 @@ pub fn expected_stats(versions: &[Rsvp], now: DateTime<Utc>) -> Stats {
             e.0 += 1;
         }
     }
-    let mut top: Vec<TopEvent> = yes
+    let events = yes
         .into_iter()
         .map(|(event_id, (yes, event_name))| TopEvent {
             event_id,
             event_name,
             yes,
-        })
-        .collect();
-    top.sort_by(|a, b| b.yes.cmp(&a.yes).then_with(|| a.event_id.cmp(&b.event_id)));
-    top.truncate(TOP_EVENTS);
-    Stats {
-        as_of: now,
-        window_start: Some(window_start),
-        window_end: Some(plus(newest, Duration::minutes(1))),
-        top_events: top,
-        totals,
-        per_minute,
-    }
+        });
+    Stats::of_window(now, newest, events, totals, per_minute)
 }

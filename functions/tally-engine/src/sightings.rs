@@ -103,15 +103,11 @@ pub trait Sightings: Send + Sync {
         1
     }
 
-    /// Step 2's input from one id's item: the contributions of the sightings first seen on
-    /// `shard` at or after `first` and before `cutoff` (the first record to be retried, whose
-    /// successors count on the retry), each with its aggregate item and the sequence number of
-    /// its sighting.
+    /// Step 2's input from one id's item: the contributions of the sightings this batch counts
+    /// (`range`), each with its aggregate item and the sequence number of its sighting.
     fn contributions(
         &self,
-        shard: &str,
-        first: &SequenceNumber,
-        cutoff: Option<&SequenceNumber>,
+        range: &BatchRange<'_>,
         stored: &StoredState,
     ) -> Vec<Sequenced<(StateKey, Self::Contribution)>>;
 
@@ -137,6 +133,28 @@ pub trait Sightings: Send + Sync {
         _now: DateTime<Utc>,
     ) -> impl Future<Output = Result<Vec<Output>, String>> + Send {
         async { Ok(Vec::new()) }
+    }
+}
+
+/// Which sightings a shard's batch counts: those first seen on its shard at or after its first
+/// record and before `cutoff`, the first record to be retried (whose successors count on the
+/// retry).
+#[derive(Debug, Clone, Copy)]
+pub struct BatchRange<'a> {
+    pub shard: &'a str,
+    pub first: &'a SequenceNumber,
+    pub cutoff: Option<&'a SequenceNumber>,
+}
+
+impl BatchRange<'_> {
+    /// Whether a sighting at (`shard`, `seq`) is counted by this batch.
+    pub fn counts_now(&self, shard: &str, seq: &SequenceNumber) -> bool {
+        shard == self.shard && seq >= self.first && !self.counts_on_retry(shard, seq)
+    }
+
+    /// Whether it is left for the retry: on this shard, at or after the cutoff.
+    pub fn counts_on_retry(&self, shard: &str, seq: &SequenceNumber) -> bool {
+        shard == self.shard && self.cutoff.is_some_and(|c| seq >= c)
     }
 }
 
@@ -301,11 +319,12 @@ impl<X: Sightings, S: StateStore, P: RecordPublisher, D: DeadLetterSink>
         let mut per_item: BTreeMap<(String, StateKey), Vec<Sequenced<X::Contribution>>> =
             BTreeMap::new();
         for ((shard, _), stored) in items {
-            let first = &first_of[shard];
-            for c in self
-                .pipeline()
-                .contributions(shard, first, retries.of(shard), stored)
-            {
+            let range = BatchRange {
+                shard,
+                first: &first_of[shard],
+                cutoff: retries.of(shard),
+            };
+            for c in self.pipeline().contributions(&range, stored) {
                 let (key, value) = c.value;
                 per_item
                     .entry((shard.clone(), key))

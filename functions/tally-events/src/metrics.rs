@@ -20,7 +20,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Duration, SecondsFormat, Utc};
 use serde::Serialize;
 use tally_engine::ports::{NoOutputStream, StateReader};
-use tally_engine::sightings::{decode_sighting, encode_sighting, Sightings};
+use tally_engine::sightings::{decode_sighting, encode_sighting, BatchRange, Sightings};
 use tally_engine::windows::plus;
 use tally_engine::windows::MinuteBuckets;
 use tally_engine::{
@@ -218,16 +218,13 @@ impl<K: SealKeys> Sightings for EventsMetrics<K> {
 
     fn contributions(
         &self,
-        shard: &str,
-        first: &SequenceNumber,
-        cutoff: Option<&SequenceNumber>,
+        range: &BatchRange<'_>,
         stored: &StoredState,
     ) -> Vec<Sequenced<(StateKey, OneMore)>> {
         let Some(s) = stored.facts.get(SEEN).and_then(|v| Sighting::decode(v)) else {
             return Vec::new();
         };
-        let in_range = s.shard == shard && &s.seq >= first && cutoff.is_none_or(|c| &s.seq < c);
-        if !in_range {
+        if !range.counts_now(&s.shard, &s.seq) {
             return Vec::new();
         }
         [Some(s.app.as_str()), None]

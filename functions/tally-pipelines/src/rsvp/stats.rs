@@ -23,7 +23,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use chrono::{DateTime, Duration, Utc};
 use serde::Serialize;
 use tally_engine::ports::{OutRecord, StateReader};
-use tally_engine::sightings::{decode_sighting, encode_sighting, Sightings};
+use tally_engine::sightings::{decode_sighting, encode_sighting, BatchRange, Sightings};
 use tally_engine::windows::plus;
 use tally_engine::windows::MinuteBuckets;
 use tally_engine::{
@@ -153,20 +153,14 @@ pub enum Contribution {
     },
 }
 
-/// Step 2's input from one RSVP's item: the contributions of the versions first seen on `shard`
-/// at or after `first` (and before `cutoff`, the first record to be retried), each tagged with the
-/// sequence number of its first sighting, in that order.
-pub fn contributions(
-    shard: &str,
-    first: &SequenceNumber,
-    cutoff: Option<&SequenceNumber>,
-    stored: &StoredState,
-) -> Vec<Sequenced<Contribution>> {
+/// Step 2's input from one RSVP's item: the contributions of the versions this batch counts
+/// (`range`), each tagged with the sequence number of its first sighting, in that order.
+pub fn contributions(range: &BatchRange<'_>, stored: &StoredState) -> Vec<Sequenced<Contribution>> {
     let all = versions(stored);
     // Versions this shard will count on the retry are not known yet: the totals' before and after
     // must be those the retry sees.
-    let is_later = |s: &Sighting| s.shard == shard && cutoff.is_some_and(|c| &s.seq >= c);
-    let is_new = |s: &Sighting| s.shard == shard && &s.seq >= first && !is_later(s);
+    let is_later = |s: &Sighting| range.counts_on_retry(&s.shard, &s.seq);
+    let is_new = |s: &Sighting| range.counts_now(&s.shard, &s.seq);
     let mut new: Vec<(i64, &Sighting)> = all
         .iter()
         .filter(|(_, s)| is_new(s))
@@ -491,12 +485,10 @@ impl<R: StateReader> Sightings for RsvpStats<R> {
 
     fn contributions(
         &self,
-        shard: &str,
-        first: &SequenceNumber,
-        cutoff: Option<&SequenceNumber>,
+        range: &BatchRange<'_>,
         stored: &StoredState,
     ) -> Vec<Sequenced<(StateKey, Contribution)>> {
-        contributions(shard, first, cutoff, stored)
+        contributions(range, stored)
             .into_iter()
             .map(|c| Sequenced {
                 sequence_number: c.sequence_number,

@@ -3,7 +3,6 @@
 //! event dead-lettered with its pointer), and the archive's router.
 
 use chrono::{TimeZone, Utc};
-use lambda_runtime::{Context, LambdaEvent};
 use serde_json::{json, Value};
 use tally_aws::http::HttpApi;
 use tally_aws::kinesis_event::KinesisEvent;
@@ -11,7 +10,7 @@ use tally_aws::{DynamoAppKeys, DynamoSealKeys};
 use tally_events::collect::{key_hash, App};
 use tally_events::{read_metrics, IngestSeal, SealKeys, DIRECT_APP};
 
-use crate::support::{event_file, Stack};
+use crate::support::{deliver_twice, event_file, Stack};
 
 #[tokio::test]
 async fn collect_on_its_event_file_puts_the_valid_events_and_lists_the_other() {
@@ -69,14 +68,8 @@ async fn events_metrics_on_its_event_file_count_each_event_id_once() {
         events_metrics::from_env(&stack.sdk, &stack.function_env("EventsMetricsFunction")).unwrap();
     let event: KinesisEvent =
         serde_json::from_value(event_file("EventsMetricsFunction.json")).unwrap();
-    for _ in 0..2 {
-        // The second delivery is a redelivery: nothing counts twice.
-        let response = f
-            .handle(LambdaEvent::new(event.clone(), Context::default()))
-            .await
-            .unwrap();
-        assert!(response.batch_item_failures.is_empty(), "{response:?}");
-    }
+    // The second delivery is a redelivery: nothing counts twice.
+    deliver_twice(&f, &event).await;
     let store =
         tally_aws::state_store(&stack.sdk, &stack.function_env("EventsMetricsFunction")).unwrap();
     let at = Utc.with_ymd_and_hms(2026, 11, 22, 10, 30, 0).unwrap();

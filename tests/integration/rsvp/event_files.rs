@@ -11,7 +11,7 @@ use tally_aws::http::HttpApi;
 use tally_aws::kinesis_event::KinesisEvent;
 
 use super::{expected, without_as_of};
-use crate::support::{event_file, Stack};
+use crate::support::{deliver_twice, event_file, Stack};
 
 fn kinesis_file(name: &str) -> KinesisEvent {
     serde_json::from_value(event_file(name)).unwrap()
@@ -35,14 +35,8 @@ async fn rsvp_stats_on_its_event_file_then_the_live_api_on_its_own() {
     let stack = Stack::new(&[]).await;
     let f = rsvp_stats::from_env(&stack.sdk, &stack.function_env("RsvpStatsFunction")).unwrap();
     let event = kinesis_file("RsvpStatsFunction.json");
-    for _ in 0..2 {
-        // The second delivery is a redelivery: nothing counts twice.
-        let response = f
-            .handle(LambdaEvent::new(event.clone(), Context::default()))
-            .await
-            .unwrap();
-        assert!(response.batch_item_failures.is_empty(), "{response:?}");
-    }
+    // The second delivery is a redelivery: nothing counts twice.
+    deliver_twice(&f, &event).await;
     let lines: Vec<String> = tally_aws::kinesis_event::stream_records(&event)
         .unwrap()
         .into_iter()

@@ -191,6 +191,24 @@ pub fn kinesis_event(stream_arn: &str, records: &[ShardRecord]) -> KinesisEvent 
 }
 
 /// A file of `events/`.
+/// Delivers a Kinesis event to a function as Lambda does, then again (Lambda's redelivery of the
+/// same batch); neither delivery may ask for a retry.
+pub async fn deliver_twice<H: tally_engine::BatchHandler>(
+    f: &tally_aws::KinesisFunction<H>,
+    event: &KinesisEvent,
+) {
+    for _ in 0..2 {
+        let response = f
+            .handle(lambda_runtime::LambdaEvent::new(
+                event.clone(),
+                lambda_runtime::Context::default(),
+            ))
+            .await
+            .unwrap();
+        assert!(response.batch_item_failures.is_empty(), "{response:?}");
+    }
+}
+
 pub fn event_file(name: &str) -> serde_json::Value {
     let path = local_root().join("events").join(name);
     serde_json::from_str(

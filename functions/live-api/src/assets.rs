@@ -3,45 +3,52 @@
 
 use tally_aws::http::Asset;
 
-const PAGE: Asset = Asset {
-    content_type: "text/html; charset=utf-8",
-    bytes: include_bytes!("../assets/dashboard.html"),
-    cache_control: "no-cache",
-};
+const JS: &str = "text/javascript; charset=utf-8";
+const CSS: &str = "text/css; charset=utf-8";
 
-/// The files under `/dashboard/`, by name. Versioned names may be kept by browsers.
+/// A file of ours: revalidated on every load, so a deploy shows at once.
+const fn ours(content_type: &'static str, bytes: &'static [u8]) -> Asset {
+    Asset {
+        content_type,
+        bytes,
+        cache_control: "no-cache",
+    }
+}
+
+/// A vendored file: its name carries its version, so browsers may keep it for good.
+const fn vendored(content_type: &'static str, bytes: &'static [u8]) -> Asset {
+    Asset {
+        content_type,
+        bytes,
+        cache_control: "public, max-age=31536000, immutable",
+    }
+}
+
+const PAGE: Asset = ours(
+    "text/html; charset=utf-8",
+    include_bytes!("../assets/dashboard.html"),
+);
+
+/// The files under `/dashboard/`, by name.
 const FILES: &[(&str, Asset)] = &[
     (
         "dashboard.js",
-        Asset {
-            content_type: "text/javascript; charset=utf-8",
-            bytes: include_bytes!("../assets/dashboard.js"),
-            cache_control: "no-cache",
-        },
+        ours(JS, include_bytes!("../assets/dashboard.js")),
     ),
     (
         "dashboard.css",
-        Asset {
-            content_type: "text/css; charset=utf-8",
-            bytes: include_bytes!("../assets/dashboard.css"),
-            cache_control: "no-cache",
-        },
+        ours(CSS, include_bytes!("../assets/dashboard.css")),
     ),
     (
         "uPlot-1.6.32.iife.min.js",
-        Asset {
-            content_type: "text/javascript; charset=utf-8",
-            bytes: include_bytes!("../assets/vendor/uPlot-1.6.32.iife.min.js"),
-            cache_control: "public, max-age=31536000, immutable",
-        },
+        vendored(
+            JS,
+            include_bytes!("../assets/vendor/uPlot-1.6.32.iife.min.js"),
+        ),
     ),
     (
         "uPlot-1.6.32.min.css",
-        Asset {
-            content_type: "text/css; charset=utf-8",
-            bytes: include_bytes!("../assets/vendor/uPlot-1.6.32.min.css"),
-            cache_control: "public, max-age=31536000, immutable",
-        },
+        vendored(CSS, include_bytes!("../assets/vendor/uPlot-1.6.32.min.css")),
     ),
 ];
 

@@ -241,8 +241,6 @@ events = {
     "GenderApiFunction": http_get("/api/v1/getGender/C124", {"model": "MODEL2"}),
 }
 
-# A pipeline that keeps its parts in its own folder keeps its sample events there too.
-OWN_FOLDER = {"ViewsFunction": HERE.parent / "functions/example-views/events"}
 # The example pipeline: two views of a page in one minute, one of another page, one without a
 # page (a dead letter).
 events["ViewsFunction"] = kinesis_event("ViewsStream", [
@@ -253,6 +251,5 @@ events["ViewsFunction"] = kinesis_event("ViewsStream", [
 ])
 
 for name, event in events.items():
-    folder = OWN_FOLDER.get(name, HERE)
-    (folder / f"{name}.json").write_text(json.dumps(event, indent=2) + "\n")
-    print(f"wrote {(folder / f'{name}.json').relative_to(HERE.parent)}")
+    (HERE / f"{name}.json").write_text(json.dumps(event, indent=2) + "\n")
+    print(f"wrote events/{name}.json")

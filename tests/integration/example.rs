@@ -8,15 +8,13 @@ use std::collections::BTreeMap;
 use serde_json::Value;
 use tally_aws::kinesis_event::KinesisEvent;
 
-use crate::support::{deliver_twice, local_root, Stack};
+use crate::support::{deliver_twice, event_file, Stack};
 
 #[tokio::test]
 async fn the_example_pipeline_counts_its_sample_event_once_however_often_it_comes() {
     let stack = Stack::new(&[("ExamplePipeline", "yes")]).await;
     let f = example_views::from_env(&stack.sdk, &stack.function_env("ViewsFunction")).unwrap();
-    let path = local_root().join("functions/example-views/events/ViewsFunction.json");
-    let event: KinesisEvent =
-        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let event: KinesisEvent = serde_json::from_value(event_file("ViewsFunction.json")).unwrap();
     // The second delivery is a redelivery: nothing counts twice.
     deliver_twice(&f, &event).await;
 

@@ -1,7 +1,7 @@
 //! The example pipeline of the README's "Adding a pipeline": `ViewsStream` -> page views counted
 //! per page and UTC minute in the state table -> `ViewCountsStream`. Its domain is `views.rs`,
 //! its template `template.yaml` (a nested application the root deploys with
-//! `ExamplePipeline=yes`), its sample event `events/`.
+//! `ExamplePipeline=yes`), its sample event `events/ViewsFunction.json` at the project's root.
 
 pub mod views;
 

@@ -19,12 +19,15 @@ fn tally_invoke_runs_every_events_file_in_a_private_cloud() {
         .filter(|p| p.extension().is_some_and(|e| e == "json"))
         .collect();
     files.sort();
-    // Every function of either gender deployment; those of the per-model one are invoked with
-    // its parameter.
+    // Every function of either gender deployment and of the example pipeline; those not in the
+    // default deployment are invoked with the parameter that deploys them.
+    let example = [("ExamplePipeline", "yes")];
     let (default, per_model) = (template_with(&[]), template_with(PER_MODEL));
+    let with_example = template_with(&example);
     let mut functions: Vec<String> = default
         .of_kind("AWS::Serverless::Function")
         .chain(per_model.of_kind("AWS::Serverless::Function"))
+        .chain(with_example.of_kind("AWS::Serverless::Function"))
         .map(|f| format!("{}.json", f.logical_id))
         .collect();
     functions.sort();
@@ -43,6 +46,8 @@ fn tally_invoke_runs_every_events_file_in_a_private_cloud() {
         let function = file.file_stem().unwrap().to_str().unwrap();
         let deployment = if default.resources.contains_key(function) {
             vec![]
+        } else if with_example.resources.contains_key(function) {
+            vec!["--param", "ExamplePipeline=yes"]
         } else {
             vec!["--param", "GenderDeployment=per-model"]
         };

@@ -1,7 +1,9 @@
 //! The stream engine every tally pipeline runs on, with no AWS SDK and no pipeline in it.
 //!
 //! A pipeline implements [`Consumer`] (decode a record, its key, the state change a run of events
-//! makes, what to emit from the new state); the [`Engine`] does the rest for every batch: dead
+//! makes, what to emit from the new state), or [`sightings::Sightings`] when the same fact can
+//! come as different records (it then runs as [`FirstSightings`]); `pattern.rs` and
+//! docs/state-patterns.md say which fits. The [`Engine`] does the rest for every batch: dead
 //! letters for what cannot be decoded, grouping per shard and key, the exactly-once conditional
 //! write (see docs/exactly-once.md), housekeeping, publishing at least once with stable ids, and
 //! the report that becomes metrics and the partial batch response. The outside world is reached

@@ -63,7 +63,7 @@ pub enum Command {
     ServeRsvps(serve_rsvps::Args),
     /// Query the local cloud's lake with SQL (the same text runs on Athena).
     Sql(sql::Args),
-    /// Print the Glue tables of template.yaml, made from the lake's table definitions.
+    /// Print each pipeline's Glue tables and named queries, for the template that holds them.
     Catalog(catalog::Args),
     /// Cluster the lake's groups by their topics into group_clusters (Jaccard, average linkage).
     Clusters(clusters::Args),

@@ -577,48 +577,58 @@ pub async fn api_only(o: BenchOptions) -> Result<ApiFigures> {
     outcome
 }
 
-pub async fn run(o: BenchOptions) -> Result<Report> {
-    let begin = Instant::now();
-    let sizes = if o.quick {
-        Sizes {
-            events: 500,
-            seconds: 10.0,
-            cold: 2,
-            warm: 5,
-            api_seconds: 3,
-            capacity_seconds: 2.0,
+impl Sizes {
+    /// The full bench's sizes, or `--quick`'s (figures not comparable).
+    fn of(quick: bool) -> Sizes {
+        if quick {
+            Sizes {
+                events: 500,
+                seconds: 10.0,
+                cold: 2,
+                warm: 5,
+                api_seconds: 3,
+                capacity_seconds: 2.0,
+            }
+        } else {
+            Sizes {
+                // Sized for the 15-minute budget: the per-record baseline is slow here.
+                events: 2_000,
+                seconds: 120.0,
+                cold: 20,
+                warm: 20,
+                api_seconds: API_SECONDS,
+                capacity_seconds: 5.0,
+            }
         }
-    } else {
-        Sizes {
-            // Sized for the 15-minute budget: the per-record baseline is slow here.
-            events: 2_000,
-            seconds: 120.0,
-            cold: 20,
-            warm: 20,
-            api_seconds: API_SECONDS,
-            capacity_seconds: 5.0,
-        }
-    };
-    let cpu_before = cpu_times();
-    let scratch = o.root.join("target/bench");
-    std::fs::create_dir_all(&scratch)?;
-    let mut not_measured = Vec::new();
+    }
+}
 
-    step(
-        begin,
-        "per-record mode: starting the local cloud with Aggregation=per-record",
-    );
-    let (per_record, per_record_ms) = requests_on(&o, "per-record", sizes.events, begin).await?;
+/// What one per-key cloud measures: requests and busy time, the functions, the emulators'
+/// capacity, the API and the lake.
+struct PerKeyFigures {
+    requests: Vec<RequestCount>,
+    busy_ms: BTreeMap<String, f64>,
+    functions: Vec<FunctionFigure>,
+    capacity: Capacity,
+    api: ApiFigures,
+    lake: lake::LakeFigures,
+}
 
+async fn per_key_figures(
+    o: &BenchOptions,
+    sizes: &Sizes,
+    scratch: &std::path::Path,
+    begin: Instant,
+) -> Result<PerKeyFigures> {
     step(begin, "per-key mode: starting the local cloud");
-    let cloud = LocalCloud::start(cloud_options(&o, "per-key")).await?;
+    let cloud = LocalCloud::start(cloud_options(o, "per-key")).await?;
     let outcome = async {
-        let (ours, ours_ms) =
+        let (requests, busy_ms) =
             requests_and_busy_time(&cloud, "per-key", sizes.events, begin).await?;
 
         step(begin, "cold starts, sizes and warm invocations");
         let functions =
-            functions::function_figures(&cloud, &o.root, &scratch, sizes.cold, sizes.warm).await?;
+            functions::function_figures(&cloud, &o.root, scratch, sizes.cold, sizes.warm).await?;
 
         step(
             begin,
@@ -630,7 +640,7 @@ pub async fn run(o: BenchOptions) -> Result<Report> {
             begin,
             "API under load (wrk at fixed concurrency, then 500 requests/s paced)",
         );
-        let api = functions::api_figures(&cloud, &scratch, sizes.api_seconds, API_RATE).await?;
+        let api = functions::api_figures(&cloud, scratch, sizes.api_seconds, API_RATE).await?;
 
         step(begin, "the lake: conversion throughput, Parquet against GZIP, put to tally sql");
         let (objects, per_object) = if o.quick { (2, 5_000) } else { (10, 20_000) };
@@ -646,15 +656,30 @@ pub async fn run(o: BenchOptions) -> Result<Report> {
                 lake.put_to_sql.as_ref().map_or(0.0, |p| p.p50_ms)
             ),
         );
-        Ok::<_, anyhow::Error>((ours, ours_ms, functions, capacity, api, lake))
+        Ok::<_, anyhow::Error>(PerKeyFigures {
+            requests,
+            busy_ms,
+            functions,
+            capacity,
+            api,
+            lake,
+        })
     }
     .await;
     cloud.stop().await;
-    let (ours, ours_ms, functions, capacity, api, lake) = outcome?;
+    outcome
+}
 
-    let drain = Duration::from_secs(if o.quick { 20 } else { 25 });
-    let mut throughput = overload_runs(&o, sizes.seconds, drain, begin).await?;
-    // Freshness where it means something: both pipelines at half the rate each held above.
+/// The overloaded runs, then freshness where it means something: both pipelines at half the
+/// rate each held. Each run's DynamoDB rate is also a share of the emulator's capacity.
+async fn throughput_and_freshness(
+    o: &BenchOptions,
+    sizes: &Sizes,
+    capacity: &Capacity,
+    drain: Duration,
+    begin: Instant,
+) -> Result<(Vec<Throughput>, Throughput)> {
+    let mut throughput = overload_runs(o, sizes.seconds, drain, begin).await?;
     let half = throughput
         .iter()
         .map(|t| t.events_per_s / t.pipelines.split(" + ").count() as f64)
@@ -664,7 +689,7 @@ pub async fn run(o: BenchOptions) -> Result<Report> {
         begin,
         &format!("freshness at half the sustained rate: {half:.0} events/s per pipeline"),
     );
-    let cloud = LocalCloud::start(cloud_options(&o, "per-key")).await?;
+    let cloud = LocalCloud::start(cloud_options(o, "per-key")).await?;
     let outcome = sustained_run(
         &cloud,
         3,
@@ -681,17 +706,39 @@ pub async fn run(o: BenchOptions) -> Result<Report> {
         t.dynamodb_utilisation =
             Some(t.dynamodb_requests_per_s / capacity.conditional_update_item_per_s.max(1.0));
     }
+    Ok((throughput, half_rate))
+}
+
+/// The request counts of one pipeline, both modes.
+fn requests_of(counts: &[&[RequestCount]], pipeline: &str) -> Vec<RequestCount> {
+    counts
+        .iter()
+        .flat_map(|c| c.iter())
+        .filter(|c| c.pipeline == pipeline)
+        .cloned()
+        .collect()
+}
+
+/// RSVPs on fresh clouds: at the target rate and at one the local cloud keeps up with, then the
+/// 3NF conversion.
+async fn rsvp_figures(
+    o: &BenchOptions,
+    sizes: &Sizes,
+    drain: Duration,
+    begin: Instant,
+    requests: Vec<RequestCount>,
+) -> Result<rsvp::RsvpFigures> {
     step(
         begin,
         "rsvp: sustained RSVPs/s on a fresh cloud, freshness on the stats API, the 3NF conversion",
     );
     let rsvp_seconds = sizes.seconds / 2.0;
-    let cloud = warm_cloud(&o).await?;
+    let cloud = warm_cloud(o).await?;
     let sustained = rsvp::sustained(&cloud, RATE, rsvp_seconds, drain).await;
     cloud.stop().await;
     let sustained = sustained?;
     // And at a rate the local cloud keeps up with: freshness without a backlog, and the check.
-    let cloud = warm_cloud(&o).await?;
+    let cloud = warm_cloud(o).await?;
     let light = rsvp::sustained(&cloud, rsvp::LIGHT_RATE, rsvp_seconds / 2.0, drain).await;
     cloud.stop().await;
     let light = light?;
@@ -717,23 +764,27 @@ pub async fn run(o: BenchOptions) -> Result<Report> {
             etl.records_per_s, etl.gzip_mb_per_s
         ),
     );
-    let rsvp = rsvp::RsvpFigures {
-        requests: ours
-            .iter()
-            .chain(&per_record)
-            .filter(|c| c.pipeline == "rsvp")
-            .cloned()
-            .collect(),
+    Ok(rsvp::RsvpFigures {
+        requests,
         sustained,
         light,
         etl,
-    };
+    })
+}
 
+/// `/collect` loaded on a fresh cloud; also the functions' busy milliseconds per event.
+async fn event_figures(
+    o: &BenchOptions,
+    sizes: &Sizes,
+    drain: Duration,
+    begin: Instant,
+    requests: Vec<RequestCount>,
+) -> Result<(events::EventFigures, f64)> {
     step(
         begin,
         "events: /collect at a fixed concurrency on a fresh cloud, freshness on the metrics API",
     );
-    let cloud = warm_cloud(&o).await?;
+    let cloud = warm_cloud(o).await?;
     let busy_before = busy_ms(&cloud);
     let loaded = events::load(&cloud, 4, 10, sizes.seconds / 2.0).await;
     // The metrics and the archive's router finish what the load put before their time is taken.
@@ -761,30 +812,23 @@ pub async fn run(o: BenchOptions) -> Result<Report> {
             freshness.as_ref().map(|f| f.p50_ms.round())
         ),
     );
-    let app_events = events::EventFigures {
-        requests: ours
-            .iter()
-            .chain(&per_record)
-            .filter(|c| c.pipeline == "events")
-            .cloned()
-            .collect(),
+    let figures = events::EventFigures {
+        requests,
         collect,
         freshness,
         freshness_unanswered: unanswered,
         fleet_events_per_request: fleet_per_request,
     };
+    Ok((figures, events_ms))
+}
 
-    if let Some(why) = &api.wrk_missing {
-        not_measured.push(format!("API at fixed concurrency: {why}"));
-    }
-
-    let cpu = read_criterion(&o.root);
-    if cpu.is_empty() {
-        not_measured.push("per-record CPU: no criterion estimates in target/criterion (run `make bench`, which runs `cargo bench` first)".into());
-    }
-
-    let template = Template::load(&o.root.join("template.yaml"), "bench", &o.params)?;
-    // Figure 1 headline: gender and rules together, skewed workload.
+/// Figure 1's headline: gender and rules together, skewed workload, per key against per record.
+fn headline_requests(
+    ours: &[RequestCount],
+    per_record: &[RequestCount],
+    sizes: &Sizes,
+    template: &Template,
+) -> serde_json::Value {
     let skewed = |counts: &[RequestCount]| -> f64 {
         let (req, ev) =
             counts
@@ -798,57 +842,63 @@ pub async fn run(o: BenchOptions) -> Result<Report> {
                 });
         req / ev.max(1.0)
     };
-    let (ours_rpe, baseline_rpe) = (skewed(&ours), skewed(&per_record));
-    let requests_per_event = serde_json::json!({
+    let (ours_rpe, baseline_rpe) = (skewed(ours), skewed(per_record));
+    let batch = template
+        .parameters
+        .get("StreamBatchSize")
+        .map_or("?", String::as_str);
+    serde_json::json!({
         "ours": ours_rpe,
         "per_record": baseline_rpe,
         "ratio": baseline_rpe / ours_rpe.max(1e-9),
-        "workload": format!("skewed: Zipf s={} over {} keys, {} visits and {} interactions, batch size {}", workload::ZIPF_S, workload::KEYS, sizes.events, sizes.events, template.parameters.get("StreamBatchSize").map_or("?", String::as_str)),
-    });
+        "workload": format!("skewed: Zipf s={} over {} keys, {} visits and {} interactions, batch size {batch}", workload::ZIPF_S, workload::KEYS, sizes.events, sizes.events),
+    })
+}
 
-    let prices = cost::prices();
+/// What a million events cost on AWS, per pipeline and mode, from what the runs counted.
+fn costs_per_million(
+    template: &Template,
+    modes: [(&str, &[RequestCount], &BTreeMap<String, f64>); 2],
+    app_events: &events::EventFigures,
+    events_ms: f64,
+    prices: &cost::Prices,
+) -> Result<Vec<cost::Cost>> {
+    let reads_per_event = |c: &RequestCount, read: &dyn Fn(&str) -> bool| {
+        c.dynamodb
+            .iter()
+            .filter(|(op, _)| read(op))
+            .map(|(_, n)| *n)
+            .sum::<u64>() as f64
+            / c.events as f64
+    };
     let mut costs = Vec::new();
-    for (mode, counts, ms) in [
-        ("per-key", &ours, &ours_ms),
-        ("per-record", &per_record, &per_record_ms),
-    ] {
+    for (mode, counts, ms) in modes {
         for pipeline in ["gender", "rules"] {
-            let mine: Vec<&RequestCount> = counts
+            let Some(c) = counts
                 .iter()
-                .filter(|c| c.pipeline == pipeline && c.workload == "skewed")
-                .collect();
-            let Some(c) = mine.first() else { continue };
-            let reads = c
-                .dynamodb
-                .iter()
-                .filter(|(op, _)| {
-                    op.starts_with("Get") || op.starts_with("Query") || op.starts_with("Scan")
-                })
-                .map(|(_, n)| *n)
-                .sum::<u64>() as f64
-                / c.events as f64;
+                .find(|c| c.pipeline == pipeline && c.workload == "skewed")
+            else {
+                continue;
+            };
+            let reads = reads_per_event(c, &|op| {
+                op.starts_with("Get") || op.starts_with("Query") || op.starts_with("Scan")
+            });
             let usage = Usage {
                 write_requests_per_event: c.dynamodb_per_event - reads,
                 read_requests_per_event: reads,
                 kinesis_records_per_event: 1.0 + c.published_per_event,
-                lambda_invocations_per_event: pipeline_functions(&template, pipeline)?.len() as f64
+                lambda_invocations_per_event: pipeline_functions(template, pipeline)?.len() as f64
                     / 500.0,
                 lambda_ms_per_event: ms.get(pipeline).copied().unwrap_or(0.0),
                 memory_mb: 256.0,
                 streams: if pipeline == "gender" { 2 } else { 4 },
                 api_requests_per_event: 0.0,
             };
-            costs.push(cost::per_million(pipeline, mode, &usage, RATE, &prices));
+            costs.push(cost::per_million(pipeline, mode, &usage, RATE, prices));
         }
         // App events: /collect (a request per SDK batch), the metrics and the archive's router.
         if let Some(c) = counts.iter().find(|c| c.pipeline == "events") {
-            let reads = c
-                .dynamodb
-                .iter()
-                .filter(|(op, _)| op.starts_with("Get") || op.starts_with("Batch"))
-                .map(|(_, n)| *n)
-                .sum::<u64>() as f64
-                / c.events as f64;
+            let reads = reads_per_event(c, &|op| op.starts_with("Get") || op.starts_with("Batch"));
             let per_request = app_events.fleet_events_per_request.max(1.0);
             let usage = Usage {
                 write_requests_per_event: c.dynamodb_per_event - reads,
@@ -860,9 +910,52 @@ pub async fn run(o: BenchOptions) -> Result<Report> {
                 streams: 1,
                 api_requests_per_event: 1.0 / per_request,
             };
-            costs.push(cost::per_million("events", mode, &usage, RATE, &prices));
+            costs.push(cost::per_million("events", mode, &usage, RATE, prices));
         }
     }
+    Ok(costs)
+}
+
+pub async fn run(o: BenchOptions) -> Result<Report> {
+    let begin = Instant::now();
+    let sizes = Sizes::of(o.quick);
+    let cpu_before = cpu_times();
+    let scratch = o.root.join("target/bench");
+    std::fs::create_dir_all(&scratch)?;
+    let mut not_measured = Vec::new();
+
+    step(
+        begin,
+        "per-record mode: starting the local cloud with Aggregation=per-record",
+    );
+    let (per_record, per_record_ms) = requests_on(&o, "per-record", sizes.events, begin).await?;
+    let per_key = per_key_figures(&o, &sizes, &scratch, begin).await?;
+    let (ours, ours_ms) = (per_key.requests, per_key.busy_ms);
+
+    let drain = Duration::from_secs(if o.quick { 20 } else { 25 });
+    let (throughput, half_rate) =
+        throughput_and_freshness(&o, &sizes, &per_key.capacity, drain, begin).await?;
+    let both: [&[RequestCount]; 2] = [&ours, &per_record];
+    let rsvp = rsvp_figures(&o, &sizes, drain, begin, requests_of(&both, "rsvp")).await?;
+    let (app_events, events_ms) =
+        event_figures(&o, &sizes, drain, begin, requests_of(&both, "events")).await?;
+
+    if let Some(why) = &per_key.api.wrk_missing {
+        not_measured.push(format!("API at fixed concurrency: {why}"));
+    }
+    let cpu = read_criterion(&o.root);
+    if cpu.is_empty() {
+        not_measured.push("per-record CPU: no criterion estimates in target/criterion (run `make bench`, which runs `cargo bench` first)".into());
+    }
+
+    let template = Template::load(&o.root.join("template.yaml"), "bench", &o.params)?;
+    let requests_per_event = headline_requests(&ours, &per_record, &sizes, &template);
+    let prices = cost::prices();
+    let modes = [
+        ("per-key", &ours[..], &ours_ms),
+        ("per-record", &per_record[..], &per_record_ms),
+    ];
+    let costs = costs_per_million(&template, modes, &app_events, events_ms, &prices)?;
 
     // The rate every pipeline held in every run (the both-pipelines run counts half per pipeline).
     let throughput_events_per_s = throughput
@@ -886,6 +979,13 @@ pub async fn run(o: BenchOptions) -> Result<Report> {
     let mut machine = machine();
     machine["cpu_steal_percent_during_run"] =
         serde_json::json!((steal_percent * 10.0).round() / 10.0);
+    let PerKeyFigures {
+        functions,
+        capacity,
+        api,
+        lake,
+        ..
+    } = per_key;
     let report = Report {
         requests_per_event,
         throughput_events_per_s,

@@ -3,12 +3,14 @@
 //! websocket into `RsvpStream`.
 //!
 //! - `generator.rs`: `tally gen rsvps`, RSVPs shaped like the real stream, the same for a seed
+//!   (`vocabulary.rs`: the themes, cities, names and venues it draws from)
 //! - `server.rs`: `tally serve-rsvps`, a file or the generator over a websocket at a chosen rate
 //! - `producer.rs`: `tally put RsvpStream --from ws://...`, websocket -> Kinesis
 
 pub mod generator;
 pub mod producer;
 pub mod server;
+mod vocabulary;
 
 pub use generator::{default_start, Clock, RsvpGenerator, Shape};
 

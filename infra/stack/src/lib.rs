@@ -1,7 +1,8 @@
 //! The stack as `template.yaml` declares it, for everything that runs or operates it (the local
 //! cloud, the CLI, the bench):
 //!
-//! - `template.rs`: the template read: parameters, conditions, intrinsics, resources, names, ARNs
+//! - `template/`: the template read: the root and its nested applications (scopes), parameters,
+//!   resources, names, ARNs; `intrinsics.rs`, its conditions and intrinsic functions
 //! - `mappings.rs`: which function reads which stream or queue
 //! - `routes.rs`: the HTTP API's routes, and which one a request takes
 //! - `pipelines.rs`: what the template says of each pipeline (its streams, keys, samples, functions)

@@ -9,7 +9,7 @@ use lambda_http::http::{Method, StatusCode};
 use lambda_http::{Error, Request, RequestExt};
 use serde::Serialize;
 use tally_aws::http::{HttpApi, Reply};
-use tally_aws::{state_store, DynamoStateStore, Env, SdkConfig};
+use tally_aws::{DynamoStateStore, DynamoTable, Env, SdkConfig};
 use tally_engine::ports::StateReader;
 use tally_events::metrics::{parse_minutes, DEFAULT_MINUTES};
 use tally_events::{read_metrics, Metrics};
@@ -46,10 +46,8 @@ pub struct Dashboard {
 impl LiveApi<DynamoStateStore, DynamoStateStore, DynamoStateStore> {
     /// Reads `RSVP_STATE_TABLE`, `DASHBOARD_TABLE` and `EVENTS_STATE_TABLE`.
     pub fn from_env(config: &SdkConfig, env: &Env) -> Result<Self, Error> {
-        let table = |name: &'static str| -> Result<DynamoStateStore, Error> {
-            let vars =
-                std::collections::HashMap::from([("STATE_TABLE".to_string(), env.var(name)?)]);
-            Ok(state_store(config, &Env::from_map(vars))?)
+        let table = |variable: &'static str| -> Result<DynamoStateStore, Error> {
+            Ok(DynamoTable::from_env(config, env, variable).map(DynamoStateStore::on)?)
         };
         Ok(LiveApi {
             rsvp: table("RSVP_STATE_TABLE")?,

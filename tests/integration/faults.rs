@@ -37,9 +37,7 @@ async fn cloud_with(name: &str, spec: &str) -> (LocalCloud, String) {
 /// Puts the lines as the KPL would (refused records sent again), then reads the stream back:
 /// what the oracles count is what the stream holds, in its order.
 async fn put_lines(
-    clients: &Clients,
-    stream: &str,
-    lines: &[(String, String)],
+    clients: &Clients, stream: &str, lines: &[(String, String)],
 ) -> Vec<ShardRecord> {
     let put = put_all(&clients.kinesis, stream, lines, |_| {}).await;
     assert_eq!(put.refused, 0, "every record put in the end: {put:?}");

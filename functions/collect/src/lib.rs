@@ -55,24 +55,13 @@ fn error_reply(e: &CollectError) -> Reply {
 
 impl<K: AppKeys, P: RecordPublisher, S: SealKeys> CollectApi<K, P, S> {
     pub async fn route(
-        &self,
-        method: &Method,
-        path: &str,
-        headers: &HeaderMap,
-        body: &[u8],
-        now: DateTime<Utc>,
+        &self, method: &Method, path: &str, headers: &HeaderMap, body: &[u8], now: DateTime<Utc>,
     ) -> Reply {
         if path.trim_end_matches('/') != "/collect" {
-            return Reply::error(
-                StatusCode::NOT_FOUND,
-                format!("no route for {path}: try POST /collect"),
-            );
+            return Reply::no_route(path, "POST /collect");
         }
         if method != Method::POST {
-            return Reply::error(
-                StatusCode::METHOD_NOT_ALLOWED,
-                format!("method {method} not allowed: use POST"),
-            );
+            return Reply::method_not_allowed(method, &Method::POST);
         }
         let key = header(headers, "x-api-key");
         let encoding = header(headers, "content-encoding");

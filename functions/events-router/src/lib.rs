@@ -81,9 +81,7 @@ impl<K: SealKeys> EventsRouter<K> {
     /// The records as archived. Without the seal's key no event's app can be told, so the
     /// invocation fails and Firehose tries it again.
     pub async fn transform(
-        &self,
-        event: TransformationEvent,
-        now: DateTime<Utc>,
+        &self, event: TransformationEvent, now: DateTime<Utc>,
     ) -> Result<TransformationResponse, PortError> {
         let seal = self.seals.get().await?;
         let no_sequence = SequenceNumber::parse("0").expect("0 is a sequence number");

@@ -65,25 +65,11 @@ async fn views_are_counted_per_page_and_minute_and_bad_ones_are_dead_letters() {
             ("/pricing".into(), "2026-11-22T09:59Z".into(), 1),
         ]
     );
-    let reasons: Vec<String> = dl
-        .letters
-        .lock()
-        .unwrap()
-        .values()
-        .map(|l| l.reason.clone())
-        .collect();
+    let reasons = dl.reasons();
     assert_eq!(reasons.len(), 3, "{reasons:?}");
-    assert!(
-        reasons.iter().any(|r| r == "missing field page"),
-        "{reasons:?}"
-    );
-    assert!(
-        reasons.iter().any(|r| r.contains("must start with /")),
-        "{reasons:?}"
-    );
-    assert!(
-        reasons.iter().any(|r| r.contains("out of range")),
-        "{reasons:?}"
+    assert_reasons_include(
+        &reasons,
+        &["missing field page", "must start with /", "out of range"],
     );
 }
 

@@ -95,10 +95,7 @@ impl Consumer for ViewCounter {
     }
 
     fn fold(
-        &self,
-        k: &PageMinute,
-        views: &[Sequenced<View>],
-        now: DateTime<Utc>,
+        &self, k: &PageMinute, views: &[Sequenced<View>], now: DateTime<Utc>,
     ) -> Option<StateDelta> {
         Some(StateDelta {
             counters: BTreeMap::from([("views".into(), views.len() as u64)]),

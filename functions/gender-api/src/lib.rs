@@ -56,11 +56,7 @@ impl GenderApi<DynamoResultsTable> {
 
 impl<L: ResultLookup> GenderApi<L> {
     pub async fn route(
-        &self,
-        method: &Method,
-        path: &str,
-        model: Option<&str>,
-        now: DateTime<Utc>,
+        &self, method: &Method, path: &str, model: Option<&str>, now: DateTime<Utc>,
     ) -> Reply {
         let path = if path.len() > 1 {
             path.trim_end_matches('/')
@@ -75,16 +71,10 @@ impl<L: ResultLookup> GenderApi<L> {
             _ => None,
         };
         let Some(route) = known else {
-            return Reply::error(
-                StatusCode::NOT_FOUND,
-                format!("no route for {path}: try GET /api/v1/getGender/{{cid}}?model=MODEL1"),
-            );
+            return Reply::no_route(path, "GET /api/v1/getGender/{cid}?model=MODEL1");
         };
         if method != Method::GET {
-            return Reply::error(
-                StatusCode::METHOD_NOT_ALLOWED,
-                format!("method {method} not allowed: use GET"),
-            );
+            return Reply::method_not_allowed(method, &Method::GET);
         }
         match route {
             Route::Root => Reply::ok(
@@ -209,6 +199,11 @@ mod tests {
         assert_eq!(r.status, StatusCode::NOT_FOUND);
         let r = a.route(&Method::POST, "/", None, now).await;
         assert_eq!(r.status, StatusCode::METHOD_NOT_ALLOWED);
+        assert_eq!(
+            r.headers,
+            [("allow", "GET".to_string())],
+            "RFC 9110: a 405 says what is allowed"
+        );
         let r = a.route(&Method::GET, "/", None, now).await;
         assert_eq!(r.body["service"], "tally");
     }

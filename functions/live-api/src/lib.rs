@@ -75,11 +75,7 @@ fn unavailable(what: &str, e: impl std::fmt::Display) -> Reply {
 
 impl<S: StateReader, F: StateReader, E: StateReader> LiveApi<S, F, E> {
     pub async fn route(
-        &self,
-        method: &Method,
-        path: &str,
-        query: &Query,
-        now: DateTime<Utc>,
+        &self, method: &Method, path: &str, query: &Query, now: DateTime<Utc>,
     ) -> Reply {
         let path = path.trim_end_matches('/');
         let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
@@ -90,17 +86,14 @@ impl<S: StateReader, F: StateReader, E: StateReader> LiveApi<S, F, E> {
             ["dashboard"] => Route::Dashboard,
             ["dashboard", file] => Route::Asset(file),
             _ => {
-                return Reply::error(
-                    StatusCode::NOT_FOUND,
-                    format!("no route for {path}: try GET /api/v1/rsvp/stats, GET /api/v1/events/metrics or GET /dashboard"),
+                return Reply::no_route(
+                    path,
+                    "GET /api/v1/rsvp/stats, GET /api/v1/events/metrics or GET /dashboard",
                 )
             }
         };
         if method != Method::GET {
-            return Reply::error(
-                StatusCode::METHOD_NOT_ALLOWED,
-                format!("method {method} not allowed: use GET"),
-            );
+            return Reply::method_not_allowed(method, &Method::GET);
         }
         match route {
             Route::RsvpStats => match read_stats(&self.rsvp, now).await {
@@ -244,11 +237,14 @@ mod tests {
             .await;
         assert_eq!(r.status, StatusCode::NOT_FOUND);
         assert!(r.body["error"].as_str().unwrap().contains("dashboard.js"));
+        let r = a
+            .route(&Method::POST, "/api/v1/rsvp/stats", &Query::default(), now)
+            .await;
+        assert_eq!(r.status, StatusCode::METHOD_NOT_ALLOWED);
         assert_eq!(
-            a.route(&Method::POST, "/api/v1/rsvp/stats", &Query::default(), now)
-                .await
-                .status,
-            StatusCode::METHOD_NOT_ALLOWED
+            r.headers,
+            [("allow", "GET".to_string())],
+            "RFC 9110: a 405 says what is allowed"
         );
         assert_eq!(
             a.route(&Method::GET, "/api/v1/rsvp", &Query::default(), now)

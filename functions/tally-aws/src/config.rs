@@ -80,9 +80,7 @@ impl Env {
 
     /// A variable parsed with `FromStr`, with a default when it is unset.
     pub fn parse<T: std::str::FromStr>(
-        &self,
-        name: &'static str,
-        default: T,
+        &self, name: &'static str, default: T,
     ) -> Result<T, ConfigError>
     where
         T::Err: std::fmt::Display,
@@ -112,10 +110,7 @@ impl Env {
 
     /// A whole number of at least `min`, with a default when unset.
     pub fn parse_at_least(
-        &self,
-        name: &'static str,
-        default: u32,
-        min: u32,
+        &self, name: &'static str, default: u32, min: u32,
     ) -> Result<u32, ConfigError> {
         let n: u32 = self.parse(name, default)?;
         if n < min {

@@ -3,7 +3,7 @@
 
 use std::future::Future;
 
-use lambda_http::http::StatusCode;
+use lambda_http::http::{Method, StatusCode};
 use lambda_http::{service_fn, Body, Error, Request, Response};
 use serde::Serialize;
 
@@ -54,6 +54,23 @@ impl Reply {
             asset: None,
             headers: Vec::new(),
         }
+    }
+
+    /// 404 for a path no route takes, saying which routes there are (`try`).
+    pub fn no_route(path: &str, try_instead: &str) -> Self {
+        Self::error(
+            StatusCode::NOT_FOUND,
+            format!("no route for {path}: try {try_instead}"),
+        )
+    }
+
+    /// 405 with the `Allow` header RFC 9110 asks for: the route exists, the method does not.
+    pub fn method_not_allowed(method: &Method, allowed: &Method) -> Self {
+        Self::error(
+            StatusCode::METHOD_NOT_ALLOWED,
+            format!("method {method} not allowed: use {allowed}"),
+        )
+        .with_header("allow", allowed.to_string())
     }
 
     pub fn asset(asset: Asset) -> Self {

@@ -53,10 +53,7 @@ impl ObjectStore for S3Objects {
     }
 
     async fn put(
-        &self,
-        key: &str,
-        data: Vec<u8>,
-        condition: PutCondition,
+        &self, key: &str, data: Vec<u8>, condition: PutCondition,
     ) -> Result<bool, PortError> {
         let mut req = self
             .client

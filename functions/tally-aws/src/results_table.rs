@@ -49,9 +49,7 @@ impl DynamoResultsTable {
     /// One conditional write of `results`, each over an older revision only; `false` when a
     /// condition failed (nothing written).
     async fn write_if_newer(
-        &self,
-        cid: &Cid,
-        results: &[&GenderResult],
+        &self, cid: &Cid, results: &[&GenderResult],
     ) -> Result<bool, PortError> {
         let mut sets = vec!["#cid = :cid".to_string()];
         let mut conditions = Vec::new();

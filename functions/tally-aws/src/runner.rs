@@ -34,8 +34,7 @@ impl<H> KinesisFunction<H> {
 
 impl<H: BatchHandler> KinesisFunction<H> {
     pub async fn handle(
-        &self,
-        event: LambdaEvent<KinesisEvent>,
+        &self, event: LambdaEvent<KinesisEvent>,
     ) -> Result<KinesisEventResponse, Error> {
         let records = stream_records(&event.payload)?;
         let report = self.handler.handle(&records, chrono::Utc::now()).await;
@@ -124,10 +123,7 @@ pub type AwsEngine<C> = Engine<C, DynamoStateStore, KinesisPublisher, S3DeadLett
 /// `STATE_TABLE`, the output stream named by `output_stream` (`RESULTS_STREAM`, `ALERTS_STREAM`),
 /// the dead letters and `AGGREGATION`.
 pub fn aws_engine<C: Consumer>(
-    consumer: C,
-    config: &SdkConfig,
-    env: &Env,
-    output_stream: &'static str,
+    consumer: C, config: &SdkConfig, env: &Env, output_stream: &'static str,
 ) -> Result<AwsEngine<C>, ConfigError> {
     let engine = Engine::new(
         consumer,
@@ -145,9 +141,7 @@ pub fn state_store(config: &SdkConfig, env: &Env) -> Result<DynamoStateStore, Co
 
 /// A publisher to the stream the variable `output_stream` names.
 pub fn publisher(
-    config: &SdkConfig,
-    env: &Env,
-    output_stream: &'static str,
+    config: &SdkConfig, env: &Env, output_stream: &'static str,
 ) -> Result<KinesisPublisher, ConfigError> {
     Ok(KinesisPublisher::new(
         crate::config::kinesis_client(config),

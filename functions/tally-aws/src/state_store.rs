@@ -43,10 +43,7 @@ impl DynamoStateStore {
     }
 
     async fn update(
-        &self,
-        key: &StateKey,
-        change: &StateChange,
-        condition: Condition<'_>,
+        &self, key: &StateKey, change: &StateChange, condition: Condition<'_>,
     ) -> Result<Applied, PortError> {
         let mut names: HashMap<String, String> = HashMap::new();
         let mut values: HashMap<String, AttributeValue> = HashMap::new();
@@ -270,19 +267,13 @@ impl StateReader for DynamoStateStore {
 
 impl StateStore for DynamoStateStore {
     async fn apply_if_fresh(
-        &self,
-        key: &StateKey,
-        first: &SequenceNumber,
-        change: &StateChange,
+        &self, key: &StateKey, first: &SequenceNumber, change: &StateChange,
     ) -> Result<Applied, PortError> {
         self.update(key, change, Condition::Fresh { first }).await
     }
 
     async fn apply_if_unchanged(
-        &self,
-        key: &StateKey,
-        expected_rev: Option<u64>,
-        change: &StateChange,
+        &self, key: &StateKey, expected_rev: Option<u64>, change: &StateChange,
     ) -> Result<Applied, PortError> {
         self.update(key, change, Condition::Revision(expected_rev))
             .await
@@ -317,10 +308,7 @@ impl StateStore for DynamoStateStore {
 impl DynamoStateStore {
     /// An update of an item that exists; never creates one just to change an attribute.
     async fn update_existing(
-        &self,
-        key: &StateKey,
-        expression: String,
-        names: HashMap<String, String>,
+        &self, key: &StateKey, expression: String, names: HashMap<String, String>,
         value: Option<(&str, AttributeValue)>,
     ) -> Result<(), PortError> {
         let mut req = self

@@ -26,9 +26,7 @@ impl DynamoTable {
 
     /// The table the variable `variable` names, with the function's DynamoDB client.
     pub fn from_env(
-        config: &SdkConfig,
-        env: &Env,
-        variable: &'static str,
+        config: &SdkConfig, env: &Env, variable: &'static str,
     ) -> Result<Self, ConfigError> {
         Ok(Self::new(
             crate::config::dynamodb_client(config),
@@ -38,10 +36,7 @@ impl DynamoTable {
 
     /// The item whose key attribute `key` is `value`; `consistent` reads what was last written.
     pub async fn get(
-        &self,
-        key: &str,
-        value: &str,
-        consistent: bool,
+        &self, key: &str, value: &str, consistent: bool,
     ) -> Result<Option<HashMap<String, AttributeValue>>, PortError> {
         let out = self
             .client
@@ -58,9 +53,7 @@ impl DynamoTable {
     /// Puts `item`, stamped `created_at`, only where no item has its key (the attribute `key`):
     /// `Ok(false)` when one was there already.
     pub async fn put_new(
-        &self,
-        key: &str,
-        item: HashMap<String, AttributeValue>,
+        &self, key: &str, item: HashMap<String, AttributeValue>,
     ) -> Result<bool, PortError> {
         let now = AttributeValue::S(chrono::Utc::now().to_rfc3339());
         let made = self

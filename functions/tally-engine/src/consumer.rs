@@ -28,10 +28,7 @@ pub trait Consumer: Send + Sync {
     /// What one shard's run of `key`'s events (in sequence order) changes, as of `now`; `None`
     /// when they change nothing (visits already outside a window).
     fn fold(
-        &self,
-        key: &Self::Key,
-        events: &[Sequenced<Self::Event>],
-        now: DateTime<Utc>,
+        &self, key: &Self::Key, events: &[Sequenced<Self::Event>], now: DateTime<Utc>,
     ) -> Option<StateDelta>;
 
     /// What to do with the item once it holds the events: what to publish, what to prune.

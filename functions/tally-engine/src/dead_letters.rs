@@ -14,10 +14,7 @@ const CONCURRENCY: usize = 16;
 
 /// Writes a dead letter for each rejected record, counting them per reason in `report`.
 pub async fn dead_letter_all<D: DeadLetterSink>(
-    sink: &D,
-    source: &str,
-    rejected: Vec<(&StreamRecord, Rejection)>,
-    report: &mut BatchReport,
+    sink: &D, source: &str, rejected: Vec<(&StreamRecord, Rejection)>, report: &mut BatchReport,
 ) {
     let letters: Vec<(SequenceNumber, DeadLetter)> = rejected
         .into_iter()
@@ -54,10 +51,7 @@ pub async fn dead_letter_all<D: DeadLetterSink>(
 /// A batch's first step, whatever the state pattern: each record decoded; the valid ones returned
 /// with their record, the ignored ones counted, the rejected ones written as dead letters.
 pub async fn decode_or_dead_letter<'r, E, D: DeadLetterSink>(
-    records: &'r [StreamRecord],
-    source: &str,
-    sink: &D,
-    report: &mut BatchReport,
+    records: &'r [StreamRecord], source: &str, sink: &D, report: &mut BatchReport,
     decode: impl Fn(&StreamRecord) -> Result<Option<E>, Rejection>,
 ) -> Vec<(&'r StreamRecord, E)> {
     let mut valid = Vec::with_capacity(records.len());

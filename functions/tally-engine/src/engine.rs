@@ -30,9 +30,7 @@ pub trait BatchHandler: Send + Sync {
     fn name(&self) -> &str;
 
     fn handle(
-        &self,
-        records: &[StreamRecord],
-        now: DateTime<Utc>,
+        &self, records: &[StreamRecord], now: DateTime<Utc>,
     ) -> impl Future<Output = BatchReport> + Send;
 }
 
@@ -147,9 +145,7 @@ impl<C: Consumer, S: StateStore, P: RecordPublisher, D: DeadLetterSink> Engine<C
 
     /// A batch as [`Consumer`]s take it: one state item per key, written once per shard's run.
     pub(crate) async fn run_per_key(
-        &self,
-        records: &[StreamRecord],
-        now: DateTime<Utc>,
+        &self, records: &[StreamRecord], now: DateTime<Utc>,
     ) -> BatchReport {
         let mut report = BatchReport::new(records.len());
         let scope = self.consumer.watermark_scope();
@@ -249,9 +245,7 @@ impl<C: Consumer, S: StateStore, P: RecordPublisher, D: DeadLetterSink> Engine<C
 
     /// Applies one key's events exactly once; returns what to publish from the new state.
     async fn apply(
-        &self,
-        batch: &KeyBatch<C::Key, C::Event>,
-        now: DateTime<Utc>,
+        &self, batch: &KeyBatch<C::Key, C::Event>, now: DateTime<Utc>,
     ) -> Result<KeyOutcome, PortError> {
         let key = self.state_key(&batch.key);
         let fold = |events: &[Sequenced<C::Event>], stored: Option<&StoredState>| {
@@ -318,9 +312,7 @@ impl<C: StatePattern, S: StateStore, P: RecordPublisher, D: DeadLetterSink> Batc
     }
 
     fn handle(
-        &self,
-        records: &[StreamRecord],
-        now: DateTime<Utc>,
+        &self, records: &[StreamRecord], now: DateTime<Utc>,
     ) -> impl Future<Output = BatchReport> + Send {
         C::apply_batch(self, records, now)
     }

@@ -38,10 +38,7 @@ impl Consumer for Words {
 
     /// Words starting with "old" also leave a counter that housekeeping removes.
     fn fold(
-        &self,
-        word: &String,
-        events: &[Sequenced<String>],
-        _: DateTime<Utc>,
+        &self, word: &String, events: &[Sequenced<String>], _: DateTime<Utc>,
     ) -> Option<StateDelta> {
         let mut counters = BTreeMap::from([("count".to_string(), events.len() as u64)]);
         if word.starts_with("old") {

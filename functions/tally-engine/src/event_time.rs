@@ -36,10 +36,7 @@ impl TimeBounds {
 
     /// `t` if it lies between the epoch and [`TimeBounds::latest`], else `time_out_of_range`.
     pub fn check(
-        &self,
-        field: &'static str,
-        t: DateTime<Utc>,
-        arrival: DateTime<Utc>,
+        &self, field: &'static str, t: DateTime<Utc>, arrival: DateTime<Utc>,
     ) -> Result<DateTime<Utc>, Rejection> {
         if t < DateTime::<Utc>::UNIX_EPOCH {
             return Err(out_of_range(field, format!("{t} is before 1970-01-01")));
@@ -79,8 +76,7 @@ pub fn from_epoch_ms(field: &'static str, ms: i64) -> Result<DateTime<Utc>, Reje
 /// A JSON number of epoch milliseconds: an integer, or a float with no fraction (what some
 /// encoders make of large integers).
 pub fn epoch_ms_number(
-    field: &'static str,
-    n: &serde_json::Number,
+    field: &'static str, n: &serde_json::Number,
 ) -> Result<DateTime<Utc>, Rejection> {
     if let Some(ms) = n.as_i64() {
         return from_epoch_ms(field, ms);

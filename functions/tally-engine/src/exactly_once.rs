@@ -28,11 +28,7 @@ pub struct Once {
 /// slow path) and returns `None` when the records change nothing. The result is `None` when there
 /// is nothing to write and nothing of these records was ever applied.
 pub async fn apply_once<T, S, F>(
-    store: &S,
-    key: &StateKey,
-    shard_id: &str,
-    records: &[Sequenced<T>],
-    fold: F,
+    store: &S, key: &StateKey, shard_id: &str, records: &[Sequenced<T>], fold: F,
 ) -> Result<Option<Once>, PortError>
 where
     T: Clone,
@@ -114,13 +110,8 @@ pub struct Chunked {
 /// once on its own, and the runs go in sequence order, so the item's watermark never passes a
 /// record that was not applied.
 pub async fn apply_once_chunked<T, S, F>(
-    store: &S,
-    key: &StateKey,
-    shard_id: &str,
-    records: &[Sequenced<T>],
-    weight: impl Fn(&T) -> usize,
-    max_weight: usize,
-    fold: F,
+    store: &S, key: &StateKey, shard_id: &str, records: &[Sequenced<T>],
+    weight: impl Fn(&T) -> usize, max_weight: usize, fold: F,
 ) -> Chunked
 where
     T: Clone,

@@ -86,8 +86,7 @@ impl<K, T> KeyBatch<K, T> {
 
 /// Groups (shard, key, record) by shard and key, in sequence order.
 pub fn group_by_key<K: Ord + Clone, T>(
-    items: impl IntoIterator<Item = (String, K, Sequenced<T>)>,
-    aggregation: Aggregation,
+    items: impl IntoIterator<Item = (String, K, Sequenced<T>)>, aggregation: Aggregation,
 ) -> Vec<KeyBatch<K, T>> {
     let mut groups: BTreeMap<(String, K), Vec<Sequenced<T>>> = BTreeMap::new();
     for (shard, key, record) in items {

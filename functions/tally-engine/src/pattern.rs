@@ -24,9 +24,7 @@ pub trait StatePattern: Send + Sync + Sized {
 
     /// Applies one batch; the report says what to retry.
     fn apply_batch<S: StateStore, P: RecordPublisher, D: DeadLetterSink>(
-        engine: &Engine<Self, S, P, D>,
-        records: &[StreamRecord],
-        now: DateTime<Utc>,
+        engine: &Engine<Self, S, P, D>, records: &[StreamRecord], now: DateTime<Utc>,
     ) -> impl Future<Output = BatchReport> + Send;
 }
 
@@ -36,9 +34,7 @@ impl<C: Consumer> StatePattern for C {
     }
 
     fn apply_batch<S: StateStore, P: RecordPublisher, D: DeadLetterSink>(
-        engine: &Engine<Self, S, P, D>,
-        records: &[StreamRecord],
-        now: DateTime<Utc>,
+        engine: &Engine<Self, S, P, D>, records: &[StreamRecord], now: DateTime<Utc>,
     ) -> impl Future<Output = BatchReport> + Send {
         engine.run_per_key(records, now)
     }

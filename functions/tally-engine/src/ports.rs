@@ -130,33 +130,23 @@ pub trait StateStore: Send + Sync {
     /// (watermark absent or below `first`) and, when the change carries a register value, only if
     /// it is newer than the stored one. One request; the stored state comes back either way.
     fn apply_if_fresh(
-        &self,
-        key: &StateKey,
-        first: &SequenceNumber,
-        change: &StateChange,
+        &self, key: &StateKey, first: &SequenceNumber, change: &StateChange,
     ) -> impl Future<Output = Result<Applied, PortError>> + Send;
 
     /// Apply `change` only if the stored revision is still `expected_rev` (`None`: no item yet).
     /// Sets the register and the watermark as given.
     fn apply_if_unchanged(
-        &self,
-        key: &StateKey,
-        expected_rev: Option<u64>,
-        change: &StateChange,
+        &self, key: &StateKey, expected_rev: Option<u64>, change: &StateChange,
     ) -> impl Future<Output = Result<Applied, PortError>> + Send;
 
     /// Remove counters that can no longer matter (expired days).
     fn remove_counters(
-        &self,
-        key: &StateKey,
-        names: &[String],
+        &self, key: &StateKey, names: &[String],
     ) -> impl Future<Output = Result<(), PortError>> + Send;
 
     /// Set a flag on an existing item (an alert was published).
     fn set_flag(
-        &self,
-        key: &StateKey,
-        flag: &str,
+        &self, key: &StateKey, flag: &str,
     ) -> impl Future<Output = Result<(), PortError>> + Send;
 }
 
@@ -165,8 +155,7 @@ pub trait StateStore: Send + Sync {
 pub trait StateReader: Send + Sync {
     /// The items of `keys`, in their order; `None` where there is none.
     fn read_many(
-        &self,
-        keys: &[StateKey],
+        &self, keys: &[StateKey],
     ) -> impl Future<Output = Result<Vec<Option<StoredState>>, PortError>> + Send;
 }
 
@@ -181,8 +170,7 @@ pub struct OutRecord {
 pub trait RecordPublisher: Send + Sync {
     /// Publish; returns the indices of the records that were not accepted.
     fn publish(
-        &self,
-        records: &[OutRecord],
+        &self, records: &[OutRecord],
     ) -> impl Future<Output = Result<Vec<usize>, PortError>> + Send;
 }
 
@@ -236,16 +224,12 @@ impl PutCondition {
 /// concurrency, as the state store's revisions do for items.
 pub trait ObjectStore: Send + Sync {
     fn get(
-        &self,
-        key: &str,
+        &self, key: &str,
     ) -> impl Future<Output = Result<Option<StoredObject>, PortError>> + Send;
 
     /// Returns false when `condition` did not hold (someone else wrote first).
     fn put(
-        &self,
-        key: &str,
-        data: Vec<u8>,
-        condition: PutCondition,
+        &self, key: &str, data: Vec<u8>, condition: PutCondition,
     ) -> impl Future<Output = Result<bool, PortError>> + Send;
 }
 
@@ -253,35 +237,25 @@ pub trait ObjectStore: Send + Sync {
 
 impl<T: StateStore> StateStore for &T {
     fn apply_if_fresh(
-        &self,
-        key: &StateKey,
-        first: &SequenceNumber,
-        change: &StateChange,
+        &self, key: &StateKey, first: &SequenceNumber, change: &StateChange,
     ) -> impl Future<Output = Result<Applied, PortError>> + Send {
         (**self).apply_if_fresh(key, first, change)
     }
 
     fn apply_if_unchanged(
-        &self,
-        key: &StateKey,
-        expected_rev: Option<u64>,
-        change: &StateChange,
+        &self, key: &StateKey, expected_rev: Option<u64>, change: &StateChange,
     ) -> impl Future<Output = Result<Applied, PortError>> + Send {
         (**self).apply_if_unchanged(key, expected_rev, change)
     }
 
     fn remove_counters(
-        &self,
-        key: &StateKey,
-        names: &[String],
+        &self, key: &StateKey, names: &[String],
     ) -> impl Future<Output = Result<(), PortError>> + Send {
         (**self).remove_counters(key, names)
     }
 
     fn set_flag(
-        &self,
-        key: &StateKey,
-        flag: &str,
+        &self, key: &StateKey, flag: &str,
     ) -> impl Future<Output = Result<(), PortError>> + Send {
         (**self).set_flag(key, flag)
     }
@@ -289,8 +263,7 @@ impl<T: StateStore> StateStore for &T {
 
 impl<T: RecordPublisher> RecordPublisher for &T {
     fn publish(
-        &self,
-        records: &[OutRecord],
+        &self, records: &[OutRecord],
     ) -> impl Future<Output = Result<Vec<usize>, PortError>> + Send {
         (**self).publish(records)
     }
@@ -304,17 +277,13 @@ impl<T: DeadLetterSink> DeadLetterSink for &T {
 
 impl<T: ObjectStore> ObjectStore for &T {
     fn get(
-        &self,
-        key: &str,
+        &self, key: &str,
     ) -> impl Future<Output = Result<Option<StoredObject>, PortError>> + Send {
         (**self).get(key)
     }
 
     fn put(
-        &self,
-        key: &str,
-        data: Vec<u8>,
-        condition: PutCondition,
+        &self, key: &str, data: Vec<u8>, condition: PutCondition,
     ) -> impl Future<Output = Result<bool, PortError>> + Send {
         (**self).put(key, data, condition)
     }
@@ -322,8 +291,7 @@ impl<T: ObjectStore> ObjectStore for &T {
 
 impl<T: StateReader> StateReader for &T {
     fn read_many(
-        &self,
-        keys: &[StateKey],
+        &self, keys: &[StateKey],
     ) -> impl Future<Output = Result<Vec<Option<StoredState>>, PortError>> + Send {
         (**self).read_many(keys)
     }

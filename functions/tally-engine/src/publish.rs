@@ -49,9 +49,7 @@ pub struct Outgoing {
 /// Publishes, re-sending what the stream did not accept; what still fails is reported for retry.
 /// Returns the ids that were published.
 pub async fn publish_all<P: RecordPublisher>(
-    publisher: &P,
-    mut pending: Vec<Outgoing>,
-    report: &mut BatchReport,
+    publisher: &P, mut pending: Vec<Outgoing>, report: &mut BatchReport,
 ) -> Vec<String> {
     let mut published = Vec::new();
     for attempt in 1..=MAX_PUBLISH_ATTEMPTS {

@@ -50,9 +50,7 @@ pub enum Rejection {
 
 impl Rejection {
     pub fn wrong_type(
-        field: &'static str,
-        expected: &'static str,
-        got: &serde_json::Value,
+        field: &'static str, expected: &'static str, got: &serde_json::Value,
     ) -> Self {
         let got = match got {
             serde_json::Value::Null => "null",
@@ -89,8 +87,7 @@ impl Rejection {
 /// A record's bytes as a JSON object: within `max_bytes`, UTF-8, valid JSON, an object. The first
 /// checks every decoder makes.
 pub fn json_object(
-    data: &[u8],
-    max_bytes: usize,
+    data: &[u8], max_bytes: usize,
 ) -> Result<serde_json::Map<String, serde_json::Value>, Rejection> {
     if data.len() > max_bytes {
         return Err(Rejection::Oversized {

@@ -79,9 +79,7 @@ pub trait Sightings: Send + Sync {
 
     /// Decodes and validates a record; `Ok(None)` is a record this pipeline ignores.
     fn decode(
-        &self,
-        context: &Self::Context,
-        record: &StreamRecord,
+        &self, context: &Self::Context, record: &StreamRecord,
     ) -> Result<Option<Self::Event>, Rejection>;
 
     fn id(&self, event: &Self::Event) -> Self::Id;
@@ -92,10 +90,7 @@ pub trait Sightings: Send + Sync {
     /// Step 1: the facts a run of one id's records (one shard, in sequence order) sets, each
     /// recording where it was first seen; the first of duplicates within the run wins.
     fn sightings(
-        &self,
-        shard: &str,
-        records: &[Sequenced<Self::Event>],
-        now: DateTime<Utc>,
+        &self, shard: &str, records: &[Sequenced<Self::Event>], now: DateTime<Utc>,
     ) -> StateDelta;
 
     /// Facts a run of records names (the weight of a sighting write).
@@ -106,9 +101,7 @@ pub trait Sightings: Send + Sync {
     /// Step 2's input from one id's item: the contributions of the sightings this batch counts
     /// (`range`), each with its aggregate item and the sequence number of its sighting.
     fn contributions(
-        &self,
-        range: &BatchRange<'_>,
-        stored: &StoredState,
+        &self, range: &BatchRange<'_>, stored: &StoredState,
     ) -> Vec<Sequenced<(StateKey, Self::Contribution)>>;
 
     /// The attributes a contribution names in its item beyond those every contribution shares.
@@ -121,16 +114,13 @@ pub trait Sightings: Send + Sync {
 
     /// The change a run of contributions (in sequence order) makes to one aggregate item.
     fn aggregate(
-        &self,
-        contributions: &[Sequenced<Self::Contribution>],
-        now: DateTime<Utc>,
+        &self, contributions: &[Sequenced<Self::Contribution>], now: DateTime<Utc>,
     ) -> StateDelta;
 
     /// What to publish after a batch that changed an aggregate (a snapshot of the new totals),
     /// at least once, with stable ids; an error retries the batch from its first record.
     fn news(
-        &self,
-        _now: DateTime<Utc>,
+        &self, _now: DateTime<Utc>,
     ) -> impl Future<Output = Result<Vec<Output>, String>> + Send {
         async { Ok(Vec::new()) }
     }
@@ -181,10 +171,7 @@ impl RetryPoints {
 
 /// A change that covers `records` of `shard`, over the item as stored when it is known.
 fn change<T>(
-    shard: &str,
-    records: &[Sequenced<T>],
-    delta: StateDelta,
-    stored: Option<&StoredState>,
+    shard: &str, records: &[Sequenced<T>], delta: StateDelta, stored: Option<&StoredState>,
 ) -> Option<StateChange> {
     let delta = match stored {
         Some(s) => delta.over(s)?,
@@ -221,10 +208,7 @@ impl<X: Sightings, S: StateStore, P: RecordPublisher, D: DeadLetterSink>
 
     /// Every record decoded; the invalid ones are dead letters.
     async fn decode_batch(
-        &self,
-        context: &X::Context,
-        records: &[StreamRecord],
-        report: &mut BatchReport,
+        &self, context: &X::Context, records: &[StreamRecord], report: &mut BatchReport,
     ) -> DecodedBatch<X> {
         let mut first_of: BTreeMap<String, SequenceNumber> = BTreeMap::new();
         for r in records {
@@ -257,11 +241,8 @@ impl<X: Sightings, S: StateStore, P: RecordPublisher, D: DeadLetterSink>
     /// Step 1: every id's sightings, exactly once. Returns each id's item as last written (per
     /// record, an id is written once per record).
     async fn write_sightings(
-        &self,
-        events: Vec<(String, X::Id, Sequenced<X::Event>)>,
-        now: DateTime<Utc>,
-        report: &mut BatchReport,
-        retries: &mut RetryPoints,
+        &self, events: Vec<(String, X::Id, Sequenced<X::Event>)>, now: DateTime<Utc>,
+        report: &mut BatchReport, retries: &mut RetryPoints,
     ) -> BTreeMap<(String, X::Id), StoredState> {
         let x = self.pipeline();
         let batches = group_by_key(events, self.aggregation);
@@ -311,10 +292,8 @@ impl<X: Sightings, S: StateStore, P: RecordPublisher, D: DeadLetterSink>
     /// What the sightings first seen in this batch's range (and before any record to retry)
     /// contribute, per shard and aggregate item, in sequence order.
     fn contributions_by_item(
-        &self,
-        items: &BTreeMap<(String, X::Id), StoredState>,
-        first_of: &BTreeMap<String, SequenceNumber>,
-        retries: &RetryPoints,
+        &self, items: &BTreeMap<(String, X::Id), StoredState>,
+        first_of: &BTreeMap<String, SequenceNumber>, retries: &RetryPoints,
     ) -> BTreeMap<(String, StateKey), Vec<Sequenced<X::Contribution>>> {
         let mut per_item: BTreeMap<(String, StateKey), Vec<Sequenced<X::Contribution>>> =
             BTreeMap::new();
@@ -344,11 +323,8 @@ impl<X: Sightings, S: StateStore, P: RecordPublisher, D: DeadLetterSink>
     /// Step 2: each aggregate item written once per shard, exactly once. Returns whether any
     /// aggregate changed.
     async fn write_aggregates(
-        &self,
-        per_item: BTreeMap<(String, StateKey), Vec<Sequenced<X::Contribution>>>,
-        now: DateTime<Utc>,
-        report: &mut BatchReport,
-        retries: &mut RetryPoints,
+        &self, per_item: BTreeMap<(String, StateKey), Vec<Sequenced<X::Contribution>>>,
+        now: DateTime<Utc>, report: &mut BatchReport, retries: &mut RetryPoints,
     ) -> bool {
         let x = self.pipeline();
         let aggregation = self.aggregation;
@@ -406,10 +382,7 @@ impl<X: Sightings, S: StateStore, P: RecordPublisher, D: DeadLetterSink>
 
     /// After a batch that changed an aggregate: the pipeline's news, published at least once.
     async fn publish_news(
-        &self,
-        first: SequenceNumber,
-        now: DateTime<Utc>,
-        report: &mut BatchReport,
+        &self, first: SequenceNumber, now: DateTime<Utc>, report: &mut BatchReport,
     ) {
         match self.pipeline().news(now).await {
             Ok(outputs) if outputs.is_empty() => {}
@@ -431,9 +404,7 @@ impl<X: Sightings, S: StateStore, P: RecordPublisher, D: DeadLetterSink>
     /// Both steps for a batch, then the news. Per record (`Aggregation::PerRecord`, the
     /// benchmarks' baseline) every sighting and every contribution is written on its own.
     async fn count_first_sightings(
-        &self,
-        records: &[StreamRecord],
-        now: DateTime<Utc>,
+        &self, records: &[StreamRecord], now: DateTime<Utc>,
     ) -> BatchReport {
         let mut report = BatchReport::new(records.len());
         let Some(first) = records.iter().map(|r| &r.sequence_number).min().cloned() else {
@@ -468,9 +439,7 @@ impl<X: Sightings> StatePattern for FirstSightings<X> {
     }
 
     fn apply_batch<S: StateStore, P: RecordPublisher, D: DeadLetterSink>(
-        engine: &Engine<Self, S, P, D>,
-        records: &[StreamRecord],
-        now: DateTime<Utc>,
+        engine: &Engine<Self, S, P, D>, records: &[StreamRecord], now: DateTime<Utc>,
     ) -> impl Future<Output = BatchReport> + Send {
         // Boxed: its steps' futures over the SDK's nest past the compiler's type layout limit
         // (128) in a function's `main`; one allocation per batch.

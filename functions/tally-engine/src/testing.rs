@@ -110,10 +110,7 @@ fn fits_one_write(change: &StateChange) -> Result<(), PortError> {
 
 impl StateStore for MemoryStateStore {
     async fn apply_if_fresh(
-        &self,
-        key: &StateKey,
-        first: &SequenceNumber,
-        change: &StateChange,
+        &self, key: &StateKey, first: &SequenceNumber, change: &StateChange,
     ) -> Result<Applied, PortError> {
         self.gate()?;
         fits_one_write(change)?;
@@ -140,10 +137,7 @@ impl StateStore for MemoryStateStore {
     }
 
     async fn apply_if_unchanged(
-        &self,
-        key: &StateKey,
-        expected_rev: Option<u64>,
-        change: &StateChange,
+        &self, key: &StateKey, expected_rev: Option<u64>, change: &StateChange,
     ) -> Result<Applied, PortError> {
         self.gate()?;
         fits_one_write(change)?;
@@ -236,6 +230,29 @@ pub struct MemoryDeadLetters {
     pub letters: Mutex<BTreeMap<String, DeadLetter>>,
 }
 
+impl MemoryDeadLetters {
+    /// The reason of every dead letter so far.
+    pub fn reasons(&self) -> Vec<String> {
+        self.letters
+            .lock()
+            .unwrap()
+            .values()
+            .map(|l| l.reason.clone())
+            .collect()
+    }
+}
+
+/// Each of `expected` is part of some dead letter's reason (they are one-line and stable).
+#[track_caller]
+pub fn assert_reasons_include(reasons: &[String], expected: &[&str]) {
+    for want in expected {
+        assert!(
+            reasons.iter().any(|r| r.contains(want)),
+            "no dead letter says {want:?}: {reasons:?}"
+        );
+    }
+}
+
 impl DeadLetterSink for MemoryDeadLetters {
     async fn put(&self, letter: &DeadLetter) -> Result<(), PortError> {
         self.letters
@@ -283,10 +300,7 @@ impl ObjectStore for MemoryObjects {
     }
 
     async fn put(
-        &self,
-        key: &str,
-        data: Vec<u8>,
-        condition: PutCondition,
+        &self, key: &str, data: Vec<u8>, condition: PutCondition,
     ) -> Result<bool, PortError> {
         if self
             .conflicts_left
@@ -313,11 +327,8 @@ impl ObjectStore for MemoryObjects {
 /// batches of `batch`, every batch `repeats` times (redelivery), resuming at the first record a
 /// report asks to retry from.
 pub async fn deliver_like_lambda(
-    handler: &impl crate::BatchHandler,
-    records: &[crate::StreamRecord],
-    batch: usize,
-    repeats: usize,
-    now: chrono::DateTime<chrono::Utc>,
+    handler: &impl crate::BatchHandler, records: &[crate::StreamRecord], batch: usize,
+    repeats: usize, now: chrono::DateTime<chrono::Utc>,
 ) {
     let mut shards: Vec<&str> = Vec::new();
     for r in records {
@@ -360,13 +371,8 @@ pub async fn deliver_like_lambda(
 /// report asks to retry from. Lanes run at once on AWS, so their batches come in an order drawn
 /// from `seed`: a later record of a shard often lands before an earlier one of another key.
 pub async fn deliver_in_lanes(
-    handler: &impl crate::BatchHandler,
-    records: &[crate::StreamRecord],
-    lanes: usize,
-    batch: usize,
-    repeats: usize,
-    seed: u64,
-    now: chrono::DateTime<chrono::Utc>,
+    handler: &impl crate::BatchHandler, records: &[crate::StreamRecord], lanes: usize,
+    batch: usize, repeats: usize, seed: u64, now: chrono::DateTime<chrono::Utc>,
 ) {
     let lane_of = |key: &str| {
         let h = key.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {

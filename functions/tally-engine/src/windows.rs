@@ -76,10 +76,7 @@ impl Tumbling {
     /// window's end and `now` (its latest write), so late and replayed events still count while
     /// it lives.
     pub fn expires_at(
-        &self,
-        start: DateTime<Utc>,
-        now: DateTime<Utc>,
-        state_seconds: i64,
+        &self, start: DateTime<Utc>, now: DateTime<Utc>, state_seconds: i64,
     ) -> DateTime<Utc> {
         plus(
             self.end_of(start).max(now),
@@ -128,10 +125,7 @@ impl MinuteBuckets {
     /// the span's length after the later of its own minute and `now`, plus `grace_seconds` for
     /// late events.
     pub fn expires_at(
-        &self,
-        bucket: DateTime<Utc>,
-        now: DateTime<Utc>,
-        grace_seconds: i64,
+        &self, bucket: DateTime<Utc>, now: DateTime<Utc>, grace_seconds: i64,
     ) -> DateTime<Utc> {
         plus(
             plus(

@@ -36,8 +36,7 @@ pub struct App {
 /// The registry of app keys, which holds only their hashes.
 pub trait AppKeys: Send + Sync {
     fn app_by_key_hash(
-        &self,
-        key_hash: &str,
+        &self, key_hash: &str,
     ) -> impl Future<Output = Result<Option<App>, PortError>> + Send;
 }
 
@@ -202,10 +201,7 @@ impl<K: AppKeys, P: RecordPublisher, S: SealKeys> Collector<K, P, S> {
 
     /// One request: the key, the raw body and its `Content-Encoding`.
     pub async fn collect(
-        &self,
-        api_key: Option<&str>,
-        body: &[u8],
-        content_encoding: Option<&str>,
+        &self, api_key: Option<&str>, body: &[u8], content_encoding: Option<&str>,
         now: DateTime<Utc>,
     ) -> Result<Accepted, CollectError> {
         let key = api_key

@@ -84,9 +84,7 @@ impl Event {
 }
 
 fn id_field(
-    obj: &Map<String, Value>,
-    field: &'static str,
-    required: bool,
+    obj: &Map<String, Value>, field: &'static str, required: bool,
 ) -> Result<Option<String>, Rejection> {
     let s = match obj.get(field) {
         None | Some(Value::Null) if required => return Err(Rejection::MissingField(field)),
@@ -142,9 +140,7 @@ impl EventDecoder {
     /// the seal says (`seal.rs`), then checked like `/collect` checks it. Also the event's JSON
     /// as trusted, which the archive keeps.
     pub fn decode_record(
-        &self,
-        record: &StreamRecord,
-        seal: &IngestSeal,
+        &self, record: &StreamRecord, seal: &IngestSeal,
     ) -> Result<(Event, Map<String, Value>), Rejection> {
         let obj = json_object(&record.data, self.max_bytes.saturating_add(STAMP_BYTES))?;
         let obj = seal.trusted(obj, record.arrival);
@@ -161,9 +157,7 @@ impl EventDecoder {
     /// The checks in the order a client would fix them: the envelope, the type, the time (from
     /// 1970 to a day after `arrival`), the attributes.
     pub fn decode_object(
-        &self,
-        obj: &Map<String, Value>,
-        arrival: DateTime<Utc>,
+        &self, obj: &Map<String, Value>, arrival: DateTime<Utc>,
     ) -> Result<Event, Rejection> {
         let event = decode_envelope(obj, |t| self.types.get(t).is_some())?;
         TimeBounds::EVENT.check("client_time", event.client_time, arrival)?;
@@ -176,8 +170,7 @@ impl EventDecoder {
 /// The envelope of an event whose type `known` knows, its attributes not checked against their
 /// schema (the lake reads events the router has checked, and links no validator).
 pub fn decode_envelope(
-    obj: &Map<String, Value>,
-    known: impl Fn(&str) -> bool,
+    obj: &Map<String, Value>, known: impl Fn(&str) -> bool,
 ) -> Result<Event, Rejection> {
     let event_id = id_field(obj, "event_id", true)?.unwrap_or_default();
     let event_type = match obj.get("event_type") {

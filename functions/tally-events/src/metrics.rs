@@ -176,9 +176,7 @@ impl<K: SealKeys> Sightings for EventsMetrics<K> {
     }
 
     fn decode(
-        &self,
-        seal: &Arc<IngestSeal>,
-        record: &StreamRecord,
+        &self, seal: &Arc<IngestSeal>, record: &StreamRecord,
     ) -> Result<Option<CountedEvent>, Rejection> {
         let (event, _) = self.decoder.decode_record(record, seal)?;
         Ok(Some(CountedEvent::of(&event, record.arrival)))
@@ -193,10 +191,7 @@ impl<K: SealKeys> Sightings for EventsMetrics<K> {
     }
 
     fn sightings(
-        &self,
-        shard: &str,
-        records: &[Sequenced<CountedEvent>],
-        now: DateTime<Utc>,
+        &self, shard: &str, records: &[Sequenced<CountedEvent>], now: DateTime<Utc>,
     ) -> StateDelta {
         let mut delta = StateDelta::default();
         if let Some(first) = records.first() {
@@ -217,9 +212,7 @@ impl<K: SealKeys> Sightings for EventsMetrics<K> {
     }
 
     fn contributions(
-        &self,
-        range: &BatchRange<'_>,
-        stored: &StoredState,
+        &self, range: &BatchRange<'_>, stored: &StoredState,
     ) -> Vec<Sequenced<(StateKey, OneMore)>> {
         let Some(s) = stored.facts.get(SEEN).and_then(|v| Sighting::decode(v)) else {
             return Vec::new();
@@ -304,10 +297,7 @@ fn label(t: DateTime<Utc>) -> String {
 
 /// The metrics from per-minute counts (`counts[i]` is the `i`-th minute of the span).
 pub fn metrics(
-    app_id: Option<&str>,
-    minutes: u32,
-    counts: &[BTreeMap<String, u64>],
-    now: DateTime<Utc>,
+    app_id: Option<&str>, minutes: u32, counts: &[BTreeMap<String, u64>], now: DateTime<Utc>,
 ) -> Metrics {
     let minutes_of = span(minutes, now);
     let mut totals: BTreeMap<String, u64> = BTreeMap::new();
@@ -359,10 +349,7 @@ pub fn parse_minutes(q: Option<&str>) -> Result<u32, String> {
 
 /// Reads the metrics of the `minutes` minutes ending now: one `BatchGetItem` per 100 minutes.
 pub async fn read_metrics<R: StateReader>(
-    reader: &R,
-    app_id: Option<&str>,
-    minutes: u32,
-    now: DateTime<Utc>,
+    reader: &R, app_id: Option<&str>, minutes: u32, now: DateTime<Utc>,
 ) -> Result<Metrics, PortError> {
     let keys: Vec<StateKey> = span(minutes, now)
         .into_iter()
@@ -380,10 +367,7 @@ pub async fn read_metrics<R: StateReader>(
 /// order, with their arrival times, as the seal let them be): each app's event id counted once,
 /// at its first arrival.
 pub fn expected_metrics(
-    received: &[(Event, DateTime<Utc>)],
-    app_id: Option<&str>,
-    minutes: u32,
-    now: DateTime<Utc>,
+    received: &[(Event, DateTime<Utc>)], app_id: Option<&str>, minutes: u32, now: DateTime<Utc>,
 ) -> Metrics {
     let mut first: BTreeMap<(&str, &str), CountedEvent> = BTreeMap::new();
     for (e, arrival) in received {

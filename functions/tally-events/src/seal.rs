@@ -121,9 +121,7 @@ impl IngestSeal {
     /// stamped it; any other under the app `direct`, without an app name, received at its
     /// Kinesis `arrival`. The seal itself is dropped either way.
     pub fn trusted(
-        &self,
-        mut event: Map<String, Value>,
-        arrival: DateTime<Utc>,
+        &self, mut event: Map<String, Value>, arrival: DateTime<Utc>,
     ) -> Map<String, Value> {
         let sealed = self.verifies(&event);
         event.remove(SEAL_FIELD);

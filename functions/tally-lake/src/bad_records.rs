@@ -6,24 +6,17 @@ use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use tally_engine::Rejection;
 
+use crate::columns;
 use crate::raw::RawObject;
 use crate::rows::{Row, Value};
-use crate::table::{col, ColumnType as T, Keep, Layout, PipelineTables, Table};
+use crate::table::{Keep, Layout, PipelineTables, Table};
 use crate::LakeError;
 
 pub const BAD_RECORDS: Table = Table {
     name: "bad_records",
     description: "Every dead letter and every raw line the lake could not convert, once each, with its reason; data is the record as UTF-8 text (invalid bytes replaced).",
-    columns: &[
-        col("source", T::String),
-        col("reason_code", T::String),
-        col("reason", T::String),
-        col("data", T::String),
-        col("id", T::String),
-        col("shard_id", T::String),
-        col("sequence_number", T::String),
-        col("arrival", T::Timestamp),
-    ],
+    columns: columns!(source string, reason_code string, reason string, data string, id string,
+        shard_id string, sequence_number string, arrival timestamp),
     layout: Layout::MergedByDay {
         id: &["id"],
         keep: Keep::Earliest("arrival"),

@@ -78,8 +78,7 @@ pub struct ClusterReport {
 
 /// Clusters the groups of `group_topics` into `k` and replaces `group_clusters` with them.
 pub async fn write_clusters<O: ObjectStore>(
-    store: &O,
-    k: usize,
+    store: &O, k: usize,
 ) -> Result<ClusterReport, LakeError> {
     let mut groups: BTreeMap<i64, BTreeSet<String>> = BTreeMap::new();
     for file in hash_files(&GROUP_TOPICS) {

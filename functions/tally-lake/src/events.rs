@@ -25,6 +25,7 @@ use tally_events::event::{decode_envelope, MAX_EVENT_BYTES};
 use tally_events::schema::{AttributeKind, TypeInfo};
 use tally_events::Event;
 
+use crate::columns;
 use crate::raw::RawObject;
 use crate::rows::{Row, Value};
 use crate::table::{
@@ -41,31 +42,16 @@ const BY_EVENT: Layout = Layout::MergedByDay {
 pub const FACT_EVENTS: Table = Table {
     name: "fact_events",
     description: "Each app event once by (app_id, event_id) (its first arrival): what happened, in which app (direct: not through /collect), on which device, for which user and session, when.",
-    columns: &[
-        col("event_id", T::String),
-        col("event_type", T::String),
-        col("app_id", T::String),
-        col("device_id", T::String),
-        col("user_id", T::String),
-        col("session_id", T::String),
-        col("client_time", T::Timestamp),
-        col("server_time", T::Timestamp),
-    ],
+    columns: columns!(event_id string, event_type string, app_id string, device_id string,
+        user_id string, session_id string, client_time timestamp, server_time timestamp),
     layout: BY_EVENT,
 };
 
 pub const DIM_DEVICE: Table = Table {
     name: "dim_device",
     description: "Each device once: its platform, OS, model and app version as its latest event (client_time) says, and when it was first and last seen.",
-    columns: &[
-        col("device_id", T::String),
-        col("platform", T::String),
-        col("os_version", T::String),
-        col("model", T::String),
-        col("app_version", T::String),
-        col("first_seen", T::Timestamp),
-        col("last_seen", T::Timestamp),
-    ],
+    columns: columns!(device_id string, platform string, os_version string, model string,
+        app_version string, first_seen timestamp, last_seen timestamp),
     layout: Layout::MergedByHash {
         id: &["device_id"],
         keep: Keep::Span {
@@ -79,11 +65,7 @@ pub const DIM_DEVICE: Table = Table {
 pub const DIM_APP: Table = Table {
     name: "dim_app",
     description: "Each app that sent events through /collect once, with its registered name.",
-    columns: &[
-        col("app_id", T::String),
-        col("name", T::String),
-        col("last_seen", T::Timestamp),
-    ],
+    columns: columns!(app_id string, name string, last_seen timestamp),
     layout: Layout::MergedByHash {
         id: &["app_id"],
         keep: Keep::Latest("last_seen"),
@@ -115,18 +97,10 @@ fn leak(s: String) -> &'static str {
 }
 
 /// The envelope's fields as raw columns: nested objects read as their JSON text.
-const RAW_COLUMNS: &[Column] = &[
-    col("event_id", T::String),
-    col("event_type", T::String),
-    col("client_time", T::String),
-    col("device", T::String),
-    col("user_id", T::String),
-    col("session_id", T::String),
-    col("attributes", T::String),
-    col("app_id", T::String),
-    col("app_name", T::String),
-    col("server_time", T::String),
-];
+const RAW_COLUMNS: &[Column] = columns!(
+    event_id string, event_type string, client_time string, device string, user_id string,
+    session_id string, attributes string, app_id string, app_name string, server_time string
+);
 
 /// Every event type's tables, made once from the schemas compiled into the build.
 pub fn event_tables() -> &'static [EventTables] {

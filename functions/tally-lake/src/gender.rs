@@ -3,20 +3,16 @@
 use tally_engine::{Rejection, SequenceNumber, StreamRecord};
 use tally_pipelines::gender::VisitDecoder;
 
+use crate::columns;
 use crate::raw::RawObject;
 use crate::rows::{Row, Value};
-use crate::table::{col, ColumnType as T, Curated, Layout, PipelineTables, RawTable, Table};
+use crate::table::{Curated, Layout, PipelineTables, RawTable, Table};
 
 pub const VISITS: Table = Table {
     name: "visits",
     description:
         "Every valid record of VisitsStream: ts is the visit's time (its arrival when it has none).",
-    columns: &[
-        col("cid", T::String),
-        col("gndr", T::String),
-        col("ts", T::Timestamp),
-        col("arrival", T::Timestamp),
-    ],
+    columns: columns!(cid string, gndr string, ts timestamp, arrival timestamp),
     layout: Layout::PerRawObject,
 };
 
@@ -50,27 +46,15 @@ pub const GENDER_TABLES: PipelineTables = PipelineTables {
         RawTable {
             name: "raw_visits",
             stream: "visits",
-            columns: &[
-                col("cid", T::String),
-                col("gndr", T::String),
-                col("ts", T::String),
-            ],
+            columns: columns!(cid string, gndr string, ts string),
             fields: &[],
             curated: Curated::Rows(&VISITS, visit_row),
         },
         RawTable {
             name: "raw_gender_results",
             stream: "gender_results",
-            columns: &[
-                col("id", T::String),
-                col("model", T::String),
-                col("cid", T::String),
-                col("gndr", T::String),
-                col("male", T::BigInt),
-                col("female", T::BigInt),
-                col("rev", T::BigInt),
-                col("as_of", T::String),
-            ],
+            columns: columns!(id string, model string, cid string, gndr string, male bigint,
+                female bigint, rev bigint, as_of string),
             fields: &[("id", "_id")],
             curated: Curated::Archived,
         },

@@ -106,8 +106,7 @@ fn day_file(table: &Table, dt: NaiveDate) -> String {
 /// Rows unique by the table's id, in id order; of two with one id, the one `keep` prefers (the
 /// first seen on a tie).
 pub fn deduplicate(
-    table: &Table,
-    rows: impl IntoIterator<Item = Row>,
+    table: &Table, rows: impl IntoIterator<Item = Row>,
 ) -> Result<Vec<Row>, LakeError> {
     let (id, keep) = match table.layout {
         Layout::MergedByDay { id, keep, .. } | Layout::MergedByHash { id, keep, .. } => (id, keep),
@@ -181,10 +180,7 @@ fn spans(rows: impl IntoIterator<Item = Row>, id: &[usize], first: usize, last: 
 
 /// The rows of each id's latest version, one per member, in (id, member) order.
 fn latest_sets(
-    rows: impl IntoIterator<Item = Row>,
-    id: &[usize],
-    version: usize,
-    member: usize,
+    rows: impl IntoIterator<Item = Row>, id: &[usize], version: usize, member: usize,
 ) -> Vec<Row> {
     let rows: Vec<Row> = rows.into_iter().collect();
     let mut newest: BTreeMap<String, &Value> = BTreeMap::new();
@@ -207,10 +203,7 @@ fn latest_sets(
 
 /// Merges `rows` into the file `key` of `table`.
 pub async fn merge_into<O: ObjectStore>(
-    store: &O,
-    table: &Table,
-    key: &str,
-    rows: &[Row],
+    store: &O, table: &Table, key: &str, rows: &[Row],
 ) -> Result<Merged, LakeError> {
     for _ in 0..MAX_ATTEMPTS {
         let (existing, condition) = match store.get(key).await? {

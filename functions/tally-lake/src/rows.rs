@@ -2,10 +2,6 @@
 
 use std::sync::Arc;
 
-use arrow_array::builder::{
-    BooleanBuilder, Float64Builder, Int32Builder, Int64Builder, StringBuilder,
-    TimestampMillisecondBuilder,
-};
 use arrow_array::{
     Array, ArrayRef, BooleanArray, Float64Array, Int32Array, Int64Array, RecordBatch, StringArray,
     TimestampMillisecondArray,
@@ -16,7 +12,7 @@ use parquet::arrow::ArrowWriter;
 use parquet::basic::Compression;
 use parquet::file::properties::WriterProperties;
 
-use crate::table::{ColumnType, Table};
+use crate::table::{Column, ColumnType, Table};
 use crate::LakeError;
 
 #[derive(Debug, Clone, PartialEq, PartialOrd)]
@@ -64,80 +60,51 @@ fn wrong(table: &Table, column: &str, v: &Value) -> LakeError {
     LakeError::Schema(format!("{}.{column} cannot hold {v:?}", table.name))
 }
 
+/// The values of column `i` as `T` (`None` for nulls), or an error naming the first that is not
+/// of the column's type.
+fn typed<'a, T>(
+    table: &Table, column: &Column, rows: &'a [Row], i: usize,
+    pick: impl Fn(&'a Value) -> Option<T>,
+) -> Result<Vec<Option<T>>, LakeError> {
+    rows.iter()
+        .map(|r| match r.get(i).unwrap_or(&Value::Null) {
+            Value::Null => Ok(None),
+            v => pick(v)
+                .map(Some)
+                .ok_or_else(|| wrong(table, column.name, v)),
+        })
+        .collect()
+}
+
 /// Rows as one Arrow batch of the table's schema.
 pub fn to_batch(table: &Table, rows: &[Row]) -> Result<RecordBatch, LakeError> {
     let mut arrays: Vec<ArrayRef> = Vec::with_capacity(table.columns.len());
     for (i, column) in table.columns.iter().enumerate() {
-        let values = rows.iter().map(|r| r.get(i).unwrap_or(&Value::Null));
-        let array: ArrayRef = match column.kind {
-            ColumnType::String => {
-                let mut b = StringBuilder::new();
-                for v in values {
-                    match v {
-                        Value::Null => b.append_null(),
-                        Value::Str(s) => b.append_value(s),
-                        other => return Err(wrong(table, column.name, other)),
-                    }
-                }
-                Arc::new(b.finish())
-            }
-            ColumnType::BigInt => {
-                let mut b = Int64Builder::new();
-                for v in values {
-                    match v {
-                        Value::Null => b.append_null(),
-                        Value::BigInt(n) => b.append_value(*n),
-                        other => return Err(wrong(table, column.name, other)),
-                    }
-                }
-                Arc::new(b.finish())
-            }
-            ColumnType::Int => {
-                let mut b = Int32Builder::new();
-                for v in values {
-                    match v {
-                        Value::Null => b.append_null(),
-                        Value::Int(n) => b.append_value(*n),
-                        other => return Err(wrong(table, column.name, other)),
-                    }
-                }
-                Arc::new(b.finish())
-            }
-            ColumnType::Double => {
-                let mut b = Float64Builder::new();
-                for v in values {
-                    match v {
-                        Value::Null => b.append_null(),
-                        Value::Double(n) => b.append_value(*n),
-                        other => return Err(wrong(table, column.name, other)),
-                    }
-                }
-                Arc::new(b.finish())
-            }
-            ColumnType::Boolean => {
-                let mut b = BooleanBuilder::new();
-                for v in values {
-                    match v {
-                        Value::Null => b.append_null(),
-                        Value::Bool(x) => b.append_value(*x),
-                        other => return Err(wrong(table, column.name, other)),
-                    }
-                }
-                Arc::new(b.finish())
-            }
+        // One Arrow array type per column type, filled from the values of one variant.
+        macro_rules! array {
+            ($array:ty, $variant:pat => $value:expr) => {
+                Arc::new(<$array>::from(typed(
+                    table,
+                    column,
+                    rows,
+                    i,
+                    |v| match v {
+                        $variant => Some($value),
+                        _ => None,
+                    },
+                )?))
+            };
+        }
+        arrays.push(match column.kind {
+            ColumnType::String => array!(StringArray, Value::Str(s) => s.as_str()),
+            ColumnType::BigInt => array!(Int64Array, Value::BigInt(n) => *n),
+            ColumnType::Int => array!(Int32Array, Value::Int(n) => *n),
+            ColumnType::Double => array!(Float64Array, Value::Double(n) => *n),
+            ColumnType::Boolean => array!(BooleanArray, Value::Bool(b) => *b),
             ColumnType::Timestamp => {
-                let mut b = TimestampMillisecondBuilder::new();
-                for v in values {
-                    match v {
-                        Value::Null => b.append_null(),
-                        Value::Timestamp(t) => b.append_value(t.timestamp_millis()),
-                        other => return Err(wrong(table, column.name, other)),
-                    }
-                }
-                Arc::new(b.finish())
+                array!(TimestampMillisecondArray, Value::Timestamp(t) => t.timestamp_millis())
             }
-        };
-        arrays.push(array);
+        });
     }
     RecordBatch::try_new(table.schema(), arrays).map_err(|e| LakeError::Schema(e.to_string()))
 }
@@ -152,57 +119,32 @@ pub fn from_batch(table: &Table, batch: &RecordBatch) -> Result<Vec<Row>, LakeEr
         let missing =
             || LakeError::Schema(format!("{}.{} has another type", table.name, column.name));
         for (i, row) in rows.iter_mut().enumerate() {
-            let v = if array.is_null(i) {
+            // The value at `i` of the column's Arrow array type, as a `Value`.
+            macro_rules! value {
+                ($array:ty, $wrap:expr) => {
+                    ($wrap)(
+                        array
+                            .as_any()
+                            .downcast_ref::<$array>()
+                            .ok_or_else(missing)?
+                            .value(i),
+                    )
+                };
+            }
+            row.push(if array.is_null(i) {
                 Value::Null
             } else {
                 match column.kind {
-                    ColumnType::String => Value::Str(
-                        array
-                            .as_any()
-                            .downcast_ref::<StringArray>()
-                            .ok_or_else(missing)?
-                            .value(i)
-                            .to_string(),
-                    ),
-                    ColumnType::BigInt => Value::BigInt(
-                        array
-                            .as_any()
-                            .downcast_ref::<Int64Array>()
-                            .ok_or_else(missing)?
-                            .value(i),
-                    ),
-                    ColumnType::Int => Value::Int(
-                        array
-                            .as_any()
-                            .downcast_ref::<Int32Array>()
-                            .ok_or_else(missing)?
-                            .value(i),
-                    ),
-                    ColumnType::Double => Value::Double(
-                        array
-                            .as_any()
-                            .downcast_ref::<Float64Array>()
-                            .ok_or_else(missing)?
-                            .value(i),
-                    ),
-                    ColumnType::Boolean => Value::Bool(
-                        array
-                            .as_any()
-                            .downcast_ref::<BooleanArray>()
-                            .ok_or_else(missing)?
-                            .value(i),
-                    ),
-                    ColumnType::Timestamp => {
-                        let ms = array
-                            .as_any()
-                            .downcast_ref::<TimestampMillisecondArray>()
-                            .ok_or_else(missing)?
-                            .value(i);
+                    ColumnType::String => value!(StringArray, Value::str),
+                    ColumnType::BigInt => value!(Int64Array, Value::BigInt),
+                    ColumnType::Int => value!(Int32Array, Value::Int),
+                    ColumnType::Double => value!(Float64Array, Value::Double),
+                    ColumnType::Boolean => value!(BooleanArray, Value::Bool),
+                    ColumnType::Timestamp => value!(TimestampMillisecondArray, |ms| {
                         Value::opt_timestamp(DateTime::from_timestamp_millis(ms))
-                    }
+                    }),
                 }
-            };
-            row.push(v);
+            });
         }
     }
     Ok(rows)

@@ -8,9 +8,10 @@
 use tally_engine::Rejection;
 use tally_pipelines::rsvp::{Rsvp, RsvpDecoder};
 
+use crate::columns;
 use crate::raw::RawObject;
 use crate::rows::{bigint as id, Row, Value};
-use crate::table::{col, ColumnType as T, Curated, Keep, Layout, PipelineTables, RawTable, Table};
+use crate::table::{Curated, Keep, Layout, PipelineTables, RawTable, Table};
 
 /// Files per dimension table: small tables, rewritten whole by a merge that touches them.
 const DIMENSION_FILES: u32 = 4;
@@ -26,29 +27,16 @@ const fn dimension(id: &'static [&'static str]) -> Layout {
 pub const MEMBERS: Table = Table {
     name: "members",
     description: "Each member once, as its latest RSVP (mtime) shows it.",
-    columns: &[
-        col("member_id", T::BigInt),
-        col("member_name", T::String),
-        col("photo", T::String),
-        col("mtime", T::Timestamp),
-    ],
+    columns: columns!(member_id bigint, member_name string, photo string, mtime timestamp),
     layout: dimension(&["member_id"]),
 };
 
 pub const GROUPS: Table = Table {
     name: "groups",
     description: "Each group once, as its latest RSVP (mtime) shows it.",
-    columns: &[
-        col("group_id", T::BigInt),
-        col("group_name", T::String),
-        col("group_urlname", T::String),
-        col("group_city", T::String),
-        col("group_state", T::String),
-        col("group_country", T::String),
-        col("group_lat", T::Double),
-        col("group_lon", T::Double),
-        col("mtime", T::Timestamp),
-    ],
+    columns: columns!(group_id bigint, group_name string, group_urlname string, group_city string,
+        group_state string, group_country string, group_lat double, group_lon double,
+        mtime timestamp),
     layout: dimension(&["group_id"]),
 };
 
@@ -56,13 +44,7 @@ pub const VENUES: Table = Table {
     name: "venues",
     description:
         "Each venue once, as its latest RSVP (mtime) shows it; RSVPs without one name none.",
-    columns: &[
-        col("venue_id", T::BigInt),
-        col("venue_name", T::String),
-        col("lat", T::Double),
-        col("lon", T::Double),
-        col("mtime", T::Timestamp),
-    ],
+    columns: columns!(venue_id bigint, venue_name string, lat double, lon double, mtime timestamp),
     layout: dimension(&["venue_id"]),
 };
 
@@ -70,37 +52,22 @@ pub const MEETUP_EVENTS: Table = Table {
     name: "meetup_events",
     description:
         "Each Meetup event once, as its latest RSVP (mtime) shows it: its group and venue.",
-    columns: &[
-        col("event_id", T::String),
-        col("event_name", T::String),
-        col("event_url", T::String),
-        col("time", T::Timestamp),
-        col("group_id", T::BigInt),
-        col("venue_id", T::BigInt),
-        col("mtime", T::Timestamp),
-    ],
+    columns: columns!(event_id string, event_name string, event_url string, time timestamp,
+        group_id bigint, venue_id bigint, mtime timestamp),
     layout: dimension(&["event_id"]),
 };
 
 pub const TOPICS: Table = Table {
     name: "topics",
     description: "Each topic once by urlkey, named as its latest RSVP (mtime) names it.",
-    columns: &[
-        col("urlkey", T::String),
-        col("topic_name", T::String),
-        col("mtime", T::Timestamp),
-    ],
+    columns: columns!(urlkey string, topic_name string, mtime timestamp),
     layout: dimension(&["urlkey"]),
 };
 
 pub const GROUP_TOPICS: Table = Table {
     name: "group_topics",
     description: "The topics of each group, as its latest RSVP (mtime) lists them.",
-    columns: &[
-        col("group_id", T::BigInt),
-        col("urlkey", T::String),
-        col("mtime", T::Timestamp),
-    ],
+    columns: columns!(group_id bigint, urlkey string, mtime timestamp),
     layout: Layout::MergedByHash {
         id: &["group_id"],
         keep: Keep::LatestSet {
@@ -114,15 +81,8 @@ pub const GROUP_TOPICS: Table = Table {
 pub const RSVPS: Table = Table {
     name: "rsvps",
     description: "Each RSVP once by rsvp_id: its latest version (mtime).",
-    columns: &[
-        col("rsvp_id", T::BigInt),
-        col("mtime", T::Timestamp),
-        col("response", T::String),
-        col("guests", T::Int),
-        col("visibility", T::String),
-        col("member_id", T::BigInt),
-        col("event_id", T::String),
-    ],
+    columns: columns!(rsvp_id bigint, mtime timestamp, response string, guests int,
+        visibility string, member_id bigint, event_id string),
     layout: Layout::MergedByHash {
         id: &["rsvp_id"],
         keep: Keep::Latest("mtime"),
@@ -135,7 +95,7 @@ pub const RSVPS: Table = Table {
 pub const GROUP_CLUSTERS: Table = Table {
     name: "group_clusters",
     description: "Each group's cluster by the Jaccard distance of topic sets (tally clusters).",
-    columns: &[col("group_id", T::BigInt), col("cluster", T::Int)],
+    columns: columns!(group_id bigint, cluster int),
     layout: Layout::Replaced,
 };
 
@@ -260,31 +220,16 @@ pub const RSVP_TABLES: PipelineTables = PipelineTables {
         RawTable {
             name: "raw_rsvps",
             stream: "rsvps",
-            columns: &[
-                col("rsvp_id", T::BigInt),
-                col("mtime", T::BigInt),
-                col("response", T::String),
-                col("guests", T::Int),
-                col("visibility", T::String),
-                col("member", T::String),
-                col("event", T::String),
-                col("rsvp_group", T::String),
-                col("venue", T::String),
-            ],
+            columns: columns!(rsvp_id bigint, mtime bigint, response string, guests int,
+                visibility string, member string, event string, rsvp_group string, venue string),
             fields: &[("rsvp_group", "group")],
             curated: Curated::Normalized(rsvp_rows),
         },
         RawTable {
             name: "raw_rsvp_stats",
             stream: "rsvp_stats",
-            columns: &[
-                col("as_of", T::String),
-                col("window_start", T::String),
-                col("window_end", T::String),
-                col("top_events", T::String),
-                col("totals", T::String),
-                col("per_minute", T::String),
-            ],
+            columns: columns!(as_of string, window_start string, window_end string,
+                top_events string, totals string, per_minute string),
             fields: &[],
             curated: Curated::Archived,
         },

@@ -4,34 +4,24 @@ use serde_json::Value as Json;
 use tally_engine::Rejection;
 use tally_pipelines::rules::{InteractionDecoder, RuleDef};
 
+use crate::columns;
 use crate::gender::as_record;
 use crate::raw::RawObject;
 use crate::rows::{bigint, Row, Value};
-use crate::table::{col, ColumnType as T, Curated, Keep, Layout, PipelineTables, RawTable, Table};
+use crate::table::{Curated, Keep, Layout, PipelineTables, RawTable, Table};
 
 pub const INTERACTIONS: Table = Table {
     name: "interactions",
     description: "Every valid record of InteractionsStream, of every event type.",
-    columns: &[
-        col("user_id", T::BigInt),
-        col("property_id", T::BigInt),
-        col("event", T::String),
-        col("event_time", T::Timestamp),
-    ],
+    columns: columns!(user_id bigint, property_id bigint, event string, event_time timestamp),
     layout: Layout::PerRawObject,
 };
 
 pub const ALERTS: Table = Table {
     name: "alerts",
     description: "Every alert of the three alert streams once, however often it was published.",
-    columns: &[
-        col("rule", T::String),
-        col("alert_id", T::String),
-        col("key", T::String),
-        col("count", T::BigInt),
-        col("window_start", T::Timestamp),
-        col("published", T::Timestamp),
-    ],
+    columns: columns!(rule string, alert_id string, key string, count bigint,
+        window_start timestamp, published timestamp),
     layout: Layout::MergedByHash {
         id: &["alert_id"],
         keep: Keep::Earliest("published"),
@@ -101,46 +91,29 @@ pub const RULES_TABLES: PipelineTables = PipelineTables {
         RawTable {
             name: "raw_interactions",
             stream: "interactions",
-            columns: &[
-                col("user_id", T::BigInt),
-                col("property_id", T::BigInt),
-                col("date", T::String),
-                col("event", T::String),
-            ],
+            columns: columns!(user_id bigint, property_id bigint, date string, event string),
             fields: &[],
             curated: Curated::Rows(&INTERACTIONS, interaction_row),
         },
         RawTable {
             name: "raw_paid_user_alerts",
             stream: "paid_user_alerts",
-            columns: &[
-                col("user", T::BigInt),
-                col("interactions_count", T::BigInt),
-                col("alert_id", T::String),
-            ],
+            columns: columns!(user bigint, interactions_count bigint, alert_id string),
             fields: &[],
             curated: Curated::Rows(&ALERTS, alert_row),
         },
         RawTable {
             name: "raw_property_status_alerts",
             stream: "property_status_alerts",
-            columns: &[
-                col("property", T::BigInt),
-                col("property_interactions_count", T::BigInt),
-                col("alert_id", T::String),
-            ],
+            columns: columns!(property bigint, property_interactions_count bigint, alert_id string),
             fields: &[],
             curated: Curated::Rows(&ALERTS, alert_row),
         },
         RawTable {
             name: "raw_possible_broker_alerts",
             stream: "possible_broker_alerts",
-            columns: &[
-                col("window_start", T::String),
-                col("user_id", T::BigInt),
-                col("threat_user_interactions", T::BigInt),
-                col("alert_id", T::String),
-            ],
+            columns: columns!(window_start string, user_id bigint,
+                threat_user_interactions bigint, alert_id string),
             fields: &[("window_start", "window.start")],
             curated: Curated::Rows(&ALERTS, alert_row),
         },

@@ -67,6 +67,39 @@ pub const fn col(name: &'static str, kind: ColumnType) -> Column {
     Column { name, kind }
 }
 
+/// A table's columns as its DDL names them, with the Glue (Athena) types:
+/// `columns!(member_id bigint, member_name string, mtime timestamp)`.
+#[macro_export]
+macro_rules! columns {
+    ($($name:ident $kind:ident),* $(,)?) => {
+        &[$($crate::table::col(stringify!($name), $crate::column_type!($kind))),*]
+    };
+}
+
+/// A Glue type name as a [`ColumnType`] (for [`columns!`]).
+#[doc(hidden)]
+#[macro_export]
+macro_rules! column_type {
+    (string) => {
+        $crate::table::ColumnType::String
+    };
+    (bigint) => {
+        $crate::table::ColumnType::BigInt
+    };
+    (int) => {
+        $crate::table::ColumnType::Int
+    };
+    (double) => {
+        $crate::table::ColumnType::Double
+    };
+    (boolean) => {
+        $crate::table::ColumnType::Boolean
+    };
+    (timestamp) => {
+        $crate::table::ColumnType::Timestamp
+    };
+}
+
 /// Which of two rows with the same id a merge keeps.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Keep {
@@ -175,9 +208,7 @@ pub enum Curated {
 impl Curated {
     /// The rows a line becomes.
     pub fn rows(
-        &self,
-        line: &[u8],
-        raw: &crate::raw::RawObject,
+        &self, line: &[u8], raw: &crate::raw::RawObject,
     ) -> Result<Vec<(&'static Table, crate::rows::Row)>, tally_engine::Rejection> {
         match self {
             Curated::Archived => Ok(Vec::new()),

@@ -346,12 +346,7 @@ async fn rsvps_normalize_into_each_entity_once_and_the_latest_version_wins() {
 }
 
 fn app_event(
-    id: &str,
-    t: &str,
-    client: &str,
-    server: Option<&str>,
-    device: &str,
-    version: &str,
+    id: &str, t: &str, client: &str, server: Option<&str>, device: &str, version: &str,
     attributes: &str,
 ) -> String {
     let stamp = server
@@ -370,40 +365,27 @@ async fn events_become_facts_dimensions_and_typed_tables_each_event_id_once() {
         raw_key("events/event_type=clip_play", 1),
         raw_key("events/event_type=purchase", 2),
     );
+    // The one play p1, as /collect stamped it on each of its arrivals.
+    let p1_received_at = |server_time: &str| {
+        app_event(
+            "p1",
+            "clip_play",
+            "2026-11-22T09:00:00Z",
+            Some(server_time),
+            "d1",
+            "4.1",
+            r#"{"clip_id":"c1","autoplay":true,"position_ms":0}"#,
+        )
+    };
     store.insert(
         &plays,
         gz(&[
-            &app_event(
-                "p1",
-                "clip_play",
-                "2026-11-22T09:00:00Z",
-                Some("2026-11-22T09:00:05Z"),
-                "d1",
-                "4.1",
-                r#"{"clip_id":"c1","autoplay":true,"position_ms":0}"#,
-            ),
+            &p1_received_at("2026-11-22T09:00:05Z"),
             // The SDK's retry of p1, stamped later by /collect: the first arrival stays.
-            &app_event(
-                "p1",
-                "clip_play",
-                "2026-11-22T09:00:00Z",
-                Some("2026-11-22T09:03:00Z"),
-                "d1",
-                "4.1",
-                r#"{"clip_id":"c1","autoplay":true,"position_ms":0}"#,
-            ),
+            &p1_received_at("2026-11-22T09:03:00Z"),
             // p1 put directly, as the router archives it (the app `direct`, received at its
             // arrival, which is earlier): a row of its own that replaces nothing of app-1's.
-            &app_event(
-                "p1",
-                "clip_play",
-                "2026-11-22T09:00:00Z",
-                Some("2026-11-22T09:00:01Z"),
-                "d1",
-                "4.1",
-                r#"{"clip_id":"c1","autoplay":true,"position_ms":0}"#,
-            )
-            .replace(
+            &p1_received_at("2026-11-22T09:00:01Z").replace(
                 r#""app_id":"app-1","app_name":"Flyers""#,
                 r#""app_id":"direct""#,
             ),

@@ -79,10 +79,7 @@ impl<O: ObjectStore> LakeWriter<O> {
     }
 
     async fn convert_one(
-        &self,
-        key: &str,
-        merges: &mut BTreeMap<String, Pending>,
-        report: &mut LakeReport,
+        &self, key: &str, merges: &mut BTreeMap<String, Pending>, report: &mut LakeReport,
     ) -> Result<(), LakeError> {
         match Input::of(key) {
             Input::Other => Ok(()),
@@ -98,10 +95,7 @@ impl<O: ObjectStore> LakeWriter<O> {
     }
 
     async fn convert_raw(
-        &self,
-        raw: &RawObject,
-        merges: &mut BTreeMap<String, Pending>,
-        report: &mut LakeReport,
+        &self, raw: &RawObject, merges: &mut BTreeMap<String, Pending>, report: &mut LakeReport,
     ) -> Result<(), LakeError> {
         // A stream the lake has no table for is archived only.
         let Some(curated) = raw_table(&raw.stream)
@@ -161,10 +155,7 @@ impl<O: ObjectStore> LakeWriter<O> {
 }
 
 fn add(
-    merges: &mut BTreeMap<String, Pending>,
-    table: &'static Table,
-    row: Row,
-    input: &str,
+    merges: &mut BTreeMap<String, Pending>, table: &'static Table, row: Row, input: &str,
 ) -> Result<(), LakeError> {
     let file = file_of(table, &row)?;
     let pending = merges.entry(file).or_insert_with(|| Pending {

@@ -123,10 +123,7 @@ impl Consumer for FeedConsumer {
     }
 
     fn fold(
-        &self,
-        key: &FeedKey,
-        events: &[Sequenced<FeedEvent>],
-        now: DateTime<Utc>,
+        &self, key: &FeedKey, events: &[Sequenced<FeedEvent>], now: DateTime<Utc>,
     ) -> Option<StateDelta> {
         let mut delta = StateDelta::default();
         for e in events {
@@ -194,8 +191,7 @@ pub struct Panels {
 
 /// The panels as of `now`: the last 60 arrival minutes.
 pub async fn read_panels<R: StateReader>(
-    reader: &R,
-    now: DateTime<Utc>,
+    reader: &R, now: DateTime<Utc>,
 ) -> Result<Panels, PortError> {
     let (start, last) = SPAN.span_ending(now);
     let minutes: Vec<DateTime<Utc>> = (0..i64::from(SPAN.minutes))

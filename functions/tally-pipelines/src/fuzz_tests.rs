@@ -204,11 +204,7 @@ fn assert_accounted(what: &str, report: &BatchReport, letters: usize, before: us
 
 /// Runs `handler` over hostile batches of `template`'s shape.
 async fn fuzz_handler(
-    what: &str,
-    template: Value,
-    seed: u64,
-    handler: &impl BatchHandler,
-    dl: &MemoryDeadLetters,
+    what: &str, template: Value, seed: u64, handler: &impl BatchHandler, dl: &MemoryDeadLetters,
 ) {
     let mut rng = SeededRng::new(seed);
     let mut done = 0;

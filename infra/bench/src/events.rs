@@ -151,10 +151,7 @@ async fn probe_freshness(cloud: &LocalCloud, probes: Sender, until: Instant) -> 
 /// `/collect` loaded by `concurrency` SDKs sending `per_request` events a request for `seconds`,
 /// with freshness probes meanwhile.
 pub async fn load(
-    cloud: &LocalCloud,
-    concurrency: usize,
-    per_request: usize,
-    seconds: f64,
+    cloud: &LocalCloud, concurrency: usize, per_request: usize, seconds: f64,
 ) -> Result<(CollectLoad, Option<Percentiles>, usize, f64)> {
     let load = sender(cloud, "bench-load").await?;
     let probes = sender(cloud, "bench-probe").await?;

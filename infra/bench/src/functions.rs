@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
+use tally_cloud::clients::failed;
 
 use serde::Serialize;
 
@@ -59,8 +60,7 @@ fn sequence(n: u64) -> String {
 }
 
 fn shard_records(
-    events: impl IntoIterator<Item = (String, String)>,
-    first: u64,
+    events: impl IntoIterator<Item = (String, String)>, first: u64,
 ) -> Vec<ShardRecord> {
     let arrival = chrono::Utc::now().timestamp_millis() as f64 / 1e3;
     events
@@ -79,11 +79,7 @@ fn shard_records(
 /// The `i`-th warm event of a function: 100 new records of its stream (a request for an API, the
 /// events/ file's notifications for the lake writer).
 async fn event_for(
-    cloud: &LocalCloud,
-    root: &Path,
-    function: &str,
-    i: u64,
-    results: &[ShardRecord],
+    cloud: &LocalCloud, root: &Path, function: &str, i: u64, results: &[ShardRecord],
 ) -> Result<(String, Vec<u8>)> {
     let template = &cloud.template;
     let arn = |stream: &str| template.arn(stream);
@@ -197,11 +193,7 @@ async fn event_for(
 
 /// Cold starts (`cold` per function, each a new process) and `warm` timed invocations.
 pub async fn function_figures(
-    cloud: &LocalCloud,
-    root: &Path,
-    scratch: &Path,
-    cold: usize,
-    warm: usize,
+    cloud: &LocalCloud, root: &Path, scratch: &Path, cold: usize, warm: usize,
 ) -> Result<Vec<FunctionFigure>> {
     let results_stream = cloud.template.physical_name("GenderResultsStream");
     let results = read_stream(&cloud.clients.kinesis, &results_stream).await?;
@@ -330,12 +322,7 @@ async fn stored_keys(cloud: &LocalCloud, limit: usize) -> Result<Vec<(String, St
             .set_exclusive_start_key(start)
             .send()
             .await
-            .map_err(|e| {
-                anyhow!(
-                    "scanning {table}: {}",
-                    aws_sdk_dynamodb::error::DisplayErrorContext(e)
-                )
-            })?;
+            .map_err(failed(format!("scanning {table}")))?;
         // One item per cid, a `rev_<MODEL>` per model it holds a result of.
         for item in page.items() {
             let Some(Ok(cid)) = item.get("cid").map(|v| v.as_s()) else {
@@ -366,10 +353,7 @@ enum Paced {
 }
 
 pub async fn api_figures(
-    cloud: &LocalCloud,
-    scratch: &Path,
-    seconds: u64,
-    paced_rate: f64,
+    cloud: &LocalCloud, scratch: &Path, seconds: u64, paced_rate: f64,
 ) -> Result<ApiFigures> {
     let keys = stored_keys(cloud, 2_000).await?;
     let hottest: Vec<String> = keys

@@ -75,9 +75,7 @@ pub fn section(key: &str, figures: &Value) -> String {
 
 /// A full bench's report and BENCHMARKS.md with the kept runs of the old report carried over.
 pub fn carry_over(
-    old_report: &Value,
-    mut report: String,
-    mut markdown: String,
+    old_report: &Value, mut report: String, mut markdown: String,
 ) -> (String, String) {
     for key in KEPT {
         let Some(figures) = old_report.get(key).filter(|v| !v.is_null()) else {

@@ -124,9 +124,7 @@ pub async fn convert_lines(stream: &str, batches: Vec<Vec<String>>) -> Result<La
 /// `probes` times: a visit of a new cid put, then what `tally sql` does (bring the lake up to
 /// date, copy it, query) until the answer holds it.
 pub async fn put_to_sql(
-    cloud: &LocalCloud,
-    root: &std::path::Path,
-    probes: usize,
+    cloud: &LocalCloud, root: &std::path::Path, probes: usize,
 ) -> Result<Percentiles> {
     let stream = cloud.template.physical_name("VisitsStream");
     let bucket = cloud.template.physical_name("ArchiveBucket");

@@ -184,9 +184,7 @@ fn request_workloads(n: usize) -> Vec<(&'static str, Skew, Vec<workload::Event>)
 }
 
 async fn count_all(
-    cloud: &LocalCloud,
-    mode: &str,
-    workloads: &[(&'static str, Skew, Vec<workload::Event>)],
+    cloud: &LocalCloud, mode: &str, workloads: &[(&'static str, Skew, Vec<workload::Event>)],
     begin: Instant,
 ) -> Result<Vec<RequestCount>> {
     let t = &cloud.template;
@@ -240,10 +238,7 @@ fn pipeline_functions(t: &Template, name: &str) -> Result<Vec<String>> {
 /// Figure 1 on a running cloud: the four workloads, and the functions' busy time per event of
 /// each pipeline (for the cost figure).
 async fn requests_and_busy_time(
-    cloud: &LocalCloud,
-    mode: &str,
-    n: usize,
-    begin: Instant,
+    cloud: &LocalCloud, mode: &str, n: usize, begin: Instant,
 ) -> Result<(Vec<RequestCount>, BTreeMap<String, f64>)> {
     let workloads = request_workloads(n);
     let before = busy_ms(cloud);
@@ -281,10 +276,7 @@ async fn requests_and_busy_time(
 
 /// Figure 1 on a cloud of its own (the per-record baseline).
 async fn requests_on(
-    o: &BenchOptions,
-    mode: &str,
-    n: usize,
-    begin: Instant,
+    o: &BenchOptions, mode: &str, n: usize, begin: Instant,
 ) -> Result<(Vec<RequestCount>, BTreeMap<String, f64>)> {
     let cloud = LocalCloud::start(cloud_options(o, mode)).await?;
     let outcome = requests_and_busy_time(&cloud, mode, n, begin).await;
@@ -321,11 +313,7 @@ struct RunEvents {
 
 impl RunEvents {
     fn new(
-        t: &Template,
-        run: usize,
-        (with_gender, with_rules): (bool, bool),
-        rate: f64,
-        seconds: f64,
+        t: &Template, run: usize, (with_gender, with_rules): (bool, bool), rate: f64, seconds: f64,
     ) -> Result<Self> {
         let n = (rate * seconds) as usize;
         let start = chrono::Utc::now();
@@ -362,13 +350,8 @@ impl RunEvents {
 /// then the checks that nothing was lost.
 #[allow(clippy::too_many_arguments)]
 async fn sustained_run(
-    cloud: &LocalCloud,
-    run: usize,
-    pipelines: (bool, bool),
-    rate: f64,
-    seconds: f64,
-    drain: Duration,
-    begin: Instant,
+    cloud: &LocalCloud, run: usize, pipelines: (bool, bool), rate: f64, seconds: f64,
+    drain: Duration, begin: Instant,
 ) -> Result<Throughput> {
     let t = &cloud.template;
     let (visits_stream, _) = streams(t, "gender")?;
@@ -470,10 +453,7 @@ fn read_criterion(root: &std::path::Path) -> Vec<CpuFigure> {
 /// The three overloaded runs (gender, rules, both at [`RATE`] per pipeline), each on a fresh
 /// local cloud: a backlog one run leaves must not slow the next.
 async fn overload_runs(
-    o: &BenchOptions,
-    seconds: f64,
-    drain: Duration,
-    begin: Instant,
+    o: &BenchOptions, seconds: f64, drain: Duration, begin: Instant,
 ) -> Result<Vec<Throughput>> {
     let mut throughput = Vec::new();
     for (run, pipelines) in [(true, false), (false, true), (true, true)]
@@ -509,9 +489,7 @@ pub struct FaultsRun {
 
 /// The overloaded runs on quiet clouds, then with `spec`'s faults.
 pub async fn faults_cost(
-    o: BenchOptions,
-    spec: tally_cloud::faults::FaultSpec,
-    seconds: f64,
+    o: BenchOptions, spec: tally_cloud::faults::FaultSpec, seconds: f64,
 ) -> Result<FaultsCost> {
     let without = throughput_only(
         BenchOptions {
@@ -615,10 +593,7 @@ struct PerKeyFigures {
 }
 
 async fn per_key_figures(
-    o: &BenchOptions,
-    sizes: &Sizes,
-    scratch: &std::path::Path,
-    begin: Instant,
+    o: &BenchOptions, sizes: &Sizes, scratch: &std::path::Path, begin: Instant,
 ) -> Result<PerKeyFigures> {
     step(begin, "per-key mode: starting the local cloud");
     let cloud = LocalCloud::start(cloud_options(o, "per-key")).await?;
@@ -673,11 +648,7 @@ async fn per_key_figures(
 /// The overloaded runs, then freshness where it means something: both pipelines at half the
 /// rate each held. Each run's DynamoDB rate is also a share of the emulator's capacity.
 async fn throughput_and_freshness(
-    o: &BenchOptions,
-    sizes: &Sizes,
-    capacity: &Capacity,
-    drain: Duration,
-    begin: Instant,
+    o: &BenchOptions, sizes: &Sizes, capacity: &Capacity, drain: Duration, begin: Instant,
 ) -> Result<(Vec<Throughput>, Throughput)> {
     let mut throughput = overload_runs(o, sizes.seconds, drain, begin).await?;
     let half = throughput
@@ -722,11 +693,7 @@ fn requests_of(counts: &[&[RequestCount]], pipeline: &str) -> Vec<RequestCount> 
 /// RSVPs on fresh clouds: at the target rate and at one the local cloud keeps up with, then the
 /// 3NF conversion.
 async fn rsvp_figures(
-    o: &BenchOptions,
-    sizes: &Sizes,
-    drain: Duration,
-    begin: Instant,
-    requests: Vec<RequestCount>,
+    o: &BenchOptions, sizes: &Sizes, drain: Duration, begin: Instant, requests: Vec<RequestCount>,
 ) -> Result<rsvp::RsvpFigures> {
     step(
         begin,
@@ -774,11 +741,7 @@ async fn rsvp_figures(
 
 /// `/collect` loaded on a fresh cloud; also the functions' busy milliseconds per event.
 async fn event_figures(
-    o: &BenchOptions,
-    sizes: &Sizes,
-    drain: Duration,
-    begin: Instant,
-    requests: Vec<RequestCount>,
+    o: &BenchOptions, sizes: &Sizes, drain: Duration, begin: Instant, requests: Vec<RequestCount>,
 ) -> Result<(events::EventFigures, f64)> {
     step(
         begin,
@@ -824,10 +787,7 @@ async fn event_figures(
 
 /// Figure 1's headline: gender and rules together, skewed workload, per key against per record.
 fn headline_requests(
-    ours: &[RequestCount],
-    per_record: &[RequestCount],
-    sizes: &Sizes,
-    template: &Template,
+    ours: &[RequestCount], per_record: &[RequestCount], sizes: &Sizes, template: &Template,
 ) -> serde_json::Value {
     let skewed = |counts: &[RequestCount]| -> f64 {
         let (req, ev) =
@@ -857,11 +817,8 @@ fn headline_requests(
 
 /// What a million events cost on AWS, per pipeline and mode, from what the runs counted.
 fn costs_per_million(
-    template: &Template,
-    modes: [(&str, &[RequestCount], &BTreeMap<String, f64>); 2],
-    app_events: &events::EventFigures,
-    events_ms: f64,
-    prices: &cost::Prices,
+    template: &Template, modes: [(&str, &[RequestCount], &BTreeMap<String, f64>); 2],
+    app_events: &events::EventFigures, events_ms: f64, prices: &cost::Prices,
 ) -> Result<Vec<cost::Cost>> {
     let reads_per_event = |c: &RequestCount, read: &dyn Fn(&str) -> bool| {
         c.dynamodb

@@ -76,10 +76,7 @@ impl ObjectStore for FolderObjects {
     }
 
     async fn put(
-        &self,
-        key: &str,
-        data: Vec<u8>,
-        condition: PutCondition,
+        &self, key: &str, data: Vec<u8>, condition: PutCondition,
     ) -> Result<bool, PortError> {
         let mut etags = self.etags.lock().unwrap();
         let holds = condition.holds(etags.by_key.get(key).map(String::as_str));

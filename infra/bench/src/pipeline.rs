@@ -5,6 +5,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use tally_cloud::clients::failed;
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_kinesis::primitives::Blob;
@@ -19,9 +20,7 @@ use tally_cloud::kinesis::{put_all, read_stream};
 
 /// Puts `events` as the CLI's put does; returns the PutRecords calls made.
 pub async fn put_events(
-    kinesis: &aws_sdk_kinesis::Client,
-    stream: &str,
-    events: &[Event],
+    kinesis: &aws_sdk_kinesis::Client, stream: &str, events: &[Event],
 ) -> Result<u64> {
     let entries: Vec<(String, &[u8])> = events
         .iter()
@@ -49,9 +48,7 @@ fn completed_from(cloud: &LocalCloud, stream: &str) -> u64 {
 /// of the cloud stays caught up for 500 ms. Returns when that quiet period began, or `None`
 /// after `timeout`.
 pub async fn wait_settled(
-    cloud: &LocalCloud,
-    targets: &[(String, u64)],
-    timeout: Duration,
+    cloud: &LocalCloud, targets: &[(String, u64)], timeout: Duration,
 ) -> Option<Instant> {
     let deadline = Instant::now() + timeout;
     let mut quiet_since: Option<Instant> = None;
@@ -90,13 +87,8 @@ pub struct RequestCount {
 /// Puts `events` on `stream`, waits for every function downstream, and counts what they asked of
 /// DynamoDB and Kinesis at the edge.
 pub async fn count_requests(
-    cloud: &LocalCloud,
-    pipeline: &str,
-    workload: &str,
-    mode: &str,
-    stream: &str,
-    published_streams: &[String],
-    events: &[Event],
+    cloud: &LocalCloud, pipeline: &str, workload: &str, mode: &str, stream: &str,
+    published_streams: &[String], events: &[Event],
 ) -> Result<RequestCount> {
     let kinesis = &cloud.clients.kinesis;
     let before: u64 = completed_from(cloud, stream);
@@ -279,11 +271,7 @@ impl Probe {
 /// Feeds every stream at `rate` events/s for its events, probes freshness through the API when
 /// `probe` is set, waits for the functions to catch up and reports the sustained rate.
 pub async fn sustained(
-    cloud: &LocalCloud,
-    feeds: Vec<Feed>,
-    rate: f64,
-    probe: Option<Probe>,
-    drain_limit: Duration,
+    cloud: &LocalCloud, feeds: Vec<Feed>, rate: f64, probe: Option<Probe>, drain_limit: Duration,
 ) -> Result<Throughput> {
     let started = Instant::now();
     let dynamodb_before = dynamodb_requests(cloud);
@@ -410,10 +398,7 @@ fn dynamodb_requests(cloud: &LocalCloud) -> u64 {
 /// Every 250 ms while the producers run, one probe; each is polled at the API every 20 ms until
 /// the API shows it. Returns the delays from acknowledgement to answer, and the unanswered.
 async fn freshness_probes(
-    kinesis: aws_sdk_kinesis::Client,
-    probe: Probe,
-    api: String,
-    producers_done: Arc<AtomicBool>,
+    kinesis: aws_sdk_kinesis::Client, probe: Probe, api: String, producers_done: Arc<AtomicBool>,
 ) -> (Vec<f64>, usize) {
     let run = chrono::Utc::now().timestamp_millis() % 1_000_000_000;
     let mut polls = Vec::new();
@@ -504,12 +489,7 @@ pub async fn model2_total(cloud: &LocalCloud, table: &str, tag: &str) -> Result<
             .set_exclusive_start_key(start)
             .send()
             .await
-            .map_err(|e| {
-                anyhow!(
-                    "scan of {table}: {}",
-                    aws_sdk_dynamodb::error::DisplayErrorContext(e)
-                )
-            })?;
+            .map_err(failed(format!("scan of {table}")))?;
         for item in out.items() {
             let body: serde_json::Value = item
                 .get("body_MODEL2")
@@ -527,9 +507,7 @@ pub async fn model2_total(cloud: &LocalCloud, table: &str, tag: &str) -> Result<
 
 /// Distinct alert ids, and all alert records, on `streams` for users or properties above `offset`.
 pub async fn alerts_above(
-    cloud: &LocalCloud,
-    streams: &[String],
-    offset: u64,
+    cloud: &LocalCloud, streams: &[String], offset: u64,
 ) -> Result<(usize, usize)> {
     let mut ids = std::collections::BTreeSet::new();
     let mut records = 0;

@@ -2,6 +2,7 @@
 
 use std::fmt::Write;
 
+use super::pipeline::Percentiles;
 use super::pipeline::RequestCount;
 use super::Report;
 
@@ -11,6 +12,17 @@ fn mb(bytes: u64) -> String {
 
 fn opt(v: Option<f64>, digits: usize) -> String {
     v.map_or_else(|| "not measured".into(), |v| format!("{v:.digits$}"))
+}
+
+/// Probe latencies as one table cell: the percentiles, and how many probes were never answered.
+fn freshness_cell(p: Option<&Percentiles>, unanswered: usize) -> String {
+    format!(
+        "p50 {} ms, p99 {} ms, max {} ms ({} probes, {unanswered} unanswered)",
+        opt(p.map(|p| p.p50_ms), 0),
+        opt(p.map(|p| p.p99_ms), 0),
+        opt(p.map(|p| p.max_ms), 0),
+        p.map_or(0, |p| p.samples),
+    )
 }
 
 fn verdict(ok: bool) -> &'static str {
@@ -560,15 +572,10 @@ fn app_events(f: &super::events::EventFigures, costs: &[super::cost::Cost]) -> S
         opt(l.map(|l| l.p99_ms), 1),
         c.failed
     );
-    let p = f.freshness.as_ref();
     let _ = writeln!(
         s,
-        "| freshness, `/collect` to the metrics API | p50 {} ms, p99 {} ms, max {} ms ({} probes, {} unanswered) |",
-        opt(p.map(|p| p.p50_ms), 0),
-        opt(p.map(|p| p.p99_ms), 0),
-        opt(p.map(|p| p.max_ms), 0),
-        p.map_or(0, |p| p.samples),
-        f.freshness_unanswered
+        "| freshness, `/collect` to the metrics API | {} |",
+        freshness_cell(f.freshness.as_ref(), f.freshness_unanswered)
     );
     if let Some(ours) = costs
         .iter()
@@ -648,15 +655,10 @@ fn rsvp(f: &super::rsvp::RsvpFigures) -> String {
             },
             t.check
         );
-        let p = t.freshness.as_ref();
         let _ = writeln!(
             s,
-            "| freshness at {rate:.0}/s, put to the stats API | p50 {} ms, p99 {} ms, max {} ms ({} probes, {} unanswered) |",
-            opt(p.map(|p| p.p50_ms), 0),
-            opt(p.map(|p| p.p99_ms), 0),
-            opt(p.map(|p| p.max_ms), 0),
-            p.map_or(0, |p| p.samples),
-            t.freshness_unanswered
+            "| freshness at {rate:.0}/s, put to the stats API | {} |",
+            freshness_cell(t.freshness.as_ref(), t.freshness_unanswered)
         );
     }
     let e = &f.etl;

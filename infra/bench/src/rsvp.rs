@@ -66,10 +66,7 @@ pub async fn requests(cloud: &LocalCloud, mode: &str, n: usize) -> Result<Reques
 /// `RsvpStream` fed at `rate` for `seconds`, freshness probed on the stats API; then the check
 /// that every RSVP counted once.
 pub async fn sustained(
-    cloud: &LocalCloud,
-    rate: f64,
-    seconds: f64,
-    drain: Duration,
+    cloud: &LocalCloud, rate: f64, seconds: f64, drain: Duration,
 ) -> Result<Throughput> {
     let stream = cloud.template.physical_name("RsvpStream");
     let events = rsvp_events((rate * seconds) as usize, 8, rate);

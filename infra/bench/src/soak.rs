@@ -9,6 +9,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tally_cloud::clients::failed;
 
 use anyhow::{anyhow, Context as _, Result};
 use aws_sdk_dynamodb::types::{AttributeValue, Select};
@@ -99,12 +100,10 @@ async fn count_items(cloud: &LocalCloud, table: &str, prefix: &str) -> Result<u6
                 .filter_expression("begins_with(pk, :p)")
                 .expression_attribute_values(":p", AttributeValue::S(prefix.into()));
         }
-        let page = scan.send().await.map_err(|e| {
-            anyhow!(
-                "scanning {table}: {}",
-                aws_sdk_dynamodb::error::DisplayErrorContext(e)
-            )
-        })?;
+        let page = scan
+            .send()
+            .await
+            .map_err(failed(format!("scanning {table}")))?;
         count += page.count() as u64;
         start = page.last_evaluated_key().cloned();
         if start.is_none() {
@@ -143,10 +142,7 @@ async fn counted(cloud: &LocalCloud, app: &str) -> Result<BTreeMap<String, u64>>
 
 /// One pipeline's feed: `per_second` records a second for `seconds`, each made by `make(n)`.
 async fn feed_stream(
-    cloud: &LocalCloud,
-    logical_id: &str,
-    per_second: f64,
-    seconds: f64,
+    cloud: &LocalCloud, logical_id: &str, per_second: f64, seconds: f64,
     make: impl Fn(u64) -> (String, String),
 ) -> Result<u64> {
     let stream = cloud.template.physical_name(logical_id);

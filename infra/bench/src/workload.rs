@@ -59,12 +59,7 @@ pub struct Event {
 /// `n` visits of cids `{tag}{rank}`, event times `rate` a second from `start`. Each cid leans
 /// to one gender (3 visits in 4), so answers are stable but counts keep moving.
 pub fn visits(
-    tag: &str,
-    n: usize,
-    skew: Skew,
-    seed: u64,
-    start: DateTime<Utc>,
-    rate: f64,
+    tag: &str, n: usize, skew: Skew, seed: u64, start: DateTime<Utc>, rate: f64,
 ) -> Vec<Event> {
     let keys = KeyChooser::new(skew);
     let mut rng = SeededRng::new(seed);
@@ -97,12 +92,7 @@ pub struct Interaction {
 
 /// `n` interactions: users and properties drawn independently, ids `offset + rank`.
 pub fn interactions(
-    offset: u64,
-    n: usize,
-    skew: Skew,
-    seed: u64,
-    start: DateTime<Utc>,
-    rate: f64,
+    offset: u64, n: usize, skew: Skew, seed: u64, start: DateTime<Utc>, rate: f64,
 ) -> Vec<Interaction> {
     let keys = KeyChooser::new(skew);
     let mut rng = SeededRng::new(seed);

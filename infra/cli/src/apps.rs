@@ -9,14 +9,8 @@ use tally_events::collect::{key_hash, App};
 use crate::Context;
 use tally_cloud::clients::{Clients, Endpoints};
 
-#[derive(clap::Args)]
-pub struct Args {
-    #[command(subcommand)]
-    pub what: What,
-}
-
 #[derive(clap::Subcommand)]
-pub enum What {
+pub enum Args {
     /// Register an app and print its key (shown once; only its hash is stored).
     Add {
         /// The app's name, as dim_app shows it.
@@ -45,8 +39,8 @@ pub async fn run(args: Args, ctx: &Context) -> Result<()> {
             ctx.stack
         )
     };
-    match args.what {
-        What::Add { name } => {
+    match args {
+        Args::Add { name } => {
             let name = name.trim().to_string();
             if name.is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
                 bail!("an app name is 1 to 100 characters without control characters");
@@ -66,7 +60,7 @@ pub async fn run(args: Args, ctx: &Context) -> Result<()> {
             );
             println!("{key}");
         }
-        What::List => {
+        Args::List => {
             for app in registry.apps().await.with_context(unreachable)? {
                 println!("{}\t{}", app.app_id, app.name);
             }

@@ -59,10 +59,7 @@ const FAULTS_MIX: &str =
 
 /// Writes a kept run's figures (`bench::kept`) into the report and BENCHMARKS.md.
 fn write_kept(
-    key: &str,
-    figures: &serde_json::Value,
-    report: &Path,
-    markdown: &Path,
+    key: &str, figures: &serde_json::Value, report: &Path, markdown: &Path,
 ) -> Result<()> {
     let old = std::fs::read_to_string(report).unwrap_or_else(|_| "{}".into());
     let pretty = serde_json::to_string_pretty(figures)?;

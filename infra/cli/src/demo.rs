@@ -3,6 +3,7 @@
 //! that bad input is a 4xx, query the lake, list the archive, stop.
 
 use std::time::{Duration, Instant};
+use tally_cloud::clients::failed;
 
 use anyhow::{anyhow, bail, Context as _, Result};
 
@@ -47,9 +48,7 @@ pub async fn run(args: Args, ctx: &Context) -> Result<()> {
 
 /// Puts a stream's sample file; returns its records.
 async fn put_sample(
-    cloud: &LocalCloud,
-    ctx: &Context,
-    stream: &StreamFacts,
+    cloud: &LocalCloud, ctx: &Context, stream: &StreamFacts,
 ) -> Result<Vec<String>> {
     let Some(sample) = &stream.sample else {
         return Ok(Vec::new());
@@ -336,12 +335,7 @@ async fn show_archive(cloud: &mut LocalCloud) -> Result<()> {
         .bucket(&bucket)
         .send()
         .await
-        .map_err(|e| {
-            anyhow!(
-                "listing s3://{bucket}: {}",
-                aws_sdk_s3::error::DisplayErrorContext(e)
-            )
-        })?;
+        .map_err(failed(format!("listing s3://{bucket}")))?;
     let (mut raw, mut dead) = (0, 0);
     for o in listed.contents() {
         let key = o.key().unwrap_or_default();

@@ -11,14 +11,8 @@ use chrono::{DateTime, Utc};
 use crate::Context;
 use tally_gen::meetup::{default_start, Clock, RsvpGenerator, Shape};
 
-#[derive(clap::Args)]
-pub struct Args {
-    #[command(subcommand)]
-    pub what: What,
-}
-
 #[derive(clap::Subcommand)]
-pub enum What {
+pub enum Args {
     /// Meetup RSVPs (`RsvpStream`'s records).
     Rsvps(RsvpArgs),
     /// App events (`EventsStream`'s records, as `/collect` takes them), in send order.
@@ -80,9 +74,9 @@ pub fn check_rate(rate: f64) -> Result<f64> {
 }
 
 pub async fn run(args: Args, _ctx: &Context) -> Result<()> {
-    match args.what {
-        What::Rsvps(a) => rsvps(a),
-        What::Events(a) => events(a),
+    match args {
+        Args::Rsvps(a) => rsvps(a),
+        Args::Events(a) => events(a),
     }
 }
 

@@ -54,8 +54,10 @@ pub enum Command {
     /// Start the local cloud, put each pipeline's sample, show what came out, stop.
     Demo(demo::Args),
     /// Make up records in a stream's exact shape (`tally gen rsvps`, `tally gen events`).
+    #[command(subcommand)]
     Gen(gen::Args),
     /// Register apps that may post events (`tally apps add NAME` prints the key).
+    #[command(subcommand)]
     Apps(apps::Args),
     /// Post NDJSON events to /collect as a mobile SDK does.
     Collect(collect::Args),

@@ -97,10 +97,7 @@ pub async fn run(args: Args, ctx: &Context) -> Result<()> {
 /// The producer: a websocket into the stream until Ctrl-C (the first stops and puts what is held,
 /// a second one quits at once) or `--max-records`.
 async fn from_websocket(
-    url: &str,
-    args: &Args,
-    target: &StreamTarget,
-    field: Option<String>,
+    url: &str, args: &Args, target: &StreamTarget, field: Option<String>,
 ) -> Result<()> {
     let mut options = ProducerOptions::new(url, &target.name);
     options.partition_field = field;

@@ -2,6 +2,7 @@
 //! S3 to a folder, and DuckDB, embedded in the project's Python (`infra/sql.py`), running the query
 //! over views made from the tables' definitions (`tally-stack`'s `catalog.rs`).
 
+use crate::clients::failed;
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -29,12 +30,7 @@ pub async fn copy_lake(s3: &aws_sdk_s3::Client, bucket: &str, dir: &Path) -> Res
                 .set_continuation_token(token)
                 .send()
                 .await
-                .map_err(|e| {
-                    anyhow!(
-                        "listing s3://{bucket}/{prefix}: {}",
-                        aws_sdk_s3::error::DisplayErrorContext(e)
-                    )
-                })?;
+                .map_err(failed(format!("listing s3://{bucket}/{prefix}")))?;
             for o in page.contents() {
                 if let (Some(k), Some(e)) = (o.key(), o.e_tag()) {
                     listed.insert(k.to_string(), e.to_string());
@@ -60,12 +56,7 @@ pub async fn copy_lake(s3: &aws_sdk_s3::Client, bucket: &str, dir: &Path) -> Res
             .key(key)
             .send()
             .await
-            .map_err(|e| {
-                anyhow!(
-                    "reading s3://{bucket}/{key}: {}",
-                    aws_sdk_s3::error::DisplayErrorContext(e)
-                )
-            })?
+            .map_err(failed(format!("reading s3://{bucket}/{key}")))?
             .body
             .collect()
             .await

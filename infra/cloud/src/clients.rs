@@ -65,3 +65,11 @@ impl Clients {
         }
     }
 }
+
+/// An SDK call's error as a one-line message that says what was being done and every cause the
+/// SDK gives (its plain `Display` says only "service error"): `.map_err(failed("listing s3://b"))`.
+pub fn failed<E: std::error::Error>(
+    doing: impl std::fmt::Display,
+) -> impl FnOnce(E) -> anyhow::Error {
+    move |e| anyhow::anyhow!("{doing}: {}", aws_sdk_s3::error::DisplayErrorContext(e))
+}

@@ -214,9 +214,7 @@ pub struct LocalCloud {
 }
 
 async fn bind(
-    port: u16,
-    what: &'static str,
-    flag: &'static str,
+    port: u16, what: &'static str, flag: &'static str,
 ) -> Result<TcpListener, CloudError> {
     TcpListener::bind(("127.0.0.1", port))
         .await
@@ -348,9 +346,7 @@ impl LocalCloud {
 
     /// Invokes a function by logical id or physical name.
     pub async fn invoke(
-        &self,
-        function: &str,
-        payload: Vec<u8>,
+        &self, function: &str, payload: Vec<u8>,
     ) -> Result<hyper::body::Bytes, CloudError> {
         let id = self
             .template

@@ -119,10 +119,7 @@ pub fn operation_of<B>(service: &str, req: &Request<B>) -> String {
 
 /// An AWS error answer in the JSON protocols' shape.
 fn aws_json_error(
-    status: StatusCode,
-    content_type: &str,
-    kind: &str,
-    message: &str,
+    status: StatusCode, content_type: &str, kind: &str, message: &str,
 ) -> Response<Body> {
     Response::builder()
         .status(status)
@@ -307,8 +304,7 @@ impl EdgeRouter {
     }
 
     async fn forward(
-        self: Arc<Self>,
-        req: Request<Incoming>,
+        self: Arc<Self>, req: Request<Incoming>,
     ) -> Result<Response<Body>, Infallible> {
         if req.uri().path() == FLUSH_PATH {
             return Ok(self.control(&req).await);
@@ -381,10 +377,7 @@ impl EdgeRouter {
     /// `PutRecords` with some records refused: the rest go to Kinesis, and the answer is the
     /// whole request's.
     async fn put_in_part(
-        &self,
-        parts: hyper::http::request::Parts,
-        put: PartialPut,
-        stream: Option<String>,
+        &self, parts: hyper::http::request::Parts, put: PartialPut, stream: Option<String>,
     ) -> Response<Body> {
         let answer = if put.refused.len() == put.total {
             None

@@ -206,10 +206,7 @@ impl Emulators {
     }
 
     fn spawn(
-        &mut self,
-        what: &'static str,
-        mut cmd: Command,
-        log_dir: &Path,
+        &mut self, what: &'static str, mut cmd: Command, log_dir: &Path,
     ) -> Result<(), EmulatorError> {
         let log_path = log_dir.join(format!(
             "{}.log",
@@ -237,11 +234,7 @@ impl Emulators {
     }
 
     fn wait_ready(
-        &mut self,
-        what: &'static str,
-        port: u16,
-        log_dir: &Path,
-        timeout: Duration,
+        &mut self, what: &'static str, port: u16, log_dir: &Path, timeout: Duration,
     ) -> Result<(), EmulatorError> {
         let deadline = Instant::now() + timeout;
         let addr = SocketAddr::from(([127, 0, 0, 1], port));

@@ -112,10 +112,7 @@ pub struct HttpReply {
 
 /// One request on loopback, with headers and a body.
 pub async fn http_send(
-    method: hyper::Method,
-    url: &str,
-    headers: &[(&str, &str)],
-    body: Vec<u8>,
+    method: hyper::Method, url: &str, headers: &[(&str, &str)], body: Vec<u8>,
 ) -> Result<HttpReply, HttpError> {
     let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
         .build_http::<Full<Bytes>>();

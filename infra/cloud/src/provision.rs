@@ -82,8 +82,7 @@ fn already_exists(code: Option<&str>) -> bool {
 }
 
 pub async fn provision(
-    template: &Template,
-    clients: &Clients,
+    template: &Template, clients: &Clients,
 ) -> Result<Vec<Provisioned>, ProvisionError> {
     use aws_sdk_dynamodb::error::ProvideErrorMetadata;
     let mut done = Vec::new();
@@ -169,9 +168,7 @@ pub async fn provision(
 
 /// The queue's attributes as the template sets them (visibility timeout, retention, redrive).
 async fn configure_queue(
-    template: &Template,
-    clients: &Clients,
-    r: &tally_stack::template::Resource,
+    template: &Template, clients: &Clients, r: &tally_stack::template::Resource,
 ) -> Result<(), ProvisionError> {
     use aws_sdk_sqs::types::QueueAttributeName;
     let props = template.resolved_properties(r)?;
@@ -212,9 +209,7 @@ async fn configure_queue(
 
 /// The bucket's S3 event notifications to SQS queues (moto delivers them as S3 does).
 async fn configure_notifications(
-    template: &Template,
-    clients: &Clients,
-    r: &tally_stack::template::Resource,
+    template: &Template, clients: &Clients, r: &tally_stack::template::Resource,
 ) -> Result<(), ProvisionError> {
     use aws_sdk_s3::types::{
         Event, FilterRule, FilterRuleName, NotificationConfiguration,

@@ -56,8 +56,7 @@ impl Pipeline {
 
 /// The facts of one stream, or `None` when it carries none.
 pub fn stream_facts(
-    template: &Template,
-    logical_id: &str,
+    template: &Template, logical_id: &str,
 ) -> Result<Option<StreamFacts>, TemplateError> {
     let Some(resource) = template.resources.get(logical_id) else {
         return Ok(None);

@@ -10,8 +10,7 @@ use tally_pipelines::gender::{Cid, GenderResult, ResultsUpsert};
 use crate::support::Stack;
 
 async fn api_with(
-    stack: &Stack,
-    results: &[GenderResult],
+    stack: &Stack, results: &[GenderResult],
 ) -> GenderApi<tally_aws::DynamoResultsTable> {
     let api = GenderApi::from_env(&stack.sdk, &stack.function_env("GenderApiFunction")).unwrap();
     for r in results {

@@ -52,19 +52,13 @@ impl<S> CrashAfter<S> {
 
 impl<S: StateStore> StateStore for CrashAfter<S> {
     async fn apply_if_fresh(
-        &self,
-        key: &StateKey,
-        first: &SequenceNumber,
-        change: &StateChange,
+        &self, key: &StateKey, first: &SequenceNumber, change: &StateChange,
     ) -> Result<Applied, PortError> {
         self.take()?;
         self.inner.apply_if_fresh(key, first, change).await
     }
     async fn apply_if_unchanged(
-        &self,
-        key: &StateKey,
-        rev: Option<u64>,
-        change: &StateChange,
+        &self, key: &StateKey, rev: Option<u64>, change: &StateChange,
     ) -> Result<Applied, PortError> {
         self.take()?;
         self.inner.apply_if_unchanged(key, rev, change).await
@@ -158,9 +152,7 @@ async fn answers_on_stream(stack: &Stack, model: &str) -> BTreeMap<String, Strin
 }
 
 async fn invoke<H: BatchHandler>(
-    f: &KinesisFunction<H>,
-    arn: &str,
-    records: &[ShardRecord],
+    f: &KinesisFunction<H>, arn: &str, records: &[ShardRecord],
 ) -> KinesisEventResponse {
     f.handle(LambdaEvent::new(
         kinesis_event(arn, records),
@@ -172,10 +164,7 @@ async fn invoke<H: BatchHandler>(
 
 /// Delivers like the event source mapping: batches of `batch`, resuming at the reported failure.
 async fn deliver<H: BatchHandler>(
-    f: &KinesisFunction<H>,
-    arn: &str,
-    records: &[ShardRecord],
-    batch: usize,
+    f: &KinesisFunction<H>, arn: &str, records: &[ShardRecord], batch: usize,
 ) {
     let mut pos = 0;
     let mut retries = 0;
@@ -207,9 +196,7 @@ async fn stack_with_visits(seed: u64, n: usize) -> (Stack, Vec<ShardRecord>, Str
 }
 
 async fn stack_with_visits_in(
-    params: &[(&str, &str)],
-    seed: u64,
-    n: usize,
+    params: &[(&str, &str)], seed: u64, n: usize,
 ) -> (Stack, Vec<ShardRecord>, String) {
     let stack = Stack::new(params).await;
     stack

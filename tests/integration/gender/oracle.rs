@@ -61,10 +61,7 @@ pub fn parse_visit(data: &[u8], arrival_ms: i64, order: usize) -> Option<RawVisi
 
 /// cid -> answer for `model` as of `now`; cids without an answer are absent.
 pub fn answers(
-    visits: &[RawVisit],
-    model: &str,
-    now: DateTime<Utc>,
-    window_days: u64,
+    visits: &[RawVisit], model: &str, now: DateTime<Utc>, window_days: u64,
 ) -> BTreeMap<String, String> {
     let mut by_cid: BTreeMap<&str, Vec<&RawVisit>> = BTreeMap::new();
     for v in visits {

@@ -10,8 +10,7 @@ use crate::support::{cloud_options, local_root, wait_for};
 
 /// The flaky consumer's ledger table, read consistently: `pk` -> item.
 async fn ledger(
-    db: &aws_sdk_dynamodb::Client,
-    table: &str,
+    db: &aws_sdk_dynamodb::Client, table: &str,
 ) -> Option<BTreeMap<String, HashMap<String, AttributeValue>>> {
     let out = db
         .scan()

@@ -143,9 +143,7 @@ impl Stack {
 
     /// Objects under a prefix of a bucket of this stack, with their bodies.
     pub async fn objects(
-        &self,
-        bucket_logical_id: &str,
-        prefix: &str,
+        &self, bucket_logical_id: &str, prefix: &str,
     ) -> BTreeMap<String, Vec<u8>> {
         read_objects(&self.clients.s3, &self.name(bucket_logical_id), prefix).await
     }
@@ -153,9 +151,7 @@ impl Stack {
 
 /// Objects under a prefix of a bucket, with their bodies.
 pub async fn read_objects(
-    s3: &aws_sdk_s3::Client,
-    bucket: &str,
-    prefix: &str,
+    s3: &aws_sdk_s3::Client, bucket: &str, prefix: &str,
 ) -> BTreeMap<String, Vec<u8>> {
     let listed = s3
         .list_objects_v2()
@@ -194,8 +190,7 @@ pub fn kinesis_event(stream_arn: &str, records: &[ShardRecord]) -> KinesisEvent 
 /// Delivers a Kinesis event to a function as Lambda does, then again (Lambda's redelivery of the
 /// same batch); neither delivery may ask for a retry.
 pub async fn deliver_twice<H: tally_engine::BatchHandler>(
-    f: &tally_aws::KinesisFunction<H>,
-    event: &KinesisEvent,
+    f: &tally_aws::KinesisFunction<H>, event: &KinesisEvent,
 ) {
     for _ in 0..2 {
         let response = f

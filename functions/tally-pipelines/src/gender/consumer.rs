@@ -56,9 +56,7 @@ impl<'m, M: Deref<Target = dyn GenderModel + 'm>> VisitConsumer<M> {
 /// `specs` keep, as of `now`; `None` when they change nothing (visits already outside MODEL3's
 /// window). Models that count in the same bucket share its counter.
 pub fn fold_change(
-    specs: &[StateSpec],
-    visits: &[Sequenced<Visit>],
-    now: DateTime<Utc>,
+    specs: &[StateSpec], visits: &[Sequenced<Visit>], now: DateTime<Utc>,
 ) -> Option<StateDelta> {
     let mut counts: BTreeMap<_, GenderCounts> = BTreeMap::new();
     let mut latest: Option<LatestVisit> = None;
@@ -125,10 +123,7 @@ impl<'m, M: Deref<Target = dyn GenderModel + 'm> + Send + Sync> Consumer for Vis
     }
 
     fn fold(
-        &self,
-        _cid: &Cid,
-        visits: &[Sequenced<Visit>],
-        now: DateTime<Utc>,
+        &self, _cid: &Cid, visits: &[Sequenced<Visit>], now: DateTime<Utc>,
     ) -> Option<StateDelta> {
         fold_change(&self.specs, visits, now)
     }

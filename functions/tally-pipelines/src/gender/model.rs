@@ -372,8 +372,7 @@ pub struct UnknownModel {
 
 /// The model called `name` (exact, upper case as in the contract).
 pub fn model_by_name(
-    name: &str,
-    settings: ModelSettings,
+    name: &str, settings: ModelSettings,
 ) -> Result<Box<dyn GenderModel>, UnknownModel> {
     let all = models(settings);
     let known = all.iter().map(|m| m.name()).collect::<Vec<_>>().join(", ");

@@ -42,21 +42,14 @@ pub fn result_id(cid: &Cid, model: &str) -> String {
 
 impl GenderResult {
     pub fn from_state(
-        model: &dyn GenderModel,
-        cid: &Cid,
-        stored: &StoredState,
-        now: DateTime<Utc>,
+        model: &dyn GenderModel, cid: &Cid, stored: &StoredState, now: DateTime<Utc>,
     ) -> Self {
         let state = model.state_spec().view(&ModelState::from_stored(stored));
         Self::build(model, cid, stored.rev, state, now)
     }
 
     fn build(
-        model: &dyn GenderModel,
-        cid: &Cid,
-        rev: u64,
-        state: ModelState,
-        now: DateTime<Utc>,
+        model: &dyn GenderModel, cid: &Cid, rev: u64, state: ModelState, now: DateTime<Utc>,
     ) -> Self {
         let shown = displayed_counts(model, &state, now);
         let latest_day = state.counts.keys().filter_map(|b| match b {
@@ -87,9 +80,7 @@ impl GenderResult {
 }
 
 fn displayed_counts(
-    model: &dyn GenderModel,
-    state: &ModelState,
-    now: DateTime<Utc>,
+    model: &dyn GenderModel, state: &ModelState, now: DateTime<Utc>,
 ) -> Option<GenderCounts> {
     match model.state_spec().counting {
         Counting::None => None,
@@ -110,17 +101,13 @@ pub trait ResultsUpsert: Send + Sync {
     /// Stores `results` (one cid's, at most one per model) in one write, each only where the
     /// table holds an older revision of that model's result. Returns how many were stored.
     fn upsert_newer(
-        &self,
-        cid: &Cid,
-        results: &[GenderResult],
+        &self, cid: &Cid, results: &[GenderResult],
     ) -> impl Future<Output = Result<usize, PortError>> + Send;
 }
 
 /// Looking a cid's result of one model up (the API's port).
 pub trait ResultLookup: Send + Sync {
     fn get(
-        &self,
-        cid: &Cid,
-        model: &str,
+        &self, cid: &Cid, model: &str,
     ) -> impl Future<Output = Result<Option<GenderResult>, PortError>> + Send;
 }

@@ -60,9 +60,7 @@ impl<U: ResultsUpsert, D: DeadLetterSink> BatchHandler for ResultsWriter<U, D> {
     }
 
     fn handle(
-        &self,
-        records: &[StreamRecord],
-        _now: DateTime<Utc>,
+        &self, records: &[StreamRecord], _now: DateTime<Utc>,
     ) -> impl Future<Output = BatchReport> + Send {
         write_results(&self.table, &self.dead_letters, records, self.aggregation)
     }
@@ -71,10 +69,7 @@ impl<U: ResultsUpsert, D: DeadLetterSink> BatchHandler for ResultsWriter<U, D> {
 /// Stores a batch of results: per cid, the newest revision of each model's result in the batch,
 /// in one write; in per-record mode (the benchmarks' baseline) every record on its own, in order.
 pub async fn write_results<U: ResultsUpsert, D: DeadLetterSink>(
-    table: &U,
-    dead_letters: &D,
-    records: &[StreamRecord],
-    aggregation: Aggregation,
+    table: &U, dead_letters: &D, records: &[StreamRecord], aggregation: Aggregation,
 ) -> BatchReport {
     let mut report = BatchReport::new(records.len());
     // Per cid, the newest revision per model, and the cid's first record (where a retry starts).

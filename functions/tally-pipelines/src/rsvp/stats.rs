@@ -226,9 +226,7 @@ fn target(c: &Contribution) -> StateKey {
 
 /// The change a run of contributions to one aggregate item makes, as of `now`.
 fn aggregate(
-    contributions: &[Sequenced<Contribution>],
-    now: DateTime<Utc>,
-    grace_seconds: i64,
+    contributions: &[Sequenced<Contribution>], now: DateTime<Utc>, grace_seconds: i64,
 ) -> StateDelta {
     let mut delta = StateDelta::default();
     let mut add = |name: String, n: u64| *delta.counters.entry(name).or_default() += n;
@@ -323,9 +321,7 @@ pub fn newest_minute(totals: &StoredState) -> Option<DateTime<Utc>> {
 /// The statistics from the totals item and the minute items of the span ending with the newest
 /// minute (`minutes[i]` is the item of the `i`-th minute of the span, oldest first).
 pub fn stats(
-    totals: Option<&StoredState>,
-    minutes: &[Option<StoredState>],
-    now: DateTime<Utc>,
+    totals: Option<&StoredState>, minutes: &[Option<StoredState>], now: DateTime<Utc>,
 ) -> Stats {
     let empty = StoredState::default();
     let t = totals.unwrap_or(&empty);
@@ -391,11 +387,8 @@ impl Stats {
     /// The statistics of the window ending with the minute `newest`, its events ranked as the
     /// contract says: most yes first, ties by event id, at most [`TOP_EVENTS`].
     fn of_window(
-        now: DateTime<Utc>,
-        newest: DateTime<Utc>,
-        events: impl IntoIterator<Item = TopEvent>,
-        totals: Totals,
-        per_minute: Vec<PerMinute>,
+        now: DateTime<Utc>, newest: DateTime<Utc>, events: impl IntoIterator<Item = TopEvent>,
+        totals: Totals, per_minute: Vec<PerMinute>,
     ) -> Stats {
         let mut top: Vec<TopEvent> = events.into_iter().collect();
         top.sort_by(|a, b| b.yes.cmp(&a.yes).then_with(|| a.event_id.cmp(&b.event_id)));
@@ -413,8 +406,7 @@ impl Stats {
 
 /// Reads the statistics: the totals, then the span's minute buckets (two requests).
 pub async fn read_stats<R: StateReader>(
-    reader: &R,
-    now: DateTime<Utc>,
+    reader: &R, now: DateTime<Utc>,
 ) -> Result<Stats, PortError> {
     let totals = reader.read_many(&[totals_key()]).await?.pop().flatten();
     let Some(newest) = totals.as_ref().and_then(newest_minute) else {
@@ -484,9 +476,7 @@ impl<R: StateReader> Sightings for RsvpStats<R> {
     }
 
     fn contributions(
-        &self,
-        range: &BatchRange<'_>,
-        stored: &StoredState,
+        &self, range: &BatchRange<'_>, stored: &StoredState,
     ) -> Vec<Sequenced<(StateKey, Contribution)>> {
         contributions(range, stored)
             .into_iter()

@@ -16,6 +16,25 @@ fn now() -> DateTime<Utc> {
 
 const SHARDS: [&str; 2] = ["shardId-000000000000", "shardId-000000000001"];
 
+/// When the generated RSVPs start (ms): an evening of the Meetup stream's time.
+fn meetup_evening() -> i64 {
+    Utc.with_ymd_and_hms(2020, 10, 13, 22, 0, 0)
+        .unwrap()
+        .timestamp_millis()
+}
+
+/// An RSVP to event `e{event}` at position `i` of shard `s`, partitioned by event as the
+/// producer partitions them.
+fn on_shard(s: usize, i: u64, event: u64, data: String) -> StreamRecord {
+    StreamRecord {
+        shard_id: SHARDS[s].into(),
+        sequence_number: kinesis_sequence(i),
+        partition_key: format!("e{event}"),
+        data: data.into_bytes(),
+        arrival: now(),
+    }
+}
+
 fn rsvp_json(id: u64, mtime_ms: i64, yes: bool, event: u64, member: u64) -> String {
     format!(
         r#"{{"visibility":"public","response":"{}","guests":0,"member":{{"member_id":{member},"member_name":"Member {member}"}},"rsvp_id":{id},"mtime":{mtime_ms},"event":{{"event_name":"Event | {event}","event_id":"e{event}","time":{},"event_url":"https://www.meetup.com/g/events/e{event}/"}},"group":{{"group_topics":[],"group_city":"Leeds","group_country":"gb","group_id":{},"group_name":"Group","group_lon":-1.5,"group_urlname":"g","group_lat":53.8}}}}"#,
@@ -30,10 +49,7 @@ fn rsvp_json(id: u64, mtime_ms: i64, yes: bool, event: u64, member: u64) -> Stri
 /// shards by event, as the stream is partitioned.
 fn random_records(seed: u64, n: u64) -> Vec<StreamRecord> {
     let mut rng = SeededRng::new(seed);
-    let start = Utc
-        .with_ymd_and_hms(2020, 10, 13, 22, 0, 0)
-        .unwrap()
-        .timestamp_millis();
+    let start = meetup_evening();
     let mut sent: Vec<(String, u64)> = Vec::new();
     let mut known: Vec<(u64, i64, u64, u64)> = Vec::new();
     for i in 0..n {
@@ -67,13 +83,7 @@ fn random_records(seed: u64, n: u64) -> Vec<StreamRecord> {
         .map(|(data, event)| {
             let s = (event % 2) as usize;
             positions[s] += 1;
-            StreamRecord {
-                shard_id: SHARDS[s].into(),
-                sequence_number: kinesis_sequence(positions[s]),
-                partition_key: format!("e{event}"),
-                data: data.into_bytes(),
-                arrival: now(),
-            }
+            on_shard(s, positions[s], event, data)
         })
         .collect()
 }
@@ -151,22 +161,17 @@ async fn stats_equal_an_independent_computation_whatever_the_batching() {
 /// way holds versions of one RSVP on both sides of the failure.
 fn interleaved_versions(seed: u64) -> Vec<StreamRecord> {
     let mut rng = SeededRng::new(seed);
-    let start = Utc
-        .with_ymd_and_hms(2020, 10, 13, 22, 0, 0)
-        .unwrap()
-        .timestamp_millis();
+    let start = meetup_evening();
     (0..60u64)
         .map(|i| {
             let id = rng.below(8);
             let mtime = start + (i as i64) * 7_000 - if rng.below(5) == 0 { 30_000 } else { 0 };
-            let data = rsvp_json(id, mtime, rng.below(2) == 0, id % 3, id);
-            StreamRecord {
-                shard_id: SHARDS[0].into(),
-                sequence_number: kinesis_sequence(i),
-                partition_key: format!("e{}", id % 3),
-                data: data.into_bytes(),
-                arrival: now(),
-            }
+            on_shard(
+                0,
+                i,
+                id % 3,
+                rsvp_json(id, mtime, rng.below(2) == 0, id % 3, id),
+            )
         })
         .collect()
 }
@@ -256,17 +261,8 @@ async fn a_batch_of_versions_seen_before_changes_nothing_and_publishes_nothing()
 
 #[tokio::test]
 async fn a_later_version_replaces_the_response_and_an_older_one_does_not() {
-    let at = Utc
-        .with_ymd_and_hms(2020, 10, 13, 22, 0, 0)
-        .unwrap()
-        .timestamp_millis();
-    let record = |i: u64, data: String| StreamRecord {
-        shard_id: SHARDS[0].into(),
-        sequence_number: kinesis_sequence(i),
-        partition_key: "e1".into(),
-        data: data.into_bytes(),
-        arrival: now(),
-    };
+    let at = meetup_evening();
+    let record = |i: u64, data: String| on_shard(0, i, 1, data);
     let (store, publisher, dl) = memory_ports();
     let h = RsvpStats::handler(&store, &publisher, &dl);
     h.run(
@@ -314,17 +310,15 @@ async fn a_later_version_replaces_the_response_and_an_older_one_does_not() {
 #[tokio::test]
 async fn a_minute_of_many_events_is_written_in_several_updates_and_counted_exactly() {
     // 400 RSVPs to 300 events in one minute, in one batch: more names than one update can hold.
-    let at = Utc
-        .with_ymd_and_hms(2020, 10, 13, 22, 0, 0)
-        .unwrap()
-        .timestamp_millis();
+    let at = meetup_evening();
     let records: Vec<StreamRecord> = (0..400u64)
-        .map(|i| StreamRecord {
-            shard_id: SHARDS[0].into(),
-            sequence_number: kinesis_sequence(i),
-            partition_key: format!("e{}", i % 300),
-            data: rsvp_json(i, at + i as i64, i % 7 != 0, i % 300, i).into_bytes(),
-            arrival: now(),
+        .map(|i| {
+            on_shard(
+                0,
+                i,
+                i % 300,
+                rsvp_json(i, at + i as i64, i % 7 != 0, i % 300, i),
+            )
         })
         .collect();
     let expected = expected_stats(&versions(&records), now());

@@ -61,10 +61,7 @@ impl Consumer for RuleConsumer {
     }
 
     fn fold(
-        &self,
-        key: &RuleKey,
-        events: &[Sequenced<Interaction>],
-        now: DateTime<Utc>,
+        &self, key: &RuleKey, events: &[Sequenced<Interaction>], now: DateTime<Utc>,
     ) -> Option<StateDelta> {
         Some(StateDelta {
             counters: BTreeMap::from([(COUNT.to_string(), events.len() as u64)]),

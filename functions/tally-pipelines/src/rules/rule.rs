@@ -133,10 +133,7 @@ impl fmt::Display for RuleKey {
 impl Rule {
     /// The rule called `name`; the window settings are used by windowed rules only.
     pub fn by_name(
-        name: &str,
-        threshold: u64,
-        window_seconds: i64,
-        window_state_seconds: i64,
+        name: &str, threshold: u64, window_seconds: i64, window_state_seconds: i64,
     ) -> Result<Rule, UnknownRule> {
         let def = RuleDef::by_name(name)?;
         Ok(Rule {

@@ -111,13 +111,8 @@ fn expected_alerts(records: &[StreamRecord]) -> BTreeMap<String, serde_json::Val
 
 /// Delivers per shard in batches like Lambda, resuming at reported failures, `repeats` times each.
 async fn deliver(
-    rule: &Rule,
-    store: &MemoryStateStore,
-    publisher: &MemoryPublisher,
-    records: &[StreamRecord],
-    batch: usize,
-    repeats: usize,
-    aggregation: Aggregation,
+    rule: &Rule, store: &MemoryStateStore, publisher: &MemoryPublisher, records: &[StreamRecord],
+    batch: usize, repeats: usize, aggregation: Aggregation,
 ) {
     let dl = MemoryDeadLetters::default();
     // As a warm function instance does: keys whose alert is out are skipped (per-key mode only).

@@ -39,9 +39,7 @@ impl ApiGateway {
     }
 
     async fn handle(
-        self: Arc<Self>,
-        req: Request<Incoming>,
-        source_ip: String,
+        self: Arc<Self>, req: Request<Incoming>, source_ip: String,
     ) -> Result<Response<Body>, Infallible> {
         let method = req.method().to_string();
         let path = req.uri().path().to_string();

@@ -14,10 +14,7 @@ use tally_stack::routes::Route;
 
 /// The HTTP API payload 2.0 event for a request.
 pub async fn proxy_event(
-    req: Request<Incoming>,
-    route: &Route,
-    params: BTreeMap<String, String>,
-    source_ip: &str,
+    req: Request<Incoming>, route: &Route, params: BTreeMap<String, String>, source_ip: &str,
 ) -> Json {
     let (parts, body) = req.into_parts();
     let body = body

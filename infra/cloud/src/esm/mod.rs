@@ -66,13 +66,8 @@ pub struct Mapping {
 
 impl Mapping {
     pub fn new(
-        spec: MappingSpec,
-        host: Arc<FunctionHost>,
-        kinesis: aws_sdk_kinesis::Client,
-        sqs: aws_sdk_sqs::Client,
-        queue_endpoint: String,
-        idle_poll: Duration,
-        writes: WriteWatch,
+        spec: MappingSpec, host: Arc<FunctionHost>, kinesis: aws_sdk_kinesis::Client,
+        sqs: aws_sdk_sqs::Client, queue_endpoint: String, idle_poll: Duration, writes: WriteWatch,
     ) -> Arc<Self> {
         Arc::new(Mapping {
             spec,
@@ -298,11 +293,7 @@ impl Mapping {
     }
 
     async fn to_destination(
-        &self,
-        records: &[ShardRecord],
-        condition: &str,
-        invokes: u32,
-        error: Option<&InvokeError>,
+        &self, records: &[ShardRecord], condition: &str, invokes: u32, error: Option<&InvokeError>,
     ) {
         {
             let mut s = self.stats.lock().unwrap();
@@ -350,9 +341,7 @@ impl Mapping {
 /// partition key, so one key's records stay in one lane, in order, and never run at once. What a
 /// full lane cannot take stays pending, in order.
 fn take_lanes(
-    pending: &mut VecDeque<ShardRecord>,
-    batch_size: usize,
-    lanes: usize,
+    pending: &mut VecDeque<ShardRecord>, batch_size: usize, lanes: usize,
     payload_bytes: impl Fn(&ShardRecord) -> usize,
 ) -> Vec<Vec<ShardRecord>> {
     let lanes = lanes.max(1);

@@ -143,10 +143,7 @@ fn failed_ids(body: &[u8], messages: &[Message]) -> Result<BTreeSet<String>, ()>
 
 impl QueueMapping {
     pub fn new(
-        spec: QueueMappingSpec,
-        host: Arc<FunctionHost>,
-        sqs: aws_sdk_sqs::Client,
-        endpoint: &str,
+        spec: QueueMappingSpec, host: Arc<FunctionHost>, sqs: aws_sdk_sqs::Client, endpoint: &str,
         idle_poll: Duration,
     ) -> Arc<Self> {
         let queue_url = format!(

@@ -54,10 +54,7 @@ fn flag(props: &Json, key: &str) -> bool {
 impl MappingSpec {
     /// From an `AWS::Lambda::EventSourceMapping` (resolved properties) or a SAM `Kinesis` event.
     pub fn from_properties(
-        template: &Template,
-        logical_id: &str,
-        function: &str,
-        props: &Json,
+        template: &Template, logical_id: &str, function: &str, props: &Json,
     ) -> Result<Self, TemplateError> {
         let at = format!("Resources.{logical_id}");
         let unsupported = |what: &str| TemplateError::Unsupported {

@@ -67,12 +67,8 @@ const PUT_ATTEMPTS: u32 = 60;
 impl Delivery {
     #[allow(clippy::too_many_arguments)]
     pub fn new(
-        spec: DeliverySpec,
-        kinesis: aws_sdk_kinesis::Client,
-        s3: aws_sdk_s3::Client,
-        functions: BTreeMap<String, Arc<FunctionHost>>,
-        idle_poll: Duration,
-        writes: KinesisWrites,
+        spec: DeliverySpec, kinesis: aws_sdk_kinesis::Client, s3: aws_sdk_s3::Client,
+        functions: BTreeMap<String, Arc<FunctionHost>>, idle_poll: Duration, writes: KinesisWrites,
         faults: Arc<Faults>,
     ) -> Arc<Self> {
         let (flush_requests, flush_inbox) = mpsc::channel(16);
@@ -192,10 +188,7 @@ impl Delivery {
 
     /// Hands a shard's records over until `shutdown`, then up to the shard's current end.
     async fn read_shard(
-        &self,
-        shard_id: String,
-        tx: mpsc::Sender<Item>,
-        shutdown: watch::Receiver<bool>,
+        &self, shard_id: String, tx: mpsc::Sender<Item>, shutdown: watch::Receiver<bool>,
     ) {
         let mut reader = ShardReader::new(
             self.kinesis.clone(),
@@ -301,8 +294,7 @@ impl Delivery {
 
     /// Runs the processors; returns (data, arrival, partition keys, error type).
     async fn process(
-        &self,
-        items: Vec<Item>,
+        &self, items: Vec<Item>,
     ) -> Vec<(
         Vec<u8>,
         DateTime<Utc>,

@@ -32,10 +32,7 @@ fn java_format(t: DateTime<Utc>, pattern: &str) -> String {
 
 /// Evaluates a prefix for a record arriving at `t` with `keys` from a transform Lambda.
 pub fn evaluate_prefix(
-    prefix: &str,
-    t: DateTime<Utc>,
-    keys: &BTreeMap<String, String>,
-    error_type: Option<&str>,
+    prefix: &str, t: DateTime<Utc>, keys: &BTreeMap<String, String>, error_type: Option<&str>,
 ) -> Result<String, String> {
     if prefix.is_empty() || !prefix.contains("!{") {
         // Without expressions Firehose appends the UTC hour path.

@@ -175,8 +175,7 @@ impl ShardReader {
 
 /// The shard ids of a stream.
 pub async fn list_shards(
-    kinesis: &Client,
-    stream: &str,
+    kinesis: &Client, stream: &str,
 ) -> Result<Vec<aws_sdk_kinesis::types::Shard>, KinesisError> {
     let out = kinesis
         .list_shards()
@@ -208,10 +207,7 @@ pub async fn read_stream(kinesis: &Client, stream: &str) -> Result<Vec<ShardReco
 /// turns true, this returns when every shard started has returned and no child is left to start
 /// (so a reader that reads to the end before it stops leaves nothing behind).
 pub async fn for_each_shard<F, Fut>(
-    kinesis: Client,
-    stream: String,
-    mut shutdown: watch::Receiver<bool>,
-    relist: Duration,
+    kinesis: Client, stream: String, mut shutdown: watch::Receiver<bool>, relist: Duration,
     read_shard: F,
 ) where
     F: Fn(String) -> Fut,

@@ -36,9 +36,7 @@ pub async fn put_records(kinesis: &Client, stream: &str, batch: &[(String, &[u8]
 
 /// As [`put_records`], also saying which entries (positions in `batch`) were still refused.
 pub async fn put_records_refused(
-    kinesis: &Client,
-    stream: &str,
-    batch: &[(String, &[u8])],
+    kinesis: &Client, stream: &str, batch: &[(String, &[u8])],
 ) -> (PutOutcome, Vec<usize>) {
     let mut pending: Vec<usize> = (0..batch.len()).collect();
     let mut outcome = PutOutcome::default();
@@ -88,10 +86,7 @@ pub async fn put_records_refused(
 /// Puts any number of entries, one `PutRecords` call's worth at a time; `progress` gets the
 /// running total after each call.
 pub async fn put_all<D: AsRef<[u8]>>(
-    kinesis: &Client,
-    stream: &str,
-    entries: &[(String, D)],
-    mut progress: impl FnMut(&PutOutcome),
+    kinesis: &Client, stream: &str, entries: &[(String, D)], mut progress: impl FnMut(&PutOutcome),
 ) -> PutOutcome {
     let mut total = PutOutcome::default();
     let sizes = entries.iter().map(|(k, d)| k.len() + d.as_ref().len());

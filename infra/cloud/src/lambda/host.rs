@@ -524,8 +524,7 @@ fn answer(shared: &Shared, id: &str, outcome: Result<Bytes, InvokeError>) -> Res
 }
 
 async fn serve_runtime_api(
-    shared: Arc<Shared>,
-    req: Request<Incoming>,
+    shared: Arc<Shared>, req: Request<Incoming>,
 ) -> Result<Response<Body>, Infallible> {
     let path = req.uri().path().to_string();
     let method = req.method().clone();

@@ -29,9 +29,7 @@ pub struct FunctionSpec {
 
 /// The binary a function runs: its crate's package name (or `BuildProperties.Binary`).
 fn function_binary(
-    opts: &CloudOptions,
-    template: &Template,
-    function: &Resource,
+    opts: &CloudOptions, template: &Template, function: &Resource,
 ) -> Result<PathBuf, CloudError> {
     let (id, metadata) = (&function.logical_id, &function.metadata);
     let method = metadata
@@ -84,8 +82,7 @@ fn function_binary(
 
 /// The variables the template gives a function: its `Globals` merged with its own.
 pub fn function_environment(
-    template: &Template,
-    logical_id: &str,
+    template: &Template, logical_id: &str,
 ) -> Result<HashMap<String, String>, TemplateError> {
     let function = template
         .resources
@@ -108,9 +105,7 @@ pub fn function_environment(
 /// How to run each function of the template: its binary, and the environment the template gives
 /// it, pointed at the edge endpoint `edge_url`.
 pub fn function_specs(
-    template: &Template,
-    opts: &CloudOptions,
-    edge_url: &str,
+    template: &Template, opts: &CloudOptions, edge_url: &str,
 ) -> Result<Vec<FunctionSpec>, CloudError> {
     let mut specs = Vec::new();
     for f in template.of_kind("AWS::Serverless::Function") {

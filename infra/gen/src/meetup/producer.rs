@@ -87,9 +87,7 @@ fn with_since(url: &str, since: Option<i64>) -> String {
 /// Runs until `stop` turns true or `max_records` are received, then puts what it holds and
 /// returns what it did. `progress` gets each change.
 pub async fn produce(
-    kinesis: &Client,
-    options: &ProducerOptions,
-    stop: watch::Receiver<bool>,
+    kinesis: &Client, options: &ProducerOptions, stop: watch::Receiver<bool>,
     progress: watch::Sender<ProducerProgress>,
 ) -> Result<ProducerProgress> {
     check_url(&options.url)?;
@@ -102,9 +100,7 @@ pub async fn produce(
 }
 
 async fn read_socket(
-    options: &ProducerOptions,
-    tx: mpsc::Sender<String>,
-    mut stop: watch::Receiver<bool>,
+    options: &ProducerOptions, tx: mpsc::Sender<String>, mut stop: watch::Receiver<bool>,
     progress: &watch::Sender<ProducerProgress>,
 ) {
     let mut since: Option<i64> = None;
@@ -180,9 +176,7 @@ async fn read_socket(
 }
 
 async fn put_batches(
-    kinesis: &Client,
-    options: &ProducerOptions,
-    mut rx: mpsc::Receiver<String>,
+    kinesis: &Client, options: &ProducerOptions, mut rx: mpsc::Receiver<String>,
     progress: &watch::Sender<ProducerProgress>,
 ) -> Result<()> {
     let mut held: Vec<String> = Vec::new();
@@ -219,9 +213,7 @@ async fn put_batches(
 /// Puts the held records (at most one call's worth), again while Kinesis refuses some: nothing
 /// is dropped.
 async fn put_held(
-    kinesis: &Client,
-    options: &ProducerOptions,
-    held: &mut Vec<String>,
+    kinesis: &Client, options: &ProducerOptions, held: &mut Vec<String>,
 ) -> Result<usize> {
     let mut accepted = 0;
     for attempt in 0..20u32 {

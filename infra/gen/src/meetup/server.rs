@@ -73,10 +73,7 @@ pub struct RsvpServer {
 /// Binds `addr` and serves until `stop` turns true. The path is not checked: `ws://HOST:PORT/`
 /// and `ws://HOST:PORT/2/rsvps` are the same stream.
 pub async fn serve(
-    addr: SocketAddr,
-    source: Source,
-    options: ServeOptions,
-    stop: watch::Receiver<bool>,
+    addr: SocketAddr, source: Source, options: ServeOptions, stop: watch::Receiver<bool>,
 ) -> Result<RsvpServer> {
     let listener = TcpListener::bind(addr)
         .await
@@ -132,12 +129,8 @@ pub async fn serve(
 
 /// Appends RSVPs to `sent` at `rate` a second from the first connection on.
 async fn pace(
-    mut source: Source,
-    rate: f64,
-    sent: Arc<Mutex<Sent>>,
-    len_tx: watch::Sender<usize>,
-    mut started: watch::Receiver<bool>,
-    progress: Arc<watch::Sender<ServerProgress>>,
+    mut source: Source, rate: f64, sent: Arc<Mutex<Sent>>, len_tx: watch::Sender<usize>,
+    mut started: watch::Receiver<bool>, progress: Arc<watch::Sender<ServerProgress>>,
     mut stop: watch::Receiver<bool>,
 ) {
     tokio::select! {
@@ -191,11 +184,8 @@ fn since_mtime(query: Option<&str>) -> Option<i64> {
 }
 
 async fn stream_to(
-    socket: TcpStream,
-    sent: Arc<Mutex<Sent>>,
-    joined_at: usize,
-    mut len_rx: watch::Receiver<usize>,
-    mut stop: watch::Receiver<bool>,
+    socket: TcpStream, sent: Arc<Mutex<Sent>>, joined_at: usize,
+    mut len_rx: watch::Receiver<usize>, mut stop: watch::Receiver<bool>,
     drop_after: Option<Duration>,
 ) -> Result<()> {
     let mut since = None;

@@ -11,10 +11,7 @@ impl Template {
     /// Evaluates condition `name` of `defined` (conditions may name conditions; `seen` breaks
     /// cycles).
     pub(super) fn condition(
-        &self,
-        scope: usize,
-        name: &str,
-        defined: &serde_json::Map<String, Json>,
+        &self, scope: usize, name: &str, defined: &serde_json::Map<String, Json>,
         seen: &mut Vec<String>,
     ) -> Result<bool, TemplateError> {
         if let Some(v) = self.scopes[scope].conditions.get(name) {
@@ -35,12 +32,8 @@ impl Template {
     }
 
     fn condition_value(
-        &self,
-        scope: usize,
-        expr: &Json,
-        defined: &serde_json::Map<String, Json>,
-        seen: &mut Vec<String>,
-        at: &str,
+        &self, scope: usize, expr: &Json, defined: &serde_json::Map<String, Json>,
+        seen: &mut Vec<String>, at: &str,
     ) -> Result<bool, TemplateError> {
         let bad = || TemplateError::Invalid(format!("bad condition at {at}"));
         let (op, arg) = expr

@@ -205,9 +205,7 @@ impl TemplateFile {
 
     /// The parameters' values: `given` where given, else the defaults.
     fn parameters(
-        &self,
-        given: &BTreeMap<String, String>,
-        who: &str,
+        &self, given: &BTreeMap<String, String>, who: &str,
     ) -> Result<BTreeMap<String, String>, TemplateError> {
         let mut parameters = BTreeMap::new();
         if let Some(params) = self.doc.get("Parameters").and_then(Json::as_object) {
@@ -248,9 +246,7 @@ impl TemplateFile {
 
 impl Template {
     pub fn load(
-        path: &Path,
-        stack_name: &str,
-        overrides: &BTreeMap<String, String>,
+        path: &Path, stack_name: &str, overrides: &BTreeMap<String, String>,
     ) -> Result<Self, TemplateError> {
         let root = TemplateFile::read(path)?;
         let parameters = root.parameters(overrides, "")?;
@@ -272,10 +268,7 @@ impl Template {
 
     /// Adds one template's scope and resources.
     fn add_scope(
-        &mut self,
-        app: String,
-        path: &Path,
-        parameters: BTreeMap<String, String>,
+        &mut self, app: String, path: &Path, parameters: BTreeMap<String, String>,
         file: TemplateFile,
     ) -> Result<(), TemplateError> {
         let doc = &file.doc;

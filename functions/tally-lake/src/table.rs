@@ -31,6 +31,21 @@ impl ColumnType {
         }
     }
 
+    /// The type of a Glue (Hive) type name; in a constant, an unknown name fails the build.
+    pub const fn glue_named(name: &str) -> Self {
+        match name.as_bytes() {
+            b"string" => ColumnType::String,
+            b"bigint" => ColumnType::BigInt,
+            b"int" => ColumnType::Int,
+            b"double" => ColumnType::Double,
+            b"boolean" => ColumnType::Boolean,
+            b"timestamp" => ColumnType::Timestamp,
+            _ => panic!(
+                "not a Glue type tally uses: string, bigint, int, double, boolean, timestamp"
+            ),
+        }
+    }
+
     /// The Glue (Hive) type name.
     pub fn glue(self) -> &'static str {
         match self {
@@ -72,31 +87,7 @@ pub const fn col(name: &'static str, kind: ColumnType) -> Column {
 #[macro_export]
 macro_rules! columns {
     ($($name:ident $kind:ident),* $(,)?) => {
-        &[$($crate::table::col(stringify!($name), $crate::column_type!($kind))),*]
-    };
-}
-
-/// A Glue type name as a [`ColumnType`] (for [`columns!`]).
-#[doc(hidden)]
-#[macro_export]
-macro_rules! column_type {
-    (string) => {
-        $crate::table::ColumnType::String
-    };
-    (bigint) => {
-        $crate::table::ColumnType::BigInt
-    };
-    (int) => {
-        $crate::table::ColumnType::Int
-    };
-    (double) => {
-        $crate::table::ColumnType::Double
-    };
-    (boolean) => {
-        $crate::table::ColumnType::Boolean
-    };
-    (timestamp) => {
-        $crate::table::ColumnType::Timestamp
+        &[$($crate::table::col(stringify!($name), $crate::table::ColumnType::glue_named(stringify!($kind)))),*]
     };
 }
 

@@ -15,6 +15,16 @@ use crate::LakeWriter;
 
 const DAY: &str = "2026-11-22";
 
+/// Every file of the lake (not the raw archive) with its bytes.
+fn lake_files(store: &MemoryObjects) -> Vec<(String, Vec<u8>)> {
+    store
+        .keys()
+        .into_iter()
+        .filter(|k| k.starts_with("lake/"))
+        .map(|k| (k.clone(), store.data(&k).unwrap()))
+        .collect()
+}
+
 fn gz(lines: &[&str]) -> Vec<u8> {
     let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
     for l in lines {
@@ -123,22 +133,12 @@ async fn converting_again_gives_the_same_files_and_no_second_row() {
     );
     let writer = LakeWriter { store: &store };
     writer.convert(&keys).await;
-    let snapshot: Vec<(String, Vec<u8>)> = store
-        .keys()
-        .into_iter()
-        .filter(|k| k.starts_with("lake/"))
-        .map(|k| (k.clone(), store.data(&k).unwrap()))
-        .collect();
+    let snapshot = lake_files(&store);
     for _ in 0..2 {
         let again = writer.convert(&keys).await;
         assert!(again.failed.is_empty());
     }
-    let after: Vec<(String, Vec<u8>)> = store
-        .keys()
-        .into_iter()
-        .filter(|k| k.starts_with("lake/"))
-        .map(|k| (k.clone(), store.data(&k).unwrap()))
-        .collect();
+    let after = lake_files(&store);
     assert_eq!(after, snapshot, "the same files, byte for byte");
     let interactions = rows_of(&store, &INTERACTIONS);
     assert_eq!(interactions.len(), 2);
@@ -427,31 +427,18 @@ async fn events_become_facts_dimensions_and_typed_tables_each_event_id_once() {
         .iter()
         .map(|r| (r[0].clone(), r[2].clone(), r[7].clone()))
         .collect();
+    // (event_id, app_id, server_time) of each fact.
+    let fact =
+        |event: &str, app: &str, received: &str| (Value::str(event), Value::str(app), ts(received));
     assert_eq!(
         ids,
         vec![
-            (
-                Value::str("b1"),
-                Value::str("app-1"),
-                ts("2026-11-22T00:00:01Z")
-            ),
+            fact("b1", "app-1", "2026-11-22T00:00:01Z"),
             // Unique by (app_id, event_id): app-1's p1 keeps its own first arrival.
-            (
-                Value::str("p1"),
-                Value::str("app-1"),
-                ts("2026-11-22T09:00:05Z")
-            ),
-            (
-                Value::str("p1"),
-                Value::str("direct"),
-                ts("2026-11-22T09:00:01Z")
-            ),
+            fact("p1", "app-1", "2026-11-22T09:00:05Z"),
+            fact("p1", "direct", "2026-11-22T09:00:01Z"),
             // Firehose's delivery time (from the object's name) stands in for an old direct put's.
-            (
-                Value::str("p2"),
-                Value::str("direct"),
-                ts("2026-11-22T10:00:01Z")
-            ),
+            fact("p2", "direct", "2026-11-22T10:00:01Z"),
         ]
     );
     assert!(

@@ -1,5 +1,6 @@
 //! BENCHMARKS.md from a report: one table per figure, with the goal beside each.
 
+use std::collections::BTreeMap;
 use std::fmt::Write;
 
 use super::pipeline::Percentiles;
@@ -12,6 +13,17 @@ fn mb(bytes: u64) -> String {
 
 fn opt(v: Option<f64>, digits: usize) -> String {
     v.map_or_else(|| "not measured".into(), |v| format!("{v:.digits$}"))
+}
+
+/// DynamoDB requests per event of a pipeline on a workload: per key (ours) and per record.
+fn per_key_and_per_record(r: &Report, pipeline: &str, workload: &str) -> Option<(f64, f64)> {
+    let per = |mode: &str| {
+        r.requests
+            .iter()
+            .find(|c| c.pipeline == pipeline && c.workload == workload && c.mode == mode)
+            .map(|c| c.dynamodb_per_event)
+    };
+    Some((per("per-key")?, per("per-record")?))
 }
 
 /// Probe latencies as one table cell: the percentiles, and how many probes were never answered.
@@ -105,13 +117,7 @@ fn summary(s: &mut String, r: &Report) {
         ("rsvp", "meetup", 3.0),
         ("events", "fleet", 3.0),
     ] {
-        let per = |mode: &str| {
-            r.requests
-                .iter()
-                .find(|c| c.pipeline == pipeline && c.workload == workload && c.mode == mode)
-                .map(|c| c.dynamodb_per_event)
-        };
-        if let (Some(ours), Some(base)) = (per("per-key"), per("per-record")) {
+        if let Some((ours, base)) = per_key_and_per_record(r, pipeline, workload) {
             let ratio = base / ours.max(1e-9);
             let _ = writeln!(
                 s,
@@ -226,13 +232,7 @@ fn requests(s: &mut String, r: &Report) {
         ("rsvp", &["meetup"][..]),
     ] {
         for &w in workloads {
-            let find = |mode: &str| {
-                r.requests
-                    .iter()
-                    .find(|c| c.pipeline == p && c.workload == w && c.mode == mode)
-                    .map(|c| c.dynamodb_per_event)
-            };
-            if let (Some(a), Some(b)) = (find("per-key"), find("per-record")) {
+            if let Some((a, b)) = per_key_and_per_record(r, p, w) {
                 let _ = writeln!(
                     s,
                     "- {p}, {w}: {:.2}x fewer requests than per-record",
@@ -410,30 +410,16 @@ fn cpu_and_api(s: &mut String, r: &Report) {
         let _ = writeln!(s, "| not measured: {why} | | | | |");
     }
     if let Some(p) = &r.api.paced {
-        let counts = |m: Vec<(String, usize)>| {
-            if m.is_empty() {
+        // "3 200, 1 429": how many of each, or none.
+        fn counts<K: std::fmt::Display>(m: &BTreeMap<K, usize>) -> String {
+            let all: Vec<String> = m.iter().map(|(k, n)| format!("{n} {k}")).collect();
+            if all.is_empty() {
                 "none".to_string()
             } else {
-                m.iter()
-                    .map(|(k, n)| format!("{n} {k}"))
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                all.join(", ")
             }
-        };
-        let answers = counts(
-            r.api
-                .paced_answers
-                .iter()
-                .map(|(k, n)| (k.to_string(), *n))
-                .collect(),
-        );
-        let failures = counts(
-            r.api
-                .paced_failures
-                .iter()
-                .map(|(k, n)| (k.clone(), *n))
-                .collect(),
-        );
+        }
+        let (answers, failures) = (counts(&r.api.paced_answers), counts(&r.api.paced_failures));
         let _ = writeln!(
             s,
             "\nOpen loop at {:.0} requests/s (tally's own client; latency from each request's scheduled start) over \

@@ -118,18 +118,13 @@ pub async fn run(args: Args, _ctx: &Context) -> Result<()> {
     bar.finish_and_clear();
     let secs = started.elapsed().as_secs_f64();
     let rejected: u64 = report.rejected.values().sum();
-    let by_code: Vec<String> = report
-        .rejected
-        .iter()
-        .map(|(k, v)| format!("{k} {v}"))
-        .collect();
     eprintln!(
-        "posted {} events in {} requests in {secs:.1} s ({:.0} events/s): {} accepted, {rejected} rejected{}, {} retried requests",
+        "posted {} events in {} requests in {secs:.1} s ({:.0} events/s): {} accepted, {rejected} rejected ({}), {} retried requests",
         report.events,
         report.batches,
         report.events as f64 / secs.max(0.001),
         report.accepted,
-        if by_code.is_empty() { String::new() } else { format!(" ({})", by_code.join(", ")) },
+        report.rejections(),
         report.retries
     );
     if !report.failed.is_empty() {

@@ -219,35 +219,30 @@ async fn post_events(cloud: &LocalCloud) -> Result<()> {
     if let Some(why) = report.failed.first() {
         bail!("POST /collect failed: {why}");
     }
-    let rejected: Vec<String> = report
-        .rejected
-        .iter()
-        .map(|(code, n)| format!("{n} {code}"))
-        .collect();
     println!(
         "posted {} events of app {} to POST /collect in {} gzip batches: {} accepted, rejected: {}",
         report.events,
         app.app_id,
         report.batches,
         report.accepted,
-        if rejected.is_empty() {
-            "none".into()
-        } else {
-            rejected.join(", ")
-        }
+        report.rejections()
     );
     Ok(())
+}
+
+/// A 200 answer's JSON, or why there is none.
+async fn get_json(url: &str) -> Result<serde_json::Value> {
+    let (status, body) = http_get(url).await?;
+    if status != 200 {
+        bail!("GET {url} answered {status}: {body}");
+    }
+    serde_json::from_str(&body).map_err(|e| anyhow!("GET {url} answered 200 with no JSON: {e}"))
 }
 
 /// The events' live metrics (all apps, the last hour) as the API answers them.
 async fn show_event_metrics(cloud: &LocalCloud) -> Result<()> {
     let url = format!("{}/api/v1/events/metrics?minutes=60", cloud.api_url);
-    let (status, body) = http_get(&url).await?;
-    let m: serde_json::Value = serde_json::from_str(&body)
-        .map_err(|e| anyhow!("GET {url} answered {status} with no JSON: {e}"))?;
-    if status != 200 {
-        bail!("GET {url} answered {status}: {body}");
-    }
+    let m = get_json(&url).await?;
     println!(
         "
 app events of the last hour (GET {url}): {} events, each event_id once",
@@ -262,12 +257,7 @@ app events of the last hour (GET {url}): {} events, each event_id once",
 /// The RSVP statistics as the API answers them, and where the dashboard is.
 async fn show_rsvp_stats(cloud: &LocalCloud) -> Result<()> {
     let url = format!("{}/api/v1/rsvp/stats", cloud.api_url);
-    let (status, body) = http_get(&url).await?;
-    let stats: serde_json::Value = serde_json::from_str(&body)
-        .map_err(|e| anyhow!("GET {url} answered {status} with no JSON: {e}"))?;
-    if status != 200 {
-        bail!("GET {url} answered {status}: {body}");
-    }
+    let stats = get_json(&url).await?;
     let totals = &stats["totals"];
     println!(
         "

@@ -161,6 +161,10 @@ pub fn pipeline(template: &Template, name: &str) -> Result<Pipeline, TemplateErr
 mod tests {
     use super::*;
 
+    fn output_ids(p: &Pipeline) -> Vec<&str> {
+        p.outputs.iter().map(|o| o.logical_id.as_str()).collect()
+    }
+
     fn template() -> Template {
         let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../template.yaml");
         Template::load(&path, "tally", &BTreeMap::new()).unwrap()
@@ -179,14 +183,7 @@ mod tests {
             source.sample,
             Some(PathBuf::from("infra/demo/visits.jsonl"))
         );
-        assert_eq!(
-            gender
-                .outputs
-                .iter()
-                .map(|o| o.logical_id.as_str())
-                .collect::<Vec<_>>(),
-            ["GenderResultsStream"]
-        );
+        assert_eq!(output_ids(&gender), ["GenderResultsStream"]);
         let mut functions = gender.functions.clone();
         functions.sort();
         assert_eq!(
@@ -200,11 +197,7 @@ mod tests {
             Some("user_id")
         );
         assert_eq!(
-            rules
-                .outputs
-                .iter()
-                .map(|o| o.logical_id.as_str())
-                .collect::<Vec<_>>(),
+            output_ids(&rules),
             [
                 "PaidUserStream",
                 "PropertyStatusStream",

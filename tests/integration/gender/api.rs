@@ -99,9 +99,16 @@ async fn model3_answer_moves_with_time_and_expires() {
     let result = GenderResult::from_state(&model, &Cid::parse("C3").unwrap(), &stored, now);
     let api = api_with(&stack, &[result]).await;
 
-    let today = api
-        .route(&Method::GET, "/api/v1/getGender/C3", Some("MODEL3"), now)
-        .await;
+    // C3's answer by MODEL3 as the API gives it `days` from now.
+    let c3_after = |days: i64| {
+        api.route(
+            &Method::GET,
+            "/api/v1/getGender/C3",
+            Some("MODEL3"),
+            now + Duration::days(days),
+        )
+    };
+    let today = c3_after(0).await;
     assert_eq!(today.status, StatusCode::OK);
     assert_eq!(
         (
@@ -112,24 +119,10 @@ async fn model3_answer_moves_with_time_and_expires() {
         (Some("male"), Some(3), Some(2))
     );
     // Tomorrow the three male visits are eight days old: they no longer count, though stored.
-    let tomorrow = api
-        .route(
-            &Method::GET,
-            "/api/v1/getGender/C3",
-            Some("MODEL3"),
-            now + Duration::days(1),
-        )
-        .await;
+    let tomorrow = c3_after(1).await;
     assert_eq!(tomorrow.body["gndr"], "female");
     // A week later nothing is left in the window: no answer, as a 404.
-    let later = api
-        .route(
-            &Method::GET,
-            "/api/v1/getGender/C3",
-            Some("MODEL3"),
-            now + Duration::days(8),
-        )
-        .await;
+    let later = c3_after(8).await;
     assert_eq!(later.status, StatusCode::NOT_FOUND);
     assert!(later.body["error"]
         .as_str()

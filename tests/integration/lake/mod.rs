@@ -10,7 +10,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use lambda_runtime::{Context, LambdaEvent};
 use tally_stack::template::Template;
 
-use crate::support::{local_root, shared_cloud, tally, Stack};
+use crate::support::{local_root, run_ok, shared_cloud, tally, Stack};
 
 /// `tally sql --format json` against the shared cloud: one JSON object per row.
 pub fn sql(edge_url: &str, query: &str) -> Vec<serde_json::Value> {
@@ -241,14 +241,13 @@ fn notification(id: &str, keys: &[&str]) -> serde_json::Value {
 /// The column names and types DuckDB reads from a Parquet file: an independent reader.
 fn duckdb_describe(file: &std::path::Path) -> Vec<(String, String)> {
     let script = "import duckdb, json, sys\nprint(json.dumps([[r[0], r[1]] for r in duckdb.sql(f\"DESCRIBE SELECT * FROM read_parquet('{sys.argv[1]}')\").fetchall()]))";
-    let out = std::process::Command::new(local_root().join(".venv/bin/python"))
-        .args(["-c", script, file.to_str().unwrap()])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let out = run_ok(
+        std::process::Command::new(local_root().join(".venv/bin/python")).args([
+            "-c",
+            script,
+            file.to_str().unwrap(),
+        ]),
+        "duckdb",
     );
     serde_json::from_slice(&out.stdout).unwrap()
 }
@@ -380,27 +379,21 @@ fn the_glue_catalog_and_named_queries_of_the_template_match_the_code_and_queries
         );
     }
     let mut code = BTreeMap::new();
-    for t in tally_lake::tables() {
-        let columns = t
-            .columns
+    let glue_columns = |columns: &[tally_lake::table::Column]| -> Vec<(String, String)> {
+        columns
             .iter()
             .map(|c| (c.name.to_string(), c.kind.glue().to_string()))
-            .collect();
-        code.insert(
-            t.name.to_string(),
-            (
-                columns,
-                t.partition_keys().iter().map(|k| k.to_string()).collect(),
-            ),
-        );
+            .collect()
+    };
+    for t in tally_lake::tables() {
+        let keys = t.partition_keys().iter().map(|k| k.to_string()).collect();
+        code.insert(t.name.to_string(), (glue_columns(t.columns), keys));
     }
     for t in tally_lake::raw_tables() {
-        let columns = t
-            .columns
-            .iter()
-            .map(|c| (c.name.to_string(), c.kind.glue().to_string()))
-            .collect();
-        code.insert(t.name.to_string(), (columns, vec!["dt".to_string()]));
+        code.insert(
+            t.name.to_string(),
+            (glue_columns(t.columns), vec!["dt".to_string()]),
+        );
     }
     assert_eq!(
         glue, code,

@@ -7,7 +7,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use tally_cloud::clients::{Clients, Endpoints};
 
 use crate::support::{
-    bin_dir, local_root, shared_cloud, shared_stack, tally, template_with, PER_MODEL,
+    bin_dir, local_root, run_ok, shared_cloud, shared_stack, tally, template_with, PER_MODEL,
 };
 
 #[test]
@@ -51,7 +51,8 @@ fn tally_invoke_runs_every_events_file_in_a_private_cloud() {
         } else {
             vec!["--param", "GenderDeployment=per-model"]
         };
-        let out = Command::new(bin_dir().join("tally"))
+        let mut invoke = Command::new(bin_dir().join("tally"));
+        invoke
             .args([
                 "invoke",
                 function,
@@ -62,24 +63,14 @@ fn tally_invoke_runs_every_events_file_in_a_private_cloud() {
             ])
             .args(&deployment)
             .current_dir(local_root())
-            .env("AWS_ENDPOINT_URL", &nowhere)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "tally invoke {function}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+            .env("AWS_ENDPOINT_URL", &nowhere);
+        let out = run_ok(&mut invoke, &format!("tally invoke {function}"));
         let response: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
             panic!("{function}: {e}: {}", String::from_utf8_lossy(&out.stdout))
         });
         if function == "GenderApiFunction" {
             // A fresh cloud has no results: the lookup is a JSON 404, not a 5xx.
-            assert_eq!(response["statusCode"], 404, "{response}");
-            assert!(response["body"]
-                .as_str()
-                .unwrap()
-                .contains("unknown cid C124"));
+            assert_answer(&response, 404, "unknown cid C124");
         } else if function == "LiveApiFunction" {
             // No RSVP yet: empty statistics, not an error.
             assert_eq!(response["statusCode"], 200, "{response}");
@@ -88,11 +79,7 @@ fn tally_invoke_runs_every_events_file_in_a_private_cloud() {
             assert_eq!(stats["totals"]["rsvps"], 0, "{stats}");
         } else if function == "CollectFunction" {
             // A fresh cloud has no apps: the sample's key is unknown, a JSON 403.
-            assert_eq!(response["statusCode"], 403, "{response}");
-            assert!(response["body"]
-                .as_str()
-                .unwrap()
-                .contains("unknown app key"));
+            assert_answer(&response, 403, "unknown app key");
         } else if function == "EventsRouterFunction" {
             // Firehose's transformation answers per record.
             let results: Vec<&str> = response["records"]
@@ -162,5 +149,15 @@ async fn tally_invoke_uses_the_running_cloud_resources() {
     assert!(
         err.contains("Model2Function is not deployed with these parameters: its condition PerModelDeployment is false"),
         "{err}"
+    );
+}
+
+/// An API Gateway response of `status` whose body says `text`.
+#[track_caller]
+fn assert_answer(response: &serde_json::Value, status: u16, text: &str) {
+    assert_eq!(response["statusCode"], status, "{response}");
+    assert!(
+        response["body"].as_str().unwrap().contains(text),
+        "{response}"
     );
 }

@@ -152,15 +152,12 @@ pub fn check_lake(edge_url: &str, lines: &[String], bots: &[u64]) {
             .entry(r["member_id"].as_i64().unwrap())
             .or_default() += 1;
     }
-    let (member, count) = per_member
-        .iter()
-        .max_by(|a, b| a.1.cmp(b.1).then(b.0.cmp(a.0)))
-        .unwrap();
+    let (member, count) = most(per_member);
     let answer = sql_file(edge_url, "rsvp/most_active_member");
     assert_eq!(answer.len(), 1);
     assert_eq!(
         (answer[0]["member_id"].as_i64(), answer[0]["rsvps"].as_i64()),
-        (Some(*member), Some(*count))
+        (Some(member), Some(count))
     );
     let group_of: BTreeMap<String, i64> = want["meetup_events"]
         .iter()
@@ -177,17 +174,14 @@ pub fn check_lake(edge_url: &str, lines: &[String], bots: &[u64]) {
             .entry(group_of[r["event_id"].as_str().unwrap()])
             .or_default() += 1;
     }
-    let (group, yes) = yes_per_group
-        .iter()
-        .max_by(|a, b| a.1.cmp(b.1).then(b.0.cmp(a.0)))
-        .unwrap();
+    let (group, yes) = most(yes_per_group);
     let answer = sql_file(edge_url, "rsvp/most_popular_group");
     assert_eq!(
         (
             answer[0]["group_id"].as_i64(),
             answer[0]["yes_rsvps"].as_i64()
         ),
-        (Some(*group), Some(*yes))
+        (Some(group), Some(yes))
     );
     assert!(answer[0]["group_name"].is_string());
     // The generator's automated members, and nobody else.
@@ -219,4 +213,12 @@ pub fn check_lake(edge_url: &str, lines: &[String], bots: &[u64]) {
     let names = sql_file(edge_url, "rsvp/cluster_names");
     assert_eq!(names.len(), 6);
     assert!(names.iter().all(|n| n["topic_1"].is_string()), "{names:?}");
+}
+
+/// The key with the largest count, the smallest key among equals (as the queries order them).
+fn most(counts: BTreeMap<i64, i64>) -> (i64, i64) {
+    counts
+        .into_iter()
+        .max_by(|a, b| a.1.cmp(&b.1).then(b.0.cmp(&a.0)))
+        .unwrap()
 }

@@ -306,6 +306,17 @@ pub fn tally(args: &[&str], edge_url: &str) -> std::process::Output {
     tally_for(&shared_stack(), args, edge_url)
 }
 
+/// Runs `cmd` to its end; panics with `what` and its stderr unless it succeeded.
+pub fn run_ok(cmd: &mut Command, what: &str) -> std::process::Output {
+    let out = cmd.output().unwrap_or_else(|e| panic!("{what}: {e}"));
+    assert!(
+        out.status.success(),
+        "{what} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
 /// Runs this build's `tally` against the cloud of `stack` at `edge_url`.
 pub fn tally_for(stack: &str, args: &[&str], edge_url: &str) -> std::process::Output {
     Command::new(bin_dir().join("tally"))
@@ -352,8 +363,8 @@ pub fn chromium() -> PathBuf {
 /// The page at `url` as a headless Chromium renders it (scripts run, fetches answered), as HTML.
 pub fn chromium_dom(url: &str) -> String {
     let profile = bin_dir().join(format!("test-logs/chromium-{}", std::process::id()));
-    let out = Command::new(chromium())
-        .args([
+    let out = run_ok(
+        Command::new(chromium()).args([
             "--headless=new",
             "--no-sandbox",
             "--disable-gpu",
@@ -368,13 +379,8 @@ pub fn chromium_dom(url: &str) -> String {
             &format!("--user-data-dir={}", profile.display()),
             "--dump-dom",
             url,
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "chromium failed: {}",
-        String::from_utf8_lossy(&out.stderr)
+        ]),
+        "chromium",
     );
     String::from_utf8_lossy(&out.stdout).into_owned()
 }

@@ -107,6 +107,18 @@ fn without_as_of(mut s: Stats) -> Stats {
     s
 }
 
+/// After a crash: the store works again, Lambda delivers every batch from the retry on, and the
+/// stats are `expected` (`after` says which crash, when they are not).
+async fn recover(
+    h: &Handler<'_>, store: &MemoryStateStore, records: &[StreamRecord], batch: usize,
+    expected: &Stats, after: String,
+) {
+    store.fail_after(usize::MAX);
+    deliver(h, records, batch, 1).await;
+    let got = read_stats(store, now()).await.unwrap();
+    assert_eq!(&without_as_of(got), expected, "{after}");
+}
+
 #[tokio::test]
 async fn stats_equal_an_independent_computation_whatever_the_batching() {
     for seed in 0..4u64 {
@@ -208,14 +220,8 @@ async fn a_crash_after_any_write_loses_and_doubles_nothing() {
                 store.fail_after(n);
             }
             reported += usize::from(h.run(&shard[..batch], now()).await.retry_from.is_some());
-            store.fail_after(usize::MAX);
-            deliver(&h, &records, batch, 1).await;
-            let got = read_stats(&store, now()).await.unwrap();
-            assert_eq!(
-                without_as_of(got),
-                expected,
-                "write {n} failed (only it: {only})"
-            );
+            let after = format!("write {n} failed (only it: {only})");
+            recover(&h, &store, &records, batch, &expected, after).await;
         }
         assert_eq!(
             reported,
@@ -327,14 +333,8 @@ async fn a_minute_of_many_events_is_written_in_several_updates_and_counted_exact
         let h = RsvpStats::handler(&store, &publisher, &dl);
         store.fail_after(crash_after);
         h.run(&records[..batch], now()).await;
-        store.fail_after(usize::MAX);
-        deliver(&h, &records, batch, 1).await;
-        let got = read_stats(&store, now()).await.unwrap();
-        assert_eq!(
-            without_as_of(got),
-            expected,
-            "crash after {crash_after}, batch {batch}"
-        );
+        let after = format!("crash after {crash_after}, batch {batch}");
+        recover(&h, &store, &records, batch, &expected, after).await;
     }
     assert_eq!(expected.per_minute.last().unwrap().rsvps, 400);
 }

@@ -121,6 +121,24 @@ async fn deliver(
     deliver_like_lambda(&d, records, batch, repeats, now()).await;
 }
 
+/// The alerts one rule publishes from `records`, on fresh state, delivered as Lambda would.
+async fn alerts_of(
+    rule: &Rule, records: &[StreamRecord], batch: usize, repeats: usize, aggregation: Aggregation,
+) -> (BTreeMap<String, serde_json::Value>, usize) {
+    let (store, publisher) = (MemoryStateStore::new(), MemoryPublisher::default());
+    deliver(
+        rule,
+        &store,
+        &publisher,
+        records,
+        batch,
+        repeats,
+        aggregation,
+    )
+    .await;
+    alerts(&publisher)
+}
+
 fn alerts(publisher: &MemoryPublisher) -> (BTreeMap<String, serde_json::Value>, usize) {
     let published = publisher.published.lock().unwrap();
     let all: Vec<serde_json::Value> = published
@@ -150,18 +168,7 @@ async fn the_seed_sample_gives_one_alert_per_rule_at_9_6_and_11() {
     }
     let mut all = BTreeMap::new();
     for rule in rules() {
-        let (store, publisher) = (MemoryStateStore::new(), MemoryPublisher::default());
-        deliver(
-            &rule,
-            &store,
-            &publisher,
-            &records,
-            5,
-            1,
-            Aggregation::PerKey,
-        )
-        .await;
-        let (got, count) = alerts(&publisher);
+        let (got, count) = alerts_of(&rule, &records, 5, 1, Aggregation::PerKey).await;
         assert_eq!(
             count,
             1,
@@ -194,18 +201,7 @@ async fn alerts_match_an_independent_computation_whatever_the_batching() {
             let mut got = BTreeMap::new();
             let mut emitted = 0;
             for rule in rules() {
-                let (store, publisher) = (MemoryStateStore::new(), MemoryPublisher::default());
-                deliver(
-                    &rule,
-                    &store,
-                    &publisher,
-                    &records,
-                    batch,
-                    repeats,
-                    aggregation,
-                )
-                .await;
-                let (alerts, n) = alerts(&publisher);
+                let (alerts, n) = alerts_of(&rule, &records, batch, repeats, aggregation).await;
                 emitted += n;
                 got.extend(alerts);
             }

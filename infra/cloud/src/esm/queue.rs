@@ -15,7 +15,7 @@ use tokio::sync::watch;
 
 use crate::lambda::FunctionHost;
 use tally_stack::mappings::{explicit_mappings, source_kind};
-use tally_stack::template::{scalar_string, Template, TemplateError, ACCOUNT, REGION};
+use tally_stack::template::{number, Template, TemplateError, ACCOUNT, REGION};
 
 #[derive(Debug, Clone)]
 pub struct QueueMappingSpec {
@@ -38,13 +38,6 @@ impl QueueMappingSpec {
             }
             let arn = props["EventSourceArn"].as_str().unwrap_or_default();
             let queue = template.logical_id_of(arn).unwrap_or_default();
-            let number = |k: &str, d: f64| {
-                props
-                    .get(k)
-                    .map(scalar_string)
-                    .and_then(|s| s.parse::<f64>().ok())
-                    .unwrap_or(d)
-            };
             for unsupported in ["FilterCriteria", "ScalingConfig"] {
                 if props.get(unsupported).is_some() {
                     return Err(TemplateError::Unsupported {
@@ -58,11 +51,10 @@ impl QueueMappingSpec {
                 function: function.to_string(),
                 queue_name: template.physical_name(queue),
                 queue_arn: template.arn(queue)?,
-                batch_size: number("BatchSize", 10.0).max(1.0) as usize,
-                batching_window: Duration::from_secs_f64(number(
-                    "MaximumBatchingWindowInSeconds",
-                    0.0,
-                )),
+                batch_size: number(&props, "BatchSize").unwrap_or(10.0).max(1.0) as usize,
+                batching_window: Duration::from_secs_f64(
+                    number(&props, "MaximumBatchingWindowInSeconds").unwrap_or(0.0),
+                ),
                 report_batch_item_failures: props
                     .get("FunctionResponseTypes")
                     .and_then(Json::as_array)

@@ -9,7 +9,7 @@ use serde_json::Value as Json;
 use super::filters::check_pattern;
 use crate::kinesis::StartAt;
 use tally_stack::mappings::kinesis_mappings;
-use tally_stack::template::{scalar_string, Template, TemplateError};
+use tally_stack::template::{number, Template, TemplateError};
 
 pub enum StartingPosition {
     TrimHorizon,
@@ -39,13 +39,6 @@ pub struct MappingSpec {
     pub filters: Vec<Json>,
 }
 
-fn number(props: &Json, key: &str) -> Option<f64> {
-    props
-        .get(key)
-        .map(scalar_string)
-        .and_then(|s| s.parse().ok())
-}
-
 fn flag(props: &Json, key: &str) -> bool {
     matches!(props.get(key), Some(Json::Bool(true)))
         || props.get(key).and_then(Json::as_str) == Some("true")
@@ -66,17 +59,19 @@ impl MappingSpec {
             .or(props.get("Stream"))
             .and_then(Json::as_str)
             .ok_or_else(|| unsupported("event source without a Kinesis stream ARN"))?;
-        let stream_id = template.logical_id_of(arn).ok_or_else(|| {
-            unsupported(&format!(
-                "event source {arn} that is not a stream of this template"
-            ))
-        })?;
-        if template.resources[stream_id].kind != "AWS::Kinesis::Stream" {
-            return Err(unsupported(&format!(
-                "event source of type {}",
-                template.resources[stream_id].kind
-            )));
-        }
+        // A resource of this template of the one kind the local cloud can wire there.
+        let resource_of_kind = |arn: &str, kind: &str, what: &str| match template.logical_id_of(arn)
+        {
+            None => Err(unsupported(&format!(
+                "{what} {arn}: not a resource of this template"
+            ))),
+            Some(id) if template.resources[id].kind != kind => Err(unsupported(&format!(
+                "{what} of type {} (locally only {kind})",
+                template.resources[id].kind
+            ))),
+            Some(id) => Ok(id),
+        };
+        let stream_id = resource_of_kind(arn, "AWS::Kinesis::Stream", "event source")?;
         let parallelization = number(props, "ParallelizationFactor").unwrap_or(1.0);
         if !(1.0..=10.0).contains(&parallelization) || parallelization.fract() != 0.0 {
             return Err(unsupported(&format!(
@@ -112,20 +107,11 @@ impl MappingSpec {
             .and_then(Json::as_str)
         {
             None => None,
-            Some(dest) => {
-                let id = template.logical_id_of(dest).ok_or_else(|| {
-                    unsupported(&format!(
-                        "on-failure destination {dest} outside the template"
-                    ))
-                })?;
-                if template.resources[id].kind != "AWS::SQS::Queue" {
-                    return Err(unsupported(&format!(
-                        "on-failure destination of type {} (only SQS locally)",
-                        template.resources[id].kind
-                    )));
-                }
-                Some(template.physical_name(id))
-            }
+            Some(dest) => Some(template.physical_name(resource_of_kind(
+                dest,
+                "AWS::SQS::Queue",
+                "on-failure destination",
+            )?)),
         };
         let mut filters = Vec::new();
         if let Some(list) = props

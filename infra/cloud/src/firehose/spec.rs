@@ -7,7 +7,7 @@ use std::time::Duration;
 use serde_json::Value as Json;
 
 use super::prefix::expressions;
-use tally_stack::template::{scalar_string, Resource, Template, TemplateError};
+use tally_stack::template::{number, scalar_string, Resource, Template, TemplateError};
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Processor {
@@ -73,13 +73,7 @@ impl DeliverySpec {
             return Err(unsupported("DataFormatConversionConfiguration".into()));
         }
         let hints = dest.get("BufferingHints").cloned().unwrap_or_default();
-        let num = |k: &str, d: f64| {
-            hints
-                .get(k)
-                .map(scalar_string)
-                .and_then(|s| s.parse::<f64>().ok())
-                .unwrap_or(d)
-        };
+        let num = |k: &str, d: f64| number(&hints, k).unwrap_or(d);
         let mut processors = Vec::new();
         let pc = dest
             .get("ProcessingConfiguration")

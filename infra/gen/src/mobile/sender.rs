@@ -40,6 +40,20 @@ pub struct SendReport {
 }
 
 impl SendReport {
+    /// The rejections as "3 bad_json, 1 too_large", or "none".
+    pub fn rejections(&self) -> String {
+        let all: Vec<String> = self
+            .rejected
+            .iter()
+            .map(|(code, n)| format!("{n} {code}"))
+            .collect();
+        if all.is_empty() {
+            "none".to_string()
+        } else {
+            all.join(", ")
+        }
+    }
+
     pub fn add(&mut self, other: SendReport) {
         self.batches += other.batches;
         self.events += other.events;

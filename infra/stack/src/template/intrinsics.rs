@@ -303,6 +303,14 @@ impl Template {
     }
 }
 
+/// A numeric property, which templates write as a number or as a string (`"5"`, a parameter).
+pub fn number(props: &Json, key: &str) -> Option<f64> {
+    props
+        .get(key)
+        .map(scalar_string)
+        .and_then(|s| s.parse().ok())
+}
+
 pub fn scalar_string(v: &Json) -> String {
     match v {
         Json::String(s) => s.clone(),

@@ -520,7 +520,7 @@ impl Template {
     }
 }
 
-pub use intrinsics::scalar_string;
+pub use intrinsics::{number, scalar_string};
 
 mod intrinsics;
 #[cfg(test)]

@@ -146,6 +146,14 @@ pub struct CloudArgs {
     /// Seed of the faults' draws (the same seed, the same sequence of draws).
     #[arg(long, value_name = "N", default_value_t = 1)]
     pub faults_seed: u64,
+    /// Another template of this project (its `CodeUri`s relative to its folder), e.g. a copy
+    /// with a permission taken out.
+    #[arg(long, value_name = "FILE")]
+    pub template: Option<PathBuf>,
+    /// Let every call through, whatever the roles' policies say (IAM is enforced by default,
+    /// as on AWS).
+    #[arg(long)]
+    pub no_iam: bool,
 }
 
 /// `--param NAME=VALUE` flags as template parameter overrides.
@@ -166,6 +174,11 @@ impl CloudArgs {
         opts.params = parse_params(&self.params)?;
         opts.edge_port = self.edge_port;
         opts.api_port = self.api_port;
+        opts.enforce_iam = !self.no_iam;
+        if let Some(t) = &self.template {
+            opts.template =
+                std::fs::canonicalize(t).map_err(|e| anyhow!("--template {}: {e}", t.display()))?;
+        }
         if let Some(spec) = &self.faults {
             let spec = tally_cloud::faults::FaultSpec::parse(spec)
                 .map_err(|e| anyhow!("--faults: {e}"))?;

@@ -35,6 +35,12 @@ pub struct Clients {
 /// under `--faults` a command or a test that makes thousands of calls must not fail on the one
 /// that lost three draws.
 pub async fn local_config(endpoint: &str) -> SdkConfig {
+    local_config_as(endpoint, crate::iam::ADMIN_KEY).await
+}
+
+/// [`local_config`] signing with `access_key`: the administrator's, or a role's
+/// ([`crate::iam::role_key`]), whose calls the edge checks against that role's policies.
+pub async fn local_config_as(endpoint: &str, access_key: &str) -> SdkConfig {
     aws_config::defaults(BehaviorVersion::latest())
         .region(Region::new(tally_stack::template::REGION))
         .retry_config(
@@ -43,25 +49,38 @@ pub async fn local_config(endpoint: &str) -> SdkConfig {
                 .with_initial_backoff(std::time::Duration::from_millis(50))
                 .with_max_backoff(std::time::Duration::from_secs(2)),
         )
-        .credentials_provider(Credentials::new("test", "test", None, None, "tally-local"))
+        .credentials_provider(Credentials::new(
+            access_key,
+            "test",
+            None,
+            None,
+            "tally-local",
+        ))
         .endpoint_url(endpoint)
         .load()
         .await
 }
 
 impl Clients {
+    /// The administrator's clients.
     pub async fn new(endpoints: &Endpoints) -> Self {
-        let s3_config = local_config(&endpoints.s3).await;
+        Self::signing_as(endpoints, crate::iam::ADMIN_KEY).await
+    }
+
+    /// Clients that sign with `access_key`.
+    pub async fn signing_as(endpoints: &Endpoints, access_key: &str) -> Self {
+        let config = |endpoint| local_config_as(endpoint, access_key);
+        let s3_config = config(&endpoints.s3).await;
         let s3 = aws_sdk_s3::Client::from_conf(
             aws_sdk_s3::config::Builder::from(&s3_config)
                 .force_path_style(true)
                 .build(),
         );
         Clients {
-            dynamodb: aws_sdk_dynamodb::Client::new(&local_config(&endpoints.dynamodb).await),
-            kinesis: aws_sdk_kinesis::Client::new(&local_config(&endpoints.kinesis).await),
+            dynamodb: aws_sdk_dynamodb::Client::new(&config(&endpoints.dynamodb).await),
+            kinesis: aws_sdk_kinesis::Client::new(&config(&endpoints.kinesis).await),
             s3,
-            sqs: aws_sdk_sqs::Client::new(&local_config(&endpoints.sqs).await),
+            sqs: aws_sdk_sqs::Client::new(&config(&endpoints.sqs).await),
         }
     }
 }

@@ -17,7 +17,9 @@ use crate::edge::{Control, EdgeRouter};
 use crate::emulators::{port_is_free, EmulatorError, EmulatorPorts, Emulators};
 use crate::esm::{Mapping, MappingSpec, QueueMapping, QueueMappingSpec};
 use crate::faults::Faults;
+use crate::firehose::spec::Processor;
 use crate::firehose::{Delivery, DeliverySpec};
+use crate::iam::{role_key, role_of_function, Authorizer, Call};
 use crate::lambda::{function_specs, FunctionHost};
 use crate::provision::{provision, ProvisionError, Provisioned};
 use tally_stack::template::{Template, TemplateError};
@@ -96,6 +98,9 @@ pub struct CloudOptions {
     pub idle_poll: Duration,
     /// Faults on demand (`--faults`), armed once the cloud is provisioned.
     pub faults: Arc<Faults>,
+    /// Check every call of a function, mapping or delivery against its role's policies, as AWS
+    /// does (on unless `tally up --no-iam`).
+    pub enforce_iam: bool,
 }
 
 impl CloudOptions {
@@ -112,6 +117,7 @@ impl CloudOptions {
             run_streams: true,
             idle_poll: Duration::from_millis(100),
             faults: Faults::none(),
+            enforce_iam: true,
         }
     }
 }
@@ -246,8 +252,17 @@ impl LocalCloud {
         let router = EdgeRouter::with_faults(ports.backends(), opts.faults.clone());
         let mut servers = vec![tokio::spawn(router.clone().serve(edge_listener))];
         template.queue_endpoint = edge_url.clone();
-        let clients = Clients::new(&Endpoints::all(&edge_url)).await;
+        let endpoints = Endpoints::all(&edge_url);
+        let clients = Clients::new(&endpoints).await;
         let provisioned = provision(&template, &clients).await?;
+        if opts.enforce_iam {
+            router.enforce(Arc::new(Authorizer::new(&template)?));
+        }
+        // What mappings and deliveries call, they call with the role AWS would use.
+        let role_clients = |role: String| {
+            let endpoints = endpoints.clone();
+            async move { Clients::signing_as(&endpoints, &role_key(&role)).await }
+        };
 
         let mut functions = BTreeMap::new();
         for spec in function_specs(&template, &opts, &edge_url)? {
@@ -273,11 +288,12 @@ impl LocalCloud {
             for spec in mapping_specs {
                 let host = functions[&spec.function].clone();
                 let writes = router.kinesis_writes().watch(&spec.stream_name);
+                let role = role_clients(role_of_function(&template, &spec.function)?).await;
                 let m = Mapping::new(
                     spec,
                     host,
-                    clients.kinesis.clone(),
-                    clients.sqs.clone(),
+                    role.kinesis,
+                    role.sqs,
                     edge_url.clone(),
                     opts.idle_poll,
                     writes,
@@ -287,17 +303,38 @@ impl LocalCloud {
             }
             for spec in queue_specs {
                 let host = functions[&spec.function].clone();
-                let q =
-                    QueueMapping::new(spec, host, clients.sqs.clone(), &edge_url, opts.idle_poll);
+                let role = role_clients(role_of_function(&template, &spec.function)?).await;
+                let q = QueueMapping::new(spec, host, role.sqs, &edge_url, opts.idle_poll);
                 servers.push(tokio::spawn(q.clone().run(shutdown_rx.clone())));
                 queue_mappings.push(q);
             }
             for spec in delivery_specs {
+                let source = role_clients(spec.source_role.clone()).await;
+                let delivery = role_clients(spec.delivery_role.clone()).await;
+                // The transformations its role may invoke.
+                let authorizer = router.authorizer();
+                let may_invoke = |host: &FunctionHost| match &authorizer {
+                    None => true,
+                    Some(iam) => iam.role(&spec.delivery_role).is_some_and(|role| {
+                        let call = Call::new("lambda:InvokeFunction", &host.spec().arn);
+                        iam.check_call(role, &call).is_ok()
+                    }),
+                };
+                let invocable: BTreeMap<String, Arc<FunctionHost>> = spec
+                    .processors
+                    .iter()
+                    .filter_map(|p| match p {
+                        Processor::Lambda(f) => functions.get_key_value(f),
+                        _ => None,
+                    })
+                    .filter(|(_, host)| may_invoke(host))
+                    .map(|(id, host)| (id.clone(), host.clone()))
+                    .collect();
                 let d = Delivery::new(
                     spec,
-                    clients.kinesis.clone(),
-                    clients.s3.clone(),
-                    functions.clone(),
+                    source.kinesis,
+                    delivery.s3,
+                    invocable,
                     opts.idle_poll,
                     router.kinesis_writes().clone(),
                     opts.faults.clone(),

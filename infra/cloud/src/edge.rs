@@ -19,6 +19,7 @@ use tokio::net::TcpListener;
 
 use crate::faults::{Fault, Faults};
 use crate::http::{error_response, Body};
+use crate::iam::{Authorizer, Caller};
 use crate::kinesis::{wakeup::stream_of_put, KinesisWrites};
 
 /// Where each service's requests go: a port per service, and one for every other service.
@@ -66,6 +67,25 @@ pub struct EdgeRouter {
     control: Mutex<Option<Arc<dyn Control>>>,
     kinesis_writes: KinesisWrites,
     faults: Arc<Faults>,
+    /// IAM, when the cloud enforces it: each request is checked against its caller's role.
+    authorizer: Mutex<Option<Arc<Authorizer>>>,
+}
+
+/// The access key a request is signed with (`Credential=KEY/DATE/REGION/SERVICE/aws4_request`).
+pub fn access_key_of<B>(req: &Request<B>) -> Option<String> {
+    let from_header = req
+        .headers()
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|a| a.split("Credential=").nth(1))
+        .and_then(|c| c.split('/').next())
+        .map(str::to_string);
+    from_header.or_else(|| {
+        req.uri().query()?.split('&').find_map(|p| {
+            let v = p.strip_prefix("X-Amz-Credential=")?;
+            Some(v.replace("%2F", "/").split('/').next()?.to_string())
+        })
+    })
 }
 
 /// The service a request is for.
@@ -129,6 +149,68 @@ fn aws_json_error(
             serde_json::json!({ "__type": kind, "message": message }).to_string(),
         ))
         .expect("status and headers are valid")
+}
+
+fn s3_error(status: StatusCode, code: &str, message: &str) -> Response<Body> {
+    let escaped = message
+        .replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;");
+    Response::builder()
+        .status(status)
+        .header("content-type", "application/xml")
+        .body(crate::http::full(format!(
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>{code}</Code><Message>{escaped}</Message><RequestId>tally-iam</RequestId></Error>"
+        )))
+        .expect("status and headers are valid")
+}
+
+/// AWS's answer to a call its caller's policies do not allow: `AccessDenied` from S3 (403),
+/// `AccessDeniedException` from the JSON services (400; SQS names it in its query-error header).
+pub fn access_denied(service: &str, message: &str) -> Response<Body> {
+    let content_type = match service {
+        "dynamodb" | "sqs" => "application/x-amz-json-1.0",
+        _ => "application/x-amz-json-1.1",
+    };
+    match service {
+        "s3" => s3_error(StatusCode::FORBIDDEN, "AccessDenied", message),
+        "sqs" => {
+            let mut r = aws_json_error(
+                StatusCode::BAD_REQUEST,
+                content_type,
+                "AccessDenied",
+                message,
+            );
+            r.headers_mut().insert(
+                "x-amzn-query-error",
+                hyper::header::HeaderValue::from_static("AccessDenied;Sender"),
+            );
+            r
+        }
+        _ => aws_json_error(
+            StatusCode::BAD_REQUEST,
+            content_type,
+            "AccessDeniedException",
+            message,
+        ),
+    }
+}
+
+/// AWS's answer to a key it does not know.
+fn unrecognized_key(service: &str) -> Response<Body> {
+    match service {
+        "s3" => s3_error(
+            StatusCode::FORBIDDEN,
+            "InvalidAccessKeyId",
+            "The AWS Access Key Id you provided does not exist in our records.",
+        ),
+        _ => aws_json_error(
+            StatusCode::BAD_REQUEST,
+            "application/x-amz-json-1.1",
+            "UnrecognizedClientException",
+            "The security token included in the request is invalid.",
+        ),
+    }
 }
 
 /// The answer AWS gives a request that `fault` fails whole.
@@ -254,7 +336,17 @@ impl EdgeRouter {
             control: Mutex::new(None),
             kinesis_writes: KinesisWrites::default(),
             faults,
+            authorizer: Mutex::new(None),
         })
+    }
+
+    /// From now on, every request is checked against its caller's role.
+    pub fn enforce(&self, authorizer: Arc<Authorizer>) {
+        *self.authorizer.lock().unwrap() = Some(authorizer);
+    }
+
+    pub fn authorizer(&self) -> Option<Arc<Authorizer>> {
+        self.authorizer.lock().unwrap().clone()
     }
 
     /// A fault that fails this request whole, if one strikes.
@@ -315,34 +407,66 @@ impl EdgeRouter {
             operation.as_str(),
             "kinesis:PutRecord" | "kinesis:PutRecords"
         );
-        if let Some(fault) = self.whole_request_fault(&service, &operation) {
-            return Ok(fault_response(fault));
-        }
-        let throttles_records =
-            operation == "kinesis:PutRecords" && self.faults.active(Fault::KinesisThrottle);
-        *self.counts.lock().unwrap().entry(operation).or_default() += 1;
-        // A write's stream is in its body: read it whole (at most 5 MB) to wake that stream's
-        // readers once it is acknowledged.
+        let authorizer = self.authorizer();
+        let role = match authorizer
+            .as_ref()
+            .map(|a| a.caller(access_key_of(&req).as_deref()))
+        {
+            None | Some(Caller::Admin) => None,
+            Some(Caller::Unknown) => return Ok(unrecognized_key(&service)),
+            Some(Caller::Role(role)) => Some(role),
+        };
+        // A write's stream is in its body, and so is what IAM decides on (the table, the keys)
+        // for every service but S3: read it whole (at most a few MB).
         let (parts, body) = req.into_parts();
-        let (mut req, written_stream) = if writes_records {
-            let bytes = match body.collect().await {
-                Ok(b) => b.to_bytes(),
+        let bytes = if writes_records || (role.is_some() && service != "s3") {
+            match body.collect().await {
+                Ok(b) => Ok(b.to_bytes()),
                 Err(e) => {
                     return Ok(error_response(
                         StatusCode::BAD_REQUEST,
                         &format!("request body not read: {e}"),
                     ))
                 }
-            };
-            let stream = stream_of_put(&bytes);
-            if throttles_records {
-                if let Some(put) = partial_put(&bytes, &self.faults) {
-                    return Ok(self.put_in_part(parts, put, stream).await);
-                }
             }
-            (Request::from_parts(parts, crate::http::full(bytes)), stream)
         } else {
-            (Request::from_parts(parts, body.boxed()), None)
+            Err(body)
+        };
+        if let (Some(role), Some(authorizer)) = (role, &authorizer) {
+            let call = crate::iam::Request {
+                service: &service,
+                method: parts.method.as_str(),
+                path: parts.uri.path(),
+                query: parts.uri.query().unwrap_or_default(),
+                target: parts
+                    .headers
+                    .get("x-amz-target")
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|t| t.split('.').nth(1)),
+                body: bytes.as_ref().map(|b| b.as_ref()).unwrap_or_default(),
+            };
+            if let Err(denied) = authorizer.check(role, &call) {
+                return Ok(access_denied(&service, &denied.message));
+            }
+        }
+        if let Some(fault) = self.whole_request_fault(&service, &operation) {
+            return Ok(fault_response(fault));
+        }
+        let throttles_records =
+            operation == "kinesis:PutRecords" && self.faults.active(Fault::KinesisThrottle);
+        *self.counts.lock().unwrap().entry(operation).or_default() += 1;
+        let (mut req, written_stream) = match bytes {
+            Ok(bytes) if writes_records => {
+                let stream = stream_of_put(&bytes);
+                if throttles_records {
+                    if let Some(put) = partial_put(&bytes, &self.faults) {
+                        return Ok(self.put_in_part(parts, put, stream).await);
+                    }
+                }
+                (Request::from_parts(parts, crate::http::full(bytes)), stream)
+            }
+            Ok(bytes) => (Request::from_parts(parts, crate::http::full(bytes)), None),
+            Err(body) => (Request::from_parts(parts, body.boxed()), None),
         };
         let port = self.backends.port_for(&service);
         let path = req

@@ -6,6 +6,7 @@
 //! - `emulators.rs`, `edge.rs`: the AWS-API emulators behind one edge endpoint; `faults.rs`: the
 //!   failures the edge and the Lambda host inject on demand (`tally up --faults`)
 //! - `kinesis/`: the one shard reader and the one batching writer everything uses
+//! - `iam/`: the template's roles and their policies, checked by the edge on every call
 //! - `lambda/`: functions as the template declares them, each run behind the Runtime API
 //! - `esm/`: Kinesis and SQS event source mappings
 //! - `firehose/`: delivery from Kinesis to S3
@@ -23,6 +24,7 @@ pub mod esm;
 pub mod faults;
 pub mod firehose;
 pub mod http;
+pub mod iam;
 pub mod kinesis;
 pub mod lambda;
 pub mod provision;

@@ -313,7 +313,16 @@ impl Delivery {
                     }
                 }
                 Processor::Lambda(f) => {
+                    // Absent: its role may not invoke it (Lambda.InvokeAccessDenied on AWS).
                     let Some(host) = self.functions.get(f) else {
+                        eprintln!(
+                            "{}: transformation {f} not invoked: the delivery role may not (Lambda.InvokeAccessDenied)",
+                            self.spec.logical_id
+                        );
+                        out = out
+                            .into_iter()
+                            .map(|(d, t, k, _)| (d, t, k, Some("processing-failed".into())))
+                            .collect();
                         continue;
                     };
                     let records: Vec<Json> = out

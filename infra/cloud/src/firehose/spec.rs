@@ -27,6 +27,9 @@ pub struct DeliverySpec {
     pub interval: Duration,
     pub size_bytes: usize,
     pub processors: Vec<Processor>,
+    /// The roles it reads its source and writes its destination with (logical ids).
+    pub source_role: String,
+    pub delivery_role: String,
 }
 
 impl DeliverySpec {
@@ -130,7 +133,21 @@ impl DeliverySpec {
                 return Err(unsupported(format!("prefix expression !{{{expr}}}")));
             }
         }
+        let role = |config: &Json, at: &str| {
+            let arn = config["RoleARN"].as_str().unwrap_or_default();
+            template
+                .logical_id_of(arn)
+                .map(str::to_string)
+                .ok_or_else(|| {
+                    unsupported(format!("{at}.RoleARN {arn:?}: not a role of this template"))
+                })
+        };
         Ok(DeliverySpec {
+            source_role: role(
+                &props["KinesisStreamSourceConfiguration"],
+                "KinesisStreamSourceConfiguration",
+            )?,
+            delivery_role: role(dest, "the destination's")?,
             logical_id: r.logical_id.clone(),
             name: template.physical_name(&r.logical_id),
             stream_name: template.physical_name(stream_id),

@@ -10,6 +10,7 @@ use aws_sdk_kinesis::Client;
 use tokio::sync::watch;
 
 use super::KinesisError;
+use tally_stack::template::{ACCOUNT, REGION};
 
 /// A record read from a shard.
 #[derive(Debug, Clone)]
@@ -130,6 +131,12 @@ impl ShardReader {
         let out = self
             .kinesis
             .get_records()
+            // The iterator alone names the stream to Kinesis; IAM (the edge's too) decides on
+            // the ARN, so it is sent as the SDKs may.
+            .stream_arn(format!(
+                "arn:aws:kinesis:{REGION}:{ACCOUNT}:stream/{}",
+                self.stream
+            ))
             .shard_iterator(iterator)
             .limit(limit.clamp(1, 10_000) as i32)
             .send()

@@ -42,6 +42,14 @@ pub async fn run(args: Args, ctx: &Context) -> Result<()> {
         cloud.api_url
     );
     let outcome = steps(&mut cloud, ctx).await;
+    if let Some(iam) = cloud.router.authorizer() {
+        let denied = iam.ledger().denied;
+        println!(
+            "IAM: every call of the functions, mappings and deliveries checked against its role's policies in the template: {} refused{}",
+            denied.len(),
+            if denied.is_empty() { "" } else { " (the lines `iam: denied` above)" }
+        );
+    }
     cloud.stop().await;
     outcome
 }
@@ -84,18 +92,26 @@ async fn put_sample(
     Ok(lines)
 }
 
-async fn steps(cloud: &mut LocalCloud, ctx: &Context) -> Result<()> {
-    let pipelines = pipelines(&cloud.template)?;
+/// Every pipeline's sample into its source streams (the app events through `/collect`), then
+/// waits until every function has consumed what came of them. Returns each pipeline's records.
+pub async fn feed(cloud: &mut LocalCloud, ctx: &Context) -> Result<Vec<(Pipeline, Vec<String>)>> {
     let mut samples = Vec::new();
-    for p in &pipelines {
+    for p in pipelines(&cloud.template)? {
+        let mut lines = Vec::new();
         for source in &p.sources {
-            samples.push((p, put_sample(cloud, ctx, source).await?));
+            lines.extend(put_sample(cloud, ctx, source).await?);
         }
-    }
-    if pipelines.iter().any(|p| p.name == "events") {
-        post_events(cloud).await?;
+        if p.name == "events" {
+            post_events(cloud).await?;
+        }
+        samples.push((p, lines));
     }
     cloud.wait_idle(Duration::from_secs(120)).await?;
+    Ok(samples)
+}
+
+async fn steps(cloud: &mut LocalCloud, ctx: &Context) -> Result<()> {
+    let samples = feed(cloud, ctx).await?;
     println!("pipeline caught up:");
     for m in &cloud.mappings {
         let s = m.stats.lock().unwrap().clone();
@@ -107,7 +123,7 @@ async fn steps(cloud: &mut LocalCloud, ctx: &Context) -> Result<()> {
             m.spec.function, stream, s.invocations, s.records, host.init_ms_max
         );
     }
-    for (pipeline, sample) in &samples {
+    for (pipeline, sample) in samples.iter().filter(|(p, _)| !p.sources.is_empty()) {
         match pipeline.name.as_str() {
             "gender" => show_lookups(cloud, sample).await?,
             "rsvp" => show_rsvp_stats(cloud).await?,

@@ -3,5 +3,6 @@
 
 mod cli;
 mod firehose;
+mod iam;
 mod lambda;
 mod mappings;

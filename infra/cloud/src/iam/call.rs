@@ -64,7 +64,12 @@ pub fn calls_of(req: &Request, facts: &StackFacts) -> Vec<Call> {
             match service {
                 "dynamodb" => dynamodb_calls(&action, &body, facts),
                 "kinesis" => vec![Call::new(action, kinesis_stream(&body))],
-                "sqs" => vec![Call::new(action, sqs_queue(&body, req.body))],
+                // A batch is authorized as its single action (`sqs:DeleteMessage` for
+                // `DeleteMessageBatch`), as SQS does.
+                "sqs" => vec![Call::new(
+                    action.strip_suffix("Batch").unwrap_or(&action),
+                    sqs_queue(&body, req.body),
+                )],
                 "firehose" => {
                     let name = body["DeliveryStreamName"].as_str().unwrap_or("*");
                     vec![Call::new(

@@ -267,6 +267,26 @@ impl Authorizer {
         self.roles.get(&role_key(logical_id))
     }
 
+    /// Statements that have not yet been the only one to allow a call: taken out, nothing so
+    /// far would have been refused. (role, statement index, the statement.)
+    pub fn not_yet_needed(&self) -> Vec<(&str, usize, &Statement)> {
+        let ledger = self.ledger.lock().unwrap();
+        self.roles
+            .values()
+            .flat_map(|r| r.statements.iter().enumerate().map(move |(i, s)| (r, i, s)))
+            .filter(|(r, i, _)| {
+                !ledger
+                    .sole_allower
+                    .contains_key(&(r.logical_id.clone(), *i))
+            })
+            .map(|(r, i, s)| (r.logical_id.as_str(), i, s))
+            .collect()
+    }
+
+    pub fn roles(&self) -> impl Iterator<Item = &Role> {
+        self.roles.values()
+    }
+
     pub fn ledger(&self) -> Ledger {
         self.ledger.lock().unwrap().clone()
     }

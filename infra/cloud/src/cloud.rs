@@ -13,6 +13,7 @@ use tokio::task::JoinHandle;
 
 use crate::api_gateway::{routes, ApiGateway};
 use crate::clients::{Clients, Endpoints};
+use crate::cloudformation::Stacks;
 use crate::edge::{Control, EdgeRouter};
 use crate::emulators::{port_is_free, EmulatorError, EmulatorPorts, Emulators};
 use crate::esm::{Mapping, MappingSpec, QueueMapping, QueueMappingSpec};
@@ -357,6 +358,7 @@ impl LocalCloud {
         // The API last: when it answers, everything else is running.
         let api_listener = bind(opts.api_port, "API", "--api-port").await?;
         let api_url = format!("http://{}", api_listener.local_addr()?);
+        router.describe(Arc::new(Stacks::of(&template, &api_url)?));
         servers.push(tokio::spawn(
             ApiGateway::new(routes(&template)?, functions.clone()).serve(api_listener),
         ));

@@ -17,6 +17,7 @@ use hyper_util::client::legacy::{connect::HttpConnector, Client};
 use hyper_util::rt::TokioExecutor;
 use tokio::net::TcpListener;
 
+use crate::cloudformation::Stacks;
 use crate::faults::{Fault, Faults};
 use crate::http::{error_response, Body};
 use crate::iam::{Authorizer, Caller};
@@ -69,6 +70,8 @@ pub struct EdgeRouter {
     faults: Arc<Faults>,
     /// IAM, when the cloud enforces it: each request is checked against its caller's role.
     authorizer: Mutex<Option<Arc<Authorizer>>>,
+    /// The running stack, for CloudFormation's read calls.
+    stacks: Mutex<Option<Arc<Stacks>>>,
 }
 
 /// The access key a request is signed with (`Credential=KEY/DATE/REGION/SERVICE/aws4_request`).
@@ -337,7 +340,13 @@ impl EdgeRouter {
             kinesis_writes: KinesisWrites::default(),
             faults,
             authorizer: Mutex::new(None),
+            stacks: Mutex::new(None),
         })
+    }
+
+    /// From now on, CloudFormation's read calls are answered for these stacks.
+    pub fn describe(&self, stacks: Arc<Stacks>) {
+        *self.stacks.lock().unwrap() = Some(stacks);
     }
 
     /// From now on, every request is checked against its caller's role.
@@ -419,7 +428,10 @@ impl EdgeRouter {
         // A write's stream is in its body, and so is what IAM decides on (the table, the keys)
         // for every service but S3: read it whole (at most a few MB).
         let (parts, body) = req.into_parts();
-        let bytes = if writes_records || (role.is_some() && service != "s3") {
+        let stacks = (service == "cloudformation")
+            .then(|| self.stacks.lock().unwrap().clone())
+            .flatten();
+        let bytes = if writes_records || stacks.is_some() || (role.is_some() && service != "s3") {
             match body.collect().await {
                 Ok(b) => Ok(b.to_bytes()),
                 Err(e) => {
@@ -448,6 +460,15 @@ impl EdgeRouter {
             if let Err(denied) = authorizer.check(role, &call) {
                 return Ok(access_denied(&service, &denied.message));
             }
+        }
+        if let (Some(stacks), Ok(form)) = (&stacks, &bytes) {
+            let (status, xml) = stacks.answer(&String::from_utf8_lossy(form));
+            *self.counts.lock().unwrap().entry(operation).or_default() += 1;
+            return Ok(Response::builder()
+                .status(status)
+                .header("content-type", "text/xml")
+                .body(crate::http::full(xml))
+                .expect("status and header are valid"));
         }
         if let Some(fault) = self.whole_request_fault(&service, &operation) {
             return Ok(fault_response(fault));

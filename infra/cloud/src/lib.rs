@@ -12,12 +12,14 @@
 //! - `firehose/`: delivery from Kinesis to S3
 //! - `api_gateway/`: the HTTP API
 //! - `athena.rs`: the lake's SQL (DuckDB over a copy of the local lake)
+//! - `cloudformation.rs`: the running stack as CloudFormation describes it (`DescribeStacks`, ...)
 //! - `http.rs`, `clients.rs`: what the servers and the SDK clients share
 
 pub mod api_gateway;
 pub mod athena;
 pub mod clients;
 pub mod cloud;
+pub mod cloudformation;
 pub mod edge;
 pub mod emulators;
 pub mod esm;

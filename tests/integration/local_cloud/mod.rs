@@ -2,6 +2,7 @@
 //! Lambda host. The pipelines' end-to-end tests are in their own modules.
 
 mod cli;
+mod cloudformation;
 mod firehose;
 mod iam;
 mod lambda;

@@ -91,8 +91,13 @@ fn query_action(body: &[u8]) -> Option<String> {
 fn form_value(body: &[u8], name: &str) -> Option<String> {
     std::str::from_utf8(body).ok()?.split('&').find_map(|pair| {
         let (k, v) = pair.split_once('=')?;
-        (k == name).then(|| percent_decode(&v.replace('+', " ")))
+        (k == name).then(|| form_decode(v))
     })
+}
+
+/// A value of an `application/x-www-form-urlencoded` body.
+pub fn form_decode(v: &str) -> String {
+    percent_decode(&v.replace('+', " "))
 }
 
 fn percent_decode(s: &str) -> String {

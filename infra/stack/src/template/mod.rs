@@ -495,6 +495,11 @@ impl Template {
             "AWS::KinesisFirehose::DeliveryStream" => {
                 format!("arn:aws:firehose:{REGION}:{ACCOUNT}:deliverystream/{name}")
             }
+            "AWS::CloudWatch::Alarm" => {
+                format!("arn:aws:cloudwatch:{REGION}:{ACCOUNT}:alarm:{name}")
+            }
+            "AWS::SNS::Topic" => format!("arn:aws:sns:{REGION}:{ACCOUNT}:{name}"),
+            "AWS::Logs::LogGroup" => format!("arn:aws:logs:{REGION}:{ACCOUNT}:log-group:{name}:*"),
             other => {
                 return Err(TemplateError::Unsupported {
                     what: format!("Arn of {other}"),

@@ -7,7 +7,6 @@ use tally_aws::{app_id_for, new_app_key, DynamoAppKeys};
 use tally_events::collect::{key_hash, App};
 
 use crate::Context;
-use tally_cloud::clients::{Clients, Endpoints};
 
 #[derive(clap::Subcommand)]
 pub enum Args {
@@ -20,12 +19,14 @@ pub enum Args {
     List,
 }
 
+/// The apps table of the stack, wherever it runs.
 pub async fn registry(ctx: &Context) -> Result<DynamoAppKeys> {
-    let template = ctx.template()?;
-    let table = template.physical_name("AppsTable");
-    let clients = Clients::new(&Endpoints::all(&ctx.edge_url())).await;
+    let deployed = ctx.deployed().await?;
+    let table = deployed
+        .physical("AppsTable", "AWS::DynamoDB::Table")?
+        .to_string();
     Ok(DynamoAppKeys::on(tally_aws::DynamoTable::new(
-        clients.dynamodb,
+        ctx.clients().await.dynamodb,
         table,
     )))
 }
@@ -34,9 +35,9 @@ pub async fn run(args: Args, ctx: &Context) -> Result<()> {
     let registry = registry(ctx).await?;
     let unreachable = || {
         format!(
-            "cannot reach the apps table at {}: is `make up` running, with stack {} (--stack)?",
-            ctx.edge_url(),
-            ctx.stack
+            "cannot reach the apps table of stack {} at {}",
+            ctx.stack,
+            ctx.target.describe()
         )
     };
     match args {

@@ -17,6 +17,7 @@ pub struct Args {
 }
 
 pub async fn run(args: Args, ctx: &Context) -> Result<()> {
+    ctx.local_only("clusters")?;
     let (clients, bucket) = flushed_lake(ctx).await?;
     let store = S3Objects::new(clients.s3.clone(), bucket);
     let report = tally_lake::clusters::write_clusters(&store, args.clusters as usize)

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context as _, Result};
+use anyhow::{anyhow, bail, Context as _, Result};
 use futures_util::StreamExt;
 
 use crate::Context;
@@ -31,9 +31,9 @@ pub struct Args {
     /// Send uncompressed JSON.
     #[arg(long)]
     pub no_gzip: bool,
-    /// The HTTP API.
-    #[arg(long, default_value = "http://127.0.0.1:5000")]
-    pub url: String,
+    /// The HTTP API (default: the stack's output `ApiUrl`).
+    #[arg(long)]
+    pub url: Option<String>,
 }
 
 /// The sender for the first batch: fewer, shorter tries.
@@ -44,7 +44,7 @@ fn quick_sender(sender: &Sender) -> Sender {
     }
 }
 
-pub async fn run(args: Args, _ctx: &Context) -> Result<()> {
+pub async fn run(args: Args, ctx: &Context) -> Result<()> {
     if let Some(r) = args.rate {
         if !(r.is_finite() && r > 0.0) {
             bail!("--rate must be a positive number of events a second, not {r}");
@@ -61,8 +61,23 @@ pub async fn run(args: Args, _ctx: &Context) -> Result<()> {
     };
     let batches = sdk_batches(&text, args.batch)?;
     let total: usize = batches.iter().map(Vec::len).sum();
+    let api = match &args.url {
+        Some(url) => url.clone(),
+        None => ctx
+            .deployed()
+            .await?
+            .outputs
+            .get("ApiUrl")
+            .cloned()
+            .ok_or_else(|| {
+                anyhow!(
+                    "stack {} has no output ApiUrl: name the API with --url",
+                    ctx.stack
+                )
+            })?,
+    };
     let sender = Arc::new(Sender {
-        url: format!("{}/collect", args.url.trim_end_matches('/')),
+        url: format!("{}/collect", api.trim_end_matches('/')),
         key: args.key.clone(),
         gzip: !args.no_gzip,
         max_attempts: 8,
@@ -79,7 +94,7 @@ pub async fn run(args: Args, _ctx: &Context) -> Result<()> {
     let probe = quick_sender(&sender).send(&first).await;
     if probe.unreachable {
         bail!(
-            "cannot reach {}: is the local cloud running (`make up`)? Another API: --url",
+            "cannot reach {}: is the stack running? Another API: --url",
             sender.url
         );
     }

@@ -12,6 +12,7 @@ pub mod invoke;
 pub mod put;
 pub mod serve_rsvps;
 pub mod sql;
+pub mod stack;
 pub mod tail;
 pub mod up;
 
@@ -21,11 +22,13 @@ use std::path::PathBuf;
 use anyhow::{anyhow, bail, Context as _, Result};
 use clap::{Parser, Subcommand};
 
-use tally_cloud::clients::{Clients, Endpoints};
+use tally_cloud::clients::Clients;
 use tally_cloud::cloud::CloudOptions;
 use tally_cloud::emulators::project_root;
 use tally_stack::pipelines::{stream_facts, StreamFacts};
 use tally_stack::template::Template;
+
+pub use stack::{DeployedStack, Target};
 
 #[derive(Parser)]
 #[command(
@@ -34,9 +37,16 @@ use tally_stack::template::Template;
     about = "Run tally's template.yaml on this machine, without Docker or an AWS account"
 )]
 pub struct Cli {
-    /// Stack name of the local cloud (physical names are STACK-LogicalId).
+    /// The stack's name (CloudFormation's; a nested stack is found through its parent).
     #[arg(long, global = true, env = "TALLY_STACK", default_value = "tally")]
     pub stack: String,
+    /// Work on the stack deployed on AWS (the default credential chain and region: AWS_PROFILE,
+    /// AWS_REGION, SSO, ...), not the local cloud.
+    #[arg(long, global = true)]
+    pub aws: bool,
+    /// Work on the stack at this endpoint, with the default credential chain and region.
+    #[arg(long, global = true, value_name = "URL", conflicts_with = "aws")]
+    pub endpoint_url: Option<String>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -77,15 +87,47 @@ pub enum Command {
 pub struct Context {
     pub root: PathBuf,
     pub stack: String,
+    /// The cloud the stack is in: local, AWS, or another endpoint.
+    pub target: Target,
 }
 
 impl Context {
+    /// The project around the current folder, the local cloud.
     pub fn new(stack: &str) -> Result<Self> {
         let here = std::env::current_dir().context("cannot read the current folder")?;
         Ok(Context {
             root: project_root(&here)?,
             stack: stack.to_string(),
+            target: Target::from_flags(false, None),
         })
+    }
+
+    /// The context `cli` asks for.
+    pub fn of(cli: &Cli) -> Result<Self> {
+        let mut ctx = Self::new(&cli.stack)?;
+        ctx.target = Target::from_flags(cli.aws, cli.endpoint_url.clone());
+        Ok(ctx)
+    }
+
+    /// The stack's resources and outputs, as CloudFormation lists them.
+    pub async fn deployed(&self) -> Result<DeployedStack> {
+        DeployedStack::describe(&self.target.sdk_config().await, &self.stack, &self.target).await
+    }
+
+    /// SDK clients for the target (the local cloud's as its administrator).
+    pub async fn clients(&self) -> Clients {
+        Clients::from_config(&self.target.sdk_config().await)
+    }
+
+    /// For the commands that only run against the local cloud.
+    pub fn local_only(&self, command: &str) -> Result<()> {
+        match &self.target {
+            Target::Local(_) => Ok(()),
+            other => bail!(
+                "tally {command} works on the local cloud only, not {}",
+                other.describe()
+            ),
+        }
     }
 
     pub fn template(&self) -> Result<Template> {
@@ -215,9 +257,11 @@ pub async fn stream_target(ctx: &Context, stream: &str) -> Result<StreamTarget> 
             known.join(", ")
         );
     };
-    let url = ctx.edge_url();
-    let clients = Clients::new(&Endpoints::all(&url)).await;
-    let name = template.physical_name(&logical_id);
+    let deployed = ctx.deployed().await?;
+    let name = deployed
+        .physical(&logical_id, "AWS::Kinesis::Stream")?
+        .to_string();
+    let clients = ctx.clients().await;
     if let Err(e) = clients
         .kinesis
         .describe_stream_summary()
@@ -225,20 +269,12 @@ pub async fn stream_target(ctx: &Context, stream: &str) -> Result<StreamTarget> 
         .send()
         .await
     {
-        use aws_sdk_kinesis::error::{ProvideErrorMetadata, SdkError};
-        let stack = &ctx.stack;
-        bail!(match e {
-            SdkError::DispatchFailure(_) | SdkError::TimeoutError(_) => {
-                format!("cannot reach the local cloud at {url}: start it with `make up`")
-            }
-            other if other.code() == Some("ResourceNotFoundException") => format!(
-                "stream {name} does not exist at {url}: is `make up` running, with stack {stack} (--stack)?"
-            ),
-            other => format!(
-                "stream {name} is not available: {}",
-                other.message().unwrap_or("unknown error")
-            ),
-        });
+        use aws_sdk_kinesis::error::ProvideErrorMetadata;
+        bail!(
+            "stream {name} is not available at {}: {}",
+            ctx.target.describe(),
+            e.message().unwrap_or("unknown error")
+        );
     }
     Ok(StreamTarget {
         clients,

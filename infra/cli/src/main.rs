@@ -12,7 +12,7 @@ use tally_cli::{Cli, Command, Context};
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    let outcome = match Context::new(&cli.stack) {
+    let outcome = match Context::of(&cli) {
         Ok(ctx) => match cli.command {
             Command::Up(args) => up::run(args, &ctx).await,
             Command::Put(args) => put::run(args, &ctx).await,

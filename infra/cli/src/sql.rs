@@ -36,6 +36,7 @@ pub struct Args {
 }
 
 pub async fn run(args: Args, ctx: &Context) -> Result<()> {
+    ctx.local_only("sql")?;
     let query = match (args.query, &args.file) {
         (Some(q), None) => q,
         (None, Some(f)) => {

@@ -67,6 +67,21 @@ impl Clients {
         Self::signing_as(endpoints, crate::iam::ADMIN_KEY).await
     }
 
+    /// Clients of any configuration (AWS itself, with the default credential chain): S3 path-style
+    /// only when an endpoint is set, as emulators have no per-bucket host names.
+    pub fn from_config(config: &SdkConfig) -> Self {
+        let mut s3 = aws_sdk_s3::config::Builder::from(config);
+        if config.endpoint_url().is_some() {
+            s3 = s3.force_path_style(true);
+        }
+        Clients {
+            dynamodb: aws_sdk_dynamodb::Client::new(config),
+            kinesis: aws_sdk_kinesis::Client::new(config),
+            s3: aws_sdk_s3::Client::from_conf(s3.build()),
+            sqs: aws_sdk_sqs::Client::new(config),
+        }
+    }
+
     /// Clients that sign with `access_key`.
     pub async fn signing_as(endpoints: &Endpoints, access_key: &str) -> Self {
         let config = |endpoint| local_config_as(endpoint, access_key);

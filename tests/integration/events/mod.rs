@@ -119,15 +119,9 @@ async fn events_posted_and_put_reach_the_metrics_the_warehouse_and_bad_records_e
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
+    // No --url: the API is the stack's output ApiUrl, found through CloudFormation at the edge.
     let out = tally(
-        &[
-            "collect",
-            file.to_str().unwrap(),
-            "--key",
-            &key,
-            "--url",
-            &cloud.api_url,
-        ],
+        &["collect", file.to_str().unwrap(), "--key", &key],
         &cloud.edge_url,
     );
     let summary = String::from_utf8_lossy(&out.stderr).to_string();

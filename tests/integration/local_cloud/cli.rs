@@ -161,3 +161,43 @@ fn assert_answer(response: &serde_json::Value, status: u16, text: &str) {
         "{response}"
     );
 }
+
+/// The commands find their resources through CloudFormation, and say in one line when there is
+/// no cloud, no such stack, or a command that only runs locally.
+#[test]
+fn commands_find_the_stack_through_cloudformation_or_say_why_not() {
+    let cloud = shared_cloud();
+    let sample = local_root().join("infra/demo/visits.jsonl");
+    let stderr = |out: std::process::Output| {
+        assert!(!out.status.success());
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let nowhere = format!(
+        "http://127.0.0.1:{}",
+        tally_cloud::emulators::free_port().unwrap()
+    );
+    let msg = stderr(tally(
+        &["put", "VisitsStream", sample.to_str().unwrap()],
+        &nowhere,
+    ));
+    assert!(
+        msg.contains(&format!(
+            "cannot reach the local cloud at {nowhere}: start it with `make up`"
+        )),
+        "{msg}"
+    );
+    let msg = stderr(tally(
+        &["--stack", "nosuch", "apps", "list"],
+        &cloud.edge_url,
+    ));
+    assert!(
+        msg.contains("stack nosuch does not exist at the local cloud"),
+        "{msg}"
+    );
+    let msg = stderr(tally(&["--aws", "sql", "SELECT 1"], &cloud.edge_url));
+    assert!(
+        msg.contains("tally sql works on the local cloud only, not AWS"),
+        "{msg}"
+    );
+    assert_eq!(msg.trim().lines().count(), 1, "{msg}");
+}

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use tally_cli::Context;
+use tally_cli::{Context, Target};
 use tally_cloud::cloud::LocalCloud;
 use tally_cloud::http::http_get;
 use tally_cloud::iam::{decide, role_of_function, Authorizer, Call, Decision};
@@ -101,6 +101,7 @@ async fn every_statement_is_the_only_one_to_allow_something_and_nothing_is_refus
     let ctx = Context {
         root: local_root(),
         stack,
+        target: Target::Local(cloud.edge_url.clone()),
     };
     tally_cli::demo::feed(&mut cloud, &ctx).await.unwrap();
     put_garbage_everywhere(&cloud).await;

@@ -1,12 +1,15 @@
 //! The app key registry (`AppsTable`): one item per key, by the key's SHA-256 (`key_hash`), never
-//! the key itself. Lookups are cached per warm instance for a minute, so a busy `/collect` reads
-//! each key about once a minute; a removed key stops working within that minute.
+//! the key itself, with its app, when it was made and, once rotated or revoked, when it stops
+//! working (`expires_at`, epoch seconds). Lookups are cached per warm instance for a minute, so a
+//! busy `/collect` reads each key about once a minute; a revoked key stops working within that
+//! minute.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use aws_sdk_dynamodb::types::AttributeValue;
+use chrono::{SecondsFormat, Utc};
 use tally_engine::PortError;
 use tally_events::collect::{App, AppKeys};
 use tally_events::seal::{SealKeys, KEY_BYTES};
@@ -26,7 +29,7 @@ const CACHE_MAX: usize = 10_000;
 
 pub struct DynamoAppKeys {
     table: DynamoTable,
-    cache: Mutex<HashMap<String, (Instant, Option<App>)>>,
+    cache: Mutex<HashMap<String, (Instant, Option<AppKey>)>>,
 }
 
 impl DynamoAppKeys {
@@ -42,12 +45,16 @@ impl DynamoAppKeys {
         DynamoTable::from_env(config, env, APPS_TABLE).map(Self::on)
     }
 
-    /// Registers an app under a key's hash (the `tally apps add` command).
+    /// Registers a key of an app under its hash (`tally apps add`, and `rotate`'s new key).
     pub async fn register(&self, key_hash: &str, app: &App) -> Result<(), PortError> {
         let item = HashMap::from([
             (KEY_HASH.into(), AttributeValue::S(key_hash.to_string())),
             ("app_id".into(), AttributeValue::S(app.app_id.clone())),
             ("name".into(), AttributeValue::S(app.name.clone())),
+            (
+                "created".into(),
+                AttributeValue::S(Utc::now().to_rfc3339_opts(SecondsFormat::Secs, true)),
+            ),
         ]);
         match self.table.put_new(KEY_HASH, item).await? {
             true => Ok(()),
@@ -58,9 +65,42 @@ impl DynamoAppKeys {
         }
     }
 
-    /// Every registered app (the `tally apps list` command).
+    /// Every registered app, once (`tally apps list` shows their keys).
     pub async fn apps(&self) -> Result<Vec<App>, PortError> {
-        let mut apps = Vec::new();
+        let mut apps: Vec<App> = self.keys().await?.into_iter().map(|k| k.app).collect();
+        apps.sort_by(|a, b| (&a.name, &a.app_id).cmp(&(&b.name, &b.app_id)));
+        apps.dedup();
+        Ok(apps)
+    }
+
+    /// The key `key_hash` stops working at `at` (epoch seconds), unless it stops sooner already.
+    pub async fn expire(&self, key_hash: &str, at: i64) -> Result<(), PortError> {
+        let out = self
+            .table
+            .client
+            .update_item()
+            .table_name(&self.table.name)
+            .key(KEY_HASH, AttributeValue::S(key_hash.to_string()))
+            .update_expression("SET expires_at = :at")
+            .condition_expression("attribute_exists(app_id) AND (attribute_not_exists(expires_at) OR expires_at > :at)")
+            .expression_attribute_values(":at", AttributeValue::N(at.to_string()))
+            .send()
+            .await;
+        match out {
+            Ok(_) => Ok(()),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
+            {
+                Ok(())
+            }
+            Err(e) => Err(port_error("UpdateItem", e)),
+        }
+    }
+
+    /// Every key's item (hashes only).
+    pub async fn keys(&self) -> Result<Vec<AppKey>, PortError> {
+        let mut keys = Vec::new();
         let mut start = None;
         loop {
             let out = self
@@ -72,34 +112,70 @@ impl DynamoAppKeys {
                 .send()
                 .await
                 .map_err(|e| port_error("Scan", e))?;
-            apps.extend(out.items().iter().filter_map(app_of));
+            keys.extend(out.items().iter().filter_map(key_of));
             start = out.last_evaluated_key().cloned();
             if start.is_none() {
                 break;
             }
         }
-        apps.sort_by(|a, b| a.name.cmp(&b.name));
-        Ok(apps)
+        keys.sort_by(|a, b| (&a.app.name, &a.created).cmp(&(&b.app.name, &b.created)));
+        Ok(keys)
     }
 }
 
-fn app_of(item: &HashMap<String, AttributeValue>) -> Option<App> {
+/// One key of an app, as the registry keeps it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppKey {
+    pub key_hash: String,
+    pub app: App,
+    /// RFC 3339; empty for keys registered before keys had a date.
+    pub created: String,
+    /// When it stops (stopped) working, epoch seconds; `None` while it is the app's current key.
+    pub expires_at: Option<i64>,
+}
+
+impl AppKey {
+    pub fn works_at(&self, now: i64) -> bool {
+        self.expires_at.is_none_or(|at| now < at)
+    }
+}
+
+fn key_of(item: &HashMap<String, AttributeValue>) -> Option<AppKey> {
     let text = |name: &str| item.get(name)?.as_s().ok().cloned();
-    Some(App {
-        app_id: text("app_id")?,
-        name: text("name")?,
+    Some(AppKey {
+        key_hash: text(KEY_HASH)?,
+        app: App {
+            app_id: text("app_id")?,
+            name: text("name")?,
+        },
+        created: text("created").unwrap_or_default(),
+        expires_at: item
+            .get("expires_at")
+            .and_then(|v| v.as_n().ok())
+            .and_then(|n| n.parse().ok()),
     })
+}
+
+fn now_seconds() -> i64 {
+    Utc::now().timestamp()
 }
 
 impl AppKeys for DynamoAppKeys {
     async fn app_by_key_hash(&self, key_hash: &str) -> Result<Option<App>, PortError> {
-        if let Some((at, app)) = self.cache.lock().unwrap().get(key_hash) {
+        if let Some((at, key)) = self.cache.lock().unwrap().get(key_hash) {
             if at.elapsed() < CACHE_FOR {
-                return Ok(app.clone());
+                return Ok(key
+                    .as_ref()
+                    .filter(|k| k.works_at(now_seconds()))
+                    .map(|k| k.app.clone()));
             }
         }
         let item = self.table.get(KEY_HASH, key_hash, false).await?;
-        let app = item.as_ref().and_then(app_of);
+        let key = item.as_ref().and_then(key_of);
+        let app = key
+            .as_ref()
+            .filter(|k| k.works_at(now_seconds()))
+            .map(|k| k.app.clone());
         let mut cache = self.cache.lock().unwrap();
         if cache.len() >= CACHE_MAX {
             cache.retain(|_, (at, _)| at.elapsed() < CACHE_FOR);
@@ -107,7 +183,7 @@ impl AppKeys for DynamoAppKeys {
                 cache.clear();
             }
         }
-        cache.insert(key_hash.to_string(), (Instant::now(), app.clone()));
+        cache.insert(key_hash.to_string(), (Instant::now(), key));
         Ok(app)
     }
 }

@@ -20,7 +20,7 @@ pub mod table;
 pub mod telemetry;
 
 #[cfg(feature = "apps")]
-pub use apps_table::{app_id_for, new_app_key, DynamoAppKeys, DynamoSealKeys};
+pub use apps_table::{app_id_for, new_app_key, AppKey, DynamoAppKeys, DynamoSealKeys};
 pub use aws_config::SdkConfig;
 pub use config::{aggregation, sdk_config, ConfigError, Env};
 pub use dead_letters::S3DeadLetters;

@@ -1,9 +1,11 @@
-//! `tally apps add NAME`: registers an app in the running cloud's `AppsTable` and prints its new
-//! key, alone on the last line (the table keeps only the key's SHA-256: the key is shown once).
-//! `tally apps list`: the registered apps.
+//! The apps that may post events, in the stack's `AppsTable` (locally or deployed):
+//! `tally apps add NAME` registers one and prints its key alone on the last line (the table keeps
+//! only the key's SHA-256: the key is shown once); `tally apps list`, one line per app;
+//! `tally apps rotate NAME [--grace SECONDS]`, a new key, the old one working for the grace
+//! period; `tally apps revoke NAME`, every key refused (within a minute: `/collect` caches keys).
 
 use anyhow::{bail, Context as _, Result};
-use tally_aws::{app_id_for, new_app_key, DynamoAppKeys};
+use tally_aws::{app_id_for, new_app_key, AppKey, DynamoAppKeys};
 use tally_events::collect::{key_hash, App};
 
 use crate::Context;
@@ -15,8 +17,57 @@ pub enum Args {
         /// The app's name, as dim_app shows it.
         name: String,
     },
-    /// The registered apps (id and name; keys are not stored).
+    /// One line per app: id, name, created, state (keys are not stored).
     List,
+    /// Give an app (its name or id) a new key, printed alone on the last line; its current key
+    /// keeps working for the grace period.
+    Rotate {
+        app: String,
+        /// How long the old key keeps working, in seconds (0: refused from now on).
+        #[arg(long, default_value_t = 86_400)]
+        grace: u32,
+    },
+    /// Refuse every key of an app (its name or id) from now on.
+    Revoke { app: String },
+}
+
+/// The one app `name_or_id` names among the registry's keys.
+fn the_app(keys: &[AppKey], name_or_id: &str) -> Result<App> {
+    let mut apps: Vec<&App> = keys
+        .iter()
+        .map(|k| &k.app)
+        .filter(|a| a.app_id == name_or_id || a.name == name_or_id)
+        .collect();
+    apps.dedup();
+    match apps.as_slice() {
+        [one] => Ok((*one).clone()),
+        [] => bail!("no app {name_or_id} (tally apps list shows them)"),
+        many => bail!(
+            "{} apps are named {name_or_id}: name one by its id ({})",
+            many.len(),
+            many.iter()
+                .map(|a| a.app_id.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    }
+}
+
+/// An app's state from its keys: `active`, `rotating (old key until ...)`, `revoked`.
+fn state(keys: &[&AppKey], now: i64) -> String {
+    let working: Vec<&&AppKey> = keys.iter().filter(|k| k.works_at(now)).collect();
+    if working.is_empty() {
+        return "revoked".into();
+    }
+    match working.iter().filter_map(|k| k.expires_at).max() {
+        None => "active".into(),
+        Some(at) => format!(
+            "rotating (old key until {})",
+            chrono::DateTime::from_timestamp(at, 0)
+                .map(|t| t.to_rfc3339())
+                .unwrap_or_default()
+        ),
+    }
 }
 
 /// The apps table of the stack, wherever it runs.
@@ -62,9 +113,66 @@ pub async fn run(args: Args, ctx: &Context) -> Result<()> {
             println!("{key}");
         }
         Args::List => {
+            let keys = registry.keys().await.with_context(unreachable)?;
+            let now = chrono::Utc::now().timestamp();
             for app in registry.apps().await.with_context(unreachable)? {
-                println!("{}\t{}", app.app_id, app.name);
+                let of_app: Vec<&AppKey> = keys.iter().filter(|k| k.app == app).collect();
+                let created = of_app
+                    .iter()
+                    .map(|k| k.created.as_str())
+                    .min()
+                    .unwrap_or_default();
+                println!(
+                    "{}\t{}\t{created}\t{}",
+                    app.app_id,
+                    app.name,
+                    state(&of_app, now)
+                );
             }
+        }
+        Args::Rotate { app, grace } => {
+            let keys = registry.keys().await.with_context(unreachable)?;
+            let app = the_app(&keys, &app)?;
+            let now = chrono::Utc::now().timestamp();
+            if !keys.iter().any(|k| k.app == app && k.works_at(now)) {
+                bail!(
+                    "app {} ({}) is revoked: register a new one with tally apps add",
+                    app.app_id,
+                    app.name
+                );
+            }
+            let key = new_app_key()?;
+            registry
+                .register(&key_hash(&key), &app)
+                .await
+                .with_context(unreachable)?;
+            let until = now + i64::from(grace);
+            for old in keys.iter().filter(|k| k.app == app) {
+                registry
+                    .expire(&old.key_hash, until)
+                    .await
+                    .with_context(unreachable)?;
+            }
+            eprintln!(
+                "app {} ({}) has a new key, shown only now, on the next line; the old one works for {grace} s more",
+                app.app_id, app.name
+            );
+            println!("{key}");
+        }
+        Args::Revoke { app } => {
+            let keys = registry.keys().await.with_context(unreachable)?;
+            let app = the_app(&keys, &app)?;
+            let now = chrono::Utc::now().timestamp();
+            for old in keys.iter().filter(|k| k.app == app) {
+                registry
+                    .expire(&old.key_hash, now)
+                    .await
+                    .with_context(unreachable)?;
+            }
+            eprintln!(
+                "app {} ({}) revoked: its keys are refused within a minute",
+                app.app_id, app.name
+            );
         }
     }
     Ok(())

@@ -17,6 +17,7 @@ use tally_gen::mobile::{batches, Fleet};
 use crate::lake::{sql, sql_file};
 use crate::support::{chromium_dom, shared_cloud, shared_stack, tally, wait_for};
 
+mod apps;
 mod event_files;
 
 /// Registers an app with the CLI on the shared cloud; returns (app_id, key).

@@ -406,9 +406,9 @@ pub fn register_app(stack: &str, edge_url: &str, name: &str) -> (String, String)
     let listed = String::from_utf8_lossy(&list.stdout).to_string();
     let app_id = listed
         .lines()
-        .filter_map(|l| l.split_once('\t'))
-        .find(|(_, n)| *n == name)
-        .map(|(id, _)| id.to_string())
+        .map(|l| l.split('\t').collect::<Vec<_>>())
+        .find(|fields| fields.get(1) == Some(&name) && fields.get(3) == Some(&"active"))
+        .map(|fields| fields[0].to_string())
         .unwrap_or_else(|| panic!("{name} listed: {listed}"));
     assert!(
         !listed.contains(&key),

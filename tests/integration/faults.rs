@@ -18,7 +18,7 @@ use tally_cloud::kinesis::{put_all, read_stream, ShardRecord};
 use tally_gen::meetup::{default_start, Clock, RsvpGenerator, Shape};
 
 use crate::gender::oracle;
-use crate::support::{cloud_options, register_app, tally_for, wait_for};
+use crate::support::{cloud_options, register_app, tally_for, tally_stdout, wait_for};
 
 /// The mix of the "done when".
 const FAULTS: &str = "dynamodb:throttle=0.1,kinesis:throttle=0.1,s3:error=0.05,lambda:crash=0.02";
@@ -53,13 +53,7 @@ async fn put_lines(
 }
 
 fn sql(stack: &str, edge: &str, query: &str) -> Vec<Value> {
-    let out = tally_for(stack, &["sql", "--format", "json", query], edge);
-    assert!(
-        out.status.success(),
-        "tally sql {query}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout)
+    tally_stdout(stack, &["sql", "--format", "json", query], edge)
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect()

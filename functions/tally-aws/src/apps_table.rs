@@ -98,6 +98,14 @@ impl DynamoAppKeys {
         }
     }
 
+    /// Every key of `app` among `keys` stops working at `at` (rotation and revocation).
+    pub async fn expire_app(&self, keys: &[AppKey], app: &App, at: i64) -> Result<(), PortError> {
+        for key in keys.iter().filter(|k| &k.app == app) {
+            self.expire(&key.key_hash, at).await?;
+        }
+        Ok(())
+    }
+
     /// Every key's item (hashes only).
     pub async fn keys(&self) -> Result<Vec<AppKey>, PortError> {
         let mut keys = Vec::new();

@@ -146,13 +146,10 @@ pub async fn run(args: Args, ctx: &Context) -> Result<()> {
                 .register(&key_hash(&key), &app)
                 .await
                 .with_context(unreachable)?;
-            let until = now + i64::from(grace);
-            for old in keys.iter().filter(|k| k.app == app) {
-                registry
-                    .expire(&old.key_hash, until)
-                    .await
-                    .with_context(unreachable)?;
-            }
+            registry
+                .expire_app(&keys, &app, now + i64::from(grace))
+                .await
+                .with_context(unreachable)?;
             eprintln!(
                 "app {} ({}) has a new key, shown only now, on the next line; the old one works for {grace} s more",
                 app.app_id, app.name
@@ -163,12 +160,10 @@ pub async fn run(args: Args, ctx: &Context) -> Result<()> {
             let keys = registry.keys().await.with_context(unreachable)?;
             let app = the_app(&keys, &app)?;
             let now = chrono::Utc::now().timestamp();
-            for old in keys.iter().filter(|k| k.app == app) {
-                registry
-                    .expire(&old.key_hash, now)
-                    .await
-                    .with_context(unreachable)?;
-            }
+            registry
+                .expire_app(&keys, &app, now)
+                .await
+                .with_context(unreachable)?;
             eprintln!(
                 "app {} ({}) revoked: its keys are refused within a minute",
                 app.app_id, app.name

@@ -7,7 +7,7 @@ use std::time::Duration;
 use serde_json::json;
 use tally_cloud::http::http_send;
 
-use crate::support::{register_app, shared_cloud, shared_stack, tally, wait_for};
+use crate::support::{register_app, shared_cloud, shared_stack, tally, tally_stdout, wait_for};
 
 /// `POST /collect` of one valid event with `key`: the status.
 async fn post_with(api_url: &str, key: &str) -> u16 {
@@ -59,17 +59,8 @@ async fn a_rotated_key_and_a_revoked_app_are_refused_within_a_minute() {
     assert_eq!(post_with(api, &first).await, 200);
     assert_eq!(post_with(api, &revoked_key).await, 200);
     let apps = |args: &[&str]| {
-        let out = tally(&[&["apps"], args].concat(), edge);
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .last()
-            .unwrap_or_default()
-            .to_string()
+        let stdout = tally_stdout(&shared_stack(), &[&["apps"], args].concat(), edge);
+        stdout.lines().last().unwrap_or_default().to_string()
     };
 
     // Both at once, so that the one minute of `/collect`'s key cache is waited for once.

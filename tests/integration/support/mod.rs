@@ -317,6 +317,18 @@ pub fn run_ok(cmd: &mut Command, what: &str) -> std::process::Output {
     out
 }
 
+/// Runs `tally` as [`tally_for`] does; panics unless it succeeded; its standard output.
+pub fn tally_stdout(stack: &str, args: &[&str], edge_url: &str) -> String {
+    let out = tally_for(stack, args, edge_url);
+    assert!(
+        out.status.success(),
+        "tally {}: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 /// Runs this build's `tally` against the cloud of `stack` at `edge_url`.
 pub fn tally_for(stack: &str, args: &[&str], edge_url: &str) -> std::process::Output {
     Command::new(bin_dir().join("tally"))

@@ -343,24 +343,21 @@ mod tests {
             target: None,
             body: b"",
         };
-        let get = &calls_of(
-            &s3("GET", "/b/lake/rsvps/x%3D1.parquet", "x-id=GetObject"),
-            &facts(),
-        )[0];
+        let first = |method, path, query| calls_of(&s3(method, path, query), &facts()).remove(0);
+        let get = first("GET", "/b/lake/rsvps/x%3D1.parquet", "x-id=GetObject");
         assert_eq!(
             (get.action.as_str(), get.resource.as_str()),
             ("s3:GetObject", "arn:aws:s3:::b/lake/rsvps/x=1.parquet")
         );
-        let list = &calls_of(
-            &s3("GET", "/b", "list-type=2&prefix=lake%2Frsvps%2F"),
-            &facts(),
-        )[0];
+        let list = first("GET", "/b", "list-type=2&prefix=lake%2Frsvps%2F");
         assert_eq!(
             (list.action.as_str(), list.resource.as_str()),
             ("s3:ListBucket", "arn:aws:s3:::b")
         );
         assert_eq!(list.context["s3:prefix"], ["lake/rsvps/"]);
-        let list = &calls_of(&s3("GET", "/b/", "list-type=2&prefix=lake%2F"), &facts())[0];
-        assert_eq!(list.action, "s3:ListBucket");
+        assert_eq!(
+            first("GET", "/b/", "list-type=2&prefix=lake%2F").action,
+            "s3:ListBucket"
+        );
     }
 }

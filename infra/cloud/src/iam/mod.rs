@@ -21,14 +21,17 @@ use tally_stack::template::{Template, TemplateError, ACCOUNT};
 pub use call::{calls_of, Request, StackFacts};
 pub use policy::{decide, Call, Decision, Statement};
 
-/// The administrator's access key (the local cloud's fixed test credentials).
+/// The administrator's access key (the local cloud's fixed test credentials; any key that is
+/// not a role's acts as the administrator too).
 pub const ADMIN_KEY: &str = "test";
 
 /// The access key a role's sessions sign with: letters and digits only, as DynamoDB Local
 /// insists (a logical id is letters and digits).
 pub fn role_key(role: &str) -> String {
-    format!("ROLE{role}")
+    format!("{ROLE_KEY_PREFIX}{role}")
 }
+
+const ROLE_KEY_PREFIX: &str = "ROLE";
 
 /// A role of the template and what its policies allow.
 #[derive(Debug, Clone)]
@@ -205,10 +208,15 @@ impl Authorizer {
         })
     }
 
+    /// Who signed with `access_key`: a role's key is that role (an unknown one is refused as
+    /// AWS refuses a key it does not know); any other key is the account's administrator, so
+    /// the AWS CLI works at the edge with whatever credentials its profile holds.
     pub fn caller(&self, access_key: Option<&str>) -> Caller<'_> {
         match access_key {
-            None | Some(ADMIN_KEY) => Caller::Admin,
-            Some(k) => self.roles.get(k).map_or(Caller::Unknown, Caller::Role),
+            Some(k) if k.starts_with(ROLE_KEY_PREFIX) => {
+                self.roles.get(k).map_or(Caller::Unknown, Caller::Role)
+            }
+            _ => Caller::Admin,
         }
     }
 

@@ -12,9 +12,9 @@ use tally_lake::LakeWriter;
 use super::objects::FolderObjects;
 use super::pipeline::Percentiles;
 use super::workload::{today, visits, Skew};
-use tally_cloud::athena::{copy_lake, query_lake};
 use tally_cloud::cloud::LocalCloud;
 use tally_cloud::kinesis::put_all;
+use tally_control::athena::{copy_lake, query_lake};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct LakeFigures {

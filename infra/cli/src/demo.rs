@@ -9,12 +9,12 @@ use anyhow::{anyhow, bail, Context as _, Result};
 
 use super::sql::{print_answer, Format};
 use crate::{CloudArgs, Context};
-use tally_cloud::athena::{copy_lake, query_lake};
 use tally_cloud::cloud::LocalCloud;
 use tally_cloud::emulators::port_is_free;
 use tally_cloud::http::http_get;
 use tally_cloud::kinesis::partition_key;
 use tally_cloud::kinesis::{put_all, read_stream};
+use tally_control::athena::{copy_lake, query_lake};
 use tally_stack::pipelines::{pipelines, Pipeline, StreamFacts};
 
 #[derive(clap::Args)]

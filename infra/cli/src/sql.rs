@@ -9,9 +9,9 @@ use std::io::Write;
 use std::path::PathBuf;
 
 use anyhow::{anyhow, bail, Context as _, Result};
-use tally_cloud::athena::{copy_lake, query_lake, Answer};
 use tally_cloud::clients::{Clients, Endpoints};
 use tally_cloud::http::http_post;
+use tally_control::athena::{copy_lake, query_lake, Answer};
 
 use crate::Context;
 

@@ -35,11 +35,11 @@ pub struct Clients {
 /// under `--faults` a command or a test that makes thousands of calls must not fail on the one
 /// that lost three draws.
 pub async fn local_config(endpoint: &str) -> SdkConfig {
-    local_config_as(endpoint, crate::iam::ADMIN_KEY).await
+    local_config_as(endpoint, tally_control::iam::ADMIN_KEY).await
 }
 
 /// [`local_config`] signing with `access_key`: the administrator's, or a role's
-/// ([`crate::iam::role_key`]), whose calls the edge checks against that role's policies.
+/// ([`tally_control::iam::role_key`]), whose calls the edge checks against that role's policies.
 pub async fn local_config_as(endpoint: &str, access_key: &str) -> SdkConfig {
     aws_config::defaults(BehaviorVersion::latest())
         .region(Region::new(tally_stack::template::REGION))
@@ -64,7 +64,7 @@ pub async fn local_config_as(endpoint: &str, access_key: &str) -> SdkConfig {
 impl Clients {
     /// The administrator's clients.
     pub async fn new(endpoints: &Endpoints) -> Self {
-        Self::signing_as(endpoints, crate::iam::ADMIN_KEY).await
+        Self::signing_as(endpoints, tally_control::iam::ADMIN_KEY).await
     }
 
     /// Clients of any configuration (AWS itself, with the default credential chain): S3 path-style

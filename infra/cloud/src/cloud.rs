@@ -13,16 +13,16 @@ use tokio::task::JoinHandle;
 
 use crate::api_gateway::{routes, ApiGateway};
 use crate::clients::{Clients, Endpoints};
-use crate::cloudformation::Stacks;
 use crate::edge::{Control, EdgeRouter};
 use crate::emulators::{port_is_free, EmulatorError, EmulatorPorts, Emulators};
 use crate::esm::{Mapping, MappingSpec, QueueMapping, QueueMappingSpec};
 use crate::faults::Faults;
 use crate::firehose::spec::Processor;
 use crate::firehose::{Delivery, DeliverySpec};
-use crate::iam::{role_key, role_of_function, Authorizer, Call};
 use crate::lambda::{function_specs, FunctionHost};
 use crate::provision::{provision, ProvisionError, Provisioned};
+use tally_control::cloudformation::Stacks;
+use tally_control::iam::{role_key, role_of_function, Authorizer, Call};
 use tally_stack::template::{Template, TemplateError};
 
 #[derive(Debug, thiserror::Error)]

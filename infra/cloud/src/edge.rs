@@ -17,11 +17,11 @@ use hyper_util::client::legacy::{connect::HttpConnector, Client};
 use hyper_util::rt::TokioExecutor;
 use tokio::net::TcpListener;
 
-use crate::cloudformation::Stacks;
 use crate::faults::{Fault, Faults};
 use crate::http::{error_response, Body};
-use crate::iam::{Authorizer, Caller};
 use crate::kinesis::{wakeup::stream_of_put, KinesisWrites};
+use tally_control::cloudformation::Stacks;
+use tally_control::iam::{Authorizer, Caller};
 
 /// Where each service's requests go: a port per service, and one for every other service.
 #[derive(Debug, Clone)]
@@ -445,7 +445,7 @@ impl EdgeRouter {
             Err(body)
         };
         if let (Some(role), Some(authorizer)) = (role, &authorizer) {
-            let call = crate::iam::Request {
+            let call = tally_control::iam::Request {
                 service: &service,
                 method: parts.method.as_str(),
                 path: parts.uri.path(),

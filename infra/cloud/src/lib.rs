@@ -6,27 +6,22 @@
 //! - `emulators.rs`, `edge.rs`: the AWS-API emulators behind one edge endpoint; `faults.rs`: the
 //!   failures the edge and the Lambda host inject on demand (`tally up --faults`)
 //! - `kinesis/`: the one shard reader and the one batching writer everything uses
-//! - `iam/`: the template's roles and their policies, checked by the edge on every call
 //! - `lambda/`: functions as the template declares them, each run behind the Runtime API
 //! - `esm/`: Kinesis and SQS event source mappings
 //! - `firehose/`: delivery from Kinesis to S3
 //! - `api_gateway/`: the HTTP API
-//! - `athena.rs`: the lake's SQL (DuckDB over a copy of the local lake)
-//! - `cloudformation.rs`: the running stack as CloudFormation describes it (`DescribeStacks`, ...)
+//! - IAM, CloudFormation and Athena, which need no emulator, are answered by `tally-control`
 //! - `http.rs`, `clients.rs`: what the servers and the SDK clients share
 
 pub mod api_gateway;
-pub mod athena;
 pub mod clients;
 pub mod cloud;
-pub mod cloudformation;
 pub mod edge;
 pub mod emulators;
 pub mod esm;
 pub mod faults;
 pub mod firehose;
 pub mod http;
-pub mod iam;
 pub mod kinesis;
 pub mod lambda;
 pub mod provision;

@@ -7,7 +7,7 @@ use std::time::Duration;
 use tally_cli::{Context, Target};
 use tally_cloud::cloud::LocalCloud;
 use tally_cloud::http::http_get;
-use tally_cloud::iam::{decide, role_of_function, Authorizer, Call, Decision};
+use tally_control::iam::{decide, role_of_function, Authorizer, Call, Decision};
 use tally_stack::template::{ACCOUNT, REGION};
 
 use crate::support::{bin_dir, cloud_options, local_root, wait_for};

@@ -123,7 +123,10 @@ pub fn function_specs(
         }
         let mut env = function_environment(template, &f.logical_id)?;
         // The function's role's key: the edge allows what the role's policies allow.
-        let key = crate::iam::role_key(&crate::iam::role_of_function(template, &f.logical_id)?);
+        let key = tally_control::iam::role_key(&tally_control::iam::role_of_function(
+            template,
+            &f.logical_id,
+        )?);
         for (k, v) in [
             ("AWS_REGION", REGION),
             ("AWS_DEFAULT_REGION", REGION),

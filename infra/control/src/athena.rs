@@ -2,7 +2,6 @@
 //! S3 to a folder, and DuckDB, embedded in the project's Python (`infra/sql.py`), running the query
 //! over views made from the tables' definitions (`tally-stack`'s `catalog.rs`).
 
-use crate::clients::failed;
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -10,6 +9,11 @@ use std::process::{Command, Stdio};
 
 use anyhow::{anyhow, bail, Context as _, Result};
 use tally_stack::catalog::duckdb_views;
+
+/// An S3 call's error in one line, with every cause the SDK gives.
+fn failed<E: std::error::Error>(doing: String) -> impl FnOnce(E) -> anyhow::Error {
+    move |e| anyhow!("{doing}: {}", aws_sdk_s3::error::DisplayErrorContext(e))
+}
 
 /// The lake's objects (`lake/` and `raw/`) copied to `dir`, downloading only what changed since
 /// the last copy (by ETag) and removing what is gone.

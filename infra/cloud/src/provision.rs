@@ -40,15 +40,16 @@ const RUN_LOCALLY: &[&str] = &[
     "AWS::Serverless::Function",
     "AWS::Lambda::EventSourceMapping",
     "AWS::KinesisFirehose::DeliveryStream",
-];
-const NOT_ENFORCED: &[&str] = &[
+    // The local API Gateway serves its routes, throttled as it says.
+    "AWS::Serverless::HttpApi",
+    // Its policies are enforced at the edge (tally-control's iam/).
     "AWS::IAM::Role",
-    "AWS::S3::BucketPolicy",
-    "AWS::SQS::QueuePolicy",
 ];
+/// Resource policies: they only deny plain HTTP, and every local call is plain HTTP.
+const NOT_ENFORCED: &[&str] = &["AWS::S3::BucketPolicy", "AWS::SQS::QueuePolicy"];
 /// The catalog and Athena (`tally sql` reads the lake with an embedded engine instead), the
-/// operators' alarms and dashboard (the functions' metrics lines are in their logs), and the
-/// mobile SDKs' identity pool (local clients use the edge's credentials).
+/// operators' alarms and dashboard (the functions' metrics lines are in their logs), the mobile
+/// SDKs' identity pool (local clients use the edge's credentials), and log groups.
 const NOT_NEEDED_LOCALLY: &[&str] = &[
     "AWS::Glue::Database",
     "AWS::Glue::Table",
@@ -59,6 +60,8 @@ const NOT_NEEDED_LOCALLY: &[&str] = &[
     "AWS::SNS::Topic",
     "AWS::Cognito::IdentityPool",
     "AWS::Cognito::IdentityPoolRoleAttachment",
+    // Function and access logs are files under .tally/logs.
+    "AWS::Logs::LogGroup",
 ];
 
 fn err(r: &tally_stack::template::Resource, detail: impl std::fmt::Display) -> ProvisionError {

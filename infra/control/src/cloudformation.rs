@@ -159,12 +159,14 @@ impl Stacks {
         }
         for (i, scope) in template.scopes.iter().enumerate() {
             for (key, out) in &scope.outputs {
-                let value = match template.resolve_in(i, &out["Value"], &format!("Outputs.{key}")) {
-                    Ok(v) => scalar_string(&v),
-                    Err(_) if names_the_http_api(&out["Value"]) => {
-                        format!("{}/", api_url.trim_end_matches('/'))
-                    }
-                    Err(e) => return Err(e),
+                let value = if names_the_http_api(&out["Value"], template) {
+                    format!("{}/", api_url.trim_end_matches('/'))
+                } else {
+                    scalar_string(&template.resolve_in(
+                        i,
+                        &out["Value"],
+                        &format!("Outputs.{key}"),
+                    )?)
                 };
                 let description = out
                     .get("Description")
@@ -291,11 +293,16 @@ impl Stacks {
     }
 }
 
-/// Whether an output's value is the HTTP API's URL: SAM's implicit API, or an application's
-/// `ApiUrl` output.
-fn names_the_http_api(v: &Json) -> bool {
+/// Whether an output's value is the HTTP API's URL (AWS's `execute-api` host, locally the API's
+/// address): it names SAM's implicit API, an explicit `AWS::Serverless::HttpApi`, or an
+/// application's `ApiUrl` output.
+fn names_the_http_api(v: &Json, template: &Template) -> bool {
     let text = v.to_string();
-    text.contains("ServerlessHttpApi") || text.contains("Outputs.ApiUrl")
+    text.contains("ServerlessHttpApi")
+        || text.contains("Outputs.ApiUrl")
+        || template
+            .of_kind("AWS::Serverless::HttpApi")
+            .any(|api| text.contains(&format!("${{{}}}", api.logical_id)))
 }
 
 fn respond(action: &str, result: &str) -> (u16, String) {

@@ -12,6 +12,48 @@ pub struct Route {
     pub method: String,
     pub path: String,
     pub function: String,
+    /// The route's throttling, from its API's `RouteSettings` or `DefaultRouteSettings`.
+    pub throttle: Option<Throttle>,
+}
+
+/// API Gateway's throttling of a route: a token bucket of `burst` tokens refilled at `rate` a
+/// second; a request finding it empty is answered 429.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Throttle {
+    pub rate: f64,
+    pub burst: f64,
+}
+
+/// The throttle of `settings` (`ThrottlingRateLimit`, `ThrottlingBurstLimit`), if it sets one.
+fn throttle_of(settings: &Json) -> Option<Throttle> {
+    let number = |k: &str| crate::template::number(settings, k);
+    match (
+        number("ThrottlingRateLimit"),
+        number("ThrottlingBurstLimit"),
+    ) {
+        (None, None) => None,
+        (rate, burst) => Some(Throttle {
+            rate: rate.unwrap_or(f64::INFINITY),
+            burst: burst.unwrap_or(f64::INFINITY),
+        }),
+    }
+}
+
+/// The throttle of route `key` (`GET /path`) on the explicit API `api_id` (its physical name).
+fn route_throttle(
+    template: &Template, api_id: &str, key: &str, at: &str,
+) -> Result<Option<Throttle>, TemplateError> {
+    let api = template
+        .logical_id_of(api_id)
+        .map(|id| &template.resources[id])
+        .filter(|r| r.kind == "AWS::Serverless::HttpApi")
+        .ok_or_else(|| TemplateError::Unsupported {
+            what: format!("ApiId {api_id}: not an AWS::Serverless::HttpApi of this template"),
+            at: at.to_string(),
+        })?;
+    let props = template.resolved_properties(api)?;
+    Ok(throttle_of(&props["RouteSettings"][key])
+        .or_else(|| throttle_of(&props["DefaultRouteSettings"])))
 }
 
 impl Route {
@@ -73,13 +115,7 @@ pub fn routes(template: &Template) -> Result<Vec<Route>, TemplateError> {
             match e.get("Type").and_then(Json::as_str) {
                 Some("HttpApi") => {
                     let p = &e["Properties"];
-                    if p.get("ApiId").is_some() {
-                        return Err(TemplateError::Unsupported {
-                            what: "HttpApi events on an explicit ApiId".into(),
-                            at: format!("Resources.{}.Properties.Events.{name}", f.logical_id),
-                        });
-                    }
-                    out.push(Route {
+                    let mut route = Route {
                         method: p
                             .get("Method")
                             .and_then(Json::as_str)
@@ -91,7 +127,13 @@ pub fn routes(template: &Template) -> Result<Vec<Route>, TemplateError> {
                             .unwrap_or("/")
                             .to_string(),
                         function: f.logical_id.clone(),
-                    });
+                        throttle: None,
+                    };
+                    if let Some(api) = p.get("ApiId").and_then(Json::as_str) {
+                        let at = format!("Resources.{}.Properties.Events.{name}", f.logical_id);
+                        route.throttle = route_throttle(template, api, &route.route_key(), &at)?;
+                    }
+                    out.push(route);
                 }
                 Some("Api") => {
                     return Err(TemplateError::Unsupported {
@@ -116,16 +158,19 @@ mod tests {
             method: "GET".into(),
             path: "/".into(),
             function: "Api".into(),
+            throttle: None,
         };
         let any = Route {
             method: "ANY".into(),
             path: "/{proxy+}".into(),
             function: "Api".into(),
+            throttle: None,
         };
         let exact = Route {
             method: "GET".into(),
             path: "/api/v1/getGender/{cid}".into(),
             function: "Other".into(),
+            throttle: None,
         };
         assert!(root.matches("GET", "/").is_some());
         assert!(

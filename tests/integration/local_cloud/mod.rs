@@ -1,6 +1,7 @@
 //! The local cloud itself, service by service: the CLI, event source mappings, Firehose, the
 //! Lambda host. The pipelines' end-to-end tests are in their own modules.
 
+mod api;
 mod cli;
 mod cloudformation;
 mod firehose;

@@ -1,15 +1,17 @@
 //! API Gateway (HTTP API, payload format 2.0): routes from the template's `HttpApi` events, each
 //! HTTP request turned into the proxy event the function gets in AWS, and its response turned
-//! back into HTTP.
+//! back into HTTP. A route of an explicit `AWS::Serverless::HttpApi` is throttled as its
+//! `RouteSettings` / `DefaultRouteSettings` say (429 `Too Many Requests`, as API Gateway answers).
 //!
 //! - the routes and their matching: `tally-stack`'s `routes.rs`
 //! - `proxy.rs`: request to event, response to HTTP
 
 pub mod proxy;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::convert::Infallible;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use hyper::body::Incoming;
 use hyper::{Request, Response, StatusCode};
@@ -23,11 +25,34 @@ pub use tally_stack::routes::{routes, Route};
 pub struct ApiGateway {
     routes: Vec<Route>,
     functions: BTreeMap<String, Arc<FunctionHost>>,
+    /// Each throttled route's bucket: (tokens, when it was last refilled).
+    buckets: Mutex<HashMap<String, (f64, Instant)>>,
 }
 
 impl ApiGateway {
     pub fn new(routes: Vec<Route>, functions: BTreeMap<String, Arc<FunctionHost>>) -> Arc<Self> {
-        Arc::new(Self { routes, functions })
+        Arc::new(Self {
+            routes,
+            functions,
+            buckets: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// Whether `route` may take one more request at `now` (its token bucket, as API Gateway's).
+    fn admits(&self, route: &Route, now: Instant) -> bool {
+        let Some(t) = route.throttle else {
+            return true;
+        };
+        let mut buckets = self.buckets.lock().unwrap();
+        let (tokens, last) = buckets.entry(route.route_key()).or_insert((t.burst, now));
+        *tokens = (*tokens + t.rate * now.duration_since(*last).as_secs_f64()).min(t.burst);
+        *last = now;
+        if *tokens >= 1.0 {
+            *tokens -= 1.0;
+            true
+        } else {
+            false
+        }
     }
 
     /// Serves until the task is dropped.
@@ -54,6 +79,12 @@ impl ApiGateway {
                 r#"{"message":"Not Found"}"#,
             ));
         };
+        if !self.admits(route, Instant::now()) {
+            return Ok(json_response(
+                StatusCode::TOO_MANY_REQUESTS,
+                r#"{"message":"Too Many Requests"}"#,
+            ));
+        }
         let Some(host) = self.functions.get(&route.function) else {
             return Ok(json_response(
                 StatusCode::INTERNAL_SERVER_ERROR,
@@ -74,5 +105,43 @@ impl ApiGateway {
                 ))
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tally_stack::routes::Throttle;
+
+    #[test]
+    fn a_throttled_route_takes_its_burst_then_its_rate_and_others_are_not_held_back() {
+        let route = |path: &str, throttle| Route {
+            method: "POST".into(),
+            path: path.into(),
+            function: "F".into(),
+            throttle,
+        };
+        let slow = route(
+            "/collect",
+            Some(Throttle {
+                rate: 0.5,
+                burst: 3.0,
+            }),
+        );
+        let free = route("/other", None);
+        let api = ApiGateway::new(vec![slow.clone(), free.clone()], BTreeMap::new());
+        let start = Instant::now();
+        let admitted = (0..10).filter(|_| api.admits(&slow, start)).count();
+        assert_eq!(
+            admitted, 3,
+            "the burst, then nothing until tokens come back"
+        );
+        assert!((0..100).all(|_| api.admits(&free, start)));
+        let later = start + std::time::Duration::from_millis(2100);
+        assert!(
+            api.admits(&slow, later),
+            "one token back after two seconds at 0.5/s"
+        );
+        assert!(!api.admits(&slow, later));
     }
 }

@@ -168,6 +168,24 @@ fn s3_error(status: StatusCode, code: &str, message: &str) -> Response<Body> {
         .expect("status and headers are valid")
 }
 
+/// What IAM decides a request on: its service, method, path, query, target and body.
+fn iam_request<'a>(
+    service: &'a str, parts: &'a hyper::http::request::Parts, body: &'a [u8],
+) -> tally_control::iam::Request<'a> {
+    tally_control::iam::Request {
+        service,
+        method: parts.method.as_str(),
+        path: parts.uri.path(),
+        query: parts.uri.query().unwrap_or_default(),
+        target: parts
+            .headers
+            .get("x-amz-target")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|t| t.split('.').nth(1)),
+        body,
+    }
+}
+
 /// AWS's answer to a call its caller's policies do not allow: `AccessDenied` from S3 (403),
 /// `AccessDeniedException` from the JSON services (400; SQS names it in its query-error header).
 pub fn access_denied(service: &str, message: &str) -> Response<Body> {
@@ -445,25 +463,14 @@ impl EdgeRouter {
             Err(body)
         };
         if let (Some(role), Some(authorizer)) = (role, &authorizer) {
-            let call = tally_control::iam::Request {
-                service: &service,
-                method: parts.method.as_str(),
-                path: parts.uri.path(),
-                query: parts.uri.query().unwrap_or_default(),
-                target: parts
-                    .headers
-                    .get("x-amz-target")
-                    .and_then(|v| v.to_str().ok())
-                    .and_then(|t| t.split('.').nth(1)),
-                body: bytes.as_ref().map(|b| b.as_ref()).unwrap_or_default(),
-            };
-            if let Err(denied) = authorizer.check(role, &call) {
+            let body = bytes.as_ref().map(|b| b.as_ref()).unwrap_or_default();
+            if let Err(denied) = authorizer.check(role, &iam_request(&service, &parts, body)) {
                 return Ok(access_denied(&service, &denied.message));
             }
         }
         if let (Some(stacks), Ok(form)) = (&stacks, &bytes) {
-            let (status, xml) = stacks.answer(&String::from_utf8_lossy(form));
             *self.counts.lock().unwrap().entry(operation).or_default() += 1;
+            let (status, xml) = stacks.answer(&String::from_utf8_lossy(form));
             return Ok(Response::builder()
                 .status(status)
                 .header("content-type", "text/xml")

@@ -11,6 +11,7 @@ pub mod gen;
 pub mod invoke;
 pub mod put;
 pub mod serve_rsvps;
+pub mod smoke;
 pub mod sql;
 pub mod stack;
 pub mod tail;
@@ -81,6 +82,8 @@ pub enum Command {
     Clusters(clusters::Args),
     /// Measure every figure of BENCHMARKS.md on the local cloud (`make bench` builds and runs it).
     Bench(bench::Args),
+    /// Check a running stack end to end, local or deployed (--aws): one line per check.
+    Smoke(smoke::Args),
 }
 
 /// What every command works in: the project (found from the current folder) and the stack.

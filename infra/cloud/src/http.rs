@@ -90,6 +90,9 @@ pub fn error_response(status: StatusCode, message: &str) -> Response<Body> {
     )
 }
 
+/// The methods [`http_send`] takes.
+pub use hyper::Method;
+
 /// A plain HTTP GET on loopback: (status, body).
 pub async fn http_get(url: &str) -> Result<(u16, String), HttpError> {
     let r = http_send(hyper::Method::GET, url, &[], Vec::new()).await?;

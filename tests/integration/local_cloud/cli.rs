@@ -201,3 +201,19 @@ fn commands_find_the_stack_through_cloudformation_or_say_why_not() {
     );
     assert_eq!(msg.trim().lines().count(), 1, "{msg}");
 }
+
+/// `tally smoke` against the running stack: every check passes, one line each.
+#[test]
+fn tally_smoke_passes_against_the_running_stack() {
+    let cloud = shared_cloud();
+    let out = tally(&["smoke"], &cloud.edge_url);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for check in ["gender", "rules", "rsvp", "events", "lake"] {
+        assert!(stdout.contains(&format!("ok    {check}: ")), "{stdout}");
+    }
+}

@@ -10,7 +10,7 @@ use tally_cloud::http::http_get;
 use tally_control::iam::{decide, role_of_function, Authorizer, Call, Decision};
 use tally_stack::template::{ACCOUNT, REGION};
 
-use crate::support::{bin_dir, cloud_options, local_root, wait_for};
+use crate::support::{bin_dir, cloud_options, local_root, tally_for, wait_for};
 
 /// Calls a local run does not make, and why each is in a policy: failure paths and AWS's own
 /// machinery. Each must be allowed by exactly one statement of its role.
@@ -249,5 +249,16 @@ async fn a_statement_taken_out_of_a_policy_is_refused_as_aws_refuses_it() {
         text.contains("is not authorized to perform: dynamodb:UpdateItem"),
         "{text}"
     );
+    // The end-to-end check of the stack sees the broken pipeline, and says so.
+    let (stack, edge) = (cloud.template.stack_name.clone(), cloud.edge_url.clone());
+    let out = tokio::task::spawn_blocking(move || {
+        tally_for(&stack, &["smoke", "--timeout", "15"], &edge)
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success(), "{stdout}");
+    assert!(stdout.contains("FAIL  gender: "), "{stdout}");
+    assert!(stdout.contains("ok    rules: "), "{stdout}");
     cloud.stop().await;
 }

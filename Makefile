@@ -6,7 +6,7 @@ VENV := .venv
 TEMPLATES := template.yaml $(shell find functions -name template.yaml | sort)
 STAMP := target/.setup
 
-.PHONY: setup build test release bench deploy-build demo up lint fmt clean
+.PHONY: setup build test release bench deploy-build deploy demo up lint fmt clean
 
 # Emulators and tools into the project's own folders (infra/node_modules, .venv), pinned; Chromium
 # (for the dashboard test in a real browser) from Debian's packages when missing.
@@ -99,6 +99,13 @@ bench: release
 # bench/deploy-build.json, which BENCHMARKS.md shows.
 deploy-build: setup $(STAMP)/deploy-tools
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" SAM_CLI_TELEMETRY=0 $(VENV)/bin/python infra/deploy_build.py
+
+# `sam deploy` of what deploy-build built, with samconfig.toml (AWS's default credential chain
+# and region); `make deploy GUIDED=1` the first time, which asks for the parameters and keeps
+# them there. Then `tally --aws smoke` checks the deployed stack end to end.
+deploy: deploy-build
+	SAM_CLI_TELEMETRY=0 $(VENV)/bin/sam deploy $(if $(GUIDED),--guided)
+	@echo "deployed: check it end to end with target/debug/tally --aws smoke"
 
 $(STAMP)/deploy-tools: infra/requirements-deploy.txt
 	@mkdir -p $(STAMP)

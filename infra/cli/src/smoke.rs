@@ -210,7 +210,16 @@ async fn lake(ctx: &Context, s: &Stack) -> Result<Option<String>> {
     if !matches!(ctx.target, Target::Local(_)) {
         return Ok(None);
     }
-    let (clients, bucket) = crate::sql::flushed_lake(ctx).await?;
+    // The lake is brought up to date once every pipeline is idle: a pipeline that keeps failing
+    // never is, so this wait is bounded like the others.
+    let (clients, bucket) = tokio::time::timeout(s.timeout, crate::sql::flushed_lake(ctx))
+        .await
+        .map_err(|_| {
+            anyhow!(
+                "the lake was not brought up to date within {} s: a pipeline still has records it cannot process",
+                s.timeout.as_secs()
+            )
+        })??;
     let copy = ctx.root.join(".tally/lake").join(&ctx.stack);
     tally_control::athena::copy_lake(&clients.s3, &bucket, &copy).await?;
     let m = s.mark;

@@ -118,7 +118,8 @@ async fn rules(s: &Stack) -> Result<String> {
         .physical("PaidUserStream", "AWS::Kinesis::Stream")?
         .to_string();
     let shards = tally_cloud::kinesis::reader::list_shards(&s.clients.kinesis, &name).await?;
-    let since = StartAt::AtTimestamp(s.started.timestamp() as f64 - 5.0);
+    // From the oldest record (a day's at most): kinesalite does not answer AT_TIMESTAMP reads.
+    let since = StartAt::TrimHorizon;
     let mut readers: Vec<ShardReader> = shards
         .iter()
         .map(|sh| {

@@ -362,9 +362,14 @@ impl EdgeRouter {
         })
     }
 
-    /// From now on, CloudFormation's read calls are answered for these stacks.
+    /// From now on, CloudFormation's read calls are answered for these stacks too (an edge in
+    /// front of shared emulators serves several).
     pub fn describe(&self, stacks: Arc<Stacks>) {
-        *self.stacks.lock().unwrap() = Some(stacks);
+        let mut known = self.stacks.lock().unwrap();
+        *known = Some(match known.take() {
+            Some(old) => Arc::new(old.with(&stacks)),
+            None => stacks,
+        });
     }
 
     /// From now on, every request is checked against its caller's role.

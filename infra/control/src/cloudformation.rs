@@ -189,6 +189,21 @@ impl Stacks {
         })
     }
 
+    /// These stacks and `more` (a stack of the same name replaced).
+    pub fn with(&self, more: &Stacks) -> Stacks {
+        let mut stacks: Vec<Stack> = self
+            .stacks
+            .iter()
+            .filter(|s| more.find(&s.name).is_none())
+            .cloned()
+            .collect();
+        stacks.extend(more.stacks.iter().cloned());
+        Stacks {
+            stacks,
+            created: self.created,
+        }
+    }
+
     fn find(&self, name_or_id: &str) -> Option<&Stack> {
         self.stacks
             .iter()

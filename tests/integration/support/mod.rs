@@ -24,6 +24,8 @@ use tally_stack::template::Template;
 pub struct LocalAws {
     pub endpoint: String,
     pub root: PathBuf,
+    /// The edge in front of the emulators (it describes each test's stack).
+    pub router: std::sync::Arc<EdgeRouter>,
 }
 
 static LOCAL: OnceLock<Result<LocalAws, String>> = OnceLock::new();
@@ -63,7 +65,12 @@ pub fn local_aws() -> &'static LocalAws {
                     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
                     let endpoint = format!("http://{}", listener.local_addr().unwrap());
                     let router = EdgeRouter::new(emulators.ports.backends());
-                    tx.send(Ok(LocalAws { endpoint, root })).unwrap();
+                    tx.send(Ok(LocalAws {
+                        endpoint,
+                        root,
+                        router: router.clone(),
+                    }))
+                    .unwrap();
                     let _keep = emulators;
                     router.serve(listener).await;
                 });
@@ -103,6 +110,11 @@ impl Stack {
         provision(&template, &clients)
             .await
             .expect("template.yaml provisions");
+        // CloudFormation at the edge knows the stack, as a deployed one is known: `tally` finds
+        // its resources that way.
+        let described = tally_control::cloudformation::Stacks::of(&template, "http://127.0.0.1:9")
+            .expect("the stack described");
+        local.router.describe(std::sync::Arc::new(described));
         let sdk = local_config(&local.endpoint).await;
         Stack {
             template,

@@ -181,8 +181,8 @@ pub struct Ledger {
     pub denied: Vec<(String, String, String)>,
 }
 
-/// Decides each signed request: the administrator may do anything, a role what its statements
-/// allow, an unknown key nothing.
+/// Decides each signed request: a role's key may do what its statements allow, an unknown role
+/// key nothing, any other key anything (the account's administrator).
 pub struct Authorizer {
     roles: BTreeMap<String, Role>,
     facts: StackFacts,

@@ -13,6 +13,7 @@ pub mod call;
 pub mod policy;
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
 use serde_json::Value as Json;
@@ -34,12 +35,27 @@ pub fn role_key(role: &str) -> String {
 const ROLE_KEY_PREFIX: &str = "ROLE";
 
 /// A role of the template and what its policies allow.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Role {
     pub logical_id: String,
     /// `arn:aws:sts::ACCOUNT:assumed-role/NAME/SESSION`, as AWS names the caller when it refuses.
     pub session_arn: String,
     pub statements: Vec<Statement>,
+    /// Per statement, the calls it alone allowed: counted without a lock, as every call of every
+    /// function passes here.
+    sole_allower: Vec<AtomicU64>,
+}
+
+impl Role {
+    fn new(logical_id: String, session_arn: String, statements: Vec<Statement>) -> Self {
+        let sole_allower = statements.iter().map(|_| AtomicU64::new(0)).collect();
+        Role {
+            logical_id,
+            session_arn,
+            statements,
+            sole_allower,
+        }
+    }
 }
 
 /// The role a function runs with: its `Role` (an `AWS::IAM::Role` of the template), or the one
@@ -124,14 +140,11 @@ pub fn roles(template: &Template) -> Result<Vec<Role>, TemplateError> {
             }
         }
         let name = format!("{}Role", f.logical_id);
-        roles.push(Role {
-            session_arn: session(
-                &template.physical_name(&name),
-                &template.physical_name(&f.logical_id),
-            ),
-            logical_id: name,
-            statements,
-        });
+        let session_arn = session(
+            &template.physical_name(&name),
+            &template.physical_name(&f.logical_id),
+        );
+        roles.push(Role::new(name, session_arn, statements));
     }
     for r in template.of_kind("AWS::IAM::Role") {
         let props = template.resolved_properties(r)?;
@@ -154,11 +167,8 @@ pub fn roles(template: &Template) -> Result<Vec<Role>, TemplateError> {
                 format!("managed policies {arns:?} are not evaluated locally (write their statements inline)"),
             ));
         }
-        roles.push(Role {
-            session_arn: session(&template.physical_name(&r.logical_id), "tally-local"),
-            logical_id: r.logical_id.clone(),
-            statements,
-        });
+        let session_arn = session(&template.physical_name(&r.logical_id), "tally-local");
+        roles.push(Role::new(r.logical_id.clone(), session_arn, statements));
     }
     Ok(roles)
 }
@@ -171,12 +181,9 @@ pub struct Denied {
     pub message: String,
 }
 
-/// What each role's statements allowed: a statement that never alone allowed a call is one a
-/// test could not tell from a missing one.
+/// What was refused so far.
 #[derive(Debug, Default, Clone)]
 pub struct Ledger {
-    /// (role, statement index) -> calls that statement alone allowed.
-    pub sole_allower: BTreeMap<(String, usize), u64>,
     /// (role, action, resource) of refused calls, the first of each.
     pub denied: Vec<(String, String, String)>,
 }
@@ -230,15 +237,10 @@ impl Authorizer {
 
     /// One call (Firehose's invocation of its transformation, say) for `role`.
     pub fn check_call(&self, role: &Role, call: &Call) -> Result<(), Denied> {
-        let decision = decide(&role.statements, call);
-        let mut ledger = self.ledger.lock().unwrap();
-        let why = match decision {
+        let why = match decide(&role.statements, call) {
             Decision::Allow(by) => {
                 if let [only] = by.as_slice() {
-                    *ledger
-                        .sole_allower
-                        .entry((role.logical_id.clone(), *only))
-                        .or_default() += 1;
+                    role.sole_allower[*only].fetch_add(1, Ordering::Relaxed);
                 }
                 return Ok(());
             }
@@ -259,6 +261,7 @@ impl Authorizer {
             call.action.clone(),
             call.resource.clone(),
         );
+        let mut ledger = self.ledger.lock().unwrap();
         if ledger.denied.len() < 1000 && !ledger.denied.contains(&seen) {
             // Once per role, action and resource: what CloudTrail would show, without a flood.
             eprintln!("iam: denied: {message}");
@@ -278,15 +281,10 @@ impl Authorizer {
     /// Statements that have not yet been the only one to allow a call: taken out, nothing so
     /// far would have been refused. (role, statement index, the statement.)
     pub fn not_yet_needed(&self) -> Vec<(&str, usize, &Statement)> {
-        let ledger = self.ledger.lock().unwrap();
         self.roles
             .values()
             .flat_map(|r| r.statements.iter().enumerate().map(move |(i, s)| (r, i, s)))
-            .filter(|(r, i, _)| {
-                !ledger
-                    .sole_allower
-                    .contains_key(&(r.logical_id.clone(), *i))
-            })
+            .filter(|(r, i, _)| r.sole_allower[*i].load(Ordering::Relaxed) == 0)
             .map(|(r, i, s)| (r.logical_id.as_str(), i, s))
             .collect()
     }

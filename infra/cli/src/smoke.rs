@@ -120,7 +120,7 @@ async fn rules(s: &Stack) -> Result<String> {
     let shards = tally_cloud::kinesis::reader::list_shards(&s.clients.kinesis, &name).await?;
     // From the oldest record (a day's at most): kinesalite does not answer AT_TIMESTAMP reads.
     let since = StartAt::TrimHorizon;
-    let mut readers: Vec<ShardReader> = shards
+    let readers: Vec<ShardReader> = shards
         .iter()
         .map(|sh| {
             ShardReader::new(
@@ -132,24 +132,19 @@ async fn rules(s: &Stack) -> Result<String> {
         })
         .collect();
     let alert = format!("paid_user:{user}");
-    let deadline = Instant::now() + s.timeout;
-    loop {
-        for reader in readers.iter_mut() {
+    let readers = tokio::sync::Mutex::new(readers);
+    s.until(&format!("the alert {alert} on PaidUserStream"), || async {
+        for reader in readers.lock().await.iter_mut() {
             for r in reader.read(10_000).await?.records {
                 let v: Value = serde_json::from_slice(&r.data).unwrap_or_default();
                 if v["alert_id"] == alert.as_str() {
-                    return Ok(format!("{alert} on PaidUserStream"));
+                    return Ok(Some(format!("{alert} on PaidUserStream")));
                 }
             }
         }
-        if Instant::now() > deadline {
-            bail!(
-                "no alert {alert} on PaidUserStream within {} s",
-                s.timeout.as_secs()
-            );
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
+        Ok(None)
+    })
+    .await
 }
 
 /// A new RSVP: the stats count one more.

@@ -10,7 +10,8 @@ STAMP := target/.setup
 
 # Emulators and tools into the project's own folders (infra/node_modules, .venv), pinned; Chromium
 # (for the dashboard test in a real browser) from Debian's packages when missing.
-setup: $(STAMP)/npm $(STAMP)/pip $(STAMP)/chromium $(STAMP)/fuzz target/java/LoopbackDynamoDB.class
+setup: $(STAMP)/npm $(STAMP)/pip $(STAMP)/chromium $(STAMP)/fuzz $(STAMP)/checkov \
+	target/java/LoopbackDynamoDB.class
 
 $(STAMP)/chromium:
 	@mkdir -p $(STAMP)
@@ -45,6 +46,15 @@ $(STAMP)/fuzz: infra/requirements-fuzz.txt
 	@echo "setup: schemathesis (the API fuzz test) into .venv-fuzz"
 	test -x .venv-fuzz/bin/python || python3 -m venv .venv-fuzz
 	.venv-fuzz/bin/pip install --quiet --disable-pip-version-check -r infra/requirements-fuzz.txt
+	@touch $@
+
+# checkov, the templates' security scan (.checkov.yaml says what it skips and why), in a venv of
+# its own for the same reason.
+$(STAMP)/checkov: infra/requirements-checkov.txt
+	@mkdir -p $(STAMP)
+	@echo "setup: checkov (the template scan) into .venv-checkov"
+	test -x .venv-checkov/bin/python || python3 -m venv .venv-checkov
+	.venv-checkov/bin/pip install --quiet --disable-pip-version-check -r infra/requirements-checkov.txt
 	@touch $@
 
 # Every test: unit, handler tests against the emulators, template lint, end to end on the local
@@ -120,6 +130,7 @@ lint: setup
 	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
 	$(VENV)/bin/cfn-lint $(TEMPLATES)
 	for t in $(TEMPLATES); do SAM_CLI_TELEMETRY=0 $(VENV)/bin/sam validate --lint --template-file $$t --region us-east-1 || exit 1; done
+	.venv-checkov/bin/checkov --config-file .checkov.yaml --quiet --compact
 
 fmt:
 	$(CARGO) fmt --all

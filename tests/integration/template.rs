@@ -1,13 +1,18 @@
-//! template.yaml and every nested application's template pass cfn-lint and `sam validate --lint`
-//! (both installed by `make setup`).
+//! template.yaml and every nested application's template pass cfn-lint, `sam validate --lint` and
+//! checkov (all installed by `make setup`).
 
 use std::process::Command;
 
 use crate::support::local_root;
 
-fn run(tool: &str, args: &[&str]) {
+fn run(tool: &str, args: &[&str]) -> String {
+    run_in(".venv", tool, args)
+}
+
+/// Runs `tool` of the virtual environment `venv` in the project root; its standard output.
+fn run_in(venv: &str, tool: &str, args: &[&str]) -> String {
     let root = local_root();
-    let bin = root.join(".venv/bin").join(tool);
+    let bin = root.join(venv).join("bin").join(tool);
     assert!(
         bin.is_file(),
         "{tool} is not installed at {}: run `make setup`",
@@ -25,6 +30,7 @@ fn run(tool: &str, args: &[&str]) {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 /// The root template and its applications' templates (the example's too), relative to the
@@ -66,6 +72,41 @@ fn sam_validate_lint_passes_on_every_template() {
             ],
         );
     }
+}
+
+/// checkov finds nothing, and every check it skips for a resource says why in that resource's
+/// Metadata (the checks that apply to no resource are in .checkov.yaml, each with its reason).
+#[test]
+fn checkov_passes_and_every_skip_has_a_reason() {
+    let json = run_in(
+        ".venv-checkov",
+        "checkov",
+        &["--config-file", ".checkov.yaml", "-o", "json"],
+    );
+    let report: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let summary = &report["summary"];
+    assert_eq!(summary["failed"], 0, "{summary}");
+    assert_eq!(summary["parsing_errors"], 0, "{summary}");
+    let skipped = report["results"]["skipped_checks"].as_array().unwrap();
+    for s in skipped {
+        let reason = s["check_result"]["suppress_comment"].as_str().unwrap_or("");
+        assert!(
+            reason.len() > 20,
+            "{} skips {} without a reason",
+            s["resource"],
+            s["check_id"]
+        );
+    }
+    let files: std::collections::BTreeSet<&str> = report["results"]["passed_checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|c| c["file_path"].as_str())
+        .collect();
+    assert!(
+        files.len() >= 8,
+        "checkov read the root and every application: {files:?}"
+    );
 }
 
 /// Each function's `from_env`, on exactly the variables the template gives it (the local cloud's

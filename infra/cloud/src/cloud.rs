@@ -331,6 +331,23 @@ impl LocalCloud {
                     .filter(|(_, host)| may_invoke(host))
                     .map(|(id, host)| (id.clone(), host.clone()))
                     .collect();
+                // Its delivery errors' log, if its role may write there.
+                let error_log = spec.error_log.as_ref().and_then(|log| {
+                    let may = match &authorizer {
+                        None => true,
+                        Some(iam) => iam.role(&spec.delivery_role).is_some_and(|role| {
+                            let call = Call::new("logs:PutLogEvents", log.arn());
+                            iam.check_call(role, &call).is_ok()
+                        }),
+                    };
+                    if !may {
+                        eprintln!(
+                            "{}: delivery errors not logged: its role may not logs:PutLogEvents to {}",
+                            spec.logical_id, log.group
+                        );
+                    }
+                    may.then(|| opts.log_dir.join(format!("{}.log", spec.logical_id)))
+                });
                 let d = Delivery::new(
                     spec,
                     source.kinesis,
@@ -339,6 +356,7 @@ impl LocalCloud {
                     opts.idle_poll,
                     router.kinesis_writes().clone(),
                     opts.faults.clone(),
+                    error_log,
                 );
                 delivery_tasks.push(tokio::spawn(d.clone().run(shutdown_rx.clone())));
                 deliveries.push(d);

@@ -1,6 +1,6 @@
 //! Creates what `template.yaml` declares (streams, tables with TTL, buckets, queues) in the
-//! emulators. Functions, mappings and delivery streams are run by the local cloud itself; IAM
-//! roles and resource policies are read but not enforced locally.
+//! emulators. Functions, mappings and delivery streams are run by the local cloud itself, and
+//! IAM roles are enforced at its edge; resource policies are read but not enforced locally.
 
 use std::time::{Duration, Instant};
 
@@ -60,8 +60,9 @@ const NOT_NEEDED_LOCALLY: &[&str] = &[
     "AWS::SNS::Topic",
     "AWS::Cognito::IdentityPool",
     "AWS::Cognito::IdentityPoolRoleAttachment",
-    // Function and access logs are files under .tally/logs.
+    // Function, delivery-error and access logs are files under .tally/logs.
     "AWS::Logs::LogGroup",
+    "AWS::Logs::LogStream",
 ];
 
 fn err(r: &tally_stack::template::Resource, detail: impl std::fmt::Display) -> ProvisionError {

@@ -1,6 +1,7 @@
 //! Firehose delivery from a Kinesis source to S3, which the emulators do not do themselves: the
 //! template's buffering hints, processors (`AppendDelimiterToRecord`, a transform `Lambda`),
-//! prefix expressions and compression (GZIP or none). When the local cloud stops, every shard is
+//! prefix expressions, compression (GZIP or none) and the log of delivery errors (a file under
+//! .tally/logs for its CloudWatch Logs stream). When the local cloud stops, every shard is
 //! read to its end and the buffer delivered, so nothing put before the stop is lost.
 //!
 //! - `spec.rs`: the delivery stream as the template declares it
@@ -12,6 +13,7 @@ pub mod spec;
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -55,6 +57,9 @@ pub struct Delivery {
     flush_inbox: Mutex<Option<mpsc::Receiver<oneshot::Sender<()>>>>,
     /// `firehose:throttle` fails deliveries to S3 (retried, as Firehose retries for a day).
     faults: Arc<Faults>,
+    /// The file standing for its CloudWatch Logs stream of delivery errors: absent when the
+    /// template enables none or its role may not write there.
+    error_log: Option<PathBuf>,
 }
 
 /// Invocations of a transformation Lambda per batch: the first and Firehose's default three
@@ -69,7 +74,7 @@ impl Delivery {
     pub fn new(
         spec: DeliverySpec, kinesis: aws_sdk_kinesis::Client, s3: aws_sdk_s3::Client,
         functions: BTreeMap<String, Arc<FunctionHost>>, idle_poll: Duration, writes: KinesisWrites,
-        faults: Arc<Faults>,
+        faults: Arc<Faults>, error_log: Option<PathBuf>,
     ) -> Arc<Self> {
         let (flush_requests, flush_inbox) = mpsc::channel(16);
         Arc::new(Delivery {
@@ -84,7 +89,28 @@ impl Delivery {
             flush_requests,
             flush_inbox: Mutex::new(Some(flush_inbox)),
             faults,
+            error_log,
         })
+    }
+
+    /// A delivery error, as Firehose logs it: to the cloud's output, and to the delivery stream's
+    /// log when it has one.
+    fn log_error(&self, message: String) {
+        eprintln!("{}: {message}", self.spec.logical_id);
+        if let Some(path) = &self.error_log {
+            let line = format!("{} {message}\n", Utc::now().to_rfc3339());
+            let file = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path);
+            if let Err(e) = file.and_then(|mut f| f.write_all(line.as_bytes())) {
+                eprintln!(
+                    "{}: cannot log to {}: {e}",
+                    self.spec.logical_id,
+                    path.display()
+                );
+            }
+        }
     }
 
     /// Delivers now, ignoring the buffering hints, everything put to the source stream before the
@@ -274,6 +300,13 @@ impl Delivery {
             }
         }
         let now = Utc::now();
+        if !failed.is_empty() {
+            self.log_error(format!(
+                "{} records could not be delivered ({}): kept under the error prefix",
+                failed.len(),
+                failed[0].1
+            ));
+        }
         for (prefix, body) in objects {
             self.put(&prefix, body, now).await;
         }
@@ -315,10 +348,9 @@ impl Delivery {
                 Processor::Lambda(f) => {
                     // Absent: its role may not invoke it (Lambda.InvokeAccessDenied on AWS).
                     let Some(host) = self.functions.get(f) else {
-                        eprintln!(
-                            "{}: transformation {f} not invoked: the delivery role may not (Lambda.InvokeAccessDenied)",
-                            self.spec.logical_id
-                        );
+                        self.log_error(format!(
+                            "transformation {f} not invoked: the delivery role may not (Lambda.InvokeAccessDenied)"
+                        ));
                         out = out
                             .into_iter()
                             .map(|(d, t, k, _)| (d, t, k, Some("processing-failed".into())))
@@ -337,10 +369,9 @@ impl Delivery {
                     let mut response = host.invoke(event.clone()).await;
                     for attempt in 1..TRANSFORM_ATTEMPTS {
                         let Err(e) = &response else { break };
-                        eprintln!(
-                            "{}: transformation {f} failed (attempt {attempt} of {TRANSFORM_ATTEMPTS}): {e}",
-                            self.spec.logical_id
-                        );
+                        self.log_error(format!(
+                            "transformation {f} failed (attempt {attempt} of {TRANSFORM_ATTEMPTS}): {e}"
+                        ));
                         tokio::time::sleep(Duration::from_millis(100 << attempt)).await;
                         response = host.invoke(event.clone()).await;
                     }
@@ -412,12 +443,64 @@ impl Delivery {
                     self.stats.lock().unwrap().objects += 1;
                     return;
                 }
-                Err(e) if attempt + 1 == PUT_ATTEMPTS => eprintln!(
-                    "{}: could not write s3://{}/{key} in {PUT_ATTEMPTS} attempts: {e}",
-                    self.spec.logical_id, self.spec.bucket,
-                ),
+                Err(e) if attempt + 1 == PUT_ATTEMPTS => self.log_error(format!(
+                    "could not write s3://{}/{key} in {PUT_ATTEMPTS} attempts: {e}",
+                    self.spec.bucket,
+                )),
                 Err(_) => tokio::time::sleep(Duration::from_millis(100 << attempt.min(5))).await,
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A transformation its role may not invoke fails the batch into the error prefix, and says
+    /// why in the delivery stream's log, as Firehose does in CloudWatch Logs.
+    #[tokio::test]
+    async fn a_delivery_error_is_written_to_the_delivery_streams_log() {
+        let log = std::env::temp_dir().join(format!("firehose-log-{}.log", std::process::id()));
+        let _ = std::fs::remove_file(&log);
+        let sdk = crate::clients::local_config("http://127.0.0.1:9").await;
+        let spec = DeliverySpec {
+            logical_id: "EventsArchiveDeliveryStream".into(),
+            name: "events-archive".into(),
+            stream_name: "events".into(),
+            bucket: "archive".into(),
+            prefix: "raw/events/".into(),
+            error_prefix: "errors/events/".into(),
+            gzip: true,
+            interval: Duration::from_secs(60),
+            size_bytes: 1 << 20,
+            processors: vec![Processor::Lambda("EventsRouterFunction".into())],
+            source_role: "EventsArchiveRole".into(),
+            delivery_role: "EventsArchiveRole".into(),
+            error_log: None,
+        };
+        let delivery = Delivery::new(
+            spec,
+            aws_sdk_kinesis::Client::new(&sdk),
+            aws_sdk_s3::Client::new(&sdk),
+            BTreeMap::new(),
+            Duration::from_millis(10),
+            KinesisWrites::default(),
+            Faults::none(),
+            Some(log.clone()),
+        );
+        let item = Item {
+            data: b"{}".to_vec(),
+            arrival: Utc::now(),
+        };
+        let processed = delivery.process(vec![item]).await;
+        assert_eq!(processed[0].3.as_deref(), Some("processing-failed"));
+        let logged = std::fs::read_to_string(&log).unwrap();
+        assert!(
+            logged.contains("transformation EventsRouterFunction not invoked")
+                && logged.contains("Lambda.InvokeAccessDenied"),
+            "{logged}"
+        );
+        let _ = std::fs::remove_file(&log);
     }
 }

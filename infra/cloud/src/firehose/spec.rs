@@ -30,6 +30,29 @@ pub struct DeliverySpec {
     /// The roles it reads its source and writes its destination with (logical ids).
     pub source_role: String,
     pub delivery_role: String,
+    /// Where it logs delivery errors (CloudWatchLoggingOptions), if anywhere.
+    pub error_log: Option<ErrorLog>,
+}
+
+/// A CloudWatch Logs stream of delivery errors (physical names).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ErrorLog {
+    pub group: String,
+    pub stream: String,
+}
+
+impl ErrorLog {
+    /// What `logs:PutLogEvents` to it is authorized against.
+    pub fn arn(&self) -> String {
+        let (region, account) = (
+            tally_stack::template::REGION,
+            tally_stack::template::ACCOUNT,
+        );
+        format!(
+            "arn:aws:logs:{region}:{account}:log-group:{}:log-stream:{}",
+            self.group, self.stream
+        )
+    }
 }
 
 impl DeliverySpec {
@@ -142,6 +165,11 @@ impl DeliverySpec {
                     unsupported(format!("{at}.RoleARN {arn:?}: not a role of this template"))
                 })
         };
+        let logging = &dest["CloudWatchLoggingOptions"];
+        let error_log = (scalar_string(&logging["Enabled"]) == "true").then(|| ErrorLog {
+            group: scalar_string(&logging["LogGroupName"]),
+            stream: scalar_string(&logging["LogStreamName"]),
+        });
         Ok(DeliverySpec {
             source_role: role(
                 &props["KinesisStreamSourceConfiguration"],
@@ -162,6 +190,7 @@ impl DeliverySpec {
             interval: Duration::from_secs_f64(num("IntervalInSeconds", 300.0)),
             size_bytes: (num("SizeInMBs", 5.0) * 1024.0 * 1024.0) as usize,
             processors,
+            error_log,
         })
     }
 }

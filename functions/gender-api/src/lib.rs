@@ -11,6 +11,8 @@ use tally_pipelines::gender::{model_by_name, Cid, Gender, ModelSettings, ResultL
 
 pub const SERVICE: &str = "tally";
 pub const DEFAULT_MODEL: &str = "MODEL1";
+/// The template's route that sends every other path here (for its JSON 404).
+const CATCH_ALL_ROUTE: &str = "ANY /{proxy+}";
 
 /// Every route of the HTTP API, described (docs/openapi.json): served at `GET /openapi.json`.
 pub const OPENAPI: tally_aws::http::Asset = tally_aws::http::Asset {
@@ -146,6 +148,19 @@ impl<L: ResultLookup> HttpApi for GenderApi<L> {
         let model = request
             .query_string_parameters_ref()
             .and_then(|q| q.first("model").map(str::to_string));
+        // A lookup is answered only through its own route, the one API Gateway authorizes
+        // (ApiReadAuth); the catch-all route, open to all, serves the rest.
+        let via_catch_all = matches!(
+            request.request_context_ref(),
+            Some(lambda_http::request::RequestContext::ApiGatewayV2(c))
+                if c.route_key.as_deref() == Some(CATCH_ALL_ROUTE)
+        );
+        if via_catch_all && request.uri().path().starts_with("/api/v1/getGender") {
+            return Reply::no_route(
+                request.uri().path(),
+                "GET /api/v1/getGender/{cid}?model=MODEL1",
+            );
+        }
         self.route(
             request.method(),
             request.uri().path(),

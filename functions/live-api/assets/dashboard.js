@@ -177,9 +177,25 @@ function renderEvents(events) {
   chart("events-per-minute", series, data, false);
 }
 
+// With ApiReadAuth=jwt the page is opened as /dashboard#access_token=<JWT> (an identity
+// provider's redirect does that): the token is kept for the tab, out of the address bar, and
+// sent with every data request.
+const TOKEN = (() => {
+  const given = new URLSearchParams(location.hash.slice(1)).get("access_token");
+  if (given) {
+    sessionStorage.setItem("tally-token", given);
+    history.replaceState(null, "", location.pathname + location.search);
+  }
+  return sessionStorage.getItem("tally-token");
+})();
+
 async function refresh() {
   try {
-    const response = await fetch("/api/v1/dashboard", { cache: "no-store" });
+    const headers = TOKEN ? { authorization: "Bearer " + TOKEN } : {};
+    const response = await fetch("/api/v1/dashboard", { cache: "no-store", headers });
+    if (response.status === 401 || response.status === 403) {
+      throw new Error("sign-in needed: open /dashboard#access_token=<token>");
+    }
     const body = await response.json();
     if (!response.ok) throw new Error(body.error || "HTTP " + response.status);
     renderTopEvents(body.rsvp);

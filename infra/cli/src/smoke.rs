@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, bail, Result};
 use serde_json::{json, Value};
 use tally_cloud::clients::Clients;
-use tally_cloud::http::{http_get, http_send, Method};
+use tally_cloud::http::{http_send, Method};
 use tally_cloud::kinesis::{put_all, ShardReader, StartAt};
 use tally_events::collect::{key_hash, App};
 
@@ -21,6 +21,65 @@ pub struct Args {
     /// How long each check waits for what its records must give, in seconds.
     #[arg(long, default_value_t = 120)]
     pub timeout: u64,
+    /// A JWT for the read routes, when the stack has ApiReadAuth=jwt.
+    #[arg(long, env = "TALLY_API_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// Sign the read routes' requests (SigV4) with the target's credentials, when the stack
+    /// has ApiReadAuth=iam.
+    #[arg(long, conflicts_with = "token")]
+    pub sign: bool,
+}
+
+/// How the read routes' requests prove who sends them (the stack's ApiReadAuth).
+enum ReadAuth {
+    None,
+    Token(String),
+    Sign(aws_config::SdkConfig),
+}
+
+impl ReadAuth {
+    /// The headers for a GET of `url`.
+    async fn headers(&self, url: &str) -> Result<Vec<(String, String)>> {
+        match self {
+            ReadAuth::None => Ok(Vec::new()),
+            ReadAuth::Token(t) => Ok(vec![("authorization".into(), format!("Bearer {t}"))]),
+            ReadAuth::Sign(config) => sigv4_headers(config, url).await,
+        }
+    }
+}
+
+/// SigV4 headers of a GET of `url` for API Gateway (`execute-api`), with `config`'s credentials.
+async fn sigv4_headers(config: &aws_config::SdkConfig, url: &str) -> Result<Vec<(String, String)>> {
+    use aws_credential_types::provider::ProvideCredentials;
+    use aws_sigv4::http_request::{sign, SignableBody, SignableRequest, SigningSettings};
+    let credentials = config
+        .credentials_provider()
+        .ok_or_else(|| anyhow!("--sign: no AWS credentials found"))?
+        .provide_credentials()
+        .await
+        .map_err(|e| anyhow!("--sign: cannot load AWS credentials: {e}"))?;
+    let identity = credentials.into();
+    let region = config
+        .region()
+        .map_or("us-east-1".into(), |r| r.to_string());
+    let params = aws_sigv4::sign::v4::SigningParams::builder()
+        .identity(&identity)
+        .region(&region)
+        .name("execute-api")
+        .time(std::time::SystemTime::now())
+        .settings(SigningSettings::default())
+        .build()
+        .map_err(|e| anyhow!("--sign: {e}"))?
+        .into();
+    let request = SignableRequest::new("GET", url, std::iter::empty(), SignableBody::Bytes(&[]))
+        .map_err(|e| anyhow!("--sign: {url}: {e}"))?;
+    let (instructions, _) = sign(request, &params)
+        .map_err(|e| anyhow!("--sign: {e}"))?
+        .into_parts();
+    Ok(instructions
+        .headers()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect())
 }
 
 /// What every check works with.
@@ -32,6 +91,7 @@ struct Stack {
     mark: i64,
     timeout: Duration,
     started: chrono::DateTime<chrono::Utc>,
+    read_auth: ReadAuth,
 }
 
 impl Stack {
@@ -53,7 +113,19 @@ impl Stack {
     }
 
     async fn get_json(&self, path: &str) -> Result<(u16, Value)> {
-        let (status, body) = http_get(&format!("{}{path}", self.api)).await?;
+        let url = format!("{}{path}", self.api);
+        let headers = self.read_auth.headers(&url).await?;
+        let headers: Vec<(&str, &str)> = headers
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        let reply = http_send(Method::GET, &url, &headers, Vec::new()).await?;
+        let (status, body) = (reply.status, reply.body);
+        if status == 401 || status == 403 {
+            bail!(
+                "GET {path}: {status} {body}: the read routes want a token (--token) or a signature (--sign)"
+            );
+        }
         Ok((
             status,
             serde_json::from_str(&body).unwrap_or(Value::String(body)),
@@ -269,6 +341,11 @@ pub async fn run(args: Args, ctx: &Context) -> Result<()> {
         mark: started.timestamp_millis(),
         timeout: Duration::from_secs(args.timeout),
         started,
+        read_auth: match (args.token, args.sign) {
+            (Some(token), _) => ReadAuth::Token(token),
+            (None, true) => ReadAuth::Sign(ctx.target.sdk_config().await),
+            (None, false) => ReadAuth::None,
+        },
     };
     println!(
         "tally smoke: stack {} at {} (records marked {})",
@@ -295,4 +372,40 @@ pub async fn run(args: Args, ctx: &Context) -> Result<()> {
         bail!("{failed} of 5 checks failed");
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `--sign` signs as API Gateway checks it: SigV4 for `execute-api` in the target's region,
+    /// with its credentials (the local gateway reads the key from exactly this header).
+    #[tokio::test]
+    async fn sign_gives_a_sigv4_authorization_for_execute_api() {
+        let config = tally_cloud::clients::local_config("http://127.0.0.1:9").await;
+        let headers = sigv4_headers(
+            &config,
+            "https://abc.execute-api.us-east-1.amazonaws.com/api/v1/rsvp/stats",
+        )
+        .await
+        .unwrap();
+        let auth = &headers
+            .iter()
+            .find(|(k, _)| k == "authorization")
+            .unwrap()
+            .1;
+        assert!(auth.starts_with("AWS4-HMAC-SHA256 Credential="), "{auth}");
+        assert!(
+            auth.contains("/us-east-1/execute-api/aws4_request"),
+            "{auth}"
+        );
+        let key = tally_cloud::edge::access_key_of(
+            &hyper::Request::get("/")
+                .header("authorization", auth)
+                .body(())
+                .unwrap(),
+        );
+        assert_eq!(key.as_deref(), Some(tally_control::iam::ADMIN_KEY));
+        assert!(headers.iter().any(|(k, _)| k == "x-amz-date"));
+    }
 }

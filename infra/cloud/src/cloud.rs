@@ -378,7 +378,8 @@ impl LocalCloud {
         let api_url = format!("http://{}", api_listener.local_addr()?);
         router.describe(Arc::new(Stacks::of(&template, &api_url)?));
         servers.push(tokio::spawn(
-            ApiGateway::new(routes(&template)?, functions.clone()).serve(api_listener),
+            ApiGateway::new(routes(&template)?, functions.clone(), router.authorizer())
+                .serve(api_listener),
         ));
 
         Ok(LocalCloud {

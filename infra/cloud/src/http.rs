@@ -1,5 +1,6 @@
 //! What the local cloud's HTTP servers share (the edge, API Gateway, each function's Runtime
-//! API): the accept loop, JSON responses, and a plain client for loopback.
+//! API): the accept loop, JSON responses, and a small client (plain HTTP on loopback, HTTPS for
+//! a deployed API).
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -93,13 +94,13 @@ pub fn error_response(status: StatusCode, message: &str) -> Response<Body> {
 /// The methods [`http_send`] takes.
 pub use hyper::Method;
 
-/// A plain HTTP GET on loopback: (status, body).
+/// An HTTP GET: (status, body).
 pub async fn http_get(url: &str) -> Result<(u16, String), HttpError> {
     let r = http_send(hyper::Method::GET, url, &[], Vec::new()).await?;
     Ok((r.status, r.body))
 }
 
-/// A plain HTTP POST without a body on loopback: (status, body).
+/// An HTTP POST without a body: (status, body).
 pub async fn http_post(url: &str) -> Result<(u16, String), HttpError> {
     let r = http_send(hyper::Method::POST, url, &[], Vec::new()).await?;
     Ok((r.status, r.body))
@@ -113,12 +114,33 @@ pub struct HttpReply {
     pub body: String,
 }
 
-/// One request on loopback, with headers and a body.
+type Client = hyper_util::client::legacy::Client<
+    hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>,
+    Full<Bytes>,
+>;
+
+/// One client for the process: its connections are reused, the system's roots read once.
+fn client() -> Result<&'static Client, HttpError> {
+    static CLIENT: std::sync::OnceLock<Client> = std::sync::OnceLock::new();
+    if let Some(c) = CLIENT.get() {
+        return Ok(c);
+    }
+    let https = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_native_roots()
+        .map_err(|e| HttpError(format!("no TLS root certificates on this machine: {e}")))?
+        .https_or_http()
+        .enable_http1()
+        .build();
+    let built = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build(https);
+    Ok(CLIENT.get_or_init(|| built))
+}
+
+/// One request (http:// or https://), with headers and a body.
 pub async fn http_send(
     method: hyper::Method, url: &str, headers: &[(&str, &str)], body: Vec<u8>,
 ) -> Result<HttpReply, HttpError> {
-    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-        .build_http::<Full<Bytes>>();
+    let client = client()?;
     let failed = |e: &dyn std::fmt::Display| HttpError(format!("{method} {url}: {e}"));
     let mut request = Request::builder().method(method.clone()).uri(url);
     for (name, value) in headers {

@@ -1,5 +1,6 @@
 //! The HTTP API's routes, from the template's `HttpApi` events, and which one a request takes
-//! (API Gateway's rule: literal segments first, then parameters, then greedy ones).
+//! (API Gateway's rule: literal segments first, then parameters, then greedy ones); each route's
+//! throttling and authorization from its API.
 
 use std::collections::BTreeMap;
 
@@ -14,6 +15,23 @@ pub struct Route {
     pub function: String,
     /// The route's throttling, from its API's `RouteSettings` or `DefaultRouteSettings`.
     pub throttle: Option<Throttle>,
+    /// Who may call it, from the `security` of its operation in the API's `DefinitionBody`.
+    pub auth: RouteAuth,
+}
+
+/// API Gateway's authorization of a route.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub enum RouteAuth {
+    /// Anyone.
+    #[default]
+    None,
+    /// A request signed (SigV4) by a principal allowed `execute-api:Invoke` on the route.
+    Iam,
+    /// A JWT from `issuer` for one of `audience` (its `aud`, or `client_id`), in `Authorization`.
+    Jwt {
+        issuer: String,
+        audience: Vec<String>,
+    },
 }
 
 /// API Gateway's throttling of a route: a token bucket of `burst` tokens refilled at `rate` a
@@ -39,10 +57,47 @@ fn throttle_of(settings: &Json) -> Option<Throttle> {
     }
 }
 
-/// The throttle of route `key` (`GET /path`) on the explicit API `api_id` (its physical name).
-fn route_throttle(
-    template: &Template, api_id: &str, key: &str, at: &str,
-) -> Result<Option<Throttle>, TemplateError> {
+/// The authorization of the operation `method` `path` in an API's OpenAPI `body`: its first
+/// `security` requirement, one of the body's security schemes.
+fn auth_of(body: &Json, method: &str, path: &str, at: &str) -> Result<RouteAuth, TemplateError> {
+    let operation = &body["paths"][path][method.to_ascii_lowercase()];
+    let Some(name) = operation["security"]
+        .as_array()
+        .and_then(|s| s.first())
+        .and_then(Json::as_object)
+        .and_then(|r| r.keys().next())
+    else {
+        return Ok(RouteAuth::None);
+    };
+    let scheme = &body["components"]["securitySchemes"][name];
+    let authorizer = &scheme["x-amazon-apigateway-authorizer"];
+    if scheme["x-amazon-apigateway-authtype"] == "awsSigv4" {
+        Ok(RouteAuth::Iam)
+    } else if authorizer["type"] == "jwt" {
+        let config = &authorizer["jwtConfiguration"];
+        let audience = match &config["audience"] {
+            Json::Array(a) => a.iter().map(crate::template::scalar_string).collect(),
+            Json::String(s) => s.split(',').map(str::to_string).collect(),
+            _ => Vec::new(),
+        };
+        Ok(RouteAuth::Jwt {
+            issuer: crate::template::scalar_string(&config["issuer"]),
+            audience,
+        })
+    } else {
+        Err(TemplateError::Unsupported {
+            what: format!("security scheme {name} (IAM or JWT only)"),
+            at: at.to_string(),
+        })
+    }
+}
+
+/// The throttle and authorization of route `key` (`GET /path`) on the explicit API `api_id`
+/// (its physical name).
+fn route_settings(
+    template: &Template, api_id: &str, route: &Route, at: &str,
+) -> Result<(Option<Throttle>, RouteAuth), TemplateError> {
+    let key = &route.route_key();
     let api = template
         .logical_id_of(api_id)
         .map(|id| &template.resources[id])
@@ -52,8 +107,10 @@ fn route_throttle(
             at: at.to_string(),
         })?;
     let props = template.resolved_properties(api)?;
-    Ok(throttle_of(&props["RouteSettings"][key])
-        .or_else(|| throttle_of(&props["DefaultRouteSettings"])))
+    let throttle = throttle_of(&props["RouteSettings"][key])
+        .or_else(|| throttle_of(&props["DefaultRouteSettings"]));
+    let auth = auth_of(&props["DefinitionBody"], &route.method, &route.path, at)?;
+    Ok((throttle, auth))
 }
 
 impl Route {
@@ -128,10 +185,11 @@ pub fn routes(template: &Template) -> Result<Vec<Route>, TemplateError> {
                             .to_string(),
                         function: f.logical_id.clone(),
                         throttle: None,
+                        auth: RouteAuth::None,
                     };
                     if let Some(api) = p.get("ApiId").and_then(Json::as_str) {
                         let at = format!("Resources.{}.Properties.Events.{name}", f.logical_id);
-                        route.throttle = route_throttle(template, api, &route.route_key(), &at)?;
+                        (route.throttle, route.auth) = route_settings(template, api, &route, &at)?;
                     }
                     out.push(route);
                 }
@@ -159,18 +217,21 @@ mod tests {
             path: "/".into(),
             function: "Api".into(),
             throttle: None,
+            auth: RouteAuth::None,
         };
         let any = Route {
             method: "ANY".into(),
             path: "/{proxy+}".into(),
             function: "Api".into(),
             throttle: None,
+            auth: RouteAuth::None,
         };
         let exact = Route {
             method: "GET".into(),
             path: "/api/v1/getGender/{cid}".into(),
             function: "Other".into(),
             throttle: None,
+            auth: RouteAuth::None,
         };
         assert!(root.matches("GET", "/").is_some());
         assert!(

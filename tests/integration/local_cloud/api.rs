@@ -1,7 +1,9 @@
-//! The local API Gateway applies the template's route throttling, as API Gateway does.
+//! The local API Gateway applies the template's route throttling and the read routes'
+//! authorization (ApiReadAuth), as API Gateway does.
 
+use base64::Engine;
 use tally_cloud::cloud::LocalCloud;
-use tally_cloud::http::http_get;
+use tally_cloud::http::{http_get, http_send};
 
 use crate::support::cloud_options;
 
@@ -36,5 +38,98 @@ async fn a_route_past_its_throttle_is_answered_429_and_other_routes_are_not() {
         .await
         .unwrap();
     assert_eq!(status, 200, "another route has a bucket of its own");
+    cloud.stop().await;
+}
+
+/// GET `path` on the cloud's API with `headers`: (status, body).
+async fn get(cloud: &LocalCloud, path: &str, headers: &[(&str, &str)]) -> (u16, String) {
+    let url = format!("{}{path}", cloud.api_url);
+    let r = http_send(hyper::Method::GET, &url, headers, Vec::new())
+        .await
+        .unwrap();
+    (r.status, r.body)
+}
+
+const READ_ROUTES: [&str; 4] = [
+    "/api/v1/getGender/C1",
+    "/api/v1/rsvp/stats",
+    "/api/v1/events/metrics",
+    "/api/v1/dashboard",
+];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_jwt_read_auth_the_read_routes_want_a_token_and_the_page_does_not() {
+    let issuer = "https://issuer.example";
+    let mut opts = cloud_options(&format!("jwt{}", std::process::id()));
+    opts.params.insert("ApiReadAuth".into(), "jwt".into());
+    opts.params.insert("ApiJwtIssuer".into(), issuer.into());
+    opts.params
+        .insert("ApiJwtAudience".into(), "dashboard,tools".into());
+    let cloud = LocalCloud::start(opts)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let b64 = |v: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v);
+    let exp = chrono::Utc::now().timestamp() + 600;
+    let claims = serde_json::json!({"iss": issuer, "aud": "tools", "exp": exp});
+    let bearer = format!(
+        "Bearer {}.{}.{}",
+        b64(br#"{"alg":"RS256"}"#),
+        b64(claims.to_string().as_bytes()),
+        b64(b"sig")
+    );
+    for route in READ_ROUTES {
+        let (status, body) = get(&cloud, route, &[]).await;
+        assert_eq!(
+            (status, body.as_str()),
+            (401, r#"{"message":"Unauthorized"}"#),
+            "GET {route} without a token"
+        );
+        let (status, body) = get(&cloud, route, &[("authorization", &bearer)]).await;
+        assert!(
+            status == 200 || (status == 404 && route.contains("getGender")),
+            "GET {route} with a token: {status} {body}"
+        );
+    }
+    // The lookup is not reachable around its authorizer through the catch-all route.
+    let (status, _) = get(&cloud, "/api/v1/getGender/C1/x", &[]).await;
+    assert_eq!(status, 404);
+    // The page itself and /collect's own keys are not the authorizer's.
+    assert_eq!(get(&cloud, "/dashboard", &[]).await.0, 200);
+    assert_eq!(get(&cloud, "/", &[]).await.0, 200);
+    cloud.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_iam_read_auth_the_read_routes_want_a_signature_of_an_allowed_principal() {
+    let mut opts = cloud_options(&format!("iamapi{}", std::process::id()));
+    opts.params.insert("ApiReadAuth".into(), "iam".into());
+    let cloud = LocalCloud::start(opts)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let signed_by = |key: &str| {
+        format!("AWS4-HMAC-SHA256 Credential={key}/20261203/us-east-1/execute-api/aws4_request, SignedHeaders=host, Signature=0")
+    };
+    // A function's role has no execute-api:Invoke; the account's administrator may do anything.
+    let role = signed_by(&tally_control::iam::role_key("GenderModelsFunctionRole"));
+    let admin = signed_by("AKIAADMINISTRATOR");
+    for route in READ_ROUTES {
+        for (who, headers) in [
+            ("nobody", vec![]),
+            ("a role", vec![("authorization", role.as_str())]),
+        ] {
+            let (status, body) = get(&cloud, route, &headers).await;
+            assert_eq!(
+                (status, body.as_str()),
+                (403, r#"{"message":"Forbidden"}"#),
+                "GET {route} signed by {who}"
+            );
+        }
+        let (status, body) = get(&cloud, route, &[("authorization", &admin)]).await;
+        assert!(
+            status == 200 || (status == 404 && route.contains("getGender")),
+            "GET {route} signed by the administrator: {status} {body}"
+        );
+    }
+    assert_eq!(get(&cloud, "/dashboard", &[]).await.0, 200);
     cloud.stop().await;
 }

@@ -1,11 +1,14 @@
 //! API Gateway (HTTP API, payload format 2.0): routes from the template's `HttpApi` events, each
 //! HTTP request turned into the proxy event the function gets in AWS, and its response turned
 //! back into HTTP. A route of an explicit `AWS::Serverless::HttpApi` is throttled as its
-//! `RouteSettings` / `DefaultRouteSettings` say (429 `Too Many Requests`, as API Gateway answers).
+//! `RouteSettings` / `DefaultRouteSettings` say (429 `Too Many Requests`, as API Gateway answers)
+//! and authorized as its `DefinitionBody` says (IAM: 403; JWT: 401).
 //!
 //! - the routes and their matching: `tally-stack`'s `routes.rs`
+//! - `authorization.rs`: IAM and JWT authorization of a route
 //! - `proxy.rs`: request to event, response to HTTP
 
+pub mod authorization;
 pub mod proxy;
 
 use std::collections::{BTreeMap, HashMap};
@@ -20,20 +23,27 @@ use tokio::net::TcpListener;
 use crate::http::{json_response, Body};
 use crate::lambda::FunctionHost;
 pub use proxy::{http_response, proxy_event};
+use tally_control::iam::Authorizer;
 pub use tally_stack::routes::{routes, Route};
 
 pub struct ApiGateway {
     routes: Vec<Route>,
     functions: BTreeMap<String, Arc<FunctionHost>>,
+    /// Who may invoke an IAM route (absent: IAM not enforced, any signed request may).
+    iam: Option<Arc<Authorizer>>,
     /// Each throttled route's bucket: (tokens, when it was last refilled).
     buckets: Mutex<HashMap<String, (f64, Instant)>>,
 }
 
 impl ApiGateway {
-    pub fn new(routes: Vec<Route>, functions: BTreeMap<String, Arc<FunctionHost>>) -> Arc<Self> {
+    pub fn new(
+        routes: Vec<Route>, functions: BTreeMap<String, Arc<FunctionHost>>,
+        iam: Option<Arc<Authorizer>>,
+    ) -> Arc<Self> {
         Arc::new(Self {
             routes,
             functions,
+            iam,
             buckets: Mutex::new(HashMap::new()),
         })
     }
@@ -85,6 +95,9 @@ impl ApiGateway {
                 r#"{"message":"Too Many Requests"}"#,
             ));
         }
+        if let Err(refused) = authorization::authorize(route, &req, self.iam.as_deref()) {
+            return Ok(refused);
+        }
         let Some(host) = self.functions.get(&route.function) else {
             return Ok(json_response(
                 StatusCode::INTERNAL_SERVER_ERROR,
@@ -120,6 +133,7 @@ mod tests {
             path: path.into(),
             function: "F".into(),
             throttle,
+            auth: Default::default(),
         };
         let slow = route(
             "/collect",
@@ -129,7 +143,7 @@ mod tests {
             }),
         );
         let free = route("/other", None);
-        let api = ApiGateway::new(vec![slow.clone(), free.clone()], BTreeMap::new());
+        let api = ApiGateway::new(vec![slow.clone(), free.clone()], BTreeMap::new(), None);
         let start = Instant::now();
         let admitted = (0..10).filter(|_| api.admits(&slow, start)).count();
         assert_eq!(

@@ -60,17 +60,18 @@ def sqs_message(message_id, body):
     }
 
 
-def http_get(path, query=None):
-    """An API Gateway HTTP API (payload 2.0) request on the `ANY /{proxy+}` route."""
+def http_get(path, query=None, route=None, params=None):
+    """An API Gateway HTTP API (payload 2.0) GET on its route (`GET <path>` unless given), with
+    the route's path parameters."""
     query = query or {}
+    route = route or f"GET {path}"
     raw_query = "&".join(f"{k}={v}" for k, v in query.items())
     event = {
         "version": "2.0",
-        "routeKey": "ANY /{proxy+}",
+        "routeKey": route,
         "rawPath": path,
         "rawQueryString": raw_query,
         "headers": {"accept": "application/json", "host": "127.0.0.1:5000", "user-agent": "curl/8.5.0"},
-        "pathParameters": {"proxy": path.lstrip("/")},
         "requestContext": {
             "accountId": "123456789012",
             "apiId": "local",
@@ -78,7 +79,7 @@ def http_get(path, query=None):
             "domainPrefix": "local",
             "http": {"method": "GET", "path": path, "protocol": "HTTP/1.1", "sourceIp": "127.0.0.1", "userAgent": "curl/8.5.0"},
             "requestId": "c6af9ac6-7b61-11e6-9a41-93e8deadbeef",
-            "routeKey": "ANY /{proxy+}",
+            "routeKey": route,
             "stage": "$default",
             "time": "22/Nov/2026:10:00:00 +0000",
             "timeEpoch": 1795341600000,
@@ -87,6 +88,8 @@ def http_get(path, query=None):
     }
     if query:
         event["queryStringParameters"] = query
+    if params:
+        event["pathParameters"] = params
     return event
 
 
@@ -238,7 +241,9 @@ events = {
         json.dumps(app_event("e-9", "app_crash", {})),
         "{\"event_id\":",
     ]),
-    "GenderApiFunction": http_get("/api/v1/getGender/C124", {"model": "MODEL2"}),
+    "GenderApiFunction": http_get(
+        "/api/v1/getGender/C124", {"model": "MODEL2"}, "GET /api/v1/getGender/{cid}", {"cid": "C124"}
+    ),
 }
 
 # The example pipeline: two views of a page in one minute, one of another page, one without a

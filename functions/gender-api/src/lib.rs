@@ -189,6 +189,33 @@ mod tests {
         }
     }
 
+    /// The sample event of `tally invoke` (events/GenderApiFunction.json) on `route_key`.
+    fn lookup_event(route_key: &str) -> Request {
+        let text = include_str!("../../../events/GenderApiFunction.json")
+            .replace("GET /api/v1/getGender/{cid}", route_key);
+        lambda_http::request::from_str(&text).unwrap()
+    }
+
+    /// API Gateway authorizes the lookup on its own route (ApiReadAuth): the catch-all route,
+    /// open to all, must not answer it.
+    #[tokio::test]
+    async fn a_lookup_is_answered_on_its_own_route_only() {
+        let a = api();
+        let through_its_route = a.handle(lookup_event("GET /api/v1/getGender/{cid}")).await;
+        assert_eq!(through_its_route.status, StatusCode::NOT_FOUND);
+        let error = through_its_route.body["error"].as_str().unwrap();
+        assert!(
+            !error.starts_with("no route"),
+            "no result for C124, not no route: {error}"
+        );
+        let around_it = a.handle(lookup_event(CATCH_ALL_ROUTE)).await;
+        assert_eq!(around_it.status, StatusCode::NOT_FOUND);
+        assert!(around_it.body["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("no route"));
+    }
+
     #[tokio::test]
     async fn bad_input_is_4xx_json() {
         let now = Utc::now();

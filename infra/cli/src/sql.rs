@@ -1,19 +1,21 @@
-//! `tally sql "<SQL>"` (or `--file queries/<pipeline>/<name>.sql`): a query over the local cloud's
-//! lake, with the table names and columns Athena sees, answering with everything put before the
-//! call. The local cloud first runs every pipeline through to the lake (`POST /_tally/flush`);
-//! then the lake is copied from the local S3 to `.tally/lake/<stack>/`, and DuckDB, embedded in
-//! the project's Python (`infra/sql.py`), runs the query over views made from the tables'
-//! definitions.
+//! `tally sql "<SQL>"` (or `--file queries/<pipeline>/<name>.sql`): a query over the stack's
+//! lake through Athena, in the stack's lake workgroup and database, with the tables and columns
+//! of the catalog. The same client locally and on AWS (`--aws`): the local cloud's edge answers
+//! Athena with DuckDB (`tally-control`'s `athena.rs`), after running every pipeline through to
+//! the lake (`POST /_tally/flush`), so a local query sees everything put before it.
 
 use std::io::Write;
 use std::path::PathBuf;
+use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context as _, Result};
+use aws_sdk_athena::types::{QueryExecutionContext, QueryExecutionState};
+use serde_json::Value;
 use tally_cloud::clients::{Clients, Endpoints};
 use tally_cloud::http::http_post;
-use tally_control::athena::{copy_lake, query_lake, Answer};
+use tally_control::athena::Answer;
 
-use crate::Context;
+use crate::{Context, DeployedStack, Target};
 
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
@@ -36,7 +38,6 @@ pub struct Args {
 }
 
 pub async fn run(args: Args, ctx: &Context) -> Result<()> {
-    ctx.local_only("sql")?;
     let query = match (args.query, &args.file) {
         (Some(q), None) => q,
         (None, Some(f)) => {
@@ -45,11 +46,153 @@ pub async fn run(args: Args, ctx: &Context) -> Result<()> {
         (Some(_), Some(_)) => bail!("give the query or --file, not both"),
         (None, None) => bail!("no query: tally sql \"SELECT ...\" or tally sql --file queries/..."),
     };
-    let (clients, bucket) = flushed_lake(ctx).await?;
-    let copy = ctx.root.join(".tally/lake").join(&ctx.stack);
-    copy_lake(&clients.s3, &bucket, &copy).await?;
-    let answer = query_lake(&ctx.root, &copy, &query)?;
+    if matches!(ctx.target, Target::Local(_)) {
+        flushed_lake(ctx).await?;
+    }
+    let deployed = ctx.deployed().await?;
+    let answer = query_athena(ctx, &deployed, &query, true).await?;
     print_answer(&answer, args.format)
+}
+
+/// Runs `query` with Athena in the stack's lake workgroup and database; with `progress`, says
+/// on standard error how long it has run and what it has scanned.
+pub async fn query_athena(
+    ctx: &Context, deployed: &DeployedStack, query: &str, progress: bool,
+) -> Result<Answer> {
+    let athena = aws_sdk_athena::Client::new(&ctx.target.sdk_config().await);
+    let work_group = deployed.physical("LakeWorkGroup", "AWS::Athena::WorkGroup")?;
+    let database = deployed.physical("LakeDatabase", "AWS::Glue::Database")?;
+    let id = athena
+        .start_query_execution()
+        .query_string(query)
+        .work_group(work_group)
+        .query_execution_context(QueryExecutionContext::builder().database(database).build())
+        .send()
+        .await
+        .map_err(failed("starting the query"))?
+        .query_execution_id
+        .ok_or_else(|| anyhow!("Athena gave no query execution id"))?;
+    let spinner = progress.then(|| {
+        let s = indicatif::ProgressBar::new_spinner();
+        s.enable_steady_tick(Duration::from_millis(200));
+        s
+    });
+    let started = Instant::now();
+    let mut pause = Duration::from_millis(100);
+    let outcome = loop {
+        let execution = athena
+            .get_query_execution()
+            .query_execution_id(&id)
+            .send()
+            .await
+            .map_err(failed("waiting for the query"))?
+            .query_execution
+            .ok_or_else(|| anyhow!("Athena does not know query {id}"))?;
+        let status = execution
+            .status
+            .clone()
+            .ok_or_else(|| anyhow!("Athena gave query {id} no status"))?;
+        if let Some(s) = &spinner {
+            let scanned = execution
+                .statistics
+                .as_ref()
+                .and_then(|s| s.data_scanned_in_bytes)
+                .unwrap_or(0);
+            s.set_message(format!(
+                "query {id}: {:?} for {} s, {:.1} MB scanned",
+                status.state.clone().unwrap_or(QueryExecutionState::Queued),
+                started.elapsed().as_secs(),
+                scanned as f64 / 1e6
+            ));
+        }
+        match status.state {
+            Some(QueryExecutionState::Succeeded) => break Ok(()),
+            Some(QueryExecutionState::Failed) | Some(QueryExecutionState::Cancelled) => {
+                break Err(anyhow!(
+                    "query failed: {}",
+                    status
+                        .state_change_reason
+                        .unwrap_or_else(|| "no reason given".into())
+                ))
+            }
+            _ => {}
+        }
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_secs(2));
+    };
+    if let Some(s) = spinner {
+        s.finish_and_clear();
+    }
+    outcome?;
+    let mut answer = Answer::default();
+    let mut token = None;
+    let mut first = true;
+    loop {
+        let page = athena
+            .get_query_results()
+            .query_execution_id(&id)
+            .set_next_token(token)
+            .send()
+            .await
+            .map_err(failed("reading the answer"))?;
+        let Some(set) = page.result_set else {
+            bail!("Athena gave query {id} no result set");
+        };
+        if first {
+            let columns = set.result_set_metadata.as_ref().map(|m| m.column_info());
+            for c in columns.unwrap_or_default() {
+                answer.columns.push(c.name.clone());
+                answer.types.push(c.r#type.clone());
+            }
+        }
+        // A SELECT's first row is its column names.
+        let skip = usize::from(first && !answer.columns.is_empty());
+        for row in set.rows().iter().skip(skip) {
+            let cells = row.data().iter().zip(&answer.types);
+            answer
+                .rows
+                .push(cells.map(|(d, t)| typed(d.var_char_value(), t)).collect());
+        }
+        first = false;
+        token = page.next_token;
+        if token.is_none() {
+            break;
+        }
+    }
+    Ok(answer)
+}
+
+/// An Athena call's error in one line, with every cause the SDK gives.
+fn failed<E: std::error::Error>(doing: &str) -> impl FnOnce(E) -> anyhow::Error + '_ {
+    move |e| anyhow!("{doing}: {}", aws_sdk_athena::error::DisplayErrorContext(e))
+}
+
+/// An Athena cell (text, or none for NULL) as JSON of its column's type.
+fn typed(text: Option<&str>, athena_type: &str) -> Value {
+    let Some(text) = text else {
+        return Value::Null;
+    };
+    // Numbers, and the nested types the local engine gives as JSON (Athena's own `[a, b]` text
+    // stays text).
+    let number = matches!(
+        athena_type,
+        "tinyint"
+            | "smallint"
+            | "integer"
+            | "bigint"
+            | "double"
+            | "real"
+            | "float"
+            | "decimal"
+            | "array"
+            | "map"
+            | "row"
+    );
+    match athena_type {
+        "boolean" => text.parse().map_or_else(|_| Value::from(text), Value::Bool),
+        _ if number => serde_json::from_str(text).unwrap_or_else(|_| Value::from(text)),
+        _ => Value::from(text),
+    }
 }
 
 /// The local cloud's clients and archive bucket, once every pipeline has run through to the lake.
@@ -150,6 +293,15 @@ mod tests {
     struct Cli {
         #[command(flatten)]
         args: Args,
+    }
+
+    #[test]
+    fn athena_text_becomes_json_of_its_column_type() {
+        assert_eq!(typed(Some("42"), "bigint"), serde_json::json!(42));
+        assert_eq!(typed(Some("0.5"), "double"), serde_json::json!(0.5));
+        assert_eq!(typed(Some("true"), "boolean"), serde_json::json!(true));
+        assert_eq!(typed(Some("42"), "varchar"), serde_json::json!("42"));
+        assert_eq!(typed(None, "bigint"), Value::Null);
     }
 
     #[test]

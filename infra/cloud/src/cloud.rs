@@ -21,6 +21,7 @@ use crate::firehose::spec::Processor;
 use crate::firehose::{Delivery, DeliverySpec};
 use crate::lambda::{function_specs, FunctionHost};
 use crate::provision::{provision, ProvisionError, Provisioned};
+use tally_control::athena::LocalAthena;
 use tally_control::cloudformation::Stacks;
 use tally_control::iam::{role_key, role_of_function, Authorizer, Call};
 use tally_stack::template::{Template, TemplateError};
@@ -259,6 +260,12 @@ impl LocalCloud {
         if opts.enforce_iam {
             router.enforce(Arc::new(Authorizer::new(&template)?));
         }
+        router.query_with(LocalAthena::new(
+            root.clone(),
+            root.join(".tally/lake").join(&opts.stack_name),
+            template.physical_name("ArchiveBucket"),
+            clients.s3.clone(),
+        ));
         // What mappings and deliveries call, they call with the role AWS would use.
         let role_clients = |role: String| {
             let endpoints = endpoints.clone();

@@ -20,6 +20,7 @@ use tokio::net::TcpListener;
 use crate::faults::{Fault, Faults};
 use crate::http::{error_response, Body};
 use crate::kinesis::{wakeup::stream_of_put, KinesisWrites};
+use tally_control::athena::LocalAthena;
 use tally_control::cloudformation::Stacks;
 use tally_control::iam::{Authorizer, Caller};
 
@@ -72,6 +73,8 @@ pub struct EdgeRouter {
     authorizer: Mutex<Option<Arc<Authorizer>>>,
     /// The running stack, for CloudFormation's read calls.
     stacks: Mutex<Option<Arc<Stacks>>>,
+    /// The lake's SQL, for Athena's calls.
+    athena: Mutex<Option<Arc<LocalAthena>>>,
 }
 
 /// The access key a request is signed with (`Credential=KEY/DATE/REGION/SERVICE/aws4_request`).
@@ -359,7 +362,13 @@ impl EdgeRouter {
             faults,
             authorizer: Mutex::new(None),
             stacks: Mutex::new(None),
+            athena: Mutex::new(None),
         })
+    }
+
+    /// From now on, Athena's calls are answered with this lake.
+    pub fn query_with(&self, athena: Arc<LocalAthena>) {
+        *self.athena.lock().unwrap() = Some(athena);
     }
 
     /// From now on, CloudFormation's read calls are answered for these stacks too (an edge in
@@ -454,7 +463,11 @@ impl EdgeRouter {
         let stacks = (service == "cloudformation")
             .then(|| self.stacks.lock().unwrap().clone())
             .flatten();
-        let bytes = if writes_records || stacks.is_some() || (role.is_some() && service != "s3") {
+        let athena = (service == "athena")
+            .then(|| self.athena.lock().unwrap().clone())
+            .flatten();
+        let answered_here = stacks.is_some() || athena.is_some();
+        let bytes = if writes_records || answered_here || (role.is_some() && service != "s3") {
             match body.collect().await {
                 Ok(b) => Ok(b.to_bytes()),
                 Err(e) => {
@@ -472,6 +485,20 @@ impl EdgeRouter {
             if let Err(denied) = authorizer.check(role, &iam_request(&service, &parts, body)) {
                 return Ok(access_denied(&service, &denied.message));
             }
+        }
+        if let (Some(athena), Ok(body)) = (&athena, &bytes) {
+            *self.counts.lock().unwrap().entry(operation).or_default() += 1;
+            let target = parts
+                .headers
+                .get("x-amz-target")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default();
+            let (status, json) = athena.answer(target, body).await;
+            return Ok(Response::builder()
+                .status(status)
+                .header("content-type", "application/x-amz-json-1.1")
+                .body(crate::http::full(json))
+                .expect("status and header are valid"));
         }
         if let (Some(stacks), Ok(form)) = (&stacks, &bytes) {
             *self.counts.lock().unwrap().entry(operation).or_default() += 1;

@@ -1,11 +1,16 @@
 //! The lake's SQL, locally, as Athena answers it on AWS: the lake's objects copied from the local
 //! S3 to a folder, and DuckDB, embedded in the project's Python (`infra/sql.py`), running the query
-//! over views made from the tables' definitions (`tally-stack`'s `catalog.rs`).
+//! over views made from the tables' definitions (`tally-stack`'s `catalog.rs`). [`LocalAthena`]
+//! answers Athena's API with it at the edge (`StartQueryExecution`, `GetQueryExecution`,
+//! `GetQueryResults`), so `tally sql` is the same Athena client locally and on AWS.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
+
+use serde_json::{json, Value as Json};
 
 use anyhow::{anyhow, bail, Context as _, Result};
 use tally_stack::catalog::duckdb_views;
@@ -104,10 +109,12 @@ pub fn local_path(dir: &Path, key: &str) -> Option<PathBuf> {
     plain.then(|| dir.join(relative))
 }
 
-/// An answer: column names, and rows of JSON values.
-#[derive(Debug, serde::Deserialize)]
+/// An answer: column names, their types (Athena's names), and rows of JSON values.
+#[derive(Debug, Clone, Default, serde::Deserialize)]
 pub struct Answer {
     pub columns: Vec<String>,
+    #[serde(default)]
+    pub types: Vec<String>,
     pub rows: Vec<Vec<serde_json::Value>>,
 }
 
@@ -144,6 +151,239 @@ pub fn query_lake(root: &Path, dir: &Path, query: &str) -> Result<Answer> {
         bail!("query failed: {error}");
     }
     Ok(serde_json::from_value(reply)?)
+}
+
+/// One query's run: still running, answered, or failed (and why).
+#[derive(Debug, Clone)]
+enum Run {
+    Running,
+    Succeeded(Arc<Answer>),
+    Failed(String),
+}
+
+#[derive(Debug, Clone)]
+struct Execution {
+    query: String,
+    database: String,
+    work_group: String,
+    submitted: f64,
+    completed: Option<f64>,
+    run: Run,
+}
+
+/// Athena's API for the local cloud's lake. Queries run one at a time (they share the lake's
+/// copy), each in the background as Athena runs them; a client polls `GetQueryExecution`.
+pub struct LocalAthena {
+    root: PathBuf,
+    copy: PathBuf,
+    bucket: String,
+    s3: aws_sdk_s3::Client,
+    executions: Mutex<HashMap<String, Execution>>,
+    one_at_a_time: Arc<tokio::sync::Mutex<()>>,
+}
+
+/// Rows per `GetQueryResults` page, at most (Athena's limit).
+const MOST_ROWS: usize = 1000;
+
+fn now_seconds() -> f64 {
+    chrono::Utc::now().timestamp_millis() as f64 / 1000.0
+}
+
+impl LocalAthena {
+    /// The lake in `bucket`, copied under `copy` for the engine of the project at `root`.
+    pub fn new(root: PathBuf, copy: PathBuf, bucket: String, s3: aws_sdk_s3::Client) -> Arc<Self> {
+        Arc::new(LocalAthena {
+            root,
+            copy,
+            bucket,
+            s3,
+            executions: Mutex::new(HashMap::new()),
+            one_at_a_time: Arc::new(tokio::sync::Mutex::new(())),
+        })
+    }
+
+    /// Answers one Athena call (`target` is its `X-Amz-Target`, `body` its JSON): (status, JSON).
+    pub async fn answer(self: &Arc<Self>, target: &str, body: &[u8]) -> (u16, String) {
+        let input: Json = serde_json::from_slice(body).unwrap_or_default();
+        let operation = target.strip_prefix("AmazonAthena.").unwrap_or(target);
+        let id = input["QueryExecutionId"].as_str().unwrap_or_default();
+        match operation {
+            "StartQueryExecution" => self.start(&input),
+            "GetQueryExecution" => match self.executions.lock().unwrap().get(id) {
+                Some(e) => (200, json!({"QueryExecution": describe(id, e)}).to_string()),
+                None => not_found(id),
+            },
+            "GetQueryResults" => self.results(id, &input),
+            other => invalid(&format!("the local Athena does not answer {other}")),
+        }
+    }
+
+    fn start(self: &Arc<Self>, input: &Json) -> (u16, String) {
+        let Some(query) = input["QueryString"]
+            .as_str()
+            .filter(|q| !q.trim().is_empty())
+        else {
+            return invalid("QueryString is required");
+        };
+        let id = uuid_like();
+        let execution = Execution {
+            query: query.to_string(),
+            database: input["QueryExecutionContext"]["Database"]
+                .as_str()
+                .unwrap_or("default")
+                .to_string(),
+            work_group: input["WorkGroup"].as_str().unwrap_or("primary").to_string(),
+            submitted: now_seconds(),
+            completed: None,
+            run: Run::Running,
+        };
+        self.executions
+            .lock()
+            .unwrap()
+            .insert(id.clone(), execution);
+        let (me, query, key) = (self.clone(), query.to_string(), id.clone());
+        tokio::spawn(async move {
+            let run = match me.run(&query).await {
+                Ok(answer) => Run::Succeeded(Arc::new(answer)),
+                Err(e) => {
+                    let why = format!("{e:#}");
+                    Run::Failed(
+                        why.strip_prefix("query failed: ")
+                            .unwrap_or(&why)
+                            .to_string(),
+                    )
+                }
+            };
+            if let Some(e) = me.executions.lock().unwrap().get_mut(&key) {
+                e.completed = Some(now_seconds());
+                e.run = run;
+            }
+        });
+        (200, json!({ "QueryExecutionId": id }).to_string())
+    }
+
+    async fn run(&self, query: &str) -> Result<Answer> {
+        let _turn = self.one_at_a_time.lock().await;
+        copy_lake(&self.s3, &self.bucket, &self.copy).await?;
+        let (root, copy, query) = (self.root.clone(), self.copy.clone(), query.to_string());
+        tokio::task::spawn_blocking(move || query_lake(&root, &copy, &query)).await?
+    }
+
+    fn results(&self, id: &str, input: &Json) -> (u16, String) {
+        let Some(e) = self.executions.lock().unwrap().get(id).cloned() else {
+            return not_found(id);
+        };
+        let answer = match e.run {
+            Run::Succeeded(a) => a,
+            Run::Running => return invalid("Query has not yet finished. Current state: RUNNING"),
+            Run::Failed(why) => return invalid(&format!("Query did not succeed: FAILED: {why}")),
+        };
+        let most = input["MaxResults"]
+            .as_u64()
+            .map_or(MOST_ROWS, |m| m as usize)
+            .clamp(1, MOST_ROWS);
+        let start: usize = input["NextToken"]
+            .as_str()
+            .and_then(|t| t.parse().ok())
+            .unwrap_or(0);
+        // The first page starts with the column names, as Athena's does for a SELECT.
+        let header = std::iter::once(
+            answer
+                .columns
+                .iter()
+                .map(|c| json!({"VarCharValue": c}))
+                .collect::<Vec<_>>(),
+        );
+        let rows = answer.rows.iter().map(|r| {
+            r.iter()
+                .map(|v| match v {
+                    Json::Null => json!({}),
+                    Json::String(s) => json!({"VarCharValue": s}),
+                    other => json!({"VarCharValue": other.to_string()}),
+                })
+                .collect::<Vec<_>>()
+        });
+        let all: Vec<Vec<Json>> = header.chain(rows).collect();
+        let page: Vec<Json> = all
+            .iter()
+            .skip(start)
+            .take(most)
+            .map(|data| json!({ "Data": data }))
+            .collect();
+        let next = start + page.len();
+        let columns: Vec<Json> = answer
+            .columns
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                let t = answer.types.get(i).map_or("varchar", String::as_str);
+                json!({"CatalogName": "hive", "SchemaName": "", "TableName": "", "Name": c, "Label": c, "Type": t, "Precision": 0, "Scale": 0, "Nullable": "UNKNOWN", "CaseSensitive": t == "varchar"})
+            })
+            .collect();
+        let mut out = json!({
+            "UpdateCount": 0,
+            "ResultSet": { "Rows": page, "ResultSetMetadata": { "ColumnInfo": columns } },
+        });
+        if next < all.len() {
+            out["NextToken"] = json!(next.to_string());
+        }
+        (200, out.to_string())
+    }
+}
+
+/// GetQueryExecution's description of `e`.
+fn describe(id: &str, e: &Execution) -> Json {
+    let (state, reason) = match &e.run {
+        Run::Running => ("RUNNING", None),
+        Run::Succeeded(_) => ("SUCCEEDED", None),
+        Run::Failed(why) => ("FAILED", Some(why.clone())),
+    };
+    let mut status = json!({"State": state, "SubmissionDateTime": e.submitted});
+    if let Some(done) = e.completed {
+        status["CompletionDateTime"] = json!(done);
+    }
+    if let Some(why) = reason {
+        status["StateChangeReason"] = json!(why);
+    }
+    let millis = e
+        .completed
+        .map_or(0, |d| ((d - e.submitted) * 1000.0) as i64);
+    json!({
+        "QueryExecutionId": id,
+        "Query": e.query,
+        "StatementType": "DML",
+        "QueryExecutionContext": {"Database": e.database, "Catalog": "AwsDataCatalog"},
+        "WorkGroup": e.work_group,
+        "Status": status,
+        "Statistics": {"EngineExecutionTimeInMillis": millis, "TotalExecutionTimeInMillis": millis},
+    })
+}
+
+fn invalid(message: &str) -> (u16, String) {
+    (
+        400,
+        json!({"__type": "InvalidRequestException", "Message": message}).to_string(),
+    )
+}
+
+fn not_found(id: &str) -> (u16, String) {
+    invalid(&format!("QueryExecution {id} was not found"))
+}
+
+/// A query execution id in Athena's shape (a UUID), from the clock and a counter.
+fn uuid_like() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    let t = chrono::Utc::now().timestamp_nanos_opt().unwrap_or_default() as u64;
+    format!(
+        "{:08x}-{:04x}-4{:03x}-8{:03x}-{:012x}",
+        (t >> 32) as u32,
+        (t >> 16) as u16,
+        (t & 0xfff) as u16,
+        (n & 0xfff) as u16,
+        n ^ (t << 8) & 0xffff_ffff_ffff
+    )
 }
 
 #[cfg(test)]

@@ -195,9 +195,9 @@ fn commands_find_the_stack_through_cloudformation_or_say_why_not() {
         msg.contains("stack nosuch does not exist at the local cloud"),
         "{msg}"
     );
-    let msg = stderr(tally(&["--aws", "sql", "SELECT 1"], &cloud.edge_url));
+    let msg = stderr(tally(&["--aws", "clusters"], &cloud.edge_url));
     assert!(
-        msg.contains("tally sql works on the local cloud only, not AWS"),
+        msg.contains("tally clusters works on the local cloud only, not AWS"),
         "{msg}"
     );
     assert_eq!(msg.trim().lines().count(), 1, "{msg}");

@@ -20,53 +20,53 @@ use tally_stack::template::{ACCOUNT, REGION};
 /// The local API's id in `execute-api` ARNs.
 const API_ID: &str = "local";
 
-/// Ok when `req` may take `route`; otherwise the answer API Gateway gives.
-pub fn authorize<B>(
+/// API Gateway's answer when `req` may not take `route`; None when it may.
+pub fn refusal<B>(
     route: &Route, req: &Request<B>, iam: Option<&Authorizer>,
-) -> Result<(), Response<Body>> {
+) -> Option<Response<Body>> {
     match &route.auth {
-        RouteAuth::None => Ok(()),
+        RouteAuth::None => None,
         RouteAuth::Iam => {
             let forbidden = || json_response(StatusCode::FORBIDDEN, r#"{"message":"Forbidden"}"#);
-            let key = access_key_of(req).ok_or_else(forbidden)?;
-            let Some(iam) = iam else { return Ok(()) };
+            let Some(key) = access_key_of(req) else {
+                return Some(forbidden());
+            };
+            let iam = iam?;
             let path = req.uri().path().trim_start_matches('/');
             let arn = format!(
                 "arn:aws:execute-api:{REGION}:{ACCOUNT}:{API_ID}/$default/{}/{path}",
                 req.method()
             );
-            match iam.caller(Some(&key)) {
-                Caller::Admin => Ok(()),
+            let allowed = match iam.caller(Some(&key)) {
+                Caller::Admin => true,
                 Caller::Role(role) => iam
                     .check_call(role, &Call::new("execute-api:Invoke", arn))
-                    .map_err(|_| forbidden()),
-                Caller::Unknown => Err(forbidden()),
-            }
+                    .is_ok(),
+                Caller::Unknown => false,
+            };
+            (!allowed).then(forbidden)
         }
         RouteAuth::Jwt { issuer, audience } => {
+            let unauthorized =
+                || json_response(StatusCode::UNAUTHORIZED, r#"{"message":"Unauthorized"}"#);
             let token = req
                 .headers()
                 .get("authorization")
                 .and_then(|v| v.to_str().ok())
-                .map(|v| v.strip_prefix("Bearer ").unwrap_or(v).trim());
-            let Some(token) = token.filter(|t| !t.is_empty()) else {
-                return Err(json_response(
-                    StatusCode::UNAUTHORIZED,
-                    r#"{"message":"Unauthorized"}"#,
-                ));
+                .map(|v| v.strip_prefix("Bearer ").unwrap_or(v).trim())
+                .filter(|t| !t.is_empty());
+            let Some(token) = token else {
+                return Some(unauthorized());
             };
             let now = chrono::Utc::now().timestamp();
-            jwt_claims_problem(token, issuer, audience, now).map_or(Ok(()), |why| {
-                let mut answer =
-                    json_response(StatusCode::UNAUTHORIZED, r#"{"message":"Unauthorized"}"#);
-                let challenge = format!(
-                    "Bearer scope=\"\" error=\"invalid_token\" error_description=\"{why}\""
-                );
-                if let Ok(v) = challenge.parse() {
-                    answer.headers_mut().insert("www-authenticate", v);
-                }
-                Err(answer)
-            })
+            let why = jwt_claims_problem(token, issuer, audience, now)?;
+            let mut answer = unauthorized();
+            let challenge =
+                format!("Bearer scope=\"\" error=\"invalid_token\" error_description=\"{why}\"");
+            if let Ok(v) = challenge.parse() {
+                answer.headers_mut().insert("www-authenticate", v);
+            }
+            Some(answer)
         }
     }
 }
@@ -142,10 +142,8 @@ mod tests {
             audience: vec!["dashboard".into()],
         });
         let later = chrono::Utc::now().timestamp() + 600;
-        let status = |req: Request<()>| match authorize(&jwt, &req, None) {
-            Ok(()) => 200,
-            Err(r) => r.status().as_u16(),
-        };
+        let status =
+            |req: Request<()>| refusal(&jwt, &req, None).map_or(200, |r| r.status().as_u16());
         assert_eq!(status(get(&[])), 401, "no token");
         let good = token(serde_json::json!({"iss": issuer, "aud": "dashboard", "exp": later}));
         assert_eq!(
@@ -174,7 +172,7 @@ mod tests {
             ),
         ] {
             let req = get(&[("authorization", format!("Bearer {}", token(claims)))]);
-            let refused = authorize(&jwt, &req, None).unwrap_err();
+            let refused = refusal(&jwt, &req, None).unwrap();
             assert_eq!(refused.status(), 401);
             let challenge = refused.headers()["www-authenticate"].to_str().unwrap();
             assert!(challenge.contains(why), "{challenge}");
@@ -190,8 +188,8 @@ mod tests {
             "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20261203/us-east-1/execute-api/aws4_request, SignedHeaders=host, Signature=abc".into(),
         )]);
         let iam = route(RouteAuth::Iam);
-        assert_eq!(authorize(&iam, &get(&[]), None).unwrap_err().status(), 403);
-        assert!(authorize(&iam, &signed, None).is_ok());
-        assert!(authorize(&route(RouteAuth::None), &get(&[]), None).is_ok());
+        assert_eq!(refusal(&iam, &get(&[]), None).unwrap().status(), 403);
+        assert!(refusal(&iam, &signed, None).is_none());
+        assert!(refusal(&route(RouteAuth::None), &get(&[]), None).is_none());
     }
 }

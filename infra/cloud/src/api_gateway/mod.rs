@@ -95,7 +95,7 @@ impl ApiGateway {
                 r#"{"message":"Too Many Requests"}"#,
             ));
         }
-        if let Err(refused) = authorization::authorize(route, &req, self.iam.as_deref()) {
+        if let Some(refused) = authorization::refusal(route, &req, self.iam.as_deref()) {
             return Ok(refused);
         }
         let Some(host) = self.functions.get(&route.function) else {

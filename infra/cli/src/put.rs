@@ -1,6 +1,6 @@
 //! `tally put STREAM [FILE]`: each line one record, as is, keyed by the stream's partition-key
 //! field (the template's `Metadata.Tally.PartitionKey`), with progress and a summary.
-//! `tally put STREAM --from ws://...`: each websocket message one record, until Ctrl-C (the
+//! `tally put STREAM --from ws://...` (or wss://): each websocket message one record, until Ctrl-C (the
 //! producer in `meetup/producer.rs`).
 
 use std::io::{BufRead, IsTerminal};
@@ -22,7 +22,8 @@ pub struct Args {
     /// Record field to use as partition key (default: the stream's key in template.yaml).
     #[arg(long)]
     pub partition_key: Option<String>,
-    /// Read records from this websocket (ws://HOST:PORT/PATH) until Ctrl-C, instead of a file.
+    /// Read records from this websocket (ws:// or wss://HOST:PORT/PATH) until Ctrl-C, instead of
+    /// a file.
     #[arg(long, value_name = "URL", conflicts_with = "file")]
     pub from: Option<String>,
     /// With --from: stop after this many records.

@@ -39,22 +39,14 @@ $(STAMP)/pip: infra/requirements.txt
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r infra/requirements.txt
 	@touch $@
 
-# schemathesis, for the API fuzz test, in a venv of its own (its click and PyYAML pins differ
-# from aws-sam-cli's).
-$(STAMP)/fuzz: infra/requirements-fuzz.txt
+# Tools whose pins differ from aws-sam-cli's (click, PyYAML), each in a venv of its own:
+# schemathesis (the API fuzz test) in .venv-fuzz, checkov (the templates' security scan;
+# .checkov.yaml says what it skips and why) in .venv-checkov.
+$(STAMP)/fuzz $(STAMP)/checkov: $(STAMP)/%: infra/requirements-%.txt
 	@mkdir -p $(STAMP)
-	@echo "setup: schemathesis (the API fuzz test) into .venv-fuzz"
-	test -x .venv-fuzz/bin/python || python3 -m venv .venv-fuzz
-	.venv-fuzz/bin/pip install --quiet --disable-pip-version-check -r infra/requirements-fuzz.txt
-	@touch $@
-
-# checkov, the templates' security scan (.checkov.yaml says what it skips and why), in a venv of
-# its own for the same reason.
-$(STAMP)/checkov: infra/requirements-checkov.txt
-	@mkdir -p $(STAMP)
-	@echo "setup: checkov (the template scan) into .venv-checkov"
-	test -x .venv-checkov/bin/python || python3 -m venv .venv-checkov
-	.venv-checkov/bin/pip install --quiet --disable-pip-version-check -r infra/requirements-checkov.txt
+	@echo "setup: $* into .venv-$*"
+	test -x .venv-$*/bin/python || python3 -m venv .venv-$*
+	.venv-$*/bin/pip install --quiet --disable-pip-version-check -r $<
 	@touch $@
 
 # Every test: unit, handler tests against the emulators, template lint, end to end on the local

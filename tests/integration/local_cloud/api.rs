@@ -57,6 +57,33 @@ const READ_ROUTES: [&str; 4] = [
     "/api/v1/dashboard",
 ];
 
+/// Each read route answers each of `refused` (who, its `Authorization`) API Gateway's `refusal`
+/// (status and message), and serves a request with `Authorization: allowed`.
+async fn every_read_route_refuses(
+    cloud: &LocalCloud, refused: &[(&str, Option<&str>)], refusal: (u16, &str), allowed: &str,
+) {
+    let message = format!(r#"{{"message":"{}"}}"#, refusal.1);
+    for route in READ_ROUTES {
+        for (who, authorization) in refused {
+            let headers: Vec<_> = authorization
+                .map(|a| ("authorization", a))
+                .into_iter()
+                .collect();
+            let (status, body) = get(cloud, route, &headers).await;
+            assert_eq!(
+                (status, body.as_str()),
+                (refusal.0, message.as_str()),
+                "GET {route}: {who}"
+            );
+        }
+        let (status, body) = get(cloud, route, &[("authorization", allowed)]).await;
+        assert!(
+            status == 200 || (status == 404 && route.contains("getGender")),
+            "GET {route} allowed: {status} {body}"
+        );
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_jwt_read_auth_the_read_routes_want_a_token_and_the_page_does_not() {
     let issuer = "https://issuer.example";
@@ -77,19 +104,8 @@ async fn with_jwt_read_auth_the_read_routes_want_a_token_and_the_page_does_not()
         b64(claims.to_string().as_bytes()),
         b64(b"sig")
     );
-    for route in READ_ROUTES {
-        let (status, body) = get(&cloud, route, &[]).await;
-        assert_eq!(
-            (status, body.as_str()),
-            (401, r#"{"message":"Unauthorized"}"#),
-            "GET {route} without a token"
-        );
-        let (status, body) = get(&cloud, route, &[("authorization", &bearer)]).await;
-        assert!(
-            status == 200 || (status == 404 && route.contains("getGender")),
-            "GET {route} with a token: {status} {body}"
-        );
-    }
+    let no_token = ("no token", None);
+    every_read_route_refuses(&cloud, &[no_token], (401, "Unauthorized"), &bearer).await;
     // The lookup is not reachable around its authorizer through the catch-all route.
     let (status, _) = get(&cloud, "/api/v1/getGender/C1/x", &[]).await;
     assert_eq!(status, 404);
@@ -112,24 +128,8 @@ async fn with_iam_read_auth_the_read_routes_want_a_signature_of_an_allowed_princ
     // A function's role has no execute-api:Invoke; the account's administrator may do anything.
     let role = signed_by(&tally_control::iam::role_key("GenderModelsFunctionRole"));
     let admin = signed_by("AKIAADMINISTRATOR");
-    for route in READ_ROUTES {
-        for (who, headers) in [
-            ("nobody", vec![]),
-            ("a role", vec![("authorization", role.as_str())]),
-        ] {
-            let (status, body) = get(&cloud, route, &headers).await;
-            assert_eq!(
-                (status, body.as_str()),
-                (403, r#"{"message":"Forbidden"}"#),
-                "GET {route} signed by {who}"
-            );
-        }
-        let (status, body) = get(&cloud, route, &[("authorization", &admin)]).await;
-        assert!(
-            status == 200 || (status == 404 && route.contains("getGender")),
-            "GET {route} signed by the administrator: {status} {body}"
-        );
-    }
+    let refused = [("nobody", None), ("a role", Some(role.as_str()))];
+    every_read_route_refuses(&cloud, &refused, (403, "Forbidden"), &admin).await;
     assert_eq!(get(&cloud, "/dashboard", &[]).await.0, 200);
     cloud.stop().await;
 }

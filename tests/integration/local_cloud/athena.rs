@@ -1,7 +1,7 @@
 //! Athena at the edge, as boto3 (the AWS CLI's library) calls it: a query started, polled and
 //! read page by page, its first row the column names; a bad query FAILED with DuckDB's reason.
 
-use crate::support::{local_root, run_ok, shared_cloud};
+use crate::support::{boto3_json, shared_cloud};
 
 /// `{"rows": [...every row after the header...], "pages": N, "header": [...], "types": [...],
 /// "failed": [state, reason]}` from boto3's paginator.
@@ -38,15 +38,7 @@ print(json.dumps(out))
 #[test]
 fn boto3_runs_a_query_and_reads_its_answer_page_by_page() {
     let cloud = shared_cloud();
-    let out = run_ok(
-        std::process::Command::new(local_root().join(".venv/bin/python")).args([
-            "-c",
-            BOTO3,
-            &cloud.edge_url,
-        ]),
-        "boto3",
-    );
-    let got: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let got = boto3_json(BOTO3, &[&cloud.edge_url]);
     assert_eq!(got["header"], serde_json::json!(["i", "doubled"]));
     assert_eq!(got["types"], serde_json::json!(["bigint", "bigint"]));
     assert_eq!(got["pages"], 2, "1,501 rows with the header, 1,000 a page");

@@ -1,7 +1,7 @@
 //! CloudFormation's read calls at the edge, as boto3 (the AWS CLI's library) sends them: the
 //! running stack, its nested stacks, every resource with its physical id, the outputs.
 
-use crate::support::{local_root, run_ok, shared_cloud, shared_stack, template_with};
+use crate::support::{boto3_json, shared_cloud, shared_stack, template_with};
 
 /// What boto3 finds, as JSON: `{stack: {"outputs": {...}, "resources": {logical: [type, physical]}}}`
 /// for the root and every nested stack it lists, following `NextToken`.
@@ -35,16 +35,7 @@ print(json.dumps(out))
 fn boto3_lists_every_resource_of_the_stack_and_its_nested_stacks() {
     let cloud = shared_cloud();
     let stack = shared_stack();
-    let out = run_ok(
-        std::process::Command::new(local_root().join(".venv/bin/python")).args([
-            "-c",
-            BOTO3,
-            &cloud.edge_url,
-            &stack,
-        ]),
-        "boto3",
-    );
-    let got: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let got = boto3_json(BOTO3, &[&cloud.edge_url, &stack]);
     assert_eq!(
         got["error"],
         format!("Stack with id no-such-stack does not exist")

@@ -19,6 +19,18 @@ fn generator() -> RsvpGenerator {
     RsvpGenerator::new(21, clock, Shape::default())
 }
 
+/// Every record of the stack's RsvpStream, sorted.
+async fn rsvps_in_the_stream(stack: &Stack) -> Vec<String> {
+    let mut got: Vec<String> = stack
+        .read_stream("RsvpStream")
+        .await
+        .into_iter()
+        .map(|r| String::from_utf8(r.data).unwrap())
+        .collect();
+    got.sort();
+    got
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ctrl_c_stops_the_producer_after_it_put_everything_it_received() {
     let stack = Stack::new(&[]).await;
@@ -87,14 +99,8 @@ async fn ctrl_c_stops_the_producer_after_it_put_everything_it_received() {
     assert_eq!(put, received, "{summary}");
     assert!(put >= 300, "{summary}");
 
-    let mut got: Vec<String> = stack
-        .read_stream("RsvpStream")
-        .await
-        .into_iter()
-        .map(|r| String::from_utf8(r.data).unwrap())
-        .collect();
+    let got = rsvps_in_the_stream(&stack).await;
     let mut want: Vec<String> = generator().take(put as usize).collect();
-    got.sort();
     want.sort();
     assert!(
         got == want,
@@ -196,18 +202,13 @@ async fn the_producer_reads_a_wss_source() {
         .output()
         .unwrap();
     let _ = server.kill();
+    let _ = server.wait();
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let mut got: Vec<String> = stack
-        .read_stream("RsvpStream")
-        .await
-        .into_iter()
-        .map(|r| String::from_utf8(r.data).unwrap())
-        .collect();
-    got.sort();
+    let got = rsvps_in_the_stream(&stack).await;
     let mut want = want;
     want.sort();
     assert_eq!(got, want, "the 25 RSVPs the wss:// source sent, once each");

@@ -329,6 +329,14 @@ pub fn run_ok(cmd: &mut Command, what: &str) -> std::process::Output {
     out
 }
 
+/// Runs the Python `script` with boto3 (the project's .venv) and `args`; its standard output as
+/// JSON.
+pub fn boto3_json(script: &str, args: &[&str]) -> serde_json::Value {
+    let mut python = Command::new(local_root().join(".venv/bin/python"));
+    let out = run_ok(python.arg("-c").arg(script).args(args), "boto3");
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
 /// Runs `tally` as [`tally_for`] does; panics unless it succeeded; its standard output.
 pub fn tally_stdout(stack: &str, args: &[&str], edge_url: &str) -> String {
     let out = tally_for(stack, args, edge_url);

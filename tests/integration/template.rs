@@ -234,3 +234,35 @@ fn the_parallelization_factor_reaches_only_functions_exact_under_it() {
         ]
     );
 }
+
+/// The root template's `Rules` refuse a deployment that cannot work, as CloudFormation would,
+/// before anything starts: `ApiReadAuth=jwt` without an issuer.
+#[test]
+fn a_jwt_read_auth_without_an_issuer_is_refused_at_start() {
+    let params = |pairs: &[(&str, &str)]| {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    };
+    let load = |pairs: &[(&str, &str)]| {
+        tally_stack::template::Template::load(
+            &local_root().join("template.yaml"),
+            "rules",
+            &params(pairs),
+        )
+    };
+    let err = load(&[("ApiReadAuth", "jwt")]).unwrap_err().to_string();
+    assert!(
+        err.contains("Rules.JwtReadAuthNeedsAnIssuerAndAudience")
+            && err.contains("ApiReadAuth jwt needs ApiJwtIssuer"),
+        "{err}"
+    );
+    let complete = [
+        ("ApiReadAuth", "jwt"),
+        ("ApiJwtIssuer", "https://issuer.example"),
+        ("ApiJwtAudience", "dashboard"),
+    ];
+    assert!(load(&complete).is_ok());
+    assert!(load(&[("ApiReadAuth", "iam")]).is_ok());
+}

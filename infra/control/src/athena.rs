@@ -237,10 +237,13 @@ impl LocalAthena {
             completed: None,
             run: Run::Running,
         };
-        self.executions
-            .lock()
-            .unwrap()
-            .insert(id.clone(), execution);
+        let mut executions = self.executions.lock().unwrap();
+        // A client reads an answer right after it; an hour later it is gone (Athena's 45 days
+        // would only hold memory here).
+        let now = now_seconds();
+        executions.retain(|_, e| e.completed.is_none_or(|done| now - done < 3600.0));
+        executions.insert(id.clone(), execution);
+        drop(executions);
         let (me, query, key) = (self.clone(), query.to_string(), id.clone());
         tokio::spawn(async move {
             let run = match me.run(&query).await {

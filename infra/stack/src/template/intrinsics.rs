@@ -1,7 +1,8 @@
 //! The intrinsic functions and conditions, resolved as the template of a scope sees them:
 //! `Ref` (parameters, pseudo parameters, local physical names), `Fn::GetAtt` (with a nested
 //! application's `Outputs.X`), `Fn::Sub`, `Fn::Join`, `Fn::Select`, `Fn::Split`, `Fn::If` with
-//! `AWS::NoValue`, and `Fn::Equals`, `Fn::Not`, `Fn::And`, `Fn::Or`, `Condition` in conditions.
+//! `AWS::NoValue`, and `Fn::Equals`, `Fn::Not`, `Fn::And`, `Fn::Or`, `Condition` in conditions
+//! and in `Rules`.
 
 use serde_json::Value as Json;
 
@@ -29,6 +30,32 @@ impl Template {
         let value = self.condition_value(scope, expr, defined, seen, &format!("Conditions.{name}"));
         seen.pop();
         value
+    }
+
+    /// The template's `Rules`, as CloudFormation checks them before it creates anything: when a
+    /// rule's `RuleCondition` holds (or it has none), each of its `Assertions` must, else the
+    /// stack is refused with that assertion's `AssertDescription`.
+    pub(super) fn check_rules(
+        &self, scope: usize, rules: &serde_json::Map<String, Json>,
+        defined: &serde_json::Map<String, Json>,
+    ) -> Result<(), TemplateError> {
+        for (name, rule) in rules {
+            let at = format!("Rules.{name}");
+            if let Some(c) = rule.get("RuleCondition") {
+                if !self.condition_value(scope, c, defined, &mut Vec::new(), &at)? {
+                    continue;
+                }
+            }
+            for a in rule["Assertions"].as_array().into_iter().flatten() {
+                if !self.condition_value(scope, &a["Assert"], defined, &mut Vec::new(), &at)? {
+                    let why = a["AssertDescription"]
+                        .as_str()
+                        .unwrap_or("an assertion fails");
+                    return Err(TemplateError::Invalid(format!("{at}: {why}")));
+                }
+            }
+        }
+        Ok(())
     }
 
     fn condition_value(

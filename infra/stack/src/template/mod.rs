@@ -295,6 +295,9 @@ impl Template {
             let value = self.condition(index, name, &defined, &mut Vec::new())?;
             self.scopes[index].conditions.insert(name.clone(), value);
         }
+        if let Some(rules) = doc.get("Rules").and_then(Json::as_object) {
+            self.check_rules(index, rules, &defined)?;
+        }
         let Some(res) = doc.get("Resources").and_then(Json::as_object) else {
             return Err(TemplateError::Invalid(format!(
                 "no Resources section{}",

@@ -33,6 +33,10 @@ pub struct Provisioned {
     pub physical: String,
 }
 
+/// The shards of an on-demand stream, as Kinesis starts one (4 MB/s, 4,000 records/s of writes);
+/// kinesalite has no throughput limits, so it never needs more.
+const ON_DEMAND_SHARDS: i32 = 4;
+
 /// Types the local cloud runs itself or does not need to create.
 const RUN_LOCALLY: &[&str] = &[
     // Read by the template loader: its resources are in the flat map with the others.
@@ -95,11 +99,14 @@ pub async fn provision(
         match r.kind.as_str() {
             "AWS::Kinesis::Stream" => {
                 let props = template.resolved_properties(r)?;
-                let shards = props
-                    .get("ShardCount")
-                    .map(tally_stack::template::scalar_string)
-                    .and_then(|s| s.parse().ok())
-                    .unwrap_or(1);
+                let on_demand = props["StreamModeDetails"]["StreamMode"] == "ON_DEMAND";
+                let shards = match props.get("ShardCount") {
+                    _ if on_demand => ON_DEMAND_SHARDS,
+                    Some(n) => tally_stack::template::scalar_string(n)
+                        .parse()
+                        .map_err(|_| err(r, format!("ShardCount {n} is not a number")))?,
+                    None => 1,
+                };
                 match clients
                     .kinesis
                     .create_stream()

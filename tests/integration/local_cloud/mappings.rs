@@ -400,3 +400,31 @@ async fn a_parallelization_factor_runs_batches_of_one_shard_at_once_in_order_per
     assert_eq!(stats.sent_to_destination, 0, "{stats:?}");
     cloud.stop().await;
 }
+
+/// `StreamMode`: provisioned streams get `StreamShardCount` shards; on-demand ones start as
+/// Kinesis starts them, with 4 (the stats stream, keyed by one value, stays a provisioned shard).
+#[tokio::test]
+async fn streams_get_the_shards_their_mode_gives() {
+    for (params, want) in [
+        (&[("StreamShardCount", "2")][..], 2),
+        (
+            &[("StreamMode", "ON_DEMAND"), ("StreamShardCount", "2")][..],
+            4,
+        ),
+    ] {
+        let stack = crate::support::Stack::new(params).await;
+        for id in [
+            "VisitsStream",
+            "InteractionsStream",
+            "EventsStream",
+            "RsvpStatsStream",
+        ] {
+            let name = stack.template.physical_name(id);
+            let shards = tally_cloud::kinesis::reader::list_shards(&stack.clients.kinesis, &name)
+                .await
+                .unwrap();
+            let want = if id == "RsvpStatsStream" { 1 } else { want };
+            assert_eq!(shards.len(), want, "{id} with {params:?}");
+        }
+    }
+}

@@ -113,7 +113,7 @@ fn expected_ids(lines: &[String]) -> BTreeMap<String, u64> {
 
 #[tokio::test]
 async fn random_interactions_with_redelivery_and_any_batch_size_give_the_independent_alerts() {
-    let stack = Stack::new(&[("StreamShardCount", "2")]).await;
+    let stack = Stack::new(&[("StreamMode", "PROVISIONED"), ("StreamShardCount", "2")]).await;
     let mut rng = SeededRng::new(17);
     let mut next = move |m: u64| rng.below(m);
     let base = Utc.with_ymd_and_hms(2021, 11, 30, 0, 0, 0).unwrap();

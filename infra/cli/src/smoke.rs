@@ -190,8 +190,9 @@ async fn rules(s: &Stack) -> Result<String> {
         .physical("PaidUserStream", "AWS::Kinesis::Stream")?
         .to_string();
     let shards = tally_cloud::kinesis::reader::list_shards(&s.clients.kinesis, &name).await?;
-    // From the oldest record (a day's at most): kinesalite does not answer AT_TIMESTAMP reads.
-    let since = StartAt::TrimHorizon;
+    // From a little before the run began (a minute for clocks that disagree), not the day's
+    // oldest record: a busy stack's alert stream holds a day of alerts.
+    let since = StartAt::AtTimestamp(s.started.timestamp() as f64 - 60.0);
     let readers: Vec<ShardReader> = shards
         .iter()
         .map(|sh| {

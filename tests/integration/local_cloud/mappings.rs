@@ -428,3 +428,69 @@ async fn streams_get_the_shards_their_mode_gives() {
         }
     }
 }
+
+/// `AT_TIMESTAMP` as Kinesis answers it: from the first record at or after the time, or at the
+/// shard's end when there is none yet (kinesalite alone never answers that; its launcher does).
+#[tokio::test]
+async fn an_at_timestamp_read_after_the_last_record_starts_at_the_end() {
+    use tally_cloud::kinesis::{ShardReader, StartAt};
+    let stack = crate::support::Stack::new(&[]).await;
+    let kinesis = &stack.clients.kinesis;
+    let name = stack.template.physical_name("VisitsStream");
+    let put = |data: &'static [u8]| {
+        kinesis
+            .put_record()
+            .stream_name(&name)
+            .partition_key("k")
+            .data(aws_sdk_kinesis::primitives::Blob::new(data))
+            .send()
+    };
+    let before = chrono::Utc::now().timestamp_millis() as f64 / 1e3 - 1.0;
+    put(b"first").await.unwrap();
+    let first = ShardReader::new(
+        kinesis.clone(),
+        &name,
+        "shardId-000000000000",
+        StartAt::TrimHorizon,
+    )
+    .read_to_end()
+    .await
+    .unwrap();
+    // A time after the record's arrival (the clock passes it within milliseconds).
+    let arrival = first[0].arrival;
+    let after = crate::support::wait_for(
+        "the clock to pass the record",
+        Duration::from_secs(5),
+        || async move {
+            let now = chrono::Utc::now().timestamp_millis() as f64 / 1e3;
+            (now > arrival + 0.005).then_some(now)
+        },
+    )
+    .await;
+    let reader = |at: f64| {
+        ShardReader::new(
+            kinesis.clone(),
+            &name,
+            "shardId-000000000000",
+            StartAt::AtTimestamp(at),
+        )
+    };
+    let mut at_end = reader(after);
+    let page = tokio::time::timeout(Duration::from_secs(10), at_end.read(100))
+        .await
+        .expect("GetShardIterator AT_TIMESTAMP answers")
+        .unwrap();
+    assert!(page.records.is_empty());
+    put(b"second").await.unwrap();
+    let data = |r: Vec<tally_cloud::kinesis::reader::ShardRecord>| -> Vec<Vec<u8>> {
+        r.into_iter().map(|r| r.data).collect()
+    };
+    assert_eq!(
+        data(at_end.read_to_end().await.unwrap()),
+        [b"second".to_vec()]
+    );
+    assert_eq!(
+        data(reader(before).read_to_end().await.unwrap()),
+        [b"first".to_vec(), b"second".to_vec()]
+    );
+}

@@ -56,6 +56,8 @@ function renderTotals(totals) {
   $("total-no").textContent = number.format(totals.no);
   $("total-rsvps").textContent = number.format(totals.rsvps);
   const answered = totals.yes + totals.no;
+  // Grey, not all "no", before the first answer.
+  $("ratio").classList.toggle("none", answered === 0);
   $("ratio-yes").style.width = answered ? (100 * totals.yes / answered).toFixed(1) + "%" : "0";
   $("yes-share").textContent = answered ? Math.round(100 * totals.yes / answered) + "% yes" : "";
 }
@@ -64,6 +66,11 @@ function renderNewest(rsvp) {
   $("newest").textContent = rsvp.window_end
     ? "newest RSVP in the minute ending " + rsvp.window_end.slice(0, 16).replace("T", " ") + " UTC"
     : "";
+}
+
+function lastHour() {
+  const now = Math.floor(Date.now() / 60000) * 60;
+  return [now - 3600, now];
 }
 
 function chart(id, series, data, bars) {
@@ -84,10 +91,15 @@ function chart(id, series, data, bars) {
       cursor: { points: { show: false } },
       // UTC like the rest of the page; half a minute of room on each side for the bars.
       tzDate: (ts) => uPlot.tzDate(new Date(ts * 1e3), "Etc/UTC"),
-      scales: { x: { time: true, range: (u, min, max) => [min - 30, max + 30] } },
+      // Before any data: the hour up to now, and counts from 0 to 1 (not one repeated label).
+      scales: {
+        x: { time: true, range: (u, min, max) => (Number.isFinite(min) ? [min - 30, max + 30] : lastHour()) },
+        y: { range: (u, min, max) => [0, Number.isFinite(max) && max > 0 ? max * 1.1 : 1] },
+      },
       axes: [
         { stroke: "#6b7385", grid: { stroke: "#eef1f6" }, values: (u, splits) => splits.map((v) => new Date(v * 1000).toISOString().slice(11, 16)) },
-        { stroke: "#6b7385", grid: { stroke: "#eef1f6" } },
+        // Counts: whole-number steps only.
+        { stroke: "#6b7385", grid: { stroke: "#eef1f6" }, incrs: [1, 2, 5, 10, 20, 50, 100, 200, 500, 1e3, 2e3, 5e3, 1e4, 2e4, 5e4, 1e5, 2e5, 5e5, 1e6, 1e7] },
       ],
       series: [{}].concat(
         series.map((s) => ({ label: s.label, stroke: s.color, fill: s.fill, width: 2, paths: s.bars ? paths : undefined, points: { show: false } }))

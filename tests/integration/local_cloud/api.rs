@@ -133,3 +133,31 @@ async fn with_iam_read_auth_the_read_routes_want_a_signature_of_an_allowed_princ
     assert_eq!(get(&cloud, "/dashboard", &[]).await.0, 200);
     cloud.stop().await;
 }
+
+/// The dashboard of a stack with no data yet, as Chromium renders it: zeros, the empty-state
+/// notes, and a neutral yes/no bar (not a red one for 0 of 0).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_empty_dashboard_is_neutral() {
+    let cloud = LocalCloud::start(cloud_options(&format!("empty{}", std::process::id())))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let url = format!("{}/dashboard", cloud.api_url);
+    let dom = tokio::task::spawn_blocking(move || crate::support::chromium_dom(&url))
+        .await
+        .unwrap();
+    assert!(
+        dom.contains(r#"id="total-rsvps">0<"#),
+        "the page loaded its data"
+    );
+    assert!(
+        dom.contains(r#"class="ratio none" id="ratio""#),
+        "a neutral bar"
+    );
+    for note in ["top-empty", "answers-empty", "latest-empty", "events-empty"] {
+        assert!(
+            dom.contains(&format!(r#"id="{note}" class="empty">"#)),
+            "{note} shown"
+        );
+    }
+    cloud.stop().await;
+}

@@ -229,4 +229,8 @@ async fn rsvps_from_a_reconnecting_websocket_reach_the_stats_the_lake_and_the_da
         "the page says it is live"
     );
     assert!(dom.contains("<canvas"), "the charts are drawn");
+    assert!(
+        dom.contains(r#"class="ratio" id="ratio""#),
+        "the yes/no bar in its colours once there are answers"
+    );
 }

@@ -106,10 +106,10 @@ impl<S: StateReader, F: StateReader, E: StateReader> LiveApi<S, F, E> {
                     Err(e) => return Reply::error(StatusCode::BAD_REQUEST, e),
                 };
                 let app = query.app_id.as_deref().filter(|a| !a.is_empty());
-                if app.is_some_and(|a| a.len() > 128 || a.chars().any(char::is_control)) {
+                if app.is_some_and(|a| a.chars().count() > 128 || a.chars().any(char::is_control)) {
                     return Reply::error(
                         StatusCode::BAD_REQUEST,
-                        "app_id must be 1 to 128 characters without control characters",
+                        "app_id must be at most 128 characters, none of them a control character",
                     );
                 }
                 match read_metrics(&self.events, app, minutes, now).await {
@@ -153,6 +153,18 @@ impl<S: StateReader, F: StateReader, E: StateReader> LiveApi<S, F, E> {
 impl<S: StateReader, F: StateReader, E: StateReader> HttpApi for LiveApi<S, F, E> {
     async fn handle(&self, request: Request) -> Reply {
         let params = request.query_string_parameters_ref();
+        // A parameter given twice is ambiguous: refused rather than one of them picked.
+        for name in ["app_id", "minutes"] {
+            if params
+                .and_then(|q| q.all(name))
+                .is_some_and(|all| all.len() > 1)
+            {
+                return Reply::error(
+                    StatusCode::BAD_REQUEST,
+                    format!("{name} must be given once"),
+                );
+            }
+        }
         let param = |name: &str| params.and_then(|q| q.first(name).map(str::to_string));
         let query = Query {
             app_id: param("app_id"),

@@ -337,7 +337,7 @@ pub fn metrics(
 /// Why a metrics request is refused (a 400).
 pub fn parse_minutes(q: Option<&str>) -> Result<u32, String> {
     match q {
-        None | Some("") => Ok(DEFAULT_MINUTES),
+        None => Ok(DEFAULT_MINUTES),
         Some(s) => match s.parse::<u32>() {
             Ok(n) if (1..=MAX_MINUTES).contains(&n) => Ok(n),
             _ => Err(format!(

@@ -225,7 +225,7 @@ impl LocalAthena {
         else {
             return invalid("QueryString is required");
         };
-        let id = uuid_like();
+        let id = uuid::Uuid::new_v4().to_string();
         let execution = Execution {
             query: query.to_string(),
             database: input["QueryExecutionContext"]["Database"]
@@ -371,22 +371,6 @@ fn invalid(message: &str) -> (u16, String) {
 
 fn not_found(id: &str) -> (u16, String) {
     invalid(&format!("QueryExecution {id} was not found"))
-}
-
-/// A query execution id in Athena's shape (a UUID), from the clock and a counter.
-fn uuid_like() -> String {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static NEXT: AtomicU64 = AtomicU64::new(0);
-    let n = NEXT.fetch_add(1, Ordering::Relaxed);
-    let t = chrono::Utc::now().timestamp_nanos_opt().unwrap_or_default() as u64;
-    format!(
-        "{:08x}-{:04x}-4{:03x}-8{:03x}-{:012x}",
-        (t >> 32) as u32,
-        (t >> 16) as u16,
-        (t & 0xfff) as u16,
-        (n & 0xfff) as u16,
-        n ^ (t << 8) & 0xffff_ffff_ffff
-    )
 }
 
 #[cfg(test)]

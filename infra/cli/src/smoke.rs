@@ -85,6 +85,7 @@ async fn sigv4_headers(config: &aws_config::SdkConfig, url: &str) -> Result<Vec<
 /// What every check works with.
 struct Stack {
     clients: Clients,
+    athena: aws_sdk_athena::Client,
     deployed: DeployedStack,
     api: String,
     /// Unique to this run: the marked records' ids.
@@ -312,7 +313,8 @@ async fn lake(ctx: &Context, s: &Stack) -> Result<String> {
         // buffer, then the lake writer): wait for it like the other checks.
         let n = s
             .until(&format!("{table}'s marked rows"), || async {
-                let answer = crate::sql::query_athena(ctx, &s.deployed, &query, false).await?;
+                let answer =
+                    crate::sql::query_athena(&s.athena, &s.deployed, &query, false).await?;
                 let n = answer
                     .rows
                     .first()
@@ -336,8 +338,11 @@ pub async fn run(args: Args, ctx: &Context) -> Result<()> {
         .trim_end_matches('/')
         .to_string();
     let started = chrono::Utc::now();
+    // One configuration (credentials resolved once) for every client of the run.
+    let config = ctx.target.sdk_config().await;
     let s = Stack {
-        clients: ctx.clients().await,
+        clients: Clients::from_config(&config),
+        athena: aws_sdk_athena::Client::new(&config),
         deployed,
         api,
         mark: started.timestamp_millis(),
@@ -345,7 +350,7 @@ pub async fn run(args: Args, ctx: &Context) -> Result<()> {
         started,
         read_auth: match (args.token, args.sign) {
             (Some(token), _) => ReadAuth::Token(token),
-            (None, true) => ReadAuth::Sign(Box::new(ctx.target.sdk_config().await)),
+            (None, true) => ReadAuth::Sign(Box::new(config.clone())),
             (None, false) => ReadAuth::None,
         },
     };

@@ -50,16 +50,16 @@ pub async fn run(args: Args, ctx: &Context) -> Result<()> {
         flushed_lake(ctx).await?;
     }
     let deployed = ctx.deployed().await?;
-    let answer = query_athena(ctx, &deployed, &query, true).await?;
+    let athena = aws_sdk_athena::Client::new(&ctx.target.sdk_config().await);
+    let answer = query_athena(&athena, &deployed, &query, true).await?;
     print_answer(&answer, args.format)
 }
 
 /// Runs `query` with Athena in the stack's lake workgroup and database; with `progress`, says
 /// on standard error how long it has run and what it has scanned.
 pub async fn query_athena(
-    ctx: &Context, deployed: &DeployedStack, query: &str, progress: bool,
+    athena: &aws_sdk_athena::Client, deployed: &DeployedStack, query: &str, progress: bool,
 ) -> Result<Answer> {
-    let athena = aws_sdk_athena::Client::new(&ctx.target.sdk_config().await);
     let work_group = deployed.physical("LakeWorkGroup", "AWS::Athena::WorkGroup")?;
     let database = deployed.physical("LakeDatabase", "AWS::Glue::Database")?;
     let id = athena

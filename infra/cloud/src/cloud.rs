@@ -319,15 +319,17 @@ impl LocalCloud {
             for spec in delivery_specs {
                 let source = role_clients(spec.source_role.clone()).await;
                 let delivery = role_clients(spec.delivery_role.clone()).await;
-                // The transformations its role may invoke.
+                // What its delivery role may do, decided once at start (without IAM, anything).
                 let authorizer = router.authorizer();
-                let may_invoke = |host: &FunctionHost| match &authorizer {
+                let role_may = |action: &str, resource: &str| match &authorizer {
                     None => true,
                     Some(iam) => iam.role(&spec.delivery_role).is_some_and(|role| {
-                        let call = Call::new("lambda:InvokeFunction", &host.spec().arn);
-                        iam.check_call(role, &call).is_ok()
+                        iam.check_call(role, &Call::new(action, resource)).is_ok()
                     }),
                 };
+                // The transformations its role may invoke.
+                let may_invoke =
+                    |host: &FunctionHost| role_may("lambda:InvokeFunction", &host.spec().arn);
                 let invocable: BTreeMap<String, Arc<FunctionHost>> = spec
                     .processors
                     .iter()
@@ -340,13 +342,7 @@ impl LocalCloud {
                     .collect();
                 // Its delivery errors' log, if its role may write there.
                 let error_log = spec.error_log.as_ref().and_then(|log| {
-                    let may = match &authorizer {
-                        None => true,
-                        Some(iam) => iam.role(&spec.delivery_role).is_some_and(|role| {
-                            let call = Call::new("logs:PutLogEvents", log.arn());
-                            iam.check_call(role, &call).is_ok()
-                        }),
-                    };
+                    let may = role_may("logs:PutLogEvents", &log.arn());
                     if !may {
                         eprintln!(
                             "{}: delivery errors not logged: its role may not logs:PutLogEvents to {}",

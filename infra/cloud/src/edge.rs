@@ -77,6 +77,15 @@ pub struct EdgeRouter {
     athena: Mutex<Option<Arc<LocalAthena>>>,
 }
 
+/// The answer of a service the edge answers itself (CloudFormation, Athena).
+fn answer_from_edge(status: u16, content_type: &str, body: String) -> Response<Body> {
+    Response::builder()
+        .status(status)
+        .header("content-type", content_type)
+        .body(crate::http::full(body))
+        .expect("status and header are valid")
+}
+
 /// The access key a request is signed with (`Credential=KEY/DATE/REGION/SERVICE/aws4_request`).
 pub fn access_key_of<B>(req: &Request<B>) -> Option<String> {
     let from_header = req
@@ -494,20 +503,12 @@ impl EdgeRouter {
                 .and_then(|v| v.to_str().ok())
                 .unwrap_or_default();
             let (status, json) = athena.answer(target, body).await;
-            return Ok(Response::builder()
-                .status(status)
-                .header("content-type", "application/x-amz-json-1.1")
-                .body(crate::http::full(json))
-                .expect("status and header are valid"));
+            return Ok(answer_from_edge(status, "application/x-amz-json-1.1", json));
         }
         if let (Some(stacks), Ok(form)) = (&stacks, &bytes) {
             *self.counts.lock().unwrap().entry(operation).or_default() += 1;
             let (status, xml) = stacks.answer(&String::from_utf8_lossy(form));
-            return Ok(Response::builder()
-                .status(status)
-                .header("content-type", "text/xml")
-                .body(crate::http::full(xml))
-                .expect("status and header are valid"));
+            return Ok(answer_from_edge(status, "text/xml", xml));
         }
         if let Some(fault) = self.whole_request_fault(&service, &operation) {
             return Ok(fault_response(fault));

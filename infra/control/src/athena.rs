@@ -289,15 +289,13 @@ impl LocalAthena {
             .as_str()
             .and_then(|t| t.parse().ok())
             .unwrap_or(0);
-        // The first page starts with the column names, as Athena's does for a SELECT.
-        let header = std::iter::once(
-            answer
-                .columns
-                .iter()
-                .map(|c| json!({"VarCharValue": c}))
-                .collect::<Vec<_>>(),
-        );
-        let rows = answer.rows.iter().map(|r| {
+        // Row 0 is the column names, as on Athena's first page for a SELECT; only this page's
+        // rows are made (a large answer is read a page at a time).
+        let header = (start == 0).then(|| {
+            let names = answer.columns.iter().map(|c| json!({"VarCharValue": c}));
+            names.collect::<Vec<_>>()
+        });
+        let rows = answer.rows.iter().skip(start.saturating_sub(1)).map(|r| {
             r.iter()
                 .map(|v| match v {
                     Json::Null => json!({}),
@@ -306,10 +304,9 @@ impl LocalAthena {
                 })
                 .collect::<Vec<_>>()
         });
-        let all: Vec<Vec<Json>> = header.chain(rows).collect();
-        let page: Vec<Json> = all
-            .iter()
-            .skip(start)
+        let page: Vec<Json> = header
+            .into_iter()
+            .chain(rows)
             .take(most)
             .map(|data| json!({ "Data": data }))
             .collect();
@@ -327,7 +324,7 @@ impl LocalAthena {
             "UpdateCount": 0,
             "ResultSet": { "Rows": page, "ResultSetMetadata": { "ColumnInfo": columns } },
         });
-        if next < all.len() {
+        if next < answer.rows.len() + 1 {
             out["NextToken"] = json!(next.to_string());
         }
         (200, out.to_string())

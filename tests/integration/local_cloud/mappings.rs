@@ -401,16 +401,16 @@ async fn a_parallelization_factor_runs_batches_of_one_shard_at_once_in_order_per
     cloud.stop().await;
 }
 
-/// `StreamMode`: provisioned streams get `StreamShardCount` shards; on-demand ones start as
+/// `StreamMode`: provisioned streams get `StreamShardCount` shards, InteractionsStream its own
+/// `InteractionsShardCount` (3 by default: seed 003's 100,000 a minute); on-demand ones start as
 /// Kinesis starts them, with 4 (the stats stream, keyed by one value, stays a provisioned shard).
 #[tokio::test]
 async fn streams_get_the_shards_their_mode_gives() {
-    for (params, want) in [
-        (&[("StreamShardCount", "2")][..], 2),
-        (
-            &[("StreamMode", "ON_DEMAND"), ("StreamShardCount", "2")][..],
-            4,
-        ),
+    // (parameters, shards of most streams, of InteractionsStream)
+    for (params, most, interactions) in [
+        (&[][..], 1, 3),
+        (&[("StreamShardCount", "2"), ("InteractionsShardCount", "1")][..], 2, 1),
+        (&[("StreamMode", "ON_DEMAND"), ("StreamShardCount", "2")][..], 4, 4),
     ] {
         let stack = crate::support::Stack::new(params).await;
         for id in [
@@ -423,7 +423,11 @@ async fn streams_get_the_shards_their_mode_gives() {
             let shards = tally_cloud::kinesis::reader::list_shards(&stack.clients.kinesis, &name)
                 .await
                 .unwrap();
-            let want = if id == "RsvpStatsStream" { 1 } else { want };
+            let want = match id {
+                "RsvpStatsStream" => 1,
+                "InteractionsStream" => interactions,
+                _ => most,
+            };
             assert_eq!(shards.len(), want, "{id} with {params:?}");
         }
     }

@@ -1,11 +1,10 @@
-//! Objects in S3 for the lake: `GetObject` with its ETag, and `PutObject` with S3's conditional
-//! writes (`If-None-Match: *`, `If-Match: <etag>`), a failed condition being an answer, not an
-//! error.
+//! Objects in S3 for the lake: `GetObject`, `PutObject`, and the listing and removal compaction
+//! needs.
 
 use aws_sdk_s3::operation::get_object::GetObjectError;
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::Client;
-use tally_engine::ports::{ObjectStore, PutCondition, StoredObject};
+use tally_engine::ports::{ListedObject, ObjectStore};
 use tally_engine::PortError;
 
 use crate::errors::port_error;
@@ -26,7 +25,37 @@ impl S3Objects {
 }
 
 impl ObjectStore for S3Objects {
-    async fn get(&self, key: &str) -> Result<Option<StoredObject>, PortError> {
+    async fn list(&self, prefix: &str) -> Result<Vec<ListedObject>, PortError> {
+        let mut pages = self
+            .client
+            .list_objects_v2()
+            .bucket(&self.bucket)
+            .prefix(prefix)
+            .into_paginator()
+            .send();
+        let mut out = Vec::new();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| port_error("ListObjectsV2", e))?;
+            out.extend(page.contents().iter().map(|o| ListedObject {
+                key: o.key().unwrap_or_default().to_string(),
+                size: o.size().unwrap_or_default().max(0) as u64,
+            }));
+        }
+        Ok(out)
+    }
+
+    async fn delete(&self, key: &str) -> Result<(), PortError> {
+        self.client
+            .delete_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+            .map_err(|e| port_error("DeleteObject", e))?;
+        Ok(())
+    }
+
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, PortError> {
         let out = match self
             .client
             .get_object()
@@ -41,7 +70,6 @@ impl ObjectStore for S3Objects {
             }
             Err(err) => return Err(port_error("GetObject", err)),
         };
-        let etag = out.e_tag().unwrap_or_default().to_string();
         let data = out
             .body
             .collect()
@@ -49,34 +77,18 @@ impl ObjectStore for S3Objects {
             .map_err(|e| PortError::Transient(format!("GetObject {key}: reading the body: {e}")))?
             .into_bytes()
             .to_vec();
-        Ok(Some(StoredObject { data, etag }))
+        Ok(Some(data))
     }
 
-    async fn put(
-        &self, key: &str, data: Vec<u8>, condition: PutCondition,
-    ) -> Result<bool, PortError> {
-        let mut req = self
-            .client
+    async fn put(&self, key: &str, data: Vec<u8>) -> Result<(), PortError> {
+        self.client
             .put_object()
             .bucket(&self.bucket)
             .key(key)
-            .body(ByteStream::from(data));
-        req = match condition {
-            PutCondition::Always => req,
-            PutCondition::IfAbsent => req.if_none_match("*"),
-            PutCondition::IfUnchanged(etag) => req.if_match(etag),
-        };
-        match req.send().await {
-            Ok(_) => Ok(true),
-            Err(err) => {
-                // 412 Precondition Failed, or 409 when a concurrent conditional write won.
-                let status = err.raw_response().map(|r| r.status().as_u16());
-                if matches!(status, Some(412) | Some(409)) {
-                    Ok(false)
-                } else {
-                    Err(port_error("PutObject", err))
-                }
-            }
-        }
+            .body(ByteStream::from(data))
+            .send()
+            .await
+            .map_err(|e| port_error("PutObject", e))?;
+        Ok(())
     }
 }

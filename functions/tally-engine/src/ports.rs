@@ -193,44 +193,29 @@ pub trait DeadLetterSink: Send + Sync {
     fn put(&self, letter: &DeadLetter) -> impl Future<Output = Result<(), PortError>> + Send;
 }
 
-/// An object with its version tag (S3's ETag).
+/// An object as a listing shows it: its key and size.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StoredObject {
-    pub data: Vec<u8>,
-    pub etag: String,
+pub struct ListedObject {
+    pub key: String,
+    pub size: u64,
 }
 
-/// When a put of an object applies: always, only where there is none yet, or only over the
-/// version read (S3 conditional writes: `If-None-Match: *`, `If-Match: <etag>`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum PutCondition {
-    Always,
-    IfAbsent,
-    IfUnchanged(String),
-}
-
-impl PutCondition {
-    /// Whether a put under this condition applies over an object whose ETag is `current`.
-    pub fn holds(&self, current: Option<&str>) -> bool {
-        match self {
-            PutCondition::Always => true,
-            PutCondition::IfAbsent => current.is_none(),
-            PutCondition::IfUnchanged(etag) => current == Some(etag.as_str()),
-        }
-    }
-}
-
-/// Objects (S3 `GetObject` and `PutObject`): the lake's files. Conditional puts give optimistic
-/// concurrency, as the state store's revisions do for items.
+/// Objects (S3 `GetObject`, `PutObject`, `ListObjectsV2`, `DeleteObject`): the lake's files,
+/// each written whole and named so that writing it again gives the same object (no conditions
+/// needed: docs/lake.md).
 pub trait ObjectStore: Send + Sync {
-    fn get(
-        &self, key: &str,
-    ) -> impl Future<Output = Result<Option<StoredObject>, PortError>> + Send;
+    /// Every object whose key starts with `prefix`, in key order.
+    fn list(
+        &self, prefix: &str,
+    ) -> impl Future<Output = Result<Vec<ListedObject>, PortError>> + Send;
 
-    /// Returns false when `condition` did not hold (someone else wrote first).
-    fn put(
-        &self, key: &str, data: Vec<u8>, condition: PutCondition,
-    ) -> impl Future<Output = Result<bool, PortError>> + Send;
+    /// Removes an object; removing one that is not there is no error (as in S3).
+    fn delete(&self, key: &str) -> impl Future<Output = Result<(), PortError>> + Send;
+
+    /// The object's bytes, or `None` when there is none.
+    fn get(&self, key: &str) -> impl Future<Output = Result<Option<Vec<u8>>, PortError>> + Send;
+
+    fn put(&self, key: &str, data: Vec<u8>) -> impl Future<Output = Result<(), PortError>> + Send;
 }
 
 // A borrowed port is a port: tests keep the fakes and hand the engine references to them.
@@ -276,16 +261,22 @@ impl<T: DeadLetterSink> DeadLetterSink for &T {
 }
 
 impl<T: ObjectStore> ObjectStore for &T {
-    fn get(
-        &self, key: &str,
-    ) -> impl Future<Output = Result<Option<StoredObject>, PortError>> + Send {
+    fn list(
+        &self, prefix: &str,
+    ) -> impl Future<Output = Result<Vec<ListedObject>, PortError>> + Send {
+        (**self).list(prefix)
+    }
+
+    fn delete(&self, key: &str) -> impl Future<Output = Result<(), PortError>> + Send {
+        (**self).delete(key)
+    }
+
+    fn get(&self, key: &str) -> impl Future<Output = Result<Option<Vec<u8>>, PortError>> + Send {
         (**self).get(key)
     }
 
-    fn put(
-        &self, key: &str, data: Vec<u8>, condition: PutCondition,
-    ) -> impl Future<Output = Result<bool, PortError>> + Send {
-        (**self).put(key, data, condition)
+    fn put(&self, key: &str, data: Vec<u8>) -> impl Future<Output = Result<(), PortError>> + Send {
+        (**self).put(key, data)
     }
 }
 

@@ -263,13 +263,10 @@ impl DeadLetterSink for MemoryDeadLetters {
     }
 }
 
-/// Objects in memory, with S3's conditional puts; the ETag is a counter, so every write differs.
+/// Objects in memory.
 #[derive(Default)]
 pub struct MemoryObjects {
-    pub objects: Mutex<BTreeMap<String, StoredObject>>,
-    versions: AtomicUsize,
-    /// Puts that fail with a conflict first, as if another writer had been quicker.
-    pub conflicts_left: AtomicUsize,
+    pub objects: Mutex<BTreeMap<String, Vec<u8>>>,
 }
 
 impl MemoryObjects {
@@ -278,48 +275,41 @@ impl MemoryObjects {
     }
 
     pub fn data(&self, key: &str) -> Option<Vec<u8>> {
-        self.objects
-            .lock()
-            .unwrap()
-            .get(key)
-            .map(|o| o.data.clone())
+        self.objects.lock().unwrap().get(key).cloned()
     }
 
     pub fn insert(&self, key: &str, data: Vec<u8>) {
-        let etag = format!("v{}", self.versions.fetch_add(1, Ordering::SeqCst));
-        self.objects
-            .lock()
-            .unwrap()
-            .insert(key.to_string(), StoredObject { data, etag });
+        self.objects.lock().unwrap().insert(key.to_string(), data);
     }
 }
 
 impl ObjectStore for MemoryObjects {
-    async fn get(&self, key: &str) -> Result<Option<StoredObject>, PortError> {
-        Ok(self.objects.lock().unwrap().get(key).cloned())
-    }
-
-    async fn put(
-        &self, key: &str, data: Vec<u8>, condition: PutCondition,
-    ) -> Result<bool, PortError> {
-        if self
-            .conflicts_left
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
-            .is_ok()
-        {
-            return Ok(false);
-        }
-        let current = self
+    async fn list(&self, prefix: &str) -> Result<Vec<ListedObject>, PortError> {
+        Ok(self
             .objects
             .lock()
             .unwrap()
-            .get(key)
-            .map(|o| o.etag.clone());
-        let holds = condition.holds(current.as_deref());
-        if holds {
-            self.insert(key, data);
-        }
-        Ok(holds)
+            .range(prefix.to_string()..)
+            .take_while(|(k, _)| k.starts_with(prefix))
+            .map(|(k, data)| ListedObject {
+                key: k.clone(),
+                size: data.len() as u64,
+            })
+            .collect())
+    }
+
+    async fn delete(&self, key: &str) -> Result<(), PortError> {
+        self.objects.lock().unwrap().remove(key);
+        Ok(())
+    }
+
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, PortError> {
+        Ok(self.data(key))
+    }
+
+    async fn put(&self, key: &str, data: Vec<u8>) -> Result<(), PortError> {
+        self.insert(key, data);
+        Ok(())
     }
 }
 

@@ -17,7 +17,7 @@ pub const BAD_RECORDS: Table = Table {
     description: "Every dead letter and every raw line the lake could not convert, once each, with its reason; data is the record as UTF-8 text (invalid bytes replaced).",
     columns: columns!(source string, reason_code string, reason string, data string, id string,
         shard_id string, sequence_number string, arrival timestamp),
-    layout: Layout::MergedByDay {
+    layout: Layout::UniqueByDay {
         id: &["id"],
         keep: Keep::Earliest("arrival"),
         day: "arrival",

@@ -4,11 +4,11 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use tally_engine::ports::{ObjectStore, PutCondition};
+use tally_engine::ports::ObjectStore;
 
-use crate::merge::hash_files;
-use crate::rows::{read_parquet, write_parquet, Value};
+use crate::rows::{write_parquet, Value};
 use crate::rsvp::{GROUP_CLUSTERS, GROUP_TOPICS};
+use crate::unique::read_unique;
 use crate::LakeError;
 
 /// 1 - |a ∩ b| / |a ∪ b|; two groups without topics are alike.
@@ -81,14 +81,9 @@ pub async fn write_clusters<O: ObjectStore>(
     store: &O, k: usize,
 ) -> Result<ClusterReport, LakeError> {
     let mut groups: BTreeMap<i64, BTreeSet<String>> = BTreeMap::new();
-    for file in hash_files(&GROUP_TOPICS) {
-        let Some(object) = store.get(&file).await? else {
-            continue;
-        };
-        for row in read_parquet(&GROUP_TOPICS, object.data)? {
-            if let (Value::BigInt(group), Value::Str(topic)) = (&row[0], &row[1]) {
-                groups.entry(*group).or_default().insert(topic.clone());
-            }
+    for row in read_unique(store, &GROUP_TOPICS).await? {
+        if let (Value::BigInt(group), Value::Str(topic)) = (&row[0], &row[1]) {
+            groups.entry(*group).or_default().insert(topic.clone());
         }
     }
     let labels = cluster(&groups, k);
@@ -98,11 +93,7 @@ pub async fn write_clusters<O: ObjectStore>(
         .collect();
     let file = format!("{}part.parquet", GROUP_CLUSTERS.prefix());
     store
-        .put(
-            &file,
-            write_parquet(&GROUP_CLUSTERS, &rows)?,
-            PutCondition::Always,
-        )
+        .put(&file, write_parquet(&GROUP_CLUSTERS, &rows)?)
         .await?;
     Ok(ClusterReport {
         groups: labels.len(),

@@ -33,7 +33,7 @@ use crate::table::{
 };
 
 /// Rows unique by app and event id, filed by the day the event happened.
-const BY_EVENT: Layout = Layout::MergedByDay {
+const BY_EVENT: Layout = Layout::UniqueByDay {
     id: &["app_id", "event_id"],
     keep: Keep::Earliest("server_time"),
     day: "client_time",
@@ -52,13 +52,12 @@ pub const DIM_DEVICE: Table = Table {
     description: "Each device once: its platform, OS, model and app version as its latest event (client_time) says, and when it was first and last seen.",
     columns: columns!(device_id string, platform string, os_version string, model string,
         app_version string, first_seen timestamp, last_seen timestamp),
-    layout: Layout::MergedByHash {
+    layout: Layout::Unique {
         id: &["device_id"],
         keep: Keep::Span {
             first: "first_seen",
             last: "last_seen",
         },
-        files: 16,
     },
 };
 
@@ -66,10 +65,9 @@ pub const DIM_APP: Table = Table {
     name: "dim_app",
     description: "Each app that sent events through /collect once, with its registered name.",
     columns: columns!(app_id string, name string, last_seen timestamp),
-    layout: Layout::MergedByHash {
+    layout: Layout::Unique {
         id: &["app_id"],
         keep: Keep::Latest("last_seen"),
-        files: 1,
     },
 };
 

@@ -1,20 +1,22 @@
 //! The lake's domain, no AWS SDK: what every curated table is (`table.rs`, `catalog.rs`, one
 //! schema for the Parquet files, the Glue catalog and the local views), how archived objects
 //! become rows (`raw.rs`, and per pipeline `gender.rs`, `rules.rs`, `rsvp.rs`, `events.rs`, `bad_records.rs`), Parquet
-//! files of rows (`rows.rs`), tables kept unique by merging (`merge.rs`), and the conversion of
-//! newly archived objects (`writer.rs`). The `lake-writer` function runs it on S3 notifications.
+//! files of rows (`rows.rs`), tables unique by an id merged on read (`unique.rs`) and their
+//! partitions kept to a few files (`compaction.rs`), and the conversion of newly archived objects
+//! (`writer.rs`). The `lake-writer` function runs it on S3 notifications.
 
 pub mod bad_records;
 pub mod catalog;
 pub mod clusters;
+pub mod compaction;
 pub mod events;
 pub mod gender;
-pub mod merge;
 pub mod raw;
 pub mod rows;
 pub mod rsvp;
 pub mod rules;
 pub mod table;
+pub mod unique;
 pub mod writer;
 
 pub use catalog::{raw_table, raw_tables, tables, PIPELINES};
@@ -33,8 +35,6 @@ pub enum LakeError {
     Schema(String),
     #[error("parquet: {0}")]
     Parquet(String),
-    #[error("{0} kept changing under concurrent merges")]
-    Contended(String),
 }
 
 #[cfg(test)]

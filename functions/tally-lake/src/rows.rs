@@ -181,3 +181,24 @@ pub fn read_parquet(table: &Table, data: Vec<u8>) -> Result<Vec<Row>, LakeError>
     }
     Ok(rows)
 }
+
+/// A Parquet file's rows and the compressed bytes of each column's chunks, from its footer alone:
+/// what Athena reads of the file for a query of those columns.
+pub fn column_bytes(data: Vec<u8>) -> Result<(u64, Vec<(String, u64)>), LakeError> {
+    let builder = ParquetRecordBatchReaderBuilder::try_new(bytes::Bytes::from(data))
+        .map_err(|e| LakeError::Parquet(e.to_string()))?;
+    let meta = builder.metadata();
+    let mut columns: Vec<(String, u64)> = meta
+        .file_metadata()
+        .schema_descr()
+        .columns()
+        .iter()
+        .map(|c| (c.name().to_string(), 0))
+        .collect();
+    for group in meta.row_groups() {
+        for (i, chunk) in group.columns().iter().enumerate() {
+            columns[i].1 += chunk.compressed_size().max(0) as u64;
+        }
+    }
+    Ok((meta.file_metadata().num_rows().max(0) as u64, columns))
+}

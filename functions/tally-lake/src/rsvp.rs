@@ -1,9 +1,9 @@
 //! The RSVP tables in third normal form: each line of `raw/rsvps/` names a member, an event, a
 //! group (with its topics) and maybe a venue, and is one version of an RSVP. Each entity is kept
 //! once by its id, the version with the latest `mtime` winning; each `rsvp_id` once, its latest
-//! version. All are merged by a hash of their id (`Layout::MergedByHash`): every copy and every
-//! version of an id meets the others in one file, so the rule holds however the lines were split
-//! across objects and days, and however often a conversion runs (docs/lake.md says why).
+//! version. All are unique across the whole table (`Layout::Unique`): each table's view keeps an
+//! id's latest version however the lines were split across objects and days, and however often a
+//! conversion runs (docs/lake.md says how).
 
 use tally_engine::Rejection;
 use tally_pipelines::rsvp::{Rsvp, RsvpDecoder};
@@ -13,14 +13,10 @@ use crate::raw::RawObject;
 use crate::rows::{bigint as id, Row, Value};
 use crate::table::{Curated, Keep, Layout, PipelineTables, RawTable, Table};
 
-/// Files per dimension table: small tables, rewritten whole by a merge that touches them.
-const DIMENSION_FILES: u32 = 4;
-
 const fn dimension(id: &'static [&'static str]) -> Layout {
-    Layout::MergedByHash {
+    Layout::Unique {
         id,
         keep: Keep::Latest("mtime"),
-        files: DIMENSION_FILES,
     }
 }
 
@@ -68,13 +64,12 @@ pub const GROUP_TOPICS: Table = Table {
     name: "group_topics",
     description: "The topics of each group, as its latest RSVP (mtime) lists them.",
     columns: columns!(group_id bigint, urlkey string, mtime timestamp),
-    layout: Layout::MergedByHash {
+    layout: Layout::Unique {
         id: &["group_id"],
         keep: Keep::LatestSet {
             version: "mtime",
             member: "urlkey",
         },
-        files: DIMENSION_FILES,
     },
 };
 
@@ -83,11 +78,9 @@ pub const RSVPS: Table = Table {
     description: "Each RSVP once by rsvp_id: its latest version (mtime).",
     columns: columns!(rsvp_id bigint, mtime timestamp, response string, guests int,
         visibility string, member_id bigint, event_id string),
-    layout: Layout::MergedByHash {
+    layout: Layout::Unique {
         id: &["rsvp_id"],
         keep: Keep::Latest("mtime"),
-        // The fact table grows fastest: more files, so a merge rewrites a smaller share of it.
-        files: 16,
     },
 };
 

@@ -22,10 +22,9 @@ pub const ALERTS: Table = Table {
     description: "Every alert of the three alert streams once, however often it was published.",
     columns: columns!(rule string, alert_id string, key string, count bigint,
         window_start timestamp, published timestamp),
-    layout: Layout::MergedByHash {
+    layout: Layout::Unique {
         id: &["alert_id"],
         keep: Keep::Earliest("published"),
-        files: 8,
     },
 };
 

@@ -58,6 +58,18 @@ impl ColumnType {
         }
     }
 
+    /// The Trino type name (Athena's engine), as an Athena view declares its columns.
+    pub fn trino(self) -> &'static str {
+        match self {
+            ColumnType::String => "varchar",
+            ColumnType::BigInt => "bigint",
+            ColumnType::Int => "integer",
+            ColumnType::Double => "double",
+            ColumnType::Boolean => "boolean",
+            ColumnType::Timestamp => "timestamp(3)",
+        }
+    }
+
     /// The DuckDB type name (the local engine of `tally sql`).
     pub fn duckdb(self) -> &'static str {
         match self {
@@ -118,23 +130,34 @@ pub enum Layout {
     /// One file per raw object, in the raw object's `dt` partition, named after it: converting an
     /// object again replaces its file. Every raw line is a row.
     PerRawObject,
-    /// Unique by `id` (the columns that together identify a row): rows are merged (read,
-    /// deduplicate, write only if the file is unchanged since it was read) into one file per
-    /// `dt`, the UTC day of the row's timestamp column `day`.
-    MergedByDay {
+    /// Unique by `id` (the columns that together identify a row) within each `dt` partition, the
+    /// UTC day of the row's timestamp column `day` (every copy of a row has the same day, so
+    /// meets the others there). Merged on read: a conversion adds a file of its new rows, the
+    /// table's view keeps one row per id as `keep` says, and compaction merges small files
+    /// (`compaction.rs`).
+    UniqueByDay {
         id: &'static [&'static str],
         keep: Keep,
         day: &'static str,
     },
-    /// Unique by `id`, for rows that have no day of their own: merged into `files` files chosen
-    /// by a hash of the id, so that every copy of a row meets the others in one file.
-    MergedByHash {
+    /// Unique by `id` across the whole table, for rows that have no day of their own (an
+    /// entity's versions, an alert's publications); merged on read as `UniqueByDay`.
+    Unique {
         id: &'static [&'static str],
         keep: Keep,
-        files: u32,
     },
     /// Written whole by a batch job that computes it from other tables (one file, replaced).
     Replaced,
+}
+
+impl Layout {
+    /// The id and which row of an id is kept, for tables unique by an id.
+    pub fn unique(&self) -> Option<(&'static [&'static str], Keep)> {
+        match *self {
+            Layout::UniqueByDay { id, keep, .. } | Layout::Unique { id, keep } => Some((id, keep)),
+            Layout::PerRawObject | Layout::Replaced => None,
+        }
+    }
 }
 
 /// A curated table: Parquet (Snappy) under `lake/<name>/`.
@@ -150,8 +173,8 @@ impl Table {
     /// Hive-style partition columns (not stored in the files).
     pub fn partition_keys(&self) -> &'static [&'static str] {
         match self.layout {
-            Layout::PerRawObject | Layout::MergedByDay { .. } => &["dt"],
-            Layout::MergedByHash { .. } | Layout::Replaced => &[],
+            Layout::PerRawObject | Layout::UniqueByDay { .. } => &["dt"],
+            Layout::Unique { .. } | Layout::Replaced => &[],
         }
     }
 
@@ -170,6 +193,75 @@ impl Table {
 
     pub fn column(&self, name: &str) -> Option<usize> {
         self.columns.iter().position(|c| c.name == name)
+    }
+
+    /// For a table unique by an id, the name of the table of its files as written (where an id
+    /// may still have several rows until compaction): `fact_events_files`. The table's own name
+    /// is then a view of it ([`Table::view_sql`]).
+    pub fn files_name(&self) -> Option<String> {
+        self.layout.unique().map(|_| format!("{}_files", self.name))
+    }
+
+    /// For a table unique by an id, the query of its view: each id's row as `keep` says, over
+    /// the table of its files. One text for Athena (Trino) and DuckDB: window functions in a
+    /// subquery (Trino has no `QUALIFY`), every identifier quoted. The windows are partitioned
+    /// by `dt` first, so a query's `dt` filter still prunes partitions through the view; they
+    /// order by the id and `keep`'s columns only, so a query still reads only its own columns.
+    pub fn view_sql(&self) -> Option<String> {
+        let (id, keep) = self.layout.unique()?;
+        let files = self.files_name()?;
+        let q = |c: &str| format!("\"{c}\"");
+        let mut columns: Vec<&str> = self.columns.iter().map(|c| c.name).collect();
+        columns.extend(self.partition_keys());
+        let mut over: Vec<String> = self.partition_keys().iter().map(|k| q(k)).collect();
+        over.extend(id.iter().map(|c| q(c)));
+        let over = over.join(", ");
+        let list = |cols: &[&str]| cols.iter().map(|c| q(c)).collect::<Vec<_>>().join(", ");
+        let inner = list(&columns);
+        let (outer, windows, filter) = match keep {
+            Keep::Earliest(by) | Keep::Latest(by) => {
+                let order = if matches!(keep, Keep::Earliest(_)) { "ASC" } else { "DESC" };
+                (
+                    inner.clone(),
+                    format!(
+                        "row_number() OVER (PARTITION BY {over} ORDER BY {} {order} NULLS LAST) AS \"tally_copy\"",
+                        q(by)
+                    ),
+                    "\"tally_copy\" = 1".to_string(),
+                )
+            }
+            Keep::LatestSet { version, member } => (
+                inner.clone(),
+                format!(
+                    "max({v}) OVER (PARTITION BY {over}) AS \"tally_newest\", row_number() OVER (PARTITION BY {over}, {m}, {v}) AS \"tally_copy\"",
+                    v = q(version),
+                    m = q(member)
+                ),
+                format!("{} = \"tally_newest\" AND \"tally_copy\" = 1", q(version)),
+            ),
+            Keep::Span { first, last } => (
+                columns
+                    .iter()
+                    .map(|c| {
+                        if *c == first {
+                            format!("\"tally_first\" AS {}", q(c))
+                        } else {
+                            q(c)
+                        }
+                    })
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                format!(
+                    "min({f}) OVER (PARTITION BY {over}) AS \"tally_first\", row_number() OVER (PARTITION BY {over} ORDER BY {l} DESC NULLS LAST) AS \"tally_copy\"",
+                    f = q(first),
+                    l = q(last)
+                ),
+                "\"tally_copy\" = 1".to_string(),
+            ),
+        };
+        Some(format!(
+            "SELECT {outer} FROM (SELECT {inner}, {windows} FROM \"{files}\") AS \"tally_copies\" WHERE {filter}"
+        ))
     }
 }
 

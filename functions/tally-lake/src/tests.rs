@@ -1,8 +1,7 @@
-//! The lake's conversions against in-memory objects: rows and types, bad lines, merges that keep
-//! tables unique, and runs that repeat.
+//! The lake's conversions against in-memory objects: rows and types, bad lines, tables unique by
+//! an id as their readers see them, compaction, and runs that repeat.
 
 use std::io::Write;
-use std::sync::atomic::Ordering;
 
 use chrono::{TimeZone, Utc};
 use tally_engine::testing::MemoryObjects;
@@ -46,7 +45,11 @@ fn files(store: &MemoryObjects, prefix: &str) -> Vec<String> {
         .collect()
 }
 
+/// A table's rows as a query sees them (through its view, for a table unique by an id).
 fn rows_of(store: &MemoryObjects, table: &crate::Table) -> Vec<crate::rows::Row> {
+    if table.layout.unique().is_some() {
+        return futures::executor::block_on(crate::unique::read_unique(store, table)).unwrap();
+    }
     files(store, &table.prefix())
         .iter()
         .flat_map(|f| read_parquet(table, store.data(f).unwrap()).unwrap())
@@ -98,9 +101,11 @@ async fn visits_become_typed_rows_and_bad_lines_bad_records() {
         ]
     );
     let bad = rows_of(&store, &BAD_RECORDS);
-    assert_eq!(
-        files(&store, "lake/bad_records/"),
-        vec![format!("lake/bad_records/dt={DAY}/part.parquet")]
+    let written = files(&store, "lake/bad_records/");
+    assert_eq!(written.len(), 1, "{written:?}");
+    assert!(
+        written[0].starts_with(&format!("lake/bad_records/dt={DAY}/in-")),
+        "a new file of the conversion's rows, in the partition of their day: {written:?}"
     );
     let reasons: Vec<(&str, &str, &str)> = bad
         .iter()
@@ -192,7 +197,7 @@ async fn an_alert_published_twice_is_one_row_from_its_first_publication() {
 }
 
 #[tokio::test]
-async fn dead_letters_are_bad_records_once_even_when_merges_race() {
+async fn dead_letters_are_bad_records_once_however_often_converted() {
     let store = MemoryObjects::default();
     let letter = |seq: &str, data: &[u8]| {
         serde_json::json!({
@@ -210,12 +215,12 @@ async fn dead_letters_are_bad_records_once_even_when_merges_race() {
     ];
     store.insert(&keys[0], letter("101", b"{oops"));
     store.insert(&keys[1], letter("102", b"\xff\xfe"));
-    // Two writers were quicker, twice: the merge reads again and still lands every row once.
-    store.conflicts_left.store(2, Ordering::SeqCst);
     let writer = LakeWriter { store: &store };
     let report = writer.convert(&keys).await;
     assert!(report.failed.is_empty(), "{:?}", report.failed);
-    writer.convert(&keys[..1]).await; // a redelivered notification
+    // A redelivered notification, in another batch: another file, the same rows.
+    writer.convert(&keys[..1]).await;
+    assert_eq!(files(&store, "lake/bad_records/").len(), 2);
     let rows = rows_of(&store, &BAD_RECORDS);
     assert_eq!(rows.len(), 2);
     assert_eq!(rows[0][3], Value::str("{oops"));
@@ -597,4 +602,123 @@ fn hostile_lines_become_rows_or_reasons_never_a_panic() {
         }
         let _ = crate::bad_records::dead_letter_row("dead-letter/x/s/1.json", &line);
     }
+}
+
+/// A raw object key of `stream` delivered on `day` (YYYY-MM-DD) at 10:00:`n`.
+fn raw_key_on(stream: &str, day: &str, n: u32) -> String {
+    format!("raw/{stream}/dt={day}/tally-X-1-{day}-10-00-{n:02}-90e1035e-397c-4140-b289-c6a9d2136883.gz")
+}
+
+/// The dedupe rules across days: an SDK's retry archived the next day is one fact (its first
+/// arrival), an RSVP re-versioned the next day is its latest version, an alert republished the
+/// next day is one alert (its first publication), whichever object is converted first.
+#[tokio::test]
+async fn each_row_once_across_days_whatever_the_order_of_conversion() {
+    use crate::events::FACT_EVENTS;
+    use crate::rsvp::RSVPS;
+    let store = MemoryObjects::default();
+    let (monday, tuesday) = ("2026-11-22", "2026-11-23");
+    let play = |server: &str| {
+        app_event(
+            "p1",
+            "clip_play",
+            "2026-11-22T23:59:30Z",
+            Some(server),
+            "d1",
+            "4.1",
+            r#"{"clip_id":"c1"}"#,
+        )
+    };
+    let alert = r#"{"user":1,"interactions_count":9,"alert_id":"paid_user:1"}"#;
+    let mut keys = Vec::new();
+    for (day, event, rsvp_line) in [
+        (
+            monday,
+            play("2026-11-22T23:59:31Z"),
+            rsvp(1, 1_000, "yes", "Ann", &["rust"], false),
+        ),
+        (
+            tuesday,
+            play("2026-11-23T00:00:40Z"),
+            rsvp(1, 90_000_000, "no", "Ann", &["rust"], false),
+        ),
+    ] {
+        for (stream, line) in [
+            ("events/event_type=clip_play", event.as_str()),
+            ("rsvps", rsvp_line.as_str()),
+            ("paid_user_alerts", alert),
+        ] {
+            let key = raw_key_on(stream, day, keys.len() as u32);
+            store.insert(&key, gz(&[line]));
+            keys.push(key);
+        }
+    }
+    let writer = LakeWriter { store: &store };
+    // Tuesday's objects first, one conversion each, then Monday's, then all again.
+    let order: Vec<Vec<String>> = keys[3..]
+        .iter()
+        .chain(&keys[..3])
+        .map(|k| vec![k.clone()])
+        .chain(std::iter::once(keys.clone()))
+        .collect();
+    for batch in order {
+        let report = writer.convert(&batch).await;
+        assert!(report.failed.is_empty(), "{:?}", report.failed);
+    }
+    let ts = |s: &str| Value::Timestamp(s.parse().unwrap());
+    let facts = rows_of(&store, &FACT_EVENTS);
+    assert_eq!(facts.len(), 1, "{facts:?}");
+    assert_eq!(facts[0][7], ts("2026-11-22T23:59:31Z"), "its first arrival");
+    let rsvps = rows_of(&store, &RSVPS);
+    assert_eq!(rsvps.len(), 1, "{rsvps:?}");
+    assert_eq!(rsvps[0][2], Value::str("no"), "the latest version");
+    let alerts = rows_of(&store, &ALERTS);
+    assert_eq!(alerts.len(), 1, "{alerts:?}");
+    assert_eq!(
+        alerts[0][5],
+        ts("2026-11-22T10:00:02Z"),
+        "its first publication"
+    );
+}
+
+/// Every conversion adds a file; compaction keeps the partition to a few, and the rows as they
+/// were (each once).
+#[tokio::test]
+async fn many_conversions_leave_few_files_and_each_row_once() {
+    use crate::compaction::COMPACT_AT;
+    let store = MemoryObjects::default();
+    let writer = LakeWriter { store: &store };
+    let mut merges = 0;
+    for n in 0..60u32 {
+        let key = raw_key("paid_user_alerts", n);
+        // Every third object repeats the alert of the one before (a republished alert).
+        let user = if n % 3 == 2 { n - 1 } else { n };
+        store.insert(
+            &key,
+            gz(&[&format!(
+                r#"{{"user":{user},"interactions_count":9,"alert_id":"paid_user:{user}"}}"#
+            )]),
+        );
+        let report = writer.convert(&[key]).await;
+        assert!(
+            report.failed.is_empty() && report.compaction_failed.is_empty(),
+            "{report:?}"
+        );
+        merges += report.compacted.merges;
+        let files = files(&store, "lake/alerts/");
+        assert!(
+            files.len() < COMPACT_AT,
+            "{} files after {} conversions",
+            files.len(),
+            n + 1
+        );
+    }
+    assert!(merges >= 60 / COMPACT_AT, "{merges} merges");
+    assert_eq!(rows_of(&store, &ALERTS).len(), 40);
+    // What the files hold, without the readers' deduplication: compaction removed the copies.
+    let stored: usize = files(&store, "lake/alerts/")
+        .iter()
+        .map(|f| read_parquet(&ALERTS, store.data(f).unwrap()).unwrap().len())
+        .sum();
+    assert!(stored < 60, "{stored} rows stored for 40 alerts");
 }

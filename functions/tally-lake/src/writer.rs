@@ -1,17 +1,20 @@
 //! Newly archived objects into the curated tables. Converting an object again (a retried or
 //! redelivered notification) gives the same files: an archived stream's object becomes one file
-//! named after it, and rows of tables unique by id are merged, so they never count twice.
+//! named after it, and the new rows of a table unique by id one file per partition named after
+//! the inputs, which readers deduplicate (`unique.rs`) and compaction merges (`compaction.rs`).
+//! A conversion reads nothing of what the lake already holds.
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use tally_engine::ports::{ObjectStore, PutCondition};
+use tally_engine::ports::ObjectStore;
 
 use crate::bad_records::{dead_letter_row, raw_line_row, BAD_RECORDS};
 use crate::catalog::raw_table;
-use crate::merge::{file_of, merge_into, Merged};
+use crate::compaction::{compact, Compacted};
 use crate::raw::{lines, Input, RawObject};
 use crate::rows::{write_parquet, Row};
 use crate::table::{Curated, Layout, Table};
+use crate::unique::{deduplicate, new_file, partition_of};
 use crate::LakeError;
 
 /// What a conversion did.
@@ -21,7 +24,7 @@ pub struct LakeReport {
     pub objects: usize,
     /// Bytes of the archived objects read, as stored (GZIP).
     pub raw_bytes: usize,
-    /// Rows written per table (for merged tables: rows of the files written).
+    /// Rows written per table (for unique tables: each id once per file).
     pub rows: BTreeMap<&'static str, usize>,
     /// Raw lines that became bad records.
     pub bad_lines: usize,
@@ -30,9 +33,15 @@ pub struct LakeReport {
     pub parquet_bytes: usize,
     /// Inputs that could not be converted, with why: their notifications are retried.
     pub failed: BTreeMap<String, String>,
+    /// What compaction of the partitions written did, and how long it took.
+    pub compacted: Compacted,
+    pub compaction_time: std::time::Duration,
+    /// Partitions whose compaction failed, with why (the next conversion into them tries again;
+    /// their new files are written, so no input is retried for it).
+    pub compaction_failed: BTreeMap<String, String>,
 }
 
-/// Rows of one merged file, and the inputs they came from.
+/// New rows of one partition of a unique table, and the inputs they came from.
 struct Pending {
     table: &'static Table,
     rows: Vec<Row>,
@@ -59,23 +68,47 @@ impl<O: ObjectStore> LakeWriter<O> {
                 }
             }
         }
-        for (file, pending) in merges {
-            match merge_into(&self.store, pending.table, &file, &pending.rows).await {
-                Ok(Merged::Written(rows)) => {
+        let mut written = Vec::new();
+        for (partition, pending) in merges {
+            match self.write_new(&partition, &pending).await {
+                Ok((rows, bytes)) => {
                     report.files_written += 1;
+                    report.parquet_bytes += bytes;
                     *report.rows.entry(pending.table.name).or_default() += rows;
+                    written.push((partition, pending.table));
                 }
-                Ok(Merged::Unchanged) => {}
                 Err(e) => {
                     for input in pending.inputs {
                         converted.remove(&input);
-                        report.failed.insert(input, format!("{file}: {e}"));
+                        report.failed.insert(input, format!("{partition}: {e}"));
                     }
                 }
             }
         }
+        let began = std::time::Instant::now();
+        for (partition, table) in written {
+            match compact(&self.store, table, &partition).await {
+                Ok(done) => report.compacted.add(done),
+                Err(e) => {
+                    report.compaction_failed.insert(partition, e.to_string());
+                }
+            }
+        }
+        report.compaction_time = began.elapsed();
         report.objects = converted.len();
         report
+    }
+
+    /// Writes a partition's new rows (each id once) as the file named after their inputs.
+    async fn write_new(
+        &self, partition: &str, pending: &Pending,
+    ) -> Result<(usize, usize), LakeError> {
+        let rows = deduplicate(pending.table, pending.rows.iter().cloned())?;
+        let data = write_parquet(pending.table, &rows)?;
+        let bytes = data.len();
+        let file = new_file(partition, &pending.inputs);
+        self.store.put(&file, data).await?;
+        Ok((rows.len(), bytes))
     }
 
     async fn convert_one(
@@ -87,7 +120,7 @@ impl<O: ObjectStore> LakeWriter<O> {
                 let Some(object) = self.store.get(key).await? else {
                     return Ok(());
                 };
-                let row = dead_letter_row(key, &object.data)?;
+                let row = dead_letter_row(key, &object)?;
                 add(merges, &BAD_RECORDS, row, key)
             }
             Input::Raw(raw) => self.convert_raw(&raw, merges, report).await,
@@ -107,9 +140,9 @@ impl<O: ObjectStore> LakeWriter<O> {
         let Some(object) = self.store.get(&raw.key).await? else {
             return Ok(());
         };
-        report.raw_bytes += object.data.len();
+        report.raw_bytes += object.len();
         let mut tables: BTreeMap<&'static str, (&'static Table, Vec<Row>)> = BTreeMap::new();
-        for (i, line) in lines(&raw.key, &object.data)?.iter().enumerate() {
+        for (i, line) in lines(&raw.key, &object)?.iter().enumerate() {
             match curated.rows(line, raw) {
                 Ok(rows) => {
                     for (table, row) in rows {
@@ -146,7 +179,7 @@ impl<O: ObjectStore> LakeWriter<O> {
             );
             let data = write_parquet(table, &rows)?;
             report.parquet_bytes += data.len();
-            self.store.put(&file, data, PutCondition::Always).await?;
+            self.store.put(&file, data).await?;
             report.files_written += 1;
             *report.rows.entry(table.name).or_default() += rows.len();
         }
@@ -157,8 +190,8 @@ impl<O: ObjectStore> LakeWriter<O> {
 fn add(
     merges: &mut BTreeMap<String, Pending>, table: &'static Table, row: Row, input: &str,
 ) -> Result<(), LakeError> {
-    let file = file_of(table, &row)?;
-    let pending = merges.entry(file).or_insert_with(|| Pending {
+    let partition = partition_of(table, &row)?;
+    let pending = merges.entry(partition).or_insert_with(|| Pending {
         table,
         rows: Vec::new(),
         inputs: BTreeSet::new(),

@@ -1,14 +1,26 @@
-//! Figures of runs of their own (`tally bench --only soak`, `--only faults`): each is a member of
-//! bench/report.json and a section of BENCHMARKS.md that the full bench keeps as they are, and a
-//! new run of its kind replaces.
+//! Figures of runs of their own (`tally bench --only soak`, `--only faults`, `--only
+//! lake_scaling`): each is a member of bench/report.json and a section of BENCHMARKS.md that the
+//! full bench keeps as they are, and a new run of its kind replaces.
 
 use serde_json::Value;
 
 /// The runs whose figures are kept, by their report member.
-pub const KEPT: [&str; 2] = ["soak", "faults"];
+pub const KEPT: [&str; 5] = [
+    "soak",
+    "faults",
+    "lake_scaling",
+    "lake_query_scans",
+    "lake_day",
+];
 
 fn begin(key: &str) -> String {
-    format!("<!-- {key}: tally bench --only {key} -->")
+    // The lake's three members come from one run.
+    let run = if key.starts_with("lake_") {
+        "lake_scaling"
+    } else {
+        key
+    };
+    format!("<!-- {key}: tally bench --only {run} -->")
 }
 
 fn end(key: &str) -> String {
@@ -69,6 +81,9 @@ pub fn with_section(markdown: &str, key: &str, section: &str) -> String {
 pub fn section(key: &str, figures: &Value) -> String {
     match key {
         "soak" => soak_markdown(figures),
+        "lake_scaling" => lake_scaling_markdown(figures),
+        "lake_query_scans" => lake_query_scans_markdown(figures),
+        "lake_day" => lake_day_markdown(figures),
         _ => faults_markdown(figures),
     }
 }
@@ -193,4 +208,75 @@ mod tests {
             "{r}\n{m}"
         );
     }
+}
+
+fn lake_scaling_markdown(rows: &Value) -> String {
+    let mut table = String::new();
+    for r in rows.as_array().into_iter().flatten() {
+        table.push_str(&format!(
+            "| {} | {} | {} | {:.2} | {:.0} | {} | {:.2} | {} | {:.1} |\n",
+            r["table"].as_str().unwrap_or("?"),
+            r["table_rows"],
+            r["new_rows"],
+            r["seconds"].as_f64().unwrap_or(0.0),
+            r["new_rows"].as_f64().unwrap_or(0.0) / r["seconds"].as_f64().unwrap_or(1.0).max(1e-9),
+            r["files_after"],
+            r["compaction_seconds"].as_f64().unwrap_or(0.0),
+            r["compaction_merges"],
+            r["compaction_mb_read"].as_f64().unwrap_or(0.0),
+        ));
+    }
+    format!(
+        "## The lake as it grows: the same new data into 1, 10 and 30 million rows\n\n\
+         `tally bench --only lake_scaling`: generated app events (seed 002's shape, 8 types) and \
+         Meetup RSVPs, archived as Firehose delivers them and converted by the lake writer in a \
+         folder, then at each size 100,000 more (a minute at seed 003's rate) converted in one \
+         invocation: its seconds, and apart from them the compaction it started. Merge on read (docs/lake.md): a conversion writes its \
+         new rows and reads nothing already there, so its time should not grow with the table.\n\n\
+         | table | rows before | new rows | seconds | new rows/s | files after | compaction s | merges | compaction MB read |\n\
+         |---|---|---|---|---|---|---|---|---|\n{table}"
+    )
+}
+
+fn lake_query_scans_markdown(scans: &Value) -> String {
+    let mut table = String::new();
+    for q in scans.as_array().into_iter().flatten() {
+        let tables: Vec<&str> = q["tables"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .collect();
+        table.push_str(&format!(
+            "| `{}` | {} | {:.1} | {:.1} |\n",
+            q["query"].as_str().unwrap_or("?"),
+            tables.join(", "),
+            q["mb_scanned"].as_f64().unwrap_or(0.0),
+            q["mb_of_its_tables"].as_f64().unwrap_or(0.0),
+        ));
+    }
+    format!(
+        "## What Athena would scan for each query, at the largest size\n\n\
+         From the Parquet footers of the lake above (30 million events, 30 million RSVPs): the \
+         compressed column chunks of the columns each query names (and, through a view, the id \
+         and the columns that choose an id's row), in every partition (no `dt` filter). Athena \
+         bills $5 a TB, at least 10 MB a query.\n\n\
+         | query | tables | MB scanned | MB of those tables |\n|---|---|---|---|\n{table}"
+    )
+}
+
+fn lake_day_markdown(day: &Value) -> String {
+    let mut rows = String::new();
+    if let Some(most) = day["most_files_per_partition"].as_object() {
+        for (table, n) in most {
+            rows.push_str(&format!("| {table} | {n} |\n"));
+        }
+    }
+    format!(
+        "## Files per partition after a day\n\n\
+         {} conversions, one a minute, of {} app events in all: compaction merged {} times, and \
+         no partition ever held more than {} files.\n\n\
+         | table | most files in one partition at the end |\n|---|---|\n{rows}",
+        day["conversions"], day["events"], day["compaction_merges"], day["most_files_ever"]
+    )
 }

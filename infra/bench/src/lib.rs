@@ -6,6 +6,7 @@ pub mod events;
 pub mod functions;
 pub mod kept;
 pub mod lake;
+pub mod lake_scaling;
 pub mod objects;
 pub mod pipeline;
 pub mod profile;

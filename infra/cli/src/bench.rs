@@ -51,6 +51,10 @@ pub enum Section {
     /// The overloaded runs without and with the faults of `--faults` (default: the mix),
     /// written to the report's `faults` key and BENCHMARKS.md.
     Faults,
+    /// The lake at 1, 10 and 30 million events and RSVPs (`--quick`: 0.1 and 0.3 million),
+    /// written to the report's `lake_scaling`, `lake_query_scans` and `lake_day` keys.
+    #[value(name = "lake_scaling")]
+    LakeScaling,
 }
 
 /// The mix `--only faults` measures unless `--faults` says otherwise.
@@ -106,7 +110,10 @@ pub async fn run(args: Args, ctx: &Context) -> Result<()> {
             anyhow::bail!("--seconds is for `--only throughput`, `--only soak` or `--only faults`")
         }
     };
-    if args.only.is_some() && seconds <= 0.0 && !matches!(args.only, Some(Section::Api)) {
+    if args.only.is_some()
+        && seconds <= 0.0
+        && !matches!(args.only, Some(Section::Api | Section::LakeScaling))
+    {
         anyhow::bail!("--seconds must be above 0 (got {seconds})");
     }
     if args.rate.is_some() && !matches!(args.only, Some(Section::Soak)) {
@@ -130,6 +137,21 @@ pub async fn run(args: Args, ctx: &Context) -> Result<()> {
         let figures = serde_json::to_value(&figures)?;
         println!("{}", serde_json::to_string_pretty(&figures)?);
         write_kept("soak", &figures, &report_path, &markdown_path)?;
+        return Ok(());
+    }
+    if let Some(Section::LakeScaling) = args.only {
+        let figures = tally_bench::lake_scaling::lake_scaling(&root, args.quick).await?;
+        for (key, value) in [
+            ("lake_scaling", serde_json::to_value(&figures.conversions)?),
+            (
+                "lake_query_scans",
+                serde_json::to_value(&figures.query_scans)?,
+            ),
+            ("lake_day", serde_json::to_value(&figures.day)?),
+        ] {
+            println!("{key}: {}", serde_json::to_string_pretty(&value)?);
+            write_kept(key, &value, &report_path, &markdown_path)?;
+        }
         return Ok(());
     }
     if let Some(Section::Faults) = args.only {

@@ -118,10 +118,22 @@ impl GlueTable<'_> {
     }
 }
 
-fn curated_yaml(s: &mut String, t: &Table) {
+/// A curated table's Glue tables: the table of its Parquet files, and for a table unique by an id
+/// (whose files may hold an id more than once until compaction) the view of each id once under the
+/// table's own name. Returns their logical ids.
+fn curated_yaml(s: &mut String, t: &Table) -> Vec<String> {
+    let files_name = t.files_name();
+    let description = match &files_name {
+        Some(_) => format!(
+            "The Parquet files of {} as written: an id may have several rows until compaction merges them. Query {} instead.",
+            t.name, t.name
+        ),
+        None => t.description.replace('"', "'"),
+    };
+    let name = files_name.as_deref().unwrap_or(t.name);
     GlueTable {
-        name: t.name,
-        description: t.description.replace('"', "'"),
+        name,
+        description,
         classification: "parquet",
         folder: "lake",
         location: t.name,
@@ -130,7 +142,84 @@ fn curated_yaml(s: &mut String, t: &Table) {
         serde_parameters: Vec::new(),
         columns: t.columns,
     }
-    .yaml(s)
+    .yaml(s);
+    let mut ids = vec![logical_id(name)];
+    if let Some(sql) = t.view_sql() {
+        view_yaml(s, t, &sql);
+        ids.push(logical_id(t.name));
+    }
+    ids
+}
+
+/// A view's columns: the table's, then its partition keys (text), as (name, Glue type, Trino type).
+pub fn view_columns(t: &Table) -> Vec<(String, &'static str, &'static str)> {
+    let mut out: Vec<_> = t
+        .columns
+        .iter()
+        .map(|c| (c.name.to_string(), c.kind.glue(), c.kind.trino()))
+        .collect();
+    out.extend(
+        t.partition_keys()
+            .iter()
+            .map(|k| (k.to_string(), "string", "varchar")),
+    );
+    out
+}
+
+/// The text an Athena view is stored as in Glue (a Trino view: its definition as base64 JSON),
+/// with `${LakeDatabase}` for the database, as `Fn::Sub` resolves it.
+pub fn presto_view_json(t: &Table, sql: &str) -> String {
+    let columns: Vec<serde_json::Value> = view_columns(t)
+        .into_iter()
+        .map(|(name, _, trino)| serde_json::json!({ "name": name, "type": trino }))
+        .collect();
+    serde_json::json!({
+        "originalSql": sql,
+        "catalog": "awsdatacatalog",
+        "schema": "${LakeDatabase}",
+        "columns": columns,
+        "owner": "tally",
+        "runAsInvoker": false,
+        "properties": {},
+    })
+    .to_string()
+}
+
+/// A table unique by an id as an Athena view (Glue `VIRTUAL_VIEW`) of its files table.
+fn view_yaml(s: &mut String, t: &Table, sql: &str) {
+    let _ = writeln!(s, "  {}:", logical_id(t.name));
+    let _ = writeln!(s, "    Type: AWS::Glue::Table");
+    let _ = writeln!(s, "    Properties:");
+    let _ = writeln!(s, "      CatalogId: !Ref AWS::AccountId");
+    let _ = writeln!(s, "      DatabaseName: !Ref LakeDatabase");
+    let _ = writeln!(s, "      TableInput:");
+    let _ = writeln!(s, "        Name: {}", t.name);
+    let _ = writeln!(
+        s,
+        "        Description: \"{}\"",
+        t.description.replace('"', "'")
+    );
+    let _ = writeln!(s, "        TableType: VIRTUAL_VIEW");
+    let _ = writeln!(s, "        Parameters:");
+    let _ = writeln!(s, "          presto_view: \"true\"");
+    let _ = writeln!(s, "          comment: Presto View");
+    let _ = writeln!(s, "        ViewExpandedText: /* Presto View */");
+    let _ = writeln!(s, "        ViewOriginalText: !Join");
+    let _ = writeln!(s, "          - \"\"");
+    let _ = writeln!(s, "          - - \"/* Presto View: \"");
+    let _ = writeln!(
+        s,
+        "            - Fn::Base64: !Sub '{}'",
+        presto_view_json(t, sql).replace('\'', "''")
+    );
+    let _ = writeln!(s, "            - \" */\"");
+    let _ = writeln!(s, "        StorageDescriptor:");
+    let _ = writeln!(s, "          SerdeInfo: {{}}");
+    let _ = writeln!(s, "          Columns:");
+    for (name, glue, _) in view_columns(t) {
+        let _ = writeln!(s, "            - {{ Name: {name}, Type: {glue} }}");
+    }
+    let _ = writeln!(s);
 }
 
 fn raw_yaml(s: &mut String, t: &RawTable) {
@@ -176,8 +265,7 @@ pub fn catalog_blocks(root: &Path) -> std::io::Result<Vec<CatalogBlock>> {
         let mut yaml = String::new();
         let mut logical_ids = Vec::new();
         for t in p.curated_tables() {
-            logical_ids.push(logical_id(t.name));
-            curated_yaml(&mut yaml, t);
+            logical_ids.extend(curated_yaml(&mut yaml, t));
         }
         for t in p.raw_tables() {
             logical_ids.push(logical_id(t.name));
@@ -279,9 +367,17 @@ fn empty_view(name: &str, columns: impl Iterator<Item = (String, &'static str)>)
 /// query of it answers no rows rather than an error.
 pub fn duckdb_views(root: &Path) -> String {
     let mut sql = String::new();
+    // Made after the views of the files they read.
+    let mut unique_views = String::new();
     for t in tables() {
         let dir = root.join("lake").join(t.name);
         let found = files(&dir, ".parquet");
+        // A table unique by an id: the view of each id once over the view of its files.
+        let files_name = t.files_name();
+        let name = files_name.as_deref().unwrap_or(t.name);
+        if let Some(view) = t.view_sql() {
+            let _ = writeln!(unique_views, "CREATE VIEW {} AS {view};", t.name);
+        }
         let partitioned = !t.partition_keys().is_empty();
         let mut columns: Vec<(String, &'static str)> = t
             .columns
@@ -292,7 +388,7 @@ pub fn duckdb_views(root: &Path) -> String {
             columns.push(("dt".into(), "VARCHAR"));
         }
         if found.is_empty() {
-            sql.push_str(&empty_view(t.name, columns.into_iter()));
+            sql.push_str(&empty_view(name, columns.into_iter()));
             continue;
         }
         let list: Vec<String> = found.iter().map(|p| quote(p)).collect();
@@ -308,11 +404,12 @@ pub fn duckdb_views(root: &Path) -> String {
         let _ = writeln!(
             sql,
             "CREATE VIEW {} AS SELECT {} FROM read_parquet([{}], {partitioning}, union_by_name = true);",
-            t.name,
+            name,
             select.join(", "),
             list.join(", "),
         );
     }
+    sql.push_str(&unique_views);
     for t in raw_tables() {
         let dir = root.join("raw").join(t.stream);
         let found = files(&dir, ".gz");

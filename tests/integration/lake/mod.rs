@@ -386,7 +386,36 @@ fn the_glue_catalog_and_named_queries_of_the_template_match_the_code_and_queries
     };
     for t in tally_lake::tables() {
         let keys = t.partition_keys().iter().map(|k| k.to_string()).collect();
-        code.insert(t.name.to_string(), (glue_columns(t.columns), keys));
+        match t.files_name() {
+            // Unique by an id: the table of its files, and under its own name the view of each
+            // id once, whose columns end with the partition keys.
+            Some(files) => {
+                code.insert(files, (glue_columns(t.columns), keys));
+                let view = tally_stack::catalog::view_columns(t)
+                    .into_iter()
+                    .map(|(name, glue, _)| (name, glue.to_string()))
+                    .collect();
+                code.insert(t.name.to_string(), (view, Vec::new()));
+            }
+            None => {
+                code.insert(t.name.to_string(), (glue_columns(t.columns), keys));
+            }
+        }
+    }
+    // Each view's stored definition is the code's query, the one `tally sql` runs locally.
+    for t in tally_lake::tables() {
+        let Some(sql) = t.view_sql() else { continue };
+        let view = template
+            .of_kind("AWS::Glue::Table")
+            .find(|g| g.properties["TableInput"]["Name"] == t.name)
+            .unwrap_or_else(|| panic!("no Glue view {}", t.name));
+        let input = &view.properties["TableInput"];
+        assert_eq!(input["TableType"], "VIRTUAL_VIEW", "{}", t.name);
+        let stored = &input["ViewOriginalText"]["Fn::Join"][1][1]["Fn::Base64"]["Fn::Sub"];
+        let definition: serde_json::Value =
+            serde_json::from_str(stored.as_str().unwrap_or_default()).unwrap();
+        assert_eq!(definition["originalSql"], sql, "{}", t.name);
+        assert_eq!(definition["schema"], "${LakeDatabase}");
     }
     for t in tally_lake::raw_tables() {
         code.insert(

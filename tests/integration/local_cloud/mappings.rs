@@ -409,8 +409,16 @@ async fn streams_get_the_shards_their_mode_gives() {
     // (parameters, shards of most streams, of InteractionsStream)
     for (params, most, interactions) in [
         (&[][..], 1, 3),
-        (&[("StreamShardCount", "2"), ("InteractionsShardCount", "1")][..], 2, 1),
-        (&[("StreamMode", "ON_DEMAND"), ("StreamShardCount", "2")][..], 4, 4),
+        (
+            &[("StreamShardCount", "2"), ("InteractionsShardCount", "1")][..],
+            2,
+            1,
+        ),
+        (
+            &[("StreamMode", "ON_DEMAND"), ("StreamShardCount", "2")][..],
+            4,
+            4,
+        ),
     ] {
         let stack = crate::support::Stack::new(params).await;
         for id in [

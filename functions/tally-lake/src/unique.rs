@@ -1,27 +1,17 @@
-//! Tables unique by an id stay so however often a conversion runs: rows are merged into their
-//! file by reading it, deduplicating, and writing it back only if nobody wrote it since it was read
-//! (S3 conditional writes), the same optimistic concurrency the state store uses for items.
+//! Tables unique by an id, merged on read: a conversion adds a file of its new rows to the row's
+//! partition (named from its inputs, so a conversion run again replaces its file), every reader
+//! keeps one row per id (the table's view on Athena and in `tally sql`; [`deduplicate`] here), and
+//! compaction (`compaction.rs`) merges small files. No conversion reads what is already there, so
+//! its cost is that of its new rows whatever the table holds.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::NaiveDate;
-use tally_engine::ports::{ObjectStore, PutCondition};
+use tally_engine::ports::ObjectStore;
 
-use crate::rows::{read_parquet, write_parquet, Row, Value};
+use crate::rows::{read_parquet, Row, Value};
 use crate::table::{Keep, Layout, Table};
 use crate::LakeError;
-
-/// How often a merge is tried before it is given up (and its inputs retried later).
-const MAX_ATTEMPTS: usize = 8;
-
-/// What a merge did to its file.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Merged {
-    /// The file already held every row: nothing written.
-    Unchanged,
-    /// Written with this many rows.
-    Written(usize),
-}
 
 fn fnv1a(s: &str) -> u64 {
     s.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
@@ -50,57 +40,77 @@ fn key_text(v: &Value) -> String {
     }
 }
 
-/// The file a row of a merged table belongs in.
-pub fn file_of(table: &Table, row: &Row) -> Result<String, LakeError> {
-    let value = |column: &str| {
-        table
-            .column(column)
-            .and_then(|i| row.get(i))
-            .ok_or_else(|| LakeError::Schema(format!("{} has no column {column}", table.name)))
-    };
+/// The folder (partition) a row of a unique table is filed in: `lake/<table>/dt=<day>/` for a
+/// table unique by day, `lake/<table>/` for one unique across the table.
+pub fn partition_of(table: &Table, row: &Row) -> Result<String, LakeError> {
     match table.layout {
-        Layout::MergedByDay { day, .. } => match value(day)? {
-            Value::Timestamp(t) => Ok(day_file(table, t.date_naive())),
+        Layout::UniqueByDay { day, .. } => match table.column(day).and_then(|i| row.get(i)) {
+            Some(Value::Timestamp(t)) => Ok(day_partition(table, t.date_naive())),
             other => Err(LakeError::Schema(format!(
                 "{}.{day} must be a timestamp to file the row by day, not {other:?}",
                 table.name
             ))),
         },
-        Layout::MergedByHash { id, files, .. } => {
-            let id = id
-                .iter()
-                .map(|c| value(c).map(key_text))
-                .collect::<Result<Vec<_>, _>>()?
-                .join(ID_SEPARATOR);
-            Ok(format!(
-                "{}part-{:02}.parquet",
-                table.prefix(),
-                fnv1a(&id) % u64::from(files.max(1))
-            ))
-        }
+        Layout::Unique { .. } => Ok(table.prefix()),
         Layout::PerRawObject | Layout::Replaced => Err(LakeError::Schema(format!(
-            "{} is not a merged table",
+            "{} is not unique by an id",
             table.name
         ))),
     }
 }
 
-/// Every file a table merged by hash can have.
-pub fn hash_files(table: &Table) -> Vec<String> {
-    match table.layout {
-        Layout::MergedByHash { files, .. } => (0..u64::from(files.max(1)))
-            .map(|n| format!("{}part-{n:02}.parquet", table.prefix()))
-            .collect(),
-        _ => Vec::new(),
-    }
+fn day_partition(table: &Table, dt: NaiveDate) -> String {
+    format!("{}dt={}/", table.prefix(), dt.format("%Y-%m-%d"))
 }
 
-fn day_file(table: &Table, dt: NaiveDate) -> String {
-    format!(
-        "{}dt={}/part.parquet",
-        table.prefix(),
-        dt.format("%Y-%m-%d")
-    )
+/// The file of a conversion's new rows in `partition`, named from the inputs they came from: a
+/// conversion of the same inputs again writes the same file.
+pub fn new_file(partition: &str, inputs: &BTreeSet<String>) -> String {
+    let names: Vec<&str> = inputs.iter().map(String::as_str).collect();
+    format!("{partition}in-{:016x}.parquet", fnv1a(&names.join("\n")))
+}
+
+/// A name made from other names (of a compaction's inputs): the same inputs, the same name.
+pub fn name_hash(names: &[&str]) -> String {
+    format!("{:016x}", fnv1a(&names.join("\n")))
+}
+
+/// The Parquet files of a table's partition (not of the partitions below it).
+pub async fn partition_files<O: ObjectStore>(
+    store: &O, partition: &str,
+) -> Result<Vec<tally_engine::ports::ListedObject>, LakeError> {
+    Ok(store
+        .list(partition)
+        .await?
+        .into_iter()
+        .filter(|o| {
+            let rest = &o.key[partition.len()..];
+            !rest.contains('/') && rest.ends_with(".parquet")
+        })
+        .collect())
+}
+
+/// Every row of a unique table as its view shows it: each id once (within its partition).
+pub async fn read_unique<O: ObjectStore>(store: &O, table: &Table) -> Result<Vec<Row>, LakeError> {
+    let mut by_partition: BTreeMap<String, Vec<Row>> = BTreeMap::new();
+    for object in store.list(&table.prefix()).await? {
+        if !object.key.ends_with(".parquet") {
+            continue;
+        }
+        let partition = object.key[..object.key.rfind('/').map_or(0, |i| i + 1)].to_string();
+        let Some(file) = store.get(&object.key).await? else {
+            continue;
+        };
+        by_partition
+            .entry(partition)
+            .or_default()
+            .extend(read_parquet(table, file)?);
+    }
+    let mut out = Vec::new();
+    for rows in by_partition.into_values() {
+        out.extend(deduplicate(table, rows)?);
+    }
+    Ok(out)
 }
 
 /// Rows unique by the table's id, in id order; of two with one id, the one `keep` prefers (the
@@ -108,9 +118,8 @@ fn day_file(table: &Table, dt: NaiveDate) -> String {
 pub fn deduplicate(
     table: &Table, rows: impl IntoIterator<Item = Row>,
 ) -> Result<Vec<Row>, LakeError> {
-    let (id, keep) = match table.layout {
-        Layout::MergedByDay { id, keep, .. } | Layout::MergedByHash { id, keep, .. } => (id, keep),
-        Layout::PerRawObject | Layout::Replaced => return Ok(rows.into_iter().collect()),
+    let Some((id, keep)) = table.layout.unique() else {
+        return Ok(rows.into_iter().collect());
     };
     let column = |name: &str| {
         table
@@ -199,28 +208,4 @@ fn latest_sets(
         }
     }
     unique.into_values().collect()
-}
-
-/// Merges `rows` into the file `key` of `table`.
-pub async fn merge_into<O: ObjectStore>(
-    store: &O, table: &Table, key: &str, rows: &[Row],
-) -> Result<Merged, LakeError> {
-    for _ in 0..MAX_ATTEMPTS {
-        let (existing, condition) = match store.get(key).await? {
-            Some(o) => (
-                read_parquet(table, o.data)?,
-                PutCondition::IfUnchanged(o.etag),
-            ),
-            None => (Vec::new(), PutCondition::IfAbsent),
-        };
-        let merged = deduplicate(table, existing.iter().cloned().chain(rows.iter().cloned()))?;
-        if merged == existing {
-            return Ok(Merged::Unchanged);
-        }
-        let data = write_parquet(table, &merged)?;
-        if store.put(key, data, condition).await? {
-            return Ok(Merged::Written(merged.len()));
-        }
-    }
-    Err(LakeError::Contended(key.to_string()))
 }

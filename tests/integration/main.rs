@@ -10,6 +10,7 @@ mod faults;
 mod gender;
 mod lake;
 mod local_cloud;
+mod replay;
 mod rsvp;
 mod rules;
 mod support;

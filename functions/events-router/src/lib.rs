@@ -7,56 +7,14 @@
 //! Firehose keeps it under `errors/events/processing-failed/` and no raw table ever sees it. Its
 //! typed bad row comes from the live metrics' dead letter of the same record (one row per record).
 
-use base64::Engine as _;
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
 use tally_aws::{DynamoSealKeys, Env, SdkConfig};
 use tally_engine::{PortError, SequenceNumber, StreamRecord};
 use tally_events::{EventDecoder, SealKeys, Seals};
 
-#[derive(Debug, Clone, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct TransformationRecord {
-    pub record_id: String,
-    /// When Kinesis took the record, epoch milliseconds.
-    #[serde(default)]
-    pub approximate_arrival_timestamp: Option<i64>,
-    /// The record's bytes, base64.
-    pub data: String,
-}
-
-/// What Firehose sends a transformation Lambda (fields the router does not need are ignored).
-#[derive(Debug, Clone, Deserialize)]
-pub struct TransformationEvent {
-    pub records: Vec<TransformationRecord>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct PartitionKeys {
-    pub event_type: String,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Metadata {
-    #[serde(rename = "partitionKeys")]
-    pub partition_keys: PartitionKeys,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct TransformedRecord {
-    pub record_id: String,
-    /// `Ok` or `ProcessingFailed`.
-    pub result: &'static str,
-    pub data: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub metadata: Option<Metadata>,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct TransformationResponse {
-    pub records: Vec<TransformedRecord>,
-}
+pub use tally_aws::firehose_transform::{
+    Metadata, TransformationEvent, TransformationRecord, TransformationResponse, TransformedRecord,
+};
 
 pub struct EventsRouter<K> {
     pub decoder: EventDecoder,
@@ -87,41 +45,45 @@ impl<K: SealKeys> EventsRouter<K> {
         let no_sequence = SequenceNumber::parse("0").expect("0 is a sequence number");
         let records = event
             .records
-            .into_iter()
+            .iter()
             .map(|r| {
-                let record = base64::engine::general_purpose::STANDARD
-                    .decode(&r.data)
-                    .ok()
-                    .map(|data| StreamRecord {
-                        shard_id: String::new(),
-                        sequence_number: no_sequence.clone(),
-                        partition_key: String::new(),
-                        data,
-                        arrival: r
-                            .approximate_arrival_timestamp
-                            .and_then(DateTime::from_timestamp_millis)
-                            .unwrap_or(now),
-                    });
+                let origin = r.origin();
+                let record = r.bytes().map(|data| StreamRecord {
+                    shard_id: origin
+                        .as_ref()
+                        .map(|o| o.shard_id.clone())
+                        .unwrap_or_default(),
+                    sequence_number: origin
+                        .as_ref()
+                        .and_then(|o| SequenceNumber::parse(&o.sequence_number).ok())
+                        .unwrap_or_else(|| no_sequence.clone()),
+                    partition_key: origin
+                        .as_ref()
+                        .map(|o| o.partition_key.clone())
+                        .unwrap_or_default(),
+                    data,
+                    arrival: r
+                        .approximate_arrival_timestamp
+                        .and_then(DateTime::from_timestamp_millis)
+                        .unwrap_or(now),
+                });
                 let trusted = record
                     .and_then(|record| self.decoder.decode_record(&record, &seal).ok())
                     .and_then(|(event, obj)| {
                         Some((event.event_type, serde_json::to_vec(&obj).ok()?))
                     });
                 match trusted {
-                    Some((event_type, data)) => TransformedRecord {
-                        record_id: r.record_id,
-                        result: "Ok",
-                        data: base64::engine::general_purpose::STANDARD.encode(data),
-                        metadata: Some(Metadata {
-                            partition_keys: PartitionKeys { event_type },
+                    // Archived with its origin and the record as put (sealed), for replay.
+                    Some((event_type, data)) => r.archive(
+                        &data,
+                        Some(Metadata {
+                            partition_keys: serde_json::Map::from_iter([(
+                                "event_type".to_string(),
+                                event_type.into(),
+                            )]),
                         }),
-                    },
-                    None => TransformedRecord {
-                        record_id: r.record_id,
-                        result: "ProcessingFailed",
-                        data: r.data,
-                        metadata: None,
-                    },
+                    ),
+                    None => r.failed(),
                 }
             })
             .collect();
@@ -133,6 +95,7 @@ impl<K: SealKeys> EventsRouter<K> {
 mod tests {
     use super::*;
 
+    use base64::Engine as _;
     use serde_json::{json, Value};
     use tally_events::{IngestSeal, DIRECT_APP};
 
@@ -144,6 +107,7 @@ mod tests {
             record_id: id.into(),
             approximate_arrival_timestamp: Some(ARRIVAL_MS),
             data: base64::engine::general_purpose::STANDARD.encode(data),
+            kinesis_record_metadata: None,
         }
     }
 
@@ -154,6 +118,38 @@ mod tests {
                 .unwrap(),
         )
         .unwrap()
+    }
+
+    /// From a Kinesis source, the archived line keeps the record's shard, sequence number and
+    /// the record as put (the router changed it), for replay.
+    #[tokio::test]
+    async fn an_archived_event_keeps_where_it_came_from_and_what_was_put() {
+        let put = r#"{"event_id":"e1","event_type":"clip_play","client_time":"2026-11-22T10:00:00Z","device":{"id":"d1"},"attributes":{"clip_id":"c1"}}"#;
+        let mut r = record("1", put);
+        r.kinesis_record_metadata = Some(tally_aws::firehose_transform::KinesisRecordMetadata {
+            shard_id: "shardId-000000000001".into(),
+            partition_key: "d1".into(),
+            sequence_number: "49590338271490256608559692538361571095921575989136588898".into(),
+            approximate_arrival_timestamp: ARRIVAL_MS,
+        });
+        let out = EventsRouter::new(KEY.to_vec())
+            .transform(TransformationEvent { records: vec![r] }, Utc::now())
+            .await
+            .unwrap();
+        let line = base64::engine::general_purpose::STANDARD
+            .decode(&out.records[0].data)
+            .unwrap();
+        let (origin, archived) = tally_engine::archive::unstamp(&line);
+        let origin = origin.expect("stamped");
+        assert_eq!(origin.shard_id, "shardId-000000000001");
+        assert_eq!(origin.record_data(&archived), put.as_bytes());
+        let v: Value = serde_json::from_slice(&archived).unwrap();
+        assert_eq!(v["app_id"], DIRECT_APP);
+        let raw: Value = serde_json::from_slice(&line).unwrap();
+        assert_eq!(
+            raw["event_id"], "e1",
+            "the raw table still reads its columns"
+        );
     }
 
     #[tokio::test]
@@ -184,7 +180,7 @@ mod tests {
                     r.result,
                     r.metadata
                         .as_ref()
-                        .map(|m| m.partition_keys.event_type.as_str()),
+                        .and_then(|m| m.partition_keys["event_type"].as_str()),
                 )
             })
             .collect();

@@ -7,6 +7,7 @@ pub mod apps_table;
 pub mod config;
 pub mod dead_letters;
 pub mod errors;
+pub mod firehose_transform;
 #[cfg(feature = "http")]
 pub mod http;
 pub mod kinesis_event;

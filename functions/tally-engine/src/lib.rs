@@ -9,6 +9,7 @@
 //! the report that becomes metrics and the partial batch response. The outside world is reached
 //! through the small traits of [`ports`]; the AWS adapters live in `tally-aws`.
 
+pub mod archive;
 pub mod consumer;
 pub mod dead_letters;
 pub mod engine;

@@ -7,7 +7,7 @@ use serde::Deserialize;
 use tally_engine::Rejection;
 
 use crate::columns;
-use crate::raw::RawObject;
+use crate::raw::{RawLine, RawObject};
 use crate::rows::{Row, Value};
 use crate::table::{Keep, Layout, PipelineTables, Table};
 use crate::LakeError;
@@ -61,15 +61,20 @@ pub fn dead_letter_row(key: &str, object: &[u8]) -> Result<Row, LakeError> {
 
 /// A raw line the lake could not convert, as a row: `source` is `lake:<stream>`, the id its
 /// object and line (from 1).
-pub fn raw_line_row(raw: &RawObject, line_number: usize, line: &[u8], why: &Rejection) -> Row {
+pub fn raw_line_row(raw: &RawObject, line_number: usize, line: &RawLine, why: &Rejection) -> Row {
+    let origin = |field: fn(&tally_engine::archive::Origin) -> &String| {
+        line.origin
+            .as_ref()
+            .map_or(Value::Null, |o| Value::Str(field(o).clone()))
+    };
     vec![
         Value::Str(format!("lake:{}", raw.stream)),
         Value::str(why.code()),
         Value::Str(why.to_string()),
-        Value::Str(text(line)),
+        Value::Str(text(&line.data)),
         Value::Str(format!("{}#{line_number}", raw.key)),
-        Value::Null,
-        Value::Null,
+        origin(|o| &o.shard_id),
+        origin(|o| &o.sequence_number),
         Value::Timestamp(raw.delivered),
     ]
 }

@@ -4,12 +4,12 @@
 //! and, when it names one, of `dim_app`.
 //!
 //! - `fact_events` and `event_<type>` are unique by (`app_id`, `event_id`) (the earliest
-//!   `server_time` wins), in one file per UTC day of `client_time`: an SDK's retry repeats its
-//!   event exactly, so every copy of an id meets the others in one file, and analysts ask by the
-//!   day the event happened. The router wrote `app_id` and `server_time` only for sealed events
+//!   `server_time` wins), in partitions by UTC day of `client_time`: an SDK's retry repeats its
+//!   event exactly, so every copy of an id meets the others in one partition, and analysts ask by
+//!   the day the event happened. The router wrote `app_id` and `server_time` only for sealed events
 //!   (`tally_events::seal`): an event put directly is the app `direct`'s, so it can
 //!   neither replace nor hide a registered app's event of the same id.
-//! - `dim_device` is unique by `device_id`, merged by hash: the attributes of its latest event
+//! - `dim_device` is unique by `device_id`: the attributes of its latest event
 //!   (by `client_time`, the device's own timeline), seen first and last then.
 //! - `dim_app` is unique by `app_id`: the name `/collect` stamped on its latest event.
 //!

@@ -88,8 +88,16 @@ fn firehose_time(stem: &str) -> Option<DateTime<Utc>> {
         .map(|t| t.and_utc())
 }
 
+/// A line of a raw object: the record as archived, and where it came from when the archive kept
+/// that (`tally_engine::archive`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RawLine {
+    pub data: Vec<u8>,
+    pub origin: Option<tally_engine::archive::Origin>,
+}
+
 /// The lines of a raw object (gunzipped when its key ends in `.gz`), without the last empty one.
-pub fn lines(key: &str, data: &[u8]) -> Result<Vec<Vec<u8>>, LakeError> {
+pub fn lines(key: &str, data: &[u8]) -> Result<Vec<RawLine>, LakeError> {
     let text = if key.ends_with(".gz") {
         let mut out = Vec::new();
         flate2::read::MultiGzDecoder::new(data)
@@ -99,11 +107,20 @@ pub fn lines(key: &str, data: &[u8]) -> Result<Vec<Vec<u8>>, LakeError> {
     } else {
         data.to_vec()
     };
-    let mut lines: Vec<Vec<u8>> = text.split(|b| *b == b'\n').map(<[u8]>::to_vec).collect();
-    if lines.last().is_some_and(Vec::is_empty) {
+    let mut lines: Vec<&[u8]> = text.split(|b| *b == b'\n').collect();
+    if lines.last().is_some_and(|l| l.is_empty()) {
         lines.pop();
     }
-    Ok(lines)
+    Ok(lines
+        .into_iter()
+        .map(|line| {
+            let (origin, data) = tally_engine::archive::unstamp(line);
+            RawLine {
+                data: data.into_owned(),
+                origin,
+            }
+        })
+        .collect())
 }
 
 #[cfg(test)]
@@ -159,7 +176,11 @@ mod tests {
         let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
         gz.write_all(b"{\"a\":1}\n\nnot json\n").unwrap();
         let data = gz.finish().unwrap();
-        let got = lines("raw/x/dt=2026-11-22/f.gz", &data).unwrap();
+        let got: Vec<Vec<u8>> = lines("raw/x/dt=2026-11-22/f.gz", &data)
+            .unwrap()
+            .into_iter()
+            .map(|l| l.data)
+            .collect();
         assert_eq!(
             got,
             vec![b"{\"a\":1}".to_vec(), vec![], b"not json".to_vec()]

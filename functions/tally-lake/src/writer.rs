@@ -143,7 +143,7 @@ impl<O: ObjectStore> LakeWriter<O> {
         report.raw_bytes += object.len();
         let mut tables: BTreeMap<&'static str, (&'static Table, Vec<Row>)> = BTreeMap::new();
         for (i, line) in lines(&raw.key, &object)?.iter().enumerate() {
-            match curated.rows(line, raw) {
+            match curated.rows(&line.data, raw) {
                 Ok(rows) => {
                     for (table, row) in rows {
                         tables

@@ -613,8 +613,8 @@ fn rsvp(f: &super::rsvp::RsvpFigures) -> String {
          one shard, so one instance of the function at a time (as on AWS, where each shard gets \
          its own) against DynamoDB Local (see the emulators' capacity in section 2 and the \
          function's warm time in section 4): the sustained rate here is bounded by those. The conversion is the \
-         lake writer's, into a folder on local disk, release build: RSVP lines into the seven tables, every table \
-         merged by a hash of its id.\n"
+         lake writer's, into a folder on local disk, release build: RSVP lines into the seven tables, each a new file \
+         of the conversion's rows (merge on read) and the compaction it starts.\n"
     );
     let _ = writeln!(s, "| figure | value |");
     let _ = writeln!(s, "|---|---|");

@@ -10,6 +10,7 @@ pub mod demo;
 pub mod gen;
 pub mod invoke;
 pub mod put;
+pub mod replay;
 pub mod serve_rsvps;
 pub mod smoke;
 pub mod sql;
@@ -80,6 +81,9 @@ pub enum Command {
     Catalog(catalog::Args),
     /// Cluster the lake's groups by their topics into group_clusters (Jaccard, average linkage).
     Clusters(clusters::Args),
+    /// Deliver a stream's archived records to its consumers again, as Lambda did (same shards and
+    /// sequence numbers: what a consumer applied stays applied once).
+    Replay(replay::Args),
     /// Measure every figure of BENCHMARKS.md on the local cloud (`make bench` builds and runs it).
     Bench(bench::Args),
     /// Check a running stack end to end, local or deployed (--aws): one line per check.

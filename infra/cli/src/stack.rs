@@ -55,6 +55,8 @@ impl Target {
 #[derive(Debug, Clone, Default)]
 pub struct DeployedStack {
     pub name: String,
+    /// The root stack's ARN (its partition, region and account are every resource's).
+    pub stack_id: String,
     /// Logical id -> (resource type, physical id).
     pub resources: BTreeMap<String, (String, String)>,
     pub outputs: BTreeMap<String, String>,
@@ -95,8 +97,15 @@ impl DeployedStack {
                     .collect()
             })
             .unwrap_or_default();
+        let stack_id = root
+            .stacks()
+            .first()
+            .and_then(|s| s.stack_id())
+            .unwrap_or_default()
+            .to_string();
         let mut stack = DeployedStack {
             name: name.to_string(),
+            stack_id,
             resources: BTreeMap::new(),
             outputs,
         };
@@ -130,6 +139,20 @@ impl DeployedStack {
             }
         }
         Ok(stack)
+    }
+
+    /// The ARN of a resource of the stack's account and region: `arn("kinesis",
+    /// "stream/NAME")`.
+    pub fn arn(&self, service: &str, resource: &str) -> String {
+        let mut parts = self.stack_id.split(':').skip(1);
+        let (partition, _, region, account) =
+            (parts.next(), parts.next(), parts.next(), parts.next());
+        format!(
+            "arn:{}:{service}:{}:{}:{resource}",
+            partition.unwrap_or("aws"),
+            region.unwrap_or_default(),
+            account.unwrap_or_default()
+        )
     }
 
     /// The physical id of `logical_id`, which must be of type `kind`.

@@ -372,6 +372,17 @@ impl LocalCloud {
             deliveries: deliveries.clone(),
         });
         router.set_control(activity.clone());
+        router.invoke_with(
+            functions
+                .iter()
+                .flat_map(|(id, host)| {
+                    [
+                        (id.clone(), host.clone()),
+                        (template.physical_name(id), host.clone()),
+                    ]
+                })
+                .collect(),
+        );
 
         // Faults from here on: provisioning is not what they test.
         opts.faults.arm();

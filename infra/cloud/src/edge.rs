@@ -75,6 +75,8 @@ pub struct EdgeRouter {
     stacks: Mutex<Option<Arc<Stacks>>>,
     /// The lake's SQL, for Athena's calls.
     athena: Mutex<Option<Arc<LocalAthena>>>,
+    /// The running functions by logical id and physical name, for Lambda's `Invoke`.
+    functions: Mutex<BTreeMap<String, Arc<crate::lambda::FunctionHost>>>,
 }
 
 /// The answer of a service the edge answers itself (CloudFormation, Athena).
@@ -372,7 +374,53 @@ impl EdgeRouter {
             authorizer: Mutex::new(None),
             stacks: Mutex::new(None),
             athena: Mutex::new(None),
+            functions: Mutex::new(BTreeMap::new()),
         })
+    }
+
+    /// From now on, Lambda's `Invoke` reaches these functions (by every name they have).
+    pub fn invoke_with(&self, functions: BTreeMap<String, Arc<crate::lambda::FunctionHost>>) {
+        self.functions.lock().unwrap().extend(functions);
+    }
+
+    /// Lambda's `Invoke` (`POST /2015-03-31/functions/{name}/invocations`, request-response): the
+    /// function's answer, or its error with `X-Amz-Function-Error` as Lambda reports one.
+    async fn invoke(&self, path: &str, payload: &[u8]) -> Response<Body> {
+        let name = path
+            .strip_prefix("/2015-03-31/functions/")
+            .and_then(|p| p.strip_suffix("/invocations"))
+            .map(|n| n.replace("%3A", ":"))
+            .unwrap_or_default();
+        // A name, or an ARN (`arn:aws:lambda:REGION:ACCOUNT:function:NAME`).
+        let name = name.rsplit(':').next().unwrap_or_default().to_string();
+        let host = self.functions.lock().unwrap().get(&name).cloned();
+        let Some(host) = host else {
+            return Response::builder()
+                .status(StatusCode::NOT_FOUND)
+                .header("x-amzn-errortype", "ResourceNotFoundException")
+                .header("content-type", "application/json")
+                .body(crate::http::full(
+                    serde_json::json!({"Type": "User", "Message": format!("Function not found: {name}")})
+                        .to_string(),
+                ))
+                .expect("a valid response");
+        };
+        match host.invoke(payload.to_vec()).await {
+            Ok(body) => Response::builder()
+                .status(StatusCode::OK)
+                .header("x-amz-executed-version", "$LATEST")
+                .body(crate::http::full(body))
+                .expect("a valid response"),
+            Err(e) => Response::builder()
+                .status(StatusCode::OK)
+                .header("x-amz-function-error", "Unhandled")
+                .header("content-type", "application/json")
+                .body(crate::http::full(
+                    serde_json::json!({"errorType": "Runtime.Error", "errorMessage": e.to_string()})
+                        .to_string(),
+                ))
+                .expect("a valid response"),
+        }
     }
 
     /// From now on, Athena's calls are answered with this lake.
@@ -475,7 +523,8 @@ impl EdgeRouter {
         let athena = (service == "athena")
             .then(|| self.athena.lock().unwrap().clone())
             .flatten();
-        let answered_here = stacks.is_some() || athena.is_some();
+        let lambda = service == "lambda" && parts.uri.path().starts_with("/2015-03-31/functions/");
+        let answered_here = stacks.is_some() || athena.is_some() || lambda;
         let bytes = if writes_records || answered_here || (role.is_some() && service != "s3") {
             match body.collect().await {
                 Ok(b) => Ok(b.to_bytes()),
@@ -504,6 +553,10 @@ impl EdgeRouter {
                 .unwrap_or_default();
             let (status, json) = athena.answer(target, body).await;
             return Ok(answer_from_edge(status, "application/x-amz-json-1.1", json));
+        }
+        if let (true, Ok(payload)) = (lambda, &bytes) {
+            *self.counts.lock().unwrap().entry(operation).or_default() += 1;
+            return Ok(self.invoke(parts.uri.path(), payload).await);
         }
         if let (Some(stacks), Ok(form)) = (&stacks, &bytes) {
             *self.counts.lock().unwrap().entry(operation).or_default() += 1;

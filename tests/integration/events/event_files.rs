@@ -117,5 +117,5 @@ async fn the_router_on_its_event_file_partitions_the_valid_event_and_fails_the_r
     let results: Vec<&str> = out.records.iter().map(|r| r.result).collect();
     assert_eq!(results, ["Ok", "ProcessingFailed", "ProcessingFailed"]);
     let keys = out.records[0].metadata.as_ref().unwrap();
-    assert_eq!(keys.partition_keys.event_type, "screen_view");
+    assert_eq!(keys.partition_keys["event_type"], "screen_view");
 }

@@ -32,6 +32,10 @@ use tally_stack::template::scalar_string;
 struct Item {
     data: Vec<u8>,
     arrival: DateTime<Utc>,
+    /// Where in the source stream it was: what a transformation sees as `kinesisRecordMetadata`.
+    shard_id: String,
+    sequence_number: String,
+    partition_key: String,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -243,6 +247,9 @@ impl Delivery {
                             .send(Item {
                                 data: r.data,
                                 arrival,
+                                shard_id: r.shard_id,
+                                sequence_number: r.sequence_number,
+                                partition_key: r.partition_key,
                             })
                             .await
                             .is_err()
@@ -290,7 +297,7 @@ impl Delivery {
         let mut objects: BTreeMap<String, Vec<u8>> = BTreeMap::new();
         let mut failed: Vec<(Vec<u8>, String)> = Vec::new();
         let processed = self.process(items).await;
-        for (data, arrival, keys, error) in processed {
+        for (data, arrival, keys, error, _) in processed {
             match error {
                 Some(kind) => failed.push((data, kind)),
                 None => match evaluate_prefix(&self.spec.prefix, arrival, &keys, None) {
@@ -325,7 +332,7 @@ impl Delivery {
         }
     }
 
-    /// Runs the processors; returns (data, arrival, partition keys, error type).
+    /// Runs the processors; returns (data, arrival, partition keys, error type, index in `items`).
     async fn process(
         &self, items: Vec<Item>,
     ) -> Vec<(
@@ -333,10 +340,25 @@ impl Delivery {
         DateTime<Utc>,
         BTreeMap<String, String>,
         Option<String>,
+        usize,
     )> {
+        // Each record's place in the source stream, as Firehose shows it to a transformation.
+        let origins: Vec<Json> = items
+            .iter()
+            .map(|i| {
+                serde_json::json!({
+                    "shardId": i.shard_id,
+                    "partitionKey": i.partition_key,
+                    "sequenceNumber": i.sequence_number,
+                    "subsequenceNumber": 0,
+                    "approximateArrivalTimestamp": i.arrival.timestamp_millis(),
+                })
+            })
+            .collect();
         let mut out: Vec<_> = items
             .into_iter()
-            .map(|i| (i.data, i.arrival, BTreeMap::new(), None))
+            .enumerate()
+            .map(|(n, i)| (i.data, i.arrival, BTreeMap::new(), None, n))
             .collect();
         for p in &self.spec.processors {
             match p {
@@ -353,18 +375,18 @@ impl Delivery {
                         ));
                         out = out
                             .into_iter()
-                            .map(|(d, t, k, _)| (d, t, k, Some("processing-failed".into())))
+                            .map(|(d, t, k, _, n)| (d, t, k, Some("processing-failed".into()), n))
                             .collect();
                         continue;
                     };
                     let records: Vec<Json> = out
                         .iter()
                         .enumerate()
-                        .map(|(i, (d, t, ..))| {
-                            serde_json::json!({"recordId": i.to_string(), "approximateArrivalTimestamp": t.timestamp_millis(), "data": base64::engine::general_purpose::STANDARD.encode(d)})
+                        .map(|(i, (d, t, _, _, n))| {
+                            serde_json::json!({"recordId": i.to_string(), "approximateArrivalTimestamp": t.timestamp_millis(), "data": base64::engine::general_purpose::STANDARD.encode(d), "kinesisRecordMetadata": origins[*n]})
                         })
                         .collect();
-                    let event = serde_json::json!({"invocationId": uuid::Uuid::new_v4().to_string(), "deliveryStreamArn": format!("arn:aws:firehose:{}:{}:deliverystream/{}", tally_stack::template::REGION, tally_stack::template::ACCOUNT, self.spec.name), "region": tally_stack::template::REGION, "records": records});
+                    let event = serde_json::json!({"invocationId": uuid::Uuid::new_v4().to_string(), "deliveryStreamArn": format!("arn:aws:firehose:{}:{}:deliverystream/{}", tally_stack::template::REGION, tally_stack::template::ACCOUNT, self.spec.name), "sourceKinesisStreamArn": format!("arn:aws:kinesis:{}:{}:stream/{}", tally_stack::template::REGION, tally_stack::template::ACCOUNT, self.spec.stream_name), "region": tally_stack::template::REGION, "records": records});
                     let event = serde_json::to_vec(&event).unwrap_or_default();
                     let mut response = host.invoke(event.clone()).await;
                     for attempt in 1..TRANSFORM_ATTEMPTS {
@@ -384,7 +406,7 @@ impl Delivery {
                         .map(|r| (r["recordId"].as_str().unwrap_or_default().to_string(), r))
                         .collect();
                     let mut kept = Vec::new();
-                    for (i, (data, t, mut keys, err)) in out.into_iter().enumerate() {
+                    for (i, (data, t, mut keys, err, n)) in out.into_iter().enumerate() {
                         match results.get(&i.to_string()) {
                             Some(r) if r["result"] == "Ok" => {
                                 let data = base64::engine::general_purpose::STANDARD
@@ -397,10 +419,10 @@ impl Delivery {
                                 {
                                     keys.insert(k.clone(), scalar_string(v));
                                 }
-                                kept.push((data, t, keys, err));
+                                kept.push((data, t, keys, err, n));
                             }
                             Some(r) if r["result"] == "Dropped" => {}
-                            _ => kept.push((data, t, keys, Some("processing-failed".into()))),
+                            _ => kept.push((data, t, keys, Some("processing-failed".into()), n)),
                         }
                     }
                     out = kept;
@@ -492,6 +514,9 @@ mod tests {
         let item = Item {
             data: b"{}".to_vec(),
             arrival: Utc::now(),
+            shard_id: "shardId-000000000000".into(),
+            sequence_number: "1".into(),
+            partition_key: "k".into(),
         };
         let processed = delivery.process(vec![item]).await;
         assert_eq!(processed[0].3.as_deref(), Some("processing-failed"));

@@ -1,5 +1,6 @@
-//! `tally replay`: the archive delivered again to the consumers, with the records' original shard
-//! ids and sequence numbers (kept by the archive's transformation), on a local cloud of its own.
+//! `tally replay` and `tally redrive`: the archive (or the stream) delivered again to the
+//! consumers, with the records' original shard ids and sequence numbers (kept by the archive's
+//! transformation), on a local cloud of its own.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -203,5 +204,76 @@ async fn replaying_the_archive_changes_nothing_and_refills_a_consumer_that_lost_
         "the models' state made again from the archive (before, after): {:#?}",
         changed.get("GenderStateTable")
     );
+
+    // A batch that failed until its mapping gave up (described on StreamFailureQueue as Lambda
+    // describes it), of a rule that never applied it: redriven after the fix, it counts once,
+    // and a second redrive finds nothing.
+    let rules = cloud.template.physical_name("RuleStateTable");
+    for item in cloud
+        .clients
+        .dynamodb
+        .scan()
+        .table_name(&rules)
+        .send()
+        .await
+        .unwrap()
+        .items()
+    {
+        if item["pk"].as_s().unwrap().starts_with("paid_user#") {
+            let key = std::collections::HashMap::from([("pk".to_string(), item["pk"].clone())]);
+            cloud
+                .clients
+                .dynamodb
+                .delete_item()
+                .table_name(&rules)
+                .set_key(Some(key))
+                .send()
+                .await
+                .unwrap();
+        }
+    }
+    // A rule that never applied the batch has no instance that remembers its keys as finished.
+    cloud.functions["PaidUserFunction"].recycle().await;
+    let stream = cloud.template.physical_name("InteractionsStream");
+    let stored = tally_cloud::kinesis::read_stream(&cloud.clients.kinesis, &stream)
+        .await
+        .unwrap();
+    let shard = stored[0].shard_id.clone();
+    let batch: Vec<_> = stored.into_iter().filter(|r| r.shard_id == shard).collect();
+    assert_eq!(
+        batch.len(),
+        25,
+        "the demo's interactions share one user, so one shard"
+    );
+    let message = tally_cloud::esm::destination::Failure {
+        function_arn: &cloud.template.arn("PaidUserFunction").unwrap(),
+        stream_arn: &cloud.template.arn("InteractionsStream").unwrap(),
+        condition: "RetryAttemptsExhausted",
+        invokes: 3,
+        error: None,
+    }
+    .message(&batch);
+    let queue = cloud
+        .template
+        .queue_url("StreamFailureQueue", &cloud.edge_url);
+    cloud
+        .clients
+        .sqs
+        .send_message()
+        .queue_url(&queue)
+        .message_body(message.to_string())
+        .send()
+        .await
+        .unwrap();
+    let said = tally_stdout(&stack, &["redrive"], &cloud.edge_url);
+    assert!(said.starts_with("redrove 1 batch (25 records)"), "{said}");
+    let changed = differences(&before, &settled(&cloud).await);
+    assert!(
+        !changed.contains_key("RuleStateTable"),
+        "redriven once: {:#?}",
+        changed.get("RuleStateTable")
+    );
+    let said = tally_stdout(&stack, &["redrive"], &cloud.edge_url);
+    assert!(said.starts_with("redrove 0 batches"), "{said}");
     cloud.stop().await;
 }

@@ -10,6 +10,7 @@ pub mod demo;
 pub mod gen;
 pub mod invoke;
 pub mod put;
+pub mod redrive;
 pub mod replay;
 pub mod serve_rsvps;
 pub mod smoke;
@@ -84,6 +85,8 @@ pub enum Command {
     /// Deliver a stream's archived records to its consumers again, as Lambda did (same shards and
     /// sequence numbers: what a consumer applied stays applied once).
     Replay(replay::Args),
+    /// Deliver the batches described on StreamFailureQueue to their functions again, after a fix.
+    Redrive(redrive::Args),
     /// Measure every figure of BENCHMARKS.md on the local cloud (`make bench` builds and runs it).
     Bench(bench::Args),
     /// Check a running stack end to end, local or deployed (--aws): one line per check.

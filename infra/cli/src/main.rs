@@ -5,8 +5,8 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use tally_cli::{
-    apps, bench, catalog, clusters, collect, demo, gen, invoke, put, replay, serve_rsvps, smoke,
-    sql, tail, up,
+    apps, bench, catalog, clusters, collect, demo, gen, invoke, put, redrive, replay, serve_rsvps,
+    smoke, sql, tail, up,
 };
 use tally_cli::{Cli, Command, Context};
 
@@ -28,6 +28,7 @@ async fn main() -> ExitCode {
             Command::Catalog(args) => catalog::run(args, &ctx).await,
             Command::Clusters(args) => clusters::run(args, &ctx).await,
             Command::Replay(args) => replay::run(args, &ctx).await,
+            Command::Redrive(args) => redrive::run(args, &ctx).await,
             Command::Bench(args) => bench::run(args, &ctx).await,
             Command::Smoke(args) => smoke::run(args, &ctx).await,
         },

@@ -40,7 +40,7 @@ const ATTEMPTS: usize = 5;
 
 /// The folder of `stream`'s archive (`raw/visits/`, `raw/events/`): the prefix of the delivery
 /// stream that reads it, up to its first variable part.
-fn archive_folder(template: &Template, stream: &str) -> Result<String> {
+pub(crate) fn archive_folder(template: &Template, stream: &str) -> Result<String> {
     let name = template.physical_name(stream);
     for d in template.of_kind("AWS::KinesisFirehose::DeliveryStream") {
         let Ok(spec) = tally_cloud::firehose::DeliverySpec::from_template(template, d) else {
@@ -66,7 +66,7 @@ fn day_of(key: &str) -> Option<NaiveDate> {
 }
 
 /// Sequence numbers in order: decimal strings of up to 128 bits, compared as numbers.
-fn sequence_order(a: &ShardRecord, b: &ShardRecord) -> std::cmp::Ordering {
+pub(crate) fn sequence_order(a: &ShardRecord, b: &ShardRecord) -> std::cmp::Ordering {
     (a.sequence_number.len(), &a.sequence_number)
         .cmp(&(b.sequence_number.len(), &b.sequence_number))
 }
@@ -111,8 +111,67 @@ fn records_of(
     Ok((shards, without_origin))
 }
 
+/// The records archived under `folder` on the days from `since` to `until` (each open when
+/// absent), each once, per shard in sequence order; and how many lines had no origin.
+pub(crate) async fn archived_records(
+    s3: &aws_sdk_s3::Client, bucket: &str, folder: &str, since: Option<NaiveDate>,
+    until: Option<NaiveDate>,
+) -> Result<(BTreeMap<String, Vec<ShardRecord>>, usize)> {
+    let mut keys = Vec::new();
+    let mut pages = s3
+        .list_objects_v2()
+        .bucket(bucket)
+        .prefix(folder)
+        .into_paginator()
+        .send();
+    while let Some(page) = pages.next().await {
+        let page = page.with_context(|| format!("listing s3://{bucket}/{folder}"))?;
+        for o in page.contents() {
+            let key = o.key().unwrap_or_default();
+            let inside = day_of(key)
+                .is_some_and(|d| since.is_none_or(|s| d >= s) && until.is_none_or(|u| d <= u));
+            if inside && key.ends_with(".gz") {
+                keys.push(key.to_string());
+            }
+        }
+    }
+    let reading = indicatif::ProgressBar::new(keys.len() as u64).with_style(
+        indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} archived objects read")
+            .expect("a valid template"),
+    );
+    let mut objects = Vec::new();
+    for key in keys {
+        let body = s3
+            .get_object()
+            .bucket(bucket)
+            .key(&key)
+            .send()
+            .await
+            .with_context(|| format!("reading s3://{bucket}/{key}"))?
+            .body
+            .collect()
+            .await
+            .with_context(|| format!("reading s3://{bucket}/{key}"))?
+            .into_bytes()
+            .to_vec();
+        objects.push((key, body));
+        reading.inc(1);
+    }
+    reading.finish_and_clear();
+    records_of(objects)
+}
+
+/// Whether a mapping's filters let `record` through (no filters: every record).
+pub(crate) fn passes(mapping: &MappingSpec, record: &ShardRecord) -> bool {
+    mapping.filters.is_empty()
+        || mapping
+            .filters
+            .iter()
+            .any(|p| pattern_matches(p, &filter_view(record)))
+}
+
 /// `records` in the batches the mapping would make: its size, under the payload limit.
-fn batches<'a>(
+pub(crate) fn batches<'a>(
     mapping: &MappingSpec, stream_arn: &str, records: &'a [ShardRecord],
 ) -> Vec<&'a [ShardRecord]> {
     let mut out = Vec::new();
@@ -133,7 +192,7 @@ fn batches<'a>(
 
 /// One batch through the function, as Lambda delivers it: what a partial batch response asks
 /// for again is sent again, from the first failed record.
-async fn deliver(
+pub(crate) async fn deliver(
     lambda: &aws_sdk_lambda::Client, function: &str, stream_arn: &str, mut batch: &[ShardRecord],
 ) -> Result<()> {
     for _ in 0..ATTEMPTS {
@@ -225,50 +284,8 @@ pub async fn run(args: Args, ctx: &Context) -> Result<()> {
     let s3 = aws_sdk_s3::Client::new(&config);
     let lambda = aws_sdk_lambda::Client::new(&config);
 
-    let mut keys = Vec::new();
-    let mut pages = s3
-        .list_objects_v2()
-        .bucket(&bucket)
-        .prefix(&folder)
-        .into_paginator()
-        .send();
-    while let Some(page) = pages.next().await {
-        let page = page.with_context(|| format!("listing s3://{bucket}/{folder}"))?;
-        for o in page.contents() {
-            let key = o.key().unwrap_or_default();
-            let day = day_of(key);
-            let inside = day.is_some_and(|d| {
-                args.since.is_none_or(|s| d >= s) && args.until.is_none_or(|u| d <= u)
-            });
-            if inside && key.ends_with(".gz") {
-                keys.push(key.to_string());
-            }
-        }
-    }
-    let reading = indicatif::ProgressBar::new(keys.len() as u64).with_style(
-        indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} archived objects read")
-            .expect("a valid template"),
-    );
-    let mut objects = Vec::new();
-    for key in keys {
-        let body = s3
-            .get_object()
-            .bucket(&bucket)
-            .key(&key)
-            .send()
-            .await
-            .with_context(|| format!("reading s3://{bucket}/{key}"))?
-            .body
-            .collect()
-            .await
-            .with_context(|| format!("reading s3://{bucket}/{key}"))?
-            .into_bytes()
-            .to_vec();
-        objects.push((key, body));
-        reading.inc(1);
-    }
-    reading.finish_and_clear();
-    let (shards, without_origin) = records_of(objects)?;
+    let (shards, without_origin) =
+        archived_records(&s3, &bucket, &folder, args.since, args.until).await?;
     if without_origin > 0 {
         eprintln!("{without_origin} archived records have no shard and sequence number (archived before they were kept): not replayed");
     }
@@ -282,16 +299,7 @@ pub async fn run(args: Args, ctx: &Context) -> Result<()> {
         let function = deployed.physical(&m.function, "AWS::Lambda::Function")?;
         bar.set_message(m.function.clone());
         for records in shards.values() {
-            let kept: Vec<ShardRecord> = records
-                .iter()
-                .filter(|r| {
-                    m.filters.is_empty()
-                        || m.filters
-                            .iter()
-                            .any(|p| pattern_matches(p, &filter_view(r)))
-                })
-                .cloned()
-                .collect();
+            let kept: Vec<ShardRecord> = records.iter().filter(|r| passes(m, r)).cloned().collect();
             for batch in batches(m, &stream_arn, &kept) {
                 deliver(&lambda, function, &stream_arn, batch).await?;
                 replayed += batch.len();

@@ -45,6 +45,8 @@ pub enum StartAt {
     Latest,
     /// Seconds since the epoch.
     AtTimestamp(f64),
+    /// From this record on (a failed batch's first, for a redrive).
+    AtSequenceNumber(String),
 }
 
 /// One `GetRecords` call's worth.
@@ -104,6 +106,9 @@ impl ShardReader {
             (None, StartAt::AtTimestamp(t)) => req
                 .shard_iterator_type(ShardIteratorType::AtTimestamp)
                 .timestamp(aws_sdk_kinesis::primitives::DateTime::from_secs_f64(*t)),
+            (None, StartAt::AtSequenceNumber(seq)) => req
+                .shard_iterator_type(ShardIteratorType::AtSequenceNumber)
+                .starting_sequence_number(seq),
         };
         let out = req
             .send()

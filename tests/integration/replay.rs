@@ -94,6 +94,28 @@ fn differences(
     out
 }
 
+/// Deletes the items of a table whose key starts with `prefix`, as if a function had never
+/// applied a record; returns how many.
+async fn forget(cloud: &LocalCloud, table: &str, prefix: &str) -> usize {
+    let table = cloud.template.physical_name(table);
+    let db = &cloud.clients.dynamodb;
+    let items = db.scan().table_name(&table).send().await.unwrap();
+    let mut gone = 0;
+    for item in items.items() {
+        if item["pk"].as_s().unwrap().starts_with(prefix) {
+            let key = std::collections::HashMap::from([("pk".to_string(), item["pk"].clone())]);
+            db.delete_item()
+                .table_name(&table)
+                .set_key(Some(key))
+                .send()
+                .await
+                .unwrap();
+            gone += 1;
+        }
+    }
+    gone
+}
+
 /// The state once every function is done: a flush (the stream functions idle) reaches the
 /// functions a record passes through one after the other (a model, then the dashboard's feed of
 /// its results) one hop at a time, so until two flushes in a row see the same state.
@@ -156,36 +178,7 @@ async fn replaying_the_archive_changes_nothing_and_refills_a_consumer_that_lost_
 
     // The gender models' state lost (as a model added later has none): replaying to them alone
     // makes it again, exactly.
-    let table = cloud.template.physical_name("GenderStateTable");
-    let keys: Vec<_> = cloud
-        .clients
-        .dynamodb
-        .scan()
-        .table_name(&table)
-        .send()
-        .await
-        .unwrap()
-        .items()
-        .iter()
-        .map(|i| {
-            i.iter()
-                .filter(|(k, _)| *k == "pk")
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect::<std::collections::HashMap<_, _>>()
-        })
-        .collect();
-    assert!(!keys.is_empty());
-    for key in keys {
-        cloud
-            .clients
-            .dynamodb
-            .delete_item()
-            .table_name(&table)
-            .set_key(Some(key))
-            .send()
-            .await
-            .unwrap();
-    }
+    assert!(forget(&cloud, "GenderStateTable", "").await > 0);
     let said = tally_stdout(
         &stack,
         &[
@@ -208,30 +201,7 @@ async fn replaying_the_archive_changes_nothing_and_refills_a_consumer_that_lost_
     // A batch that failed until its mapping gave up (described on StreamFailureQueue as Lambda
     // describes it), of a rule that never applied it: redriven after the fix, it counts once,
     // and a second redrive finds nothing.
-    let rules = cloud.template.physical_name("RuleStateTable");
-    for item in cloud
-        .clients
-        .dynamodb
-        .scan()
-        .table_name(&rules)
-        .send()
-        .await
-        .unwrap()
-        .items()
-    {
-        if item["pk"].as_s().unwrap().starts_with("paid_user#") {
-            let key = std::collections::HashMap::from([("pk".to_string(), item["pk"].clone())]);
-            cloud
-                .clients
-                .dynamodb
-                .delete_item()
-                .table_name(&rules)
-                .set_key(Some(key))
-                .send()
-                .await
-                .unwrap();
-        }
-    }
+    assert!(forget(&cloud, "RuleStateTable", "paid_user#").await > 0);
     // A rule that never applied the batch has no instance that remembers its keys as finished.
     cloud.functions["PaidUserFunction"].recycle().await;
     let stream = cloud.template.physical_name("InteractionsStream");

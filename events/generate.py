@@ -107,11 +107,11 @@ def http_post(path, body, headers):
     return event
 
 
-def firehose_transformation(stream, lines):
+def firehose_transformation(stream, delivery, lines):
     """What Firehose sends its transformation Lambda: records of a Kinesis source, data base64."""
     return {
         "invocationId": "5f0e2b8c-1d3a-4c6e-9b7f-0a1b2c3d4e5f",
-        "deliveryStreamArn": "arn:aws:firehose:us-east-1:123456789012:deliverystream/tally-EventsArchiveDeliveryStream",
+        "deliveryStreamArn": f"arn:aws:firehose:us-east-1:123456789012:deliverystream/{delivery}",
         "sourceKinesisStreamArn": f"arn:aws:kinesis:us-east-1:123456789012:stream/{stream}",
         "region": "us-east-1",
         "records": [{
@@ -236,10 +236,15 @@ events = {
         ("dev-2", json.dumps(app_event("e-4", "purchase", {"order_id": "o-1", "item_id": "i-1", "price": -1, "currency": "CAD"}, device="dev-2"))),
     ]),
     # The archive's router: a valid event, one of an unknown type, one not JSON.
-    "EventsRouterFunction": firehose_transformation("tally-EventsStream", [
+    "EventsRouterFunction": firehose_transformation("tally-EventsStream", "tally-EventsArchiveDeliveryStream", [
         json.dumps(app_event("e-1", "screen_view", {"screen_name": "home"})),
         json.dumps(app_event("e-9", "app_crash", {})),
         "{\"event_id\":",
+    ]),
+    # Every other archive's transformation: a visit, and a line that is not JSON (kept whole).
+    "ArchiveStampFunction": firehose_transformation("tally-VisitsStream", "tally-VisitsArchiveDeliveryStream", [
+        visit("C124", "male", "2026-11-22T09:59:00Z")[1],
+        "not json",
     ]),
     "GenderApiFunction": http_get(
         "/api/v1/getGender/C124", {"model": "MODEL2"}, "GET /api/v1/getGender/{cid}", {"cid": "C124"}

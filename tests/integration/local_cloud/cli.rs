@@ -90,6 +90,27 @@ fn tally_invoke_runs_every_events_file_in_a_private_cloud() {
                 .map(|r| r["result"].as_str().unwrap())
                 .collect();
             assert_eq!(results, ["Ok", "ProcessingFailed", "ProcessingFailed"]);
+        } else if function == "ArchiveStampFunction" {
+            // Every record archived as it came, with where it came from.
+            let lines: Vec<Vec<u8>> = response["records"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|r| {
+                    assert_eq!(r["result"], "Ok", "{r}");
+                    base64::Engine::decode(
+                        &base64::engine::general_purpose::STANDARD,
+                        r["data"].as_str().unwrap(),
+                    )
+                    .unwrap()
+                })
+                .collect();
+            let records: Vec<Vec<u8>> = lines
+                .iter()
+                .map(|l| tally_engine::archive::unstamp(l).1.into_owned())
+                .collect();
+            assert_eq!(records[1], b"not json");
+            assert!(records[0].starts_with(br#"{"cid": "C124""#), "{response}");
         } else {
             assert_eq!(
                 response["batchItemFailures"],

@@ -77,10 +77,7 @@ async fn firehose_archives_every_raw_record_gzipped_and_newline_delimited_by_day
                 key.starts_with(&format!("{prefix}dt={today}/")) && key.ends_with(".gz"),
                 "{key}"
             );
-            let mut text = String::new();
-            std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(&body[..]), &mut text)
-                .unwrap();
-            archived.push_str(&text);
+            archived.push_str(&records_of(&body).join(""));
         }
         assert_eq!(
             archived,
@@ -116,10 +113,11 @@ async fn records_put_just_before_the_cloud_stops_are_archived() {
         .await
         .values()
     {
-        let mut text = String::new();
-        std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(&body[..]), &mut text)
-            .unwrap();
-        archived.extend(text.lines().map(String::from));
+        archived.extend(
+            records_of(body)
+                .into_iter()
+                .map(|l| l.trim_end().to_string()),
+        );
     }
     archived.sort();
     let mut expected = lines.clone();
@@ -129,4 +127,22 @@ async fn records_put_just_before_the_cloud_stops_are_archived() {
         "every record put before the stop is archived"
     );
     cloud.stop().await;
+}
+
+/// The records of an archived object as they were put, each with its newline: every line keeps
+/// where its record came from (its shard and sequence number, for replay), and gives the record
+/// back exactly.
+fn records_of(gzipped: &[u8]) -> Vec<String> {
+    let mut text = Vec::new();
+    std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(gzipped), &mut text).unwrap();
+    text.split(|b| *b == b'\n')
+        .filter(|l| !l.is_empty())
+        .map(|line| {
+            let (origin, record) = tally_engine::archive::unstamp(line);
+            let origin =
+                origin.unwrap_or_else(|| panic!("no origin: {}", String::from_utf8_lossy(line)));
+            assert!(origin.shard_id.starts_with("shardId-") && !origin.sequence_number.is_empty());
+            format!("{}\n", String::from_utf8_lossy(&record))
+        })
+        .collect()
 }

@@ -54,6 +54,9 @@ impl<O: ObjectStore> QueueHandler for LakeFunction<O> {
         for (key, why) in &report.failed {
             tracing::warn!(object = %key, error = %why, "not converted; its message will come again");
         }
+        for (partition, why) in &report.compaction_failed {
+            tracing::warn!(partition = %partition, error = %why, "not compacted; the next conversion into it tries again");
+        }
         let mut counts = vec![
             ("Objects".to_string(), report.objects as u64),
             ("RawBytes".to_string(), report.raw_bytes as u64),
@@ -61,6 +64,11 @@ impl<O: ObjectStore> QueueHandler for LakeFunction<O> {
             ("FilesWritten".to_string(), report.files_written as u64),
             ("ParquetBytes".to_string(), report.parquet_bytes as u64),
             ("Failed".to_string(), report.failed.len() as u64),
+            ("Compactions".to_string(), report.compacted.merges as u64),
+            (
+                "CompactionFailed".to_string(),
+                report.compaction_failed.len() as u64,
+            ),
         ];
         counts.extend(
             report

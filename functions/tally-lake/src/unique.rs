@@ -67,7 +67,7 @@ fn day_partition(table: &Table, dt: NaiveDate) -> String {
 /// conversion of the same inputs again writes the same file.
 pub fn new_file(partition: &str, inputs: &BTreeSet<String>) -> String {
     let names: Vec<&str> = inputs.iter().map(String::as_str).collect();
-    format!("{partition}in-{:016x}.parquet", fnv1a(&names.join("\n")))
+    format!("{partition}in-{}.parquet", name_hash(&names))
 }
 
 /// A name made from other names (of a compaction's inputs): the same inputs, the same name.

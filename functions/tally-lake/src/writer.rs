@@ -56,10 +56,10 @@ impl<O: ObjectStore> LakeWriter<O> {
     /// Converts the objects `keys` of the archive bucket (keys that are not inputs are skipped).
     pub async fn convert(&self, keys: &[String]) -> LakeReport {
         let mut report = LakeReport::default();
-        let mut merges: BTreeMap<String, Pending> = BTreeMap::new();
+        let mut new_rows: BTreeMap<String, Pending> = BTreeMap::new();
         let mut converted = BTreeSet::new();
         for key in keys {
-            match self.convert_one(key, &mut merges, &mut report).await {
+            match self.convert_one(key, &mut new_rows, &mut report).await {
                 Ok(()) => {
                     converted.insert(key.clone());
                 }
@@ -69,7 +69,7 @@ impl<O: ObjectStore> LakeWriter<O> {
             }
         }
         let mut written = Vec::new();
-        for (partition, pending) in merges {
+        for (partition, pending) in new_rows {
             match self.write_new(&partition, &pending).await {
                 Ok((rows, bytes)) => {
                     report.files_written += 1;
@@ -112,7 +112,7 @@ impl<O: ObjectStore> LakeWriter<O> {
     }
 
     async fn convert_one(
-        &self, key: &str, merges: &mut BTreeMap<String, Pending>, report: &mut LakeReport,
+        &self, key: &str, new_rows: &mut BTreeMap<String, Pending>, report: &mut LakeReport,
     ) -> Result<(), LakeError> {
         match Input::of(key) {
             Input::Other => Ok(()),
@@ -121,14 +121,14 @@ impl<O: ObjectStore> LakeWriter<O> {
                     return Ok(());
                 };
                 let row = dead_letter_row(key, &object)?;
-                add(merges, &BAD_RECORDS, row, key)
+                add(new_rows, &BAD_RECORDS, row, key)
             }
-            Input::Raw(raw) => self.convert_raw(&raw, merges, report).await,
+            Input::Raw(raw) => self.convert_raw(&raw, new_rows, report).await,
         }
     }
 
     async fn convert_raw(
-        &self, raw: &RawObject, merges: &mut BTreeMap<String, Pending>, report: &mut LakeReport,
+        &self, raw: &RawObject, new_rows: &mut BTreeMap<String, Pending>, report: &mut LakeReport,
     ) -> Result<(), LakeError> {
         // A stream the lake has no table for is archived only.
         let Some(curated) = raw_table(&raw.stream)
@@ -156,7 +156,7 @@ impl<O: ObjectStore> LakeWriter<O> {
                 Err(why) => {
                     report.bad_lines += 1;
                     add(
-                        merges,
+                        new_rows,
                         &BAD_RECORDS,
                         raw_line_row(raw, i + 1, line, &why),
                         &raw.key,
@@ -167,7 +167,7 @@ impl<O: ObjectStore> LakeWriter<O> {
         for (table, rows) in tables.into_values() {
             if table.layout != Layout::PerRawObject {
                 for row in rows {
-                    add(merges, table, row, &raw.key)?;
+                    add(new_rows, table, row, &raw.key)?;
                 }
                 continue;
             }
@@ -188,10 +188,10 @@ impl<O: ObjectStore> LakeWriter<O> {
 }
 
 fn add(
-    merges: &mut BTreeMap<String, Pending>, table: &'static Table, row: Row, input: &str,
+    new_rows: &mut BTreeMap<String, Pending>, table: &'static Table, row: Row, input: &str,
 ) -> Result<(), LakeError> {
     let partition = partition_of(table, &row)?;
-    let pending = merges.entry(partition).or_insert_with(|| Pending {
+    let pending = new_rows.entry(partition).or_insert_with(|| Pending {
         table,
         rows: Vec::new(),
         inputs: BTreeSet::new(),

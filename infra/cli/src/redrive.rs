@@ -8,10 +8,12 @@
 use anyhow::{anyhow, bail, Context as _, Result};
 use serde::Deserialize;
 
-use crate::replay::{archive_folder, archived_records, batches, deliver, passes, sequence_order};
+use crate::replay::{archive_folder, archived_records, batches, deliver, passes, sequence_of};
 use crate::Context;
+use tally_aws::S3Objects;
 use tally_cloud::esm::spec::MappingSpec;
 use tally_cloud::kinesis::{ShardReader, ShardRecord, StartAt};
+use tally_engine::SequenceNumber;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -49,11 +51,12 @@ struct KinesisBatchInfo {
 }
 
 fn within(r: &ShardRecord, b: &KinesisBatchInfo) -> bool {
-    let key = |s: &str| (s.len(), s.to_string());
-    let seq = key(&r.sequence_number);
-    r.shard_id == b.shard_id
-        && seq >= key(&b.start_sequence_number)
-        && seq <= key(&b.end_sequence_number)
+    let (seq, first, last) = (
+        sequence_of(r),
+        SequenceNumber::parse(&b.start_sequence_number).ok(),
+        SequenceNumber::parse(&b.end_sequence_number).ok(),
+    );
+    r.shard_id == b.shard_id && seq.is_some() && seq >= first && seq <= last
 }
 
 /// The batch's records from the stream, when it still has the first of them.
@@ -101,10 +104,8 @@ pub async fn run(args: Args, ctx: &Context) -> Result<()> {
         aws_sdk_sqs::Client::new(&config),
         aws_sdk_kinesis::Client::new(&config),
     );
-    let (s3, lambda) = (
-        aws_sdk_s3::Client::new(&config),
-        aws_sdk_lambda::Client::new(&config),
-    );
+    let archive = S3Objects::new(aws_sdk_s3::Client::new(&config), &bucket);
+    let lambda = aws_sdk_lambda::Client::new(&config);
     let logical_of = |kind: &str, physical: &str| {
         deployed
             .resources
@@ -183,8 +184,7 @@ pub async fn run(args: Args, ctx: &Context) -> Result<()> {
                     let day = |t: Option<chrono::DateTime<chrono::Utc>>| t.map(|t| t.date_naive());
                     let folder = archive_folder(&template, &stream)?;
                     let (shards, _) = archived_records(
-                        &s3,
-                        &bucket,
+                        &archive,
                         &folder,
                         day(b.approximate_arrival_of_first_record),
                         day(b.approximate_arrival_of_last_record).map(|d| d + chrono::Days::new(1)),
@@ -195,7 +195,7 @@ pub async fn run(args: Args, ctx: &Context) -> Result<()> {
                         .flatten()
                         .filter(|r| within(r, b))
                         .collect();
-                    batch.sort_by(sequence_order);
+                    batch.sort_by_key(sequence_of);
                     if batch.is_empty() {
                         bail!(
                             "the records of {function}'s failed batch ({} {}..{}) are neither on {stream} nor in the archive",

@@ -7,16 +7,18 @@
 //! later) applies it once.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::Read as _;
 
 use anyhow::{anyhow, bail, Context as _, Result};
 use chrono::NaiveDate;
 
 use crate::Context;
+use tally_aws::S3Objects;
 use tally_cloud::esm::event::{kinesis_event, payload_bytes, PAYLOAD_LIMIT};
 use tally_cloud::esm::filters::{filter_view, pattern_matches};
 use tally_cloud::esm::spec::MappingSpec;
 use tally_cloud::kinesis::ShardRecord;
+use tally_engine::ports::ObjectStore;
+use tally_engine::SequenceNumber;
 use tally_stack::template::Template;
 
 #[derive(clap::Args)]
@@ -65,10 +67,9 @@ fn day_of(key: &str) -> Option<NaiveDate> {
         .and_then(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").ok())
 }
 
-/// Sequence numbers in order: decimal strings of up to 128 bits, compared as numbers.
-pub(crate) fn sequence_order(a: &ShardRecord, b: &ShardRecord) -> std::cmp::Ordering {
-    (a.sequence_number.len(), &a.sequence_number)
-        .cmp(&(b.sequence_number.len(), &b.sequence_number))
+/// A record's sequence number as the engine orders them (by value, not as text).
+pub(crate) fn sequence_of(r: &ShardRecord) -> Option<SequenceNumber> {
+    SequenceNumber::parse(&r.sequence_number).ok()
 }
 
 /// The records of the archived objects, each once (Firehose may archive one twice), per shard
@@ -80,13 +81,12 @@ fn records_of(
     let mut shards: BTreeMap<String, Vec<ShardRecord>> = BTreeMap::new();
     let mut without_origin = 0;
     for (key, body) in objects {
-        let mut text = Vec::new();
-        flate2::read::MultiGzDecoder::new(&body[..])
-            .read_to_end(&mut text)
-            .with_context(|| format!("{key} is not gzip"))?;
-        for line in text.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
-            let (origin, archived) = tally_engine::archive::unstamp(line);
-            let Some(origin) = origin else {
+        // The lake's own reading of an archived object: gunzipped, each line's origin taken off.
+        for line in tally_lake::raw::lines(&key, &body)?
+            .into_iter()
+            .filter(|l| !l.data.is_empty())
+        {
+            let Some(origin) = line.origin else {
                 without_origin += 1;
                 continue;
             };
@@ -97,7 +97,7 @@ fn records_of(
                 .entry(origin.shard_id.clone())
                 .or_default()
                 .push(ShardRecord {
-                    data: origin.record_data(&archived),
+                    data: origin.record_data(&line.data),
                     shard_id: origin.shard_id,
                     sequence_number: origin.sequence_number,
                     partition_key: origin.partition_key,
@@ -106,7 +106,7 @@ fn records_of(
         }
     }
     for records in shards.values_mut() {
-        records.sort_by(sequence_order);
+        records.sort_by_key(sequence_of);
     }
     Ok((shards, without_origin))
 }
@@ -114,46 +114,31 @@ fn records_of(
 /// The records archived under `folder` on the days from `since` to `until` (each open when
 /// absent), each once, per shard in sequence order; and how many lines had no origin.
 pub(crate) async fn archived_records(
-    s3: &aws_sdk_s3::Client, bucket: &str, folder: &str, since: Option<NaiveDate>,
-    until: Option<NaiveDate>,
+    archive: &S3Objects, folder: &str, since: Option<NaiveDate>, until: Option<NaiveDate>,
 ) -> Result<(BTreeMap<String, Vec<ShardRecord>>, usize)> {
-    let mut keys = Vec::new();
-    let mut pages = s3
-        .list_objects_v2()
-        .bucket(bucket)
-        .prefix(folder)
-        .into_paginator()
-        .send();
-    while let Some(page) = pages.next().await {
-        let page = page.with_context(|| format!("listing s3://{bucket}/{folder}"))?;
-        for o in page.contents() {
-            let key = o.key().unwrap_or_default();
-            let inside = day_of(key)
-                .is_some_and(|d| since.is_none_or(|s| d >= s) && until.is_none_or(|u| d <= u));
-            if inside && key.ends_with(".gz") {
-                keys.push(key.to_string());
-            }
-        }
-    }
+    let keys: Vec<String> = archive
+        .list(folder)
+        .await
+        .with_context(|| format!("listing {folder} of the archive"))?
+        .into_iter()
+        .map(|o| o.key)
+        .filter(|key| {
+            key.ends_with(".gz")
+                && day_of(key)
+                    .is_some_and(|d| since.is_none_or(|s| d >= s) && until.is_none_or(|u| d <= u))
+        })
+        .collect();
     let reading = indicatif::ProgressBar::new(keys.len() as u64).with_style(
         indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} archived objects read")
             .expect("a valid template"),
     );
     let mut objects = Vec::new();
     for key in keys {
-        let body = s3
-            .get_object()
-            .bucket(bucket)
-            .key(&key)
-            .send()
+        let body = archive
+            .get(&key)
             .await
-            .with_context(|| format!("reading s3://{bucket}/{key}"))?
-            .body
-            .collect()
-            .await
-            .with_context(|| format!("reading s3://{bucket}/{key}"))?
-            .into_bytes()
-            .to_vec();
+            .with_context(|| format!("reading {key} of the archive"))?
+            .unwrap_or_default();
         objects.push((key, body));
         reading.inc(1);
     }
@@ -281,11 +266,11 @@ pub async fn run(args: Args, ctx: &Context) -> Result<()> {
     let stream_name = deployed.physical(&args.stream, "AWS::Kinesis::Stream")?;
     let stream_arn = deployed.arn("kinesis", &format!("stream/{stream_name}"));
     let config = ctx.target.sdk_config().await;
-    let s3 = aws_sdk_s3::Client::new(&config);
+    let archive = S3Objects::new(aws_sdk_s3::Client::new(&config), &bucket);
     let lambda = aws_sdk_lambda::Client::new(&config);
 
     let (shards, without_origin) =
-        archived_records(&s3, &bucket, &folder, args.since, args.until).await?;
+        archived_records(&archive, &folder, args.since, args.until).await?;
     if without_origin > 0 {
         eprintln!("{without_origin} archived records have no shard and sequence number (archived before they were kept): not replayed");
     }
@@ -333,7 +318,7 @@ mod tests {
     #[test]
     fn sequence_numbers_order_as_numbers() {
         let mut r = vec![record("s", "100"), record("s", "99"), record("s", "1000")];
-        r.sort_by(sequence_order);
+        r.sort_by_key(sequence_of);
         let seqs: Vec<&str> = r.iter().map(|r| r.sequence_number.as_str()).collect();
         assert_eq!(seqs, ["99", "100", "1000"]);
     }

@@ -391,8 +391,11 @@ impl EdgeRouter {
             .and_then(|p| p.strip_suffix("/invocations"))
             .map(|n| n.replace("%3A", ":"))
             .unwrap_or_default();
-        // A name, or an ARN (`arn:aws:lambda:REGION:ACCOUNT:function:NAME`).
-        let name = name.rsplit(':').next().unwrap_or_default().to_string();
+        // A name, or an ARN (`arn:aws:lambda:REGION:ACCOUNT:function:NAME[:QUALIFIER]`).
+        let name = match name.split_once(":function:") {
+            Some((_, rest)) => rest.split(':').next().unwrap_or_default().to_string(),
+            None => name,
+        };
         let host = self.functions.lock().unwrap().get(&name).cloned();
         let Some(host) = host else {
             return Response::builder()

@@ -121,7 +121,7 @@ pub type AwsEngine<C> = Engine<C, DynamoStateStore, KinesisPublisher, S3DeadLett
 
 /// `consumer` on the engine with the ports every stream consumer's template block gives it:
 /// `STATE_TABLE`, the output stream named by `output_stream` (`RESULTS_STREAM`, `ALERTS_STREAM`),
-/// the dead letters and `AGGREGATION`.
+/// the dead letters, `AGGREGATION` and `PARALLELIZATION_FACTOR` (the mapping's, 1 when unset).
 pub fn aws_engine<C: Consumer>(
     consumer: C, config: &SdkConfig, env: &Env, output_stream: &'static str,
 ) -> Result<AwsEngine<C>, ConfigError> {
@@ -131,7 +131,11 @@ pub fn aws_engine<C: Consumer>(
         publisher(config, env, output_stream)?,
         s3_dead_letters(config, env)?,
     );
-    Ok(engine.with_aggregation(aggregation(env)?))
+    // The mapping's factor: at 1 a shard's batches complete in order, which completion marks need.
+    let factor = env.parse_at_least("PARALLELIZATION_FACTOR", 1, 1)?;
+    Ok(engine
+        .with_aggregation(aggregation(env)?)
+        .with_completion_marks(factor == 1))
 }
 
 /// The state table: `STATE_TABLE`.

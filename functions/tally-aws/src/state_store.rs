@@ -128,21 +128,6 @@ impl DynamoStateStore {
             },
         }
     }
-
-    /// A strongly consistent read of the stored state.
-    pub async fn read(&self, key: &StateKey) -> Result<Option<StoredState>, PortError> {
-        let out = self
-            .table
-            .client
-            .get_item()
-            .table_name(&self.table.name)
-            .key(PK, AttributeValue::S(key.partition_key().to_string()))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| port_error("GetItem", e))?;
-        out.item().map(parse_item).transpose()
-    }
 }
 
 enum Condition<'a> {
@@ -266,6 +251,21 @@ impl StateReader for DynamoStateStore {
 }
 
 impl StateStore for DynamoStateStore {
+    /// A strongly consistent read of the stored state.
+    async fn read(&self, key: &StateKey) -> Result<Option<StoredState>, PortError> {
+        let out = self
+            .table
+            .client
+            .get_item()
+            .table_name(&self.table.name)
+            .key(PK, AttributeValue::S(key.partition_key().to_string()))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| port_error("GetItem", e))?;
+        out.item().map(parse_item).transpose()
+    }
+
     async fn apply_if_fresh(
         &self, key: &StateKey, first: &SequenceNumber, change: &StateChange,
     ) -> Result<Applied, PortError> {

@@ -40,6 +40,7 @@ pub fn metrics_line(function: &str, report: &BatchReport) -> serde_json::Value {
         ("Writes", report.writes as u64),
         ("Conflicts", report.conflicts as u64),
         ("Published", report.published as u64),
+        ("PublishedBefore", report.published_before as u64),
         ("RetriedBatches", u64::from(report.retry_from.is_some())),
     ]
     .map(|(m, n)| (m.to_string(), n))

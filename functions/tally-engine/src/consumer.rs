@@ -19,6 +19,12 @@ pub trait Consumer: Send + Sync {
     /// Names the consumer in state keys (`MODEL2#C124`), dead letters and metrics.
     fn name(&self) -> &str;
 
+    /// Names the consumer in its dead letters: its name, unless it reads the records of another
+    /// consumer in the same function ([`crate::Fanout`]), whose letters are then the same objects.
+    fn dead_letter_source(&self) -> &str {
+        self.name()
+    }
+
     /// Decodes and validates a record; `Ok(None)` is a valid record this consumer ignores.
     fn decode(&self, record: &StreamRecord) -> Result<Option<Self::Event>, Rejection>;
 

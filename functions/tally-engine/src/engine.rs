@@ -1,7 +1,7 @@
 //! The engine: one shard batch in, every record decoded or dead-lettered, state applied exactly
 //! once per (shard, key), outputs published at least once with stable ids, a report out.
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::future::Future;
 use std::sync::Mutex;
 
@@ -11,7 +11,7 @@ use futures::stream::{self, StreamExt};
 use crate::consumer::{Consumer, Output};
 use crate::dead_letters::decode_or_dead_letter;
 use crate::exactly_once::apply_once;
-use crate::grouping::{group_by_key, Aggregation, KeyBatch, Sequenced};
+use crate::grouping::{group_by_key, Aggregation, KeyBatch, Sequenced, WatermarkScope};
 use crate::pattern::StatePattern;
 use crate::ports::{
     DeadLetterSink, PortError, RecordPublisher, StateChange, StateKey, StateStore, StoredState,
@@ -19,6 +19,7 @@ use crate::ports::{
 use crate::publish::{publish_all, Outgoing};
 use crate::record::StreamRecord;
 use crate::report::BatchReport;
+use crate::sequence::SequenceNumber;
 
 /// How many keys of a batch are written at once.
 pub const DEFAULT_CONCURRENCY: usize = 16;
@@ -78,6 +79,9 @@ pub struct Engine<C, S, P, D> {
     pub aggregation: Aggregation,
     pub concurrency: usize,
     pub finished: FinishedKeys,
+    /// Note each shard's completed batches, so that a redelivery or a replay of records whose
+    /// outputs went out is not published again ([`Engine::with_completion_marks`]).
+    pub completion_marks: bool,
 }
 
 /// What applying one key's events did.
@@ -86,6 +90,8 @@ struct KeyOutcome {
     conflicts: usize,
     outputs: Vec<Output>,
     stored: StoredState,
+    /// Every event was applied before: the outputs are the stored state's, published again.
+    already_applied: bool,
 }
 
 impl<C, S, P, D> Engine<C, S, P, D> {
@@ -98,7 +104,19 @@ impl<C, S, P, D> Engine<C, S, P, D> {
             aggregation: Aggregation::PerKey,
             concurrency: DEFAULT_CONCURRENCY,
             finished: FinishedKeys::default(),
+            completion_marks: false,
         }
+    }
+
+    /// Only for a mapping whose `ParallelizationFactor` is 1, where a shard's batches complete in
+    /// order, so one mark per shard says every record up to it was applied and published: an
+    /// output of records at or below it is not published again. The cost is one write per batch
+    /// (and one read in a batch that meets records applied before). With several batches of a
+    /// shard at once a mark would say nothing of the others, so outputs are published again,
+    /// which their stable ids make harmless to readers that deduplicate.
+    pub fn with_completion_marks(mut self, on: bool) -> Self {
+        self.completion_marks = on;
+        self
     }
 
     pub fn with_aggregation(mut self, aggregation: Aggregation) -> Self {
@@ -116,6 +134,7 @@ impl<C, S, P, D> Engine<C, S, P, D> {
             aggregation: self.aggregation,
             concurrency: self.concurrency,
             finished: self.finished,
+            completion_marks: self.completion_marks,
         }
     }
 
@@ -129,6 +148,7 @@ impl<C, S, P, D> Engine<C, S, P, D> {
             aggregation: self.aggregation,
             concurrency: self.concurrency,
             finished: self.finished,
+            completion_marks: self.completion_marks,
         }
     }
 }
@@ -151,7 +171,7 @@ impl<C: Consumer, S: StateStore, P: RecordPublisher, D: DeadLetterSink> Engine<C
         let scope = self.consumer.watermark_scope();
         let valid = decode_or_dead_letter(
             records,
-            self.consumer.name(),
+            self.consumer.dead_letter_source(),
             &self.dead_letters,
             &mut report,
             |r| self.consumer.decode(r),
@@ -188,6 +208,7 @@ impl<C: Consumer, S: StateStore, P: RecordPublisher, D: DeadLetterSink> Engine<C
             .collect()
             .await;
 
+        let completed = self.completed_before(&outcomes, &mut report).await;
         let mut outgoing = Vec::new();
         let mut flags = Vec::new();
         let mut emitted_once = BTreeSet::new();
@@ -204,6 +225,11 @@ impl<C: Consumer, S: StateStore, P: RecordPublisher, D: DeadLetterSink> Engine<C
             };
             report.writes += outcome.writes;
             report.conflicts += outcome.conflicts;
+            let shard = WatermarkScope::shard_of(&batch.shard_id);
+            if outcome.already_applied && completed.get(shard).is_some_and(|m| batch.last() <= m) {
+                report.published_before += batch.records.len();
+                continue;
+            }
             for output in outcome.outputs {
                 if let Some(flag) = output.flag_when_published {
                     // One emit-once output per id per invocation, even when a key is written twice.
@@ -240,7 +266,71 @@ impl<C: Consumer, S: StateStore, P: RecordPublisher, D: DeadLetterSink> Engine<C
                 Err(e) => tracing::warn!(id = %id, error = %e, "published but not flagged"),
             }
         }
+        if self.completion_marks && report.retry_from.is_none() {
+            self.mark_completed(records, &mut report).await;
+        }
         report
+    }
+
+    /// The mark of a shard's completed batches: `<owner>#~completed#<shard>`, whose watermark is
+    /// the last record of the last batch that was applied and published whole. No pipeline's key
+    /// starts with `~` (cids, rule subjects and minutes do not).
+    fn completion_key(&self, shard: &str) -> StateKey {
+        StateKey::new(self.consumer.name(), &format!("~completed#{shard}"))
+    }
+
+    /// How far each shard of the batch had completed, read only for shards with keys whose events
+    /// were all applied before (the fast path never needs it). A failed read publishes again.
+    async fn completed_before(
+        &self, outcomes: &[(KeyBatch<C::Key, C::Event>, Result<KeyOutcome, PortError>)],
+        report: &mut BatchReport,
+    ) -> BTreeMap<String, SequenceNumber> {
+        let mut marks = BTreeMap::new();
+        if !self.completion_marks {
+            return marks;
+        }
+        let shards: BTreeSet<&str> = outcomes
+            .iter()
+            .filter(|(_, o)| o.as_ref().is_ok_and(|o| o.already_applied))
+            .map(|(b, _)| WatermarkScope::shard_of(&b.shard_id))
+            .collect();
+        for shard in shards {
+            match self.store.read(&self.completion_key(shard)).await {
+                Ok(stored) => {
+                    if let Some(mark) = stored.and_then(|s| s.watermarks.get(shard).cloned()) {
+                        marks.insert(shard.to_string(), mark);
+                    }
+                }
+                Err(e) => {
+                    report.errors.push(format!("completion mark of {shard} not read: {e}"));
+                }
+            }
+        }
+        marks
+    }
+
+    /// Moves each shard's mark up to the batch's last record (never down: the write holds only
+    /// below it). Best effort: a missing mark only means outputs may be published again.
+    async fn mark_completed(&self, records: &[StreamRecord], report: &mut BatchReport) {
+        let mut last: BTreeMap<&str, &SequenceNumber> = BTreeMap::new();
+        for r in records {
+            let seq = last.entry(r.shard_id.as_str()).or_insert(&r.sequence_number);
+            if r.sequence_number > **seq {
+                *seq = &r.sequence_number;
+            }
+        }
+        for (shard, through) in last {
+            let change = StateChange {
+                shard_id: shard.to_string(),
+                applies_through: through.clone(),
+                delta: Default::default(),
+            };
+            let key = self.completion_key(shard);
+            match self.store.apply_if_fresh(&key, through, &change).await {
+                Ok(_) => report.writes += 1,
+                Err(e) => tracing::warn!(shard, error = %e, "batch completed but not marked"),
+            }
+        }
     }
 
     /// Applies one key's events exactly once; returns what to publish from the new state.
@@ -269,6 +359,7 @@ impl<C: Consumer, S: StateStore, P: RecordPublisher, D: DeadLetterSink> Engine<C
                 conflicts: 0,
                 outputs: Vec::new(),
                 stored: StoredState::default(),
+                already_applied: false,
             });
         };
         let mut outcome = KeyOutcome {
@@ -276,6 +367,7 @@ impl<C: Consumer, S: StateStore, P: RecordPublisher, D: DeadLetterSink> Engine<C
             conflicts: once.conflicts,
             outputs: Vec::new(),
             stored: StoredState::default(),
+            already_applied: once.already_applied,
         };
         if self.skips_finished() && self.consumer.finished(&once.stored) {
             self.finished.insert(&key);

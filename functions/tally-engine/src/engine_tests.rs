@@ -164,3 +164,87 @@ async fn a_failed_housekeeping_write_is_not_counted_and_fails_nothing() {
         .counters
         .contains_key("stale"));
 }
+
+/// [`Words`] publishing its count after every change, as the gender models publish their results.
+struct Counts;
+
+impl Consumer for Counts {
+    type Event = String;
+    type Key = String;
+
+    fn name(&self) -> &str {
+        "counts"
+    }
+
+    fn decode(&self, r: &StreamRecord) -> Result<Option<String>, Rejection> {
+        Words.decode(r)
+    }
+
+    fn key(&self, word: &String) -> String {
+        word.clone()
+    }
+
+    fn fold(
+        &self, word: &String, events: &[Sequenced<String>], now: DateTime<Utc>,
+    ) -> Option<StateDelta> {
+        Words.fold(word, events, now)
+    }
+
+    fn emit(&self, word: &String, stored: &StoredState, _: DateTime<Utc>) -> Emit {
+        let record = ports::OutRecord {
+            partition_key: word.clone(),
+            data: format!(r#"{{"word":"{word}","count":{}}}"#, stored.counters["count"])
+                .into_bytes(),
+        };
+        Emit {
+            outputs: vec![Output::state(format!("counts:{word}"), record)],
+            prune: Vec::new(),
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_batch_delivered_again_after_it_completed_publishes_nothing_again() {
+    let batch = records(&["a", "b", "a", "c"]);
+    let (store, publisher, dl) = memory_ports();
+    let engine = Engine::new(Counts, &store, &publisher, &dl).with_completion_marks(true);
+    let first = engine.run(&batch, now()).await;
+    assert_eq!((first.published, first.retry_from), (3, None));
+    let again = engine.run(&batch, now()).await;
+    assert_eq!((again.published, again.published_before), (0, 4));
+    // A replay in other batches: the first two records again, then two new ones.
+    let mut more = records(&["a", "b", "a", "c", "b", "d"]);
+    let replayed = engine.run(&more[..2], now()).await;
+    assert_eq!(replayed.published, 0);
+    let fresh = engine.run(&more.split_off(2), now()).await;
+    assert_eq!(
+        (fresh.published, fresh.published_before),
+        (2, 2),
+        "b and d changed; the a and c already out are not sent again"
+    );
+    let counts: Vec<_> = publisher.json().iter().map(|v| v["count"].clone()).collect();
+    assert_eq!(counts, [2, 1, 1, 2, 1].map(serde_json::Value::from));
+    assert_eq!(store.item("counts#a").unwrap().counters["count"], 2);
+}
+
+#[tokio::test]
+async fn a_batch_whose_publish_failed_publishes_again_when_delivered_again() {
+    for marks in [true, false] {
+        let batch = records(&["a", "b"]);
+        let (store, publisher, dl) = memory_ports();
+        let engine = Engine::new(Counts, &store, &publisher, &dl).with_completion_marks(marks);
+        publisher.failures_left.store(usize::MAX, Ordering::SeqCst);
+        let crashed = engine.run(&batch, now()).await;
+        assert!(crashed.retry_from.is_some(), "the publish failed");
+        publisher.failures_left.store(0, Ordering::SeqCst);
+        assert_eq!(store.item("counts#a").unwrap().counters["count"], 1);
+        let again = engine.run(&batch, now()).await;
+        assert_eq!(
+            (again.published, again.retry_from),
+            (2, None),
+            "marks {marks}: the state as stored, sent now"
+        );
+        let once_more = engine.run(&batch, now()).await;
+        assert_eq!(once_more.published, if marks { 0 } else { 2 }, "marks {marks}");
+    }
+}

@@ -20,6 +20,9 @@ pub struct Once {
     pub writes: usize,
     /// Writes whose condition failed.
     pub conflicts: usize,
+    /// Every record was applied before (a redelivery or a replay): `stored` is published again
+    /// unless the batch that applied them is known to have published ([`crate::engine`]).
+    pub already_applied: bool,
 }
 
 /// Applies `records` (one shard, one key, in sequence order) to `key` exactly once.
@@ -45,6 +48,7 @@ where
         stored: StoredState::default(),
         writes: 1,
         conflicts: 0,
+        already_applied: false,
     };
     let mut current = match store.apply_if_fresh(key, &first, &change).await? {
         Applied::Done(new) => {
@@ -71,6 +75,7 @@ where
             // Everything is applied already; the caller publishes the stored state again (the
             // last attempt may have crashed between its write and its publish).
             once.stored = stored;
+            once.already_applied = true;
             return Ok(Some(once));
         };
         once.writes += 1;

@@ -66,6 +66,11 @@ impl WatermarkScope {
             WatermarkScope::PartitionKey => format!("{shard_id}/{partition_key}"),
         }
     }
+
+    /// The shard of an order domain, whatever the scope (shard ids have no `/`).
+    pub fn shard_of(domain: &str) -> &str {
+        domain.split_once('/').map_or(domain, |(shard, _)| shard)
+    }
 }
 
 /// One order domain's records of one key (a shard's, or a shard and partition key's; see
@@ -81,6 +86,10 @@ pub struct KeyBatch<K, T> {
 impl<K, T> KeyBatch<K, T> {
     pub fn first(&self) -> &SequenceNumber {
         &self.records[0].sequence_number
+    }
+
+    pub fn last(&self) -> &SequenceNumber {
+        &self.records[self.records.len() - 1].sequence_number
     }
 }
 

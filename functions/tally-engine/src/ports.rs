@@ -126,6 +126,11 @@ pub enum Applied {
 
 /// Conditional writes of state items (DynamoDB `UpdateItem`).
 pub trait StateStore: Send + Sync {
+    /// The item as stored, strongly consistent (`GetItem`); `None` when there is none.
+    fn read(
+        &self, key: &StateKey,
+    ) -> impl Future<Output = Result<Option<StoredState>, PortError>> + Send;
+
     /// Apply `change` only if no record of its shard at or after `first` has been applied yet
     /// (watermark absent or below `first`) and, when the change carries a register value, only if
     /// it is newer than the stored one. One request; the stored state comes back either way.
@@ -221,6 +226,12 @@ pub trait ObjectStore: Send + Sync {
 // A borrowed port is a port: tests keep the fakes and hand the engine references to them.
 
 impl<T: StateStore> StateStore for &T {
+    fn read(
+        &self, key: &StateKey,
+    ) -> impl Future<Output = Result<Option<StoredState>, PortError>> + Send {
+        (**self).read(key)
+    }
+
     fn apply_if_fresh(
         &self, key: &StateKey, first: &SequenceNumber, change: &StateChange,
     ) -> impl Future<Output = Result<Applied, PortError>> + Send {

@@ -23,6 +23,9 @@ pub struct BatchReport {
     /// Writes whose condition failed (redelivered or out-of-order records).
     pub conflicts: usize,
     pub published: usize,
+    /// Valid records a completed batch applied and published before (a redelivery, a replay):
+    /// their outputs are not published again.
+    pub published_before: usize,
     /// What the batch newly counted, by name (app events per type): business metrics.
     pub counted: BTreeMap<String, u64>,
     /// The lowest sequence number that must be retried: Lambda resumes the shard from there.

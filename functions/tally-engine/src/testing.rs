@@ -109,6 +109,11 @@ fn fits_one_write(change: &StateChange) -> Result<(), PortError> {
 }
 
 impl StateStore for MemoryStateStore {
+    async fn read(&self, key: &StateKey) -> Result<Option<StoredState>, PortError> {
+        self.gate()?;
+        Ok(self.items.lock().unwrap().get(key.partition_key()).cloned())
+    }
+
     async fn apply_if_fresh(
         &self, key: &StateKey, first: &SequenceNumber, change: &StateChange,
     ) -> Result<Applied, PortError> {

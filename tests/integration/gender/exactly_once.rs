@@ -12,7 +12,7 @@ use tally_aws::{KinesisFunction, S3DeadLetters};
 use tally_engine::ports::*;
 use tally_engine::testing::SeededRng;
 use tally_engine::windows::UtcDays;
-use tally_engine::{BatchHandler, Engine, SequenceNumber, StreamRecord};
+use tally_engine::{BatchHandler, Engine, Fanout, SequenceNumber, StreamRecord};
 use tally_pipelines::gender::model::{Bucket, GenderModel, ModelState, RecentTopGenderModel};
 use tally_pipelines::gender::VisitConsumer;
 
@@ -51,6 +51,9 @@ impl<S> CrashAfter<S> {
 }
 
 impl<S: StateStore> StateStore for CrashAfter<S> {
+    async fn read(&self, key: &StateKey) -> Result<Option<StoredState>, PortError> {
+        self.inner.read(key).await
+    }
     async fn apply_if_fresh(
         &self, key: &StateKey, first: &SequenceNumber, change: &StateChange,
     ) -> Result<Applied, PortError> {
@@ -93,16 +96,16 @@ impl<P: RecordPublisher> RecordPublisher for FlakyPublisher<P> {
 
 /// A model function with the given state store and publisher.
 type Model<S, P> =
-    KinesisFunction<Engine<VisitConsumer<Box<dyn GenderModel>>, S, P, S3DeadLetters>>;
+    KinesisFunction<Fanout<Engine<VisitConsumer<Box<dyn GenderModel>>, S, P, S3DeadLetters>>>;
 
 /// The function with its state store wrapped (fault injection around the real adapter).
-fn with_store<S, P, S2>(f: Model<S, P>, wrap: impl FnOnce(S) -> S2) -> Model<S2, P> {
-    f.map(|engine| engine.map_store(wrap))
+fn with_store<S, P, S2>(f: Model<S, P>, mut wrap: impl FnMut(S) -> S2) -> Model<S2, P> {
+    f.map(|engines| engines.map(|engine| engine.map_store(&mut wrap)))
 }
 
 /// The function with its publisher wrapped.
-fn with_publisher<S, P, P2>(f: Model<S, P>, wrap: impl FnOnce(P) -> P2) -> Model<S, P2> {
-    f.map(|engine| engine.map_publisher(wrap))
+fn with_publisher<S, P, P2>(f: Model<S, P>, mut wrap: impl FnMut(P) -> P2) -> Model<S, P2> {
+    f.map(|engines| engines.map(|engine| engine.map_publisher(&mut wrap)))
 }
 
 /// A reproducible mix of visits (and a few bad records) over `cids` customers and ten days.

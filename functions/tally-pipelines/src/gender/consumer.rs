@@ -18,6 +18,12 @@ use super::visit::{Cid, Gender, Visit, VisitDecoder};
 /// The state item's name when one item per cid serves every model.
 pub const ALL_MODELS: &str = "MODELS";
 
+/// The models that share the `MODELS#<cid>` item unless the stack says otherwise
+/// (`SHARED_MODELS`): the seed's three. A model added later gets items of its own
+/// ([`VisitConsumer::joined_later`]), because the shared item's watermarks say which visits all
+/// of its models have counted, and a replay could not give a newcomer the older ones.
+pub const FIRST_MODELS: [&str; 3] = ["MODEL1", "MODEL2", "MODEL3"];
+
 /// Models over `VisitsStream`, keyed by cid: one model (the seed's deployment, one function per
 /// model) or several sharing one state item per cid, so that a batch writes each cid once for all
 /// of them. `M` is a box in the function, a reference in tests.
@@ -25,8 +31,10 @@ pub struct VisitConsumer<M> {
     pub models: Vec<M>,
     /// What each model keeps, in `models`' order (asked once, used for every key).
     specs: Vec<StateSpec>,
-    /// Names the state items (`MODEL2#C124`, `MODELS#C124`) and the dead letters.
+    /// Names the state items (`MODEL2#C124`, `MODELS#C124`, `MODELS+MODEL4#C124`).
     name: String,
+    /// Names the dead letters: the function's, whichever of its consumers finds a bad record.
+    dead_letter_source: String,
     pub decoder: VisitDecoder,
 }
 
@@ -34,19 +42,28 @@ impl<'m, M: Deref<Target = dyn GenderModel + 'm>> VisitConsumer<M> {
     /// One model, its own state item per cid.
     pub fn new(model: M) -> Self {
         let name = model.name().to_string();
-        Self::named(name, vec![model])
+        Self::named(name.clone(), name, vec![model])
     }
 
     /// Several models, one state item per cid for all of them ([`ALL_MODELS`]).
     pub fn combined(models: Vec<M>) -> Self {
-        Self::named(ALL_MODELS.to_string(), models)
+        Self::named(ALL_MODELS.to_string(), ALL_MODELS.to_string(), models)
     }
 
-    fn named(name: String, models: Vec<M>) -> Self {
+    /// A model run beside [`VisitConsumer::combined`] by the same function but on items of its
+    /// own (`MODELS+MODEL4#C124`, with their own watermarks), so that it can be given the visits
+    /// from before it was added. Its dead letters are the combined consumer's.
+    pub fn joined_later(model: M) -> Self {
+        let name = format!("{ALL_MODELS}+{}", model.name());
+        Self::named(name, ALL_MODELS.to_string(), vec![model])
+    }
+
+    fn named(name: String, dead_letter_source: String, models: Vec<M>) -> Self {
         VisitConsumer {
             specs: models.iter().map(|m| m.state_spec()).collect(),
             models,
             name,
+            dead_letter_source,
             decoder: VisitDecoder::default(),
         }
     }
@@ -106,6 +123,10 @@ impl<'m, M: Deref<Target = dyn GenderModel + 'm> + Send + Sync> Consumer for Vis
 
     fn name(&self) -> &str {
         &self.name
+    }
+
+    fn dead_letter_source(&self) -> &str {
+        &self.dead_letter_source
     }
 
     fn decode(&self, record: &StreamRecord) -> Result<Option<Visit>, Rejection> {

@@ -18,7 +18,7 @@ pub mod visit;
 #[cfg(test)]
 mod tests;
 
-pub use consumer::VisitConsumer;
+pub use consumer::{VisitConsumer, ALL_MODELS, FIRST_MODELS};
 pub use model::{model_by_name, models, GenderModel, ModelSettings};
 pub use result::{GenderResult, ResultLookup, ResultsUpsert};
 pub use results_writer::ResultsWriter;

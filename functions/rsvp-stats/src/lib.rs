@@ -18,6 +18,8 @@ pub fn from_env(config: &SdkConfig, env: &Env) -> Result<RsvpStatsFunction, Erro
         s3_dead_letters(config, env)?,
     );
     handler.aggregation = aggregation(env)?;
+    // Its mapping keeps ParallelizationFactor 1 (its minute buckets rely on each shard's order).
+    handler.completion_marks = true;
     handler.consumer.grace_seconds = env
         .parse_at_least("BUCKET_GRACE_SECONDS", 86_400, 0)?
         .into();

@@ -5,6 +5,8 @@
 //! - `rev` (N): revision, +1 per applied change
 //! - `wm_<domain>` (S): ordered key of the last applied sequence number of that order domain: a
 //!   shard (`wm_shardId-000000000000`), or a shard and partition key (`wm_shardId-000000000000/C124`)
+//! - `ws_<domain>` (S): the first sequence number applied as records came (the item's start)
+//! - `wb_<domain>` (S): the last sequence number below the start applied by a replay
 //! - `c_<name>` (N): named counters (`c_all_male`, `c_2026-11-22_female`, `c_count`)
 //! - `lt` (S), `lg` (S): the register's order key and value (MODEL1: event time and arrival, gender)
 //! - `f_<name>` (BOOL): flags (`f_alerted`)
@@ -16,7 +18,7 @@ use std::collections::HashMap;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure};
 
-use tally_engine::ports::{Applied, StateChange, StateKey, StateReader, StateStore};
+use tally_engine::ports::{Applied, Lane, StateChange, StateKey, StateReader, StateStore};
 use tally_engine::{Latest, PortError, SequenceNumber, StoredState};
 
 use crate::errors::port_error;
@@ -48,13 +50,24 @@ impl DynamoStateStore {
         let mut names: HashMap<String, String> = HashMap::new();
         let mut values: HashMap<String, AttributeValue> = HashMap::new();
         names.insert("#rev".into(), "rev".into());
-        names.insert("#wm".into(), Self::watermark_attr(&change.shard_id));
         values.insert(":one".into(), AttributeValue::N("1".into()));
         values.insert(
-            ":wm".into(),
+            ":through".into(),
             AttributeValue::S(change.applies_through.ordered_key()),
         );
-        let mut sets = vec!["#wm = :wm".to_string()];
+        let mut sets = Vec::new();
+        match change.lane {
+            Lane::Live => {
+                names.insert("#wm".into(), Self::watermark_attr(&change.shard_id));
+                names.insert("#ws".into(), format!("ws_{}", change.shard_id));
+                values.insert(":from".into(), AttributeValue::S(change.from.ordered_key()));
+                sets.push("#wm = :through, #ws = if_not_exists(#ws, :from)".to_string());
+            }
+            Lane::Backfill => {
+                names.insert("#wb".into(), format!("wb_{}", change.shard_id));
+                sets.push("#wb = :through".to_string());
+            }
+        }
         let mut adds = vec!["#rev :one".to_string()];
         let delta = &change.delta;
         if let Some(latest) = &delta.latest {
@@ -153,12 +166,20 @@ pub fn parse_item(item: &HashMap<String, AttributeValue>) -> Result<StoredState,
     for (name, value) in item {
         if name == "rev" {
             stored.rev = number(name, value)?;
-        } else if let Some(shard) = name.strip_prefix("wm_") {
+        } else if let Some((kind, domain)) = name
+            .split_once('_')
+            .filter(|(kind, _)| ["wm", "ws", "wb"].contains(kind))
+        {
             let s = value
                 .as_s()
                 .map_err(|_| bad_item(format!("{name} is not a string")))?;
             let seq = SequenceNumber::from_ordered_key(s).map_err(|e| bad_item(e.to_string()))?;
-            stored.watermarks.insert(shard.to_string(), seq);
+            let marks = match kind {
+                "wm" => &mut stored.watermarks,
+                "ws" => &mut stored.starts,
+                _ => &mut stored.backfilled,
+            };
+            marks.insert(domain.to_string(), seq);
         } else if let Some(counter) = name.strip_prefix("c_") {
             stored
                 .counters

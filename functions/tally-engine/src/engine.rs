@@ -14,7 +14,7 @@ use crate::exactly_once::apply_once;
 use crate::grouping::{group_by_key, Aggregation, KeyBatch, Sequenced, WatermarkScope};
 use crate::pattern::StatePattern;
 use crate::ports::{
-    DeadLetterSink, PortError, RecordPublisher, StateChange, StateKey, StateStore, StoredState,
+    DeadLetterSink, Lane, PortError, RecordPublisher, StateChange, StateKey, StateStore, StoredState,
 };
 use crate::publish::{publish_all, Outgoing};
 use crate::record::StreamRecord;
@@ -208,7 +208,7 @@ impl<C: Consumer, S: StateStore, P: RecordPublisher, D: DeadLetterSink> Engine<C
             .collect()
             .await;
 
-        let completed = self.completed_before(&outcomes, &mut report).await;
+        let completed = self.completed_before(&outcomes).await;
         let mut outgoing = Vec::new();
         let mut flags = Vec::new();
         let mut emitted_once = BTreeSet::new();
@@ -266,24 +266,14 @@ impl<C: Consumer, S: StateStore, P: RecordPublisher, D: DeadLetterSink> Engine<C
                 Err(e) => tracing::warn!(id = %id, error = %e, "published but not flagged"),
             }
         }
-        if self.completion_marks && report.retry_from.is_none() {
-            self.mark_completed(records, &mut report).await;
-        }
+        self.mark_completed(records, &mut report).await;
         report
     }
 
-    /// The mark of a shard's completed batches: `<owner>#~completed#<shard>`, whose watermark is
-    /// the last record of the last batch that was applied and published whole. No pipeline's key
-    /// starts with `~` (cids, rule subjects and minutes do not).
-    fn completion_key(&self, shard: &str) -> StateKey {
-        StateKey::new(self.consumer.name(), &format!("~completed#{shard}"))
-    }
-
     /// How far each shard of the batch had completed, read only for shards with keys whose events
-    /// were all applied before (the fast path never needs it). A failed read publishes again.
+    /// were all applied before (the fast path never needs it).
     async fn completed_before(
         &self, outcomes: &[(KeyBatch<C::Key, C::Event>, Result<KeyOutcome, PortError>)],
-        report: &mut BatchReport,
     ) -> BTreeMap<String, SequenceNumber> {
         let mut marks = BTreeMap::new();
         if !self.completion_marks {
@@ -295,42 +285,11 @@ impl<C: Consumer, S: StateStore, P: RecordPublisher, D: DeadLetterSink> Engine<C
             .map(|(b, _)| WatermarkScope::shard_of(&b.shard_id))
             .collect();
         for shard in shards {
-            match self.store.read(&self.completion_key(shard)).await {
-                Ok(stored) => {
-                    if let Some(mark) = stored.and_then(|s| s.watermarks.get(shard).cloned()) {
-                        marks.insert(shard.to_string(), mark);
-                    }
-                }
-                Err(e) => {
-                    report.errors.push(format!("completion mark of {shard} not read: {e}"));
-                }
+            if let Some(mark) = self.completed_through(shard).await {
+                marks.insert(shard.to_string(), mark);
             }
         }
         marks
-    }
-
-    /// Moves each shard's mark up to the batch's last record (never down: the write holds only
-    /// below it). Best effort: a missing mark only means outputs may be published again.
-    async fn mark_completed(&self, records: &[StreamRecord], report: &mut BatchReport) {
-        let mut last: BTreeMap<&str, &SequenceNumber> = BTreeMap::new();
-        for r in records {
-            let seq = last.entry(r.shard_id.as_str()).or_insert(&r.sequence_number);
-            if r.sequence_number > **seq {
-                *seq = &r.sequence_number;
-            }
-        }
-        for (shard, through) in last {
-            let change = StateChange {
-                shard_id: shard.to_string(),
-                applies_through: through.clone(),
-                delta: Default::default(),
-            };
-            let key = self.completion_key(shard);
-            match self.store.apply_if_fresh(&key, through, &change).await {
-                Ok(_) => report.writes += 1,
-                Err(e) => tracing::warn!(shard, error = %e, "batch completed but not marked"),
-            }
-        }
     }
 
     /// Applies one key's events exactly once; returns what to publish from the new state.
@@ -346,7 +305,9 @@ impl<C: Consumer, S: StateStore, P: RecordPublisher, D: DeadLetterSink> Engine<C
             }
             Some(StateChange {
                 shard_id: batch.shard_id.clone(),
+                from: events.first()?.sequence_number.clone(),
                 applies_through: events.last()?.sequence_number.clone(),
+                lane: Lane::Live,
                 delta,
             })
         };
@@ -386,6 +347,75 @@ impl<C: Consumer, S: StateStore, P: RecordPublisher, D: DeadLetterSink> Engine<C
         outcome.stored = once.stored;
         Ok(outcome)
     }
+}
+
+/// Completion marks, for every state pattern ([`Engine::with_completion_marks`]).
+impl<C: StatePattern, S: StateStore, P, D> Engine<C, S, P, D> {
+    /// The mark of a shard's completed batches: `<owner>#~completed#<shard>`, whose watermark is
+    /// the last record of the last batch that was applied and published whole. No pipeline's key
+    /// starts with `~` (cids, rule subjects, minutes and ids do not).
+    fn completion_key(&self, shard: &str) -> StateKey {
+        StateKey::new(self.consumer.state_owner(), &format!("~completed#{shard}"))
+    }
+
+    /// The last record of `shard` whose batch completed; `None` when unknown (a failed read only
+    /// means outputs are published again).
+    pub(crate) async fn completed_through(&self, shard: &str) -> Option<SequenceNumber> {
+        match self.store.read(&self.completion_key(shard)).await {
+            Ok(stored) => stored.and_then(|s| s.watermarks.get(shard).cloned()),
+            Err(e) => {
+                tracing::warn!(shard, error = %e, "completion mark not read");
+                None
+            }
+        }
+    }
+
+    /// Whether every record of `records` belongs to a batch that completed before.
+    pub(crate) async fn completed_before_batch(&self, records: &[StreamRecord]) -> bool {
+        if !self.completion_marks {
+            return false;
+        }
+        for (shard, (_, last)) in shard_ranges(records) {
+            if self.completed_through(shard).await.is_none_or(|mark| last > &mark) {
+                return false;
+            }
+        }
+        true
+    }
+
+    /// Moves each shard's mark up to the batch's last record (never down: the write holds only
+    /// below it). Best effort: a missing mark only means outputs may be published again.
+    pub(crate) async fn mark_completed(&self, records: &[StreamRecord], report: &mut BatchReport) {
+        if !self.completion_marks || report.retry_from.is_some() {
+            return;
+        }
+        for (shard, (first, last)) in shard_ranges(records) {
+            let change = StateChange {
+                shard_id: shard.to_string(),
+                from: first.clone(),
+                applies_through: last.clone(),
+                lane: Lane::Live,
+                delta: Default::default(),
+            };
+            let key = self.completion_key(shard);
+            match self.store.apply_if_fresh(&key, last, &change).await {
+                Ok(_) => report.writes += 1,
+                Err(e) => tracing::warn!(shard, error = %e, "batch completed but not marked"),
+            }
+        }
+    }
+}
+
+/// Each shard's first and last sequence number in `records`.
+fn shard_ranges(records: &[StreamRecord]) -> BTreeMap<&str, (&SequenceNumber, &SequenceNumber)> {
+    let mut ranges: BTreeMap<&str, (&SequenceNumber, &SequenceNumber)> = BTreeMap::new();
+    for r in records {
+        let seq = &r.sequence_number;
+        let range = ranges.entry(r.shard_id.as_str()).or_insert((seq, seq));
+        range.0 = range.0.min(seq);
+        range.1 = range.1.max(seq);
+    }
+    ranges
 }
 
 impl<C: StatePattern, S: StateStore, P: RecordPublisher, D: DeadLetterSink> Engine<C, S, P, D> {

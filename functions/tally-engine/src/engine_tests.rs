@@ -248,3 +248,28 @@ async fn a_batch_whose_publish_failed_publishes_again_when_delivered_again() {
         assert_eq!(once_more.published, if marks { 0 } else { 2 }, "marks {marks}");
     }
 }
+
+#[tokio::test]
+async fn an_item_created_mid_stream_takes_the_older_records_from_a_replay_once() {
+    let all = records(&["a", "b", "a", "a", "b", "a", "c"]);
+    let (store, publisher, dl) = memory_ports();
+    let engine = Engine::new(Counts, &store, &publisher, &dl).with_completion_marks(true);
+    // The consumer starts late: it sees the stream from the fourth record on.
+    engine.run(&all[3..], now()).await;
+    assert_eq!(store.item("counts#a").unwrap().counters["count"], 2);
+    // A replay of everything, in batches of two, twice (a retried replay changes nothing).
+    for _ in 0..2 {
+        for batch in all.chunks(2) {
+            let report = engine.run(batch, now()).await;
+            assert_eq!(report.retry_from, None);
+        }
+    }
+    let count = |w: &str| store.item(&format!("counts#{w}")).unwrap().counters["count"];
+    assert_eq!((count("a"), count("b"), count("c")), (4, 2, 1));
+    let last = |w: &str| {
+        let published = publisher.json();
+        let mine: Vec<_> = published.iter().filter(|v| v["word"] == w).collect();
+        mine.last().unwrap()["count"].clone()
+    };
+    assert_eq!(last("a"), 4, "the newest output holds every record");
+}

@@ -1,12 +1,15 @@
 //! Exactly-once application of a shard's records to one state item. See docs/exactly-once.md.
 //!
 //! Fast path: one conditional write that holds only if none of the records was applied before.
-//! Slow path (redelivery, a retry after a crash, a stored register value that is newer): keep the
-//! records above the item's watermark, fold them again with the stored state in hand, and write
-//! only if the item's revision is unchanged.
+//! Slow path (redelivery, a retry after a crash, a stored register value that is newer, a
+//! replay): keep the records the item has not applied, fold them again with the stored state in
+//! hand, and write only if the item's revision is unchanged. Not applied are the records above
+//! the item's watermark, and those below its start (the first record it applied as they came)
+//! above its backfill watermark: an item created after them (a model added later) gets them
+//! from a replay, in order, once.
 
 use crate::grouping::Sequenced;
-use crate::ports::{Applied, PortError, StateChange, StateKey, StateStore, StoredState};
+use crate::ports::{Applied, Lane, PortError, StateChange, StateKey, StateStore, StoredState};
 use crate::sequence::SequenceNumber;
 
 /// How often a revision-checked write is tried before the batch is retried instead.
@@ -23,6 +26,24 @@ pub struct Once {
     /// Every record was applied before (a redelivery or a replay): `stored` is published again
     /// unless the batch that applied them is known to have published ([`crate::engine`]).
     pub already_applied: bool,
+}
+
+/// The records of `domain` that `stored` has not applied, in `lane`.
+fn unseen<T: Clone>(
+    stored: &StoredState, domain: &str, records: &[Sequenced<T>], lane: Lane,
+) -> Vec<Sequenced<T>> {
+    let keep = |seq: &SequenceNumber| match lane {
+        Lane::Live => stored.watermarks.get(domain).is_none_or(|w| seq > w),
+        Lane::Backfill => {
+            stored.starts.get(domain).is_some_and(|start| seq < start)
+                && stored.backfilled.get(domain).is_none_or(|w| seq > w)
+        }
+    };
+    records
+        .iter()
+        .filter(|r| keep(&r.sequence_number))
+        .cloned()
+        .collect()
 }
 
 /// Applies `records` (one shard, one key, in sequence order) to `key` exactly once.
@@ -58,45 +79,50 @@ where
         Applied::Conflict(current) => current,
     };
     once.conflicts += 1;
-    for _ in 0..MAX_CAS_ATTEMPTS {
+    let mut wrote = false;
+    let mut failed_attempts = 0;
+    'state: loop {
         let stored = current.clone().unwrap_or_default();
-        let watermark = stored.watermarks.get(shard_id);
-        let unseen: Vec<Sequenced<T>> = records
-            .iter()
-            .filter(|r| watermark.is_none_or(|w| &r.sequence_number > w))
-            .cloned()
-            .collect();
-        let change = if unseen.is_empty() {
-            None
-        } else {
-            fold(&unseen, Some(&stored))
-        };
-        let Some(change) = change else {
-            // Everything is applied already; the caller publishes the stored state again (the
-            // last attempt may have crashed between its write and its publish).
-            once.stored = stored;
-            once.already_applied = true;
-            return Ok(Some(once));
-        };
-        once.writes += 1;
-        match store
-            .apply_if_unchanged(key, current.as_ref().map(|s| s.rev), &change)
-            .await?
-        {
-            Applied::Done(new) => {
-                once.stored = new;
-                return Ok(Some(once));
+        // Older records first, so that each lane's records go in sequence order.
+        for lane in [Lane::Backfill, Lane::Live] {
+            let records = unseen(&stored, shard_id, records, lane);
+            let Some(mut change) = (!records.is_empty())
+                .then(|| fold(&records, Some(&stored)))
+                .flatten()
+            else {
+                continue;
+            };
+            change.lane = lane;
+            once.writes += 1;
+            match store
+                .apply_if_unchanged(key, current.as_ref().map(|s| s.rev), &change)
+                .await?
+            {
+                Applied::Done(new) => {
+                    wrote = true;
+                    current = Some(new);
+                }
+                Applied::Conflict(now_stored) => {
+                    once.conflicts += 1;
+                    failed_attempts += 1;
+                    if failed_attempts == MAX_CAS_ATTEMPTS {
+                        return Err(PortError::Transient(format!(
+                            "{} kept changing during {MAX_CAS_ATTEMPTS} attempts",
+                            key.partition_key()
+                        )));
+                    }
+                    current = now_stored;
+                }
             }
-            Applied::Conflict(now_stored) => {
-                once.conflicts += 1;
-                current = now_stored;
-            }
+            continue 'state;
         }
+        // Nothing left to apply. When nothing was written, everything was applied before: the
+        // caller publishes the stored state again (the last attempt may have crashed between
+        // its write and its publish).
+        once.stored = current.unwrap_or_default();
+        once.already_applied = !wrote;
+        return Ok(Some(once));
     }
-    Err(PortError::Transient(format!(
-        "{} kept changing during {MAX_CAS_ATTEMPTS} attempts",
-        key.partition_key()
-    )))
 }
 
 /// What applying one key's records in several writes did: the item after the last write that
@@ -106,6 +132,8 @@ pub struct Chunked {
     pub stored: Option<StoredState>,
     pub writes: usize,
     pub conflicts: usize,
+    /// Some run was applied now (not all of them before).
+    pub applied_now: bool,
     pub failed: Option<(SequenceNumber, PortError)>,
 }
 
@@ -127,6 +155,7 @@ where
         stored: None,
         writes: 0,
         conflicts: 0,
+        applied_now: false,
         failed: None,
     };
     let mut start = 0;
@@ -143,6 +172,7 @@ where
             Ok(Some(once)) => {
                 out.writes += once.writes;
                 out.conflicts += once.conflicts;
+                out.applied_now |= !once.already_applied;
                 out.stored = Some(once.stored);
             }
             Ok(None) => {}

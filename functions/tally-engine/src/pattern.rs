@@ -22,6 +22,12 @@ pub trait StatePattern: Send + Sync + Sized {
     /// Names the consumer in state keys, dead letters and metrics.
     fn name(&self) -> &str;
 
+    /// The leading part of its state keys (its IAM `LeadingKeys`), which the engine's own items
+    /// (completion marks) also take.
+    fn state_owner(&self) -> &str {
+        self.name()
+    }
+
     /// Applies one batch; the report says what to retry.
     fn apply_batch<S: StateStore, P: RecordPublisher, D: DeadLetterSink>(
         engine: &Engine<Self, S, P, D>, records: &[StreamRecord], now: DateTime<Utc>,

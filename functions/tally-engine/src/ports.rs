@@ -71,6 +71,11 @@ pub struct StoredState {
     pub rev: u64,
     /// Per shard, the sequence number of the last record applied to this item.
     pub watermarks: BTreeMap<String, SequenceNumber>,
+    /// Per shard, the first record applied to this item as it came (its live start): one below it
+    /// was never applied, so a replay may bring it ([`Lane::Backfill`]).
+    pub starts: BTreeMap<String, SequenceNumber>,
+    /// Per shard, the last record below the start applied by a replay.
+    pub backfilled: BTreeMap<String, SequenceNumber>,
     /// Named counters (`all_male`, `2026-11-22_female`, `count`).
     pub counters: BTreeMap<String, u64>,
     pub latest: Option<Latest>,
@@ -105,13 +110,27 @@ impl StateDelta {
     }
 }
 
-/// One change to a state item, covering a shard's records up to `applies_through`.
+/// Which watermark of an order domain a change moves. A domain's records reach an item in
+/// sequence order from its start on (`Live`); records below the start, which the item never saw
+/// (it was created later: a model added after the others), come only from a replay, in order
+/// too, and have a watermark of their own (`Backfill`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Lane {
+    #[default]
+    Live,
+    Backfill,
+}
+
+/// One change to a state item, covering a shard's records from `from` to `applies_through`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StateChange {
     /// The records' order domain, whose watermark the change moves: their shard, or their shard
     /// and partition key ([`crate::WatermarkScope`]).
     pub shard_id: String,
+    /// The first record covered: a live change sets the item's start to it if it has none.
+    pub from: SequenceNumber,
     pub applies_through: SequenceNumber,
+    pub lane: Lane,
     pub delta: StateDelta,
 }
 

@@ -28,7 +28,8 @@ use crate::exactly_once::apply_once_chunked;
 use crate::grouping::{group_by_key, Aggregation, Sequenced};
 use crate::pattern::{FirstSightings, StatePattern};
 use crate::ports::{
-    DeadLetterSink, RecordPublisher, StateChange, StateDelta, StateKey, StateStore, StoredState,
+    DeadLetterSink, Lane, RecordPublisher, StateChange, StateDelta, StateKey, StateStore,
+    StoredState,
 };
 use crate::publish::{publish_all, Outgoing};
 use crate::record::{Rejection, StreamRecord};
@@ -73,6 +74,12 @@ pub trait Sightings: Send + Sync {
 
     /// Names the pipeline in dead letters and metrics.
     fn name(&self) -> &str;
+
+    /// The leading part of the pipeline's state keys (its IAM `LeadingKeys`), which the engine's
+    /// own items (completion marks) also take.
+    fn state_owner(&self) -> &str {
+        self.name()
+    }
 
     /// Reads the batch's context; an error retries the whole batch.
     fn context(&self) -> impl Future<Output = Result<Self::Context, String>> + Send;
@@ -179,7 +186,9 @@ fn change<T>(
     };
     Some(StateChange {
         shard_id: shard.to_string(),
+        from: records.first()?.sequence_number.clone(),
         applies_through: records.last()?.sequence_number.clone(),
+        lane: Lane::Live,
         delta,
     })
 }
@@ -321,11 +330,11 @@ impl<X: Sightings, S: StateStore, P: RecordPublisher, D: DeadLetterSink>
     }
 
     /// Step 2: each aggregate item written once per shard, exactly once. Returns whether any
-    /// aggregate changed.
+    /// aggregate changed now, and whether any had these contributions before (a redelivery).
     async fn write_aggregates(
         &self, per_item: BTreeMap<(String, StateKey), Vec<Sequenced<X::Contribution>>>,
         now: DateTime<Utc>, report: &mut BatchReport, retries: &mut RetryPoints,
-    ) -> bool {
+    ) -> (bool, bool) {
         let x = self.pipeline();
         let aggregation = self.aggregation;
         let max_names = max_names(aggregation);
@@ -364,20 +373,21 @@ impl<X: Sightings, S: StateStore, P: RecordPublisher, D: DeadLetterSink>
             .buffer_unordered(aggregation.concurrency(self.concurrency))
             .collect()
             .await;
-        let mut changed = false;
+        let (mut changed, mut applied_before) = (false, false);
         for (shard, key, once, counted) in writes {
             for (name, n) in counted {
                 *report.counted.entry(name).or_default() += n;
             }
             report.writes += once.writes;
             report.conflicts += once.conflicts;
-            changed |= once.stored.is_some();
+            changed |= once.stored.is_some() && once.applied_now;
+            applied_before |= once.stored.is_some() && !once.applied_now;
             if let Some((at, e)) = once.failed {
                 let why = format!("{} not updated: {e}", key.partition_key());
                 retries.retry(report, &shard, at, why);
             }
         }
-        changed
+        (changed, applied_before)
     }
 
     /// After a batch that changed an aggregate: the pipeline's news, published at least once.
@@ -423,12 +433,17 @@ impl<X: Sightings, S: StateStore, P: RecordPublisher, D: DeadLetterSink>
             .write_sightings(decoded.events, now, &mut report, &mut retries)
             .await;
         let per_item = self.contributions_by_item(&items, &decoded.first_of, &retries);
-        let changed = self
+        let (changed, applied_before) = self
             .write_aggregates(per_item, now, &mut report, &mut retries)
             .await;
-        if changed {
+        // Applied before: the news again, unless the batch that applied it is known to have
+        // published (the last attempt may have crashed between its writes and its publish).
+        if changed || (applied_before && !self.completed_before_batch(records).await) {
             self.publish_news(first, now, &mut report).await;
+        } else if applied_before {
+            report.published_before += report.valid;
         }
+        self.mark_completed(records, &mut report).await;
         report
     }
 }
@@ -436,6 +451,10 @@ impl<X: Sightings, S: StateStore, P: RecordPublisher, D: DeadLetterSink>
 impl<X: Sightings> StatePattern for FirstSightings<X> {
     fn name(&self) -> &str {
         self.0.name()
+    }
+
+    fn state_owner(&self) -> &str {
+        self.0.state_owner()
     }
 
     fn apply_batch<S: StateStore, P: RecordPublisher, D: DeadLetterSink>(

@@ -76,9 +76,20 @@ impl MemoryStateStore {
 
     fn apply(stored: &mut StoredState, change: &StateChange) {
         stored.rev += 1;
-        stored
-            .watermarks
-            .insert(change.shard_id.clone(), change.applies_through.clone());
+        let domain = change.shard_id.clone();
+        match change.lane {
+            Lane::Live => {
+                stored
+                    .watermarks
+                    .insert(domain.clone(), change.applies_through.clone());
+                stored.starts.entry(domain).or_insert(change.from.clone());
+            }
+            Lane::Backfill => {
+                stored
+                    .backfilled
+                    .insert(domain, change.applies_through.clone());
+            }
+        }
         for (name, n) in &change.delta.counters {
             *stored.counters.entry(name.clone()).or_default() += n;
         }

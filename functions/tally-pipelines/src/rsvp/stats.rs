@@ -455,6 +455,10 @@ impl<R: StateReader> Sightings for RsvpStats<R> {
         NAME
     }
 
+    fn state_owner(&self) -> &str {
+        OWNER
+    }
+
     async fn context(&self) -> Result<(), String> {
         Ok(())
     }

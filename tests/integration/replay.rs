@@ -129,11 +129,20 @@ async fn settled(cloud: &LocalCloud) -> BTreeMap<String, Vec<String>> {
 /// counted, over every bucket they keep (MODELS all time, MODEL3 its days).
 async fn counted_visits(cloud: &LocalCloud, owner: &str) -> BTreeMap<String, (u64, u64)> {
     let table = cloud.template.physical_name("GenderStateTable");
-    let items = cloud.clients.dynamodb.scan().table_name(&table).send().await.unwrap();
+    let items = cloud
+        .clients
+        .dynamodb
+        .scan()
+        .table_name(&table)
+        .send()
+        .await
+        .unwrap();
     let mut out = BTreeMap::new();
     for item in items.items() {
         let pk = item["pk"].as_s().unwrap();
-        let Some(cid) = pk.strip_prefix(&format!("{owner}#")).filter(|k| !k.starts_with('~'))
+        let Some(cid) = pk
+            .strip_prefix(&format!("{owner}#"))
+            .filter(|k| !k.starts_with('~'))
         else {
             continue;
         };
@@ -153,7 +162,14 @@ async fn counted_visits(cloud: &LocalCloud, owner: &str) -> BTreeMap<String, (u6
 /// Per cid, `model`'s answer in the results table (what the API answers).
 async fn stored_answers(cloud: &LocalCloud, model: &str) -> BTreeMap<String, String> {
     let table = cloud.template.physical_name("GenderResultsTable");
-    let items = cloud.clients.dynamodb.scan().table_name(&table).send().await.unwrap();
+    let items = cloud
+        .clients
+        .dynamodb
+        .scan()
+        .table_name(&table)
+        .send()
+        .await
+        .unwrap();
     let mut out = BTreeMap::new();
     for item in items.items() {
         if let Some(body) = item.get(&format!("body_{model}")) {
@@ -186,7 +202,11 @@ async fn forget_results(cloud: &LocalCloud, model: &str) {
 fn put_lines(stack: &str, cloud: &LocalCloud, stream: &str, lines: &[&str]) {
     let file = std::env::temp_dir().join(format!("{stack}-{stream}-{}.jsonl", lines.len()));
     std::fs::write(&file, lines.join("\n")).unwrap();
-    tally_stdout(stack, &["put", stream, file.to_str().unwrap()], &cloud.edge_url);
+    tally_stdout(
+        stack,
+        &["put", stream, file.to_str().unwrap()],
+        &cloud.edge_url,
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -214,7 +234,11 @@ async fn replaying_the_archive_changes_nothing_and_refills_a_consumer_that_lost_
     put_lines(&stack, &cloud, "VisitsStream", earlier);
     for (stream, file) in &inputs[1..] {
         let path = demo.join(file);
-        tally_stdout(&stack, &["put", stream, path.to_str().unwrap()], &cloud.edge_url);
+        tally_stdout(
+            &stack,
+            &["put", stream, path.to_str().unwrap()],
+            &cloud.edge_url,
+        );
     }
     settled(&cloud).await;
 
@@ -225,7 +249,10 @@ async fn replaying_the_archive_changes_nothing_and_refills_a_consumer_that_lost_
     settled(&cloud).await;
     let shared = counted_visits(&cloud, "MODELS").await;
     let joined = counted_visits(&cloud, "MODELS+MODEL3").await;
-    assert_ne!(joined, shared, "MODEL3 counted only the visits since it was added");
+    assert_ne!(
+        joined, shared,
+        "MODEL3 counted only the visits since it was added"
+    );
     let shared_items: Vec<String> = state(&cloud).await["GenderStateTable"]
         .iter()
         .filter(|i| i.contains("\"MODELS#"))
@@ -235,7 +262,12 @@ async fn replaying_the_archive_changes_nothing_and_refills_a_consumer_that_lost_
     // applied them, change nothing.
     let said = tally_stdout(
         &stack,
-        &["replay", "VisitsStream", "--function", "GenderModelsFunction"],
+        &[
+            "replay",
+            "VisitsStream",
+            "--function",
+            "GenderModelsFunction",
+        ],
         &cloud.edge_url,
     );
     assert!(said.contains("to 1 function"), "{said}");

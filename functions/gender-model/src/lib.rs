@@ -5,8 +5,8 @@
 
 use tally_aws::{aws_engine, AwsEngine, ConfigError, Env, Error, KinesisFunction, SdkConfig};
 use tally_engine::Fanout;
-use tally_pipelines::gender::{model_by_name, models, GenderModel, ModelSettings, VisitConsumer};
 use tally_pipelines::gender::FIRST_MODELS;
+use tally_pipelines::gender::{model_by_name, models, GenderModel, ModelSettings, VisitConsumer};
 
 pub type ModelEngine = AwsEngine<VisitConsumer<Box<dyn GenderModel>>>;
 pub type ModelFunction = KinesisFunction<Fanout<ModelEngine>>;
@@ -35,7 +35,9 @@ pub fn from_env(config: &SdkConfig, env: &Env) -> Result<ModelFunction, Error> {
     let engine = |consumer| aws_engine(consumer, config, env, "RESULTS_STREAM");
     let mut fanout = Fanout::of(engine(VisitConsumer::combined(together))?);
     for model in later {
-        fanout.rest.push(engine(VisitConsumer::joined_later(model))?);
+        fanout
+            .rest
+            .push(engine(VisitConsumer::joined_later(model))?);
     }
     Ok(KinesisFunction::new(fanout))
 }

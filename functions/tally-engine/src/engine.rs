@@ -14,7 +14,8 @@ use crate::exactly_once::apply_once;
 use crate::grouping::{group_by_key, Aggregation, KeyBatch, Sequenced, WatermarkScope};
 use crate::pattern::StatePattern;
 use crate::ports::{
-    DeadLetterSink, Lane, PortError, RecordPublisher, StateChange, StateKey, StateStore, StoredState,
+    DeadLetterSink, Lane, PortError, RecordPublisher, StateChange, StateKey, StateStore,
+    StoredState,
 };
 use crate::publish::{publish_all, Outgoing};
 use crate::record::StreamRecord;
@@ -83,6 +84,9 @@ pub struct Engine<C, S, P, D> {
     /// outputs went out is not published again ([`Engine::with_completion_marks`]).
     pub completion_marks: bool,
 }
+
+/// A key's events and what applying them did.
+type Applied<K, E> = (KeyBatch<K, E>, Result<KeyOutcome, PortError>);
 
 /// What applying one key's events did.
 struct KeyOutcome {
@@ -273,7 +277,7 @@ impl<C: Consumer, S: StateStore, P: RecordPublisher, D: DeadLetterSink> Engine<C
     /// How far each shard of the batch had completed, read only for shards with keys whose events
     /// were all applied before (the fast path never needs it).
     async fn completed_before(
-        &self, outcomes: &[(KeyBatch<C::Key, C::Event>, Result<KeyOutcome, PortError>)],
+        &self, outcomes: &[Applied<C::Key, C::Event>],
     ) -> BTreeMap<String, SequenceNumber> {
         let mut marks = BTreeMap::new();
         if !self.completion_marks {
@@ -376,7 +380,11 @@ impl<C: StatePattern, S: StateStore, P, D> Engine<C, S, P, D> {
             return false;
         }
         for (shard, (_, last)) in shard_ranges(records) {
-            if self.completed_through(shard).await.is_none_or(|mark| last > &mark) {
+            if self
+                .completed_through(shard)
+                .await
+                .is_none_or(|mark| last > &mark)
+            {
                 return false;
             }
         }

@@ -193,8 +193,11 @@ impl Consumer for Counts {
     fn emit(&self, word: &String, stored: &StoredState, _: DateTime<Utc>) -> Emit {
         let record = ports::OutRecord {
             partition_key: word.clone(),
-            data: format!(r#"{{"word":"{word}","count":{}}}"#, stored.counters["count"])
-                .into_bytes(),
+            data: format!(
+                r#"{{"word":"{word}","count":{}}}"#,
+                stored.counters["count"]
+            )
+            .into_bytes(),
         };
         Emit {
             outputs: vec![Output::state(format!("counts:{word}"), record)],
@@ -222,7 +225,11 @@ async fn a_batch_delivered_again_after_it_completed_publishes_nothing_again() {
         (2, 2),
         "b and d changed; the a and c already out are not sent again"
     );
-    let counts: Vec<_> = publisher.json().iter().map(|v| v["count"].clone()).collect();
+    let counts: Vec<_> = publisher
+        .json()
+        .iter()
+        .map(|v| v["count"].clone())
+        .collect();
     assert_eq!(counts, [2, 1, 1, 2, 1].map(serde_json::Value::from));
     assert_eq!(store.item("counts#a").unwrap().counters["count"], 2);
 }
@@ -245,7 +252,11 @@ async fn a_batch_whose_publish_failed_publishes_again_when_delivered_again() {
             "marks {marks}: the state as stored, sent now"
         );
         let once_more = engine.run(&batch, now()).await;
-        assert_eq!(once_more.published, if marks { 0 } else { 2 }, "marks {marks}");
+        assert_eq!(
+            once_more.published,
+            if marks { 0 } else { 2 },
+            "marks {marks}"
+        );
     }
 }
 

@@ -42,7 +42,9 @@ impl<C: Consumer> StatePattern for C {
     fn apply_batch<S: StateStore, P: RecordPublisher, D: DeadLetterSink>(
         engine: &Engine<Self, S, P, D>, records: &[StreamRecord], now: DateTime<Utc>,
     ) -> impl Future<Output = BatchReport> + Send {
-        engine.run_per_key(records, now)
+        // Boxed, as the first-sightings batch is: its steps' futures over the SDK's nest past the
+        // compiler's type layout limit (128) in a function's `main`; one allocation per batch.
+        Box::pin(engine.run_per_key(records, now))
     }
 }
 

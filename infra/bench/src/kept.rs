@@ -171,45 +171,6 @@ fn faults_markdown(faults: &Value) -> String {
     )
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_kept_run_replaces_its_own_member_and_section_and_keeps_the_rest_in_order() {
-        let report = "{\n  \"b\": 1,\n  \"a\": {\n    \"x\": 2\n  }\n}\n";
-        let once = with_member(report, "soak", "{\n  \"lost\": 0\n}");
-        assert_eq!(
-            once,
-            "{\n  \"b\": 1,\n  \"a\": {\n    \"x\": 2\n  },\n  \"soak\": {\n    \"lost\": 0\n  }\n}\n"
-        );
-        let twice = with_member(&once, "soak", "{\n  \"lost\": 1\n}");
-        assert_eq!(twice, once.replace("\"lost\": 0", "\"lost\": 1"));
-        let both = with_member(&twice, "faults", "{\n  \"runs\": []\n}");
-        let v: Value = serde_json::from_str(&both).unwrap();
-        assert_eq!(
-            (v["soak"]["lost"].as_u64(), v["b"].as_u64()),
-            (Some(1), Some(1))
-        );
-        assert_eq!(with_member("{}", "soak", "{}"), "{\n  \"soak\": {}\n}\n");
-
-        let md = with_section("# B\n", "soak", "## Soak\nlost 0\n");
-        assert!(md.contains(&begin("soak")) && md.contains("lost 0"));
-        let md = with_section(&md, "soak", "## Soak\nlost 3\n");
-        assert_eq!(md.matches(&begin("soak")).count(), 1);
-        assert!(md.contains("lost 3") && !md.contains("lost 0"));
-        let (r, m) = carry_over(
-            &serde_json::json!({"soak": {"lost": 0, "events": 5}}),
-            "{\n  \"a\": 1\n}\n".into(),
-            "# New\n".into(),
-        );
-        assert!(
-            r.contains("\"soak\"") && m.contains("**Lost: 0.**"),
-            "{r}\n{m}"
-        );
-    }
-}
-
 fn lake_scaling_markdown(rows: &Value) -> String {
     let mut table = String::new();
     for r in rows.as_array().into_iter().flatten() {
@@ -279,4 +240,43 @@ fn lake_day_markdown(day: &Value) -> String {
          | table | most files in one partition at the end |\n|---|---|\n{rows}",
         day["conversions"], day["events"], day["compaction_merges"], day["most_files_ever"]
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_kept_run_replaces_its_own_member_and_section_and_keeps_the_rest_in_order() {
+        let report = "{\n  \"b\": 1,\n  \"a\": {\n    \"x\": 2\n  }\n}\n";
+        let once = with_member(report, "soak", "{\n  \"lost\": 0\n}");
+        assert_eq!(
+            once,
+            "{\n  \"b\": 1,\n  \"a\": {\n    \"x\": 2\n  },\n  \"soak\": {\n    \"lost\": 0\n  }\n}\n"
+        );
+        let twice = with_member(&once, "soak", "{\n  \"lost\": 1\n}");
+        assert_eq!(twice, once.replace("\"lost\": 0", "\"lost\": 1"));
+        let both = with_member(&twice, "faults", "{\n  \"runs\": []\n}");
+        let v: Value = serde_json::from_str(&both).unwrap();
+        assert_eq!(
+            (v["soak"]["lost"].as_u64(), v["b"].as_u64()),
+            (Some(1), Some(1))
+        );
+        assert_eq!(with_member("{}", "soak", "{}"), "{\n  \"soak\": {}\n}\n");
+
+        let md = with_section("# B\n", "soak", "## Soak\nlost 0\n");
+        assert!(md.contains(&begin("soak")) && md.contains("lost 0"));
+        let md = with_section(&md, "soak", "## Soak\nlost 3\n");
+        assert_eq!(md.matches(&begin("soak")).count(), 1);
+        assert!(md.contains("lost 3") && !md.contains("lost 0"));
+        let (r, m) = carry_over(
+            &serde_json::json!({"soak": {"lost": 0, "events": 5}}),
+            "{\n  \"a\": 1\n}\n".into(),
+            "# New\n".into(),
+        );
+        assert!(
+            r.contains("\"soak\"") && m.contains("**Lost: 0.**"),
+            "{r}\n{m}"
+        );
+    }
 }

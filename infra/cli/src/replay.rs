@@ -317,7 +317,7 @@ mod tests {
 
     #[test]
     fn sequence_numbers_order_as_numbers() {
-        let mut r = vec![record("s", "100"), record("s", "99"), record("s", "1000")];
+        let mut r = [record("s", "100"), record("s", "99"), record("s", "1000")];
         r.sort_by_key(sequence_of);
         let seqs: Vec<&str> = r.iter().map(|r| r.sequence_number.as_str()).collect();
         assert_eq!(seqs, ["99", "100", "1000"]);

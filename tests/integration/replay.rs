@@ -2,43 +2,55 @@
 //! consumers, with the records' original shard ids and sequence numbers (kept by the archive's
 //! transformation), on a local cloud of its own.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
+use aws_sdk_dynamodb::types::AttributeValue;
 use tally_cloud::cloud::LocalCloud;
 
 use crate::gender::oracle::{self, parse_visit, RawVisit};
 use crate::support::{cloud_options, local_root, tally_stdout};
+
+/// Every item of one of the stack's tables (its logical id).
+async fn items(cloud: &LocalCloud, table: &str) -> Vec<HashMap<String, AttributeValue>> {
+    let name = cloud.template.physical_name(table);
+    let mut pages = cloud
+        .clients
+        .dynamodb
+        .scan()
+        .table_name(&name)
+        .into_paginator()
+        .items()
+        .send();
+    let mut out = Vec::new();
+    while let Some(item) = pages.next().await {
+        out.push(item.unwrap());
+    }
+    out
+}
 
 /// Every item of every DynamoDB table of the stack (counts, stats, metrics, results, watermarks),
 /// as text, by table.
 async fn state(cloud: &LocalCloud) -> BTreeMap<String, Vec<String>> {
     let mut out = BTreeMap::new();
     for t in cloud.template.of_kind("AWS::DynamoDB::Table") {
-        let name = cloud.template.physical_name(&t.logical_id);
-        let mut items = Vec::new();
-        let mut pages = cloud
-            .clients
-            .dynamodb
-            .scan()
-            .table_name(&name)
-            .into_paginator()
-            .items()
-            .send();
-        while let Some(item) = pages.next().await {
-            let item = item.unwrap();
-            let sorted: BTreeMap<_, _> = item
-                .iter()
-                // The revision counts writes, which depend on how records were batched; where an
-                // item's records started (`ws_`) and what a replay filled in below that (`wb_`)
-                // depend on when it was first written.
-                .filter(|(k, _)| *k != "rev" && !k.starts_with("ws_") && !k.starts_with("wb_"))
-                .map(|(k, v)| (k.clone(), format!("{v:?}")))
-                .collect();
-            items.push(format!("{sorted:?}"));
-        }
-        items.sort();
-        out.insert(t.logical_id.clone(), items);
+        let mut texts: Vec<String> = items(cloud, &t.logical_id)
+            .await
+            .iter()
+            .map(|item| {
+                let sorted: BTreeMap<_, _> = item
+                    .iter()
+                    // The revision counts writes, which depend on how records were batched; where
+                    // an item's records started (`ws_`) and what a replay filled in below that
+                    // (`wb_`) depend on when it was first written.
+                    .filter(|(k, _)| *k != "rev" && !k.starts_with("ws_") && !k.starts_with("wb_"))
+                    .map(|(k, v)| (k.clone(), format!("{v:?}")))
+                    .collect();
+                format!("{sorted:?}")
+            })
+            .collect();
+        texts.sort();
+        out.insert(t.logical_id.clone(), texts);
     }
     out
 }
@@ -89,16 +101,16 @@ fn differences(
 /// Deletes the items of a table whose key starts with `prefix`, as if a function had never
 /// applied a record; returns how many.
 async fn forget(cloud: &LocalCloud, table: &str, prefix: &str) -> usize {
-    let table = cloud.template.physical_name(table);
-    let db = &cloud.clients.dynamodb;
-    let items = db.scan().table_name(&table).send().await.unwrap();
+    let name = cloud.template.physical_name(table);
     let mut gone = 0;
-    for item in items.items() {
+    for item in items(cloud, table).await {
         if item["pk"].as_s().unwrap().starts_with(prefix) {
-            let key = std::collections::HashMap::from([("pk".to_string(), item["pk"].clone())]);
-            db.delete_item()
-                .table_name(&table)
-                .set_key(Some(key))
+            cloud
+                .clients
+                .dynamodb
+                .delete_item()
+                .table_name(&name)
+                .key("pk", item["pk"].clone())
                 .send()
                 .await
                 .unwrap();
@@ -128,17 +140,8 @@ async fn settled(cloud: &LocalCloud) -> BTreeMap<String, Vec<String>> {
 /// Per cid, the visits by gender that the items under `owner` (`MODELS`, `MODELS+MODEL3`) have
 /// counted, over every bucket they keep (MODELS all time, MODEL3 its days).
 async fn counted_visits(cloud: &LocalCloud, owner: &str) -> BTreeMap<String, (u64, u64)> {
-    let table = cloud.template.physical_name("GenderStateTable");
-    let items = cloud
-        .clients
-        .dynamodb
-        .scan()
-        .table_name(&table)
-        .send()
-        .await
-        .unwrap();
     let mut out = BTreeMap::new();
-    for item in items.items() {
+    for item in items(cloud, "GenderStateTable").await {
         let pk = item["pk"].as_s().unwrap();
         let Some(cid) = pk
             .strip_prefix(&format!("{owner}#"))
@@ -147,7 +150,7 @@ async fn counted_visits(cloud: &LocalCloud, owner: &str) -> BTreeMap<String, (u6
             continue;
         };
         let counts: &mut (u64, u64) = out.entry(cid.to_string()).or_default();
-        for (name, value) in item {
+        for (name, value) in &item {
             let n: u64 = value.as_n().map_or(0, |n| n.parse().unwrap());
             if name.starts_with("c_") && name.ends_with("_male") && !name.ends_with("_female") {
                 counts.0 += n;
@@ -161,17 +164,8 @@ async fn counted_visits(cloud: &LocalCloud, owner: &str) -> BTreeMap<String, (u6
 
 /// Per cid, `model`'s answer in the results table (what the API answers).
 async fn stored_answers(cloud: &LocalCloud, model: &str) -> BTreeMap<String, String> {
-    let table = cloud.template.physical_name("GenderResultsTable");
-    let items = cloud
-        .clients
-        .dynamodb
-        .scan()
-        .table_name(&table)
-        .send()
-        .await
-        .unwrap();
     let mut out = BTreeMap::new();
-    for item in items.items() {
+    for item in items(cloud, "GenderResultsTable").await {
         if let Some(body) = item.get(&format!("body_{model}")) {
             let v: serde_json::Value = serde_json::from_str(body.as_s().unwrap()).unwrap();
             if let Some(g) = v["gndr"].as_str() {
@@ -186,8 +180,7 @@ async fn stored_answers(cloud: &LocalCloud, model: &str) -> BTreeMap<String, Str
 async fn forget_results(cloud: &LocalCloud, model: &str) {
     let table = cloud.template.physical_name("GenderResultsTable");
     let db = &cloud.clients.dynamodb;
-    let items = db.scan().table_name(&table).send().await.unwrap();
-    for item in items.items() {
+    for item in items(cloud, "GenderResultsTable").await {
         db.update_item()
             .table_name(&table)
             .key("_id", item["_id"].clone())

@@ -7,7 +7,6 @@
 
 pub mod bad_records;
 pub mod catalog;
-pub mod clusters;
 pub mod compaction;
 pub mod events;
 pub mod gender;

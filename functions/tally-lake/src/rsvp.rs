@@ -84,11 +84,29 @@ pub const RSVPS: Table = Table {
     },
 };
 
-/// The clusters of groups by their topics (`tally clusters`), replaced whole by each run.
+// The seed's ML step (GroupClustersFunction, `tally clusters`): each table replaced whole by
+// every run, the three written together.
+
 pub const GROUP_CLUSTERS: Table = Table {
     name: "group_clusters",
     description: "Each group's cluster by the Jaccard distance of topic sets (tally clusters).",
     columns: columns!(group_id bigint, cluster int),
+    layout: Layout::Replaced,
+};
+
+pub const GROUP_CLUSTER_PREDICTIONS: Table = Table {
+    name: "group_cluster_predictions",
+    description: "Each group's cluster as the ensemble model predicts it from the group's features, with the share of its trees that voted so; split says whether it trained on the group.",
+    columns: columns!(group_id bigint, cluster int, predicted int, probability double,
+        split string),
+    layout: Layout::Replaced,
+};
+
+pub const CLUSTER_MODEL_EVAL: Table = Table {
+    name: "cluster_model_eval",
+    description: "How well the ensemble model predicts held-out groups' clusters, against always answering the most common cluster of the training groups.",
+    columns: columns!(model string, accuracy double, baseline_accuracy double, n_train bigint,
+        n_test bigint, trained_at timestamp),
     layout: Layout::Replaced,
 };
 
@@ -207,6 +225,8 @@ pub const RSVP_TABLES: PipelineTables = PipelineTables {
         &GROUP_TOPICS,
         &RSVPS,
         &GROUP_CLUSTERS,
+        &GROUP_CLUSTER_PREDICTIONS,
+        &CLUSTER_MODEL_EVAL,
     ],
     raw: &[
         // Nested objects read as their JSON text (json_extract them); `group` is a keyword of SQL.

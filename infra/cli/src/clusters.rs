@@ -1,35 +1,141 @@
-//! `tally clusters [--clusters K]`: the seed's ML step on the local cloud's lake. Groups are
-//! clustered by the Jaccard distance of their topic sets (`tally_lake::clusters`), and
-//! `group_clusters` is replaced with the answer; `queries/rsvp/cluster_names.sql` names each
-//! cluster by its most common topics.
+//! `tally clusters [--clusters K]`: runs the seed's ML step now, by invoking the stack's
+//! `GroupClustersFunction` (locally, or with `--aws` the deployed one, which otherwise runs on its
+//! schedule): the lake's groups clustered by their topics, the ensemble model of the clusters
+//! trained and judged on held-out groups, the three tables written. Prints what it answered.
 
-use anyhow::{Context as _, Result};
-use tally_aws::S3Objects;
+use anyhow::{anyhow, bail, Result};
+use serde_json::Value;
 
-use super::sql::flushed_lake;
 use crate::Context;
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// How many clusters to cut the dendrogram into.
-    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=1000))]
-    pub clusters: u32,
+    /// How many clusters to cut the dendrogram into (the function's CLUSTERS, 8, when absent).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub clusters: Option<u32>,
 }
 
+const FUNCTION: &str = "GroupClustersFunction";
+
 pub async fn run(args: Args, ctx: &Context) -> Result<()> {
-    ctx.local_only("clusters")?;
-    let (clients, bucket) = flushed_lake(ctx).await?;
-    let store = S3Objects::new(clients.s3.clone(), bucket);
-    let report = tally_lake::clusters::write_clusters(&store, args.clusters as usize)
-        .await
-        .context("cannot cluster the groups")?;
-    if report.groups == 0 {
-        println!("no groups in the lake yet: put RSVPs first (tally put RsvpStream ...)");
-    } else {
-        println!(
-            "{} groups in {} clusters: {}",
-            report.groups, report.clusters, report.file
-        );
+    // Locally, everything put before the call is in the lake first.
+    if matches!(ctx.target, crate::Target::Local(_)) {
+        super::sql::flushed_lake(ctx).await?;
     }
+    let deployed = ctx.deployed().await?;
+    let function = deployed.physical(FUNCTION, "AWS::Lambda::Function")?;
+    let lambda = aws_sdk_lambda::Client::new(&ctx.target.sdk_config().await);
+    let spinner = indicatif::ProgressBar::new_spinner().with_message(format!(
+        "{FUNCTION}: clustering the groups and training the model"
+    ));
+    spinner.enable_steady_tick(std::time::Duration::from_millis(200));
+    let request = serde_json::json!({ "clusters": args.clusters });
+    let out = lambda
+        .invoke()
+        .function_name(function)
+        .payload(aws_sdk_lambda::primitives::Blob::new(request.to_string()))
+        .send()
+        .await
+        .map_err(|e| {
+            anyhow!(
+                "invoking {FUNCTION}: {}",
+                aws_sdk_lambda::error::DisplayErrorContext(&e)
+            )
+        });
+    spinner.finish_and_clear();
+    let out = out?;
+    let payload = out
+        .payload()
+        .map(|p| p.as_ref().to_vec())
+        .unwrap_or_default();
+    let answer: Value = serde_json::from_slice(&payload).unwrap_or_default();
+    if out.function_error().is_some() {
+        let why = answer["errorMessage"].as_str().map_or_else(
+            || String::from_utf8_lossy(&payload).into_owned(),
+            str::to_string,
+        );
+        bail!("{FUNCTION} failed: {why}");
+    }
+    println!("{}", report(&answer));
     Ok(())
+}
+
+/// The function's answer, for people.
+pub fn report(answer: &Value) -> String {
+    let groups = answer["groups"].as_u64().unwrap_or(0);
+    if groups == 0 {
+        return "no groups in the lake yet: put RSVPs first (tally put RsvpStream ...)".into();
+    }
+    let mut lines = vec![format!(
+        "{groups} groups in {} clusters: group_clusters",
+        answer["clusters"]
+    )];
+    let model = &answer["model"];
+    if model.is_null() {
+        lines.push(
+            "too few groups to hold some out: no model (group_cluster_predictions and \
+             cluster_model_eval are empty)"
+                .into(),
+        );
+        return lines.join("\n");
+    }
+    let share = |v: &Value| format!("{:.2}", v.as_f64().unwrap_or(f64::NAN));
+    lines.push(format!(
+        "{} trained on {} groups, tested on {} held out: accuracy {}, always the commonest \
+         cluster {} (group_cluster_predictions, cluster_model_eval)",
+        model["model"].as_str().unwrap_or("model"),
+        model["n_train"],
+        model["n_test"],
+        share(&model["accuracy"]),
+        share(&model["baseline_accuracy"]),
+    ));
+    let listed = |key: &str| -> String {
+        model[key]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|i| {
+                format!(
+                    "{} {}",
+                    i["feature"].as_str().unwrap_or("?"),
+                    share(&i["importance"])
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    lines.push(format!(
+        "what the model goes by: {}; most of all {}",
+        listed("importance_by_kind"),
+        listed("top_features")
+    ));
+    lines.join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reports_the_model_against_its_baseline_and_what_it_goes_by() {
+        let answer = serde_json::json!({
+            "groups": 40, "clusters": 4,
+            "model": {"model": "random_forest", "accuracy": 0.875, "baseline_accuracy": 0.25,
+                      "n_train": 32, "n_test": 8,
+                      "importance_by_kind": [{"feature": "topics", "importance": 0.9}],
+                      "top_features": [{"feature": "topic rust", "importance": 0.4}]}
+        });
+        let text = report(&answer);
+        assert!(text.contains("40 groups in 4 clusters"), "{text}");
+        assert!(
+            text.contains("accuracy 0.88, always the commonest cluster 0.25"),
+            "{text}"
+        );
+        assert!(
+            text.contains("topics 0.90; most of all topic rust 0.40"),
+            "{text}"
+        );
+        let none = report(&serde_json::json!({"groups": 1, "clusters": 1, "model": null}));
+        assert!(none.contains("no model"), "{none}");
+    }
 }

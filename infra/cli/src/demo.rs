@@ -141,9 +141,26 @@ async fn steps(cloud: &mut LocalCloud, ctx: &Context) -> Result<()> {
     show_archive(cloud).await
 }
 
+/// Seed 004's ML step, as `tally clusters` runs it: the function invoked now.
+async fn show_clusters(cloud: &LocalCloud) -> Result<()> {
+    let function = "GroupClustersFunction";
+    let answer = cloud.functions[function]
+        .invoke(b"{}".to_vec())
+        .await
+        .map_err(|e| anyhow!("{function}: {e}"))?;
+    let answer: serde_json::Value = serde_json::from_slice(&answer)?;
+    println!(
+        "
+the ML step: tally clusters\n{}",
+        crate::clusters::report(&answer)
+    );
+    Ok(())
+}
+
 /// A few of `queries/` over the lake, as `tally sql --file` answers them.
 async fn show_lake(cloud: &LocalCloud, ctx: &Context) -> Result<()> {
     cloud.flush(Duration::from_secs(120)).await?;
+    show_clusters(cloud).await?;
     let copy = ctx
         .root
         .join(".tally/lake")
@@ -157,6 +174,8 @@ async fn show_lake(cloud: &LocalCloud, ctx: &Context) -> Result<()> {
         "queries/rsvp/most_active_member.sql",
         "queries/rsvp/most_popular_group.sql",
         "queries/rsvp/suspected_bots.sql",
+        "queries/rsvp/cluster_names.sql",
+        "queries/rsvp/cluster_model.sql",
         "queries/events/events_per_type_per_day.sql",
         "queries/events/funnel.sql",
         "queries/events/top_clips.sql",

@@ -80,7 +80,8 @@ pub enum Command {
     Sql(sql::Args),
     /// Print each pipeline's Glue tables and named queries, for the template that holds them.
     Catalog(catalog::Args),
-    /// Cluster the lake's groups by their topics into group_clusters (Jaccard, average linkage).
+    /// Run the seed's ML step now (GroupClustersFunction): clusters of the lake's groups by topic,
+    /// a random forest that predicts them, judged on held-out groups.
     Clusters(clusters::Args),
     /// Deliver a stream's archived records to its consumers again, as Lambda did (same shards and
     /// sequence numbers: what a consumer applied stays applied once).

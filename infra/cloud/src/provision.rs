@@ -53,7 +53,7 @@ const RUN_LOCALLY: &[&str] = &[
 const NOT_ENFORCED: &[&str] = &["AWS::S3::BucketPolicy", "AWS::SQS::QueuePolicy"];
 /// The catalog and Athena (`tally sql` reads the lake with an embedded engine instead), the
 /// operators' alarms and dashboard (the functions' metrics lines are in their logs), the mobile
-/// SDKs' identity pool (local clients use the edge's credentials), and log groups.
+/// SDKs' identity pool (local clients use the edge's credentials), schedules, and log groups.
 const NOT_NEEDED_LOCALLY: &[&str] = &[
     "AWS::Glue::Database",
     "AWS::Glue::Table",
@@ -64,6 +64,8 @@ const NOT_NEEDED_LOCALLY: &[&str] = &[
     "AWS::SNS::Topic",
     "AWS::Cognito::IdentityPool",
     "AWS::Cognito::IdentityPoolRoleAttachment",
+    // Schedules: the functions they start run when asked (`tally clusters` invokes the ML step).
+    "AWS::Scheduler::Schedule",
     // Function, delivery-error and access logs are files under .tally/logs.
     "AWS::Logs::LogGroup",
     "AWS::Logs::LogStream",

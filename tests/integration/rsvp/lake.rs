@@ -213,6 +213,55 @@ pub fn check_lake(edge_url: &str, lines: &[String], bots: &[u64]) {
     let names = sql_file(edge_url, "rsvp/cluster_names");
     assert_eq!(names.len(), 6);
     assert!(names.iter().all(|n| n["topic_1"].is_string()), "{names:?}");
+
+    // The model of the clusters: a prediction for every group, and the evaluation is what the
+    // held-out groups' predictions give.
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(said.contains("accuracy"), "{said}");
+    let predicted = sql(
+        edge_url,
+        "SELECT p.split, count(*) AS n, sum(CASE WHEN p.predicted = p.cluster THEN 1 ELSE 0 END) \
+         AS right, sum(CASE WHEN p.cluster = c.cluster THEN 1 ELSE 0 END) AS same_cluster \
+         FROM group_cluster_predictions p JOIN group_clusters c USING (group_id) \
+         GROUP BY p.split ORDER BY p.split",
+    );
+    let by_split: BTreeMap<String, (i64, i64, i64)> = predicted
+        .iter()
+        .map(|r| {
+            let n = |k: &str| {
+                r[k].as_i64()
+                    .unwrap_or_else(|| r[k].as_str().unwrap().parse().unwrap())
+            };
+            (
+                r["split"].as_str().unwrap().to_string(),
+                (n("n"), n("right"), n("same_cluster")),
+            )
+        })
+        .collect();
+    let (n_test, right, same) = by_split["test"];
+    let (n_train, _, same_train) = by_split["train"];
+    assert_eq!(
+        n_test + n_train,
+        want["groups"].len() as i64,
+        "every group predicted"
+    );
+    assert_eq!(
+        (same, same_train),
+        (n_test, n_train),
+        "each with its cluster"
+    );
+    let eval = sql(edge_url, "SELECT * FROM cluster_model_eval");
+    assert_eq!(eval.len(), 1, "{eval:?}");
+    assert_eq!(eval[0]["model"], "random_forest");
+    assert_eq!(eval[0]["n_test"].as_i64(), Some(n_test));
+    assert_eq!(eval[0]["n_train"].as_i64(), Some(n_train));
+    let accuracy = eval[0]["accuracy"].as_f64().unwrap();
+    assert!(
+        (accuracy - right as f64 / n_test as f64).abs() < 1e-9,
+        "accuracy {accuracy} is {right} of {n_test} held-out groups"
+    );
+    let baseline = eval[0]["baseline_accuracy"].as_f64().unwrap();
+    assert!((0.0..=1.0).contains(&baseline), "{eval:?}");
 }
 
 /// The key with the largest count, the smallest key among equals (as the queries order them).

@@ -1,15 +1,8 @@
-//! Groups clustered by their topics (the seed's ML step): the Jaccard distance of two groups'
-//! topic sets, average-linkage hierarchical clustering (kodama, the fastcluster algorithms), the
-//! dendrogram cut into `k` clusters. Read from `group_topics`, written whole to `group_clusters`.
+//! Groups clustered by their topics (the seed's "hierarchical clustering using urlkeys"): the
+//! Jaccard distance of two groups' topic sets, average-linkage hierarchical clustering (kodama,
+//! the fastcluster algorithms), the dendrogram cut into `k` clusters.
 
 use std::collections::{BTreeMap, BTreeSet};
-
-use tally_engine::ports::ObjectStore;
-
-use crate::rows::{write_parquet, Value};
-use crate::rsvp::{GROUP_CLUSTERS, GROUP_TOPICS};
-use crate::unique::read_unique;
-use crate::LakeError;
 
 /// 1 - |a ∩ b| / |a ∪ b|; two groups without topics are alike.
 pub fn jaccard_distance(a: &BTreeSet<String>, b: &BTreeSet<String>) -> f64 {
@@ -66,40 +59,6 @@ pub fn cluster(groups: &BTreeMap<i64, BTreeSet<String>>, k: usize) -> BTreeMap<i
         .enumerate()
         .flat_map(|(c, ids)| ids.iter().map(move |id| (*id, c as i32)))
         .collect()
-}
-
-/// What `write_clusters` did.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ClusterReport {
-    pub groups: usize,
-    pub clusters: usize,
-    pub file: String,
-}
-
-/// Clusters the groups of `group_topics` into `k` and replaces `group_clusters` with them.
-pub async fn write_clusters<O: ObjectStore>(
-    store: &O, k: usize,
-) -> Result<ClusterReport, LakeError> {
-    let mut groups: BTreeMap<i64, BTreeSet<String>> = BTreeMap::new();
-    for row in read_unique(store, &GROUP_TOPICS).await? {
-        if let (Value::BigInt(group), Value::Str(topic)) = (&row[0], &row[1]) {
-            groups.entry(*group).or_default().insert(topic.clone());
-        }
-    }
-    let labels = cluster(&groups, k);
-    let rows: Vec<Vec<Value>> = labels
-        .iter()
-        .map(|(g, c)| vec![Value::BigInt(*g), Value::Int(*c)])
-        .collect();
-    let file = format!("{}part.parquet", GROUP_CLUSTERS.prefix());
-    store
-        .put(&file, write_parquet(&GROUP_CLUSTERS, &rows)?)
-        .await?;
-    Ok(ClusterReport {
-        groups: labels.len(),
-        clusters: labels.values().collect::<BTreeSet<_>>().len(),
-        file,
-    })
 }
 
 #[cfg(test)]

@@ -40,7 +40,7 @@ impl Default for ForestParams {
 pub struct SplitMix(pub u64);
 
 impl SplitMix {
-    pub fn next(&mut self) -> u64 {
+    pub fn next_u64(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
         let mut z = self.0;
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
@@ -49,7 +49,7 @@ impl SplitMix {
     }
 
     pub fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
+        (self.next_u64() % n as u64) as usize
     }
 }
 
@@ -97,9 +97,11 @@ impl Forest {
             let sample_rows: Vec<&[f64]> = sample.iter().map(|&i| rows[i].as_slice()).collect();
             let x = matrix(&sample_rows, &picked)?;
             let y: Vec<i32> = sample.iter().map(|&i| labels[i]).collect();
-            let mut tree_params = DecisionTreeClassifierParameters::default();
-            tree_params.max_depth = params.max_depth;
-            tree_params.seed = Some(params.seed.wrapping_add(t as u64));
+            let tree_params = DecisionTreeClassifierParameters {
+                max_depth: params.max_depth,
+                seed: Some(params.seed.wrapping_add(t as u64)),
+                ..Default::default()
+            };
             let tree = Tree::fit(&x, &y, tree_params).map_err(|e| e.to_string())?;
             trees.push((picked, tree));
         }

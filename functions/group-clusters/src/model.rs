@@ -15,7 +15,7 @@ pub const MODEL: &str = "random_forest";
 /// One group in five is held out, chosen by a hash of its id: the same groups on every run, so
 /// that accuracies of two runs compare.
 pub fn is_held_out(group_id: i64) -> bool {
-    SplitMix(group_id as u64).next() % 5 == 0
+    SplitMix(group_id as u64).next_u64().is_multiple_of(5)
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]

@@ -1,6 +1,6 @@
 //! The app key registry (`AppsTable`): one item per key, by the key's SHA-256 (`key_hash`), never
-//! the key itself, with its app, when it was made and, once rotated or revoked, when it stops
-//! working (`expires_at`, epoch seconds). Lookups are cached per warm instance for a minute, so a
+//! the key itself, with its app (and the web origins whose pages may post for it), when it was
+//! made and, once rotated or revoked, when it stops working (`expires_at`, epoch seconds). Lookups are cached per warm instance for a minute, so a
 //! busy `/collect` reads each key about once a minute; a revoked key stops working within that
 //! minute.
 
@@ -47,7 +47,7 @@ impl DynamoAppKeys {
 
     /// Registers a key of an app under its hash (`tally apps add`, and `rotate`'s new key).
     pub async fn register(&self, key_hash: &str, app: &App) -> Result<(), PortError> {
-        let item = HashMap::from([
+        let mut item = HashMap::from([
             (KEY_HASH.into(), AttributeValue::S(key_hash.to_string())),
             ("app_id".into(), AttributeValue::S(app.app_id.clone())),
             ("name".into(), AttributeValue::S(app.name.clone())),
@@ -56,6 +56,10 @@ impl DynamoAppKeys {
                 AttributeValue::S(Utc::now().to_rfc3339_opts(SecondsFormat::Secs, true)),
             ),
         ]);
+        if !app.origins.is_empty() {
+            let origins = app.origins.iter().cloned().map(AttributeValue::S).collect();
+            item.insert("origins".into(), AttributeValue::L(origins));
+        }
         match self.table.put_new(KEY_HASH, item).await? {
             true => Ok(()),
             false => Err(PortError::Fatal(format!(
@@ -155,6 +159,11 @@ fn key_of(item: &HashMap<String, AttributeValue>) -> Option<AppKey> {
         app: App {
             app_id: text("app_id")?,
             name: text("name")?,
+            origins: item
+                .get("origins")
+                .and_then(|v| v.as_l().ok())
+                .map(|l| l.iter().filter_map(|o| o.as_s().ok().cloned()).collect())
+                .unwrap_or_default(),
         },
         created: text("created").unwrap_or_default(),
         expires_at: item

@@ -31,6 +31,40 @@ const PUT_ATTEMPTS: u32 = 4;
 pub struct App {
     pub app_id: String,
     pub name: String,
+    /// The web origins whose pages may post its events (`https://shop.example`), as
+    /// [`web_origin`] writes them; none: no browser may. Requests without an `Origin` (apps,
+    /// servers) are not browsers' and need none.
+    pub origins: Vec<String>,
+}
+
+/// A web origin as a browser sends it in `Origin`: `http` or `https`, a host and maybe a port,
+/// nothing after; lower case.
+pub fn web_origin(s: &str) -> Result<String, String> {
+    let lower = s.trim().to_ascii_lowercase();
+    let bad = |why: &str| Err(format!("{s:?} is not a web origin ({why}): write it as https://shop.example or http://127.0.0.1:8080"));
+    let Some((scheme, authority)) = lower.split_once("://") else {
+        return bad("no scheme");
+    };
+    if scheme != "https" && scheme != "http" {
+        return bad("http or https only");
+    }
+    let (host, port) = match authority.rsplit_once(':') {
+        Some((h, p)) if !h.ends_with(']') || authority.starts_with('[') => (h, Some(p)),
+        _ => (authority, None),
+    };
+    let host_ok = !host.is_empty()
+        && host
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-.[]:".contains(c));
+    if !host_ok {
+        return bad("a host name, and no path, query or user");
+    }
+    if let Some(p) = port {
+        if p.is_empty() || p.len() > 5 || !p.chars().all(|c| c.is_ascii_digit()) {
+            return bad("the port is a number");
+        }
+    }
+    Ok(lower)
 }
 
 /// The registry of app keys, which holds only their hashes.
@@ -72,6 +106,8 @@ pub enum CollectError {
     MissingKey,
     #[error("unknown app key")]
     UnknownKey,
+    #[error("pages of origin {origin} may not post events of app {app}: the app's origins are set with tally apps add --origin")]
+    OriginNotAllowed { origin: String, app: String },
     #[error("body is larger than {MAX_BODY_BYTES} bytes (decoded)")]
     TooLarge,
     #[error("body is not gzip: {0}")]
@@ -92,7 +128,7 @@ impl CollectError {
     pub fn status(&self) -> u16 {
         match self {
             CollectError::MissingKey => 401,
-            CollectError::UnknownKey => 403,
+            CollectError::UnknownKey | CollectError::OriginNotAllowed { .. } => 403,
             CollectError::TooLarge => 413,
             CollectError::UnsupportedEncoding(_) => 415,
             CollectError::NotGzip(_) | CollectError::NotJson(_) | CollectError::TooManyEvents => {
@@ -199,10 +235,11 @@ impl<K: AppKeys, P: RecordPublisher, S: SealKeys> Collector<K, P, S> {
         }
     }
 
-    /// One request: the key, the raw body and its `Content-Encoding`.
+    /// One request: the key, the page's `Origin` when a browser sent it, the raw body and its
+    /// `Content-Encoding`.
     pub async fn collect(
-        &self, api_key: Option<&str>, body: &[u8], content_encoding: Option<&str>,
-        now: DateTime<Utc>,
+        &self, api_key: Option<&str>, origin: Option<&str>, body: &[u8],
+        content_encoding: Option<&str>, now: DateTime<Utc>,
     ) -> Result<Accepted, CollectError> {
         let key = api_key
             .map(str::trim)
@@ -214,6 +251,15 @@ impl<K: AppKeys, P: RecordPublisher, S: SealKeys> Collector<K, P, S> {
             .await
             .map_err(|_| CollectError::Unavailable(1))?
             .ok_or(CollectError::UnknownKey)?;
+        if let Some(origin) = origin.map(str::trim).filter(|o| !o.is_empty()) {
+            // The API's CORS lets the stack's origins through; each app allows only its own.
+            if !app.origins.iter().any(|o| o.eq_ignore_ascii_case(origin)) {
+                return Err(CollectError::OriginNotAllowed {
+                    origin: origin.to_string(),
+                    app: app.name.clone(),
+                });
+            }
+        }
         let events = parse_events(&decode_body(body, content_encoding)?)?;
         let seal = self.seals.get().await.map_err(|e| {
             tracing::error!(error = %e, "ingest seal key not read");

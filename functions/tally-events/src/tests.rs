@@ -214,6 +214,7 @@ impl AppKeys for Keys {
         Ok((hash == key_hash("tk_good")).then(|| App {
             app_id: "app-1".into(),
             name: "Flyers".into(),
+            origins: vec!["https://shop.example".into()],
         }))
     }
 }
@@ -275,6 +276,7 @@ async fn collect_accepts_each_valid_event_and_lists_the_rest_by_index() {
     let got = c
         .collect(
             Some("tk_good"),
+            None,
             &gzip(batch.to_string().as_bytes()),
             Some("gzip"),
             now(),
@@ -322,7 +324,7 @@ async fn collect_accepts_each_valid_event_and_lists_the_rest_by_index() {
         event("e7", "app_close", json!({"session_duration_ms": 5}))
     );
     let got = c
-        .collect(Some("tk_good"), ndjson.as_bytes(), None, now())
+        .collect(Some("tk_good"), None, ndjson.as_bytes(), None, now())
         .await
         .unwrap();
     assert_eq!((got.accepted, got.rejected.len()), (2, 0));
@@ -334,39 +336,49 @@ async fn collect_answers_every_documented_error() {
     let one = json!([event("e1", "app_open", json!({}))]).to_string();
     let status = |r: Result<_, CollectError>| r.map(|_| 200).unwrap_or_else(|e| e.status());
     assert_eq!(
-        status(c.collect(None, one.as_bytes(), None, now()).await),
+        status(c.collect(None, None, one.as_bytes(), None, now()).await),
         401
     );
     assert_eq!(
-        status(c.collect(Some(" "), one.as_bytes(), None, now()).await),
+        status(c.collect(Some(" "), None, one.as_bytes(), None, now()).await),
         401
     );
     assert_eq!(
-        status(c.collect(Some("tk_bad"), one.as_bytes(), None, now()).await),
+        status(c.collect(Some("tk_bad"), None, one.as_bytes(), None, now()).await),
         403
     );
+    // A browser's page: only the app's own origins, whatever their case.
+    let from = |origin| c.collect(Some("tk_good"), Some(origin), one.as_bytes(), None, now());
+    assert_eq!(status(from("https://shop.example").await), 200);
+    assert_eq!(status(from("HTTPS://Shop.Example").await), 200);
+    let refused = from("https://evil.example").await.unwrap_err();
+    assert_eq!(refused.status(), 403);
+    assert!(
+        refused.to_string().contains("origin https://evil.example may not post events of app Flyers"),
+        "{refused}"
+    );
     assert_eq!(
-        status(c.collect(Some("tk_good"), b"{\"a\":", None, now()).await),
+        status(c.collect(Some("tk_good"), None, b"{\"a\":", None, now()).await),
         400
     );
     assert_eq!(
-        status(c.collect(Some("tk_good"), b"[1,", None, now()).await),
+        status(c.collect(Some("tk_good"), None, b"[1,", None, now()).await),
         400
     );
     assert_eq!(
-        status(c.collect(Some("tk_good"), b"", None, now()).await),
+        status(c.collect(Some("tk_good"), None, b"", None, now()).await),
         400
     );
     assert_eq!(
         status(
-            c.collect(Some("tk_good"), b"plain", Some("gzip"), now())
+            c.collect(Some("tk_good"), None, b"plain", Some("gzip"), now())
                 .await
         ),
         400
     );
     assert_eq!(
         status(
-            c.collect(Some("tk_good"), one.as_bytes(), Some("br"), now())
+            c.collect(Some("tk_good"), None, one.as_bytes(), Some("br"), now())
                 .await
         ),
         415
@@ -374,7 +386,7 @@ async fn collect_answers_every_documented_error() {
     let big = format!("[{}]", vec!["0"; MAX_BODY_BYTES / 2 + 1].join(","));
     assert_eq!(
         status(
-            c.collect(Some("tk_good"), big.as_bytes(), None, now())
+            c.collect(Some("tk_good"), None, big.as_bytes(), None, now())
                 .await
         ),
         413
@@ -383,13 +395,13 @@ async fn collect_answers_every_documented_error() {
     let bomb = gzip(&vec![b' '; MAX_BODY_BYTES * 8]);
     assert!(bomb.len() < 100_000);
     assert_eq!(
-        status(c.collect(Some("tk_good"), &bomb, Some("gzip"), now()).await),
+        status(c.collect(Some("tk_good"), None, &bomb, Some("gzip"), now()).await),
         413
     );
     let many = serde_json::to_string(&vec![json!({}); 1001]).unwrap();
     assert_eq!(
         status(
-            c.collect(Some("tk_good"), many.as_bytes(), None, now())
+            c.collect(Some("tk_good"), None, many.as_bytes(), None, now())
                 .await
         ),
         400
@@ -400,6 +412,7 @@ async fn collect_answers_every_documented_error() {
     let err = throttled
         .collect(
             Some("tk_good"),
+            None,
             json!([
                 event("a", "app_open", json!({})),
                 event("b", "app_open", json!({}))
@@ -414,7 +427,7 @@ async fn collect_answers_every_documented_error() {
     assert_eq!((err.status(), err.retry_after()), (503, Some(1)));
     assert_eq!(
         status(
-            c.collect(Some("tk_good"), one.as_bytes(), None, now())
+            c.collect(Some("tk_good"), None, one.as_bytes(), None, now())
                 .await
         ),
         200
@@ -705,7 +718,7 @@ async fn collect_rejects_times_out_of_range_by_index() {
     tomorrow["client_time"] = json!((now() + Duration::hours(23)).to_rfc3339());
     let batch = json!([far, limit, before, tomorrow]);
     let got = c
-        .collect(Some("tk_good"), batch.to_string().as_bytes(), None, now())
+        .collect(Some("tk_good"), None, batch.to_string().as_bytes(), None, now())
         .await
         .unwrap();
     assert_eq!(got.accepted, 1, "a clock up to a day ahead is accepted");
@@ -723,4 +736,15 @@ async fn collect_rejects_times_out_of_range_by_index() {
         "{:?}",
         got.rejected[0]
     );
+}
+
+#[test]
+fn web_origins_are_scheme_host_and_port_only() {
+    use crate::collect::web_origin;
+    assert_eq!(web_origin(" HTTPS://Shop.Example ").unwrap(), "https://shop.example");
+    assert_eq!(web_origin("http://127.0.0.1:8080").unwrap(), "http://127.0.0.1:8080");
+    for bad in ["shop.example", "ftp://x", "https://x/path", "https://x:port", "https://", "https://u@x"] {
+        let e = web_origin(bad).unwrap_err();
+        assert!(e.contains("is not a web origin"), "{bad}: {e}");
+    }
 }

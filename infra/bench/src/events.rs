@@ -92,6 +92,7 @@ async fn sender(cloud: &LocalCloud, name: &str) -> Result<Sender> {
         &App {
             app_id: name.into(),
             name: name.into(),
+            origins: Vec::new(),
         },
     )
     .await

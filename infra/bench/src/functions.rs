@@ -120,6 +120,7 @@ async fn event_for(
                 &tally_events::collect::App {
                     app_id: "bench-sample".into(),
                     name: "Bench sample".into(),
+                    origins: Vec::new(),
                 },
             )
             .await;

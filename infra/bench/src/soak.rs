@@ -221,6 +221,7 @@ async fn run(cloud: &LocalCloud, o: &BenchOptions, seconds: f64, rate: f64) -> R
         &tally_events::collect::App {
             app_id: app.clone(),
             name: "Soak".into(),
+            origins: Vec::new(),
         },
     )
     .await

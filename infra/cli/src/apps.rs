@@ -4,9 +4,9 @@
 //! `tally apps rotate NAME [--grace SECONDS]`, a new key, the old one working for the grace
 //! period; `tally apps revoke NAME`, every key refused (within a minute: `/collect` caches keys).
 
-use anyhow::{bail, Context as _, Result};
+use anyhow::{anyhow, bail, Context as _, Result};
 use tally_aws::{app_id_for, new_app_key, AppKey, DynamoAppKeys};
-use tally_events::collect::{key_hash, App};
+use tally_events::collect::{key_hash, web_origin, App};
 
 use crate::Context;
 
@@ -16,6 +16,11 @@ pub enum Args {
     Add {
         /// The app's name, as dim_app shows it.
         name: String,
+        /// A web origin whose pages may post the app's events from a browser
+        /// (https://shop.example; several allowed; none: no browser may). It must be one of the
+        /// stack's CollectAllowedOrigins too, which the API's CORS answers from.
+        #[arg(long = "origin", value_name = "ORIGIN")]
+        origins: Vec<String>,
     },
     /// One line per app: id, name, created, state (keys are not stored).
     List,
@@ -70,6 +75,43 @@ fn state(keys: &[&AppKey], now: i64) -> String {
     }
 }
 
+/// The stack parameter the API's CORS configuration comes from.
+const STACK_ORIGINS: &str = "CollectAllowedOrigins";
+
+/// `origins` as browsers send them, each one the stack's API lets through: an origin the API's
+/// CORS does not allow would be refused by every browser before the app is asked.
+async fn browser_origins(ctx: &Context, origins: &[String]) -> Result<Vec<String>> {
+    let mut out = Vec::new();
+    for o in origins {
+        let origin = web_origin(o).map_err(|e| anyhow!(e))?;
+        if !out.contains(&origin) {
+            out.push(origin);
+        }
+    }
+    if out.is_empty() {
+        return Ok(out);
+    }
+    let deployed = ctx.deployed().await?;
+    let allowed: Vec<String> = deployed
+        .parameters
+        .get(STACK_ORIGINS)
+        .map(|l| l.split(',').filter_map(|o| web_origin(o).ok()).collect())
+        .unwrap_or_default();
+    let missing: Vec<&String> = out.iter().filter(|o| !allowed.contains(o)).collect();
+    if !missing.is_empty() {
+        let all: Vec<String> = allowed.iter().chain(missing.iter().copied()).cloned().collect();
+        bail!(
+            "the stack's API does not let {} through ({STACK_ORIGINS} is {:?}): deploy with \
+             {STACK_ORIGINS}={} first (sam deploy --parameter-overrides, or locally tally up \
+             --param), then add the app",
+            missing.iter().map(|o| o.as_str()).collect::<Vec<_>>().join(", "),
+            allowed.join(","),
+            all.join(",")
+        );
+    }
+    Ok(out)
+}
+
 /// The apps table of the stack, wherever it runs.
 pub async fn registry(ctx: &Context) -> Result<DynamoAppKeys> {
     let deployed = ctx.deployed().await?;
@@ -92,14 +134,16 @@ pub async fn run(args: Args, ctx: &Context) -> Result<()> {
         )
     };
     match args {
-        Args::Add { name } => {
+        Args::Add { name, origins } => {
             let name = name.trim().to_string();
             if name.is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
                 bail!("an app name is 1 to 100 characters without control characters");
             }
+            let origins = browser_origins(ctx, &origins).await?;
             let app = App {
                 app_id: app_id_for(&name)?,
                 name,
+                origins,
             };
             let key = new_app_key()?;
             registry
@@ -122,8 +166,12 @@ pub async fn run(args: Args, ctx: &Context) -> Result<()> {
                     .map(|k| k.created.as_str())
                     .min()
                     .unwrap_or_default();
+                let origins = match app.origins.as_slice() {
+                    [] => "no browser".to_string(),
+                    o => o.join(" "),
+                };
                 println!(
-                    "{}\t{}\t{created}\t{}",
+                    "{}\t{}\t{created}\t{}\t{origins}",
                     app.app_id,
                     app.name,
                     state(&of_app, now)

@@ -235,6 +235,7 @@ async fn post_events(cloud: &LocalCloud) -> Result<()> {
     let app = App {
         app_id: tally_aws::app_id_for("Demo Flyers")?,
         name: "Demo Flyers".into(),
+        origins: Vec::new(),
     };
     registry
         .register(&key_hash(&key), &app)

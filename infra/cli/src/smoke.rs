@@ -251,6 +251,7 @@ async fn events(ctx: &Context, s: &Stack) -> Result<String> {
     let app = App {
         app_id: tally_aws::app_id_for(&format!("smoke {}", s.mark))?,
         name: format!("tally smoke {}", s.mark),
+        origins: Vec::new(),
     };
     registry.register(&key_hash(&key), &app).await?;
     let checked = async {

@@ -60,6 +60,8 @@ pub struct DeployedStack {
     /// Logical id -> (resource type, physical id).
     pub resources: BTreeMap<String, (String, String)>,
     pub outputs: BTreeMap<String, String>,
+    /// The root stack's parameters as deployed.
+    pub parameters: BTreeMap<String, String>,
 }
 
 impl DeployedStack {
@@ -97,6 +99,21 @@ impl DeployedStack {
                     .collect()
             })
             .unwrap_or_default();
+        let parameters = root
+            .stacks()
+            .first()
+            .map(|s| {
+                s.parameters()
+                    .iter()
+                    .filter_map(|p| {
+                        Some((
+                            p.parameter_key()?.to_string(),
+                            p.parameter_value().unwrap_or_default().to_string(),
+                        ))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
         let stack_id = root
             .stacks()
             .first()
@@ -108,6 +125,7 @@ impl DeployedStack {
             stack_id,
             resources: BTreeMap::new(),
             outputs,
+            parameters,
         };
         let mut todo = vec![name.to_string()];
         while let Some(current) = todo.pop() {

@@ -17,6 +17,72 @@ pub struct Route {
     pub throttle: Option<Throttle>,
     /// Who may call it, from the `security` of its operation in the API's `DefinitionBody`.
     pub auth: RouteAuth,
+    /// Its API's CORS configuration (`CorsConfiguration`), if it has one.
+    pub cors: Option<Cors>,
+}
+
+/// An HTTP API's CORS configuration: API Gateway answers preflights from it and puts its headers
+/// on the answers to the origins it allows, ignoring any a function sends.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Cors {
+    /// Exact origins, or `*`.
+    pub allow_origins: Vec<String>,
+    pub allow_methods: Vec<String>,
+    pub allow_headers: Vec<String>,
+    pub expose_headers: Vec<String>,
+    pub max_age: Option<u64>,
+    pub allow_credentials: bool,
+}
+
+impl Cors {
+    /// What `CorsConfiguration` says, if it says anything (SAM also takes `true`: every origin).
+    pub fn of(config: &Json) -> Option<Cors> {
+        let list = |k: &str| -> Vec<String> {
+            match &config[k] {
+                Json::Array(a) => a
+                    .iter()
+                    .map(crate::template::scalar_string)
+                    .filter(|v| !v.is_empty())
+                    .collect(),
+                Json::String(s) => s
+                    .split(',')
+                    .map(|v| v.trim().to_string())
+                    .filter(|v| !v.is_empty())
+                    .collect(),
+                _ => Vec::new(),
+            }
+        };
+        match config {
+            Json::Bool(true) => Some(Cors {
+                allow_origins: vec!["*".into()],
+                allow_methods: vec!["*".into()],
+                allow_headers: vec!["*".into()],
+                ..Cors::default()
+            }),
+            Json::Object(_) => Some(Cors {
+                allow_origins: list("AllowOrigins"),
+                allow_methods: list("AllowMethods"),
+                allow_headers: list("AllowHeaders"),
+                expose_headers: list("ExposeHeaders"),
+                max_age: crate::template::number(config, "MaxAge").map(|n| n as u64),
+                allow_credentials: config["AllowCredentials"] == true,
+            }),
+            _ => None,
+        }
+    }
+
+    /// Whether a page of `origin` may call (origins compare as browsers send them, any case).
+    pub fn allows_origin(&self, origin: &str) -> bool {
+        self.allow_origins
+            .iter()
+            .any(|o| o == "*" || o.eq_ignore_ascii_case(origin))
+    }
+
+    pub fn allows_method(&self, method: &str) -> bool {
+        self.allow_methods
+            .iter()
+            .any(|m| m == "*" || m.eq_ignore_ascii_case(method))
+    }
 }
 
 /// API Gateway's authorization of a route.
@@ -92,11 +158,11 @@ fn auth_of(body: &Json, method: &str, path: &str, at: &str) -> Result<RouteAuth,
     }
 }
 
-/// The throttle and authorization of route `key` (`GET /path`) on the explicit API `api_id`
-/// (its physical name).
+/// The throttle, authorization and CORS of route `key` (`GET /path`) on the explicit API
+/// `api_id` (its physical name).
 fn route_settings(
     template: &Template, api_id: &str, route: &Route, at: &str,
-) -> Result<(Option<Throttle>, RouteAuth), TemplateError> {
+) -> Result<(Option<Throttle>, RouteAuth, Option<Cors>), TemplateError> {
     let key = &route.route_key();
     let api = template
         .logical_id_of(api_id)
@@ -110,7 +176,7 @@ fn route_settings(
     let throttle = throttle_of(&props["RouteSettings"][key])
         .or_else(|| throttle_of(&props["DefaultRouteSettings"]));
     let auth = auth_of(&props["DefinitionBody"], &route.method, &route.path, at)?;
-    Ok((throttle, auth))
+    Ok((throttle, auth, Cors::of(&props["CorsConfiguration"])))
 }
 
 impl Route {
@@ -186,10 +252,12 @@ pub fn routes(template: &Template) -> Result<Vec<Route>, TemplateError> {
                         function: f.logical_id.clone(),
                         throttle: None,
                         auth: RouteAuth::None,
+                        cors: None,
                     };
                     if let Some(api) = p.get("ApiId").and_then(Json::as_str) {
                         let at = format!("Resources.{}.Properties.Events.{name}", f.logical_id);
-                        (route.throttle, route.auth) = route_settings(template, api, &route, &at)?;
+                        (route.throttle, route.auth, route.cors) =
+                            route_settings(template, api, &route, &at)?;
                     }
                     out.push(route);
                 }
@@ -218,6 +286,7 @@ mod tests {
             function: "Api".into(),
             throttle: None,
             auth: RouteAuth::None,
+            cors: None,
         };
         let any = Route {
             method: "ANY".into(),
@@ -225,6 +294,7 @@ mod tests {
             function: "Api".into(),
             throttle: None,
             auth: RouteAuth::None,
+            cors: None,
         };
         let exact = Route {
             method: "GET".into(),
@@ -232,6 +302,7 @@ mod tests {
             function: "Other".into(),
             throttle: None,
             auth: RouteAuth::None,
+            cors: None,
         };
         assert!(root.matches("GET", "/").is_some());
         assert!(

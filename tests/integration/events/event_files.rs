@@ -24,6 +24,7 @@ async fn collect_on_its_event_file_puts_the_valid_events_and_lists_the_other() {
         &App {
             app_id: "flyers-3f2a9c".into(),
             name: "Flyers".into(),
+            origins: Vec::new(),
         },
     )
     .await

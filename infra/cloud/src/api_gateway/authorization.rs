@@ -123,6 +123,7 @@ mod tests {
             function: "LiveApiFunction".into(),
             throttle: None,
             auth,
+            cors: None,
         }
     }
 

@@ -6,9 +6,11 @@
 //!
 //! - the routes and their matching: `tally-stack`'s `routes.rs`
 //! - `authorization.rs`: IAM and JWT authorization of a route
+//! - `cors.rs`: preflights answered, CORS headers from the API's configuration
 //! - `proxy.rs`: request to event, response to HTTP
 
 pub mod authorization;
+pub mod cors;
 pub mod proxy;
 
 use std::collections::{BTreeMap, HashMap};
@@ -78,44 +80,63 @@ impl ApiGateway {
     ) -> Result<Response<Body>, Infallible> {
         let method = req.method().to_string();
         let path = req.uri().path().to_string();
+        // The API's CORS configuration (one API: every route of it has the same).
+        let api_cors = self.routes.iter().find_map(|r| r.cors.clone());
+        if let Some(c) = &api_cors {
+            if cors::is_preflight(&method, req.headers()) {
+                return Ok(cors::preflight(c, req.headers()));
+            }
+        }
+        let request_headers = req.headers().clone();
+        let mut response = self.route(req, method, path, source_ip).await;
+        if let Some(c) = &api_cors {
+            cors::apply(c, &request_headers, &mut response);
+        }
+        Ok(response)
+    }
+
+    /// The answer of the route a request takes, or API Gateway's own.
+    async fn route(
+        &self, req: Request<Incoming>, method: String, path: String, source_ip: String,
+    ) -> Response<Body> {
         let best = self
             .routes
             .iter()
             .filter_map(|r| r.matches(&method, &path).map(|(s, p)| (s, p, r)))
             .max_by_key(|(s, _, _)| *s);
         let Some((_, params, route)) = best else {
-            return Ok(json_response(
+            return json_response(
                 StatusCode::NOT_FOUND,
                 r#"{"message":"Not Found"}"#,
-            ));
+            );
         };
         if !self.admits(route, Instant::now()) {
-            return Ok(json_response(
+            return json_response(
                 StatusCode::TOO_MANY_REQUESTS,
                 r#"{"message":"Too Many Requests"}"#,
-            ));
+            );
         }
         if let Some(refused) = authorization::refusal(route, &req, self.iam.as_deref()) {
-            return Ok(refused);
+            return refused;
         }
         let Some(host) = self.functions.get(&route.function) else {
-            return Ok(json_response(
+            return json_response(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 r#"{"message":"Internal Server Error"}"#,
-            ));
+            );
         };
         let event = proxy_event(req, route, params, &source_ip).await;
         match host
             .invoke(serde_json::to_vec(&event).unwrap_or_default())
             .await
         {
-            Ok(body) => Ok(http_response(&body)),
+            Ok(body) => http_response(&body),
             Err(e) => {
                 eprintln!("api: {} {path}: {e}", route.function);
-                Ok(json_response(
+                json_response(
                     StatusCode::INTERNAL_SERVER_ERROR,
                     r#"{"message":"Internal Server Error"}"#,
-                ))
+                )
             }
         }
     }
@@ -134,6 +155,7 @@ mod tests {
             function: "F".into(),
             throttle,
             auth: Default::default(),
+            cors: None,
         };
         let slow = route(
             "/collect",

@@ -101,6 +101,12 @@ impl Template {
     fn reference(&self, scope: usize, name: &str, at: &str) -> Result<Json, TemplateError> {
         let sc = &self.scopes[scope];
         if let Some(v) = sc.parameters.get(name) {
+            if sc.list_parameters.contains(name) {
+                // As CloudFormation: its items, trimmed ("" is one empty item).
+                return Ok(Json::Array(
+                    v.split(',').map(|i| Json::from(i.trim())).collect(),
+                ));
+            }
             return Ok(Json::String(v.clone()));
         }
         match name {

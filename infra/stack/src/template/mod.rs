@@ -60,6 +60,8 @@ pub struct Scope {
     /// The template's folder: its `CodeUri`s are relative to it, as in SAM.
     pub dir: PathBuf,
     pub parameters: BTreeMap<String, String>,
+    /// Parameters whose `Ref` is a list (`CommaDelimitedList`, `List<...>`), as CloudFormation's.
+    pub list_parameters: std::collections::BTreeSet<String>,
     pub conditions: BTreeMap<String, bool>,
     pub globals: Json,
     /// The `Outputs` section, unresolved.
@@ -278,6 +280,18 @@ impl Template {
             file: path.to_path_buf(),
             dir: path.parent().unwrap_or(Path::new(".")).to_path_buf(),
             parameters,
+            list_parameters: doc
+                .get("Parameters")
+                .and_then(Json::as_object)
+                .into_iter()
+                .flatten()
+                .filter(|(_, spec)| {
+                    spec.get("Type").and_then(Json::as_str).is_some_and(|t| {
+                        t == "CommaDelimitedList" || t.starts_with("List<")
+                    })
+                })
+                .map(|(name, _)| name.clone())
+                .collect(),
             conditions: BTreeMap::new(),
             globals: doc.get("Globals").cloned().unwrap_or(Json::Null),
             outputs: doc

@@ -18,6 +18,7 @@ use crate::lake::{sql, sql_file};
 use crate::support::{chromium_dom, shared_cloud, shared_stack, tally, wait_for};
 
 mod apps;
+mod browser;
 mod event_files;
 
 /// Registers an app with the CLI on the shared cloud; returns (app_id, key).

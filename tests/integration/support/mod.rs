@@ -287,6 +287,10 @@ pub fn template_with(params: &[(&str, &str)]) -> Template {
 pub struct SharedCloud {
     pub edge_url: String,
     pub api_url: String,
+    /// A listener for web pages whose origin (`http://127.0.0.2:PORT`) the stack's API lets
+    /// through (`CollectAllowedOrigins`): the browser tests take it.
+    pub web_pages: std::sync::Mutex<Option<std::net::TcpListener>>,
+    pub web_origin: String,
 }
 
 /// One local cloud of template.yaml for the end-to-end tests of every pipeline, on a thread of
@@ -295,14 +299,23 @@ pub fn shared_cloud() -> &'static SharedCloud {
     static CLOUD: OnceLock<SharedCloud> = OnceLock::new();
     CLOUD.get_or_init(|| {
         let (tx, rx) = std::sync::mpsc::channel();
+        // Another loopback address than the API's: a page of another origin, as on the web.
+        let pages = std::net::TcpListener::bind("127.0.0.2:0").expect("a port on 127.0.0.2");
+        let web_origin = format!("http://{}", pages.local_addr().unwrap());
         std::thread::spawn(move || {
             background_runtime().block_on(async move {
-                let cloud = LocalCloud::start(cloud_options(&shared_stack()))
+                let mut options = cloud_options(&shared_stack());
+                options
+                    .params
+                    .insert("CollectAllowedOrigins".into(), web_origin.clone());
+                let cloud = LocalCloud::start(options)
                     .await
                     .unwrap_or_else(|e| panic!("local cloud: {e}"));
                 tx.send(SharedCloud {
                     edge_url: cloud.edge_url.clone(),
                     api_url: cloud.api_url.clone(),
+                    web_pages: std::sync::Mutex::new(Some(pages)),
+                    web_origin,
                 })
                 .unwrap();
                 std::future::pending::<()>().await;

@@ -66,7 +66,11 @@ impl<K: AppKeys, P: RecordPublisher, S: SealKeys> CollectApi<K, P, S> {
         let key = header(headers, "x-api-key");
         let origin = header(headers, "origin");
         let encoding = header(headers, "content-encoding");
-        match self.collector.collect(key, origin, body, encoding, now).await {
+        match self
+            .collector
+            .collect(key, origin, body, encoding, now)
+            .await
+        {
             Ok(accepted) => Reply::ok(accepted),
             Err(e) => error_reply(&e),
         }

@@ -41,7 +41,9 @@ pub struct App {
 /// nothing after; lower case.
 pub fn web_origin(s: &str) -> Result<String, String> {
     let lower = s.trim().to_ascii_lowercase();
-    let bad = |why: &str| Err(format!("{s:?} is not a web origin ({why}): write it as https://shop.example or http://127.0.0.1:8080"));
+    let bad = |why: &str| {
+        Err(format!("{s:?} is not a web origin ({why}): write it as https://shop.example or http://127.0.0.1:8080"))
+    };
     let Some((scheme, authority)) = lower.split_once("://") else {
         return bad("no scheme");
     };

@@ -340,11 +340,17 @@ async fn collect_answers_every_documented_error() {
         401
     );
     assert_eq!(
-        status(c.collect(Some(" "), None, one.as_bytes(), None, now()).await),
+        status(
+            c.collect(Some(" "), None, one.as_bytes(), None, now())
+                .await
+        ),
         401
     );
     assert_eq!(
-        status(c.collect(Some("tk_bad"), None, one.as_bytes(), None, now()).await),
+        status(
+            c.collect(Some("tk_bad"), None, one.as_bytes(), None, now())
+                .await
+        ),
         403
     );
     // A browser's page: only the app's own origins, whatever their case.
@@ -354,11 +360,16 @@ async fn collect_answers_every_documented_error() {
     let refused = from("https://evil.example").await.unwrap_err();
     assert_eq!(refused.status(), 403);
     assert!(
-        refused.to_string().contains("origin https://evil.example may not post events of app Flyers"),
+        refused
+            .to_string()
+            .contains("origin https://evil.example may not post events of app Flyers"),
         "{refused}"
     );
     assert_eq!(
-        status(c.collect(Some("tk_good"), None, b"{\"a\":", None, now()).await),
+        status(
+            c.collect(Some("tk_good"), None, b"{\"a\":", None, now())
+                .await
+        ),
         400
     );
     assert_eq!(
@@ -395,7 +406,10 @@ async fn collect_answers_every_documented_error() {
     let bomb = gzip(&vec![b' '; MAX_BODY_BYTES * 8]);
     assert!(bomb.len() < 100_000);
     assert_eq!(
-        status(c.collect(Some("tk_good"), None, &bomb, Some("gzip"), now()).await),
+        status(
+            c.collect(Some("tk_good"), None, &bomb, Some("gzip"), now())
+                .await
+        ),
         413
     );
     let many = serde_json::to_string(&vec![json!({}); 1001]).unwrap();
@@ -718,7 +732,13 @@ async fn collect_rejects_times_out_of_range_by_index() {
     tomorrow["client_time"] = json!((now() + Duration::hours(23)).to_rfc3339());
     let batch = json!([far, limit, before, tomorrow]);
     let got = c
-        .collect(Some("tk_good"), None, batch.to_string().as_bytes(), None, now())
+        .collect(
+            Some("tk_good"),
+            None,
+            batch.to_string().as_bytes(),
+            None,
+            now(),
+        )
         .await
         .unwrap();
     assert_eq!(got.accepted, 1, "a clock up to a day ahead is accepted");
@@ -741,9 +761,22 @@ async fn collect_rejects_times_out_of_range_by_index() {
 #[test]
 fn web_origins_are_scheme_host_and_port_only() {
     use crate::collect::web_origin;
-    assert_eq!(web_origin(" HTTPS://Shop.Example ").unwrap(), "https://shop.example");
-    assert_eq!(web_origin("http://127.0.0.1:8080").unwrap(), "http://127.0.0.1:8080");
-    for bad in ["shop.example", "ftp://x", "https://x/path", "https://x:port", "https://", "https://u@x"] {
+    assert_eq!(
+        web_origin(" HTTPS://Shop.Example ").unwrap(),
+        "https://shop.example"
+    );
+    assert_eq!(
+        web_origin("http://127.0.0.1:8080").unwrap(),
+        "http://127.0.0.1:8080"
+    );
+    for bad in [
+        "shop.example",
+        "ftp://x",
+        "https://x/path",
+        "https://x:port",
+        "https://",
+        "https://u@x",
+    ] {
         let e = web_origin(bad).unwrap_err();
         assert!(e.contains("is not a web origin"), "{bad}: {e}");
     }

@@ -99,12 +99,20 @@ async fn browser_origins(ctx: &Context, origins: &[String]) -> Result<Vec<String
         .unwrap_or_default();
     let missing: Vec<&String> = out.iter().filter(|o| !allowed.contains(o)).collect();
     if !missing.is_empty() {
-        let all: Vec<String> = allowed.iter().chain(missing.iter().copied()).cloned().collect();
+        let all: Vec<String> = allowed
+            .iter()
+            .chain(missing.iter().copied())
+            .cloned()
+            .collect();
         bail!(
             "the stack's API does not let {} through ({STACK_ORIGINS} is {:?}): deploy with \
              {STACK_ORIGINS}={} first (sam deploy --parameter-overrides, or locally tally up \
              --param), then add the app",
-            missing.iter().map(|o| o.as_str()).collect::<Vec<_>>().join(", "),
+            missing
+                .iter()
+                .map(|o| o.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
             allowed.join(","),
             all.join(",")
         );

@@ -107,14 +107,24 @@ async fn counted(api: &str, app_id: &str) -> u64 {
 async fn pages_of_the_apps_origins_post_events_and_others_are_refused() {
     let cloud = shared_cloud();
     let allowed = cloud.web_origin.clone();
-    serve_pages(cloud.web_pages.lock().unwrap().take().expect("one browser test"));
+    serve_pages(
+        cloud
+            .web_pages
+            .lock()
+            .unwrap()
+            .take()
+            .expect("one browser test"),
+    );
     // A page of an origin the stack's API does not let through.
     let elsewhere = std::net::TcpListener::bind("127.0.0.3:0").unwrap();
     let stranger = format!("http://{}", elsewhere.local_addr().unwrap());
     serve_pages(elsewhere);
 
     // An app's origin must be one the API lets through, or the CLI says which parameter to set.
-    let refused = tally(&["apps", "add", "Nowhere", "--origin", &stranger], &cloud.edge_url);
+    let refused = tally(
+        &["apps", "add", "Nowhere", "--origin", &stranger],
+        &cloud.edge_url,
+    );
     assert!(!refused.status.success());
     let why = String::from_utf8_lossy(&refused.stderr);
     assert!(why.contains("CollectAllowedOrigins"), "{why}");
@@ -123,18 +133,31 @@ async fn pages_of_the_apps_origins_post_events_and_others_are_refused() {
     let api = &cloud.api_url;
 
     let ok = post_from(&allowed, api, &shop_key, "web-1").await;
-    assert!(ok.starts_with("200 ") && ok.contains("\"accepted\":1"), "{ok}");
+    assert!(
+        ok.starts_with("200 ") && ok.contains("\"accepted\":1"),
+        "{ok}"
+    );
     let blocked = post_from(&stranger, api, &shop_key, "web-2").await;
-    assert_eq!(blocked, "blocked TypeError", "the browser refuses: no CORS header");
+    assert_eq!(
+        blocked, "blocked TypeError",
+        "the browser refuses: no CORS header"
+    );
     let not_its_own = post_from(&allowed, api, &server_key, "web-3").await;
     assert!(
-        not_its_own.starts_with("403 ") && not_its_own.contains("may not post events of app Server only"),
+        not_its_own.starts_with("403 ")
+            && not_its_own.contains("may not post events of app Server only"),
         "{not_its_own}"
     );
 
-    wait_for("the page's event counted", Duration::from_secs(60), || async {
-        (counted(api, &shop).await == 1).then_some(())
-    })
+    wait_for(
+        "the page's event counted",
+        Duration::from_secs(60),
+        || async { (counted(api, &shop).await == 1).then_some(()) },
+    )
     .await;
-    assert_eq!(counted(api, &server).await, 0, "nothing of the refused pages");
+    assert_eq!(
+        counted(api, &server).await,
+        0,
+        "nothing of the refused pages"
+    );
 }

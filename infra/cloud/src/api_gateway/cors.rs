@@ -33,7 +33,11 @@ pub fn preflight(cors: &Cors, headers: &HeaderMap) -> Response<Body> {
         return response;
     }
     let out = response.headers_mut();
-    set(out, "access-control-allow-origin", allowed_origin(cors, origin));
+    set(
+        out,
+        "access-control-allow-origin",
+        allowed_origin(cors, origin),
+    );
     let methods = if cors.allow_methods.iter().any(|m| m == "*") {
         method.to_string()
     } else {
@@ -73,9 +77,17 @@ pub fn apply(cors: &Cors, request: &HeaderMap, response: &mut Response<Body>) {
     let Some(origin) = header(request, "origin").filter(|o| cors.allows_origin(o)) else {
         return;
     };
-    set(out, "access-control-allow-origin", allowed_origin(cors, origin));
+    set(
+        out,
+        "access-control-allow-origin",
+        allowed_origin(cors, origin),
+    );
     if !cors.expose_headers.is_empty() {
-        set(out, "access-control-expose-headers", &cors.expose_headers.join(","));
+        set(
+            out,
+            "access-control-expose-headers",
+            &cors.expose_headers.join(","),
+        );
     }
     if cors.allow_credentials {
         set(out, "access-control-allow-credentials", "true");
@@ -141,7 +153,10 @@ mod tests {
         ]);
         let refused = preflight(&cors(), &other);
         assert_eq!(refused.status(), 204);
-        assert!(refused.headers().get("access-control-allow-origin").is_none());
+        assert!(refused
+            .headers()
+            .get("access-control-allow-origin")
+            .is_none());
         let delete = headers(&[
             ("origin", "https://shop.example"),
             ("access-control-request-method", "DELETE"),
@@ -155,14 +170,31 @@ mod tests {
             .header("access-control-allow-origin", "*")
             .body(full("{}"))
             .unwrap();
-        apply(&cors(), &headers(&[("origin", "https://shop.example")]), &mut response);
-        assert_eq!(response.headers()["access-control-allow-origin"], "https://shop.example");
-        assert_eq!(response.headers()["access-control-expose-headers"], "retry-after");
+        apply(
+            &cors(),
+            &headers(&[("origin", "https://shop.example")]),
+            &mut response,
+        );
+        assert_eq!(
+            response.headers()["access-control-allow-origin"],
+            "https://shop.example"
+        );
+        assert_eq!(
+            response.headers()["access-control-expose-headers"],
+            "retry-after"
+        );
         let mut theirs = Response::builder()
             .header("access-control-allow-origin", "*")
             .body(full("{}"))
             .unwrap();
-        apply(&cors(), &headers(&[("origin", "https://evil.example")]), &mut theirs);
-        assert!(theirs.headers().get("access-control-allow-origin").is_none());
+        apply(
+            &cors(),
+            &headers(&[("origin", "https://evil.example")]),
+            &mut theirs,
+        );
+        assert!(theirs
+            .headers()
+            .get("access-control-allow-origin")
+            .is_none());
     }
 }

@@ -105,10 +105,7 @@ impl ApiGateway {
             .filter_map(|r| r.matches(&method, &path).map(|(s, p)| (s, p, r)))
             .max_by_key(|(s, _, _)| *s);
         let Some((_, params, route)) = best else {
-            return json_response(
-                StatusCode::NOT_FOUND,
-                r#"{"message":"Not Found"}"#,
-            );
+            return json_response(StatusCode::NOT_FOUND, r#"{"message":"Not Found"}"#);
         };
         if !self.admits(route, Instant::now()) {
             return json_response(

@@ -286,9 +286,9 @@ impl Template {
                 .into_iter()
                 .flatten()
                 .filter(|(_, spec)| {
-                    spec.get("Type").and_then(Json::as_str).is_some_and(|t| {
-                        t == "CommaDelimitedList" || t.starts_with("List<")
-                    })
+                    spec.get("Type")
+                        .and_then(Json::as_str)
+                        .is_some_and(|t| t == "CommaDelimitedList" || t.starts_with("List<"))
                 })
                 .map(|(name, _)| name.clone())
                 .collect(),

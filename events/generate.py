@@ -249,6 +249,8 @@ events = {
     "GenderApiFunction": http_get(
         "/api/v1/getGender/C124", {"model": "MODEL2"}, "GET /api/v1/getGender/{cid}", {"cid": "C124"}
     ),
+    # The ML step, as `tally clusters --clusters 4` invokes it (its schedule sends {}).
+    "GroupClustersFunction": {"clusters": 4},
 }
 
 # The example pipeline: two views of a page in one minute, one of another page, one without a

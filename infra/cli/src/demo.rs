@@ -24,6 +24,7 @@ pub struct Args {
 }
 
 pub async fn run(args: Args, ctx: &Context) -> Result<()> {
+    ctx.local_only("demo")?;
     let mut opts = args.cloud.options(ctx)?;
     // The demo runs beside a `make up` too: any free ports.
     if !port_is_free(opts.edge_port) {

@@ -12,6 +12,7 @@ pub struct Args {
 }
 
 pub async fn run(args: Args, ctx: &Context) -> Result<()> {
+    ctx.local_only("up")?;
     let cloud = LocalCloud::start(args.cloud.options(ctx)?).await?;
     print_cloud(&cloud);
     println!("press Ctrl-C to stop");

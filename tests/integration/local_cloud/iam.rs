@@ -46,6 +46,11 @@ fn calls_no_local_run_makes(cloud: &LocalCloud) -> Vec<(String, Call, &'static s
             ));
         }
     }
+    calls.push((
+        "GroupClustersScheduleRole".into(),
+        Call::new("lambda:InvokeFunction", t.arn("GroupClustersFunction").unwrap()),
+        "EventBridge Scheduler starts the ML step on AWS; locally tally clusters invokes it",
+    ));
     let events = t.arn("EventsStream").unwrap();
     for action in ["kinesis:PutRecord", "kinesis:PutRecords"] {
         let call = Call::new(action, events.clone());
@@ -118,6 +123,12 @@ async fn every_statement_is_the_only_one_to_allow_something_and_nothing_is_refus
         assert!(status < 500, "GET {route}: {status} {body}");
     }
     cloud.flush(Duration::from_secs(120)).await.unwrap();
+    // The ML step, as its schedule (or `tally clusters`) starts it, over the lake just flushed.
+    let answer = cloud.functions["GroupClustersFunction"]
+        .invoke(b"{}".to_vec())
+        .await
+        .unwrap();
+    assert!(String::from_utf8_lossy(&answer).contains("\"groups\""));
 
     let iam: std::sync::Arc<Authorizer> = cloud.router.authorizer().expect("IAM is on by default");
     assert!(

@@ -10,7 +10,7 @@ STAMP := target/.setup
 
 # Emulators and tools into the project's own folders (infra/node_modules, .venv), pinned; Chromium
 # (for the dashboard test in a real browser) from Debian's packages when missing.
-setup: $(STAMP)/npm $(STAMP)/pip $(STAMP)/chromium $(STAMP)/fuzz $(STAMP)/checkov \
+setup: $(STAMP)/npm $(STAMP)/pip $(STAMP)/chromium $(STAMP)/mariadb $(STAMP)/fuzz $(STAMP)/checkov \
 	target/java/LoopbackDynamoDB.class
 
 $(STAMP)/chromium:
@@ -18,6 +18,14 @@ $(STAMP)/chromium:
 	@command -v chromium >/dev/null || { echo "setup: chromium (Debian package) for the dashboard test"; \
 		APT="$$( [ "$$(id -u)" = 0 ] || echo sudo ) apt-get -y -qq"; \
 		{ $$APT install chromium >/dev/null 2>&1 || { $$APT update >/dev/null && $$APT install chromium >/dev/null; }; }; }
+	@touch $@
+
+# Seed 002's core database, which the local cloud runs (MariaDB, as the seed's MySQL).
+$(STAMP)/mariadb:
+	@mkdir -p $(STAMP)
+	@command -v mariadbd >/dev/null || test -x /usr/sbin/mariadbd || { echo "setup: mariadb-server (Debian package) for the core database"; \
+		APT="$$( [ "$$(id -u)" = 0 ] || echo sudo ) apt-get -y -qq"; \
+		{ $$APT install mariadb-server >/dev/null 2>&1 || { $$APT update >/dev/null && $$APT install mariadb-server >/dev/null; }; }; }
 	@touch $@
 
 $(STAMP)/npm: infra/package.json infra/package-lock.json

@@ -6,6 +6,7 @@ pub mod bench;
 pub mod catalog;
 pub mod clusters;
 pub mod collect;
+pub mod core_db;
 pub mod demo;
 pub mod gen;
 pub mod invoke;
@@ -74,6 +75,9 @@ pub enum Command {
     Apps(apps::Args),
     /// Post NDJSON events to /collect as a mobile SDK does.
     Collect(collect::Args),
+    /// Seed 002's core application database (`tally core url`).
+    #[command(subcommand)]
+    Core(core_db::Args),
     /// Stream RSVPs over a websocket as stream.meetup.com/2/rsvps did.
     ServeRsvps(serve_rsvps::Args),
     /// Query the local cloud's lake with SQL (the same text runs on Athena).

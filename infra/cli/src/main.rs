@@ -5,8 +5,8 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use tally_cli::{
-    apps, bench, catalog, clusters, collect, demo, gen, invoke, put, redrive, replay, serve_rsvps,
-    smoke, sql, tail, up,
+    apps, bench, catalog, clusters, collect, core_db, demo, gen, invoke, put, redrive, replay,
+    serve_rsvps, smoke, sql, tail, up,
 };
 use tally_cli::{Cli, Command, Context};
 
@@ -23,6 +23,7 @@ async fn main() -> ExitCode {
             Command::Gen(args) => gen::run(args, &ctx).await,
             Command::Apps(args) => apps::run(args, &ctx).await,
             Command::Collect(args) => collect::run(args, &ctx).await,
+            Command::Core(args) => core_db::run(args, &ctx).await,
             Command::ServeRsvps(args) => serve_rsvps::run(args, &ctx).await,
             Command::Sql(args) => sql::run(args, &ctx).await,
             Command::Catalog(args) => catalog::run(args, &ctx).await,

@@ -13,6 +13,7 @@ use tokio::task::JoinHandle;
 
 use crate::api_gateway::{routes, ApiGateway};
 use crate::clients::{Clients, Endpoints};
+use crate::core_db::CoreDatabase;
 use crate::edge::{Control, EdgeRouter};
 use crate::emulators::{port_is_free, EmulatorError, EmulatorPorts, Emulators};
 use crate::esm::{Mapping, MappingSpec, QueueMapping, QueueMappingSpec};
@@ -219,6 +220,8 @@ pub struct LocalCloud {
     servers: Vec<JoinHandle<()>>,
     delivery_tasks: Vec<JoinHandle<()>>,
     emulators: Emulators,
+    /// Seed 002's core database (MariaDB): `core.url` is what `tally core url` prints.
+    pub core: CoreDatabase,
 }
 
 async fn bind(
@@ -248,6 +251,8 @@ impl LocalCloud {
         let root = opts.root.clone();
         // Blocking: the emulators are tied to this thread's lifetime (they die with it).
         let emulators = tokio::task::block_in_place(|| Emulators::start(&root, ports, &log_dir))?;
+        let core =
+            tokio::task::block_in_place(|| CoreDatabase::start(&root, &opts.stack_name, &log_dir))?;
 
         let edge_listener = bind(opts.edge_port, "edge endpoint", "--edge-port").await?;
         let edge_url = format!("http://{}", edge_listener.local_addr()?);
@@ -413,6 +418,7 @@ impl LocalCloud {
             servers,
             delivery_tasks,
             emulators,
+            core,
         })
     }
 
@@ -479,7 +485,10 @@ impl LocalCloud {
         for f in self.functions.values() {
             f.stop().await;
         }
-        tokio::task::block_in_place(|| self.emulators.stop());
+        tokio::task::block_in_place(|| {
+            self.emulators.stop();
+            self.core.stop();
+        });
     }
 }
 

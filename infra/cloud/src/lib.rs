@@ -16,6 +16,7 @@
 pub mod api_gateway;
 pub mod clients;
 pub mod cloud;
+pub mod core_db;
 pub mod edge;
 pub mod emulators;
 pub mod esm;

@@ -48,7 +48,10 @@ fn calls_no_local_run_makes(cloud: &LocalCloud) -> Vec<(String, Call, &'static s
     }
     calls.push((
         "GroupClustersScheduleRole".into(),
-        Call::new("lambda:InvokeFunction", t.arn("GroupClustersFunction").unwrap()),
+        Call::new(
+            "lambda:InvokeFunction",
+            t.arn("GroupClustersFunction").unwrap(),
+        ),
         "EventBridge Scheduler starts the ML step on AWS; locally tally clusters invokes it",
     ));
     let events = t.arn("EventsStream").unwrap();

@@ -5,6 +5,7 @@ mod api;
 mod athena;
 mod cli;
 mod cloudformation;
+mod core_db;
 mod firehose;
 mod iam;
 mod lambda;

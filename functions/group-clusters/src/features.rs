@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use tally_engine::ports::ObjectStore;
 use tally_lake::rows::{Row, Value};
-use tally_lake::rsvp::{GROUPS, GROUP_TOPICS, MEETUP_EVENTS, RSVPS};
+use tally_lake::rsvp::{GROUPS, GROUP_TOPICS, MEETUP_EVENTS, RSVPS, TOPICS};
 use tally_lake::unique::read_unique;
 use tally_lake::LakeError;
 
@@ -111,6 +111,20 @@ pub async fn read_groups<O: ObjectStore>(store: &O) -> Result<BTreeMap<i64, Grou
         entry(&mut groups, g).events = e.len() as u64;
     }
     Ok(groups)
+}
+
+/// Each topic's name by its urlkey (`topics`).
+pub async fn topic_names<O: ObjectStore>(store: &O) -> Result<BTreeMap<String, String>, LakeError> {
+    let mut names = BTreeMap::new();
+    for row in read_unique(store, &TOPICS).await? {
+        if let (Some(key), Value::Str(name)) = (
+            text(column(&row, &TOPICS, "urlkey")),
+            column(&row, &TOPICS, "topic_name"),
+        ) {
+            names.insert(key, name.clone());
+        }
+    }
+    Ok(names)
 }
 
 /// What a feature says, in the words of `tally clusters`' report.

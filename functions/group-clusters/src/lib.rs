@@ -12,7 +12,7 @@ pub mod model;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use tally_aws::config::s3_client;
-use tally_aws::{Env, Error, S3Objects, SdkConfig};
+use tally_aws::{DynamoTable, Env, Error, S3Objects, SdkConfig};
 use tally_engine::ports::ObjectStore;
 use tally_lake::rows::{write_parquet, Row, Value};
 use tally_lake::rsvp::{CLUSTER_MODEL_EVAL, GROUP_CLUSTERS, GROUP_CLUSTER_PREDICTIONS};
@@ -29,13 +29,62 @@ pub struct Request {
     pub clusters: Option<u32>,
 }
 
-/// What a run did: the function's answer, and `tally clusters`' report.
+/// What a run did: the function's answer, `tally clusters`' report, and the dashboard's panel.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Report {
     pub groups: usize,
     pub clusters: usize,
+    /// Each cluster's size and its three commonest topics (by name), by cluster number.
+    pub per_cluster: Vec<ClusterSize>,
     /// `None` with too few groups to hold some out.
     pub model: Option<Evaluation>,
+    pub at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ClusterSize {
+    pub cluster: i32,
+    pub groups: usize,
+    pub topics: Vec<String>,
+}
+
+/// Where the dashboard reads the latest run (the RSVP state table, which the live API reads):
+/// one item, the report as JSON in the fact `summary`, as the engine's items keep facts.
+pub const SUMMARY_KEY: &str = "rsvp#model#clusters";
+
+/// Each cluster's size and commonest topics, named as `names` names them.
+fn per_cluster(
+    groups: &std::collections::BTreeMap<i64, features::Group>,
+    clusters: &std::collections::BTreeMap<i64, i32>,
+    names: &std::collections::BTreeMap<String, String>,
+) -> Vec<ClusterSize> {
+    let mut by_cluster: std::collections::BTreeMap<
+        i32,
+        (usize, std::collections::BTreeMap<&str, usize>),
+    > = Default::default();
+    for (id, c) in clusters {
+        let (n, topics) = by_cluster.entry(*c).or_default();
+        *n += 1;
+        for t in groups.get(id).into_iter().flat_map(|g| &g.topics) {
+            *topics.entry(t.as_str()).or_default() += 1;
+        }
+    }
+    by_cluster
+        .into_iter()
+        .map(|(cluster, (groups, topics))| {
+            let mut common: Vec<(&str, usize)> = topics.into_iter().collect();
+            common.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+            ClusterSize {
+                cluster,
+                groups,
+                topics: common
+                    .into_iter()
+                    .take(3)
+                    .map(|(t, _)| names.get(t).cloned().unwrap_or_else(|| t.to_string()))
+                    .collect(),
+            }
+        })
+        .collect()
 }
 
 pub struct GroupClusters<O> {
@@ -44,12 +93,22 @@ pub struct GroupClusters<O> {
     pub forest: ForestParams,
 }
 
-/// Reads `ARCHIVE_BUCKET` (the lake's bucket) and `CLUSTERS` (8 when unset).
-pub fn from_env(config: &SdkConfig, env: &Env) -> Result<GroupClusters<S3Objects>, Error> {
-    Ok(GroupClusters {
-        store: S3Objects::new(s3_client(config), env.var("ARCHIVE_BUCKET")?),
-        clusters: env.parse_at_least("CLUSTERS", 8, 1)?,
-        forest: ForestParams::default(),
+/// The function: the ML step and the table its summary is kept in for the dashboard.
+pub struct GroupClustersFunction {
+    pub step: GroupClusters<S3Objects>,
+    pub dashboard: DynamoTable,
+}
+
+/// Reads `ARCHIVE_BUCKET` (the lake's bucket), `CLUSTERS` (8 when unset) and `RSVP_STATE_TABLE`
+/// (where the dashboard reads the summary).
+pub fn from_env(config: &SdkConfig, env: &Env) -> Result<GroupClustersFunction, Error> {
+    Ok(GroupClustersFunction {
+        step: GroupClusters {
+            store: S3Objects::new(s3_client(config), env.var("ARCHIVE_BUCKET")?),
+            clusters: env.parse_at_least("CLUSTERS", 8, 1)?,
+            forest: ForestParams::default(),
+        },
+        dashboard: DynamoTable::from_env(config, env, "RSVP_STATE_TABLE")?,
     })
 }
 
@@ -111,13 +170,34 @@ impl<O: ObjectStore> GroupClusters<O> {
                 .await
                 .map_err(|e| format!("cannot write {}: {e}", table.name))?;
         }
+        let names = features::topic_names(&self.store)
+            .await
+            .map_err(|e| format!("cannot read the topics: {e}"))?;
         Ok(Report {
             groups: clusters.len(),
             clusters: clusters
                 .values()
                 .collect::<std::collections::BTreeSet<_>>()
                 .len(),
+            per_cluster: per_cluster(&groups, &clusters, &names),
             model: evaluation,
+            at: now,
         })
     }
+}
+
+/// Keeps `report` where the dashboard reads it ([`SUMMARY_KEY`] in `table`).
+pub async fn keep_for_dashboard(table: &DynamoTable, report: &Report) -> Result<(), String> {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    let summary = serde_json::to_string(report).map_err(|e| e.to_string())?;
+    table
+        .client
+        .put_item()
+        .table_name(&table.name)
+        .item("pk", AttributeValue::S(SUMMARY_KEY.into()))
+        .item("s_summary", AttributeValue::S(summary))
+        .send()
+        .await
+        .map_err(|e| format!("cannot keep the summary for the dashboard: {e}"))?;
+    Ok(())
 }

@@ -11,7 +11,11 @@ async fn main() -> Result<(), Error> {
     let function = &function;
     lambda_runtime::run(service_fn(
         move |event: LambdaEvent<group_clusters::Request>| async move {
-            let report = function.run(&event.payload, chrono::Utc::now()).await?;
+            let report = function
+                .step
+                .run(&event.payload, chrono::Utc::now())
+                .await?;
+            group_clusters::keep_for_dashboard(&function.dashboard, &report).await?;
             if let Some(m) = &report.model {
                 tracing::info!(
                     groups = report.groups,

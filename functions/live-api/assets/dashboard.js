@@ -51,6 +51,41 @@ function renderTopEvents(rsvp) {
     : "last 5 minutes";
 }
 
+// The ML step's latest run: each cluster's groups, named by its commonest topics, and the model
+// of the clusters against always answering the commonest one.
+function renderClusters(clusters) {
+  const sizes = (clusters && clusters.per_cluster) || [];
+  const max = Math.max(1, ...sizes.map((c) => c.groups));
+  $("clusters").replaceChildren(
+    ...sizes.map((c) => {
+      const li = el("li");
+      li.append(el("span", "rank", String(c.cluster)));
+      const label = el("div", "label");
+      const name = el("div", "name", c.topics.join(", ") || "(no topics)");
+      name.title = c.topics.join(", ");
+      const track = el("div", "track");
+      const fill = el("span", "fill");
+      fill.style.width = (100 * c.groups / max).toFixed(1) + "%";
+      track.append(fill);
+      label.append(name, track);
+      li.append(label, el("span", "count", number.format(c.groups)));
+      return li;
+    })
+  );
+  $("clusters-empty").hidden = sizes.length > 0;
+  $("clusters-when").textContent = clusters
+    ? `by topic, ${number.format(clusters.groups)} groups, ${clusters.at.slice(0, 16).replace("T", " ")} UTC`
+    : "by topic";
+  const model = clusters && clusters.model;
+  const share = (x) => (100 * x).toFixed(0) + "%";
+  $("model-accuracy").textContent = model ? share(model.accuracy) : "–";
+  $("model-baseline").textContent = model ? share(model.baseline_accuracy) : "–";
+  $("model-note").textContent = model
+    ? `${model.model} on ${number.format(model.n_train)} groups, tested on ${number.format(model.n_test)}; ` +
+      "goes by " + model.importance_by_kind.slice(0, 2).map((i) => i.feature).join(" and ")
+    : clusters ? "Too few groups to hold some out." : "No model yet.";
+}
+
 function renderTotals(totals) {
   $("total-yes").textContent = number.format(totals.yes);
   $("total-no").textContent = number.format(totals.no);
@@ -217,6 +252,7 @@ async function refresh() {
     renderAnswers(body.panels);
     renderAlerts(body.panels);
     renderEvents(body.events);
+    renderClusters(body.clusters);
     setStatus(true, "live · updated " + new Date(body.as_of).toISOString().slice(11, 19) + " UTC");
   } catch (e) {
     setStatus(false, "offline (" + e.message + "), retrying");

@@ -41,6 +41,18 @@ pub struct Dashboard {
     pub panels: Panels,
     /// App events of the last hour, all apps.
     pub events: Metrics,
+    /// The latest run of the ML step (GroupClustersFunction's answer), `null` before the first.
+    pub clusters: serde_json::Value,
+}
+
+/// What GroupClustersFunction keeps for the dashboard (`rsvp#model#clusters`, fact `summary`).
+async fn read_clusters<S: StateReader>(rsvp: &S) -> Result<serde_json::Value, tally_engine::PortError> {
+    let key = tally_engine::StateKey::new("rsvp", "model#clusters");
+    let item = rsvp.read_many(&[key]).await?.pop().flatten();
+    Ok(item
+        .and_then(|i| i.facts.get("summary").cloned())
+        .and_then(|s| serde_json::from_str(&s).ok())
+        .unwrap_or(serde_json::Value::Null))
 }
 
 impl LiveApi<DynamoStateStore, DynamoStateStore, DynamoStateStore> {
@@ -118,19 +130,21 @@ impl<S: StateReader, F: StateReader, E: StateReader> LiveApi<S, F, E> {
                 }
             }
             Route::DashboardData => {
-                let (rsvp, panels, events) = tokio::join!(
+                let (rsvp, panels, events, clusters) = tokio::join!(
                     read_stats(&self.rsvp, now),
                     read_panels(&self.feed, now),
-                    read_metrics(&self.events, None, DEFAULT_MINUTES, now)
+                    read_metrics(&self.events, None, DEFAULT_MINUTES, now),
+                    read_clusters(&self.rsvp)
                 );
-                match (rsvp, panels, events) {
-                    (Ok(rsvp), Ok(panels), Ok(events)) => Reply::ok(Dashboard {
+                match (rsvp, panels, events, clusters) {
+                    (Ok(rsvp), Ok(panels), Ok(events), Ok(clusters)) => Reply::ok(Dashboard {
                         as_of: now,
                         rsvp,
                         panels,
                         events,
+                        clusters,
                     }),
-                    (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => {
+                    (Err(e), ..) | (_, Err(e), ..) | (_, _, Err(e), _) | (.., Err(e)) => {
                         unavailable("dashboard data", e)
                     }
                 }

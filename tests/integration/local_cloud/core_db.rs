@@ -44,9 +44,16 @@ fn query(url: &str, sql: &str) -> Vec<Vec<String>> {
 fn the_core_database_has_the_schema_and_the_generated_rows() {
     let cloud = shared_cloud();
     let out = tally(&["core", "url"], &cloud.edge_url);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let url = String::from_utf8_lossy(&out.stdout).trim().to_string();
-    assert!(url.starts_with("mysql://tally:") && url.ends_with("/core"), "{url}");
+    assert!(
+        url.starts_with("mysql://tally:") && url.ends_with("/core"),
+        "{url}"
+    );
 
     let columns = query(
         &url,
@@ -79,7 +86,11 @@ fn the_core_database_has_the_schema_and_the_generated_rows() {
          (SELECT count(*) FROM users), \
          (SELECT count(*) FROM flyers f LEFT JOIN vendors v USING (vendor_id) WHERE v.name IS NULL)",
     );
-    assert_eq!(counts, [["20", "200", "500", "0"]], "every flyer's vendor exists");
+    assert_eq!(
+        counts,
+        [["20", "200", "500", "0"]],
+        "every flyer's vendor exists"
+    );
 
     let refused = tally(&["--aws", "core", "url"], &cloud.edge_url);
     assert!(!refused.status.success());

@@ -46,7 +46,9 @@ pub struct Dashboard {
 }
 
 /// What GroupClustersFunction keeps for the dashboard (`rsvp#model#clusters`, fact `summary`).
-async fn read_clusters<S: StateReader>(rsvp: &S) -> Result<serde_json::Value, tally_engine::PortError> {
+async fn read_clusters<S: StateReader>(
+    rsvp: &S,
+) -> Result<serde_json::Value, tally_engine::PortError> {
     let key = tally_engine::StateKey::new("rsvp", "model#clusters");
     let item = rsvp.read_many(&[key]).await?.pop().flatten();
     Ok(item

@@ -225,7 +225,14 @@ pub fn event_rows(line: &[u8], raw: &RawObject) -> Result<Vec<(&'static Table, R
 /// its table and its raw archive.
 pub const EVENTS_TABLES: PipelineTables = PipelineTables {
     pipeline: "events",
-    curated: &[&FACT_EVENTS, &DIM_DEVICE, &DIM_APP],
+    curated: &[
+        &FACT_EVENTS,
+        &DIM_DEVICE,
+        &DIM_APP,
+        &crate::core_dims::DIM_VENDOR,
+        &crate::core_dims::DIM_FLYER,
+        &crate::core_dims::DIM_USER,
+    ],
     raw: &[],
     generated: Some(|| event_tables().iter().map(|t| (t.table, t.raw)).collect()),
 };

@@ -8,6 +8,7 @@
 pub mod bad_records;
 pub mod catalog;
 pub mod compaction;
+pub mod core_dims;
 pub mod events;
 pub mod gender;
 pub mod raw;

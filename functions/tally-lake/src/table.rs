@@ -122,6 +122,14 @@ pub enum Keep {
         first: &'static str,
         last: &'static str,
     },
+    /// Every version of the id, one per `from` (when it began), as a type-2 dimension keeps
+    /// them: `to` is when the next version began (null for the current one) and `current` says
+    /// which one is, both made on read, so a new version never rewrites the one before.
+    Versions {
+        from: &'static str,
+        to: &'static str,
+        current: &'static str,
+    },
 }
 
 /// How a table's files are laid out, and so how it stays right when conversions run again.
@@ -239,6 +247,32 @@ impl Table {
                 ),
                 format!("{} = \"tally_newest\" AND \"tally_copy\" = 1", q(version)),
             ),
+            Keep::Versions { from, to, current } => {
+                let next = format!(
+                    "lead({f}) OVER (PARTITION BY {over} ORDER BY {f})",
+                    f = q(from)
+                );
+                (
+                    columns
+                        .iter()
+                        .map(|c| {
+                            if *c == to {
+                                format!("{next} AS {}", q(c))
+                            } else if *c == current {
+                                format!("({next} IS NULL) AS {}", q(c))
+                            } else {
+                                q(c)
+                            }
+                        })
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    format!(
+                        "row_number() OVER (PARTITION BY {over}, {f}) AS \"tally_copy\"",
+                        f = q(from)
+                    ),
+                    "\"tally_copy\" = 1".to_string(),
+                )
+            }
             Keep::Span { first, last } => (
                 columns
                     .iter()

@@ -138,6 +138,15 @@ pub fn deduplicate(
             return Ok(latest_sets(rows, id, column(version)?, column(member)?))
         }
         Keep::Span { first, last } => return Ok(spans(rows, id, column(first)?, column(last)?)),
+        Keep::Versions { from, to, current } => {
+            return Ok(versions(
+                rows,
+                id,
+                column(from)?,
+                column(to)?,
+                column(current)?,
+            ))
+        }
     };
     let mut unique: BTreeMap<String, Row> = BTreeMap::new();
     for row in rows {
@@ -159,6 +168,35 @@ pub fn deduplicate(
         }
     }
     Ok(unique.into_values().collect())
+}
+
+/// Each id's versions, one per `from` (the first seen), with `to` the next version's `from`
+/// (null for the last) and `current` true for the last, in (id, from) order: what the view says.
+fn versions(
+    rows: impl IntoIterator<Item = Row>, id: &[usize], from: usize, to: usize, current: usize,
+) -> Vec<Row> {
+    let mut by_id: BTreeMap<String, Vec<Row>> = BTreeMap::new();
+    for row in rows {
+        let kept = by_id.entry(row_key(&row, id)).or_default();
+        if !kept.iter().any(|k| k[from] == row[from]) {
+            kept.push(row);
+        }
+    }
+    let mut out = Vec::new();
+    for mut kept in by_id.into_values() {
+        kept.sort_by(|a, b| {
+            a[from]
+                .partial_cmp(&b[from])
+                .unwrap_or(std::cmp::Ordering::Equal)
+        });
+        let starts: Vec<Value> = kept.iter().map(|r| r[from].clone()).collect();
+        for (i, mut row) in kept.into_iter().enumerate() {
+            row[to] = starts.get(i + 1).cloned().unwrap_or(Value::Null);
+            row[current] = Value::Bool(i + 1 == starts.len());
+            out.push(row);
+        }
+    }
+    out
 }
 
 /// Per id, the row with the largest `last` (the first of those on a tie), holding the smallest

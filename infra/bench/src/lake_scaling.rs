@@ -318,6 +318,8 @@ fn keep_columns(keep: tally_lake::table::Keep) -> Vec<String> {
         Keep::Earliest(c) | Keep::Latest(c) => vec![c.to_string()],
         Keep::LatestSet { version, member } => vec![version.to_string(), member.to_string()],
         Keep::Span { first, last } => vec![first.to_string(), last.to_string()],
+        // `to` and `current` are made on read from `from`: only `from` is read from the files.
+        Keep::Versions { from, .. } => vec![from.to_string()],
     }
 }
 

@@ -78,6 +78,9 @@ pub enum Command {
     /// Seed 002's core application database (`tally core url`).
     #[command(subcommand)]
     Core(core_db::Args),
+    /// Extract the core database's changes into the lake's dimensions now (dim_vendor,
+    /// dim_flyer, dim_user; bad rows to bad_records).
+    Extract,
     /// Stream RSVPs over a websocket as stream.meetup.com/2/rsvps did.
     ServeRsvps(serve_rsvps::Args),
     /// Query the local cloud's lake with SQL (the same text runs on Athena).

@@ -24,6 +24,7 @@ async fn main() -> ExitCode {
             Command::Apps(args) => apps::run(args, &ctx).await,
             Command::Collect(args) => collect::run(args, &ctx).await,
             Command::Core(args) => core_db::run(args, &ctx).await,
+            Command::Extract => core_db::extract(&ctx).await,
             Command::ServeRsvps(args) => serve_rsvps::run(args, &ctx).await,
             Command::Sql(args) => sql::run(args, &ctx).await,
             Command::Catalog(args) => catalog::run(args, &ctx).await,

@@ -114,8 +114,16 @@ fn tally_invoke_runs_every_events_file_in_a_private_cloud() {
         } else if function == "GroupClustersFunction" {
             // An empty lake: no groups, so no model, and says so (the tables written empty).
             assert_eq!(
-                (&response["groups"], &response["per_cluster"], &response["model"]),
-                (&serde_json::json!(0), &serde_json::json!([]), &serde_json::Value::Null),
+                (
+                    &response["groups"],
+                    &response["per_cluster"],
+                    &response["model"]
+                ),
+                (
+                    &serde_json::json!(0),
+                    &serde_json::json!([]),
+                    &serde_json::Value::Null
+                ),
                 "{response}"
             );
         } else {

@@ -1,9 +1,11 @@
 //! Seed 002's core application database on the local cloud: MariaDB with DESIGN.md's `core`
 //! schema and the generated vendors, flyers and users, reached by the URL `tally core url` prints,
-//! as a user would reach it (the `mariadb` client of the same package).
+//! as a user would reach it (the `mariadb` client of the same package); and `tally extract`,
+//! which makes the lake's type-2 dimensions of it.
 
 use std::process::Command;
 
+use crate::lake::sql;
 use crate::support::{shared_cloud, tally};
 
 /// `sql` through the `mariadb` client at `url` (`mysql://USER:PASSWORD@HOST:PORT/DB`): its rows,
@@ -82,8 +84,10 @@ fn the_core_database_has_the_schema_and_the_generated_rows() {
     );
     let counts = query(
         &url,
-        "SELECT (SELECT count(*) FROM vendors), (SELECT count(*) FROM flyers), \
-         (SELECT count(*) FROM users), \
+        // The generated rows (other tests add their own with larger ids).
+        "SELECT (SELECT count(*) FROM vendors WHERE vendor_id <= 20), \
+         (SELECT count(*) FROM flyers WHERE flyer_id <= 200), \
+         (SELECT count(*) FROM users WHERE user_id LIKE 'user-%'), \
          (SELECT count(*) FROM flyers f LEFT JOIN vendors v USING (vendor_id) WHERE v.name IS NULL)",
     );
     assert_eq!(
@@ -95,4 +99,98 @@ fn the_core_database_has_the_schema_and_the_generated_rows() {
     let refused = tally(&["--aws", "core", "url"], &cloud.edge_url);
     assert!(!refused.status.success());
     assert!(String::from_utf8_lossy(&refused.stderr).contains("local cloud only"));
+}
+
+/// `tally extract`'s report, which must have succeeded.
+fn extract(edge_url: &str) -> String {
+    let out = tally(&["extract"], edge_url);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn extracting_keeps_each_version_of_a_vendor_and_the_rows_that_fail() {
+    let cloud = shared_cloud();
+    let out = tally(&["core", "url"], &cloud.edge_url);
+    let url = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    // A vendor and its flyer, a vendor without a name (it fails), as the core application would.
+    query(
+        &url,
+        "INSERT INTO vendors VALUES (9001, ' Corner Hardware ', 'Hardware', '2026-12-01 10:00:00.000'), \
+         (9002, '', 'grocery', '2026-12-01 10:00:01.000'); \
+         INSERT INTO flyers VALUES (90001, 9001, 'Tools week', '2026-12-01', '2026-12-07', '2026-12-01 10:00:02.000')",
+    );
+    let said = extract(&cloud.edge_url);
+    assert!(
+        said.contains("vendors: ") && said.contains("in dim_vendor"),
+        "{said}"
+    );
+    let versions = |id: i64| {
+        sql(
+            &cloud.edge_url,
+            &format!(
+                "SELECT name, category, CAST(row_valid_from AS VARCHAR) AS valid_from, \
+                 CAST(row_valid_to AS VARCHAR) AS valid_to, is_current FROM dim_vendor \
+                 WHERE vendor_id = {id} ORDER BY row_valid_from"
+            ),
+        )
+    };
+    let first = versions(9001);
+    assert_eq!(first.len(), 1, "{first:?}");
+    assert_eq!(
+        (
+            &first[0]["name"],
+            &first[0]["category"],
+            &first[0]["is_current"]
+        ),
+        (
+            &serde_json::json!("Corner Hardware"),
+            &serde_json::json!("hardware"),
+            &serde_json::json!(true)
+        ),
+        "cleaned: trimmed, the category in lower case"
+    );
+    let flyer = sql(
+        &cloud.edge_url,
+        "SELECT vendor_id, title FROM dim_flyer WHERE flyer_id = 90001",
+    );
+    assert_eq!(flyer.len(), 1, "{flyer:?}");
+    let bad = sql(
+        &cloud.edge_url,
+        "SELECT reason FROM bad_records WHERE source = 'core:vendors' AND id LIKE 'core:vendors:9002:%'",
+    );
+    assert_eq!(bad, [serde_json::json!({"reason": "missing field name"})]);
+    assert!(versions(9002).is_empty());
+
+    // Renamed: a second version, the first closed at the change's updated_at.
+    query(
+        &url,
+        "UPDATE vendors SET name = 'Corner Hardware & Garden', updated_at = '2026-12-02 08:00:00.500' \
+         WHERE vendor_id = 9001",
+    );
+    extract(&cloud.edge_url);
+    let both = versions(9001);
+    assert_eq!(both.len(), 2, "{both:?}");
+    assert_eq!(both[0]["name"], "Corner Hardware");
+    assert!(
+        both[0]["valid_to"]
+            .as_str()
+            .unwrap()
+            .starts_with("2026-12-02 08:00:00.5"),
+        "closed when the rename happened: {both:?}"
+    );
+    assert_eq!(
+        (&both[0]["is_current"], &both[1]["is_current"]),
+        (&serde_json::json!(false), &serde_json::json!(true))
+    );
+    assert!(both[1]["valid_to"].is_null());
+
+    // Nothing changed since: nothing new.
+    let again = extract(&cloud.edge_url);
+    assert!(again.contains("vendors: 0 rows changed"), "{again}");
+    assert_eq!(versions(9001), both);
 }

@@ -246,11 +246,22 @@ async fn rsvps_from_a_reconnecting_websocket_reach_the_stats_the_lake_and_the_da
         .map(|c| c["groups"].as_u64().unwrap())
         .collect();
     assert_eq!(sizes.len(), 6, "{clusters}");
-    assert_eq!(sizes.iter().sum::<u64>(), clusters["groups"].as_u64().unwrap());
+    assert_eq!(
+        sizes.iter().sum::<u64>(),
+        clusters["groups"].as_u64().unwrap()
+    );
     for c in clusters["per_cluster"].as_array().unwrap() {
         let topics = c["topics"].as_array().unwrap();
-        let shown = topics.iter().map(|t| t.as_str().unwrap()).collect::<Vec<_>>().join(", ");
-        assert!(dom.contains(&shown), "cluster {} named {shown:?}", c["cluster"]);
+        let shown = topics
+            .iter()
+            .map(|t| t.as_str().unwrap())
+            .collect::<Vec<_>>()
+            .join(", ");
+        assert!(
+            dom.contains(&shown),
+            "cluster {} named {shown:?}",
+            c["cluster"]
+        );
     }
     let accuracy = clusters["model"]["accuracy"].as_f64().unwrap();
     let shown: f64 = dom
@@ -259,5 +270,8 @@ async fn rsvps_from_a_reconnecting_websocket_reach_the_stats_the_lake_and_the_da
         .and_then(|rest| rest.split('%').next())
         .and_then(|n| n.parse().ok())
         .expect("the model's accuracy shown");
-    assert!((shown - 100.0 * accuracy).abs() <= 0.5, "{shown}% for {accuracy}");
+    assert!(
+        (shown - 100.0 * accuracy).abs() <= 0.5,
+        "{shown}% for {accuracy}"
+    );
 }

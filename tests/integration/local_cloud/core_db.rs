@@ -5,7 +5,9 @@
 
 use std::process::Command;
 
-use crate::lake::sql;
+use std::collections::BTreeMap;
+
+use crate::lake::{sql, sql_file};
 use crate::support::{shared_cloud, tally};
 
 /// `sql` through the `mariadb` client at `url` (`mysql://USER:PASSWORD@HOST:PORT/DB`): its rows,
@@ -193,4 +195,59 @@ fn extracting_keeps_each_version_of_a_vendor_and_the_rows_that_fail() {
     let again = extract(&cloud.edge_url);
     assert!(again.contains("vendors: 0 rows changed"), "{again}");
     assert_eq!(versions(9001), both);
+}
+
+#[test]
+fn flyer_opens_per_vendor_equal_an_independent_count_of_the_generated_events() {
+    let cloud = shared_cloud();
+    let file = std::env::temp_dir().join(format!("tally-flyers-{}.jsonl", std::process::id()));
+    let out = tally(
+        &["gen", "events", "--devices", "15", "--minutes", "40", "--seed", "21", "--out", file.to_str().unwrap()],
+        &cloud.edge_url,
+    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let (app_id, key) = crate::events::register(&cloud.edge_url, "Flyer readers");
+    let out = tally(&["collect", file.to_str().unwrap(), "--key", &key], &cloud.edge_url);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    extract(&cloud.edge_url);
+
+    // Independently: each valid flyer_open once, by the UTC day it happened and its flyer's
+    // vendor in the core database.
+    let url = String::from_utf8_lossy(&tally(&["core", "url"], &cloud.edge_url).stdout)
+        .trim()
+        .to_string();
+    let vendor_of: BTreeMap<String, String> = query(&url, "SELECT flyer_id, vendor_id FROM flyers")
+        .into_iter()
+        .map(|r| (r[0].clone(), r[1].clone()))
+        .collect();
+    let mut seen = std::collections::BTreeSet::new();
+    let mut want: BTreeMap<(String, String), u64> = BTreeMap::new();
+    for line in std::fs::read_to_string(&file).unwrap().lines() {
+        let e: serde_json::Value = serde_json::from_str(line).unwrap();
+        let (Some(id), Some(_device), Some(flyer)) = (
+            e["event_id"].as_str(),
+            e["device"]["id"].as_str(),
+            e["attributes"]["flyer_id"].as_u64(),
+        ) else {
+            continue;
+        };
+        if e["event_type"] != "flyer_open" || !seen.insert(id.to_string()) {
+            continue;
+        }
+        let day = e["client_time"].as_str().unwrap()[..10].to_string();
+        *want.entry((day, vendor_of[&flyer.to_string()].clone())).or_default() += 1;
+    }
+    assert!(want.values().sum::<u64>() > 20, "the fleet opens flyers: {want:?}");
+
+    let got: BTreeMap<(String, String), u64> = sql_file(&cloud.edge_url, "events/flyer_opens_per_vendor")
+        .into_iter()
+        .filter(|r| r["app_id"] == app_id.as_str())
+        .map(|r| {
+            let day = r["day"].as_str().unwrap()[..10].to_string();
+            let vendor = r["vendor_id"].to_string().trim_matches('"').to_string();
+            let opens = r["opens"].as_u64().unwrap_or_else(|| r["opens"].as_str().unwrap().parse().unwrap());
+            ((day, vendor), opens)
+        })
+        .collect();
+    assert_eq!(got, want);
 }

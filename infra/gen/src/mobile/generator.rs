@@ -120,6 +120,8 @@ fn spoil(mut e: Value, n: u64) -> Value {
 pub fn batches(fleet: &Fleet) -> Vec<Batch> {
     let mut rng = SeededRng::new(fleet.seed);
     let clips = ZipfKeys::new(200, 1.1);
+    // Flyers of the local cloud's core database (ids 1 to FLYERS), a few read much more.
+    let flyers = ZipfKeys::new(tally_cloud::core_db::FLYERS as usize, 1.05);
     let span_ms = i64::from(fleet.minutes.max(1)) * 60_000;
     let mut out: Vec<Batch> = Vec::new();
     let mut spoiled = 0u64;
@@ -152,6 +154,15 @@ pub fn batches(fleet: &Fleet) -> Vec<Batch> {
             )];
             let mut screen = "home";
             for _ in 0..(3 + rng.below(12)) {
+                // On the flyers screens, some flyers are opened, and some of their items clicked.
+                if (screen == "flyers" || screen == "flyer") && rng.below(2) == 0 {
+                    let flyer = flyers.rank(&mut rng);
+                    events.push(("flyer_open", json!({"flyer_id": flyer, "source": "list"})));
+                    if rng.below(3) == 0 {
+                        events.push(("flyer_item_click", json!({"flyer_id": flyer, "item_id": format!("item-{}", rng.below(500))})));
+                    }
+                    continue;
+                }
                 match rng.below(10) {
                     0..=3 => {
                         let next = SCREENS[rng.below(SCREENS.len() as u64) as usize];

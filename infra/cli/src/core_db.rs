@@ -47,7 +47,7 @@ pub async fn extract(ctx: &Context) -> Result<()> {
             r.read,
             r.since.as_deref().unwrap_or("the start"),
             r.versions,
-            extractor_dim(r.table),
+            dimension_of(r.table),
             r.bad,
             r.table
         );
@@ -55,7 +55,8 @@ pub async fn extract(ctx: &Context) -> Result<()> {
     Ok(())
 }
 
-fn extractor_dim(table: &str) -> &'static str {
+/// The dimension a core table's versions go to.
+pub fn dimension_of(table: &str) -> &'static str {
     core_extractor::SOURCES
         .iter()
         .find(|s| s.name == table)

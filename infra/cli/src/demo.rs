@@ -158,10 +158,38 @@ the ML step: tally clusters\n{}",
     Ok(())
 }
 
+/// Seed 002's extractor, as `tally extract` runs it: the core database into the dimensions.
+async fn show_extract(cloud: &LocalCloud) -> Result<()> {
+    let extractor = core_extractor::Extractor {
+        source: core_extractor::mysql::MySqlSource::new(&cloud.core.url).map_err(|e| anyhow!(e))?,
+        store: tally_aws::S3Objects::new(
+            cloud.clients.s3.clone(),
+            cloud.template.physical_name("ArchiveBucket"),
+        ),
+    };
+    println!("\nthe core database into the dimensions: tally extract");
+    for r in extractor
+        .run(chrono::Utc::now())
+        .await
+        .map_err(|e| anyhow!(e))?
+    {
+        println!(
+            "  {:<8} {:>4} rows: {:>4} versions in {}, {} bad",
+            r.table,
+            r.read,
+            r.versions,
+            crate::core_db::dimension_of(r.table),
+            r.bad
+        );
+    }
+    Ok(())
+}
+
 /// A few of `queries/` over the lake, as `tally sql --file` answers them.
 async fn show_lake(cloud: &LocalCloud, ctx: &Context) -> Result<()> {
     cloud.flush(Duration::from_secs(120)).await?;
     show_clusters(cloud).await?;
+    show_extract(cloud).await?;
     let copy = ctx
         .root
         .join(".tally/lake")
@@ -180,6 +208,7 @@ async fn show_lake(cloud: &LocalCloud, ctx: &Context) -> Result<()> {
         "queries/events/events_per_type_per_day.sql",
         "queries/events/funnel.sql",
         "queries/events/top_clips.sql",
+        "queries/events/flyer_opens_per_vendor.sql",
     ] {
         let text = std::fs::read_to_string(ctx.root.join(query))
             .with_context(|| format!("cannot read {query}"))?;

@@ -202,13 +202,35 @@ fn flyer_opens_per_vendor_equal_an_independent_count_of_the_generated_events() {
     let cloud = shared_cloud();
     let file = std::env::temp_dir().join(format!("tally-flyers-{}.jsonl", std::process::id()));
     let out = tally(
-        &["gen", "events", "--devices", "15", "--minutes", "40", "--seed", "21", "--out", file.to_str().unwrap()],
+        &[
+            "gen",
+            "events",
+            "--devices",
+            "15",
+            "--minutes",
+            "40",
+            "--seed",
+            "21",
+            "--out",
+            file.to_str().unwrap(),
+        ],
         &cloud.edge_url,
     );
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let (app_id, key) = crate::events::register(&cloud.edge_url, "Flyer readers");
-    let out = tally(&["collect", file.to_str().unwrap(), "--key", &key], &cloud.edge_url);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = tally(
+        &["collect", file.to_str().unwrap(), "--key", &key],
+        &cloud.edge_url,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     extract(&cloud.edge_url);
 
     // Independently: each valid flyer_open once, by the UTC day it happened and its flyer's
@@ -235,19 +257,27 @@ fn flyer_opens_per_vendor_equal_an_independent_count_of_the_generated_events() {
             continue;
         }
         let day = e["client_time"].as_str().unwrap()[..10].to_string();
-        *want.entry((day, vendor_of[&flyer.to_string()].clone())).or_default() += 1;
+        *want
+            .entry((day, vendor_of[&flyer.to_string()].clone()))
+            .or_default() += 1;
     }
-    assert!(want.values().sum::<u64>() > 20, "the fleet opens flyers: {want:?}");
+    assert!(
+        want.values().sum::<u64>() > 20,
+        "the fleet opens flyers: {want:?}"
+    );
 
-    let got: BTreeMap<(String, String), u64> = sql_file(&cloud.edge_url, "events/flyer_opens_per_vendor")
-        .into_iter()
-        .filter(|r| r["app_id"] == app_id.as_str())
-        .map(|r| {
-            let day = r["day"].as_str().unwrap()[..10].to_string();
-            let vendor = r["vendor_id"].to_string().trim_matches('"').to_string();
-            let opens = r["opens"].as_u64().unwrap_or_else(|| r["opens"].as_str().unwrap().parse().unwrap());
-            ((day, vendor), opens)
-        })
-        .collect();
+    let got: BTreeMap<(String, String), u64> =
+        sql_file(&cloud.edge_url, "events/flyer_opens_per_vendor")
+            .into_iter()
+            .filter(|r| r["app_id"] == app_id.as_str())
+            .map(|r| {
+                let day = r["day"].as_str().unwrap()[..10].to_string();
+                let vendor = r["vendor_id"].to_string().trim_matches('"').to_string();
+                let opens = r["opens"]
+                    .as_u64()
+                    .unwrap_or_else(|| r["opens"].as_str().unwrap().parse().unwrap());
+                ((day, vendor), opens)
+            })
+            .collect();
     assert_eq!(got, want);
 }

@@ -202,6 +202,21 @@ fn put_lines(stack: &str, cloud: &LocalCloud, stream: &str, lines: &[&str]) {
     );
 }
 
+/// `tally replay VisitsStream --function GenderModelsFunction`, which must say it reached it.
+fn replay_visits_to_the_models(stack: &str, cloud: &LocalCloud) {
+    let said = tally_stdout(
+        stack,
+        &[
+            "replay",
+            "VisitsStream",
+            "--function",
+            "GenderModelsFunction",
+        ],
+        &cloud.edge_url,
+    );
+    assert!(said.contains("to 1 function"), "{said}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replaying_the_archive_changes_nothing_and_refills_a_consumer_that_lost_its_state() {
     let stack = format!("rpl{}", std::process::id());
@@ -253,17 +268,7 @@ async fn replaying_the_archive_changes_nothing_and_refills_a_consumer_that_lost_
         .collect();
     // Replayed to the function, MODEL3 gets the visits from before it, once; the others, which
     // applied them, change nothing.
-    let said = tally_stdout(
-        &stack,
-        &[
-            "replay",
-            "VisitsStream",
-            "--function",
-            "GenderModelsFunction",
-        ],
-        &cloud.edge_url,
-    );
-    assert!(said.contains("to 1 function"), "{said}");
+    replay_visits_to_the_models(&stack, &cloud);
     let before = settled(&cloud).await;
     assert_eq!(
         before["GenderStateTable"]
@@ -322,17 +327,7 @@ async fn replaying_the_archive_changes_nothing_and_refills_a_consumer_that_lost_
 
     // The gender models' state lost: replaying to them alone makes it again, exactly.
     assert!(forget(&cloud, "GenderStateTable", "").await > 0);
-    let said = tally_stdout(
-        &stack,
-        &[
-            "replay",
-            "VisitsStream",
-            "--function",
-            "GenderModelsFunction",
-        ],
-        &cloud.edge_url,
-    );
-    assert!(said.contains("to 1 function"), "{said}");
+    replay_visits_to_the_models(&stack, &cloud);
     let after = settled(&cloud).await;
     let changed = differences(&before, &after);
     assert!(

@@ -10,6 +10,7 @@ use smartcore::linalg::basic::matrix::DenseMatrix;
 use smartcore::tree::decision_tree_classifier::{
     DecisionTreeClassifier, DecisionTreeClassifierParameters,
 };
+use tally_engine::sampling::SeededRng;
 
 type Tree = DecisionTreeClassifier<f64, i32, DenseMatrix<f64>, Vec<i32>>;
 
@@ -32,24 +33,6 @@ impl Default for ForestParams {
             max_depth: None,
             seed: 2026,
         }
-    }
-}
-
-/// SplitMix64: a small, well-mixed generator, so that a forest is the same on every run.
-#[derive(Debug, Clone)]
-pub struct SplitMix(pub u64);
-
-impl SplitMix {
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    pub fn below(&mut self, n: usize) -> usize {
-        (self.next_u64() % n as u64) as usize
     }
 }
 
@@ -82,14 +65,16 @@ impl Forest {
             .columns_per_tree
             .unwrap_or_else(|| (columns as f64).sqrt().ceil() as usize)
             .clamp(1, columns);
-        let mut rng = SplitMix(params.seed);
+        let mut rng = SeededRng::new(params.seed);
         let mut trees = Vec::with_capacity(params.trees);
         for t in 0..params.trees {
-            let sample: Vec<usize> = (0..rows.len()).map(|_| rng.below(rows.len())).collect();
+            let sample: Vec<usize> = (0..rows.len())
+                .map(|_| rng.below(rows.len() as u64) as usize)
+                .collect();
             // A partial Fisher-Yates shuffle picks the tree's columns.
             let mut all: Vec<usize> = (0..columns).collect();
             for i in 0..per_tree {
-                let j = i + rng.below(columns - i);
+                let j = i + rng.below((columns - i) as u64) as usize;
                 all.swap(i, j);
             }
             let mut picked = all[..per_tree].to_vec();
@@ -165,7 +150,7 @@ mod tests {
 
     /// Two informative columns (the label is which of them is set) among eight of noise.
     fn data(n: usize, seed: u64) -> (Vec<Vec<f64>>, Vec<i32>) {
-        let mut rng = SplitMix(seed);
+        let mut rng = SeededRng::new(seed);
         let mut rows = Vec::new();
         let mut labels = Vec::new();
         for _ in 0..n {

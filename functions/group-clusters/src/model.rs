@@ -5,9 +5,10 @@
 use std::collections::BTreeMap;
 
 use serde::Serialize;
+use tally_engine::sampling::SeededRng;
 
 use crate::features::{FeatureSpace, Group};
-use crate::forest::{Forest, ForestParams, SplitMix};
+use crate::forest::{Forest, ForestParams};
 
 /// The model's name in `cluster_model_eval`.
 pub const MODEL: &str = "random_forest";
@@ -15,7 +16,7 @@ pub const MODEL: &str = "random_forest";
 /// One group in five is held out, chosen by a hash of its id: the same groups on every run, so
 /// that accuracies of two runs compare.
 pub fn is_held_out(group_id: i64) -> bool {
-    SplitMix(group_id as u64).next_u64().is_multiple_of(5)
+    SeededRng::new(group_id as u64).next_u64().is_multiple_of(5)
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -158,25 +159,25 @@ mod tests {
             ["jazz", "blues", "guitar", "vinyl"],
         ];
         let shared = ["networking", "beer", "newcomers"];
-        let mut rng = SplitMix(7);
+        let mut rng = SeededRng::new(7);
         (1..=n)
             .map(|id| {
                 let interest = &interests[(id % 3) as usize];
                 let mut topics: BTreeSet<String> = BTreeSet::new();
                 while topics.len() < 2 {
-                    topics.insert(interest[rng.below(4)].to_string());
+                    topics.insert(interest[rng.below(4) as usize].to_string());
                 }
                 if rng.below(2) == 0 {
-                    topics.insert(shared[rng.below(3)].to_string());
+                    topics.insert(shared[rng.below(3) as usize].to_string());
                 }
                 let group = Group {
                     id,
                     topics,
-                    city: Some(["austin", "boston", "chicago"][rng.below(3)].into()),
+                    city: Some(["austin", "boston", "chicago"][rng.below(3) as usize].into()),
                     country: Some("us".into()),
-                    members: 5 + rng.below(50) as u64,
-                    rsvps: 10 + rng.below(200) as u64,
-                    events: 1 + rng.below(10) as u64,
+                    members: 5 + rng.below(50),
+                    rsvps: 10 + rng.below(200),
+                    events: 1 + rng.below(10),
                 };
                 (id, group)
             })

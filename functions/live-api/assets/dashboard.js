@@ -24,25 +24,30 @@ function setStatus(live, text) {
   $("status-text").textContent = text;
 }
 
+// One row of a bar list: its rank, its name over a bar of `count` out of `max`, the count.
+function bar(rank, name, count, max) {
+  const li = el("li");
+  li.append(el("span", "rank", rank));
+  const label = el("div", "label");
+  const track = el("div", "track");
+  const fill = el("span", "fill");
+  fill.style.width = (100 * count / max).toFixed(1) + "%";
+  track.append(fill);
+  label.append(name, track);
+  li.append(label, el("span", "count", number.format(count)));
+  return li;
+}
+
 function renderTopEvents(rsvp) {
   const list = $("top-events");
   const top = rsvp.top_events || [];
   const max = Math.max(1, ...top.map((e) => e.yes));
   list.replaceChildren(
     ...top.map((e, i) => {
-      const li = el("li");
-      li.append(el("span", "rank", String(i + 1)));
-      const label = el("div", "label");
       const name = el("div", "name", e.event_name || "(no name)");
       name.title = e.event_name;
       name.append(el("span", "id", "#" + e.event_id));
-      const track = el("div", "track");
-      const fill = el("span", "fill");
-      fill.style.width = (100 * e.yes / max).toFixed(1) + "%";
-      track.append(fill);
-      label.append(name, track);
-      li.append(label, el("span", "count", number.format(e.yes)));
-      return li;
+      return bar(String(i + 1), name, e.yes, max);
     })
   );
   $("top-empty").hidden = top.length > 0;
@@ -58,18 +63,9 @@ function renderClusters(clusters) {
   const max = Math.max(1, ...sizes.map((c) => c.groups));
   $("clusters").replaceChildren(
     ...sizes.map((c) => {
-      const li = el("li");
-      li.append(el("span", "rank", String(c.cluster)));
-      const label = el("div", "label");
       const name = el("div", "name", c.topics.join(", ") || "(no topics)");
       name.title = c.topics.join(", ");
-      const track = el("div", "track");
-      const fill = el("span", "fill");
-      fill.style.width = (100 * c.groups / max).toFixed(1) + "%";
-      track.append(fill);
-      label.append(name, track);
-      li.append(label, el("span", "count", number.format(c.groups)));
-      return li;
+      return bar(String(c.cluster), name, c.groups, max);
     })
   );
   $("clusters-empty").hidden = sizes.length > 0;

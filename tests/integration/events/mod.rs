@@ -26,6 +26,36 @@ pub fn register(edge_url: &str, name: &str) -> (String, String) {
     crate::support::register_app(&crate::support::shared_stack(), edge_url, name)
 }
 
+/// `tally gen events` of `devices` over `minutes` with `seed`, into a file of its own.
+pub fn generate_fleet(
+    edge_url: &str, name: &str, devices: u32, minutes: u32, seed: u64,
+) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("tally-events-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join(format!("{name}.jsonl"));
+    let out = tally(
+        &[
+            "gen",
+            "events",
+            "--devices",
+            &devices.to_string(),
+            "--minutes",
+            &minutes.to_string(),
+            "--seed",
+            &seed.to_string(),
+            "--out",
+            file.to_str().unwrap(),
+        ],
+        edge_url,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    file
+}
+
 /// Invalid events of every documented kind, as a broken SDK or a direct put may send them.
 fn invalid_events() -> Vec<(String, &'static str)> {
     let good = json!({"event_id": "bad-1", "event_type": "search", "client_time": "2026-11-22T10:00:00Z",
@@ -93,29 +123,7 @@ async fn events_posted_and_put_reach_the_metrics_the_warehouse_and_bad_records_e
     let (app_id, key) = register(&cloud.edge_url, "Flyers e2e");
 
     // One fleet through /collect with the CLI, as an SDK posts (its invalid events rejected).
-    let dir = std::env::temp_dir().join(format!("tally-events-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let file = dir.join("fleet.jsonl");
-    let out = tally(
-        &[
-            "gen",
-            "events",
-            "--devices",
-            "25",
-            "--minutes",
-            "20",
-            "--seed",
-            "3",
-            "--out",
-            file.to_str().unwrap(),
-        ],
-        &cloud.edge_url,
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let file = generate_fleet(&cloud.edge_url, "fleet", 25, 20, 3);
     let generated: Vec<Value> = std::fs::read_to_string(&file)
         .unwrap()
         .lines()
@@ -490,7 +498,7 @@ async fn events_posted_and_put_reach_the_metrics_the_warehouse_and_bad_records_e
         failed.key_count().unwrap_or(0) > 0,
         "invalid events kept apart by Firehose"
     );
-    let _ = std::fs::remove_dir_all(&dir);
+    let _ = std::fs::remove_file(&file);
 }
 
 /// Request headers, by name.

@@ -200,27 +200,7 @@ fn extracting_keeps_each_version_of_a_vendor_and_the_rows_that_fail() {
 #[test]
 fn flyer_opens_per_vendor_equal_an_independent_count_of_the_generated_events() {
     let cloud = shared_cloud();
-    let file = std::env::temp_dir().join(format!("tally-flyers-{}.jsonl", std::process::id()));
-    let out = tally(
-        &[
-            "gen",
-            "events",
-            "--devices",
-            "15",
-            "--minutes",
-            "40",
-            "--seed",
-            "21",
-            "--out",
-            file.to_str().unwrap(),
-        ],
-        &cloud.edge_url,
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let file = crate::events::generate_fleet(&cloud.edge_url, "flyer-readers", 15, 40, 21);
     let (app_id, key) = crate::events::register(&cloud.edge_url, "Flyer readers");
     let out = tally(
         &["collect", file.to_str().unwrap(), "--key", &key],

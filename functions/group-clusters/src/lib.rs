@@ -9,6 +9,8 @@ pub mod features;
 pub mod forest;
 pub mod model;
 
+use std::collections::{BTreeMap, BTreeSet};
+
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use tally_aws::config::s3_client;
@@ -54,14 +56,10 @@ pub const SUMMARY_KEY: &str = "rsvp#model#clusters";
 
 /// Each cluster's size and commonest topics, named as `names` names them.
 fn per_cluster(
-    groups: &std::collections::BTreeMap<i64, features::Group>,
-    clusters: &std::collections::BTreeMap<i64, i32>,
-    names: &std::collections::BTreeMap<String, String>,
+    groups: &BTreeMap<i64, features::Group>, clusters: &BTreeMap<i64, i32>,
+    names: &BTreeMap<String, String>,
 ) -> Vec<ClusterSize> {
-    let mut by_cluster: std::collections::BTreeMap<
-        i32,
-        (usize, std::collections::BTreeMap<&str, usize>),
-    > = Default::default();
+    let mut by_cluster: BTreeMap<i32, (usize, BTreeMap<&str, usize>)> = BTreeMap::new();
     for (id, c) in clusters {
         let (n, topics) = by_cluster.entry(*c).or_default();
         *n += 1;
@@ -175,10 +173,7 @@ impl<O: ObjectStore> GroupClusters<O> {
             .map_err(|e| format!("cannot read the topics: {e}"))?;
         Ok(Report {
             groups: clusters.len(),
-            clusters: clusters
-                .values()
-                .collect::<std::collections::BTreeSet<_>>()
-                .len(),
+            clusters: clusters.values().collect::<BTreeSet<_>>().len(),
             per_cluster: per_cluster(&groups, &clusters, &names),
             model: evaluation,
             at: now,

@@ -38,6 +38,8 @@ pub trait CoreSource: Send + Sync {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct TableReport {
     pub table: &'static str,
+    /// The dimension its versions go to.
+    pub dimension: &'static str,
     /// The watermark it read from: the dimension's newest `row_valid_from`.
     pub since: Option<String>,
     pub read: usize,
@@ -137,6 +139,7 @@ impl<S: CoreSource, O: ObjectStore> Extractor<S, O> {
         }
         Ok(TableReport {
             table: table.name,
+            dimension: table.dim.name,
             since: at_since,
             read: rows.len(),
             versions: versions.len(),

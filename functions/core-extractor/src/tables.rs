@@ -35,45 +35,23 @@ impl SourceTable {
 
     /// A row as a line of text (`bad_records.data`): its columns as JSON.
     pub fn as_text(&self, row: &SourceRow) -> String {
-        let fields: serde_json_like::Fields = self
+        let fields: serde_json::Map<String, serde_json::Value> = self
             .columns
             .iter()
             .zip(row)
-            .map(|(c, v)| (c.to_string(), v.clone()))
+            .map(|(c, v)| {
+                (
+                    c.to_string(),
+                    v.clone().map_or(serde_json::Value::Null, Into::into),
+                )
+            })
             .collect();
-        serde_json_like::object(&fields)
+        serde_json::Value::Object(fields).to_string()
     }
 
     /// The row's `updated_at`, when it has a valid one.
     pub fn updated_at(&self, row: &SourceRow) -> Option<DateTime<Utc>> {
         parse_time(row.get(self.columns.len() - 1)?.as_deref()?).ok()
-    }
-}
-
-/// JSON text without a JSON dependency of its own (the lake already writes JSON as text).
-mod serde_json_like {
-    pub type Fields = Vec<(String, Option<String>)>;
-
-    fn quote(s: &str) -> String {
-        let mut out = String::from("\"");
-        for c in s.chars() {
-            match c {
-                '"' => out.push_str("\\\""),
-                '\\' => out.push_str("\\\\"),
-                c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
-                c => out.push(c),
-            }
-        }
-        out.push('"');
-        out
-    }
-
-    pub fn object(fields: &Fields) -> String {
-        let inner: Vec<String> = fields
-            .iter()
-            .map(|(k, v)| format!("{}:{}", quote(k), v.as_deref().map_or("null".into(), quote)))
-            .collect();
-        format!("{{{}}}", inner.join(","))
     }
 }
 

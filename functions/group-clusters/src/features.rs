@@ -30,11 +30,10 @@ pub struct Group {
 pub const TOP_TOPICS: usize = 40;
 pub const TOP_PLACES: usize = 10;
 
+/// A row's value of a column its table has (the lake's tables, named in this file).
 fn column<'r>(row: &'r Row, table: &tally_lake::Table, name: &str) -> &'r Value {
     let i = table
-        .columns
-        .iter()
-        .position(|c| c.name == name)
+        .column(name)
         .unwrap_or_else(|| panic!("{} has no column {name}", table.name));
     &row[i]
 }

@@ -50,10 +50,6 @@ pub struct ClusterSize {
     pub topics: Vec<String>,
 }
 
-/// Where the dashboard reads the latest run (the RSVP state table, which the live API reads):
-/// one item, the report as JSON in the fact `summary`, as the engine's items keep facts.
-pub const SUMMARY_KEY: &str = "rsvp#model#clusters";
-
 /// Each cluster's size and commonest topics, named as `names` names them.
 fn per_cluster(
     groups: &BTreeMap<i64, features::Group>, clusters: &BTreeMap<i64, i32>,
@@ -181,16 +177,25 @@ impl<O: ObjectStore> GroupClusters<O> {
     }
 }
 
-/// Keeps `report` where the dashboard reads it ([`SUMMARY_KEY`] in `table`).
+/// Keeps `report` where the dashboard reads it (`tally_pipelines::rsvp::clusters_summary`, an
+/// item of the RSVP state table `table`).
 pub async fn keep_for_dashboard(table: &DynamoTable, report: &Report) -> Result<(), String> {
     use aws_sdk_dynamodb::types::AttributeValue;
+    use tally_aws::state_store::{fact_attribute, PK};
+    use tally_pipelines::rsvp::clusters_summary;
     let summary = serde_json::to_string(report).map_err(|e| e.to_string())?;
     table
         .client
         .put_item()
         .table_name(&table.name)
-        .item("pk", AttributeValue::S(SUMMARY_KEY.into()))
-        .item("s_summary", AttributeValue::S(summary))
+        .item(
+            PK,
+            AttributeValue::S(clusters_summary::key().partition_key().into()),
+        )
+        .item(
+            fact_attribute(clusters_summary::FACT),
+            AttributeValue::S(summary),
+        )
         .send()
         .await
         .map_err(|e| format!("cannot keep the summary for the dashboard: {e}"))?;

@@ -14,7 +14,7 @@ use tally_engine::ports::StateReader;
 use tally_events::metrics::{parse_minutes, DEFAULT_MINUTES};
 use tally_events::{read_metrics, Metrics};
 use tally_pipelines::dashboard::{read_panels, Panels};
-use tally_pipelines::rsvp::{read_stats, Stats};
+use tally_pipelines::rsvp::{clusters_summary, read_stats, Stats};
 
 /// The routes, each with the one state reader it needs.
 pub struct LiveApi<S, F, E> {
@@ -43,18 +43,6 @@ pub struct Dashboard {
     pub events: Metrics,
     /// The latest run of the ML step (GroupClustersFunction's answer), `null` before the first.
     pub clusters: serde_json::Value,
-}
-
-/// What GroupClustersFunction keeps for the dashboard (`rsvp#model#clusters`, fact `summary`).
-async fn read_clusters<S: StateReader>(
-    rsvp: &S,
-) -> Result<serde_json::Value, tally_engine::PortError> {
-    let key = tally_engine::StateKey::new("rsvp", "model#clusters");
-    let item = rsvp.read_many(&[key]).await?.pop().flatten();
-    Ok(item
-        .and_then(|i| i.facts.get("summary").cloned())
-        .and_then(|s| serde_json::from_str(&s).ok())
-        .unwrap_or(serde_json::Value::Null))
 }
 
 impl LiveApi<DynamoStateStore, DynamoStateStore, DynamoStateStore> {
@@ -136,7 +124,7 @@ impl<S: StateReader, F: StateReader, E: StateReader> LiveApi<S, F, E> {
                     read_stats(&self.rsvp, now),
                     read_panels(&self.feed, now),
                     read_metrics(&self.events, None, DEFAULT_MINUTES, now),
-                    read_clusters(&self.rsvp)
+                    clusters_summary::read(&self.rsvp)
                 );
                 match (rsvp, panels, events, clusters) {
                     (Ok(rsvp), Ok(panels), Ok(events), Ok(clusters)) => Reply::ok(Dashboard {

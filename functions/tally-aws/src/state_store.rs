@@ -86,7 +86,7 @@ impl DynamoStateStore {
             sets.push("#exp = :exp".into());
         }
         for (i, (name, value)) in delta.facts.iter().enumerate() {
-            names.insert(format!("#s{i}"), format!("s_{name}"));
+            names.insert(format!("#s{i}"), fact_attribute(name));
             values.insert(format!(":s{i}"), AttributeValue::S(value.clone()));
             sets.push(format!("#s{i} = if_not_exists(#s{i}, :s{i})"));
         }
@@ -141,6 +141,11 @@ impl DynamoStateStore {
             },
         }
     }
+}
+
+/// The attribute of a fact (`s_<name>`): what other writers of an engine item name too.
+pub fn fact_attribute(name: &str) -> String {
+    format!("s_{name}")
 }
 
 enum Condition<'a> {

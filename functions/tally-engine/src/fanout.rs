@@ -62,19 +62,7 @@ impl<H: BatchHandler> BatchHandler for Fanout<H> {
             let mut report = self.first.handle(records, now).await;
             for handler in &self.rest {
                 let other = handler.handle(records, now).await;
-                report.skipped += other.skipped;
-                report.keys += other.keys;
-                report.writes += other.writes;
-                report.conflicts += other.conflicts;
-                report.published += other.published;
-                report.published_before += other.published_before;
-                for (name, n) in other.counted {
-                    *report.counted.entry(name).or_default() += n;
-                }
-                if let Some(at) = &other.retry_from {
-                    let errors = other.errors.join("; ");
-                    report.fail(at, format!("{}: {errors}", handler.name()));
-                }
+                report.add_work_of(other, handler.name());
             }
             report
         }

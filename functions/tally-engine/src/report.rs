@@ -41,6 +41,23 @@ impl BatchReport {
         }
     }
 
+    /// Adds what `other`, another handler's report on the same records (`who`, [`crate::Fanout`]),
+    /// did: its work and its retry point; the records and their decoding are counted once.
+    pub fn add_work_of(&mut self, other: BatchReport, who: &str) {
+        self.skipped += other.skipped;
+        self.keys += other.keys;
+        self.writes += other.writes;
+        self.conflicts += other.conflicts;
+        self.published += other.published;
+        self.published_before += other.published_before;
+        for (name, n) in other.counted {
+            *self.counted.entry(name).or_default() += n;
+        }
+        if let Some(at) = &other.retry_from {
+            self.fail(at, format!("{who}: {}", other.errors.join("; ")));
+        }
+    }
+
     /// The records from `at` on must be retried, because of `error`.
     pub fn fail(&mut self, at: &SequenceNumber, error: String) {
         if self.retry_from.as_ref().is_none_or(|s| at < s) {

@@ -18,8 +18,7 @@ fn local_url(ctx: &Context, command: &str) -> Result<String> {
              a core database yet"
         );
     }
-    let file = ctx.root.join(".tally/core").join(&ctx.stack).join("url");
-    match std::fs::read_to_string(&file) {
+    match std::fs::read_to_string(tally_cloud::core_db::url_file(&ctx.root, &ctx.stack)) {
         Ok(url) => Ok(url.trim().to_string()),
         Err(_) => bail!(
             "stack {} has no core database yet: the local cloud makes one when it starts (make up)",
@@ -32,35 +31,37 @@ fn local_url(ctx: &Context, command: &str) -> Result<String> {
 pub async fn extract(ctx: &Context) -> Result<()> {
     let url = local_url(ctx, "extract")?;
     let (clients, bucket) = super::sql::flushed_lake(ctx).await?;
+    for line in extract_into(&url, S3Objects::new(clients.s3.clone(), bucket)).await? {
+        println!("{line}");
+    }
+    Ok(())
+}
+
+/// The extractor from the database at `url` into the lake of `store`: a line per table.
+pub async fn extract_into(url: &str, store: S3Objects) -> Result<Vec<String>> {
     let extractor = Extractor {
-        source: MySqlSource::new(&url).map_err(|e| anyhow!(e))?,
-        store: S3Objects::new(clients.s3.clone(), bucket),
+        source: MySqlSource::new(url).map_err(|e| anyhow!(e))?,
+        store,
     };
     let reports = extractor
         .run(chrono::Utc::now())
         .await
         .map_err(|e| anyhow!("extraction stopped (the next one starts again where it did): {e}"))?;
-    for r in reports {
-        println!(
-            "{}: {} rows changed since {}: {} new versions in {}, {} bad (bad_records, source core:{})",
-            r.table,
-            r.read,
-            r.since.as_deref().unwrap_or("the start"),
-            r.versions,
-            dimension_of(r.table),
-            r.bad,
-            r.table
-        );
-    }
-    Ok(())
-}
-
-/// The dimension a core table's versions go to.
-pub fn dimension_of(table: &str) -> &'static str {
-    core_extractor::SOURCES
+    Ok(reports
         .iter()
-        .find(|s| s.name == table)
-        .map_or("?", |s| s.dim.name)
+        .map(|r| {
+            format!(
+                "{}: {} rows changed since {}: {} new versions in {}, {} bad (bad_records, source core:{})",
+                r.table,
+                r.read,
+                r.since.as_deref().unwrap_or("the start"),
+                r.versions,
+                r.dimension,
+                r.bad,
+                r.table
+            )
+        })
+        .collect())
 }
 
 #[derive(clap::Subcommand)]

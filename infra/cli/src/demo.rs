@@ -160,27 +160,13 @@ the ML step: tally clusters\n{}",
 
 /// Seed 002's extractor, as `tally extract` runs it: the core database into the dimensions.
 async fn show_extract(cloud: &LocalCloud) -> Result<()> {
-    let extractor = core_extractor::Extractor {
-        source: core_extractor::mysql::MySqlSource::new(&cloud.core.url).map_err(|e| anyhow!(e))?,
-        store: tally_aws::S3Objects::new(
-            cloud.clients.s3.clone(),
-            cloud.template.physical_name("ArchiveBucket"),
-        ),
-    };
+    let store = tally_aws::S3Objects::new(
+        cloud.clients.s3.clone(),
+        cloud.template.physical_name("ArchiveBucket"),
+    );
     println!("\nthe core database into the dimensions: tally extract");
-    for r in extractor
-        .run(chrono::Utc::now())
-        .await
-        .map_err(|e| anyhow!(e))?
-    {
-        println!(
-            "  {:<8} {:>4} rows: {:>4} versions in {}, {} bad",
-            r.table,
-            r.read,
-            r.versions,
-            crate::core_db::dimension_of(r.table),
-            r.bad
-        );
+    for line in crate::core_db::extract_into(&cloud.core.url, store).await? {
+        println!("  {line}");
     }
     Ok(())
 }

@@ -249,10 +249,18 @@ impl LocalCloud {
         let ports = EmulatorPorts::any_free()?;
         let log_dir = opts.log_dir.clone();
         let root = opts.root.clone();
-        // Blocking: the emulators are tied to this thread's lifetime (they die with it).
-        let emulators = tokio::task::block_in_place(|| Emulators::start(&root, ports, &log_dir))?;
-        let core =
-            tokio::task::block_in_place(|| CoreDatabase::start(&root, &opts.stack_name, &log_dir))?;
+        // Blocking: the emulators and the core database are tied to this thread's lifetime (they
+        // die with it). The database's server starts while the emulators do.
+        let (emulators, core) = tokio::task::block_in_place(|| {
+            let core = CoreDatabase::spawn(&root, &opts.stack_name, &log_dir)?;
+            match Emulators::start(&root, ports, &log_dir) {
+                Ok(emulators) => Ok::<_, EmulatorError>((emulators, core.ready()?)),
+                Err(e) => {
+                    core.abandon();
+                    Err(e)
+                }
+            }
+        })?;
 
         let edge_listener = bind(opts.edge_port, "edge endpoint", "--edge-port").await?;
         let edge_url = format!("http://{}", edge_listener.local_addr()?);

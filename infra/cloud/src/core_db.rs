@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use tally_engine::sampling::SeededRng;
 
-use crate::emulators::{free_port, EmulatorError};
+use crate::emulators::{die_with_this_thread, free_port, EmulatorError};
 
 /// The schema of DESIGN.md ("Seed 002's core database and its dimensions").
 pub const SCHEMA: &str = "
@@ -136,21 +136,44 @@ pub struct CoreDatabase {
     server: Child,
 }
 
+/// A database whose server is starting: [`Starting::ready`] waits for it, so that the local
+/// cloud starts its emulators meanwhile.
+pub struct Starting {
+    root: PathBuf,
+    stack: String,
+    dir: PathBuf,
+    log_dir: PathBuf,
+    client: PathBuf,
+    socket: PathBuf,
+    port: u16,
+    fresh: bool,
+    server: Child,
+}
+
+fn failed(log_dir: &Path, detail: String) -> EmulatorError {
+    EmulatorError::Failed {
+        what: "MariaDB",
+        detail,
+        log: log_dir.join("mariadb.log").display().to_string(),
+    }
+}
+
 impl CoreDatabase {
     /// Starts the stack's database (creating it the first time) and waits until it answers.
     pub fn start(root: &Path, stack: &str, log_dir: &Path) -> Result<Self, EmulatorError> {
+        Self::spawn(root, stack, log_dir)?.ready()
+    }
+
+    /// Creates the stack's database the first time and starts its server, without waiting.
+    pub fn spawn(root: &Path, stack: &str, log_dir: &Path) -> Result<Starting, EmulatorError> {
         let not_installed = |what| EmulatorError::NotInstalled {
             what,
             path: "Debian's mariadb-server (make setup installs it)".into(),
         };
         let server = program("mariadbd").ok_or_else(|| not_installed("MariaDB"))?;
         let client = program("mariadb").ok_or_else(|| not_installed("the mariadb client"))?;
-        let failed = |detail: String| EmulatorError::Failed {
-            what: "MariaDB",
-            detail,
-            log: log_dir.join("mariadb.log").display().to_string(),
-        };
-        let dir = root.join(".tally/core").join(stack);
+        let failed = |detail: String| failed(log_dir, detail);
+        let dir = data_dir(root, stack);
         let data = dir.join("data");
         std::fs::create_dir_all(&dir)?;
         std::fs::create_dir_all(log_dir)?;
@@ -198,15 +221,44 @@ impl CoreDatabase {
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null());
-        // SAFETY: as for the emulators: the server dies with the thread that started it.
-        unsafe {
-            use std::os::unix::process::CommandExt;
-            cmd.pre_exec(|| {
-                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-                Ok(())
-            });
-        }
-        let mut child = cmd.spawn().map_err(|e| failed(e.to_string()))?;
+        die_with_this_thread(&mut cmd);
+        let server = cmd.spawn().map_err(|e| failed(e.to_string()))?;
+        Ok(Starting {
+            root: root.to_path_buf(),
+            stack: stack.to_string(),
+            dir,
+            log_dir: log_dir.to_path_buf(),
+            client,
+            socket,
+            port,
+            fresh,
+            server,
+        })
+    }
+}
+
+impl Starting {
+    /// Stops the server: the cloud it was for could not start.
+    pub fn abandon(mut self) {
+        let _ = self.server.kill();
+        let _ = self.server.wait();
+    }
+
+    /// Waits until the server answers, then makes sure of the schema (and the generated rows, the
+    /// first time) and writes the URL.
+    pub fn ready(self) -> Result<CoreDatabase, EmulatorError> {
+        let Starting {
+            root,
+            stack,
+            dir,
+            log_dir,
+            client,
+            socket,
+            port,
+            fresh,
+            server: mut child,
+        } = self;
+        let failed = |detail: String| failed(&log_dir, detail);
         let deadline = Instant::now() + Duration::from_secs(60);
         while !socket.exists() || std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
             if let Ok(Some(status)) = child.try_wait() {
@@ -251,14 +303,16 @@ impl CoreDatabase {
             run(&format!("USE core; {}", sample_sql()))?;
         }
         let url = format!("mysql://tally:{password}@127.0.0.1:{port}/core");
-        write_private(&dir.join("url"), &url)?;
+        write_private(&url_file(&root, &stack), &url)?;
         Ok(CoreDatabase {
             url,
             dir,
             server: child,
         })
     }
+}
 
+impl CoreDatabase {
     /// Where its data and URL are.
     pub fn dir(&self) -> &Path {
         &self.dir
@@ -274,6 +328,16 @@ impl Drop for CoreDatabase {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+/// Where a stack's core database keeps its data, password and URL.
+pub fn data_dir(root: &Path, stack: &str) -> PathBuf {
+    root.join(".tally/core").join(stack)
+}
+
+/// The file with the stack's URL (`tally core url` reads it).
+pub fn url_file(root: &Path, stack: &str) -> PathBuf {
+    data_dir(root, stack).join("url")
 }
 
 fn whoami() -> String {

@@ -80,6 +80,18 @@ impl EmulatorPorts {
     }
 }
 
+/// Asks the kernel to kill `cmd`'s process when the thread that starts it ends, so that nothing
+/// the local cloud starts (an emulator, the core database) outlives it or the tests.
+pub(crate) fn die_with_this_thread(cmd: &mut Command) {
+    // SAFETY: prctl is async-signal-safe, and the closure touches nothing else.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            Ok(())
+        });
+    }
+}
+
 /// Running emulators. Dropping this stops them; they also die with the process that started them.
 pub struct Emulators {
     pub ports: EmulatorPorts,
@@ -216,14 +228,7 @@ impl Emulators {
         cmd.stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log);
-        // SAFETY: prctl is async-signal-safe; it only asks the kernel to kill the child when the
-        // thread that started it ends, so emulators never outlive the local cloud or the tests.
-        unsafe {
-            cmd.pre_exec(|| {
-                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-                Ok(())
-            });
-        }
+        die_with_this_thread(&mut cmd);
         let child = cmd.spawn().map_err(|e| EmulatorError::Failed {
             what,
             detail: e.to_string(),

@@ -35,7 +35,7 @@ use super::record::{Response, Rsvp, RsvpDecoder};
 
 pub const NAME: &str = "rsvp-stats";
 /// The owner of every state item of the RSVP statistics (the IAM leading key `rsvp#*`).
-const OWNER: &str = "rsvp";
+pub(crate) const OWNER: &str = "rsvp";
 /// The top events are counted over this many minutes ending with the newest one...
 pub const WINDOW: MinuteBuckets = MinuteBuckets { minutes: 5 };
 /// ... and RSVPs per minute over this many.

@@ -30,6 +30,8 @@ pub use tally_stack::routes::{routes, Route};
 
 pub struct ApiGateway {
     routes: Vec<Route>,
+    /// The API's CORS configuration (one API: every route of it has the same), read once.
+    cors: Option<tally_stack::routes::Cors>,
     functions: BTreeMap<String, Arc<FunctionHost>>,
     /// Who may invoke an IAM route (absent: IAM not enforced, any signed request may).
     iam: Option<Arc<Authorizer>>,
@@ -43,6 +45,7 @@ impl ApiGateway {
         iam: Option<Arc<Authorizer>>,
     ) -> Arc<Self> {
         Arc::new(Self {
+            cors: routes.iter().find_map(|r| r.cors.clone()),
             routes,
             functions,
             iam,
@@ -80,18 +83,15 @@ impl ApiGateway {
     ) -> Result<Response<Body>, Infallible> {
         let method = req.method().to_string();
         let path = req.uri().path().to_string();
-        // The API's CORS configuration (one API: every route of it has the same).
-        let api_cors = self.routes.iter().find_map(|r| r.cors.clone());
-        if let Some(c) = &api_cors {
-            if cors::is_preflight(&method, req.headers()) {
-                return Ok(cors::preflight(c, req.headers()));
-            }
+        let Some(c) = &self.cors else {
+            return Ok(self.route(req, method, path, source_ip).await);
+        };
+        if cors::is_preflight(&method, req.headers()) {
+            return Ok(cors::preflight(c, req.headers()));
         }
         let request_headers = req.headers().clone();
         let mut response = self.route(req, method, path, source_ip).await;
-        if let Some(c) = &api_cors {
-            cors::apply(c, &request_headers, &mut response);
-        }
+        cors::apply(c, &request_headers, &mut response);
         Ok(response)
     }
 

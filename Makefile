@@ -74,7 +74,7 @@ test:
 # the function binaries that sit next to it.
 FUNCTIONS := -p gender-model -p results-writer -p gender-api -p rule-engine -p lake-writer \
 	-p rsvp-stats -p dashboard-feed -p live-api -p collect -p events-metrics -p events-router \
-	-p archive-stamp -p group-clusters \
+	-p archive-stamp -p group-clusters -p core-extractor \
 	-p example-views
 build:
 	@$(CARGO) build --locked --bins $(FUNCTIONS) -p tally-cli & build=$$!; \

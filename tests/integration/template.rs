@@ -115,10 +115,18 @@ fn checkov_passes_and_every_skip_has_a_reason() {
 #[tokio::test]
 async fn every_function_reads_every_variable_the_template_gives_it() {
     let example = &[("ExamplePipeline", "yes")][..];
+    let core_db = &[
+        ("CoreDbEndpoint", "core.cluster-x.us-east-1.rds.amazonaws.com:3306"),
+        (
+            "CoreDbSecretArn",
+            "arn:aws:secretsmanager:us-east-1:123456789012:secret:core-reader-AbCdEf",
+        ),
+    ][..];
     for (params, functions) in [
         (&[][..], 15),
         (crate::support::PER_MODEL, 17),
         (example, 16),
+        (core_db, 16),
     ] {
         every_function_reads_its_variables(params, functions).await;
     }
@@ -137,6 +145,7 @@ async fn every_function_reads_its_variables(params: &[(&str, &str)], functions: 
         let built = match code.as_str() {
             "functions/gender-model" => gender_model::from_env(&sdk, &env).map(drop),
             "functions/group-clusters" => group_clusters::from_env(&sdk, &env).map(drop),
+            "functions/core-extractor" => core_extractor::function::from_env(&sdk, &env).map(drop),
             "functions/rule-engine" => rule_engine::from_env(&sdk, &env).map(drop),
             "functions/results-writer" => results_writer::from_env(&sdk, &env).map(drop),
             "functions/gender-api" => gender_api::GenderApi::from_env(&sdk, &env).map(drop),
@@ -268,4 +277,63 @@ fn a_jwt_read_auth_without_an_issuer_is_refused_at_start() {
     ];
     assert!(load(&complete).is_ok());
     assert!(load(&[("ApiReadAuth", "iam")]).is_ok());
+}
+
+/// Seed 002's core database on AWS: an endpoint and its secret together, or neither (no
+/// extractor); subnets only with security groups, and then the extractor runs in them.
+#[test]
+fn the_core_database_takes_an_endpoint_and_a_secret_and_optionally_a_vpc() {
+    let load = |pairs: &[(&str, &str)]| {
+        let overrides = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        tally_stack::template::Template::load(
+            &local_root().join("template.yaml"),
+            "core",
+            &overrides,
+        )
+    };
+    let endpoint = ("CoreDbEndpoint", "core.cluster-x.us-east-1.rds.amazonaws.com:3306");
+    let secret = (
+        "CoreDbSecretArn",
+        "arn:aws:secretsmanager:us-east-1:123456789012:secret:core-reader-AbCdEf",
+    );
+    for half in [[endpoint], [secret]] {
+        let err = load(&half).unwrap_err().to_string();
+        assert!(
+            err.contains("CoreDbEndpoint and CoreDbSecretArn go together"),
+            "{err}"
+        );
+    }
+    let err = load(&[endpoint, secret, ("CoreDbSubnetIds", "subnet-1,subnet-2")])
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("CoreDbSubnetIds needs CoreDbSecurityGroupIds"), "{err}");
+
+    let none = load(&[]).unwrap();
+    assert!(!none.resources.contains_key("CoreExtractorFunction"));
+    let public = load(&[endpoint, secret]).unwrap();
+    let props = |t: &tally_stack::template::Template| {
+        t.resolved_properties(&t.resources["CoreExtractorFunction"])
+            .unwrap()
+    };
+    assert!(props(&public).get("VpcConfig").is_none());
+    assert_eq!(
+        props(&public)["Environment"]["Variables"]["CORE_DB_SSL_MODE"],
+        "REQUIRED",
+        "encrypted unless told otherwise"
+    );
+    let private = load(&[
+        endpoint,
+        secret,
+        ("CoreDbSubnetIds", "subnet-1,subnet-2"),
+        ("CoreDbSecurityGroupIds", "sg-1"),
+    ])
+    .unwrap();
+    assert_eq!(
+        props(&private)["VpcConfig"],
+        serde_json::json!({"SubnetIds": ["subnet-1", "subnet-2"], "SecurityGroupIds": ["sg-1"]})
+    );
+    assert!(private.resources.contains_key("CoreExtractorSchedule"));
 }

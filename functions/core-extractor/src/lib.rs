@@ -7,6 +7,7 @@
 //! again, and a version written twice is the same (`id`, `updated_at`), kept once by the view.
 //! Rows are read from the watermark on (`>=`), so changes at the same millisecond are not lost.
 
+pub mod function;
 pub mod mysql;
 pub mod tables;
 

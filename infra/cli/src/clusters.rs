@@ -3,7 +3,7 @@
 //! schedule): the lake's groups clustered by their topics, the ensemble model of the clusters
 //! trained and judged on held-out groups, the three tables written. Prints what it answered.
 
-use anyhow::{anyhow, bail, Result};
+use anyhow::Result;
 use serde_json::Value;
 
 use crate::Context;
@@ -22,40 +22,14 @@ pub async fn run(args: Args, ctx: &Context) -> Result<()> {
     if matches!(ctx.target, crate::Target::Local(_)) {
         super::sql::flushed_lake(ctx).await?;
     }
-    let deployed = ctx.deployed().await?;
-    let function = deployed.physical(FUNCTION, "AWS::Lambda::Function")?;
-    let lambda = aws_sdk_lambda::Client::new(&ctx.target.sdk_config().await);
-    let spinner = indicatif::ProgressBar::new_spinner().with_message(format!(
-        "{FUNCTION}: clustering the groups and training the model"
-    ));
-    spinner.enable_steady_tick(std::time::Duration::from_millis(200));
     let request = serde_json::json!({ "clusters": args.clusters });
-    let out = lambda
-        .invoke()
-        .function_name(function)
-        .payload(aws_sdk_lambda::primitives::Blob::new(request.to_string()))
-        .send()
-        .await
-        .map_err(|e| {
-            anyhow!(
-                "invoking {FUNCTION}: {}",
-                aws_sdk_lambda::error::DisplayErrorContext(&e)
-            )
-        });
-    spinner.finish_and_clear();
-    let out = out?;
-    let payload = out
-        .payload()
-        .map(|p| p.as_ref().to_vec())
-        .unwrap_or_default();
-    let answer: Value = serde_json::from_slice(&payload).unwrap_or_default();
-    if out.function_error().is_some() {
-        let why = answer["errorMessage"].as_str().map_or_else(
-            || String::from_utf8_lossy(&payload).into_owned(),
-            str::to_string,
-        );
-        bail!("{FUNCTION} failed: {why}");
-    }
+    let answer = crate::invoke::invoke_now(
+        ctx,
+        FUNCTION,
+        &request,
+        "clustering the groups and training the model",
+    )
+    .await?;
     println!("{}", report(&answer));
     Ok(())
 }

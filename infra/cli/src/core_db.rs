@@ -1,21 +1,20 @@
 //! `tally core url`: where seed 002's core application database is. Locally it is the MariaDB the
 //! local cloud runs for the stack (its URL kept in `.tally/core/<stack>/url`, owner-only).
-//! `tally extract`: the extractor run now (`core_extractor`), from that database into the lake's
+//! `tally extract`: the stack's `CoreExtractorFunction` invoked now (locally, or with `--aws` the
+//! deployed one, which otherwise runs on its schedule), from that database into the lake's
 //! dimensions.
 
-use anyhow::{anyhow, bail, Result};
-use core_extractor::mysql::MySqlSource;
-use core_extractor::Extractor;
-use tally_aws::S3Objects;
+use anyhow::{bail, Result};
+use serde_json::Value;
 
 use crate::{Context, Target};
 
 /// The local cloud's core database for the stack.
-fn local_url(ctx: &Context, command: &str) -> Result<String> {
+fn local_url(ctx: &Context) -> Result<String> {
     if !matches!(ctx.target, Target::Local(_)) {
         bail!(
-            "tally {command} works on the local cloud only for now: a deployed stack does not take \
-             a core database yet"
+            "tally core url works on the local cloud only: a deployed stack reads the database \
+             its parameter CoreDbEndpoint names"
         );
     }
     match std::fs::read_to_string(tally_cloud::core_db::url_file(&ctx.root, &ctx.stack)) {
@@ -27,41 +26,53 @@ fn local_url(ctx: &Context, command: &str) -> Result<String> {
     }
 }
 
+const FUNCTION: &str = "CoreExtractorFunction";
+
 /// `tally extract`: every core table's changes since the lake's newest version, now.
 pub async fn extract(ctx: &Context) -> Result<()> {
-    let url = local_url(ctx, "extract")?;
-    let (clients, bucket) = super::sql::flushed_lake(ctx).await?;
-    for line in extract_into(&url, S3Objects::new(clients.s3.clone(), bucket)).await? {
+    if !ctx
+        .deployed()
+        .await?
+        .of_kind("AWS::Lambda::Function")
+        .any(|id| id == FUNCTION)
+    {
+        bail!(
+            "stack {} reads no core database: deploy it with CoreDbEndpoint and CoreDbSecretArn \
+             (README, \"The core database on AWS\")",
+            ctx.stack
+        );
+    }
+    let answer = crate::invoke::invoke_now(
+        ctx,
+        FUNCTION,
+        &serde_json::json!({}),
+        "reading the core database's changes",
+    )
+    .await?;
+    for line in report(&answer) {
         println!("{line}");
     }
     Ok(())
 }
 
-/// The extractor from the database at `url` into the lake of `store`: a line per table.
-pub async fn extract_into(url: &str, store: S3Objects) -> Result<Vec<String>> {
-    let extractor = Extractor {
-        source: MySqlSource::new(url).map_err(|e| anyhow!(e))?,
-        store,
-    };
-    let reports = extractor
-        .run(chrono::Utc::now())
-        .await
-        .map_err(|e| anyhow!("extraction stopped (the next one starts again where it did): {e}"))?;
-    Ok(reports
-        .iter()
+/// The function's answer, for people: a line per table.
+pub fn report(answer: &Value) -> Vec<String> {
+    answer["tables"]
+        .as_array()
+        .into_iter()
+        .flatten()
         .map(|r| {
+            let table = r["table"].as_str().unwrap_or("?");
             format!(
-                "{}: {} rows changed since {}: {} new versions in {}, {} bad (bad_records, source core:{})",
-                r.table,
-                r.read,
-                r.since.as_deref().unwrap_or("the start"),
-                r.versions,
-                r.dimension,
-                r.bad,
-                r.table
+                "{table}: {} rows changed since {}: {} new versions in {}, {} bad (bad_records, source core:{table})",
+                r["read"],
+                r["since"].as_str().unwrap_or("the start"),
+                r["versions"],
+                r["dimension"].as_str().unwrap_or("?"),
+                r["bad"],
             )
         })
-        .collect())
+        .collect()
 }
 
 #[derive(clap::Subcommand)]
@@ -73,7 +84,7 @@ pub enum Args {
 pub async fn run(args: Args, ctx: &Context) -> Result<()> {
     match args {
         Args::Url => {
-            let url = local_url(ctx, "core url")?;
+            let url = local_url(ctx)?;
             let port = url.rsplit(':').next().and_then(|p| p.split('/').next());
             let listening = port
                 .and_then(|p| p.parse::<u16>().ok())

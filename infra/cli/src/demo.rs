@@ -142,14 +142,18 @@ async fn steps(cloud: &mut LocalCloud, ctx: &Context) -> Result<()> {
     show_archive(cloud).await
 }
 
-/// Seed 004's ML step, as `tally clusters` runs it: the function invoked now.
-async fn show_clusters(cloud: &LocalCloud) -> Result<()> {
-    let function = "GroupClustersFunction";
+/// The local cloud's `function` invoked with `{}`, as its schedule would: its answer.
+async fn invoke(cloud: &LocalCloud, function: &str) -> Result<serde_json::Value> {
     let answer = cloud.functions[function]
         .invoke(b"{}".to_vec())
         .await
         .map_err(|e| anyhow!("{function}: {e}"))?;
-    let answer: serde_json::Value = serde_json::from_slice(&answer)?;
+    Ok(serde_json::from_slice(&answer)?)
+}
+
+/// Seed 004's ML step, as `tally clusters` runs it: the function invoked now.
+async fn show_clusters(cloud: &LocalCloud) -> Result<()> {
+    let answer = invoke(cloud, "GroupClustersFunction").await?;
     println!(
         "
 the ML step: tally clusters\n{}",
@@ -158,14 +162,11 @@ the ML step: tally clusters\n{}",
     Ok(())
 }
 
-/// Seed 002's extractor, as `tally extract` runs it: the core database into the dimensions.
+/// Seed 002's extractor, as `tally extract` runs it: the function invoked now.
 async fn show_extract(cloud: &LocalCloud) -> Result<()> {
-    let store = tally_aws::S3Objects::new(
-        cloud.clients.s3.clone(),
-        cloud.template.physical_name("ArchiveBucket"),
-    );
+    let answer = invoke(cloud, "CoreExtractorFunction").await?;
     println!("\nthe core database into the dimensions: tally extract");
-    for line in crate::core_db::extract_into(&cloud.core.url, store).await? {
+    for line in crate::core_db::report(&answer) {
         println!("  {line}");
     }
     Ok(())

@@ -78,3 +78,43 @@ pub async fn run(args: Args, ctx: &Context) -> Result<()> {
     println!("{text}");
     Ok(())
 }
+
+/// Invokes the stack's function `logical_id` now (locally, or with `--aws` the deployed one) and
+/// waits, a spinner saying what it is `doing`: its answer, or its error as ours.
+pub async fn invoke_now(
+    ctx: &Context, logical_id: &str, request: &serde_json::Value, doing: &str,
+) -> Result<serde_json::Value> {
+    let deployed = ctx.deployed().await?;
+    let function = deployed.physical(logical_id, "AWS::Lambda::Function")?;
+    let lambda = aws_sdk_lambda::Client::new(&ctx.target.sdk_config().await);
+    let spinner = indicatif::ProgressBar::new_spinner()
+        .with_message(format!("{logical_id}: {doing}"));
+    spinner.enable_steady_tick(std::time::Duration::from_millis(200));
+    let out = lambda
+        .invoke()
+        .function_name(function)
+        .payload(aws_sdk_lambda::primitives::Blob::new(request.to_string()))
+        .send()
+        .await
+        .map_err(|e| {
+            anyhow!(
+                "invoking {logical_id}: {}",
+                aws_sdk_lambda::error::DisplayErrorContext(&e)
+            )
+        });
+    spinner.finish_and_clear();
+    let out = out?;
+    let payload = out
+        .payload()
+        .map(|p| p.as_ref().to_vec())
+        .unwrap_or_default();
+    let answer: serde_json::Value = serde_json::from_slice(&payload).unwrap_or_default();
+    if out.function_error().is_some() {
+        let why = answer["errorMessage"].as_str().map_or_else(
+            || String::from_utf8_lossy(&payload).into_owned(),
+            str::to_string,
+        );
+        anyhow::bail!("{logical_id} failed: {why}");
+    }
+    Ok(answer)
+}

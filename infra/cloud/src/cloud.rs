@@ -12,7 +12,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::api_gateway::{routes, ApiGateway};
-use crate::clients::{Clients, Endpoints};
+use crate::clients::{local_config, Clients, Endpoints};
 use crate::core_db::CoreDatabase;
 use crate::edge::{Control, EdgeRouter};
 use crate::emulators::{port_is_free, EmulatorError, EmulatorPorts, Emulators};
@@ -37,6 +37,8 @@ pub enum CloudError {
     Provision(#[from] ProvisionError),
     #[error("{0}")]
     Function(String),
+    #[error("cannot keep the core database's secret in Secrets Manager: {0}")]
+    CoreSecret(String),
     #[error("port {port} is in use ({what}): stop whatever holds it, or pick another with {flag}")]
     PortInUse {
         what: &'static str,
@@ -224,6 +226,38 @@ pub struct LocalCloud {
     pub core: CoreDatabase,
 }
 
+/// The stack's parameters, with `CoreDbEndpoint` and `CoreDbSecretArn` of the local MariaDB
+/// (whose reader's credentials go into a Secrets Manager secret, as on AWS) unless they name
+/// another database; its connection is on the loopback, so without TLS.
+async fn core_db_params(
+    opts: &CloudOptions, core: &CoreDatabase, edge_url: &str,
+) -> Result<BTreeMap<String, String>, CloudError> {
+    let mut params = opts.params.clone();
+    if params.contains_key("CoreDbEndpoint") || params.contains_key("CoreDbSecretArn") {
+        return Ok(params);
+    }
+    let secrets = aws_sdk_secretsmanager::Client::new(&local_config(edge_url).await);
+    let secret = secrets
+        .create_secret()
+        .name(format!("{}/core-db/reader", opts.stack_name))
+        .description("The core database's reader, for CoreExtractorFunction")
+        .secret_string(core.reader.to_string())
+        .send()
+        .await
+        .map_err(|e| {
+            CloudError::CoreSecret(
+                aws_sdk_secretsmanager::error::DisplayErrorContext(&e).to_string(),
+            )
+        })?;
+    params.insert("CoreDbEndpoint".into(), core.endpoint.clone());
+    params.insert(
+        "CoreDbSecretArn".into(),
+        secret.arn().unwrap_or_default().to_string(),
+    );
+    params.insert("CoreDbSslMode".into(), "DISABLED".into());
+    Ok(params)
+}
+
 async fn bind(
     port: u16, what: &'static str, flag: &'static str,
 ) -> Result<TcpListener, CloudError> {
@@ -266,9 +300,14 @@ impl LocalCloud {
         let edge_url = format!("http://{}", edge_listener.local_addr()?);
         let router = EdgeRouter::with_faults(ports.backends(), opts.faults.clone());
         let mut servers = vec![tokio::spawn(router.clone().serve(edge_listener))];
-        template.queue_endpoint = edge_url.clone();
         let endpoints = Endpoints::all(&edge_url);
         let clients = Clients::new(&endpoints).await;
+        // The template again, with the core database's parameters now that it runs.
+        let params = core_db_params(&opts, &core, &edge_url).await?;
+        if params != opts.params {
+            template = Template::load(&opts.template, &opts.stack_name, &params)?;
+        }
+        template.queue_endpoint = edge_url.clone();
         let provisioned = provision(&template, &clients).await?;
         if opts.enforce_iam {
             router.enforce(Arc::new(Authorizer::new(&template)?));

@@ -132,6 +132,11 @@ fn program(name: &str) -> Option<PathBuf> {
 pub struct CoreDatabase {
     /// `mysql://tally:PASSWORD@127.0.0.1:PORT/core`.
     pub url: String,
+    /// `127.0.0.1:PORT`, the stack's `CoreDbEndpoint`.
+    pub endpoint: String,
+    /// The extractor's user, who may only read `core` (`{"username", "password"}` as RDS keeps
+    /// them): the local cloud's secret for `CoreDbSecretArn`.
+    pub reader: serde_json::Value,
     dir: PathBuf,
     server: Child,
 }
@@ -270,7 +275,8 @@ impl Starting {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        let password = password(&dir)?;
+        let password = password_in(&dir, "password")?;
+        let reader_password = password_in(&dir, "reader-password")?;
         let run = |sql: &str| -> Result<(), EmulatorError> {
             let mut mariadb = Command::new(&client)
                 .args([
@@ -297,6 +303,8 @@ impl Starting {
             "CREATE DATABASE IF NOT EXISTS core;
              CREATE USER IF NOT EXISTS 'tally'@'127.0.0.1' IDENTIFIED BY '{password}';
              GRANT ALL ON core.* TO 'tally'@'127.0.0.1';
+             CREATE USER IF NOT EXISTS '{READER}'@'127.0.0.1' IDENTIFIED BY '{reader_password}';
+             GRANT SELECT ON core.* TO '{READER}'@'127.0.0.1';
              USE core; {SCHEMA}"
         ))?;
         if fresh {
@@ -306,6 +314,8 @@ impl Starting {
         write_private(&url_file(&root, &stack), &url)?;
         Ok(CoreDatabase {
             url,
+            endpoint: format!("127.0.0.1:{port}"),
+            reader: serde_json::json!({ "username": READER, "password": reader_password }),
             dir,
             server: child,
         })
@@ -344,9 +354,12 @@ fn whoami() -> String {
     std::env::var("USER").unwrap_or_else(|_| "nobody".into())
 }
 
-/// The database user's password: made once, kept beside the data (owner-only).
-fn password(dir: &Path) -> std::io::Result<String> {
-    let file = dir.join("password");
+/// The extractor's database user.
+const READER: &str = "tally_reader";
+
+/// A database user's password: made once, kept beside the data (owner-only).
+fn password_in(dir: &Path, name: &str) -> std::io::Result<String> {
+    let file = dir.join(name);
     if let Ok(p) = std::fs::read_to_string(&file) {
         return Ok(p.trim().to_string());
     }

@@ -10,15 +10,14 @@ use std::collections::BTreeMap;
 use crate::lake::{sql, sql_file};
 use crate::support::{shared_cloud, tally};
 
-/// `sql` through the `mariadb` client at `url` (`mysql://USER:PASSWORD@HOST:PORT/DB`): its rows,
-/// tab-separated.
-fn query(url: &str, sql: &str) -> Vec<Vec<String>> {
+/// `sql` through the `mariadb` client at `url` (`mysql://USER:PASSWORD@HOST:PORT/DB`).
+fn mariadb(url: &str, sql: &str) -> std::process::Output {
     let rest = url.strip_prefix("mysql://").expect("a mysql:// URL");
     let (credentials, place) = rest.split_once('@').unwrap();
     let (user, password) = credentials.split_once(':').unwrap();
     let (host_port, database) = place.split_once('/').unwrap();
     let (host, port) = host_port.split_once(':').unwrap();
-    let out = Command::new("mariadb")
+    Command::new("mariadb")
         .args([
             "--no-defaults",
             "--batch",
@@ -32,7 +31,12 @@ fn query(url: &str, sql: &str) -> Vec<Vec<String>> {
             sql,
         ])
         .output()
-        .expect("the mariadb client (make setup installs mariadb-server)");
+        .expect("the mariadb client (make setup installs mariadb-server)")
+}
+
+/// [`mariadb`]'s rows, tab-separated; it must succeed.
+pub(crate) fn query(url: &str, sql: &str) -> Vec<Vec<String>> {
+    let out = mariadb(url, sql);
     assert!(
         out.status.success(),
         "{sql}: {}",
@@ -101,6 +105,66 @@ fn the_core_database_has_the_schema_and_the_generated_rows() {
     let refused = tally(&["--aws", "core", "url"], &cloud.edge_url);
     assert!(!refused.status.success());
     assert!(String::from_utf8_lossy(&refused.stderr).contains("local cloud only"));
+}
+
+/// As on AWS, the extractor reads the database's credentials from Secrets Manager, where only its
+/// role may read them, and they let it read the core tables, not change them.
+#[tokio::test]
+async fn the_extractor_reads_the_database_as_a_reader_whose_secret_only_it_may_read() {
+    let cloud = shared_cloud();
+    let stack = crate::support::shared_stack();
+    let as_role = |role: &str| {
+        let key = tally_control::iam::role_key(role);
+        async move {
+            aws_sdk_secretsmanager::Client::new(
+                &tally_cloud::clients::local_config_as(&cloud.edge_url, &key).await,
+            )
+        }
+    };
+    let admin = aws_sdk_secretsmanager::Client::new(
+        &tally_cloud::clients::local_config(&cloud.edge_url).await,
+    );
+    let listed = admin.list_secrets().send().await.unwrap();
+    let arn = listed
+        .secret_list()
+        .iter()
+        .find(|s| s.name() == Some(&format!("{stack}/core-db/reader")))
+        .and_then(|s| s.arn())
+        .expect("the local cloud keeps the reader's secret")
+        .to_string();
+
+    let mine = as_role("CoreExtractorFunctionRole").await;
+    let secret = mine.get_secret_value().secret_id(&arn).send().await.unwrap();
+    let reader: serde_json::Value =
+        serde_json::from_str(secret.secret_string().unwrap()).unwrap();
+    let other = as_role("GroupClustersFunctionRole").await;
+    let refused = other.get_secret_value().secret_id(&arn).send().await;
+    let refused = aws_sdk_secretsmanager::error::DisplayErrorContext(refused.unwrap_err());
+    assert!(
+        refused.to_string().contains("AccessDenied"),
+        "another function may not read it: {refused}"
+    );
+
+    let admin_url = tally(&["core", "url"], &cloud.edge_url);
+    let admin_url = String::from_utf8_lossy(&admin_url.stdout).trim().to_string();
+    let place = admin_url.split_once('@').unwrap().1;
+    let reader_url = format!(
+        "mysql://{}:{}@{place}",
+        reader["username"].as_str().unwrap(),
+        reader["password"].as_str().unwrap()
+    );
+    let counted = query(&reader_url, "SELECT COUNT(*) FROM flyers");
+    assert!(counted[0][0].parse::<u64>().unwrap() >= 200, "{counted:?}");
+    let write = mariadb(
+        &reader_url,
+        "UPDATE vendors SET name = 'x' WHERE vendor_id = 1",
+    );
+    assert!(!write.status.success());
+    assert!(
+        String::from_utf8_lossy(&write.stderr).contains("command denied"),
+        "{}",
+        String::from_utf8_lossy(&write.stderr)
+    );
 }
 
 /// `tally extract`'s report, which must have succeeded.

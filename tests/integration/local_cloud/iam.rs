@@ -54,6 +54,14 @@ fn calls_no_local_run_makes(cloud: &LocalCloud) -> Vec<(String, Call, &'static s
         ),
         "EventBridge Scheduler starts the ML step on AWS; locally tally clusters invokes it",
     ));
+    calls.push((
+        "CoreExtractorScheduleRole".into(),
+        Call::new(
+            "lambda:InvokeFunction",
+            t.arn("CoreExtractorFunction").unwrap(),
+        ),
+        "EventBridge Scheduler starts the extractor on AWS; locally tally extract invokes it",
+    ));
     let events = t.arn("EventsStream").unwrap();
     for action in ["kinesis:PutRecord", "kinesis:PutRecords"] {
         let call = Call::new(action, events.clone());
@@ -132,6 +140,16 @@ async fn every_statement_is_the_only_one_to_allow_something_and_nothing_is_refus
         .await
         .unwrap();
     assert!(String::from_utf8_lossy(&answer).contains("\"groups\""));
+    // The extractor, with a row that fails (its bad record goes to the lake), as on its schedule.
+    super::core_db::query(
+        &cloud.core.url,
+        "INSERT INTO vendors VALUES (9900, NULL, 'home', '2026-12-01 10:00:00.000')",
+    );
+    let answer = cloud.functions["CoreExtractorFunction"]
+        .invoke(b"{}".to_vec())
+        .await
+        .unwrap();
+    assert!(String::from_utf8_lossy(&answer).contains("\"bad\":1"));
 
     let iam: std::sync::Arc<Authorizer> = cloud.router.authorizer().expect("IAM is on by default");
     assert!(

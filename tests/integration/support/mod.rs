@@ -255,8 +255,34 @@ pub fn bin_dir() -> PathBuf {
     dir
 }
 
+/// Test stacks are named after their process (`e2e12345`): the core databases and lake copies
+/// that earlier test processes left under `.tally/` are removed, once per process (22 MB each).
+fn sweep_earlier_test_stacks() {
+    static SWEPT: OnceLock<()> = OnceLock::new();
+    SWEPT.get_or_init(|| {
+        for dir in [".tally/core", ".tally/lake"] {
+            let Ok(entries) = std::fs::read_dir(local_root().join(dir)) else {
+                continue;
+            };
+            for e in entries.flatten() {
+                let name = e.file_name().to_string_lossy().into_owned();
+                let prefix = name.trim_end_matches(|c: char| c.is_ascii_digit());
+                let pid = &name[prefix.len()..];
+                let of_a_test = !prefix.is_empty() && !pid.is_empty();
+                let gone = pid.parse::<u32>().is_ok_and(|p| {
+                    p != std::process::id() && !std::path::Path::new(&format!("/proc/{p}")).exists()
+                });
+                if of_a_test && gone {
+                    let _ = std::fs::remove_dir_all(e.path());
+                }
+            }
+        }
+    });
+}
+
 /// Options for a local cloud of this test process: any free ports, this build's binaries.
 pub fn cloud_options(stack: &str) -> CloudOptions {
+    sweep_earlier_test_stacks();
     let mut opts = CloudOptions::new(local_root());
     opts.bin_dir = bin_dir();
     opts.edge_port = 0;

@@ -77,6 +77,16 @@ pub fn calls_of(req: &Request, facts: &StackFacts) -> Vec<Call> {
                         arn("firehose", &format!("deliverystream/{name}")),
                     )]
                 }
+                // A secret by its ARN, as functions are given it. AWS would also resolve a name to
+                // its secret's ARN; here a name is checked as `secret:NAME` (stricter).
+                "secretsmanager" => {
+                    let id = body["SecretId"].as_str().unwrap_or("*");
+                    let secret = match id.starts_with("arn:") {
+                        true => id.to_string(),
+                        false => arn("secretsmanager", &format!("secret:{id}")),
+                    };
+                    vec![Call::new(action, secret)]
+                }
                 _ => vec![Call::new(action, "*")],
             }
         }

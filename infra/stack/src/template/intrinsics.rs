@@ -76,6 +76,16 @@ impl Template {
                     == scalar_string(&self.resolve_in(scope, b, at)?)),
                 _ => Err(bad()),
             },
+            // A rule's: every member of a list is the value (an empty CommaDelimitedList is [""]).
+            "Fn::EachMemberEquals" => match args()?.as_slice() {
+                [list, value] => {
+                    let value = scalar_string(&self.resolve_in(scope, value, at)?);
+                    let list = self.resolve_in(scope, list, at)?;
+                    let members = list.as_array().ok_or_else(bad)?;
+                    Ok(members.iter().all(|m| scalar_string(m) == value))
+                }
+                _ => Err(bad()),
+            },
             "Fn::Not" => match args()?.as_slice() {
                 [c] => Ok(!self.condition_value(scope, c, defined, seen, at)?),
                 _ => Err(bad()),

@@ -75,7 +75,7 @@ test:
 FUNCTIONS := -p gender-model -p results-writer -p gender-api -p rule-engine -p lake-writer \
 	-p rsvp-stats -p dashboard-feed -p live-api -p collect -p events-metrics -p events-router \
 	-p archive-stamp -p group-clusters -p core-extractor \
-	-p example-views
+	-p vendor-opens -p example-views
 build:
 	@$(CARGO) build --locked --bins $(FUNCTIONS) -p tally-cli & build=$$!; \
 		$(MAKE) --no-print-directory setup; setup=$$?; \

@@ -123,10 +123,10 @@ async fn every_function_reads_every_variable_the_template_gives_it() {
         ),
     ][..];
     for (params, functions) in [
-        (&[][..], 15),
-        (crate::support::PER_MODEL, 17),
-        (example, 16),
-        (core_db, 16),
+        (&[][..], 16),
+        (crate::support::PER_MODEL, 18),
+        (example, 17),
+        (core_db, 17),
     ] {
         every_function_reads_its_variables(params, functions).await;
     }
@@ -146,6 +146,7 @@ async fn every_function_reads_its_variables(params: &[(&str, &str)], functions: 
             "functions/gender-model" => gender_model::from_env(&sdk, &env).map(drop),
             "functions/group-clusters" => group_clusters::from_env(&sdk, &env).map(drop),
             "functions/core-extractor" => core_extractor::function::from_env(&sdk, &env).map(drop),
+            "functions/vendor-opens" => vendor_opens::from_env(&sdk, &env).map(drop),
             "functions/rule-engine" => rule_engine::from_env(&sdk, &env).map(drop),
             "functions/results-writer" => results_writer::from_env(&sdk, &env).map(drop),
             "functions/gender-api" => gender_api::GenderApi::from_env(&sdk, &env).map(drop),

@@ -32,10 +32,7 @@ pub const TOP_PLACES: usize = 10;
 
 /// A row's value of a column its table has (the lake's tables, named in this file).
 fn column<'r>(row: &'r Row, table: &tally_lake::Table, name: &str) -> &'r Value {
-    let i = table
-        .column(name)
-        .unwrap_or_else(|| panic!("{} has no column {name}", table.name));
-    &row[i]
+    table.value(row, name)
 }
 
 fn text(v: &Value) -> Option<String> {
@@ -46,10 +43,7 @@ fn text(v: &Value) -> Option<String> {
 }
 
 fn id(v: &Value) -> Option<i64> {
-    match v {
-        Value::BigInt(n) => Some(*n),
-        _ => None,
-    }
+    v.as_bigint()
 }
 
 fn entry(groups: &mut BTreeMap<i64, Group>, id: i64) -> &mut Group {

@@ -177,27 +177,3 @@ impl<O: ObjectStore> GroupClusters<O> {
     }
 }
 
-/// Keeps `report` where the dashboard reads it (`tally_pipelines::rsvp::clusters_summary`, an
-/// item of the RSVP state table `table`).
-pub async fn keep_for_dashboard(table: &DynamoTable, report: &Report) -> Result<(), String> {
-    use aws_sdk_dynamodb::types::AttributeValue;
-    use tally_aws::state_store::{fact_attribute, PK};
-    use tally_pipelines::rsvp::clusters_summary;
-    let summary = serde_json::to_string(report).map_err(|e| e.to_string())?;
-    table
-        .client
-        .put_item()
-        .table_name(&table.name)
-        .item(
-            PK,
-            AttributeValue::S(clusters_summary::key().partition_key().into()),
-        )
-        .item(
-            fact_attribute(clusters_summary::FACT),
-            AttributeValue::S(summary),
-        )
-        .send()
-        .await
-        .map_err(|e| format!("cannot keep the summary for the dashboard: {e}"))?;
-    Ok(())
-}

@@ -15,7 +15,11 @@ async fn main() -> Result<(), Error> {
                 .step
                 .run(&event.payload, chrono::Utc::now())
                 .await?;
-            group_clusters::keep_for_dashboard(&function.dashboard, &report).await?;
+            // Where the dashboard reads it.
+            function
+                .dashboard
+                .keep_answer(&tally_pipelines::rsvp::CLUSTERS_ANSWER, &report)
+                .await?;
             if let Some(m) = &report.model {
                 tracing::info!(
                     groups = report.groups,

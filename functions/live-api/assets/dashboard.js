@@ -82,6 +82,29 @@ function renderClusters(clusters) {
     : clusters ? "Too few groups to hold some out." : "No model yet.";
 }
 
+// The warehouse's answer: today's flyer opens, each for the vendor its flyer had when opened.
+function renderVendorOpens(answer) {
+  const vendors = (answer && answer.vendors) || [];
+  const max = Math.max(1, ...vendors.map((v) => v.opens));
+  $("vendor-opens").replaceChildren(
+    ...vendors.map((v, i) => {
+      const name = el("div", "name", v.name || "(no name)");
+      name.title = `${v.name || ""} · ${number.format(v.flyers)} flyers`;
+      name.append(el("span", "id", "#" + v.vendor_id));
+      return bar(String(i + 1), name, v.opens, max);
+    })
+  );
+  $("vendor-opens-empty").hidden = vendors.length > 0;
+  $("vendor-opens-when").textContent = answer
+    ? `${answer.day}, as of ${answer.at.slice(11, 16)} UTC`
+    : "today, from the warehouse";
+  $("opens-total").textContent = answer ? number.format(answer.opens) : "–";
+  $("opens-unknown").textContent = answer ? number.format(answer.unknown) : "–";
+  $("opens-note").textContent = answer && answer.other_vendors
+    ? `${number.format(answer.other_vendors)} more opens for vendors after these`
+    : "";
+}
+
 function renderTotals(totals) {
   $("total-yes").textContent = number.format(totals.yes);
   $("total-no").textContent = number.format(totals.no);
@@ -249,6 +272,7 @@ async function refresh() {
     renderAlerts(body.panels);
     renderEvents(body.events);
     renderClusters(body.clusters);
+    renderVendorOpens(body.vendor_opens);
     setStatus(true, "live · updated " + new Date(body.as_of).toISOString().slice(11, 19) + " UTC");
   } catch (e) {
     setStatus(false, "offline (" + e.message + "), retrying");

@@ -12,9 +12,9 @@ use tally_aws::http::{HttpApi, Reply};
 use tally_aws::{DynamoStateStore, DynamoTable, Env, SdkConfig};
 use tally_engine::ports::StateReader;
 use tally_events::metrics::{parse_minutes, DEFAULT_MINUTES};
-use tally_events::{read_metrics, Metrics};
+use tally_events::{read_metrics, Metrics, VENDOR_OPENS_ANSWER};
 use tally_pipelines::dashboard::{read_panels, Panels};
-use tally_pipelines::rsvp::{clusters_summary, read_stats, Stats};
+use tally_pipelines::rsvp::{read_stats, Stats, CLUSTERS_ANSWER};
 
 /// The routes, each with the one state reader it needs.
 pub struct LiveApi<S, F, E> {
@@ -43,6 +43,9 @@ pub struct Dashboard {
     pub events: Metrics,
     /// The latest run of the ML step (GroupClustersFunction's answer), `null` before the first.
     pub clusters: serde_json::Value,
+    /// Today's flyer opens per vendor from the warehouse (VendorOpensFunction's latest answer),
+    /// `null` before the first.
+    pub vendor_opens: serde_json::Value,
 }
 
 impl LiveApi<DynamoStateStore, DynamoStateStore, DynamoStateStore> {
@@ -120,20 +123,25 @@ impl<S: StateReader, F: StateReader, E: StateReader> LiveApi<S, F, E> {
                 }
             }
             Route::DashboardData => {
-                let (rsvp, panels, events, clusters) = tokio::join!(
+                let (rsvp, panels, events, clusters, vendor_opens) = tokio::join!(
                     read_stats(&self.rsvp, now),
                     read_panels(&self.feed, now),
                     read_metrics(&self.events, None, DEFAULT_MINUTES, now),
-                    clusters_summary::read(&self.rsvp)
+                    CLUSTERS_ANSWER.read(&self.rsvp),
+                    VENDOR_OPENS_ANSWER.read(&self.events)
                 );
-                match (rsvp, panels, events, clusters) {
-                    (Ok(rsvp), Ok(panels), Ok(events), Ok(clusters)) => Reply::ok(Dashboard {
-                        as_of: now,
-                        rsvp,
-                        panels,
-                        events,
-                        clusters,
-                    }),
+                let answers = clusters.and_then(|c| Ok((c, vendor_opens?)));
+                match (rsvp, panels, events, answers) {
+                    (Ok(rsvp), Ok(panels), Ok(events), Ok((clusters, vendor_opens))) => {
+                        Reply::ok(Dashboard {
+                            as_of: now,
+                            rsvp,
+                            panels,
+                            events,
+                            clusters,
+                            vendor_opens,
+                        })
+                    }
                     (Err(e), ..) | (_, Err(e), ..) | (_, _, Err(e), _) | (.., Err(e)) => {
                         unavailable("dashboard data", e)
                     }

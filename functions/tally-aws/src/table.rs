@@ -34,6 +34,27 @@ impl DynamoTable {
         ))
     }
 
+    /// Replaces the item of `answer` (of a state table) with `value`, as JSON.
+    pub async fn keep_answer(
+        &self, answer: &tally_engine::ports::KeptAnswer, value: &impl serde::Serialize,
+    ) -> Result<(), PortError> {
+        use crate::state_store::{fact_attribute, PK};
+        let json = serde_json::to_string(value)
+            .map_err(|e| PortError::Fatal(format!("{}: {e}", answer.name)))?;
+        self.client
+            .put_item()
+            .table_name(&self.name)
+            .item(PK, AttributeValue::S(answer.key().partition_key().into()))
+            .item(
+                fact_attribute(tally_engine::ports::KeptAnswer::FACT),
+                AttributeValue::S(json),
+            )
+            .send()
+            .await
+            .map_err(|e| port_error("PutItem", e))?;
+        Ok(())
+    }
+
     /// The item whose key attribute `key` is `value`; `consistent` reads what was last written.
     pub async fn get(
         &self, key: &str, value: &str, consistent: bool,

@@ -45,6 +45,33 @@ impl StateKey {
     }
 }
 
+/// A scheduled job's latest answer (JSON), kept whole in one fact of one state item for a reader
+/// such as the dashboard: the job replaces it, the reader serves it as it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KeptAnswer {
+    /// The item's owner (its IAM leading key), as in [`StateKey::new`].
+    pub owner: &'static str,
+    pub name: &'static str,
+}
+
+impl KeptAnswer {
+    /// The fact that holds the answer.
+    pub const FACT: &'static str = "summary";
+
+    pub fn key(&self) -> StateKey {
+        StateKey::new(self.owner, self.name)
+    }
+
+    /// The latest answer; `null` before the first run.
+    pub async fn read<S: StateReader>(&self, state: &S) -> Result<serde_json::Value, PortError> {
+        let item = state.read_many(&[self.key()]).await?.pop().flatten();
+        Ok(item
+            .and_then(|i| i.facts.get(Self::FACT).cloned())
+            .and_then(|s| serde_json::from_str(&s).ok())
+            .unwrap_or(serde_json::Value::Null))
+    }
+}
+
 /// A last-writer-wins register beside the counters: of two values the one with the higher
 /// `order_key` (compared as plain strings, as DynamoDB compares them) is kept. MODEL1's latest
 /// visit is one: ordered by event time, then arrival.

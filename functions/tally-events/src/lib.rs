@@ -17,6 +17,13 @@ pub mod seal;
 #[cfg(test)]
 mod tests;
 
+/// Where VendorOpensFunction keeps its latest answer (today's flyer opens per vendor, from the
+/// warehouse) for the dashboard: one item of the events' state table.
+pub const VENDOR_OPENS_ANSWER: tally_engine::ports::KeptAnswer = tally_engine::ports::KeptAnswer {
+    owner: metrics::OWNER,
+    name: "warehouse#vendor_opens",
+};
+
 pub use event::{Event, EventDecoder};
 pub use metrics::{expected_metrics, read_metrics, EventsMetrics, EventsMetricsHandler, Metrics};
 pub use schema::{EventType, EventTypes};

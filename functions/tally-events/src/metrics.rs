@@ -33,7 +33,7 @@ use super::seal::{IngestSeal, SealKeys, Seals};
 
 pub const NAME: &str = "events-metrics";
 /// The owner of every state item of the metrics (the IAM leading key `events#*`).
-const OWNER: &str = "events";
+pub(crate) const OWNER: &str = "events";
 /// The longest span `GET /api/v1/events/metrics` serves; minute buckets live that long.
 pub const MAX_MINUTES: u32 = 1440;
 pub const DEFAULT_MINUTES: u32 = 60;

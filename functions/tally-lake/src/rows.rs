@@ -41,6 +41,20 @@ impl Value {
             _ => None,
         }
     }
+
+    pub fn as_bigint(&self) -> Option<i64> {
+        match self {
+            Value::BigInt(n) => Some(*n),
+            _ => None,
+        }
+    }
+
+    pub fn as_timestamp(&self) -> Option<DateTime<Utc>> {
+        match self {
+            Value::Timestamp(t) => Some(*t),
+            _ => None,
+        }
+    }
 }
 
 /// An id or count of a record as a `bigint`, or why it cannot be one.

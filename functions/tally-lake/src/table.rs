@@ -203,6 +203,15 @@ impl Table {
         self.columns.iter().position(|c| c.name == name)
     }
 
+    /// `row`'s value of the column `name`, which the table must have (a reader's own mistake
+    /// otherwise).
+    pub fn value<'r>(&self, row: &'r crate::rows::Row, name: &str) -> &'r crate::rows::Value {
+        let i = self
+            .column(name)
+            .unwrap_or_else(|| panic!("{} has no column {name}", self.name));
+        &row[i]
+    }
+
     /// For a table unique by an id, the name of the table of its files as written (where an id
     /// may still have several rows until compaction): `fact_events_files`. The table's own name
     /// is then a view of it ([`Table::view_sql`]).

@@ -49,7 +49,11 @@ pub async fn run(args: Args, ctx: &Context) -> Result<()> {
         .is_ok();
     let function = &args.function;
     let body = if running {
-        let template = ctx.template_with(&opts.params)?;
+        // The running stack's parameters (the local cloud fills some, such as its core
+        // database's), then the command's.
+        let mut params = ctx.deployed().await?.parameters.clone();
+        params.extend(opts.params.clone());
+        let template = ctx.template_with(&params)?;
         let id = template.logical_id_of(function).map(String::from);
         let spec = function_specs(&template, &opts, &url)?
             .into_iter()

@@ -30,24 +30,33 @@ pub fn register(edge_url: &str, name: &str) -> (String, String) {
 pub fn generate_fleet(
     edge_url: &str, name: &str, devices: u32, minutes: u32, seed: u64,
 ) -> std::path::PathBuf {
+    generate_fleet_from(edge_url, name, devices, minutes, seed, None)
+}
+
+/// [`generate_fleet`] starting at `start` (RFC 3339) rather than the generator's fixed time.
+pub fn generate_fleet_from(
+    edge_url: &str, name: &str, devices: u32, minutes: u32, seed: u64, start: Option<&str>,
+) -> std::path::PathBuf {
     let dir = std::env::temp_dir().join(format!("tally-events-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let file = dir.join(format!("{name}.jsonl"));
-    let out = tally(
-        &[
-            "gen",
-            "events",
-            "--devices",
-            &devices.to_string(),
-            "--minutes",
-            &minutes.to_string(),
-            "--seed",
-            &seed.to_string(),
-            "--out",
-            file.to_str().unwrap(),
-        ],
-        edge_url,
-    );
+    let (devices, minutes, seed) = (devices.to_string(), minutes.to_string(), seed.to_string());
+    let mut args = vec![
+        "gen",
+        "events",
+        "--devices",
+        &devices,
+        "--minutes",
+        &minutes,
+        "--seed",
+        &seed,
+        "--out",
+        file.to_str().unwrap(),
+    ];
+    if let Some(start) = start {
+        args.extend(["--start", start]);
+    }
+    let out = tally(&args, edge_url);
     assert!(
         out.status.success(),
         "{}",

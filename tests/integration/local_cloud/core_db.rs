@@ -261,10 +261,20 @@ fn extracting_keeps_each_version_of_a_vendor_and_the_rows_that_fail() {
     assert_eq!(versions(9001), both);
 }
 
-#[test]
-fn flyer_opens_per_vendor_equal_an_independent_count_of_the_generated_events() {
+#[tokio::test]
+async fn flyer_opens_per_vendor_equal_an_independent_count_of_the_generated_events() {
     let cloud = shared_cloud();
-    let file = crate::events::generate_fleet(&cloud.edge_url, "flyer-readers", 15, 40, 21);
+    // A day of their own in the shared cloud (the core rows begin on 2026-11-01, other fleets
+    // open on 2026-11-22), so that the warehouse panel's day is theirs only.
+    let day = "2026-11-15";
+    let file = crate::events::generate_fleet_from(
+        &cloud.edge_url,
+        "flyer-readers",
+        15,
+        40,
+        21,
+        Some(&format!("{day}T10:00:00Z")),
+    );
     let (app_id, key) = crate::events::register(&cloud.edge_url, "Flyer readers");
     let out = tally(
         &["collect", file.to_str().unwrap(), "--key", &key],
@@ -324,4 +334,51 @@ fn flyer_opens_per_vendor_equal_an_independent_count_of_the_generated_events() {
             })
             .collect();
     assert_eq!(got, want);
+
+    // The dashboard's warehouse panel: VendorOpensFunction, invoked for that day as its schedule
+    // invokes it for today, then the live API's answer.
+    let request = std::env::temp_dir().join(format!("tally-vendor-opens-{}.json", std::process::id()));
+    std::fs::write(&request, format!("{{\"day\": \"{day}\"}}")).unwrap();
+    let out = tally(
+        &["invoke", "VendorOpensFunction", "--event", request.to_str().unwrap()],
+        &cloud.edge_url,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (status, body) =
+        tally_cloud::http::http_get(&format!("{}/api/v1/dashboard", cloud.api_url))
+            .await
+            .unwrap();
+    assert_eq!(status, 200, "{body}");
+    let dashboard: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let panel = &dashboard["vendor_opens"];
+    assert_eq!(panel["day"], day, "{panel}");
+    let on_the_day: BTreeMap<String, u64> = want
+        .iter()
+        .filter(|((d, _), _)| d == day)
+        .map(|((_, vendor), n)| (vendor.clone(), *n))
+        .collect();
+    let shown: BTreeMap<String, u64> = panel["vendors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| (v["vendor_id"].to_string(), v["opens"].as_u64().unwrap()))
+        .collect();
+    let mut top: Vec<(&String, &u64)> = on_the_day.iter().collect();
+    top.sort_by(|a, b| b.1.cmp(a.1).then(a.0.parse::<i64>().unwrap().cmp(&b.0.parse().unwrap())));
+    let top: BTreeMap<String, u64> = top
+        .into_iter()
+        .take(vendor_opens::TOP)
+        .map(|(v, n)| (v.clone(), *n))
+        .collect();
+    assert_eq!(shown, top, "the panel's top vendors: {panel}");
+    assert_eq!(panel["opens"], on_the_day.values().sum::<u64>());
+    assert_eq!(
+        panel["other_vendors"].as_u64().unwrap(),
+        on_the_day.values().sum::<u64>() - top.values().sum::<u64>()
+    );
+    assert_eq!(panel["unknown"], 0, "every generated flyer is in the core database");
 }

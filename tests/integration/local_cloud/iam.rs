@@ -62,6 +62,11 @@ fn calls_no_local_run_makes(cloud: &LocalCloud) -> Vec<(String, Call, &'static s
         ),
         "EventBridge Scheduler starts the extractor on AWS; locally tally extract invokes it",
     ));
+    calls.push((
+        "VendorOpensScheduleRole".into(),
+        Call::new("lambda:InvokeFunction", t.arn("VendorOpensFunction").unwrap()),
+        "EventBridge Scheduler starts the warehouse panel's count on AWS",
+    ));
     let events = t.arn("EventsStream").unwrap();
     for action in ["kinesis:PutRecord", "kinesis:PutRecords"] {
         let call = Call::new(action, events.clone());
@@ -150,6 +155,12 @@ async fn every_statement_is_the_only_one_to_allow_something_and_nothing_is_refus
         .await
         .unwrap();
     assert!(String::from_utf8_lossy(&answer).contains("\"bad\":1"));
+    // The warehouse panel, of the demo's events' day (its app posts a fleet of the generator's).
+    let answer = cloud.functions["VendorOpensFunction"]
+        .invoke(br#"{"day": "2026-11-22"}"#.to_vec())
+        .await
+        .unwrap();
+    assert!(String::from_utf8_lossy(&answer).contains("\"vendor_id\""));
 
     let iam: std::sync::Arc<Authorizer> = cloud.router.authorizer().expect("IAM is on by default");
     assert!(

@@ -15,24 +15,8 @@ pub use record::{Response, Rsvp, RsvpDecoder};
 pub use stats::{expected_stats, read_stats, RsvpStats, RsvpStatsHandler, Stats};
 
 /// Where the ML step (GroupClustersFunction) keeps its latest answer for the dashboard: one item
-/// of the RSVP state table, which the live API reads, the answer as JSON in one fact.
-pub mod clusters_summary {
-    use tally_engine::ports::StateReader;
-    use tally_engine::{PortError, StateKey};
-
-    /// The fact that holds the answer.
-    pub const FACT: &str = "summary";
-
-    pub fn key() -> StateKey {
-        StateKey::new(super::stats::OWNER, "model#clusters")
-    }
-
-    /// The latest answer; `null` before the first run.
-    pub async fn read<S: StateReader>(rsvp: &S) -> Result<serde_json::Value, PortError> {
-        let item = rsvp.read_many(&[key()]).await?.pop().flatten();
-        Ok(item
-            .and_then(|i| i.facts.get(FACT).cloned())
-            .and_then(|s| serde_json::from_str(&s).ok())
-            .unwrap_or(serde_json::Value::Null))
-    }
-}
+/// of the RSVP state table, which the live API reads.
+pub const CLUSTERS_ANSWER: tally_engine::ports::KeptAnswer = tally_engine::ports::KeptAnswer {
+    owner: stats::OWNER,
+    name: "model#clusters",
+};

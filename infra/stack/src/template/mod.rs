@@ -319,6 +319,13 @@ impl Template {
             )));
         };
         for (id, r) in res {
+            // CloudFormation refuses it: `!Ref` could not tell them apart.
+            if self.scopes[index].parameters.contains_key(id) {
+                return Err(TemplateError::Invalid(format!(
+                    "{id}{} is both a parameter and a resource: they must not share a name",
+                    in_app(&app)
+                )));
+            }
             let kind = r.get("Type").and_then(Json::as_str).ok_or_else(|| {
                 TemplateError::Invalid(format!("resource {id}{} has no Type", in_app(&app)))
             })?;

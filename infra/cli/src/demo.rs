@@ -142,18 +142,20 @@ async fn steps(cloud: &mut LocalCloud, ctx: &Context) -> Result<()> {
     show_archive(cloud).await
 }
 
-/// The local cloud's `function` invoked with `{}`, as its schedule would: its answer.
-async fn invoke(cloud: &LocalCloud, function: &str) -> Result<serde_json::Value> {
-    let answer = cloud.functions[function]
-        .invoke(b"{}".to_vec())
-        .await
-        .map_err(|e| anyhow!("{function}: {e}"))?;
+/// The local cloud's schedule `id` fired now, as EventBridge Scheduler fires it: its function's
+/// answer.
+async fn fire(cloud: &LocalCloud, id: &str) -> Result<serde_json::Value> {
+    let schedule = cloud
+        .schedules
+        .get(id)
+        .ok_or_else(|| anyhow!("the template has no schedule {id}"))?;
+    let answer = schedule.fire().await.map_err(|e| anyhow!(e))?;
     Ok(serde_json::from_slice(&answer)?)
 }
 
 /// Seed 004's ML step, as `tally clusters` runs it: the function invoked now.
 async fn show_clusters(cloud: &LocalCloud) -> Result<()> {
-    let answer = invoke(cloud, "GroupClustersFunction").await?;
+    let answer = fire(cloud, "GroupClustersSchedule").await?;
     println!(
         "
 the ML step: tally clusters\n{}",
@@ -164,10 +166,34 @@ the ML step: tally clusters\n{}",
 
 /// Seed 002's extractor, as `tally extract` runs it: the function invoked now.
 async fn show_extract(cloud: &LocalCloud) -> Result<()> {
-    let answer = invoke(cloud, "CoreExtractorFunction").await?;
+    let answer = fire(cloud, "CoreExtractorSchedule").await?;
     println!("\nthe core database into the dimensions: tally extract");
     for line in crate::core_db::report(&answer) {
         println!("  {line}");
+    }
+    Ok(())
+}
+
+/// The dashboard's warehouse panel, as its schedule refreshes it.
+async fn show_vendor_opens(cloud: &LocalCloud) -> Result<()> {
+    let answer = fire(cloud, "VendorOpensSchedule").await?;
+    println!(
+        "\nthe dashboard's warehouse panel (VendorOpensFunction, {} flyer opens on {}, {} of \
+         flyers the core database does not know):",
+        answer["opens"], answer["day"].as_str().unwrap_or("?"), answer["unknown"]
+    );
+    let count = |v: &serde_json::Value, one: &str| {
+        let n = v.as_u64().unwrap_or(0);
+        format!("{n} {one}{}", if n == 1 { "" } else { "s" })
+    };
+    for v in answer["vendors"].as_array().into_iter().flatten() {
+        println!(
+            "  {:>9} of {:>9}  {} (#{})",
+            count(&v["opens"], "open"),
+            count(&v["flyers"], "flyer"),
+            v["name"].as_str().unwrap_or("(no name)"),
+            v["vendor_id"]
+        );
     }
     Ok(())
 }
@@ -177,6 +203,7 @@ async fn show_lake(cloud: &LocalCloud, ctx: &Context) -> Result<()> {
     cloud.flush(Duration::from_secs(120)).await?;
     show_clusters(cloud).await?;
     show_extract(cloud).await?;
+    show_vendor_opens(cloud).await?;
     let copy = ctx
         .root
         .join(".tally/lake")
@@ -264,7 +291,10 @@ async fn post_events(cloud: &LocalCloud) -> Result<()> {
         gzip: true,
         max_attempts: 5,
     };
-    let fleet = tally_gen::mobile::Fleet::new(12, 15, 5);
+    // Activity of the last quarter hour, so that the dashboard's panels of the last hour and of
+    // today show it.
+    let mut fleet = tally_gen::mobile::Fleet::new(12, 15, 5);
+    fleet.start = chrono::Utc::now() - chrono::Duration::minutes(15);
     let mut report = tally_gen::mobile::SendReport::default();
     for batch in tally_gen::mobile::batches(&fleet) {
         report.add(sender.send(&batch.events).await);

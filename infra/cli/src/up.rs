@@ -67,4 +67,11 @@ fn print_cloud(cloud: &LocalCloud) {
             d.spec.stream_name, d.spec.bucket, d.spec.prefix
         );
     }
+    for s in cloud.schedules.values() {
+        let when = match s.spec.every {
+            Some(_) => s.spec.expression.clone(),
+            None => format!("{} (not run locally: only rate(...) is)", s.spec.expression),
+        };
+        println!("  schedule {} -> {}", when, s.spec.function);
+    }
 }

@@ -22,6 +22,7 @@ use crate::firehose::spec::Processor;
 use crate::firehose::{Delivery, DeliverySpec};
 use crate::lambda::{function_specs, FunctionHost};
 use crate::provision::{provision, ProvisionError, Provisioned};
+use crate::scheduler::{Schedule, ScheduleSpec};
 use tally_control::athena::LocalAthena;
 use tally_control::cloudformation::Stacks;
 use tally_control::iam::{role_key, role_of_function, Authorizer, Call};
@@ -224,6 +225,8 @@ pub struct LocalCloud {
     emulators: Emulators,
     /// Seed 002's core database (MariaDB): `core.url` is what `tally core url` prints.
     pub core: CoreDatabase,
+    /// EventBridge Scheduler's schedules by logical id (running with the streams).
+    pub schedules: BTreeMap<String, Arc<Schedule>>,
 }
 
 /// The stack's parameters, with `CoreDbEndpoint` and `CoreDbSecretArn` of the local MariaDB
@@ -418,6 +421,22 @@ impl LocalCloud {
             }
         }
 
+        let mut schedules = BTreeMap::new();
+        for spec in ScheduleSpec::all(&template)? {
+            let target = functions[&spec.function].clone();
+            let schedule = Schedule::new(spec, target, router.authorizer());
+            if opts.run_streams {
+                if schedule.spec.every.is_none() {
+                    eprintln!(
+                        "{}: {} is not run locally (only rate(...) schedules are)",
+                        schedule.spec.logical_id, schedule.spec.expression
+                    );
+                }
+                servers.push(tokio::spawn(schedule.clone().run(shutdown_rx.clone())));
+            }
+            schedules.insert(schedule.spec.logical_id.clone(), schedule);
+        }
+
         let activity = Arc::new(Activity {
             mappings: mappings.clone(),
             queue_mappings: queue_mappings.clone(),
@@ -466,6 +485,7 @@ impl LocalCloud {
             delivery_tasks,
             emulators,
             core,
+            schedules,
         })
     }
 

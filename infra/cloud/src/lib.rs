@@ -26,6 +26,7 @@ pub mod http;
 pub mod kinesis;
 pub mod lambda;
 pub mod provision;
+pub mod scheduler;
 
 /// Resolves once the shutdown flag turns true (or its sender is gone).
 pub async fn stopped(rx: &mut tokio::sync::watch::Receiver<bool>) {

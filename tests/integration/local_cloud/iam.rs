@@ -46,27 +46,6 @@ fn calls_no_local_run_makes(cloud: &LocalCloud) -> Vec<(String, Call, &'static s
             ));
         }
     }
-    calls.push((
-        "GroupClustersScheduleRole".into(),
-        Call::new(
-            "lambda:InvokeFunction",
-            t.arn("GroupClustersFunction").unwrap(),
-        ),
-        "EventBridge Scheduler starts the ML step on AWS; locally tally clusters invokes it",
-    ));
-    calls.push((
-        "CoreExtractorScheduleRole".into(),
-        Call::new(
-            "lambda:InvokeFunction",
-            t.arn("CoreExtractorFunction").unwrap(),
-        ),
-        "EventBridge Scheduler starts the extractor on AWS; locally tally extract invokes it",
-    ));
-    calls.push((
-        "VendorOpensScheduleRole".into(),
-        Call::new("lambda:InvokeFunction", t.arn("VendorOpensFunction").unwrap()),
-        "EventBridge Scheduler starts the warehouse panel's count on AWS",
-    ));
     let events = t.arn("EventsStream").unwrap();
     for action in ["kinesis:PutRecord", "kinesis:PutRecords"] {
         let call = Call::new(action, events.clone());
@@ -116,6 +95,8 @@ async fn every_statement_is_the_only_one_to_allow_something_and_nothing_is_refus
     let stack = format!("iam{}", std::process::id());
     let mut opts = cloud_options(&stack);
     opts.params.insert("ExamplePipeline".into(), "yes".into());
+    opts.params
+        .insert("WarehousePanelSchedule".into(), "rate(1 minute)".into());
     let mut cloud = LocalCloud::start(opts)
         .await
         .unwrap_or_else(|e| panic!("{e}"));
@@ -139,28 +120,27 @@ async fn every_statement_is_the_only_one_to_allow_something_and_nothing_is_refus
         assert!(status < 500, "GET {route}: {status} {body}");
     }
     cloud.flush(Duration::from_secs(120)).await.unwrap();
-    // The ML step, as its schedule (or `tally clusters`) starts it, over the lake just flushed.
-    let answer = cloud.functions["GroupClustersFunction"]
-        .invoke(b"{}".to_vec())
-        .await
-        .unwrap();
-    assert!(String::from_utf8_lossy(&answer).contains("\"groups\""));
-    // The extractor, with a row that fails (its bad record goes to the lake), as on its schedule.
+    // The scheduled functions, each fired as EventBridge Scheduler fires it (its role's invoke
+    // checked): the ML step over the lake just flushed, then the extractor with a row that fails
+    // (its bad record goes to the lake), then the warehouse panel.
+    let fire = |id: &'static str| {
+        let schedule = cloud.schedules[id].clone();
+        async move { String::from_utf8(schedule.fire().await.unwrap()).unwrap() }
+    };
+    assert!(fire("GroupClustersSchedule").await.contains("\"groups\""));
     super::core_db::query(
         &cloud.core.url,
         "INSERT INTO vendors VALUES (9900, NULL, 'home', '2026-12-01 10:00:00.000')",
     );
-    let answer = cloud.functions["CoreExtractorFunction"]
-        .invoke(b"{}".to_vec())
-        .await
-        .unwrap();
-    assert!(String::from_utf8_lossy(&answer).contains("\"bad\":1"));
-    // The warehouse panel, of the demo's events' day (its app posts a fleet of the generator's).
-    let answer = cloud.functions["VendorOpensFunction"]
-        .invoke(br#"{"day": "2026-11-22"}"#.to_vec())
-        .await
-        .unwrap();
-    assert!(String::from_utf8_lossy(&answer).contains("\"vendor_id\""));
+    assert!(fire("CoreExtractorSchedule").await.contains("\"bad\":1"));
+    assert!(fire("VendorOpensSchedule").await.contains("\"opens\""));
+    // And on its own, every minute (the cloud's WarehousePanelSchedule).
+    let panel = cloud.schedules["VendorOpensSchedule"].clone();
+    wait_for("the panel's schedule to fire", Duration::from_secs(90), || {
+        let runs = panel.runs.load(std::sync::atomic::Ordering::Relaxed);
+        std::future::ready((runs >= 2).then_some(()))
+    })
+    .await;
 
     let iam: std::sync::Arc<Authorizer> = cloud.router.authorizer().expect("IAM is on by default");
     assert!(

@@ -165,3 +165,4 @@ fn vendors_after_the_top_are_summed() {
         answer.opens
     );
 }
+

@@ -251,6 +251,10 @@ events = {
     ),
     # The ML step, as `tally clusters --clusters 4` invokes it (its schedule sends {}).
     "GroupClustersFunction": {"clusters": 4},
+    # The extractor, as its schedule and `tally extract` invoke it.
+    "CoreExtractorFunction": {},
+    # The warehouse panel of one day (its schedule sends {}: today).
+    "VendorOpensFunction": {"day": "2026-11-22"},
 }
 
 # The example pipeline: two views of a page in one minute, one of another page, one without a

@@ -229,14 +229,17 @@ pub struct LocalCloud {
     pub schedules: BTreeMap<String, Arc<Schedule>>,
 }
 
-/// The stack's parameters, with `CoreDbEndpoint` and `CoreDbSecretArn` of the local MariaDB
+/// The stack's parameters, with `CoreDbEndpoint` and `CoreDbSecretArn` (when `template` declares
+/// them) of the local MariaDB
 /// (whose reader's credentials go into a Secrets Manager secret, as on AWS) unless they name
 /// another database; its connection is on the loopback, so without TLS.
 async fn core_db_params(
-    opts: &CloudOptions, core: &CoreDatabase, edge_url: &str,
+    opts: &CloudOptions, template: &Template, core: &CoreDatabase, edge_url: &str,
 ) -> Result<BTreeMap<String, String>, CloudError> {
     let mut params = opts.params.clone();
-    if params.contains_key("CoreDbEndpoint") || params.contains_key("CoreDbSecretArn") {
+    let declared = |name: &str| template.scopes[0].parameters.contains_key(name);
+    let given = params.contains_key("CoreDbEndpoint") || params.contains_key("CoreDbSecretArn");
+    if given || !declared("CoreDbEndpoint") || !declared("CoreDbSecretArn") {
         return Ok(params);
     }
     let secrets = aws_sdk_secretsmanager::Client::new(&local_config(edge_url).await);
@@ -306,7 +309,7 @@ impl LocalCloud {
         let endpoints = Endpoints::all(&edge_url);
         let clients = Clients::new(&endpoints).await;
         // The template again, with the core database's parameters now that it runs.
-        let params = core_db_params(&opts, &core, &edge_url).await?;
+        let params = core_db_params(&opts, &template, &core, &edge_url).await?;
         if params != opts.params {
             template = Template::load(&opts.template, &opts.stack_name, &params)?;
         }

@@ -25,10 +25,16 @@ fn tally_invoke_runs_every_events_file_in_a_private_cloud() {
     let example = [("ExamplePipeline", "yes")];
     let (default, per_model) = (template_with(&[]), template_with(PER_MODEL));
     let with_example = template_with(&example);
+    // The local cloud deploys the extractor with its own core database.
+    let with_core_db = template_with(&[
+        ("CoreDbEndpoint", "127.0.0.1:3306"),
+        ("CoreDbSecretArn", "arn:aws:secretsmanager:us-east-1:000000000000:secret:x"),
+    ]);
     let mut functions: Vec<String> = default
         .of_kind("AWS::Serverless::Function")
         .chain(per_model.of_kind("AWS::Serverless::Function"))
         .chain(with_example.of_kind("AWS::Serverless::Function"))
+        .chain(with_core_db.of_kind("AWS::Serverless::Function"))
         .map(|f| format!("{}.json", f.logical_id))
         .collect();
     functions.sort();
@@ -45,7 +51,9 @@ fn tally_invoke_runs_every_events_file_in_a_private_cloud() {
     );
     for file in files {
         let function = file.file_stem().unwrap().to_str().unwrap();
-        let deployment = if default.resources.contains_key(function) {
+        let deployment = if default.resources.contains_key(function)
+            || with_core_db.resources.contains_key(function)
+        {
             vec![]
         } else if with_example.resources.contains_key(function) {
             vec!["--param", "ExamplePipeline=yes"]
@@ -64,7 +72,9 @@ fn tally_invoke_runs_every_events_file_in_a_private_cloud() {
             ])
             .args(&deployment)
             .current_dir(local_root())
-            .env("AWS_ENDPOINT_URL", &nowhere);
+            .env("AWS_ENDPOINT_URL", &nowhere)
+            // A stack of this test's own: its core database is not the developer's `tally`.
+            .env("TALLY_STACK", format!("cli{}", std::process::id()));
         let out = run_ok(&mut invoke, &format!("tally invoke {function}"));
         let response: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
             panic!("{function}: {e}: {}", String::from_utf8_lossy(&out.stdout))
@@ -124,6 +134,26 @@ fn tally_invoke_runs_every_events_file_in_a_private_cloud() {
                     &serde_json::json!([]),
                     &serde_json::Value::Null
                 ),
+                "{response}"
+            );
+        } else if function == "CoreExtractorFunction" {
+            // The private cloud's core database, generated: every row a first version.
+            let versions: Vec<(&str, u64)> = response["tables"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|t| (t["dimension"].as_str().unwrap(), t["versions"].as_u64().unwrap()))
+                .collect();
+            assert_eq!(
+                versions,
+                [("dim_vendor", 20), ("dim_flyer", 200), ("dim_user", 500)],
+                "{response}"
+            );
+        } else if function == "VendorOpensFunction" {
+            // An empty lake: the day, and no opens.
+            assert_eq!(
+                (&response["day"], &response["opens"], &response["vendors"]),
+                (&serde_json::json!("2026-11-22"), &serde_json::json!(0), &serde_json::json!([])),
                 "{response}"
             );
         } else {

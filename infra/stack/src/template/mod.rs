@@ -309,6 +309,25 @@ impl Template {
             let value = self.condition(index, name, &defined, &mut Vec::new())?;
             self.scopes[index].conditions.insert(name.clone(), value);
         }
+        // An output whose condition is false does not exist, as in CloudFormation.
+        let scope = &mut self.scopes[index];
+        let mut outputs = std::mem::take(&mut scope.outputs);
+        for (key, out) in &outputs {
+            if let Some(c) = out.get("Condition").and_then(Json::as_str) {
+                if !scope.conditions.contains_key(c) {
+                    return Err(TemplateError::Invalid(format!(
+                        "Outputs.{key}{}: unknown condition {c:?}",
+                        in_app(&app)
+                    )));
+                }
+            }
+        }
+        outputs.retain(|_, out| {
+            out.get("Condition")
+                .and_then(Json::as_str)
+                .is_none_or(|c| scope.conditions[c])
+        });
+        scope.outputs = outputs;
         if let Some(rules) = doc.get("Rules").and_then(Json::as_object) {
             self.check_rules(index, rules, &defined)?;
         }

@@ -283,3 +283,22 @@ fn a_parameter_and_a_resource_may_not_share_a_name() {
         "{err}"
     );
 }
+
+#[test]
+fn an_output_whose_condition_is_false_does_not_exist() {
+    let child = CHILD.replace(
+        "  StreamArn:\n    Value",
+        "  StreamArn:\n    Condition: IsOne\n    Value",
+    );
+    let one = "        Mode: !Ref Mode\n        SharedArn: x";
+    let t = nested("output-on", one, &child).unwrap();
+    assert!(t.scopes[1].outputs.contains_key("StreamArn"));
+    let many = "        Mode: many\n        SharedArn: x";
+    let t = nested("output-off", many, &child).unwrap();
+    assert!(t.scopes[1].outputs.is_empty());
+    let err = t.resolved_properties(&t.resources["Reader"]).unwrap_err();
+    assert!(
+        err.to_string().contains("App has no output StreamArn"),
+        "{err}"
+    );
+}

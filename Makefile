@@ -23,9 +23,10 @@ $(STAMP)/chromium:
 # Seed 002's core database, which the local cloud runs (MariaDB, as the seed's MySQL).
 $(STAMP)/mariadb:
 	@mkdir -p $(STAMP)
-	@command -v mariadbd >/dev/null || test -x /usr/sbin/mariadbd || { echo "setup: mariadb-server (Debian package) for the core database"; \
+	@{ command -v mariadbd >/dev/null || test -x /usr/sbin/mariadbd; } && command -v openssl >/dev/null || { \
+		echo "setup: mariadb-server and openssl (its TLS certificate; Debian packages) for the core database"; \
 		APT="$$( [ "$$(id -u)" = 0 ] || echo sudo ) apt-get -y -qq"; \
-		{ $$APT install mariadb-server >/dev/null 2>&1 || { $$APT update >/dev/null && $$APT install mariadb-server >/dev/null; }; }; }
+		{ $$APT install mariadb-server openssl >/dev/null 2>&1 || { $$APT update >/dev/null && $$APT install mariadb-server openssl >/dev/null; }; }; }
 	@touch $@
 
 $(STAMP)/npm: infra/package.json infra/package-lock.json

@@ -17,7 +17,7 @@ pub enum SslMode {
     Required,
     /// Encrypted, the certificate checked against the public roots and the host's name.
     VerifyIdentity,
-    /// Plain text (the local cloud's MariaDB, on the loopback).
+    /// Plain text, for a database that offers no TLS.
     Disabled,
 }
 

@@ -25,6 +25,7 @@ pub async fn run(args: Args, ctx: &Context) -> Result<()> {
     let request = serde_json::json!({ "clusters": args.clusters });
     let answer = crate::invoke::invoke_now(
         ctx,
+        &ctx.deployed().await?,
         FUNCTION,
         &request,
         "clustering the groups and training the model",

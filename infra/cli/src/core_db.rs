@@ -30,9 +30,8 @@ const FUNCTION: &str = "CoreExtractorFunction";
 
 /// `tally extract`: every core table's changes since the lake's newest version, now.
 pub async fn extract(ctx: &Context) -> Result<()> {
-    if !ctx
-        .deployed()
-        .await?
+    let deployed = ctx.deployed().await?;
+    if !deployed
         .of_kind("AWS::Lambda::Function")
         .any(|id| id == FUNCTION)
     {
@@ -44,6 +43,7 @@ pub async fn extract(ctx: &Context) -> Result<()> {
     }
     let answer = crate::invoke::invoke_now(
         ctx,
+        &deployed,
         FUNCTION,
         &serde_json::json!({}),
         "reading the core database's changes",

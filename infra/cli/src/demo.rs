@@ -153,7 +153,7 @@ async fn fire(cloud: &LocalCloud, id: &str) -> Result<serde_json::Value> {
     Ok(serde_json::from_slice(&answer)?)
 }
 
-/// Seed 004's ML step, as `tally clusters` runs it: the function invoked now.
+/// Seed 004's ML step, as its schedule runs it (`tally clusters` invokes the same function).
 async fn show_clusters(cloud: &LocalCloud) -> Result<()> {
     let answer = fire(cloud, "GroupClustersSchedule").await?;
     println!(
@@ -164,7 +164,7 @@ the ML step: tally clusters\n{}",
     Ok(())
 }
 
-/// Seed 002's extractor, as `tally extract` runs it: the function invoked now.
+/// Seed 002's extractor, as its schedule runs it (`tally extract` invokes the same function).
 async fn show_extract(cloud: &LocalCloud) -> Result<()> {
     let answer = fire(cloud, "CoreExtractorSchedule").await?;
     println!("\nthe core database into the dimensions: tally extract");

@@ -83,12 +83,12 @@ pub async fn run(args: Args, ctx: &Context) -> Result<()> {
     Ok(())
 }
 
-/// Invokes the stack's function `logical_id` now (locally, or with `--aws` the deployed one) and
-/// waits, a spinner saying what it is `doing`: its answer, or its error as ours.
+/// Invokes the function `logical_id` of the stack `deployed` now (locally, or with `--aws` the
+/// deployed one) and waits, a spinner saying what it is `doing`: its answer, or its error as ours.
 pub async fn invoke_now(
-    ctx: &Context, logical_id: &str, request: &serde_json::Value, doing: &str,
+    ctx: &Context, deployed: &crate::stack::DeployedStack, logical_id: &str,
+    request: &serde_json::Value, doing: &str,
 ) -> Result<serde_json::Value> {
-    let deployed = ctx.deployed().await?;
     let function = deployed.physical(logical_id, "AWS::Lambda::Function")?;
     let lambda = aws_sdk_lambda::Client::new(&ctx.target.sdk_config().await);
     let spinner = indicatif::ProgressBar::new_spinner()

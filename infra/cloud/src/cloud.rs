@@ -230,9 +230,9 @@ pub struct LocalCloud {
 }
 
 /// The stack's parameters, with `CoreDbEndpoint` and `CoreDbSecretArn` (when `template` declares
-/// them) of the local MariaDB
-/// (whose reader's credentials go into a Secrets Manager secret, as on AWS) unless they name
-/// another database; its connection is on the loopback, so without TLS.
+/// them) of the local MariaDB, whose reader's credentials go into a Secrets Manager secret as on
+/// AWS, unless they name another database. Its connection is encrypted as on AWS
+/// (`CoreDbSslMode` REQUIRED, the default: the local server's certificate is self-signed).
 async fn core_db_params(
     opts: &CloudOptions, template: &Template, core: &CoreDatabase, edge_url: &str,
 ) -> Result<BTreeMap<String, String>, CloudError> {
@@ -260,7 +260,6 @@ async fn core_db_params(
         "CoreDbSecretArn".into(),
         secret.arn().unwrap_or_default().to_string(),
     );
-    params.insert("CoreDbSslMode".into(), "DISABLED".into());
     Ok(params)
 }
 

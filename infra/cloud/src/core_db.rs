@@ -206,6 +206,7 @@ impl CoreDatabase {
                 return Err(failed(String::from_utf8_lossy(&out.stderr).into_owned()));
             }
         }
+        let (cert, key) = certificate(&dir).map_err(failed)?;
         let port = free_port()?;
         // A socket path may have 107 bytes at most: not under a clone's folder, which may be deep.
         let socket = std::env::temp_dir().join(format!("tally-core-{stack}.sock"));
@@ -221,6 +222,10 @@ impl CoreDatabase {
             &format!("--pid-file={}", dir.join("mariadb.pid").display()),
             "--skip-name-resolve",
             &format!("--user={user}"),
+            // TLS, as a managed database offers it: the extractor connects as on AWS
+            // (CoreDbSslMode REQUIRED).
+            &format!("--ssl-cert={}", cert.display()),
+            &format!("--ssl-key={}", key.display()),
         ])
         .args(SMALL)
         .stdin(Stdio::null())
@@ -352,6 +357,33 @@ pub fn url_file(root: &Path, stack: &str) -> PathBuf {
 
 fn whoami() -> String {
     std::env::var("USER").unwrap_or_else(|_| "nobody".into())
+}
+
+/// The server's certificate and key: self-signed, made once with `openssl` (which Debian's
+/// `ca-certificates` brings), kept beside the data.
+fn certificate(dir: &Path) -> Result<(PathBuf, PathBuf), String> {
+    let (cert, key) = (dir.join("server-cert.pem"), dir.join("server-key.pem"));
+    if cert.is_file() && key.is_file() {
+        return Ok((cert, key));
+    }
+    let out = Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "3650"])
+        .args(["-subj", "/CN=tally-core-db"])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .map_err(|e| format!("cannot run openssl for the server's certificate: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "openssl could not make the server's certificate: {}",
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600))
+        .map_err(|e| e.to_string())?;
+    Ok((cert, key))
 }
 
 /// The extractor's database user.

@@ -165,6 +165,42 @@ async fn the_extractor_reads_the_database_as_a_reader_whose_secret_only_it_may_r
         "{}",
         String::from_utf8_lossy(&write.stderr)
     );
+
+    // TLS as on AWS: REQUIRED (the function's default) is encrypted, VERIFY_IDENTITY refuses the
+    // local server's self-signed certificate.
+    use core_extractor::mysql::{Connection, MySqlSource, SslMode};
+    use core_extractor::CoreSource;
+    let port: u16 = place.split(['/', ':']).nth(1).unwrap().parse().unwrap();
+    let connect = |ssl| {
+        MySqlSource::new(&Connection {
+            host: "127.0.0.1".into(),
+            port,
+            database: "core".into(),
+            user: reader["username"].as_str().unwrap().into(),
+            password: reader["password"].as_str().unwrap().into(),
+            ssl,
+        })
+    };
+    let handshakes = || -> u64 {
+        query(&admin_url, "SHOW GLOBAL STATUS LIKE 'Ssl_accepts'")[0][1]
+            .parse()
+            .unwrap()
+    };
+    let before = handshakes();
+    let rows = connect(SslMode::Required)
+        .rows_since(&core_extractor::SOURCES[0], None)
+        .await
+        .unwrap();
+    assert!(rows.len() >= 20, "{}", rows.len());
+    assert!(handshakes() > before, "the connection was encrypted");
+    let refused = connect(SslMode::VerifyIdentity)
+        .rows_since(&core_extractor::SOURCES[0], None)
+        .await
+        .unwrap_err();
+    assert!(
+        refused.starts_with("cannot reach the core database") && refused.contains("ertificate"),
+        "{refused}"
+    );
 }
 
 /// `tally extract`'s report, which must have succeeded.

@@ -145,21 +145,32 @@ impl Schedule {
     }
 
     /// Fires every period until shutdown (nothing for an expression that is not a rate).
-    pub async fn run(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
+    pub async fn run(self: Arc<Self>, shutdown: watch::Receiver<bool>) {
         let Some(every) = self.spec.every else {
             return;
         };
-        let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
-        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tokio::select! {
-                _ = ticks.tick() => {
-                    if let Err(e) = self.fire().await {
-                        eprintln!("{e}");
-                    }
-                }
-                _ = shutdown.changed() => return,
+        each_period(every, shutdown, || async {
+            if let Err(e) = self.fire().await {
+                eprintln!("{e}");
             }
+        })
+        .await
+    }
+}
+
+/// `action` once every `period`, the first one period from now, until `shutdown`; a late run
+/// delays the next rather than bunching them.
+async fn each_period<F, Fut>(period: Duration, mut shutdown: watch::Receiver<bool>, action: F)
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = ticks.tick() => action().await,
+            _ = shutdown.changed() => return,
         }
     }
 }
@@ -167,6 +178,31 @@ impl Schedule {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_rate_fires_once_a_period_from_one_period_after_the_start() {
+        let period = Duration::from_millis(40);
+        let runs = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (stop, shutdown) = watch::channel(false);
+        let started = tokio::time::Instant::now();
+        let seen = runs.clone();
+        let schedule = tokio::spawn(each_period(period, shutdown, move || {
+            seen.lock().unwrap().push(tokio::time::Instant::now());
+            std::future::ready(())
+        }));
+        let deadline = started + Duration::from_secs(10);
+        while runs.lock().unwrap().len() < 3 {
+            assert!(tokio::time::Instant::now() < deadline, "3 runs within 10 s");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        stop.send(true).unwrap();
+        schedule.await.unwrap();
+        let runs = runs.lock().unwrap();
+        assert!(runs[0] >= started + period, "the first one period after the start");
+        for pair in runs.windows(2) {
+            assert!(pair[1] - pair[0] >= period - Duration::from_millis(5), "{runs:?}");
+        }
+    }
 
     #[test]
     fn rates_are_periods_and_other_expressions_are_not() {

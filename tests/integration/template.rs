@@ -116,7 +116,10 @@ fn checkov_passes_and_every_skip_has_a_reason() {
 async fn every_function_reads_every_variable_the_template_gives_it() {
     let example = &[("ExamplePipeline", "yes")][..];
     let core_db = &[
-        ("CoreDbEndpoint", "core.cluster-x.us-east-1.rds.amazonaws.com:3306"),
+        (
+            "CoreDbEndpoint",
+            "core.cluster-x.us-east-1.rds.amazonaws.com:3306",
+        ),
         (
             "CoreDbSecretArn",
             "arn:aws:secretsmanager:us-east-1:123456789012:secret:core-reader-AbCdEf",
@@ -295,7 +298,10 @@ fn the_core_database_takes_an_endpoint_and_a_secret_and_optionally_a_vpc() {
             &overrides,
         )
     };
-    let endpoint = ("CoreDbEndpoint", "core.cluster-x.us-east-1.rds.amazonaws.com:3306");
+    let endpoint = (
+        "CoreDbEndpoint",
+        "core.cluster-x.us-east-1.rds.amazonaws.com:3306",
+    );
     let secret = (
         "CoreDbSecretArn",
         "arn:aws:secretsmanager:us-east-1:123456789012:secret:core-reader-AbCdEf",
@@ -310,7 +316,10 @@ fn the_core_database_takes_an_endpoint_and_a_secret_and_optionally_a_vpc() {
     let err = load(&[endpoint, secret, ("CoreDbSubnetIds", "subnet-1,subnet-2")])
         .unwrap_err()
         .to_string();
-    assert!(err.contains("CoreDbSubnetIds needs CoreDbSecurityGroupIds"), "{err}");
+    assert!(
+        err.contains("CoreDbSubnetIds needs CoreDbSecurityGroupIds"),
+        "{err}"
+    );
 
     let none = load(&[]).unwrap();
     assert!(!none.resources.contains_key("CoreExtractorFunction"));

@@ -176,4 +176,3 @@ impl<O: ObjectStore> GroupClusters<O> {
         })
     }
 }
-

@@ -56,8 +56,12 @@ pub struct Vendor {
     pub flyers: u64,
 }
 
-/// A type-2 dimension's versions by id: when each began and ended, and the value it gives.
-struct Versions<T>(BTreeMap<i64, Vec<(DateTime<Utc>, Option<DateTime<Utc>>, T)>>);
+/// One version of a type-2 dimension's row: when it began, when it ended (`None` while current),
+/// and the value it gives.
+type Version<T> = (DateTime<Utc>, Option<DateTime<Utc>>, T);
+
+/// A type-2 dimension's versions by id.
+struct Versions<T>(BTreeMap<i64, Vec<Version<T>>>);
 
 impl<T> Versions<T> {
     fn read(table: &Table, rows: &[Row], id: &str, value: impl Fn(&Row) -> T) -> Self {
@@ -77,9 +81,10 @@ impl<T> Versions<T> {
 
     /// The version of `id` that began at or before `t` and had not ended.
     fn as_of(&self, id: i64, t: DateTime<Utc>) -> Option<&T> {
-        self.0.get(&id)?.iter().find_map(|(from, to, v)| {
-            (*from <= t && to.is_none_or(|to| t < to)).then_some(v)
-        })
+        self.0
+            .get(&id)?
+            .iter()
+            .find_map(|(from, to, v)| (*from <= t && to.is_none_or(|to| t < to)).then_some(v))
     }
 }
 

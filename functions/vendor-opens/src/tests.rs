@@ -105,9 +105,19 @@ async fn each_open_counts_for_the_vendor_of_its_flyer_when_it_was_opened() {
         ],
     );
     // The same open delivered twice, in another file: once.
-    put(&lake, t, "dt=2026-12-03/b.parquet", &[open("e1", 10, at(3, 9))]);
+    put(
+        &lake,
+        t,
+        "dt=2026-12-03/b.parquet",
+        &[open("e1", 10, at(3, 9))],
+    );
     // Yesterday's: not today's.
-    put(&lake, t, "dt=2026-12-02/a.parquet", &[open("e0", 10, at(2, 9))]);
+    put(
+        &lake,
+        t,
+        "dt=2026-12-02/a.parquet",
+        &[open("e0", 10, at(2, 9))],
+    );
 
     let now = at(3, 18);
     let answer = VendorOpensStep { store: lake }
@@ -165,4 +175,3 @@ fn vendors_after_the_top_are_summed() {
         answer.opens
     );
 }
-

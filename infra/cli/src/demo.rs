@@ -180,7 +180,9 @@ async fn show_vendor_opens(cloud: &LocalCloud) -> Result<()> {
     println!(
         "\nthe dashboard's warehouse panel (VendorOpensFunction, {} flyer opens on {}, {} of \
          flyers the core database does not know):",
-        answer["opens"], answer["day"].as_str().unwrap_or("?"), answer["unknown"]
+        answer["opens"],
+        answer["day"].as_str().unwrap_or("?"),
+        answer["unknown"]
     );
     let count = |v: &serde_json::Value, one: &str| {
         let n = v.as_u64().unwrap_or(0);

@@ -91,8 +91,8 @@ pub async fn invoke_now(
 ) -> Result<serde_json::Value> {
     let function = deployed.physical(logical_id, "AWS::Lambda::Function")?;
     let lambda = aws_sdk_lambda::Client::new(&ctx.target.sdk_config().await);
-    let spinner = indicatif::ProgressBar::new_spinner()
-        .with_message(format!("{logical_id}: {doing}"));
+    let spinner =
+        indicatif::ProgressBar::new_spinner().with_message(format!("{logical_id}: {doing}"));
     spinner.enable_steady_tick(std::time::Duration::from_millis(200));
     let out = lambda
         .invoke()

@@ -367,7 +367,9 @@ fn certificate(dir: &Path) -> Result<(PathBuf, PathBuf), String> {
         return Ok((cert, key));
     }
     let out = Command::new("openssl")
-        .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "3650"])
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "3650",
+        ])
         .args(["-subj", "/CN=tally-core-db"])
         .arg("-keyout")
         .arg(&key)

@@ -79,12 +79,13 @@ impl ScheduleSpec {
                 let target = &props["Target"];
                 let of = |field: &str| {
                     let arn = target[field].as_str().unwrap_or_default();
-                    template.logical_id_of(arn).map(str::to_string).ok_or_else(|| {
-                        TemplateError::Unsupported {
+                    template
+                        .logical_id_of(arn)
+                        .map(str::to_string)
+                        .ok_or_else(|| TemplateError::Unsupported {
                             what: format!("a target from outside the template ({arn:?})"),
                             at: at(&format!("Target.{field}")),
-                        }
-                    })
+                        })
                 };
                 Ok(ScheduleSpec {
                     logical_id: r.logical_id.clone(),
@@ -198,9 +199,15 @@ mod tests {
         stop.send(true).unwrap();
         schedule.await.unwrap();
         let runs = runs.lock().unwrap();
-        assert!(runs[0] >= started + period, "the first one period after the start");
+        assert!(
+            runs[0] >= started + period,
+            "the first one period after the start"
+        );
         for pair in runs.windows(2) {
-            assert!(pair[1] - pair[0] >= period - Duration::from_millis(5), "{runs:?}");
+            assert!(
+                pair[1] - pair[0] >= period - Duration::from_millis(5),
+                "{runs:?}"
+            );
         }
     }
 
@@ -211,7 +218,13 @@ mod tests {
         assert_eq!(rate("rate(2 days)"), Ok(Some(Duration::from_secs(172_800))));
         assert_eq!(rate("cron(0 3 * * ? *)"), Ok(None));
         assert_eq!(rate("at(2026-12-24T18:00:00)"), Ok(None));
-        for wrong in ["rate(1 minutes)", "rate(5 minute)", "rate(0 hours)", "rate(ten minutes)", "daily"] {
+        for wrong in [
+            "rate(1 minutes)",
+            "rate(5 minute)",
+            "rate(0 hours)",
+            "rate(ten minutes)",
+            "daily",
+        ] {
             assert!(rate(wrong).is_err(), "{wrong}");
         }
     }

@@ -28,7 +28,10 @@ fn tally_invoke_runs_every_events_file_in_a_private_cloud() {
     // The local cloud deploys the extractor with its own core database.
     let with_core_db = template_with(&[
         ("CoreDbEndpoint", "127.0.0.1:3306"),
-        ("CoreDbSecretArn", "arn:aws:secretsmanager:us-east-1:000000000000:secret:x"),
+        (
+            "CoreDbSecretArn",
+            "arn:aws:secretsmanager:us-east-1:000000000000:secret:x",
+        ),
     ]);
     let mut functions: Vec<String> = default
         .of_kind("AWS::Serverless::Function")
@@ -142,7 +145,12 @@ fn tally_invoke_runs_every_events_file_in_a_private_cloud() {
                 .as_array()
                 .unwrap()
                 .iter()
-                .map(|t| (t["dimension"].as_str().unwrap(), t["versions"].as_u64().unwrap()))
+                .map(|t| {
+                    (
+                        t["dimension"].as_str().unwrap(),
+                        t["versions"].as_u64().unwrap(),
+                    )
+                })
                 .collect();
             assert_eq!(
                 versions,
@@ -153,7 +161,11 @@ fn tally_invoke_runs_every_events_file_in_a_private_cloud() {
             // An empty lake: the day, and no opens.
             assert_eq!(
                 (&response["day"], &response["opens"], &response["vendors"]),
-                (&serde_json::json!("2026-11-22"), &serde_json::json!(0), &serde_json::json!([])),
+                (
+                    &serde_json::json!("2026-11-22"),
+                    &serde_json::json!(0),
+                    &serde_json::json!([])
+                ),
                 "{response}"
             );
         } else {

@@ -134,9 +134,13 @@ async fn the_extractor_reads_the_database_as_a_reader_whose_secret_only_it_may_r
         .to_string();
 
     let mine = as_role("CoreExtractorFunctionRole").await;
-    let secret = mine.get_secret_value().secret_id(&arn).send().await.unwrap();
-    let reader: serde_json::Value =
-        serde_json::from_str(secret.secret_string().unwrap()).unwrap();
+    let secret = mine
+        .get_secret_value()
+        .secret_id(&arn)
+        .send()
+        .await
+        .unwrap();
+    let reader: serde_json::Value = serde_json::from_str(secret.secret_string().unwrap()).unwrap();
     let other = as_role("GroupClustersFunctionRole").await;
     let refused = other.get_secret_value().secret_id(&arn).send().await;
     let refused = aws_sdk_secretsmanager::error::DisplayErrorContext(refused.unwrap_err());
@@ -146,7 +150,9 @@ async fn the_extractor_reads_the_database_as_a_reader_whose_secret_only_it_may_r
     );
 
     let admin_url = tally(&["core", "url"], &cloud.edge_url);
-    let admin_url = String::from_utf8_lossy(&admin_url.stdout).trim().to_string();
+    let admin_url = String::from_utf8_lossy(&admin_url.stdout)
+        .trim()
+        .to_string();
     let place = admin_url.split_once('@').unwrap().1;
     let reader_url = format!(
         "mysql://{}:{}@{place}",
@@ -373,10 +379,16 @@ async fn flyer_opens_per_vendor_equal_an_independent_count_of_the_generated_even
 
     // The dashboard's warehouse panel: VendorOpensFunction, invoked for that day as its schedule
     // invokes it for today, then the live API's answer.
-    let request = std::env::temp_dir().join(format!("tally-vendor-opens-{}.json", std::process::id()));
+    let request =
+        std::env::temp_dir().join(format!("tally-vendor-opens-{}.json", std::process::id()));
     std::fs::write(&request, format!("{{\"day\": \"{day}\"}}")).unwrap();
     let out = tally(
-        &["invoke", "VendorOpensFunction", "--event", request.to_str().unwrap()],
+        &[
+            "invoke",
+            "VendorOpensFunction",
+            "--event",
+            request.to_str().unwrap(),
+        ],
         &cloud.edge_url,
     );
     assert!(
@@ -404,7 +416,10 @@ async fn flyer_opens_per_vendor_equal_an_independent_count_of_the_generated_even
         .map(|v| (v["vendor_id"].to_string(), v["opens"].as_u64().unwrap()))
         .collect();
     let mut top: Vec<(&String, &u64)> = on_the_day.iter().collect();
-    top.sort_by(|a, b| b.1.cmp(a.1).then(a.0.parse::<i64>().unwrap().cmp(&b.0.parse().unwrap())));
+    top.sort_by(|a, b| {
+        b.1.cmp(a.1)
+            .then(a.0.parse::<i64>().unwrap().cmp(&b.0.parse().unwrap()))
+    });
     let top: BTreeMap<String, u64> = top
         .into_iter()
         .take(vendor_opens::TOP)
@@ -416,5 +431,8 @@ async fn flyer_opens_per_vendor_equal_an_independent_count_of_the_generated_even
         panel["other_vendors"].as_u64().unwrap(),
         on_the_day.values().sum::<u64>() - top.values().sum::<u64>()
     );
-    assert_eq!(panel["unknown"], 0, "every generated flyer is in the core database");
+    assert_eq!(
+        panel["unknown"], 0,
+        "every generated flyer is in the core database"
+    );
 }

@@ -274,7 +274,9 @@ fn the_real_template_is_a_root_of_applications() {
 
 #[test]
 fn a_parameter_and_a_resource_may_not_share_a_name() {
-    let child = CHILD.replace("  Stream:\n", "  Mode:\n").replace("Stream.Arn", "Mode.Arn");
+    let child = CHILD
+        .replace("  Stream:\n", "  Mode:\n")
+        .replace("Stream.Arn", "Mode.Arn");
     let passes = "        Mode: !Ref Mode\n        SharedArn: x";
     let err = nested("clash", passes, &child).unwrap_err();
     assert!(

@@ -19,7 +19,7 @@ use serde::Serialize;
 use tally_engine::ports::ObjectStore;
 use tally_lake::bad_records::BAD_RECORDS;
 use tally_lake::rows::{write_parquet, Row, Value};
-use tally_lake::unique::{new_file, partition_of, read_unique};
+use tally_lake::unique::{key_text, new_file, partition_of, read_unique};
 use tally_lake::Table;
 
 pub use tables::{SourceTable, SOURCES};
@@ -159,16 +159,6 @@ impl<S: CoreSource, O: ObjectStore> Extractor<S, O> {
             .put(&file, data)
             .await
             .map_err(|e| format!("cannot write {file}: {e}"))
-    }
-}
-
-/// A key column's value as the source prints it.
-fn key_text(v: &Value) -> String {
-    match v {
-        Value::BigInt(n) => n.to_string(),
-        Value::Int(n) => n.to_string(),
-        Value::Str(s) => s.clone(),
-        other => format!("{other:?}"),
     }
 }
 

@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use tally_engine::ports::ObjectStore;
-use tally_lake::rows::{Row, Value};
+use tally_lake::rows::Value;
 use tally_lake::rsvp::{GROUPS, GROUP_TOPICS, MEETUP_EVENTS, RSVPS, TOPICS};
 use tally_lake::unique::read_unique;
 use tally_lake::LakeError;
@@ -30,11 +30,7 @@ pub struct Group {
 pub const TOP_TOPICS: usize = 40;
 pub const TOP_PLACES: usize = 10;
 
-/// A row's value of a column its table has (the lake's tables, named in this file).
-fn column<'r>(row: &'r Row, table: &tally_lake::Table, name: &str) -> &'r Value {
-    table.value(row, name)
-}
-
+/// A text value trimmed and in lower case; an empty one is none.
 fn text(v: &Value) -> Option<String> {
     match v {
         Value::Str(s) if !s.trim().is_empty() => Some(s.trim().to_lowercase()),
@@ -58,26 +54,26 @@ pub async fn read_groups<O: ObjectStore>(store: &O) -> Result<BTreeMap<i64, Grou
     let mut groups: BTreeMap<i64, Group> = BTreeMap::new();
     for row in read_unique(store, &GROUP_TOPICS).await? {
         let (Some(g), Some(topic)) = (
-            id(column(&row, &GROUP_TOPICS, "group_id")),
-            text(column(&row, &GROUP_TOPICS, "urlkey")),
+            id(GROUP_TOPICS.value(&row, "group_id")),
+            text(GROUP_TOPICS.value(&row, "urlkey")),
         ) else {
             continue;
         };
         entry(&mut groups, g).topics.insert(topic);
     }
     for row in read_unique(store, &GROUPS).await? {
-        let Some(g) = id(column(&row, &GROUPS, "group_id")) else {
+        let Some(g) = id(GROUPS.value(&row, "group_id")) else {
             continue;
         };
         let g = entry(&mut groups, g);
-        g.city = text(column(&row, &GROUPS, "group_city"));
-        g.country = text(column(&row, &GROUPS, "group_country"));
+        g.city = text(GROUPS.value(&row, "group_city"));
+        g.country = text(GROUPS.value(&row, "group_country"));
     }
     let mut group_of_event: BTreeMap<String, i64> = BTreeMap::new();
     for row in read_unique(store, &MEETUP_EVENTS).await? {
         if let (Some(event), Some(g)) = (
-            text(column(&row, &MEETUP_EVENTS, "event_id")),
-            id(column(&row, &MEETUP_EVENTS, "group_id")),
+            text(MEETUP_EVENTS.value(&row, "event_id")),
+            id(MEETUP_EVENTS.value(&row, "group_id")),
         ) {
             group_of_event.insert(event, g);
         }
@@ -85,14 +81,14 @@ pub async fn read_groups<O: ObjectStore>(store: &O) -> Result<BTreeMap<i64, Grou
     let mut members: BTreeMap<i64, BTreeSet<i64>> = BTreeMap::new();
     let mut events: BTreeMap<i64, BTreeSet<String>> = BTreeMap::new();
     for row in read_unique(store, &RSVPS).await? {
-        let Some(event) = text(column(&row, &RSVPS, "event_id")) else {
+        let Some(event) = text(RSVPS.value(&row, "event_id")) else {
             continue;
         };
         let Some(&g) = group_of_event.get(&event) else {
             continue;
         };
         entry(&mut groups, g).rsvps += 1;
-        if let Some(member) = id(column(&row, &RSVPS, "member_id")) {
+        if let Some(member) = id(RSVPS.value(&row, "member_id")) {
             members.entry(g).or_default().insert(member);
         }
         events.entry(g).or_default().insert(event);
@@ -111,8 +107,8 @@ pub async fn topic_names<O: ObjectStore>(store: &O) -> Result<BTreeMap<String, S
     let mut names = BTreeMap::new();
     for row in read_unique(store, &TOPICS).await? {
         if let (Some(key), Value::Str(name)) = (
-            text(column(&row, &TOPICS, "urlkey")),
-            column(&row, &TOPICS, "topic_name"),
+            text(TOPICS.value(&row, "urlkey")),
+            TOPICS.value(&row, "topic_name"),
         ) {
             names.insert(key, name.clone());
         }

@@ -30,8 +30,8 @@ fn row_key(row: &Row, id: &[usize]) -> String {
         .join(ID_SEPARATOR)
 }
 
-/// An id as text: the key rows are deduplicated and filed by.
-fn key_text(v: &Value) -> String {
+/// An id as text: the key rows are deduplicated and filed by (a source prints it the same way).
+pub fn key_text(v: &Value) -> String {
     match v {
         Value::Str(s) => s.clone(),
         Value::BigInt(n) => n.to_string(),

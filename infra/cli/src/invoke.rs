@@ -94,26 +94,11 @@ pub async fn invoke_now(
     let spinner =
         indicatif::ProgressBar::new_spinner().with_message(format!("{logical_id}: {doing}"));
     spinner.enable_steady_tick(std::time::Duration::from_millis(200));
-    let out = lambda
-        .invoke()
-        .function_name(function)
-        .payload(aws_sdk_lambda::primitives::Blob::new(request.to_string()))
-        .send()
-        .await
-        .map_err(|e| {
-            anyhow!(
-                "invoking {logical_id}: {}",
-                aws_sdk_lambda::error::DisplayErrorContext(&e)
-            )
-        });
+    let out = invoke_payload(&lambda, function, request.to_string().into_bytes()).await;
     spinner.finish_and_clear();
-    let out = out?;
-    let payload = out
-        .payload()
-        .map(|p| p.as_ref().to_vec())
-        .unwrap_or_default();
+    let (payload, failed) = out?;
     let answer: serde_json::Value = serde_json::from_slice(&payload).unwrap_or_default();
-    if out.function_error().is_some() {
+    if failed.is_some() {
         let why = answer["errorMessage"].as_str().map_or_else(
             || String::from_utf8_lossy(&payload).into_owned(),
             str::to_string,
@@ -121,4 +106,28 @@ pub async fn invoke_now(
         anyhow::bail!("{logical_id} failed: {why}");
     }
     Ok(answer)
+}
+
+/// One Lambda `Invoke` of `function`: what it answered, and its `X-Amz-Function-Error` kind when
+/// it failed.
+pub(crate) async fn invoke_payload(
+    lambda: &aws_sdk_lambda::Client, function: &str, payload: Vec<u8>,
+) -> Result<(Vec<u8>, Option<String>)> {
+    let out = lambda
+        .invoke()
+        .function_name(function)
+        .payload(aws_sdk_lambda::primitives::Blob::new(payload))
+        .send()
+        .await
+        .map_err(|e| {
+            anyhow!(
+                "invoking {function}: {}",
+                aws_sdk_lambda::error::DisplayErrorContext(&e)
+            )
+        })?;
+    let answer = out
+        .payload()
+        .map(|p| p.as_ref().to_vec())
+        .unwrap_or_default();
+    Ok((answer, out.function_error().map(str::to_string)))
 }

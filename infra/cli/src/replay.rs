@@ -8,7 +8,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use anyhow::{anyhow, bail, Context as _, Result};
+use anyhow::{bail, Context as _, Result};
 use chrono::NaiveDate;
 
 use crate::Context;
@@ -182,23 +182,8 @@ pub(crate) async fn deliver(
 ) -> Result<()> {
     for _ in 0..ATTEMPTS {
         let event = serde_json::to_vec(&kinesis_event(stream_arn, batch))?;
-        let out = lambda
-            .invoke()
-            .function_name(function)
-            .payload(aws_sdk_lambda::primitives::Blob::new(event))
-            .send()
-            .await
-            .map_err(|e| {
-                anyhow!(
-                    "invoking {function}: {}",
-                    aws_sdk_lambda::error::DisplayErrorContext(&e)
-                )
-            })?;
-        let payload = out
-            .payload()
-            .map(|p| p.as_ref().to_vec())
-            .unwrap_or_default();
-        if let Some(kind) = out.function_error() {
+        let (payload, failed) = crate::invoke::invoke_payload(lambda, function, event).await?;
+        if let Some(kind) = failed {
             eprintln!(
                 "{function} failed ({kind}): {}; trying the batch again",
                 String::from_utf8_lossy(&payload)

@@ -291,7 +291,7 @@ impl LocalCloud {
         // Blocking: the emulators and the core database are tied to this thread's lifetime (they
         // die with it). The database's server starts while the emulators do.
         let (emulators, core) = tokio::task::block_in_place(|| {
-            let core = CoreDatabase::spawn(&root, &opts.stack_name, &log_dir)?;
+            let core = CoreDatabase::spawn(&root, &opts.stack_name, ports.core_db, &log_dir)?;
             match Emulators::start(&root, ports, &log_dir) {
                 Ok(emulators) => Ok::<_, EmulatorError>((emulators, core.ready()?)),
                 Err(e) => {

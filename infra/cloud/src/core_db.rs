@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use tally_engine::sampling::SeededRng;
 
-use crate::emulators::{die_with_this_thread, free_port, EmulatorError};
+use crate::emulators::{die_with_this_thread, EmulatorError};
 
 /// The schema of DESIGN.md ("Seed 002's core database and its dimensions").
 pub const SCHEMA: &str = "
@@ -164,13 +164,11 @@ fn failed(log_dir: &Path, detail: String) -> EmulatorError {
 }
 
 impl CoreDatabase {
-    /// Starts the stack's database (creating it the first time) and waits until it answers.
-    pub fn start(root: &Path, stack: &str, log_dir: &Path) -> Result<Self, EmulatorError> {
-        Self::spawn(root, stack, log_dir)?.ready()
-    }
-
-    /// Creates the stack's database the first time and starts its server, without waiting.
-    pub fn spawn(root: &Path, stack: &str, log_dir: &Path) -> Result<Starting, EmulatorError> {
+    /// Creates the stack's database the first time and starts its server on `port` (chosen with
+    /// the emulators' ports: [`crate::emulators::EmulatorPorts`]), without waiting.
+    pub fn spawn(
+        root: &Path, stack: &str, port: u16, log_dir: &Path,
+    ) -> Result<Starting, EmulatorError> {
         let not_installed = |what| EmulatorError::NotInstalled {
             what,
             path: "Debian's mariadb-server (make setup installs it)".into(),
@@ -207,7 +205,6 @@ impl CoreDatabase {
             }
         }
         let (cert, key) = certificate(&dir).map_err(failed)?;
-        let port = free_port()?;
         // A socket path may have 107 bytes at most: not under a clone's folder, which may be deep.
         let socket = std::env::temp_dir().join(format!("tally-core-{stack}.sock"));
         let mut cmd = Command::new(server);

@@ -55,6 +55,8 @@ pub struct EmulatorPorts {
     pub dynamodb: u16,
     pub kinesis: u16,
     pub moto: u16,
+    /// The core database's (MariaDB), which starts beside the emulators.
+    pub core_db: u16,
 }
 
 impl EmulatorPorts {
@@ -66,9 +68,9 @@ impl EmulatorPorts {
     }
 
     pub fn any_free() -> std::io::Result<Self> {
-        // Held until all three are chosen: the kernel may hand a port just released out again,
-        // and two emulators told the same port make one answer the other's requests.
-        let held: Vec<TcpListener> = (0..3)
+        // Held until all are chosen: the kernel may hand a port just released out again, and
+        // two servers told the same port make one fail (or answer the other's requests).
+        let held: Vec<TcpListener> = (0..4)
             .map(|_| TcpListener::bind("127.0.0.1:0"))
             .collect::<Result<_, _>>()?;
         let port = |i: usize| held[i].local_addr().map(|a| a.port());
@@ -76,6 +78,7 @@ impl EmulatorPorts {
             dynamodb: port(0)?,
             kinesis: port(1)?,
             moto: port(2)?,
+            core_db: port(3)?,
         })
     }
 }
